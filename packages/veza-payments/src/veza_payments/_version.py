@@ -1,0 +1,3 @@
+"""The single source of veza-payments's version (read by hatchling at build time)."""
+
+__version__ = "0.1.0"
