@@ -87,11 +87,21 @@ def _constraints(session: nox.Session) -> list[str]:
         target = ROOT / ".nox" / "constraints.txt"
         target.parent.mkdir(exist_ok=True)
         session.run_install(
-            UV, "export", "--locked", "--all-packages", "--all-extras", "--all-groups",
-            "--no-emit-workspace", "--no-hashes", "--no-header", "--no-annotate",
-            "--quiet", "-o", str(target),
+            UV,
+            "export",
+            "--locked",
+            "--all-packages",
+            "--all-extras",
+            "--all-groups",
+            "--no-emit-workspace",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--quiet",
+            "-o",
+            str(target),
             external=True,
-        )  # fmt: skip
+        )
         _constraints_file = target
     return ["-c", str(_constraints_file)]
 
@@ -104,9 +114,15 @@ def _build_wheels(session: nox.Session, pkg_dirs: list[Path]) -> dict[Path, Path
     for pkg_dir in pkg_dirs:
         before = set(out.glob("*.whl"))
         session.run_install(
-            UV, "build", "--wheel", "--quiet", "--out-dir", str(out), str(pkg_dir),
+            UV,
+            "build",
+            "--wheel",
+            "--quiet",
+            "--out-dir",
+            str(out),
+            str(pkg_dir),
             external=True,
-        )  # fmt: skip
+        )
         (wheel,) = set(out.glob("*.whl")) - before
         wheels[pkg_dir] = wheel
     return wheels
@@ -122,9 +138,14 @@ def _group(name: str) -> list[str]:
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     session.run(
-        "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
-        *paths, *session.posargs,
-    )  # fmt: skip
+        "pytest",
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        "--rootdir",
+        str(ROOT),
+        *paths,
+        *session.posargs,
+    )
 
 
 def _make_test_session(pkg_dir: Path) -> Callable[[nox.Session], None]:
@@ -162,9 +183,10 @@ def integration(session: nox.Session) -> None:
     dirs = PACKAGE_DIRS + EXAMPLE_DIRS
     wheels = _build_wheels(session, dirs)
     session.install(
-        *constraints, *_group("integration"),
+        *constraints,
+        *_group("integration"),
         *(_with_extras(wheels[d], _extras(d)) for d in dirs),
-    )  # fmt: skip
+    )
     _pytest(session, str(ROOT / "tests"))
 
 
@@ -181,9 +203,10 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's src/."""
     dirs = PACKAGE_DIRS + EXAMPLE_DIRS
     session.install(
-        *_constraints(session), *_group("typecheck"),
+        *_constraints(session),
+        *_group("typecheck"),
         *(arg for d in dirs for arg in ("-e", _with_extras(d, _extras(d)))),
-    )  # fmt: skip
+    )
     sources = [str(p) for d in dirs for p in sorted((d / "src").iterdir()) if p.is_dir()]
     session.run("mypy", "--strict", *sources)
 
@@ -193,8 +216,16 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site with ``mkdocs build --strict``."""
     session.install(*_constraints(session), *_group("docs"))
     site = Path(session.create_tmp()) / "site"
-    session.run("mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-                "--site-dir", str(site))  # fmt: skip
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # mkdocs-material's banner about MkDocs 2.0
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--config-file",
+        str(ROOT / "mkdocs.yml"),
+        "--site-dir",
+        str(site),
+    )
 
 
 @nox.session
@@ -205,33 +236,55 @@ def wheels(session: nox.Session) -> None:
     shutil.rmtree(dist, ignore_errors=True)
     for pkg_dir in PACKAGE_DIRS + EXAMPLE_DIRS:
         # sdist first, wheel built from it: proves the sdist is complete
-        session.run_install(UV, "build", "--quiet", "--out-dir", str(dist), str(pkg_dir),
-                            external=True)  # fmt: skip
+        session.run_install(
+            UV, "build", "--quiet", "--out-dir", str(dist), str(pkg_dir), external=True
+        )
     built = sorted(dist.glob("*.whl"))
     session.log(f"built {len(built)} wheels and {len(list(dist.glob('*.tar.gz')))} sdists")
     for pkg_dir in PACKAGE_DIRS + EXAMPLE_DIRS:
         stem = pkg_dir.name.replace("-", "_")
         (wheel,) = [w for w in built if w.name.startswith(stem + "-")]
-        session.run("python", str(ROOT / "tools" / "check_wheel.py"), str(wheel),
-                    str(pkg_dir / "pyproject.toml"))  # fmt: skip
+        session.run(
+            "python",
+            str(ROOT / "tools" / "check_wheel.py"),
+            str(wheel),
+            str(pkg_dir / "pyproject.toml"),
+        )
         with tempfile.TemporaryDirectory(prefix="veza-wheel-") as tmp:
             venv = Path(tmp) / "venv"
             python = str(venv / "bin" / "python")
-            session.run_install(UV, "venv", "--quiet", "--python", session.python or "python3",
-                                str(venv), external=True)  # fmt: skip
             session.run_install(
-                UV, "pip", "install", "--quiet", "--python", python,
-                *_constraints(session), "--find-links", str(dist), str(wheel),
+                UV,
+                "venv",
+                "--quiet",
+                "--python",
+                session.python or "python3",
+                str(venv),
                 external=True,
-            )  # fmt: skip
+            )
+            session.run_install(
+                UV,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                python,
+                *_constraints(session),
+                "--find-links",
+                str(dist),
+                str(wheel),
+                external=True,
+            )
             import_name = _import_name(pkg_dir)
             with session.chdir(tmp):
                 session.run(
-                    python, "-I", "-c",
+                    python,
+                    "-I",
+                    "-c",
                     f"import {import_name}; print({import_name}.__name__,"
                     f" {import_name}.__version__, 'from', {import_name}.__file__)",
                     external=True,
-                )  # fmt: skip
+                )
 
 
 def _import_name(pkg_dir: Path) -> str:
@@ -245,8 +298,9 @@ def bench(session: nox.Session) -> None:
     constraints = _constraints(session)
     dirs = PACKAGE_DIRS + EXAMPLE_DIRS
     wheels = _build_wheels(session, dirs)
-    session.install(*constraints, *_group("bench"),
-                    *(_with_extras(wheels[d], _extras(d)) for d in dirs))  # fmt: skip
+    session.install(
+        *constraints, *_group("bench"), *(_with_extras(wheels[d], _extras(d)) for d in dirs)
+    )
     scripts = sorted((ROOT / "bench").glob("*.py"))
     if session.posargs:
         scripts = [s for s in scripts if s.stem in session.posargs]
