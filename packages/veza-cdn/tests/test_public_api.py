@@ -5,7 +5,39 @@ import importlib.resources
 
 import veza_cdn
 
-EXPECTED_EXPORTS = {"__version__"}
+EXPECTED_EXPORTS = {
+    "CDN",
+    "AkamaiSigner",
+    "BunnySigner",
+    "CDNConfig",
+    "CDNConfigurationError",
+    "CDNDisabledError",
+    "CDNError",
+    "CDNMetrics",
+    "CachePolicy",
+    "CloudFrontSigner",
+    "CloudFrontVerifier",
+    "CloudflareHMACSigner",
+    "ExpiryPolicy",
+    "FailureReason",
+    "GoogleCDNSigner",
+    "InvalidTokenError",
+    "PlaybackResolver",
+    "PlaylistError",
+    "R2Presigner",
+    "Resolution",
+    "Secret",
+    "Signer",
+    "SigningError",
+    "UnknownMediaTypeError",
+    "Verification",
+    "__version__",
+    "build_signer",
+    "cache_control_for",
+    "normalize_url",
+    "sign_playlist",
+    "verify_presigned_url",
+}
 
 
 def test_exports_are_exactly_the_pinned_set():
@@ -23,3 +55,20 @@ def test_version_matches_installed_metadata():
 
 def test_ships_py_typed_marker():
     assert importlib.resources.files("veza_cdn").joinpath("py.typed").is_file()
+
+
+def test_errors_share_one_base_and_subclass_the_fitting_builtin():
+    for name in ("CDNConfigurationError", "SigningError", "InvalidTokenError", "PlaylistError"):
+        error = getattr(veza_cdn, name)
+        assert issubclass(error, veza_cdn.CDNError)
+        assert issubclass(error, ValueError)
+    assert issubclass(veza_cdn.CDNDisabledError, RuntimeError)
+
+
+def test_console_script_is_declared():
+    scripts = {
+        ep.name: ep.value
+        for ep in importlib.metadata.distribution("veza-cdn").entry_points
+        if ep.group == "console_scripts"
+    }
+    assert scripts == {"veza-cdn": "veza_cdn._cli:main"}

@@ -4,6 +4,67 @@ Bunny, CloudFront, Google Cloud CDN, Akamai and Cloudflare/R2 signing and
 verification, HLS cache policies and playlist signing.
 """
 
+from veza_cdn._akamai import AkamaiSigner
+from veza_cdn._bunny import BunnySigner
+from veza_cdn._cloudflare import CloudflareHMACSigner
+from veza_cdn._cloudfront import CloudFrontSigner, CloudFrontVerifier
+from veza_cdn._config import CDNConfig
+from veza_cdn._encoding import normalize_url
+from veza_cdn._errors import (
+    CDNConfigurationError,
+    CDNDisabledError,
+    CDNError,
+    InvalidTokenError,
+    SigningError,
+)
+from veza_cdn._expiry import ExpiryPolicy
+from veza_cdn._fallback import PlaybackResolver, Resolution
+from veza_cdn._google import GoogleCDNSigner
+from veza_cdn._hls import (
+    CachePolicy,
+    PlaylistError,
+    UnknownMediaTypeError,
+    cache_control_for,
+    sign_playlist,
+)
+from veza_cdn._metrics import CDNMetrics
+from veza_cdn._r2 import R2Presigner
+from veza_cdn._secret import Secret
+from veza_cdn._service import CDN, Signer, build_signer
+from veza_cdn._sigv4 import verify_presigned_url
+from veza_cdn._verification import FailureReason, Verification
 from veza_cdn._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "CDN",
+    "AkamaiSigner",
+    "BunnySigner",
+    "CDNConfig",
+    "CDNConfigurationError",
+    "CDNDisabledError",
+    "CDNError",
+    "CDNMetrics",
+    "CachePolicy",
+    "CloudFrontSigner",
+    "CloudFrontVerifier",
+    "CloudflareHMACSigner",
+    "ExpiryPolicy",
+    "FailureReason",
+    "GoogleCDNSigner",
+    "InvalidTokenError",
+    "PlaybackResolver",
+    "PlaylistError",
+    "R2Presigner",
+    "Resolution",
+    "Secret",
+    "Signer",
+    "SigningError",
+    "UnknownMediaTypeError",
+    "Verification",
+    "__version__",
+    "build_signer",
+    "cache_control_for",
+    "normalize_url",
+    "sign_playlist",
+    "verify_presigned_url",
+]
