@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -135,3 +137,184 @@ def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     return creds
+
+
+# ------------------------------------------------------------------ coturn (Debian's)
+
+
+_STUN_MAGIC = 0x2112A442
+
+
+def stun_binding_ok(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Send one STUN Binding request over UDP; true when a Binding success answers."""
+    import os as _os
+    import struct
+
+    transaction = _os.urandom(12)
+    request = struct.pack("!HHI", 0x0001, 0, _STUN_MAGIC) + transaction
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(request, (host, port))
+            data, _ = sock.recvfrom(2048)
+        except OSError:
+            return False
+    return len(data) >= 20 and data[:2] == b"\x01\x01" and data[8:20] == transaction
+
+
+def free_udp_tcp_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (coturn listens on both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free UDP+TCP port found")
+
+
+class TurnClientResult:
+    """What ``turnutils_uclient`` reported: messages sent and received through the relay."""
+
+    def __init__(self, returncode: int, output: str) -> None:
+        import re
+
+        self.returncode = returncode
+        self.output = output
+        totals = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", output, re.MULTILINE)
+        self.sent, self.received = (int(totals[-1][0]), int(totals[-1][1])) if totals else (0, 0)
+        self.forbidden_peer = "403 (Forbidden IP)" in output
+        self.allocation_refused = "Cannot complete Allocation" in output
+        self.lost_none = "Total lost packets 0 " in output
+
+    @property
+    def relayed(self) -> bool:
+        """Data went out through the relay and came back, nothing lost."""
+        return (
+            self.returncode == 0
+            and self.sent > 0
+            and self.sent == self.received
+            and (self.lost_none)
+        )
+
+
+class CoturnServer:
+    """A running ``turnserver`` on 127.0.0.1 with an echo peer beside it."""
+
+    def __init__(self, workdir: Path, config_text: str, port: int) -> None:
+        import subprocess
+
+        self.port = port
+        self.workdir = workdir
+        self.config_path = workdir / "turnserver.conf"
+        self.config_path.write_text(config_text)
+        self.log_path = workdir / "turnserver.log"
+        self._process = subprocess.Popen(
+            [
+                "turnserver",
+                "-c",
+                str(self.config_path),
+                "--db",
+                str(workdir / "turndb"),
+                "--log-file",
+                str(self.log_path),
+                "--simple-log",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.peer_port = free_port(socket.SOCK_DGRAM)
+        self._peer = subprocess.Popen(
+            ["turnutils_peer", "-L", "127.0.0.1", "-p", str(self.peer_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not stun_binding_ok("127.0.0.1", port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                log = self.log_path.read_text() if self.log_path.exists() else ""
+                self.stop()
+                raise RuntimeError(f"turnserver did not start on port {port}:\n{log[-2000:]}")
+            time.sleep(0.1)
+
+    def allocate_and_relay(
+        self, username: str, credential: str, *, peer: str = "127.0.0.1", messages: int = 5
+    ) -> TurnClientResult:
+        """Allocate a relay with these credentials and echo ``messages`` through it."""
+        import subprocess
+
+        result = subprocess.run(
+            [
+                "turnutils_uclient",
+                "-u",
+                username,
+                "-w",
+                credential,
+                "-e",
+                peer,
+                "-r",
+                str(self.peer_port),
+                "-p",
+                str(self.port),
+                "-n",
+                str(messages),
+                "-m",
+                "1",
+                "-l",
+                "100",
+                "127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return TurnClientResult(result.returncode, result.stdout + result.stderr)
+
+    def log(self) -> str:
+        """Coturn's log so far."""
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def refused_credentials_of(self, username: str) -> bool:
+        """Whether coturn logged an authentication refusal for ``username``."""
+        return f"check_stun_auth: Cannot find credentials of user <{username}>" in self.log()
+
+    def stop(self) -> None:
+        """Stop the server and the echo peer."""
+        for process in (self._process, self._peer):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except Exception:  # noqa: BLE001 - best effort, then kill
+                    process.kill()
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Callable[[str, int], CoturnServer]]:
+    """Start Debian's coturn with a given config text on a given port (a factory).
+
+    The test renders the configuration (the project's own generator, so the real server
+    validates it) and picks the port with ``free_udp_tcp_port()``.
+    """
+    import shutil
+
+    for binary in ("turnserver", "turnutils_uclient", "turnutils_peer"):
+        if shutil.which(binary) is None:
+            service_unavailable(
+                "coturn", f"{binary} is not on PATH", "apt-get install coturn (.ci/run does)"
+            )
+    servers: list[CoturnServer] = []
+
+    def start(config_text: str, port: int) -> CoturnServer:
+        workdir = tmp_path / f"coturn-{len(servers)}"
+        workdir.mkdir()
+        server = CoturnServer(workdir, config_text, port)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
