@@ -5,7 +5,28 @@ import importlib.resources
 
 import veza_webrtc
 
-EXPECTED_EXPORTS = {"__version__"}
+EXPECTED_EXPORTS = {
+    "ICE_CACHE_CONTROL",
+    "CloudflareTurnSource",
+    "CoturnBuild",
+    "IceConfig",
+    "IceServerAccessError",
+    "IceURL",
+    "IceURLSyntaxError",
+    "TurnCredentials",
+    "TurnGrant",
+    "TurnProviderError",
+    "TurnSource",
+    "TwilioTurnSource",
+    "WebRTCConfigurationError",
+    "WebRTCError",
+    "__version__",
+    "check_credentials",
+    "coturn_config",
+    "ephemeral_credentials",
+    "parse_ice_url",
+    "turn_credential",
+}
 
 
 def test_exports_are_exactly_the_pinned_set():
@@ -13,8 +34,7 @@ def test_exports_are_exactly_the_pinned_set():
 
 
 def test_every_export_resolves():
-    missing = [n for n in veza_webrtc.__all__ if not hasattr(veza_webrtc, n)]
-    assert missing == []
+    assert [n for n in veza_webrtc.__all__ if not hasattr(veza_webrtc, n)] == []
 
 
 def test_version_matches_installed_metadata():
@@ -23,3 +43,11 @@ def test_version_matches_installed_metadata():
 
 def test_ships_py_typed_marker():
     assert importlib.resources.files("veza_webrtc").joinpath("py.typed").is_file()
+
+
+def test_error_hierarchy():
+    for name in ("WebRTCConfigurationError", "IceURLSyntaxError", "IceServerAccessError"):
+        error = getattr(veza_webrtc, name)
+        assert issubclass(error, veza_webrtc.WebRTCError)
+        assert issubclass(error, ValueError)
+    assert issubclass(veza_webrtc.TurnProviderError, RuntimeError)

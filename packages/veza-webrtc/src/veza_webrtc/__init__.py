@@ -4,6 +4,44 @@ Validated STUN/TURN, ephemeral TURN credentials with rotation, a hardened coturn
 configuration.
 """
 
+from veza_webrtc._config import ICE_CACHE_CONTROL, IceConfig, TurnGrant, TurnSource
+from veza_webrtc._coturn import CoturnBuild, coturn_config
+from veza_webrtc._credentials import (
+    TurnCredentials,
+    check_credentials,
+    ephemeral_credentials,
+    turn_credential,
+)
+from veza_webrtc._errors import (
+    IceServerAccessError,
+    IceURLSyntaxError,
+    TurnProviderError,
+    WebRTCConfigurationError,
+    WebRTCError,
+)
+from veza_webrtc._providers import CloudflareTurnSource, TwilioTurnSource
+from veza_webrtc._uri import IceURL, parse_ice_url
 from veza_webrtc._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "ICE_CACHE_CONTROL",
+    "CloudflareTurnSource",
+    "CoturnBuild",
+    "IceConfig",
+    "IceServerAccessError",
+    "IceURL",
+    "IceURLSyntaxError",
+    "TurnCredentials",
+    "TurnGrant",
+    "TurnProviderError",
+    "TurnSource",
+    "TwilioTurnSource",
+    "WebRTCConfigurationError",
+    "WebRTCError",
+    "__version__",
+    "check_credentials",
+    "coturn_config",
+    "ephemeral_credentials",
+    "parse_ice_url",
+    "turn_credential",
+]

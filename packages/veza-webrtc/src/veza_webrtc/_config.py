@@ -1,0 +1,350 @@
+"""The ICE configuration builder: environment in, the browser's RTCConfiguration out.
+
+Parse and validate once at start-up (``IceConfig.from_env()``); per request,
+``to_rtc_configuration(user_id)`` only signs fresh credentials. The half-config rule:
+TURN URLs without complete credentials (username and credential, or a secret), or
+credentials without TURN URLs, produce **no TURN block at all**, with one warning naming
+the missing variable. A clean STUN-only call beats authentication errors at call time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Literal, Protocol, cast
+
+import attrs
+
+from veza_webrtc._credentials import DEFAULT_TTL, ephemeral_credentials
+from veza_webrtc._errors import (
+    IceServerAccessError,
+    IceURLSyntaxError,
+    TurnProviderError,
+    WebRTCConfigurationError,
+)
+from veza_webrtc._uri import IceURL, parse_ice_url
+
+_log = logging.getLogger("veza_webrtc")
+
+TransportPolicy = Literal["all", "relay"]
+IceServer = dict[str, object]
+MAX_USERNAME_BYTES = 509  # RFC 8489 14.3: fewer than 509 bytes
+BROWSER_URL_LIMIT = 4  # Firefox logs an error from the fifth URL on
+ICE_CACHE_CONTROL = "private, no-store"
+"""``Cache-Control`` for an endpoint returning ICE configuration: per-user credentials
+must never sit in a shared cache. Clients keep the response in memory for the page's
+lifetime and refresh it at ``refreshAfter``."""
+
+
+@attrs.frozen
+class TurnGrant:
+    """ICE servers a hosted TURN provider issued.
+
+    Attributes:
+        ice_servers: Normalised ``{"urls": [...], "username"?, "credential"?}`` entries.
+        ttl: Lifetime the provider granted, in seconds (``None`` when it does not say).
+        expires_at: UTC epoch seconds when the credentials stop working, if known.
+    """
+
+    ice_servers: tuple[IceServer, ...] = attrs.field(repr=False)
+    ttl: int | None = None
+    expires_at: int | None = None
+
+
+class TurnSource(Protocol):
+    """A hosted TURN service (Cloudflare, Twilio) behind the same builder."""
+
+    def fetch(self, *, ttl: int, user_id: str | None, now: float) -> TurnGrant:
+        """Ask the provider for credentials valid for about ``ttl`` seconds."""
+        ...
+
+
+def _urls(value: Iterable[IceURL | str] | str, variable: str) -> tuple[IceURL, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    parsed: list[IceURL] = []
+    for item in items:
+        if isinstance(item, IceURL):
+            parsed.append(item)
+            continue
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            parsed.append(parse_ice_url(text))
+        except IceURLSyntaxError as exc:
+            msg = f"{variable}: {exc}"
+            raise IceURLSyntaxError(msg) from None
+    return tuple(parsed)
+
+
+def _stun_urls(value: Iterable[IceURL | str] | str) -> tuple[IceURL, ...]:
+    return _urls(value, "WEBRTC_STUN_URLS")
+
+
+def _turn_urls(value: Iterable[IceURL | str] | str) -> tuple[IceURL, ...]:
+    return _urls(value, "WEBRTC_TURN_URLS")
+
+
+def _secrets(value: Iterable[str] | str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(s.strip() for s in items if s.strip())
+
+
+@attrs.frozen
+class IceConfig:
+    """What the browser needs to traverse NATs: STUN/TURN servers and credentials.
+
+    Attributes:
+        stun_urls: ``WEBRTC_STUN_URLS``: ``stun:``/``stuns:`` URLs.
+        turn_urls: ``WEBRTC_TURN_URLS``: ``turn:``/``turns:`` URLs.
+        turn_username: ``WEBRTC_TURN_USERNAME``: static long-term username.
+        turn_credential: ``WEBRTC_TURN_CREDENTIAL``: its password (never shown).
+        turn_secrets: ``WEBRTC_TURN_SECRET``: TURN REST shared secrets; the first signs,
+            all are expected to be configured in coturn during a rotation.
+        turn_ttl: ``WEBRTC_TURN_TTL``: lifetime of ephemeral credentials (seconds).
+        transport_policy: ``WEBRTC_ICE_TRANSPORT_POLICY``: ``all`` or ``relay``.
+        separator: ``WEBRTC_TURN_SEPARATOR``: coturn's ``rest-api-separator``.
+        turn_source: A hosted TURN provider used instead of coturn credentials.
+        warnings: Problems that did not stop start-up (each also logged once).
+    """
+
+    stun_urls: tuple[IceURL, ...] = attrs.field(default=(), converter=_stun_urls)
+    turn_urls: tuple[IceURL, ...] = attrs.field(default=(), converter=_turn_urls)
+    turn_username: str | None = None
+    turn_credential: str | None = attrs.field(default=None, repr=False)
+    turn_secrets: tuple[str, ...] = attrs.field(default=(), converter=_secrets, repr=False)
+    turn_ttl: int = DEFAULT_TTL
+    transport_policy: TransportPolicy = "all"
+    separator: str = ":"
+    turn_source: TurnSource | None = attrs.field(default=None, repr=False)
+    warnings: tuple[str, ...] = attrs.field(init=False, factory=tuple)
+    _mode: str | None = attrs.field(init=False, default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        wrong_stun = [str(u) for u in self.stun_urls if u.is_turn]
+        if wrong_stun:
+            msg = f"WEBRTC_STUN_URLS holds TURN URLs {wrong_stun}: put them in WEBRTC_TURN_URLS"
+            raise IceURLSyntaxError(msg)
+        wrong_turn = [str(u) for u in self.turn_urls if not u.is_turn]
+        if wrong_turn:
+            msg = f"WEBRTC_TURN_URLS holds STUN URLs {wrong_turn}: put them in WEBRTC_STUN_URLS"
+            raise IceURLSyntaxError(msg)
+        if self.transport_policy not in ("all", "relay"):
+            msg = (
+                "WEBRTC_ICE_TRANSPORT_POLICY must be 'all' or 'relay', "
+                f"got {self.transport_policy!r}"
+            )
+            raise WebRTCConfigurationError(msg)
+        warnings: list[str] = []
+        mode = self._turn_mode(warnings)
+        if mode == "ephemeral":
+            ephemeral_credentials(
+                self.turn_secrets[0], ttl=self.turn_ttl, now=0, separator=self.separator
+            )  # validates ttl and separator
+        if mode == "static":
+            assert self.turn_username is not None  # noqa: S101 - _turn_mode checked it
+            if len(self.turn_username.encode("utf-8")) >= MAX_USERNAME_BYTES:
+                msg = (
+                    "WEBRTC_TURN_USERNAME is 509 bytes or longer: browsers throw "
+                    "InvalidAccessError (RFC 8489 section 14.3)"
+                )
+                raise IceServerAccessError(msg)
+        total = len(self.stun_urls) + (len(self.turn_urls) if mode else 0)
+        if total > BROWSER_URL_LIMIT:
+            warnings.append(
+                f"{total} ICE server URLs configured: Firefox logs an error from 5 on and "
+                "every extra URL slows ICE gathering; keep at most 4"
+            )
+        if mode is None and self.transport_policy == "relay":
+            msg = (
+                "WEBRTC_ICE_TRANSPORT_POLICY=relay needs a TURN server with credentials: "
+                "with no TURN block every call would fail"
+            )
+            raise WebRTCConfigurationError(msg)
+        if not self.stun_urls and mode is None:
+            warnings.append(
+                "no ICE servers configured (WEBRTC_STUN_URLS, WEBRTC_TURN_URLS): calls will "
+                "only connect on the same network"
+            )
+        object.__setattr__(self, "warnings", tuple(warnings))
+        object.__setattr__(self, "_mode", mode)
+        for warning in warnings:
+            _log.warning("veza-webrtc: %s", warning)
+
+    def _turn_mode(self, warnings: list[str]) -> str | None:
+        has_static = bool(self.turn_username) and bool(self.turn_credential)
+        partial_static = bool(self.turn_username) != bool(self.turn_credential)
+        has_secret = bool(self.turn_secrets)
+        if self.turn_source is not None:
+            return "source"
+        if self.turn_urls:
+            if has_secret:
+                if has_static or partial_static:
+                    warnings.append(
+                        "WEBRTC_TURN_USERNAME/WEBRTC_TURN_CREDENTIAL are ignored: "
+                        "WEBRTC_TURN_SECRET issues ephemeral credentials instead"
+                    )
+                return "ephemeral"
+            if has_static:
+                return "static"
+            missing = (
+                "WEBRTC_TURN_CREDENTIAL"
+                if self.turn_username
+                else (
+                    "WEBRTC_TURN_USERNAME"
+                    if self.turn_credential
+                    else "WEBRTC_TURN_SECRET (or WEBRTC_TURN_USERNAME and WEBRTC_TURN_CREDENTIAL)"
+                )
+            )
+            warnings.append(
+                f"WEBRTC_TURN_URLS is set but {missing} is missing: no TURN server will be "
+                "offered (STUN only)"
+            )
+            return None
+        if has_secret or has_static or partial_static:
+            warnings.append(
+                "TURN credentials are set but WEBRTC_TURN_URLS is missing: no TURN server "
+                "will be offered (STUN only)"
+            )
+        return None
+
+    @property
+    def has_turn(self) -> bool:
+        """Whether configurations carry a TURN block (for the UI's warning)."""
+        return self._mode is not None
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether TURN credentials are issued per request (TURN REST API secret)."""
+        return self._mode == "ephemeral"
+
+    def to_rtc_configuration(
+        self, user_id: str | None = None, now: float | None = None
+    ) -> dict[str, object]:
+        """The dict a browser passes to ``new RTCPeerConnection(...)``.
+
+        Extra members browsers ignore ride along for the client: ``hasTurn``, and with
+        ephemeral credentials ``expiresAt`` and ``refreshAfter`` (TTL/2 after issue):
+        call ``setConfiguration()`` and ``restartIce()`` with a fresh configuration
+        before ``expiresAt``.
+
+        Args:
+            user_id: Put into ephemeral usernames (coturn logs and quotas per user).
+            now: Issue time, UTC epoch seconds (default: now).
+        """
+        issued = time.time() if now is None else now
+        servers: list[IceServer] = []
+        if self.stun_urls:
+            servers.append({"urls": [str(u) for u in self.stun_urls]})
+        config: dict[str, object] = {
+            "iceServers": servers,
+            "iceTransportPolicy": self.transport_policy,
+        }
+        turn_urls = [str(u) for u in self.turn_urls]
+        if self._mode == "static":
+            servers.append(
+                {
+                    "urls": turn_urls,
+                    "username": self.turn_username,
+                    "credential": self.turn_credential,
+                }
+            )
+        elif self._mode == "ephemeral":
+            credentials = ephemeral_credentials(
+                self.turn_secrets[0],
+                user_id=user_id,
+                ttl=self.turn_ttl,
+                now=issued,
+                separator=self.separator,
+            )
+            servers.append(
+                {
+                    "urls": turn_urls,
+                    "username": credentials.username,
+                    "credential": credentials.credential,
+                }
+            )
+            config["expiresAt"] = credentials.expires_at
+            config["refreshAfter"] = int(issued) + self.turn_ttl // 2
+        elif self._mode == "source":
+            assert self.turn_source is not None  # noqa: S101
+            try:
+                grant = self.turn_source.fetch(ttl=self.turn_ttl, user_id=user_id, now=issued)
+            except TurnProviderError as exc:
+                # STUN-only beats an error page: the client warns via hasTurn=false
+                _log.warning("veza-webrtc: TURN provider unavailable, STUN only: %s", exc)
+                grant = TurnGrant(())
+            servers.extend(grant.ice_servers)
+            if grant.expires_at is not None:
+                lifetime = grant.expires_at - int(issued)
+                config["expiresAt"] = grant.expires_at
+                config["refreshAfter"] = int(issued) + lifetime // 2
+        config["hasTurn"] = any(
+            str(url).startswith(("turn:", "turns:"))
+            for server in servers
+            for url in cast("list[str]", server["urls"])
+        )
+        return config
+
+    def to_response(
+        self, user_id: str | None = None, now: float | None = None
+    ) -> dict[str, object]:
+        """The configuration plus ``ttl`` and ``expires_at``, for an HTTP endpoint.
+
+        Serve it with ``Cache-Control: private, no-store`` (:data:`ICE_CACHE_CONTROL`).
+        """
+        config = self.to_rtc_configuration(user_id=user_id, now=now)
+        expires_at = config.get("expiresAt")
+        config["ttl"] = self.turn_ttl if expires_at is not None else None
+        config["expires_at"] = expires_at
+        return config
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        turn_source: TurnSource | None = None,
+    ) -> IceConfig:
+        """Read and validate the ``WEBRTC_*`` variables once, at start-up.
+
+        Raises:
+            WebRTCConfigurationError: A bad value; the message names the variable and
+                the value (credentials are never repeated).
+        """
+        env = os.environ if environ is None else environ
+        ttl_text = (env.get("WEBRTC_TURN_TTL") or "").strip()
+        try:
+            ttl = int(ttl_text) if ttl_text else DEFAULT_TTL
+        except ValueError:
+            msg = f"WEBRTC_TURN_TTL must be a number of seconds, got {ttl_text!r}"
+            raise WebRTCConfigurationError(msg) from None
+        policy = (env.get("WEBRTC_ICE_TRANSPORT_POLICY") or "all").strip().lower()
+        if policy not in ("all", "relay"):
+            msg = (
+                "WEBRTC_ICE_TRANSPORT_POLICY must be 'all' or 'relay', "
+                f"got {env.get('WEBRTC_ICE_TRANSPORT_POLICY')!r}"
+            )
+            raise WebRTCConfigurationError(msg)
+        try:
+            return cls(
+                stun_urls=env.get("WEBRTC_STUN_URLS", ""),
+                turn_urls=env.get("WEBRTC_TURN_URLS", ""),
+                turn_username=(env.get("WEBRTC_TURN_USERNAME") or "").strip() or None,
+                turn_credential=env.get("WEBRTC_TURN_CREDENTIAL") or None,
+                turn_secrets=env.get("WEBRTC_TURN_SECRET", ""),
+                turn_ttl=ttl,
+                transport_policy=cast("TransportPolicy", policy),
+                separator=env.get("WEBRTC_TURN_SEPARATOR") or ":",
+                turn_source=turn_source,
+            )
+        except WebRTCConfigurationError as exc:
+            if "TTL" in str(exc):
+                msg = f"WEBRTC_TURN_TTL: {exc}"
+                raise WebRTCConfigurationError(msg) from None
+            if "separator" in str(exc):
+                msg = f"WEBRTC_TURN_SEPARATOR: {exc}"
+                raise WebRTCConfigurationError(msg) from None
+            raise
