@@ -1,0 +1,283 @@
+"""Resumable chunked uploads on both backends."""
+
+import hashlib
+import os
+import random
+import threading
+
+import pytest
+
+from veza_storage import (
+    ChecksumMismatchError,
+    ChunkError,
+    FileUploadSessionStore,
+    InMemoryUploadSessionStore,
+    ObjectNotFoundError,
+    ResumableUploads,
+    UploadError,
+    UploadIncompleteError,
+    UploadNotFoundError,
+)
+
+KiB, MiB = 1024, 1024 * 1024
+
+
+def chunks_of(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def uploads(storage, tmp_path, clock):
+    return ResumableUploads(
+        storage, FileUploadSessionStore(tmp_path / "sessions"), ttl=3600, clock=clock
+    )
+
+
+@pytest.mark.parametrize(
+    ("total", "chunk"),
+    [(6 * MiB + 17, 5 * MiB), (3 * MiB + 5, 256 * KiB), (100 * KiB, 64 * KiB), (10, 1 * MiB)],
+    ids=["chunk-is-a-part", "grouped-small-chunks", "tiny", "single-chunk"],
+)
+def test_chunks_in_any_order_make_one_verified_object(uploads, storage, total, chunk):
+    data = os.urandom(total)
+    digest = hashlib.sha256(data).hexdigest()
+    session = uploads.begin(
+        "uploads/t.flac", total, chunk, "audio/flac", sha256=digest, metadata={"user": "7"}
+    )
+    pieces = list(enumerate(chunks_of(data, chunk)))
+    random.Random(4).shuffle(pieces)
+    for index, piece in pieces[:-1]:
+        uploads.put_chunk(session, index, piece, sha256=hashlib.sha256(piece).hexdigest())
+        assert not storage.exists("uploads/t.flac")  # nothing visible before complete
+    status = uploads.put_chunk(session, *pieces[-1])
+    assert status.ready
+    assert status.missing == ()
+    info = uploads.complete(session)
+    assert (info.size, info.sha256, info.content_type) == (total, digest, "audio/flac")
+    assert info.metadata == {"user": "7"}
+    with storage.open("uploads/t.flac") as reader:
+        assert reader.read() == data
+    assert uploads.complete(session) == info  # a retried complete returns the same object
+    assert [i.key for i in storage.list()] == ["uploads/t.flac"]  # staging is gone and hidden
+
+
+def test_resent_chunk_is_idempotent_and_conflicts_are_refused(uploads):
+    data = os.urandom(200 * KiB)
+    session = uploads.begin("k", len(data), 64 * KiB, "application/octet-stream")
+    first = uploads.put_chunk(session, 0, data[: 64 * KiB])
+    again = uploads.put_chunk(session, 0, data[: 64 * KiB])
+    assert first == again
+    with pytest.raises(ChunkError, match="different bytes"):
+        uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+    with pytest.raises(ChecksumMismatchError):
+        uploads.put_chunk(session, 1, data[64 * KiB : 128 * KiB], sha256="0" * 64)
+    with pytest.raises(ChunkError, match="must be"):
+        uploads.put_chunk(session, 1, data[:10])
+    with pytest.raises(ChunkError, match="outside"):
+        uploads.put_chunk(session, 9, data[:10])
+    assert uploads.status(session).received == (0,)
+
+
+def test_complete_refuses_missing_chunks_and_a_wrong_whole_checksum(uploads, storage):
+    data = os.urandom(130 * KiB)
+    session = uploads.begin("k", len(data), 64 * KiB, "x/y", sha256="f" * 64)
+    uploads.put_chunk(session, 0, data[: 64 * KiB])
+    with pytest.raises(UploadIncompleteError, match="2 chunk"):
+        uploads.complete(session)
+    for index, piece in enumerate(chunks_of(data, 64 * KiB)):
+        uploads.put_chunk(session, index, piece)
+    with pytest.raises(ChecksumMismatchError):
+        uploads.complete(session)
+    assert not storage.exists("k")
+
+
+def test_abort_discards_everything(uploads, storage):
+    session = uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+    uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+    uploads.abort(session)
+    with pytest.raises(UploadNotFoundError):
+        uploads.status(session)
+    assert list(storage.list()) == []
+    uploads.abort(session)  # idempotent
+
+
+def test_expired_sessions_are_swept(uploads, clock, storage):
+    session = uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+    uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+    clock.now += 3601
+    with pytest.raises(UploadNotFoundError):
+        uploads.put_chunk(session, 1, os.urandom(100 * KiB - 64 * KiB))
+    assert uploads.sweep_expired() >= 1
+    assert list(storage.list()) == []
+
+
+def test_resumes_in_a_new_process_from_the_file_store(storage, tmp_path, clock):
+    data = os.urandom(300 * KiB)
+    store_dir = tmp_path / "shared-sessions"
+    first = ResumableUploads(storage, FileUploadSessionStore(store_dir), clock=clock)
+    session = first.begin("r", len(data), 64 * KiB, "x/y", sha256=hashlib.sha256(data).hexdigest())
+    for index, piece in list(enumerate(chunks_of(data, 64 * KiB)))[:3]:
+        first.put_chunk(session, index, piece)
+    restarted = ResumableUploads(storage, FileUploadSessionStore(store_dir), clock=clock)
+    assert restarted.status(session).missing == (3, 4)
+    for index, piece in list(enumerate(chunks_of(data, 64 * KiB)))[3:]:
+        restarted.put_chunk(session, index, piece)
+    assert restarted.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_concurrent_chunks_never_lose_a_record(storage, tmp_path):
+    data = os.urandom(16 * 64 * KiB)
+    uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
+    session = uploads.begin("c", len(data), 64 * KiB, "x/y")
+    pieces = list(enumerate(chunks_of(data, 64 * KiB)))
+    threads = [threading.Thread(target=uploads.put_chunk, args=(session, i, p)) for i, p in pieces]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert uploads.status(session).ready
+    assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_begin_validates(uploads):
+    with pytest.raises(ChunkError):
+        uploads.begin("k", 10 * MiB, 1024, "x/y")  # chunks under 64 KiB
+    with pytest.raises(ChunkError):
+        uploads.begin("k", 10, 64 * KiB, "x/y", sha256="not-hex")
+    with pytest.raises(ChunkError):
+        uploads.begin("k", -1, 64 * KiB, "x/y")
+
+
+def test_empty_upload(uploads, storage):
+    session = uploads.begin(
+        "empty", 0, 64 * KiB, "text/plain", sha256=hashlib.sha256(b"").hexdigest()
+    )
+    assert uploads.status(session).ready
+    assert uploads.complete(session).size == 0
+    assert storage.exists("empty")
+
+
+def test_completed_session_takes_no_more_chunks(uploads):
+    session = uploads.begin("k", 10, 64 * KiB, "x/y")
+    uploads.put_chunk(session, 0, b"0123456789")
+    uploads.complete(session)
+    with pytest.raises(UploadError, match="completed"):
+        uploads.put_chunk(session, 0, b"0123456789")
+
+
+def test_s3_small_chunks_are_grouped_into_parts_without_local_assembly(s3_storage, s3_client):
+    uploads = ResumableUploads(s3_storage, InMemoryUploadSessionStore())
+    data = os.urandom(11 * MiB)
+    session = uploads.begin("grouped", len(data), 512 * KiB, "x/y")
+    for index, piece in enumerate(chunks_of(data, 512 * KiB)):
+        uploads.put_chunk(session, index, piece)
+    staged = uploads._store.get(session)
+    assert staged.backend["group"] == 10  # 10 x 512 KiB = one 5 MiB part
+    assert sorted(staged.backend["parts"], key=int) == ["1", "2", "3"]
+    leftover = s3_client.list_objects_v2(Bucket=s3_storage.bucket, Prefix=".veza-uploads/")
+    assert [o["Key"] for o in leftover.get("Contents", [])] == []  # grouped chunks consumed
+    assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_s3_sweep_aborts_orphaned_multipart_uploads(s3_storage, s3_client, clock):
+    uploads = ResumableUploads(s3_storage, InMemoryUploadSessionStore(), ttl=60, clock=clock)
+    session = uploads.begin("orphan", 6 * MiB, 5 * MiB, "x/y")
+    uploads._store.delete(session)  # the session is lost (a store wiped), the upload is not
+    assert s3_client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads")
+    clock.now = 4_000_000_000
+    assert uploads.sweep_expired() == 1
+    assert not s3_client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads")
+
+
+def test_unknown_session(uploads):
+    with pytest.raises(UploadNotFoundError):
+        uploads.status("nope")
+    with pytest.raises(ObjectNotFoundError):
+        uploads.storage.stat("nothing")
+
+
+def test_in_order_uploads_complete_without_reading_back(storage, tmp_path, monkeypatch):
+    import veza_storage._uploads as module
+
+    def no_read_back(*args, **kwargs):
+        raise AssertionError("complete() read the object back although it knew its hash")
+
+    monkeypatch.setattr(module._LocalStaging, "_verify_staged", staticmethod(no_read_back))
+    if not isinstance(storage, module.LocalStorage):
+        real_get = storage.client.get_object
+
+        def spy(**kwargs):
+            assert not kwargs["Key"].endswith("/object"), "S3 complete read the object back"
+            return real_get(**kwargs)
+
+        monkeypatch.setattr(storage.client, "get_object", spy)
+    uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
+    data = os.urandom(11 * MiB)
+    session = uploads.begin(
+        "fast", len(data), 5 * MiB, "x/y", sha256=hashlib.sha256(data).hexdigest()
+    )
+    for index, piece in enumerate(chunks_of(data, 5 * MiB)):
+        uploads.put_chunk(session, index, piece)
+    assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp_path):
+    data = os.urandom(4 * 64 * KiB)
+    store = FileUploadSessionStore(tmp_path / "s")
+    uploads = ResumableUploads(local_storage, store)
+    session = uploads.begin("lost", len(data), 64 * KiB, "x/y")
+    for index, piece in enumerate(chunks_of(data, 64 * KiB)):
+        uploads.put_chunk(session, index, piece)
+    staged = local_storage.root / ".veza-uploads" / session / "data"
+    with staged.open("r+b") as f:  # what a host crash before write-back leaves: zeros
+        f.seek(2 * 64 * KiB)
+        f.write(bytes(64 * KiB))
+    restarted = ResumableUploads(local_storage, store)  # no in-memory hash: must read back
+    with pytest.raises(UploadIncompleteError, match="lost"):
+        restarted.complete(session)
+    assert restarted.status(session).missing == (2,)
+    assert not local_storage.exists("lost")
+    restarted.put_chunk(session, 2, data[2 * 64 * KiB : 3 * 64 * KiB])
+    assert restarted.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_crash_right_after_publishing_resumes_to_the_same_object(
+    local_storage, tmp_path, monkeypatch
+):
+    import veza_storage._uploads as module
+
+    data = os.urandom(100 * KiB)
+    store = FileUploadSessionStore(tmp_path / "s")
+    uploads = ResumableUploads(local_storage, store)
+    session = uploads.begin("pub", len(data), 64 * KiB, "x/y")
+    for index, piece in enumerate(chunks_of(data, 64 * KiB)):
+        uploads.put_chunk(session, index, piece)
+    real_fsync_directory = module.fsync_directory
+    calls = []
+
+    def crash_after_rename(path):
+        real_fsync_directory(path)
+        calls.append(path)
+        raise KeyboardInterrupt  # the process dies here: renamed, not marked completed
+
+    monkeypatch.setattr(module, "fsync_directory", crash_after_rename)
+    with pytest.raises(KeyboardInterrupt):
+        uploads.complete(session)
+    monkeypatch.setattr(module, "fsync_directory", real_fsync_directory)
+    assert store.get(session).state == "assembled"
+    resumed = ResumableUploads(local_storage, store)
+    assert resumed.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+    assert store.get(session).state == "completed"
