@@ -1,0 +1,275 @@
+"""veza-storage: streaming throughput and peak memory beside cp and boto3, in one run.
+
+Run: ``nox -s bench -- storage``. Every measurement runs in its own process; peak RSS
+comes from ``wait4`` for that process alone. Rows:
+
+* ``put`` of a file into LocalStorage (fsync on) beside ``cp`` + ``sync FILE`` (the same
+  durability), and ``put`` with fsync off beside plain ``cp``;
+* a resumable upload (8 MiB chunks, then ``complete``) of the same file;
+* each at 100 MiB and 1 GiB: peak RSS must stay under 64 MiB whatever the size;
+* S3: ``S3Storage.put`` (multipart) beside boto3's ``upload_file`` into moto's server.
+
+Targets (issue #5): put at least 80% of cp's throughput; peak RSS under 64 MiB.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+MiB = 1024 * 1024
+ROUNDS = int(os.environ.get("VEZA_BENCH_ROUNDS", "5"))
+
+# Each script prints how long the operation itself took (interpreter start-up and
+# imports excluded: they are not part of streaming an object).
+PUT = r"""
+import sys, time
+from veza_storage import LocalStorage
+storage = LocalStorage(sys.argv[2], fsync=sys.argv[3] == "1")
+started = time.perf_counter()
+with open(sys.argv[1], "rb", buffering=0) as f:
+    storage.put("bench/object.bin", f, content_type="application/octet-stream")
+print(time.perf_counter() - started)
+"""
+
+PUT_STREAM = r"""
+import sys, time
+from veza_storage import LocalStorage
+storage = LocalStorage(sys.argv[2])
+started = time.perf_counter()
+with open(sys.argv[1], "rb", buffering=0) as f:  # a non-file source: the pipelined path
+    storage.put("bench/object.bin", iter(lambda: f.read(1 << 20), b""),
+                content_type="application/octet-stream")
+print(time.perf_counter() - started)
+"""
+
+CHUNKED = r"""
+import sys, time
+from veza_storage import LocalStorage, ResumableUploads, InMemoryUploadSessionStore
+storage = LocalStorage(sys.argv[2])
+uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
+size, chunk = int(sys.argv[3]), 8 * 1024 * 1024
+started = time.perf_counter()
+session = uploads.begin("bench/chunked.bin", size, chunk, "application/octet-stream")
+with open(sys.argv[1], "rb", buffering=0) as f:
+    index = 0
+    while data := f.read(chunk):
+        uploads.put_chunk(session, index, data)
+        index += 1
+uploads.complete(session)
+print(time.perf_counter() - started)
+"""
+
+S3_PUT = r"""
+import sys, time
+from veza_storage import S3Storage
+storage = S3Storage(sys.argv[3], endpoint_url=sys.argv[2], access_key_id="bench",
+                    secret_access_key="bench", profile="minio", part_size=16 * 1024 * 1024,
+                    multipart_threshold=16 * 1024 * 1024)
+started = time.perf_counter()
+with open(sys.argv[1], "rb") as f:
+    storage.put("bench/s3.bin", f, content_type="application/octet-stream")
+print(time.perf_counter() - started)
+"""
+
+BOTO = r"""
+import sys, time, boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+client = boto3.client("s3", endpoint_url=sys.argv[2], aws_access_key_id="bench",
+                      aws_secret_access_key="bench", region_name="us-east-1",
+                      config=Config(request_checksum_calculation="when_required",
+                                    response_checksum_validation="when_required"))
+started = time.perf_counter()
+client.upload_file(sys.argv[1], sys.argv[3], "bench/boto.bin",
+                   Config=TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=1,
+                                         use_threads=False))
+print(time.perf_counter() - started)
+"""
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """Seconds and peak RSS (MiB) of one child process.
+
+    A Python child prints the duration of the operation itself; for other commands
+    (``cp``) the whole process is timed.
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.stdout.close()
+    if output.strip():
+        elapsed = float(output.strip().splitlines()[-1])
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        msg = f"{command[:3]} failed with {process.returncode}"
+        raise RuntimeError(msg)
+    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+
+
+def make_file(path: Path, size: int) -> None:
+    with path.open("wb") as out:
+        block = os.urandom(4 * MiB)
+        for offset in range(0, size, len(block)):
+            out.write(block[: min(len(block), size - offset)])
+
+
+def settle() -> None:
+    """Let the previous run's dirty pages reach the disk before the next run starts."""
+    subprocess.run(["sync"], check=True)
+    time.sleep(1.5)
+
+
+def interleaved(
+    variants: dict[str, list[str]], rounds: int, before: Callable[[], None]
+) -> dict[str, tuple[float, float]]:
+    """Median seconds and max peak RSS per variant, variants interleaved round by round.
+
+    Disk write-back on a shared machine drifts over a run; interleaving spreads that
+    drift over every variant instead of penalising whichever ran last.
+    """
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, command in variants.items():
+            before()
+            settle()
+            runs[name].append(measure(command))
+    return {
+        name: (statistics.median(r[0] for r in results), max(r[1] for r in results))
+        for name, results in runs.items()
+    }
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="veza-bench-", dir=os.environ.get("VEZA_BENCH_DIR")))
+    rows = []
+    try:
+        for size in (100 * MiB, 1024 * MiB):
+            source = work / f"source-{size // MiB}.bin"
+            make_file(source, size)
+            root = work / "root"
+            copy_target = work / "copy.bin"
+
+            def clean(root: Path = root, copy_target: Path = copy_target) -> None:
+                shutil.rmtree(root, ignore_errors=True)
+                copy_target.unlink(missing_ok=True)
+
+            mib = size / MiB
+            python = sys.executable
+            results = interleaved(
+                {
+                    "cp + sync FILE": [
+                        "sh",
+                        "-c",
+                        f'cp "{source}" "{copy_target}" && sync "{copy_target}"',
+                    ],
+                    "LocalStorage.put (fsync)": [python, "-c", PUT, str(source), str(root), "1"],
+                    "ResumableUploads, 8 MiB chunks": [
+                        python,
+                        "-c",
+                        CHUNKED,
+                        str(source),
+                        str(root),
+                        str(size),
+                    ],
+                    "LocalStorage.put, generator source": [
+                        python,
+                        "-c",
+                        PUT_STREAM,
+                        str(source),
+                        str(root),
+                    ],
+                    "cp": ["cp", str(source), str(copy_target)],
+                    "LocalStorage.put (no fsync)": [python, "-c", PUT, str(source), str(root), "0"],
+                },
+                ROUNDS,
+                clean,
+            )
+            baseline = {"LocalStorage.put (no fsync)": "cp"}
+            for name, (seconds, rss) in results.items():
+                base = (
+                    baseline.get(name, "cp + sync FILE")
+                    if name not in ("cp", "cp + sync FILE")
+                    else None
+                )
+                ratio = f"{results[base][0] / seconds:.0%} of {base}" if base else ""
+                rows.append((f"{name} [{mib:.0f} MiB]", mib / seconds, rss, ratio))
+            source.unlink()
+            clean()
+
+        from moto.server import ThreadedMotoServer  # noqa: F401 - fail early if absent
+
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "from moto.server import ThreadedMotoServer; import time, sys; "
+                    "s = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False); "
+                    "s.start(); "
+                    "print(s.get_host_and_port()[1], flush=True); time.sleep(10**6)"
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            port = int(server.stdout.readline())
+            endpoint = f"http://127.0.0.1:{port}"
+            import boto3
+
+            boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+                region_name="us-east-1",
+            ).create_bucket(Bucket="bench")
+            size = 256 * MiB
+            source = work / "s3-source.bin"
+            make_file(source, size)
+            s3 = interleaved(
+                {
+                    "boto3": [sys.executable, "-c", BOTO, str(source), endpoint, "bench"],
+                    "ours": [sys.executable, "-c", S3_PUT, str(source), endpoint, "bench"],
+                },
+                2,
+                lambda: None,
+            )
+            boto, ours = s3["boto3"], s3["ours"]
+            rows.append(("boto3 upload_file [256 MiB, moto]", size / MiB / boto[0], boto[1], ""))
+            rows.append(
+                (
+                    "S3Storage.put [256 MiB, moto]",
+                    size / MiB / ours[0],
+                    ours[1],
+                    f"{boto[0] / ours[0]:.0%} of boto3",
+                )
+            )
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(
+        f"# veza-storage benchmark: {platform.python_implementation()} "
+        f"{sys.version.split()[0]}, {platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    print(f"{'operation':44} {'MiB/s':>9} {'peak RSS':>10}  comparison")
+    for name, throughput, rss, ratio in rows:
+        print(f"{name:44} {throughput:>9.0f} {rss:>7.1f} MiB  {ratio}")
+
+
+if __name__ == "__main__":
+    main()
