@@ -1,9 +1,97 @@
 """veza-payments: payments that cannot double-charge.
 
-A Hyperswitch client with real idempotency, webhook verification and forensic
-intake, and Stripe Connect transfers, reversals and payouts.
+A Hyperswitch client whose money-moving calls take an idempotency key and turn it
+into the provider's own id (Hyperswitch v1 ignores the ``Idempotency-Key`` header),
+webhook verification and forensic intake, and Stripe Connect transfers, reversals
+and payouts with mandatory keys.
 """
 
+from veza_payments._config import PaymentsConfig
+from veza_payments._errors import (
+    APIConnectionError,
+    AuthenticationError,
+    ConnectorError,
+    HyperswitchError,
+    IdempotencyConflict,
+    InvalidRequestError,
+    MissingIdempotencyKey,
+    NotFoundError,
+    PaymentBlockedError,
+    PaymentsConfigurationError,
+    PaymentsError,
+    RateLimitError,
+    ServerError,
+)
+from veza_payments._hyperswitch import SANDBOX_URL, AsyncHyperswitchClient, HyperswitchClient
+from veza_payments._ids import payment_id_for, refund_id_for
+from veza_payments._models import Payment, Refund
+from veza_payments._money import check_amount, exponent, format_amount, normalise_currency
+from veza_payments._retry import RetryPolicy
+from veza_payments._signatures import (
+    HYPERSWITCH_RETRY_WINDOW,
+    SIGNATURE_HEADER,
+    STRIPE_SIGNATURE_HEADER,
+    sign_payload,
+    stripe_signature_header,
+    verify_signature,
+    verify_stripe_signature,
+)
+from veza_payments._stripe import Payout, StripeConnect, Transfer, TransferReversal
 from veza_payments._version import __version__
+from veza_payments._webhooks import (
+    MAX_BODY,
+    InMemoryWebhookLog,
+    WebhookEvent,
+    WebhookIntake,
+    WebhookLog,
+    WebhookOutcome,
+    WebhookRecord,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "HYPERSWITCH_RETRY_WINDOW",
+    "MAX_BODY",
+    "SANDBOX_URL",
+    "SIGNATURE_HEADER",
+    "STRIPE_SIGNATURE_HEADER",
+    "APIConnectionError",
+    "AsyncHyperswitchClient",
+    "AuthenticationError",
+    "ConnectorError",
+    "HyperswitchClient",
+    "HyperswitchError",
+    "IdempotencyConflict",
+    "InMemoryWebhookLog",
+    "InvalidRequestError",
+    "MissingIdempotencyKey",
+    "NotFoundError",
+    "Payment",
+    "PaymentBlockedError",
+    "PaymentsConfig",
+    "PaymentsConfigurationError",
+    "PaymentsError",
+    "Payout",
+    "RateLimitError",
+    "Refund",
+    "RetryPolicy",
+    "ServerError",
+    "StripeConnect",
+    "Transfer",
+    "TransferReversal",
+    "WebhookEvent",
+    "WebhookIntake",
+    "WebhookLog",
+    "WebhookOutcome",
+    "WebhookRecord",
+    "__version__",
+    "check_amount",
+    "exponent",
+    "format_amount",
+    "normalise_currency",
+    "payment_id_for",
+    "refund_id_for",
+    "sign_payload",
+    "stripe_signature_header",
+    "verify_signature",
+    "verify_stripe_signature",
+]

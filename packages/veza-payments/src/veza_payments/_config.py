@@ -1,0 +1,186 @@
+"""``PaymentsConfig``: the environment read once, validated, and turned into clients.
+
+Every variable is read here and nowhere else, so a misconfiguration fails at start-up
+with the variable's name instead of at the first payment. Secrets (the API keys, the
+webhook keys) never appear in the ``repr`` or in error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import attrs
+
+from veza_payments._errors import PaymentsConfigurationError
+from veza_payments._hyperswitch import SANDBOX_URL, AsyncHyperswitchClient, HyperswitchClient
+from veza_payments._ids import check_namespace
+from veza_payments._signatures import HYPERSWITCH_RETRY_WINDOW
+from veza_payments._stripe import StripeConnect
+from veza_payments._webhooks import WebhookIntake, WebhookLog
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _secret_repr(value: object) -> str:
+    return "<hidden>" if value else "<unset>"
+
+
+@attrs.frozen
+class PaymentsConfig:
+    """Validated payments settings (see the Operations page for each variable).
+
+    Attributes:
+        hyperswitch_api_key: ``HYPERSWITCH_API_KEY`` (secret).
+        webhook_keys: ``HYPERSWITCH_WEBHOOK_KEYS``: the payment response hash key, then
+            any being retired (secret).
+        hyperswitch_base_url: ``HYPERSWITCH_BASE_URL``.
+        timeout: ``HYPERSWITCH_TIMEOUT`` seconds per attempt.
+        max_retries: ``HYPERSWITCH_MAX_RETRIES``.
+        idempotency_namespace: ``HYPERSWITCH_IDEMPOTENCY_NAMESPACE``.
+        stripe_compatible_webhooks: ``HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE``.
+        stripe_webhook_tolerance: ``HYPERSWITCH_WEBHOOK_STRIPE_TOLERANCE`` seconds
+            (``None``: no timestamp check).
+        stripe_secret_key: ``STRIPE_SECRET_KEY`` (secret), empty without Stripe Connect.
+        stripe_api_base: ``STRIPE_API_BASE`` (empty: Stripe's own).
+    """
+
+    hyperswitch_api_key: str = attrs.field(repr=_secret_repr)
+    webhook_keys: tuple[str, ...] = attrs.field(repr=_secret_repr)
+    hyperswitch_base_url: str = SANDBOX_URL
+    timeout: float = 30.0
+    max_retries: int = 4
+    idempotency_namespace: str = ""
+    stripe_compatible_webhooks: bool = False
+    stripe_webhook_tolerance: float | None = HYPERSWITCH_RETRY_WINDOW
+    stripe_secret_key: str = attrs.field(default="", repr=_secret_repr)
+    stripe_api_base: str = ""
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, require_stripe: bool = False
+    ) -> PaymentsConfig:
+        """Read and validate the environment.
+
+        Args:
+            environ: The variables (``os.environ`` by default).
+            require_stripe: Fail unless ``STRIPE_SECRET_KEY`` is set (apps that pay
+                sellers out should say so, to fail at start-up).
+
+        Raises:
+            PaymentsConfigurationError: A variable is missing or invalid (named).
+        """
+        env = os.environ if environ is None else environ
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                msg = f"{name} is required"
+                raise PaymentsConfigurationError(msg)
+            return value
+
+        def number(name: str, default: float, *, integer: bool = False) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw) if integer else float(raw)
+            except ValueError:
+                kind = "an integer" if integer else "a number"
+                msg = f"{name} must be {kind}, got {raw!r}"
+                raise PaymentsConfigurationError(msg) from None
+            if value < 0 or (not integer and value == 0):
+                msg = f"{name} must be positive, got {raw!r}"
+                raise PaymentsConfigurationError(msg)
+            return value
+
+        keys = tuple(
+            k.strip() for k in required("HYPERSWITCH_WEBHOOK_KEYS").split(",") if k.strip()
+        )
+        base_url = env.get("HYPERSWITCH_BASE_URL", "").strip() or SANDBOX_URL
+        if not base_url.startswith(("https://", "http://")):
+            msg = f"HYPERSWITCH_BASE_URL must be an http(s) URL, got {base_url!r}"
+            raise PaymentsConfigurationError(msg)
+        namespace = env.get("HYPERSWITCH_IDEMPOTENCY_NAMESPACE", "").strip()
+        try:
+            check_namespace(namespace)
+        except PaymentsConfigurationError:
+            msg = f"HYPERSWITCH_IDEMPOTENCY_NAMESPACE must be 0-8 of [a-z0-9], got {namespace!r}"
+            raise PaymentsConfigurationError(msg) from None
+        compat_raw = env.get("HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE", "").strip().lower()
+        if compat_raw not in _TRUE | _FALSE:
+            msg = f"HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE must be true or false, got {compat_raw!r}"
+            raise PaymentsConfigurationError(msg)
+        tolerance_raw = env.get("HYPERSWITCH_WEBHOOK_STRIPE_TOLERANCE", "").strip().lower()
+        tolerance = (
+            None
+            if tolerance_raw == "none"
+            else number("HYPERSWITCH_WEBHOOK_STRIPE_TOLERANCE", HYPERSWITCH_RETRY_WINDOW)
+        )
+        stripe_key = env.get("STRIPE_SECRET_KEY", "").strip()
+        if require_stripe and not stripe_key:
+            msg = "STRIPE_SECRET_KEY is required (Stripe Connect transfers and payouts)"
+            raise PaymentsConfigurationError(msg)
+        stripe_base = env.get("STRIPE_API_BASE", "").strip()
+        if stripe_base and not stripe_base.startswith(("https://", "http://")):
+            msg = f"STRIPE_API_BASE must be an http(s) URL, got {stripe_base!r}"
+            raise PaymentsConfigurationError(msg)
+        return cls(
+            hyperswitch_api_key=required("HYPERSWITCH_API_KEY"),
+            webhook_keys=keys,
+            hyperswitch_base_url=base_url,
+            timeout=number("HYPERSWITCH_TIMEOUT", 30.0),
+            max_retries=int(number("HYPERSWITCH_MAX_RETRIES", 4, integer=True)),
+            idempotency_namespace=namespace,
+            stripe_compatible_webhooks=compat_raw in _TRUE,
+            stripe_webhook_tolerance=tolerance,
+            stripe_secret_key=stripe_key,
+            stripe_api_base=stripe_base,
+        )
+
+    def hyperswitch_client(self) -> HyperswitchClient:
+        """A :class:`HyperswitchClient` with these settings."""
+        return HyperswitchClient(
+            self.hyperswitch_api_key,
+            base_url=self.hyperswitch_base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            idempotency_namespace=self.idempotency_namespace,
+        )
+
+    def async_hyperswitch_client(self) -> AsyncHyperswitchClient:
+        """An :class:`AsyncHyperswitchClient` with these settings."""
+        return AsyncHyperswitchClient(
+            self.hyperswitch_api_key,
+            base_url=self.hyperswitch_base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            idempotency_namespace=self.idempotency_namespace,
+        )
+
+    def webhook_intake(self, log: WebhookLog) -> WebhookIntake:
+        """A :class:`WebhookIntake` writing to ``log``."""
+        return WebhookIntake(
+            log,
+            self.webhook_keys,
+            stripe_compatible=self.stripe_compatible_webhooks,
+            stripe_tolerance=self.stripe_webhook_tolerance,
+        )
+
+    def stripe_connect(self) -> StripeConnect:
+        """A :class:`StripeConnect` (needs ``STRIPE_SECRET_KEY`` and the stripe extra).
+
+        Raises:
+            PaymentsConfigurationError: ``STRIPE_SECRET_KEY`` is not set.
+        """
+        if not self.stripe_secret_key:
+            msg = "STRIPE_SECRET_KEY is required for Stripe Connect"
+            raise PaymentsConfigurationError(msg)
+        return StripeConnect(
+            self.stripe_secret_key,
+            base_url=self.stripe_api_base or None,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            idempotency_namespace=self.idempotency_namespace,
+        )

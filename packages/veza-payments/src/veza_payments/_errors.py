@@ -1,0 +1,112 @@
+"""The veza-payments error hierarchy.
+
+``PaymentsError`` is the base of everything. Provider failures are ``HyperswitchError``
+subclasses, named after the primary provider but also used for Stripe (``provider``
+says which), so one ``except NotFoundError`` handles both. Every provider error carries
+the HTTP status, the provider's error code and message, its request id and the raw body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PaymentsError(Exception):
+    """Base of every error veza-payments raises on purpose."""
+
+
+class MissingIdempotencyKey(PaymentsError, ValueError):  # noqa: N818 - the published name
+    """A money-moving call was made without an idempotency key (raised before any I/O)."""
+
+
+class PaymentsConfigurationError(PaymentsError, ValueError):
+    """A client or intake was configured with an invalid value."""
+
+
+class HyperswitchError(PaymentsError):
+    """A provider answered with an error, or could not be reached.
+
+    Attributes:
+        status: HTTP status (``None`` when no response arrived).
+        code: The provider's error code (``HE_01``, ``IR_13``, ``resource_missing``).
+        message: The provider's message.
+        request_id: The provider's request id (``x-request-id``, Stripe's ``Request-Id``).
+        body: The raw response body, parsed when it was JSON.
+        provider: ``hyperswitch`` or ``stripe``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,  # noqa: ANN401 - JSON or text, whatever the provider sent
+        provider: str = "hyperswitch",
+    ) -> None:
+        detail = " ".join(
+            part for part in (f"[{status}]" if status else "", code or "", message) if part
+        )
+        if request_id:
+            detail += f" (request id {request_id})"
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.body = body
+        self.provider = provider
+
+
+class APIConnectionError(HyperswitchError):
+    """No usable response: connection refused or dropped, timeout, invalid HTTP."""
+
+
+class AuthenticationError(HyperswitchError):
+    """The API key was refused (401, ``IR_01``)."""
+
+
+class InvalidRequestError(HyperswitchError, ValueError):
+    """The provider refused the request as invalid (4xx)."""
+
+
+class NotFoundError(InvalidRequestError):
+    """The object does not exist (404, ``HE_02``)."""
+
+
+class ConnectorError(HyperswitchError):
+    """The payment connector (the acquirer behind Hyperswitch) failed (``CE_*``)."""
+
+
+class RateLimitError(HyperswitchError):
+    """Too many requests (429); retried with ``Retry-After`` before it is raised."""
+
+
+class ServerError(HyperswitchError):
+    """The provider failed (5xx, or 422 ``HE_00`` "resource busy")."""
+
+
+class PaymentBlockedError(HyperswitchError):
+    """The payment was blocked (blocklist, fraud rules), even if the HTTP status was 200."""
+
+
+class IdempotencyConflict(HyperswitchError):  # noqa: N818 - the published name
+    """The idempotency key was used before for a different request.
+
+    Attributes:
+        existing: What the provider holds under the derived id (``Payment``/``Refund``).
+        requested: What this call asked for (amount, currency, payment).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        existing: Any,  # noqa: ANN401 - a Payment, a Refund, or None (Stripe)
+        requested: dict[str, Any],
+        **kwargs: Any,  # noqa: ANN401 - HyperswitchError's keywords
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.existing = existing
+        self.requested = requested

@@ -1,0 +1,446 @@
+"""``HyperswitchClient`` and ``AsyncHyperswitchClient``: thin drivers over one core.
+
+The protocol (ids, retries, ``HE_01`` resolution, capture/cancel state checks) lives in
+:mod:`veza_payments._core` as generators; these classes only send the requests the
+core asks for (over httpx) and sleep when it says so. That keeps the two clients
+behaviourally identical, the way httpx keeps ``Client`` and ``AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from veza_payments._core import Call, Core, Reply, Sleep
+from veza_payments._errors import APIConnectionError, PaymentsConfigurationError
+from veza_payments._ids import check_namespace, is_blank, is_count
+from veza_payments._models import Payment, Refund
+from veza_payments._retry import RetryPolicy
+from veza_payments._version import __version__
+
+T = TypeVar("T")
+
+SANDBOX_URL = "https://sandbox.hyperswitch.io"
+"""Hyperswitch's hosted sandbox (the default ``base_url``)."""
+
+logger = logging.getLogger("veza_payments")
+
+_REPLY_HEADERS = ("x-request-id", "retry-after")
+
+
+def _policy(max_retries: int | RetryPolicy) -> RetryPolicy:
+    if isinstance(max_retries, RetryPolicy):
+        return max_retries
+    if not is_count(max_retries):
+        msg = f"max_retries must be a non-negative int or a RetryPolicy, got {max_retries!r}"
+        raise PaymentsConfigurationError(msg)
+    return RetryPolicy(total=max_retries)
+
+
+class _ClientBase:
+    """Configuration shared by both clients (validated here, once)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        timeout: float,
+        max_retries: int | RetryPolicy,
+        idempotency_namespace: str,
+    ) -> None:
+        if is_blank(api_key):
+            msg = "api_key is required (the Hyperswitch secret key, snd_... or dev_...)"
+            raise PaymentsConfigurationError(msg)
+        if not base_url.startswith(("https://", "http://")):
+            msg = f"base_url must be an http(s) URL, got {base_url!r}"
+            raise PaymentsConfigurationError(msg)
+        if not timeout > 0:
+            msg = f"timeout must be positive seconds, got {timeout!r}"
+            raise PaymentsConfigurationError(msg)
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = float(timeout)
+        self.retry = _policy(max_retries)
+        self.idempotency_namespace = check_namespace(idempotency_namespace)
+        self._core = Core(namespace=self.idempotency_namespace, retry=self.retry)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"idempotency_namespace={self.idempotency_namespace!r}, api_key=<hidden>)"
+        )
+
+    def _default_headers(self) -> dict[str, str]:
+        return {
+            "api-key": self._api_key,
+            "accept": "application/json",
+            "user-agent": f"veza-payments/{__version__}",
+        }
+
+    @staticmethod
+    def _headers(call: Call) -> dict[str, str] | None:
+        if call.idempotency_key is None:
+            return None
+        # Hyperswitch v1 ignores it on /payments and /refunds; it is sent anyway so
+        # proxies and a future provider version can use it. Ids do the real work.
+        return {"idempotency-key": call.idempotency_key}
+
+    @staticmethod
+    def _reply(response: httpx.Response) -> Reply:
+        # Only the headers the core reads: decoding all of them costs more than the rest.
+        headers = {
+            name: value
+            for name in _REPLY_HEADERS
+            if (value := response.headers.get(name)) is not None
+        }
+        return Reply(status=response.status_code, headers=headers, body=response.content)
+
+    @staticmethod
+    def _connection_error(call: Call, exc: Exception) -> APIConnectionError:
+        return APIConnectionError(
+            f"{call.method} {call.path}: {type(exc).__name__}: {exc}", status=None
+        )
+
+
+def _log_sleep(step: Sleep) -> None:
+    logger.warning("retrying in %.2fs after %s", step.seconds, step.reason)
+
+
+class HyperswitchClient(_ClientBase):
+    """A Hyperswitch v1 client whose money-moving calls cannot double-charge.
+
+    Every money-moving call takes the idempotency key first: the id of the row that
+    stands for the operation (the order id for a payment, the refund row's id for a
+    refund). The key becomes the provider's ``payment_id``/``refund_id``, so a retry,
+    a double click or a restart after a crash finds the first attempt's object instead
+    of creating another.
+
+    Args:
+        api_key: The Hyperswitch API key (never shown in ``repr`` or logs).
+        base_url: API base; the hosted sandbox by default.
+        timeout: Seconds per HTTP attempt.
+        max_retries: Retries after the first attempt, or a full :class:`RetryPolicy`.
+        transport: An httpx transport (``httpx.MockTransport`` in your tests).
+        idempotency_namespace: Up to 8 of ``[a-z0-9]`` prefixed to derived ids, so
+            two services sharing a merchant account never collide.
+        sleep: How to wait between retries (tests pass a fake clock).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = SANDBOX_URL,
+        timeout: float = 30.0,
+        max_retries: int | RetryPolicy = 4,
+        transport: httpx.BaseTransport | None = None,
+        idempotency_namespace: str = "",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_namespace=idempotency_namespace,
+        )
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=self.timeout,
+            transport=transport,
+            headers=self._default_headers(),
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, call: Call) -> Reply:
+        response = self._http.request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=self._headers(call),
+        )
+        return self._reply(response)
+
+    def _drive(self, flow: Generator[Call | Sleep, Reply | None, T]) -> T:
+        reply: Reply | None = None
+        failure: APIConnectionError | None = None
+        while True:
+            try:
+                step = flow.send(reply) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            reply, failure = None, None
+            if isinstance(step, Sleep):
+                _log_sleep(step)
+                self._sleep(step.seconds)
+                continue
+            try:
+                reply = self._send(step)
+            except httpx.RequestError as exc:
+                failure = self._connection_error(step, exc)
+
+    def create_payment(
+        self,
+        idempotency_key: str,
+        *,
+        amount: int,
+        currency: str,
+        confirm: bool = False,
+        capture_method: str | None = None,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        return_url: str | None = None,
+    ) -> Payment:
+        """Create a payment, or return the one an earlier attempt of this call created.
+
+        Raises:
+            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            IdempotencyConflict: The key was used for a different amount or currency.
+            HyperswitchError: The provider refused or could not be reached.
+        """
+        return self._drive(
+            self._core.create_payment(
+                idempotency_key,
+                amount=amount,
+                currency=currency,
+                confirm=confirm,
+                capture_method=capture_method,
+                customer_id=customer_id,
+                description=description,
+                metadata=metadata,
+                return_url=return_url,
+            )
+        )
+
+    def capture_payment(
+        self, idempotency_key: str, payment_id: str, *, amount_to_capture: int | None = None
+    ) -> Payment:
+        """Capture an authorised payment; "already captured" after a lost reply is success."""
+        return self._drive(
+            self._core.capture_payment(
+                idempotency_key, payment_id, amount_to_capture=amount_to_capture
+            )
+        )
+
+    def cancel_payment(
+        self, idempotency_key: str, payment_id: str, *, reason: str | None = None
+    ) -> Payment:
+        """Cancel (void) a payment; "already cancelled" after a lost reply is success."""
+        return self._drive(self._core.cancel_payment(idempotency_key, payment_id, reason=reason))
+
+    def create_refund(
+        self,
+        idempotency_key: str,
+        *,
+        payment_id: str,
+        amount: int | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Refund:
+        """Refund ``amount`` (``None``: the full amount), or return the earlier attempt's.
+
+        Raises:
+            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            IdempotencyConflict: The key was used for another payment or amount.
+            HyperswitchError: The provider refused or could not be reached.
+        """
+        return self._drive(
+            self._core.create_refund(
+                idempotency_key,
+                payment_id=payment_id,
+                amount=amount,
+                reason=reason,
+                metadata=metadata,
+            )
+        )
+
+    def retrieve_payment(self, payment_id: str, *, force_sync: bool = False) -> Payment:
+        """Read a payment; ``force_sync`` asks the connector for its latest status."""
+        return self._drive(self._core.retrieve_payment(payment_id, force_sync=force_sync))
+
+    def retrieve_refund(self, refund_id: str) -> Refund:
+        """Read a refund (pending refunds send no webhook: poll them)."""
+        return self._drive(self._core.retrieve_refund(refund_id))
+
+
+class AsyncHyperswitchClient(_ClientBase):
+    """The asyncio twin of :class:`HyperswitchClient` (same arguments, same behaviour).
+
+    Args:
+        api_key: The Hyperswitch API key (never shown in ``repr`` or logs).
+        base_url: API base; the hosted sandbox by default.
+        timeout: Seconds per HTTP attempt.
+        max_retries: Retries after the first attempt, or a full :class:`RetryPolicy`.
+        transport: An httpx async transport.
+        idempotency_namespace: Up to 8 of ``[a-z0-9]`` prefixed to derived ids.
+        sleep: How to wait between retries (a coroutine function).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = SANDBOX_URL,
+        timeout: float = 30.0,
+        max_retries: int | RetryPolicy = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
+        idempotency_namespace: str = "",
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotency_namespace=idempotency_namespace,
+        )
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self.timeout,
+            transport=transport,
+            headers=self._default_headers(),
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _send(self, call: Call) -> Reply:
+        response = await self._http.request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=self._headers(call),
+        )
+        return self._reply(response)
+
+    async def _drive(self, flow: Generator[Call | Sleep, Reply | None, T]) -> T:
+        reply: Reply | None = None
+        failure: APIConnectionError | None = None
+        while True:
+            try:
+                step = flow.send(reply) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            reply, failure = None, None
+            if isinstance(step, Sleep):
+                _log_sleep(step)
+                await self._sleep(step.seconds)
+                continue
+            try:
+                reply = await self._send(step)
+            except httpx.RequestError as exc:
+                failure = self._connection_error(step, exc)
+
+    async def create_payment(
+        self,
+        idempotency_key: str,
+        *,
+        amount: int,
+        currency: str,
+        confirm: bool = False,
+        capture_method: str | None = None,
+        customer_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        return_url: str | None = None,
+    ) -> Payment:
+        """Create a payment, or return the one an earlier attempt of this call created."""
+        return await self._drive(
+            self._core.create_payment(
+                idempotency_key,
+                amount=amount,
+                currency=currency,
+                confirm=confirm,
+                capture_method=capture_method,
+                customer_id=customer_id,
+                description=description,
+                metadata=metadata,
+                return_url=return_url,
+            )
+        )
+
+    async def capture_payment(
+        self, idempotency_key: str, payment_id: str, *, amount_to_capture: int | None = None
+    ) -> Payment:
+        """Capture an authorised payment; "already captured" after a lost reply is success."""
+        return await self._drive(
+            self._core.capture_payment(
+                idempotency_key, payment_id, amount_to_capture=amount_to_capture
+            )
+        )
+
+    async def cancel_payment(
+        self, idempotency_key: str, payment_id: str, *, reason: str | None = None
+    ) -> Payment:
+        """Cancel (void) a payment; "already cancelled" after a lost reply is success."""
+        return await self._drive(
+            self._core.cancel_payment(idempotency_key, payment_id, reason=reason)
+        )
+
+    async def create_refund(
+        self,
+        idempotency_key: str,
+        *,
+        payment_id: str,
+        amount: int | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Refund:
+        """Refund ``amount`` (``None``: the full amount), or return the earlier attempt's."""
+        return await self._drive(
+            self._core.create_refund(
+                idempotency_key,
+                payment_id=payment_id,
+                amount=amount,
+                reason=reason,
+                metadata=metadata,
+            )
+        )
+
+    async def retrieve_payment(self, payment_id: str, *, force_sync: bool = False) -> Payment:
+        """Read a payment; ``force_sync`` asks the connector for its latest status."""
+        return await self._drive(self._core.retrieve_payment(payment_id, force_sync=force_sync))
+
+    async def retrieve_refund(self, refund_id: str) -> Refund:
+        """Read a refund (pending refunds send no webhook: poll them)."""
+        return await self._drive(self._core.retrieve_refund(refund_id))

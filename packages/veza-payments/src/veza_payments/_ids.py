@@ -1,0 +1,70 @@
+"""Idempotency keys in, deterministic provider ids out.
+
+Hyperswitch v1 ignores the ``Idempotency-Key`` header on ``/payments`` and ``/refunds``
+(its router never reads it). What it does enforce is that merchant-supplied ids are
+unique: a second create with the same ``payment_id`` or ``refund_id`` answers 400
+``HE_01``. So each key becomes an id, the same on every retry of one logical call:
+``p_`` / ``r_`` + the namespace + base32 SHA-256 of (namespace, kind, key), at most 30
+characters of ``[a-z0-9_]`` (connectors pass the id on as a merchant reference; 30
+fits all of them).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from veza_payments._errors import MissingIdempotencyKey, PaymentsConfigurationError
+
+MAX_ID = 30
+_NAMESPACE = re.compile(r"^[a-z0-9]{0,8}$")
+
+
+def is_blank(value: object) -> bool:
+    """``None``, not a string, empty or only whitespace (callers are not always typed)."""
+    return not isinstance(value, str) or not value.strip()
+
+
+def is_count(value: object) -> bool:
+    """A non-negative ``int`` that is not a ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def require_key(idempotency_key: object) -> str:
+    """Return the key, or raise :class:`MissingIdempotencyKey` (empty, blank, ``None``)."""
+    if is_blank(idempotency_key):
+        msg = (
+            "an idempotency key is required for every money-moving call (use the row id "
+            f"that stands for this operation), got {idempotency_key!r}"
+        )
+        raise MissingIdempotencyKey(msg)
+    assert isinstance(idempotency_key, str)  # noqa: S101 - is_blank checked it
+    return idempotency_key
+
+
+def check_namespace(namespace: str) -> str:
+    """A merchant prefix for derived ids: up to 8 of ``[a-z0-9]``."""
+    if not _NAMESPACE.match(namespace):
+        msg = f"idempotency_namespace must be 0-8 lower-case letters or digits, got {namespace!r}"
+        raise PaymentsConfigurationError(msg)
+    return namespace
+
+
+def derive_id(kind: str, namespace: str, idempotency_key: str) -> str:
+    """The provider id a key stands for (``kind``: ``p`` payment, ``r`` refund)."""
+    key = require_key(idempotency_key)
+    digest = hashlib.sha256("\0".join((namespace, kind, key)).encode("utf-8")).digest()
+    encoded = base64.b32encode(digest).decode("ascii").lower().rstrip("=")
+    head = f"{kind}_{namespace}_" if namespace else f"{kind}_"
+    return head + encoded[: MAX_ID - len(head)]
+
+
+def payment_id_for(idempotency_key: str, *, namespace: str = "") -> str:
+    """The Hyperswitch ``payment_id`` ``create_payment(idempotency_key, ...)`` uses."""
+    return derive_id("p", check_namespace(namespace), idempotency_key)
+
+
+def refund_id_for(idempotency_key: str, *, namespace: str = "") -> str:
+    """The Hyperswitch ``refund_id`` ``create_refund(idempotency_key, ...)`` uses."""
+    return derive_id("r", check_namespace(namespace), idempotency_key)
