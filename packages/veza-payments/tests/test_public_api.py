@@ -5,7 +5,53 @@ import importlib.resources
 
 import veza_payments
 
-EXPECTED_EXPORTS = {"__version__"}
+EXPECTED_EXPORTS = {
+    "APIConnectionError",
+    "AsyncHyperswitchClient",
+    "AuthenticationError",
+    "ConnectorError",
+    "HYPERSWITCH_RETRY_WINDOW",
+    "HyperswitchClient",
+    "HyperswitchError",
+    "IdempotencyConflict",
+    "InMemoryWebhookLog",
+    "InvalidRequestError",
+    "MAX_BODY",
+    "MissingIdempotencyKey",
+    "NotFoundError",
+    "Payment",
+    "PaymentBlockedError",
+    "PaymentsConfig",
+    "PaymentsConfigurationError",
+    "PaymentsError",
+    "Payout",
+    "RateLimitError",
+    "Refund",
+    "RetryPolicy",
+    "SANDBOX_URL",
+    "SIGNATURE_HEADER",
+    "STRIPE_SIGNATURE_HEADER",
+    "ServerError",
+    "StripeConnect",
+    "Transfer",
+    "TransferReversal",
+    "WebhookEvent",
+    "WebhookIntake",
+    "WebhookLog",
+    "WebhookOutcome",
+    "WebhookRecord",
+    "__version__",
+    "check_amount",
+    "exponent",
+    "format_amount",
+    "normalise_currency",
+    "payment_id_for",
+    "refund_id_for",
+    "sign_payload",
+    "stripe_signature_header",
+    "verify_signature",
+    "verify_stripe_signature",
+}
 
 
 def test_exports_are_exactly_the_pinned_set():
@@ -23,3 +69,9 @@ def test_version_matches_installed_metadata():
 
 def test_ships_py_typed_marker():
     assert importlib.resources.files("veza_payments").joinpath("py.typed").is_file()
+
+
+def test_testing_module_exports_the_fakes():
+    import veza_payments.testing
+
+    assert set(veza_payments.testing.__all__) == {"FakeHyperswitch", "FakeStripe", "Fault"}

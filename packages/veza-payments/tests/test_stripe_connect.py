@@ -1,0 +1,229 @@
+"""Stripe Connect through the official stripe package against a local Stripe fake."""
+
+from __future__ import annotations
+
+import pytest
+import stripe
+
+from veza_payments import (
+    APIConnectionError,
+    AuthenticationError,
+    IdempotencyConflict,
+    InvalidRequestError,
+    MissingIdempotencyKey,
+    NotFoundError,
+    PaymentsConfigurationError,
+    RetryPolicy,
+    ServerError,
+    StripeConnect,
+)
+from veza_payments.testing import FakeStripe, Fault
+
+
+def _posts(fake: FakeStripe, path: str) -> int:
+    return sum(1 for r in fake.requests if r.method == "POST" and r.path == path)
+
+
+def test_a_transfer_is_created_once_per_key(
+    connect: StripeConnect, fake_stripe: FakeStripe
+) -> None:
+    transfer = connect.create_transfer(
+        "transfer-row-1",
+        amount=1500,
+        currency="EUR",
+        destination="acct_seller",
+        transfer_group="order-9",
+        metadata={"order": "9"},
+    )
+    again = connect.create_transfer(
+        "transfer-row-1",
+        amount=1500,
+        currency="EUR",
+        destination="acct_seller",
+        transfer_group="order-9",
+        metadata={"order": "9"},
+    )
+    assert again == transfer and len(fake_stripe.transfers) == 1
+    stored = fake_stripe.transfers[transfer.id]
+    assert (stored["amount"], stored["currency"], stored["destination"]) == (
+        1500,
+        "eur",
+        "acct_seller",
+    )
+    assert stored["metadata"] == {"order": "9", "veza_idempotency_key": "transfer-row-1"}
+    keys = [r.headers.get("idempotency-key") for r in fake_stripe.requests]
+    assert keys == ["transfer:transfer-row-1"] * 2
+
+
+def test_the_stripe_module_global_state_is_untouched(connect: StripeConnect) -> None:
+    connect.create_transfer("t", amount=1, currency="EUR", destination="acct_1")
+    assert stripe.api_key is None
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("drop", after_commit=True),
+        Fault("drop", after_commit=False),
+        Fault("status", status=500, after_commit=True),
+        Fault("status", status=502, after_commit=True),
+        Fault("status", status=503, after_commit=False),
+        Fault("status", status=429, retry_after=1),
+        Fault("slow", delay=0.8, after_commit=True),
+    ],
+    ids=lambda f: f"{f.kind}-{f.status}-{'after' if f.after_commit else 'before'}",
+)
+def test_faults_never_pay_twice(
+    connect: StripeConnect, fake_stripe: FakeStripe, fault: Fault
+) -> None:
+    fake_stripe.inject(fault)
+    transfer = connect.create_transfer("row-5", amount=700, currency="EUR", destination="acct_s")
+    assert list(fake_stripe.transfers) == [transfer.id]
+    assert transfer.amount == 700 and fake_stripe.pending_faults == 0
+
+
+def test_a_reused_key_with_other_parameters_is_a_conflict(
+    connect: StripeConnect, fake_stripe: FakeStripe
+) -> None:
+    connect.create_transfer("row-1", amount=100, currency="EUR", destination="acct_1")
+    with pytest.raises(IdempotencyConflict) as info:
+        connect.create_transfer("row-1", amount=101, currency="EUR", destination="acct_1")
+    error = info.value
+    assert error.provider == "stripe" and error.status == 400
+    assert error.request_id and error.request_id.startswith("req_")
+    assert error.requested["amount"] == 101
+    assert len(fake_stripe.transfers) == 1
+
+
+def test_a_transfer_and_its_reversal_may_share_the_row_id(
+    connect: StripeConnect, fake_stripe: FakeStripe
+) -> None:
+    transfer = connect.create_transfer("row-7", amount=1000, currency="EUR", destination="acct_1")
+    fake_stripe.inject(Fault("drop", after_commit=True, path_prefix="/v1/transfers/"))
+    reversal = connect.reverse_transfer("row-7", transfer.id, amount=400)
+    again = connect.reverse_transfer("row-7", transfer.id, amount=400)
+    assert again == reversal and reversal.transfer == transfer.id and reversal.amount == 400
+    assert len(fake_stripe.reversals_of(transfer.id)) == 1
+    assert fake_stripe.transfers[transfer.id]["amount_reversed"] == 400
+    rest = connect.reverse_transfer("row-7-rest", transfer.id)  # None: all that remains
+    assert rest.amount == 600 and fake_stripe.transfers[transfer.id]["reversed"]
+    with pytest.raises(InvalidRequestError) as info:
+        connect.reverse_transfer("row-7-more", transfer.id, amount=1)
+    assert info.value.code == "amount_too_large"
+
+
+def test_payouts_go_to_the_connected_account(
+    connect: StripeConnect, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.inject(Fault("status", status=503, after_commit=True))
+    payout = connect.create_payout(
+        "payout-row-1", amount=2500, currency="EUR", stripe_account="acct_seller", method="standard"
+    )
+    assert payout.id.startswith("po_") and payout.stripe_account == "acct_seller"
+    assert len(fake_stripe.payouts) == 1
+    assert fake_stripe.requests[-1].headers["stripe-account"] == "acct_seller"
+    assert fake_stripe.payouts[payout.id]["account"] == "acct_seller"
+
+
+def test_find_transfers_pages_and_filters_metadata_client_side(
+    connect: StripeConnect, fake_stripe: FakeStripe
+) -> None:
+    for i in range(230):
+        connect.create_transfer(
+            f"row-{i}",
+            amount=100 + i,
+            currency="EUR",
+            destination="acct_a" if i % 2 else "acct_b",
+            metadata={"order": str(i % 5)},
+        )
+    found = list(connect.find_transfers(destination="acct_a", metadata={"order": "3"}))
+    expected = {i for i in range(230) if i % 2 and i % 5 == 3}
+    assert {t.amount - 100 for t in found} == expected
+    assert all(t.destination == "acct_a" for t in found)
+    lists = [r for r in fake_stripe.requests if r.method == "GET"]
+    assert len(lists) == 2  # 115 transfers to acct_a: two pages of at most 100
+    one = list(connect.find_transfers(metadata={"veza_idempotency_key": "row-42"}))
+    assert [t.amount for t in one] == [142]
+
+
+def test_find_transfers_by_created_range(connect: StripeConnect, fake_stripe: FakeStripe) -> None:
+    made = [
+        connect.create_transfer(f"r{i}", amount=10, currency="EUR", destination="acct_1")
+        for i in range(5)
+    ]
+    created = [t.created for t in made]
+    assert all(c is not None for c in created)
+    window = {"gte": created[1], "lt": created[4]}
+    got = list(connect.find_transfers(created=window))  # type: ignore[arg-type]
+    assert [t.id for t in got] == [t.id for t in reversed(made[1:4])]
+
+
+def test_errors_map_into_the_hierarchy(fake_stripe: FakeStripe, sleeps: list[float]) -> None:
+    with (
+        StripeConnect("sk_test_wrong", base_url=fake_stripe.url, sleep=sleeps.append) as bad,
+        pytest.raises(AuthenticationError) as auth,
+    ):
+        bad.create_transfer("k", amount=1, currency="EUR", destination="acct_1")
+    assert auth.value.status == 401 and "sk_test_wrong" not in str(auth.value)
+    with StripeConnect(
+        fake_stripe.api_key, base_url=fake_stripe.url, max_retries=2, sleep=sleeps.append
+    ) as c:
+        with pytest.raises(NotFoundError) as missing:
+            c.retrieve_transfer("tr_nope")
+        assert missing.value.code == "resource_missing" and missing.value.provider == "stripe"
+        fake_stripe.inject(*[Fault("status", status=500) for _ in range(3)])
+        with pytest.raises(ServerError):
+            c.create_transfer("k2", amount=1, currency="EUR", destination="acct_1")
+    assert len(sleeps) == 2  # three 500s, two retries, then the error
+
+
+def test_connection_failures_map_to_api_connection_error(sleeps: list[float]) -> None:
+    with FakeStripe() as gone:
+        url, key = gone.url, gone.api_key
+    with (
+        StripeConnect(key, base_url=url, max_retries=1, sleep=sleeps.append) as c,
+        pytest.raises(APIConnectionError) as info,
+    ):
+        c.retrieve_transfer("tr_1")
+    assert info.value.provider == "stripe" and len(sleeps) == 1
+
+
+@pytest.mark.parametrize("bad", [None, "", "  "])
+def test_keys_are_mandatory(
+    connect: StripeConnect, fake_stripe: FakeStripe, bad: str | None
+) -> None:
+    with pytest.raises(MissingIdempotencyKey):
+        connect.create_transfer(bad, amount=1, currency="EUR", destination="acct_1")  # type: ignore[arg-type]
+    with pytest.raises(MissingIdempotencyKey):
+        connect.reverse_transfer(bad, "tr_1")  # type: ignore[arg-type]
+    with pytest.raises(MissingIdempotencyKey):
+        connect.create_payout(bad, amount=1, currency="EUR", stripe_account="acct_1")  # type: ignore[arg-type]
+    assert fake_stripe.requests == []
+
+
+def test_configuration_is_validated(fake_stripe: FakeStripe) -> None:
+    with pytest.raises(PaymentsConfigurationError, match="api_key"):
+        StripeConnect("")
+    with pytest.raises(PaymentsConfigurationError, match="max_retries"):
+        StripeConnect("sk", max_retries=-2)
+    c = StripeConnect("sk_live_secret", base_url=fake_stripe.url, max_retries=RetryPolicy(total=1))
+    assert "sk_live_secret" not in repr(c)
+    with pytest.raises(PaymentsConfigurationError, match="at most 200"):
+        c.create_transfer("x" * 201, amount=1, currency="EUR", destination="acct_1")
+    c.close()
+
+
+def test_the_fake_replays_like_stripe(fake_stripe: FakeStripe) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {fake_stripe.api_key}", "Idempotency-Key": "k1"}
+    form = {"amount": "5", "currency": "eur", "destination": "acct_1"}
+    first = httpx.post(f"{fake_stripe.url}/v1/transfers", data=form, headers=headers)
+    second = httpx.post(f"{fake_stripe.url}/v1/transfers", data=form, headers=headers)
+    assert first.json() == second.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    other = httpx.post(
+        f"{fake_stripe.url}/v1/transfers", data={**form, "amount": "6"}, headers=headers
+    )
+    assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
+    assert len(fake_stripe.transfers) == 1
