@@ -37,9 +37,18 @@ def variables_in_code() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in _sources():
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        exported = {  # names in __all__ are Python names, not environment variables
+            id(element)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+            and isinstance(node.value, ast.List | ast.Tuple)
+            for element in node.value.elts
+        }
         for node in ast.walk(tree):
             if (
-                isinstance(node, ast.Constant)
+                id(node) not in exported
+                and isinstance(node, ast.Constant)
                 and isinstance(node.value, str)
                 and _ENV_NAME.match(node.value)
                 and node.value.startswith(PREFIXES)
