@@ -1,9 +1,111 @@
-"""veza-ledger: a SQLAlchemy money ledger.
+"""veza-ledger: a SQLAlchemy money ledger that loses nothing and counts nothing twice.
 
-State machines, a double-entry journal, reconciliation against the payment
-providers, sweeps safe under many workers.
+State machines with compare-and-set transitions, a balanced append-only double-entry
+journal, idempotent provider events, the webhook log with its retention sweep, and
+migrations that ship inside the package.
 """
 
+from veza_ledger._base import Accounts
+from veza_ledger._engine import configure_engine, create_engine
+from veza_ledger._errors import (
+    IllegalTransition,
+    JournalConflict,
+    LedgerConfigurationError,
+    LedgerError,
+    NotFound,
+    RefundExceedsCaptured,
+    SchemaOutOfDate,
+    TransitionConflict,
+    UnbalancedTransaction,
+)
+from veza_ledger._events import EventOutcome, ProviderEvent, event_from_hyperswitch
+from veza_ledger._journal import Leg, credit, debit
+from veza_ledger._ledger import Ledger
+from veza_ledger._machines import MACHINES, ORDER, PAYOUT, REFUND, SUBSCRIPTION, TRANSFER, Machine
+from veza_ledger._migrations import (
+    VERSION_TABLE,
+    check_schema,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
+from veza_ledger._orders import fee_captured, refund_split
+from veza_ledger._retention import (
+    DEFAULT_RETENTION_DAYS,
+    retention_days_from_env,
+    sweep_webhook_log,
+)
+from veza_ledger._schema import (
+    JournalEntry,
+    JournalTransaction,
+    Order,
+    Override,
+    ProcessedEvent,
+    Refund,
+    SellerPayout,
+    SellerTransfer,
+    Subscription,
+    WebhookLogRow,
+    metadata,
+)
+from veza_ledger._subscriptions import Eligibility, EligibilityReason
+from veza_ledger._transfers import reversal_key
 from veza_ledger._version import __version__
+from veza_ledger._webhook_log import SQLWebhookLog
 
-__all__ = ["__version__"]
+__all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "MACHINES",
+    "ORDER",
+    "PAYOUT",
+    "REFUND",
+    "SUBSCRIPTION",
+    "TRANSFER",
+    "VERSION_TABLE",
+    "Accounts",
+    "Eligibility",
+    "EligibilityReason",
+    "EventOutcome",
+    "IllegalTransition",
+    "JournalConflict",
+    "JournalEntry",
+    "JournalTransaction",
+    "Ledger",
+    "LedgerConfigurationError",
+    "LedgerError",
+    "Leg",
+    "Machine",
+    "NotFound",
+    "Order",
+    "Override",
+    "ProcessedEvent",
+    "ProviderEvent",
+    "Refund",
+    "RefundExceedsCaptured",
+    "SQLWebhookLog",
+    "SchemaOutOfDate",
+    "SellerPayout",
+    "SellerTransfer",
+    "Subscription",
+    "TransitionConflict",
+    "UnbalancedTransaction",
+    "WebhookLogRow",
+    "__version__",
+    "check_schema",
+    "configure_engine",
+    "create_engine",
+    "credit",
+    "current_revision",
+    "debit",
+    "downgrade",
+    "event_from_hyperswitch",
+    "fee_captured",
+    "head_revision",
+    "metadata",
+    "refund_split",
+    "retention_days_from_env",
+    "reversal_key",
+    "sweep_webhook_log",
+    "upgrade",
+]

@@ -1,0 +1,166 @@
+"""What every part of the ledger shares: sessions, compare-and-set moves, accounts.
+
+A move reads the row's status, checks the machine's table, then applies
+``UPDATE … SET status = :to WHERE id = :id AND status = :from``. Two writers that read
+the same status cannot both succeed: the second matches no row and gets
+:class:`TransitionConflict` (on PostgreSQL it waits for the first to commit, then
+re-evaluates the ``WHERE``; on SQLite writers are serialised by ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+
+from veza_ledger._engine import configure_engine
+from veza_ledger._errors import LedgerConfigurationError, NotFound, TransitionConflict
+from veza_ledger._machines import Machine
+from veza_ledger._schema import Base
+from veza_ledger._types import utcnow
+
+M = TypeVar("M", bound=Base)
+
+CURRENCY_LENGTH = 3
+
+
+def new_id() -> str:
+    """A fresh row id (32 hex digits) when the caller does not bring one."""
+    return uuid.uuid4().hex
+
+
+def check_money(amount: object, currency: object, *, field: str = "amount") -> tuple[int, str]:
+    """Validate integer minor units and an ISO 4217-shaped code."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        msg = f"{field} must be a positive int of minor units, got {amount!r}"
+        raise LedgerConfigurationError(msg)
+    code = str(currency).strip().upper()
+    if len(code) != CURRENCY_LENGTH or not code.isalpha() or not code.isascii():
+        msg = f"currency must be an ISO 4217 code, got {currency!r}"
+        raise LedgerConfigurationError(msg)
+    return amount, code
+
+
+def check_id(value: object, what: str) -> str:
+    """A non-empty id of at most 64 characters."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:  # noqa: PLR2004
+        msg = f"{what} must be a non-empty string of at most 64 characters, got {value!r}"
+        raise LedgerConfigurationError(msg)
+    return value
+
+
+class Accounts:
+    """Journal account names (documented in the ledger guide)."""
+
+    PSP_CLEARING = "psp_clearing"
+    """Asset: money the payment service provider holds for the platform."""
+    PLATFORM_FEES = "platform_fee_revenue"
+    """Revenue: the platform's fee on orders."""
+    STRIPE_BALANCE = "stripe_balance"
+    """Asset: the platform's Stripe balance, which funds transfers."""
+
+    @staticmethod
+    def seller_payable(seller_id: str) -> str:
+        """Liability: what the platform owes the seller (negative after a clawback)."""
+        return f"seller_payable:{seller_id}"
+
+    @staticmethod
+    def connected_balance(seller_id: str) -> str:
+        """Memo asset: the seller's Stripe connected-account balance."""
+        return f"connected_balance:{seller_id}"
+
+    @staticmethod
+    def connected_funding(seller_id: str) -> str:
+        """Memo: transfers received by the connected account, net of reversals."""
+        return f"connected_funding:{seller_id}"
+
+    @staticmethod
+    def connected_paid_out(seller_id: str) -> str:
+        """Memo: what the connected account paid out to the seller's bank."""
+        return f"connected_paid_out:{seller_id}"
+
+
+class LedgerBase:
+    """Engine, sessions and compare-and-set moves shared by the ledger's parts."""
+
+    def __init__(self, engine: sa.Engine, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.engine = configure_engine(engine)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+
+    def now(self) -> dt.datetime:
+        """The ledger's clock (UTC, aware)."""
+        return self._clock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @property
+    def _pg(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def _get(self, session: Session, model: type[M], object_id: str, *, lock: bool = False) -> M:
+        query = (
+            sa.select(model)
+            .where(model.id == object_id)  # type: ignore[attr-defined]
+            .execution_options(populate_existing=True)  # another transaction may have moved it
+        )
+        if lock and self._pg:
+            query = query.with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            msg = f"no {model.__name__} with id {object_id!r}"
+            raise NotFound(msg)
+        return row
+
+    def _move(
+        self,
+        session: Session,
+        model: type[M],
+        machine: Machine,
+        row: M,
+        to_status: str,
+        *,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Compare-and-set ``row`` to ``to_status`` (checked against ``machine``)."""
+        current: str = row.status  # type: ignore[attr-defined]
+        object_id: str = row.id  # type: ignore[attr-defined]
+        machine.check(object_id, current, to_status)
+        self._cas(session, model, row, current, to_status, values=values)
+
+    def _cas(
+        self,
+        session: Session,
+        model: type[M],
+        row: M,
+        from_status: str,
+        to_status: str,
+        *,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        object_id: str = row.id  # type: ignore[attr-defined]
+        changes = {"status": to_status, "updated_at": self.now(), **(values or {})}
+        result = session.execute(
+            sa.update(model)
+            .where(model.id == object_id, model.status == from_status)  # type: ignore[attr-defined]
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            msg = (
+                f"{model.__name__} {object_id} left {from_status!r} before this transition to "
+                f"{to_status!r} (another writer applied one first)"
+            )
+            raise TransitionConflict(msg)
+        for name, value in changes.items():
+            set_committed_value(row, name, value)  # mirror the UPDATE; nothing left to flush

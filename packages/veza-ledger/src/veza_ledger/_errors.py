@@ -1,0 +1,55 @@
+"""The veza-ledger error hierarchy: ``LedgerError`` and what derives from it."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error veza-ledger raises on purpose."""
+
+
+class LedgerConfigurationError(LedgerError, ValueError):
+    """A setting (environment variable, engine, argument) is invalid."""
+
+
+class NotFound(LedgerError, LookupError):  # noqa: N818 - reads as "ledger.NotFound"
+    """No row with that id (or provider id)."""
+
+
+class IllegalTransition(LedgerError, ValueError):  # noqa: N818 - the published name
+    """The transition is not in the machine's table.
+
+    Attributes:
+        machine: ``order``, ``refund``, ``transfer``, ``payout`` or ``subscription``.
+        object_id: The row's id.
+        from_status: Its current status.
+        to_status: The status asked for.
+    """
+
+    def __init__(self, machine: str, object_id: str, from_status: str, to_status: str) -> None:
+        super().__init__(
+            f"{machine} {object_id}: {from_status} -> {to_status} is not an allowed transition"
+        )
+        self.machine = machine
+        self.object_id = object_id
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class TransitionConflict(LedgerError):  # noqa: N818 - says what happened
+    """Another writer changed the row first (the compare-and-set found another status)."""
+
+
+class RefundExceedsCaptured(LedgerError, ValueError):  # noqa: N818 - says what happened
+    """Succeeded plus pending refunds would exceed what the order captured."""
+
+
+class JournalConflict(LedgerError):  # noqa: N818 - says what happened
+    """A journal transaction id was posted before with different entries."""
+
+
+class UnbalancedTransaction(LedgerError, ValueError):  # noqa: N818 - says what it is
+    """Debits and credits of a journal transaction differ for some currency."""
+
+
+class SchemaOutOfDate(LedgerError):  # noqa: N818 - says what it is
+    """The database schema is behind (or ahead of) this version of veza-ledger."""

@@ -1,0 +1,284 @@
+"""Applying provider events (webhooks, polls) idempotently, and manual overrides.
+
+``apply_event`` records the event id in ``ledger_processed_events`` **in the same
+transaction** as its effect: a duplicate delivery finds the id and changes nothing; two
+concurrent deliveries race on the primary key and one rolls back. An event older than
+the last one applied to the same object (``last_event_at``) is recorded as ``stale``
+and changes nothing, so an out-of-order delivery never regresses a newer state. An
+event about an object the ledger does not know yet raises :class:`NotFound` (nothing
+is recorded): the webhook answers 500 and the provider delivers it again later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from veza_ledger._base import LedgerBase, check_id
+from veza_ledger._errors import LedgerConfigurationError, LedgerError
+from veza_ledger._machines import MACHINES
+from veza_ledger._orders import OrdersMixin
+from veza_ledger._schema import (
+    Order,
+    Override,
+    ProcessedEvent,
+    Refund,
+    SellerPayout,
+    SellerTransfer,
+    Subscription,
+)
+from veza_ledger._upsert import insert_ignore
+
+MODELS: Mapping[str, Any] = {
+    "order": Order,
+    "refund": Refund,
+    "transfer": SellerTransfer,
+    "payout": SellerPayout,
+    "subscription": Subscription,
+}
+
+
+class EventOutcome(enum.StrEnum):
+    """What applying an event did."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    NO_CHANGE = "no_change"
+    IGNORED = "ignored"
+
+
+@attrs.frozen
+class ProviderEvent:
+    """A provider's statement about one object, from a webhook or a poll.
+
+    Attributes:
+        event_id: The provider's event id (the dedupe key).
+        event_type: ``payment_succeeded``, ``payment_failed``, ``payment_cancelled``,
+            ``payment_expired``, ``refund_succeeded``, ``refund_failed`` (others are
+            recorded and ignored).
+        object_id: The PSP payment id or refund id the event is about.
+        occurred_at: When the provider says it happened (orders events per object).
+        amount: The captured amount for payments (``amount_received``), if known.
+    """
+
+    event_id: str
+    event_type: str
+    object_id: str
+    occurred_at: dt.datetime
+    amount: int | None = None
+
+
+PAYMENT_TARGETS = {
+    "payment_succeeded": "paid",
+    "payment_captured": "paid",
+    "payment_failed": "failed",
+    "payment_cancelled": "cancelled",
+    "payment_expired": "expired",
+}
+REFUND_TARGETS = {"refund_succeeded": "succeeded", "refund_failed": "failed"}
+
+
+def event_from_hyperswitch(payload: Mapping[str, Any]) -> ProviderEvent | None:
+    """Read a Hyperswitch webhook body into a :class:`ProviderEvent` (``None``: not ours).
+
+    Only ids, types, statuses and amounts are read: the ledger knows nothing else about
+    the provider.
+    """
+    event_id, event_type = payload.get("event_id"), payload.get("event_type")
+    content = payload.get("content")
+    obj = content.get("object") if isinstance(content, dict) else None
+    if (
+        not isinstance(event_id, str)
+        or not isinstance(event_type, str)
+        or not isinstance(obj, dict)
+    ):
+        return None
+    if event_type in REFUND_TARGETS:
+        object_id = obj.get("refund_id")
+    elif event_type.startswith("payment_"):
+        object_id = obj.get("payment_id")
+    else:
+        object_id = obj.get("payment_id") or obj.get("refund_id") or obj.get("dispute_id")
+    if not isinstance(object_id, str) or not object_id:
+        return None
+    occurred = _parse_time(payload.get("timestamp")) or _parse_time(obj.get("updated"))
+    amount = obj.get("amount_received") if event_type in PAYMENT_TARGETS else None
+    return ProviderEvent(
+        event_id=event_id,
+        event_type=event_type,
+        object_id=object_id,
+        occurred_at=occurred or dt.datetime.now(dt.UTC),
+        amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+    )
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class EventsMixin(OrdersMixin, LedgerBase):
+    """Provider events and manual overrides."""
+
+    def apply_event(self, event: ProviderEvent) -> EventOutcome:
+        """Apply ``event`` once; see the module's documentation for the rules.
+
+        Raises:
+            NotFound: The object is unknown (yet); nothing was recorded.
+            IllegalTransition: Never for events: impossible moves are ``no_change``.
+        """
+        check_id(event.object_id, "object_id")
+        check_id(event.event_id[:64] if event.event_id else event.event_id, "event_id")
+        try:
+            with self.transaction() as session:
+                inserted = insert_ignore(
+                    session,
+                    ProcessedEvent.__table__,
+                    {
+                        "event_id": event.event_id,
+                        "event_type": event.event_type,
+                        "object_id": event.object_id,
+                        "outcome": "applying",
+                        "processed_at": self.now(),
+                    },
+                    index_elements=["event_id"],
+                )
+                if not inserted:
+                    return EventOutcome.DUPLICATE
+                outcome = self._dispatch(session, event)
+                session.execute(
+                    sa.update(ProcessedEvent)
+                    .where(ProcessedEvent.event_id == event.event_id)
+                    .values(outcome=outcome.value)
+                )
+                return outcome
+        except IntegrityError:
+            # A concurrent delivery of the same event committed first.
+            with self.transaction() as session:
+                if session.get(ProcessedEvent, event.event_id) is not None:
+                    return EventOutcome.DUPLICATE
+            raise
+
+    def _dispatch(self, session: Session, event: ProviderEvent) -> EventOutcome:
+        if event.event_type in PAYMENT_TARGETS:
+            order = self._order_by_payment(session, event.object_id)
+            return self._apply_to(
+                session, order, event, lambda: self._payment_effect(session, order, event)
+            )
+        if event.event_type in REFUND_TARGETS:
+            refund = self._refund_by_provider(session, event.object_id)
+            return self._apply_to(
+                session, refund, event, lambda: self._refund_effect(session, refund, event)
+            )
+        return EventOutcome.IGNORED
+
+    def _apply_to(
+        self,
+        session: Session,
+        row: Order | Refund,
+        event: ProviderEvent,
+        effect: Callable[[], EventOutcome],
+    ) -> EventOutcome:
+        if row.last_event_at is not None and event.occurred_at < row.last_event_at:
+            return EventOutcome.STALE
+        outcome = effect()
+        model = type(row)
+        session.execute(
+            sa.update(model).where(model.id == row.id).values(last_event_at=event.occurred_at)
+        )
+        return outcome
+
+    def _payment_effect(self, session: Session, order: Order, event: ProviderEvent) -> EventOutcome:
+        target = PAYMENT_TARGETS[event.event_type]
+        if order.status != "pending_payment":
+            return EventOutcome.NO_CHANGE
+        if target == "paid":
+            captured = event.amount if event.amount and event.amount <= order.amount else None
+            self._mark_paid(session, order, captured)
+        else:
+            self._move(session, Order, MACHINES["order"], order, target)
+        return EventOutcome.APPLIED
+
+    def _refund_effect(
+        self, session: Session, refund: Refund, event: ProviderEvent
+    ) -> EventOutcome:
+        target = REFUND_TARGETS[event.event_type]
+        if refund.status != "pending":
+            return EventOutcome.NO_CHANGE
+        if target == "succeeded":
+            self._refund_succeeded(session, refund)
+        else:
+            self._move(session, Refund, MACHINES["refund"], refund, "failed")
+        return EventOutcome.APPLIED
+
+    def processed_event(self, event_id: str) -> ProcessedEvent | None:
+        """The record of an applied event, if any."""
+        with self.transaction() as session:
+            return session.get(ProcessedEvent, event_id)
+
+    # ------------------------------------------------------------------ overrides
+
+    def force_transition(
+        self, machine: str, object_id: str, to_status: str, *, reason: str, actor: str
+    ) -> Override:
+        """Move a row to any status of its machine, bypassing the table, with an audit row.
+
+        The only bypass. It changes the status only: money effects of the override
+        (if any) are posted separately with :meth:`post_correction`. The schema still
+        refuses an active subscription without a paying order, even here.
+
+        Raises:
+            LedgerConfigurationError: Unknown machine or status, or no reason or actor.
+            TransitionConflict: The row moved while the override was being applied.
+        """
+        if machine not in MACHINES:
+            msg = f"unknown machine {machine!r}; known: {sorted(MACHINES)}"
+            raise LedgerConfigurationError(msg)
+        if to_status not in MACHINES[machine].states:
+            msg = f"{to_status!r} is not a {machine} status"
+            raise LedgerConfigurationError(msg)
+        if not reason or not reason.strip() or not actor or not actor.strip():
+            msg = "an override needs a reason and an actor (they go to the audit trail)"
+            raise LedgerConfigurationError(msg)
+        model = MODELS[machine]
+        try:
+            with self.transaction() as session:
+                row = self._get(session, model, object_id, lock=True)
+                from_status = row.status
+                self._cas(session, model, row, from_status, to_status)
+                override = Override(
+                    machine=machine,
+                    object_id=object_id,
+                    from_status=from_status,
+                    to_status=to_status,
+                    reason=reason.strip()[:1000],
+                    actor=actor.strip()[:128],
+                    at=self.now(),
+                )
+                session.add(override)
+                session.flush()
+                return override
+        except IntegrityError as exc:
+            msg = f"the schema refuses {machine} {object_id} -> {to_status}: {exc.orig}"
+            raise LedgerError(msg) from None
+
+    def overrides(self, object_id: str | None = None) -> list[Override]:
+        """The audit trail, newest first (optionally for one object)."""
+        with self.transaction() as session:
+            query = sa.select(Override).order_by(Override.id.desc())
+            if object_id is not None:
+                query = query.where(Override.object_id == object_id)
+            return list(session.scalars(query))

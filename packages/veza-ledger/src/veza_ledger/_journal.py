@@ -1,0 +1,149 @@
+"""The double-entry journal: append-only, balanced per currency, idempotent by id.
+
+A transaction is a set of legs ``(account, currency, amount)`` where a positive amount
+is a debit and a negative one a credit; per currency they sum to zero. The transaction
+id is its idempotency key (TigerBeetle's and Formance's rule): posting the same id with
+the same legs again is a no-op, with different legs it raises
+:class:`JournalConflict`. Nothing updates or deletes entries (the migrations add
+triggers that refuse it); corrections are new transactions. Balances are derived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from veza_ledger._errors import JournalConflict, UnbalancedTransaction
+from veza_ledger._schema import JournalEntry, JournalTransaction
+from veza_ledger._upsert import insert_ignore
+
+
+@attrs.frozen
+class Leg:
+    """One journal line: debit when ``amount > 0``, credit when ``amount < 0``."""
+
+    account: str
+    currency: str
+    amount: int
+
+
+def debit(account: str, currency: str, amount: int) -> Leg:
+    """A debit of ``amount`` (> 0) minor units."""
+    return Leg(account, currency, amount)
+
+
+def credit(account: str, currency: str, amount: int) -> Leg:
+    """A credit of ``amount`` (> 0) minor units."""
+    return Leg(account, currency, -amount)
+
+
+def _normalise(legs: Iterable[Leg]) -> list[Leg]:
+    merged: dict[tuple[str, str], int] = defaultdict(int)
+    for leg in legs:
+        if isinstance(leg.amount, bool) or not isinstance(leg.amount, int):
+            msg = f"journal amounts are int minor units, got {leg.amount!r}"
+            raise UnbalancedTransaction(msg)
+        merged[(leg.account, leg.currency.upper())] += leg.amount
+    out = [Leg(a, c, v) for (a, c), v in sorted(merged.items()) if v]
+    sums: dict[str, int] = defaultdict(int)
+    for leg in out:
+        sums[leg.currency] += leg.amount
+    unbalanced = {c: s for c, s in sums.items() if s}
+    if unbalanced:
+        msg = f"debits and credits differ: {unbalanced}"
+        raise UnbalancedTransaction(msg)
+    return out
+
+
+def _hash(kind: str, legs: list[Leg]) -> str:
+    text = json.dumps([kind, [[leg.account, leg.currency, leg.amount] for leg in legs]])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def post(
+    session: Session,
+    transaction_id: str,
+    kind: str,
+    legs: Iterable[Leg],
+    *,
+    description: str | None = None,
+) -> bool:
+    """Post a balanced transaction in ``session``'s transaction.
+
+    Returns:
+        ``True`` when posted, ``False`` when the same transaction was already there.
+
+    Raises:
+        UnbalancedTransaction: The legs do not balance per currency (or are empty).
+        JournalConflict: The id was posted before with different legs.
+    """
+    normalised = _normalise(legs)
+    if not normalised:
+        msg = f"transaction {transaction_id} has no legs"
+        raise UnbalancedTransaction(msg)
+    digest = _hash(kind, normalised)
+    inserted = insert_ignore(
+        session,
+        JournalTransaction.__table__,
+        {"id": transaction_id, "kind": kind, "content_hash": digest, "description": description},
+        index_elements=["id"],
+    )
+    if not inserted:
+        existing = session.scalar(
+            sa.select(JournalTransaction.content_hash).where(
+                JournalTransaction.id == transaction_id
+            )
+        )
+        if existing != digest:
+            msg = f"journal transaction {transaction_id} was posted before with other entries"
+            raise JournalConflict(msg)
+        return False
+    session.execute(
+        sa.insert(JournalEntry),
+        [
+            {
+                "transaction_id": transaction_id,
+                "account": leg.account,
+                "currency": leg.currency,
+                "amount": leg.amount,
+            }
+            for leg in normalised
+        ],
+    )
+    return True
+
+
+def balance(session: Session, account: str, currency: str) -> int:
+    """Debits minus credits of ``account`` in ``currency``."""
+    total = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(JournalEntry.amount), 0)).where(
+            JournalEntry.account == account, JournalEntry.currency == currency.upper()
+        )
+    )
+    return int(total or 0)
+
+
+def trial_balance(session: Session) -> Mapping[str, int]:
+    """Net of every entry per currency: zero for each, always, or the books are broken."""
+    rows = session.execute(
+        sa.select(JournalEntry.currency, sa.func.sum(JournalEntry.amount)).group_by(
+            JournalEntry.currency
+        )
+    )
+    return {currency: int(total) for currency, total in rows}
+
+
+def balances(session: Session, *, prefix: str = "") -> Mapping[tuple[str, str], int]:
+    """Every account's balance (optionally those starting with ``prefix``)."""
+    query = sa.select(
+        JournalEntry.account, JournalEntry.currency, sa.func.sum(JournalEntry.amount)
+    ).group_by(JournalEntry.account, JournalEntry.currency)
+    if prefix:
+        query = query.where(JournalEntry.account.startswith(prefix, autoescape=True))
+    return {(a, c): int(t) for a, c, t in session.execute(query)}

@@ -1,0 +1,123 @@
+"""The state machines, as data: each is a transition table, nothing more.
+
+The docs draw each table as a diagram, and a test checks the diagrams against these
+tables, so the picture cannot drift from the code. Every status change in the ledger
+goes through :meth:`Machine.check` and then a compare-and-set ``UPDATE``; the only
+bypass is ``Ledger.force_transition``, which writes an audit row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from veza_ledger._errors import IllegalTransition
+
+
+@attrs.frozen
+class Machine:
+    """One state machine.
+
+    Attributes:
+        name: ``order``, ``refund``, ``transfer``, ``payout`` or ``subscription``.
+        initial: The status rows are created in (the only one).
+        transitions: ``from -> allowed targets``.
+    """
+
+    name: str
+    initial: str
+    transitions: Mapping[str, frozenset[str]]
+
+    @property
+    def states(self) -> frozenset[str]:
+        """Every status of the machine."""
+        out = set(self.transitions)
+        for targets in self.transitions.values():
+            out |= targets
+        return frozenset(out)
+
+    @property
+    def terminal(self) -> frozenset[str]:
+        """Statuses with no way out."""
+        return frozenset(s for s in self.states if not self.transitions.get(s))
+
+    def allows(self, from_status: str, to_status: str) -> bool:
+        """Whether the table has ``from_status -> to_status``."""
+        return to_status in self.transitions.get(from_status, frozenset())
+
+    def check(self, object_id: str, from_status: str, to_status: str) -> None:
+        """Raise :class:`IllegalTransition` unless the table allows the move."""
+        if not self.allows(from_status, to_status):
+            raise IllegalTransition(self.name, object_id, from_status, to_status)
+
+
+def _table(**edges: str) -> dict[str, frozenset[str]]:
+    return {state: frozenset(targets.split()) for state, targets in edges.items()}
+
+
+ORDER = Machine(
+    "order",
+    "pending_payment",
+    _table(
+        pending_payment="paid failed cancelled expired",
+        paid="partially_refunded refunded",
+        partially_refunded="partially_refunded refunded",
+        failed="",
+        cancelled="",
+        expired="",
+        refunded="",
+    ),
+)
+"""Orders: paid once, refunded in parts, never back to unpaid."""
+
+REFUND = Machine(
+    "refund",
+    "pending",
+    _table(pending="succeeded failed", succeeded="", failed=""),
+)
+"""Refunds: settle once. Pending ones must be polled (no webhook)."""
+
+TRANSFER = Machine(
+    "transfer",
+    "pending",
+    _table(
+        pending="completed failed",
+        failed="pending",
+        completed="reversal_pending",
+        reversal_pending="reversed partially_reversed",
+        partially_reversed="reversal_pending",
+        reversed="",
+    ),
+)
+"""Seller transfers: retried after failure with the same key; reversed (in parts)."""
+
+PAYOUT = Machine(
+    "payout",
+    "pending",
+    _table(
+        pending="in_transit paid failed canceled",
+        in_transit="paid failed",
+        failed="pending",
+        paid="",
+        canceled="",
+    ),
+)
+"""Payouts from a connected account to its bank."""
+
+SUBSCRIPTION = Machine(
+    "subscription",
+    "pending_payment",
+    _table(
+        pending_payment="active canceled expired",
+        active="past_due canceled expired",
+        past_due="active canceled expired",
+        canceled="",
+        expired="",
+    ),
+)
+"""Subscriptions: created ``pending_payment``; only a payment confirmation activates."""
+
+MACHINES: Mapping[str, Machine] = {
+    m.name: m for m in (ORDER, REFUND, TRANSFER, PAYOUT, SUBSCRIPTION)
+}

@@ -1,0 +1,293 @@
+"""The ledger's tables, as SQLAlchemy 2.x typed mapped classes.
+
+Every table is prefixed ``ledger_`` and lives in its own ``MetaData`` so it never
+clashes with the host application's tables or migrations. Money is ``BIGINT`` minor
+units beside an ISO 4217 code, with ``CHECK (amount > 0)``; statuses are checked
+against the state machines' tables. Provider ids are unique only where present:
+partial unique indexes ``WHERE col IS NOT NULL AND col <> ''``, declared for both
+PostgreSQL and SQLite (with only ``postgresql_where``, SQLite silently builds a full
+unique index and the second row without an id fails).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from veza_ledger._machines import ORDER, PAYOUT, REFUND, SUBSCRIPTION, TRANSFER, Machine
+from veza_ledger._types import BigIntPK, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ledger's tables (its own ``MetaData``)."""
+
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy's API
+
+
+def _status_check(machine: Machine) -> sa.CheckConstraint:
+    states = ", ".join(f"'{s}'" for s in sorted(machine.states))
+    return sa.CheckConstraint(f"status IN ({states})", name="status")
+
+
+def _present(column: str) -> Any:  # noqa: ANN401 - a SQL expression
+    return sa.text(f"{column} IS NOT NULL AND {column} <> ''")
+
+
+def unique_when_present(table: str, column: str) -> sa.Index:
+    """A partial unique index on a provider id, for PostgreSQL **and** SQLite."""
+    return sa.Index(
+        f"uq_{table}_{column}",
+        column,
+        unique=True,
+        postgresql_where=_present(column),
+        sqlite_where=_present(column),
+    )
+
+
+def _money_checks() -> tuple[sa.CheckConstraint, ...]:
+    return (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("length(currency) = 3", name="currency_code"),
+    )
+
+
+class Order(Base):
+    """A buyer's order: what was charged, through which PSP payment, and refunded."""
+
+    __tablename__ = "ledger_orders"
+    __table_args__ = (
+        *_money_checks(),
+        _status_check(ORDER),
+        sa.CheckConstraint("fee_amount >= 0 AND fee_amount <= amount", name="fee_range"),
+        sa.CheckConstraint("captured_amount >= 0 AND captured_amount <= amount", name="captured"),
+        sa.CheckConstraint(
+            "refunded_amount >= 0 AND refunded_amount <= captured_amount", name="refunded"
+        ),
+        unique_when_present("ledger_orders", "psp_payment_id"),
+        sa.Index("ix_ledger_orders_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(sa.String(64))
+    seller_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    fee_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    status: Mapped[str] = mapped_column(sa.String(32), default=ORDER.initial)
+    psp_payment_id: Mapped[str | None] = mapped_column(sa.String(64))
+    captured_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    refunded_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    fee_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    last_event_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Refund(Base):
+    """A refund of (part of) an order, keyed by its own id at the PSP."""
+
+    __tablename__ = "ledger_refunds"
+    __table_args__ = (
+        *_money_checks(),
+        _status_check(REFUND),
+        unique_when_present("ledger_refunds", "hyperswitch_refund_id"),
+        sa.Index("ix_ledger_refunds_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_orders.id"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(32), default=REFUND.initial)
+    hyperswitch_refund_id: Mapped[str | None] = mapped_column(sa.String(64))
+    reason: Mapped[str | None] = mapped_column(sa.String(255))
+    last_event_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SellerTransfer(Base):
+    """A Stripe Connect transfer of the seller's share of an order.
+
+    ``reversal_due`` is the seller's share of succeeded refunds; ``reversed_amount`` is
+    what Stripe actually reversed. The reversal worker closes the gap.
+    """
+
+    __tablename__ = "ledger_seller_transfers"
+    __table_args__ = (
+        *_money_checks(),
+        _status_check(TRANSFER),
+        sa.CheckConstraint(
+            "reversed_amount >= 0 AND reversed_amount <= amount", name="reversed_range"
+        ),
+        sa.CheckConstraint("reversal_due >= 0 AND reversal_due <= amount", name="due_range"),
+        unique_when_present("ledger_seller_transfers", "stripe_transfer_id"),
+        unique_when_present("ledger_seller_transfers", "stripe_reversal_id"),
+        sa.Index("ix_ledger_seller_transfers_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(sa.ForeignKey("ledger_orders.id"), index=True)
+    seller_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    destination: Mapped[str] = mapped_column(sa.String(64))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(32), default=TRANSFER.initial)
+    stripe_transfer_id: Mapped[str | None] = mapped_column(sa.String(64))
+    stripe_reversal_id: Mapped[str | None] = mapped_column(sa.String(64))
+    reversal_due: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    reversed_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SellerPayout(Base):
+    """A payout from a seller's connected account to their bank."""
+
+    __tablename__ = "ledger_seller_payouts"
+    __table_args__ = (
+        *_money_checks(),
+        _status_check(PAYOUT),
+        unique_when_present("ledger_seller_payouts", "external_payout_id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    seller_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    stripe_account: Mapped[str] = mapped_column(sa.String(64))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(32), default=PAYOUT.initial)
+    external_payout_id: Mapped[str | None] = mapped_column(sa.String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Subscription(Base):
+    """A creator's plan. ``payment_order_id`` is the order whose payment activated it."""
+
+    __tablename__ = "ledger_subscriptions"
+    __table_args__ = (
+        _status_check(SUBSCRIPTION),
+        # The original platform's worst bug, made impossible in the schema too.
+        sa.CheckConstraint(
+            "status = 'pending_payment' OR payment_order_id IS NOT NULL", name="paid_to_activate"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    plan: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(32), default=SUBSCRIPTION.initial)
+    payment_order_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("ledger_orders.id"), index=True
+    )
+    pending_order_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("ledger_orders.id"), index=True
+    )
+    last_event_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebhookLogRow(Base):
+    """One webhook delivery (field names shared with veza-payments' ``WebhookRecord``)."""
+
+    __tablename__ = "ledger_webhook_log"
+    __table_args__ = (
+        # "Show me attack attempts" reads only the (few) invalid rows.
+        sa.Index(
+            "ix_ledger_webhook_log_invalid_signature",
+            "received_at",
+            postgresql_where=sa.text("signature_valid = false"),
+            sqlite_where=sa.text("signature_valid = 0"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    payload: Mapped[str] = mapped_column(sa.Text)
+    signature_valid: Mapped[bool]
+    processing_result: Mapped[str] = mapped_column(sa.String(1024))
+    source_ip: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(512))
+    request_id: Mapped[str] = mapped_column(sa.String(128))
+    event_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    event_type: Mapped[str | None] = mapped_column(sa.String(128))
+    received_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class ProcessedEvent(Base):
+    """A provider event applied to the ledger (inserted with its effect, in one transaction)."""
+
+    __tablename__ = "ledger_processed_events"
+
+    event_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    event_type: Mapped[str] = mapped_column(sa.String(128))
+    object_id: Mapped[str | None] = mapped_column(sa.String(64))
+    outcome: Mapped[str] = mapped_column(sa.String(32))
+    processed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Override(Base):
+    """The audit trail of manual overrides (``force_transition``)."""
+
+    __tablename__ = "ledger_overrides"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    machine: Mapped[str] = mapped_column(sa.String(32))
+    object_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    from_status: Mapped[str] = mapped_column(sa.String(32))
+    to_status: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.String(1000))
+    actor: Mapped[str] = mapped_column(sa.String(128))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JournalTransaction(Base):
+    """A balanced journal transaction; its id is its idempotency key."""
+
+    __tablename__ = "ledger_journal_transactions"
+
+    id: Mapped[str] = mapped_column(sa.String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    description: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JournalEntry(Base):
+    """One leg: positive ``amount`` is a debit, negative a credit (they sum to zero)."""
+
+    __tablename__ = "ledger_journal_entries"
+    __table_args__ = (
+        sa.CheckConstraint("amount <> 0", name="amount_nonzero"),
+        sa.CheckConstraint("length(currency) = 3", name="currency_code"),
+        sa.Index("ix_ledger_journal_entries_account_currency", "account", "currency"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("ledger_journal_transactions.id"), index=True
+    )
+    account: Mapped[str] = mapped_column(sa.String(160))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+metadata = Base.metadata
