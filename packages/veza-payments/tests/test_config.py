@@ -95,3 +95,10 @@ def test_the_built_objects_work() -> None:
     intake = config.webhook_intake(InMemoryWebhookLog())
     body = b'{"event_type":"x"}'
     assert intake.handle({"x-webhook-signature-512": sign_payload(body, "k0")}, body).status == 200
+
+
+def test_api_only_jobs_need_no_webhook_keys() -> None:
+    config = PaymentsConfig.from_env({"HYPERSWITCH_API_KEY": "k"}, require_webhook_keys=False)
+    assert config.webhook_keys == ()
+    with pytest.raises(PaymentsConfigurationError, match="HYPERSWITCH_WEBHOOK_KEYS"):
+        config.webhook_intake(InMemoryWebhookLog())

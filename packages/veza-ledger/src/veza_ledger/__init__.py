@@ -31,12 +31,22 @@ from veza_ledger._migrations import (
     upgrade,
 )
 from veza_ledger._orders import fee_captured, refund_split
+from veza_ledger._provider import (
+    PaymentState,
+    ProviderView,
+    RefundState,
+    TransferCreator,
+    TransferReverser,
+    TransferState,
+)
 from veza_ledger._retention import (
     DEFAULT_RETENTION_DAYS,
     retention_days_from_env,
     sweep_webhook_log,
 )
+from veza_ledger._rules import RULES, Problem, ReconcileSettings, Rule
 from veza_ledger._schema import (
+    Finding,
     JournalEntry,
     JournalTransaction,
     Order,
@@ -50,9 +60,17 @@ from veza_ledger._schema import (
     metadata,
 )
 from veza_ledger._subscriptions import Eligibility, EligibilityReason
+from veza_ledger._sweep import SweepItem, SweepReport, run_sweep
 from veza_ledger._transfers import reversal_key
 from veza_ledger._version import __version__
 from veza_ledger._webhook_log import SQLWebhookLog
+from veza_ledger._workers import (
+    WorkerReport,
+    retry_transfer_now,
+    run_forever,
+    run_reversal_worker,
+    run_transfer_worker,
+)
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -60,6 +78,7 @@ __all__ = [
     "ORDER",
     "PAYOUT",
     "REFUND",
+    "RULES",
     "SUBSCRIPTION",
     "TRANSFER",
     "VERSION_TABLE",
@@ -67,6 +86,7 @@ __all__ = [
     "Eligibility",
     "EligibilityReason",
     "EventOutcome",
+    "Finding",
     "IllegalTransition",
     "JournalConflict",
     "JournalEntry",
@@ -79,18 +99,30 @@ __all__ = [
     "NotFound",
     "Order",
     "Override",
+    "PaymentState",
+    "Problem",
     "ProcessedEvent",
     "ProviderEvent",
+    "ProviderView",
+    "ReconcileSettings",
     "Refund",
     "RefundExceedsCaptured",
+    "RefundState",
+    "Rule",
     "SQLWebhookLog",
     "SchemaOutOfDate",
     "SellerPayout",
     "SellerTransfer",
     "Subscription",
+    "SweepItem",
+    "SweepReport",
+    "TransferCreator",
+    "TransferReverser",
+    "TransferState",
     "TransitionConflict",
     "UnbalancedTransaction",
     "WebhookLogRow",
+    "WorkerReport",
     "__version__",
     "check_schema",
     "configure_engine",
@@ -105,7 +137,12 @@ __all__ = [
     "metadata",
     "refund_split",
     "retention_days_from_env",
+    "retry_transfer_now",
     "reversal_key",
+    "run_forever",
+    "run_reversal_worker",
+    "run_sweep",
+    "run_transfer_worker",
     "sweep_webhook_log",
     "upgrade",
 ]

@@ -1,7 +1,9 @@
 """``veza-ledger``: migrations and maintenance from the shell (and from cron).
 
 ``veza-ledger db upgrade --database-url URL`` creates or upgrades the ledger's tables;
-``db current`` and ``db check`` report; ``sweep-retention`` trims the webhook log. The
+``db current`` and ``db check`` report; ``sweep-retention`` trims the webhook log;
+``reconcile`` runs the rules once (``--dry-run``, ``--json``, ``--rules``);
+``findings`` lists what reconciliation found. The
 URL may come from ``VEZA_DATABASE_URL`` instead of the flag (it keeps passwords out of
 ``ps`` output).
 """
@@ -20,7 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from veza_ledger._engine import create_engine
-from veza_ledger._errors import LedgerError
+from veza_ledger._errors import LedgerConfigurationError, LedgerError
+from veza_ledger._ledger import Ledger
 from veza_ledger._migrations import (
     check_schema,
     current_revision,
@@ -28,7 +31,10 @@ from veza_ledger._migrations import (
     head_revision,
     upgrade,
 )
+from veza_ledger._provider import ProviderView
 from veza_ledger._retention import retention_days_from_env, sweep_webhook_log
+from veza_ledger._rules import RULES
+from veza_ledger._sweep import run_sweep
 
 DATABASE_VARIABLE = "VEZA_DATABASE_URL"
 
@@ -64,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--batch-size", type=int, default=10_000)
     sweep.add_argument("--pause", type=float, default=0.1, help="seconds between batches")
+    rec = sub.add_parser("reconcile", parents=[common], help="run the reconciliation rules once")
+    rec.add_argument("--dry-run", action="store_true", help="propose fixes, write nothing")
+    rec.add_argument("--json", action="store_true", help="print the report as JSON")
+    rec.add_argument("--rules", help=f"comma-separated subset of: {', '.join(RULES)}")
+    rec.add_argument("--batch-size", type=int, default=100)
+    rec.add_argument(
+        "--no-provider",
+        action="store_true",
+        help="run only the rules that need no provider (no HYPERSWITCH_* needed)",
+    )
+    found = sub.add_parser("findings", parents=[common], help="list reconciliation findings")
+    found.add_argument("--open", action="store_true", help="only open findings")
+    found.add_argument("--rule")
+    found.add_argument("--json", action="store_true")
     return parser
 
 
@@ -72,9 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command != "db":  # Alembic's start-up chatter is for migrations only
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = create_engine(_url(args, parser))
     try:
-        return _db(args, engine) if args.command == "db" else _sweep(args, engine)
+        commands = {
+            "db": _db,
+            "sweep-retention": _sweep,
+            "reconcile": _reconcile,
+            "findings": _findings,
+        }
+        return commands[args.command](args, engine)
     except LedgerError as exc:
         print(f"veza-ledger: {exc}", file=sys.stderr)
         return 1
@@ -91,6 +119,88 @@ def _sweep(args: argparse.Namespace, engine: sa.Engine) -> int:
         engine, retention_days=days, batch_size=args.batch_size, pause=args.pause, cancel=cancel
     )
     print(json.dumps({"deleted": deleted, "retention_days": days, "cancelled": cancel.is_set()}))
+    return 0
+
+
+def _provider_from_env() -> ProviderView:
+    """veza-payments' clients from the environment (``HYPERSWITCH_*``, ``STRIPE_*``)."""
+    try:
+        from veza_ledger.adapters import PaymentsProviderView  # noqa: PLC0415
+        from veza_payments import PaymentsConfig  # noqa: PLC0415 - the [payments] extra
+    except ImportError as exc:
+        msg = "reconcile needs veza-ledger[payments] (or --no-provider)"
+        raise LedgerConfigurationError(msg) from exc
+    try:
+        config = PaymentsConfig.from_env(require_webhook_keys=False)
+    except ValueError as exc:
+        raise LedgerConfigurationError(str(exc)) from None
+    stripe = config.stripe_connect() if config.stripe_secret_key else None
+    return PaymentsProviderView(config.hyperswitch_client(), stripe)
+
+
+def _reconcile(args: argparse.Namespace, engine: sa.Engine) -> int:
+    check_schema(engine)
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else None
+    provider = None if args.no_provider else _provider_from_env()
+    cancel = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    report = run_sweep(
+        engine,
+        provider,
+        rules=rules,
+        batch_size=args.batch_size,
+        cancel=cancel,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        mode = "dry run: nothing written" if report.dry_run else "applied"
+        print(
+            f"examined {sum(report.examined.values())} rows; {len(report.problems)} problems, "
+            f"{report.applied} fixed, {report.resolved} resolved, {report.errors} errors ({mode})"
+        )
+        for item in report.problems:
+            fix = f" -> {item.action}{'' if item.applied else ' (proposed)'}" if item.action else ""
+            print(
+                f"  [{item.severity}] {item.rule} {item.object_type} {item.object_id}: "
+                f"{item.summary}{fix}"
+            )
+        for rule, why in report.skipped_rules.items():
+            print(f"  skipped {rule}: {why}")
+    return 0
+
+
+def _findings(args: argparse.Namespace, engine: sa.Engine) -> int:
+    rows = Ledger(engine).findings(status="open" if args.open else None, rule=args.rule)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": f.id,
+                        "rule": f.rule,
+                        "object_type": f.object_type,
+                        "object_id": f.object_id,
+                        "severity": f.severity,
+                        "status": f.status,
+                        "summary": f.summary,
+                        "evidence": f.evidence,
+                        "first_seen": f.first_seen.isoformat(),
+                        "last_seen": f.last_seen.isoformat(),
+                        "occurrences": f.occurrences,
+                    }
+                    for f in rows
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    for f in rows:
+        print(
+            f"{f.id:>6} {f.status:<10} {f.severity:<8} {f.rule} {f.object_type} {f.object_id}: "
+            f"{f.summary} (seen {f.occurrences}x, last {f.last_seen:%Y-%m-%d %H:%M})"
+        )
     return 0
 
 

@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 import sqlalchemy as sa
 
 from veza_ledger import _journal
+from veza_ledger._errors import LedgerConfigurationError, NotFound
 from veza_ledger._events import EventsMixin
 from veza_ledger._journal import Leg
+from veza_ledger._schema import Finding
 from veza_ledger._subscriptions import DEFAULT_PLAN_RANKS, SubscriptionsMixin
 from veza_ledger._transfers import TransfersMixin
 from veza_ledger._types import utcnow
@@ -49,6 +51,35 @@ class Ledger(EventsMixin, SubscriptionsMixin, TransfersMixin):
     def webhook_log(self) -> SQLWebhookLog:
         """The SQL webhook log on this engine (veza-payments' ``WebhookLog`` protocol)."""
         return SQLWebhookLog(self.engine)
+
+    # ------------------------------------------------------------------ findings
+
+    def findings(
+        self, *, status: str | None = None, rule: str | None = None, limit: int = 500
+    ) -> list[Finding]:
+        """Reconciliation findings, most recently seen first."""
+        query = sa.select(Finding).order_by(Finding.last_seen.desc(), Finding.id.desc())
+        if status is not None:
+            query = query.where(Finding.status == status)
+        if rule is not None:
+            query = query.where(Finding.rule == rule)
+        with self.transaction() as session:
+            return list(session.scalars(query.limit(limit)))
+
+    def suppress_finding(self, finding_id: int, *, reason: str, actor: str) -> Finding:
+        """Silence a known finding (kept, with who and why; it resolves when fixed)."""
+        if not reason.strip() or not actor.strip():
+            msg = "suppressing a finding needs a reason and an actor"
+            raise LedgerConfigurationError(msg)
+        with self.transaction() as session:
+            finding = session.get(Finding, finding_id)
+            if finding is None:
+                msg = f"no finding {finding_id}"
+                raise NotFound(msg)
+            finding.status = "suppressed"
+            finding.suppressed_reason = reason.strip()[:500]
+            finding.suppressed_by = actor.strip()[:128]
+            return finding
 
     # ------------------------------------------------------------------ journal
 

@@ -77,6 +77,7 @@ class Order(Base):
         ),
         unique_when_present("ledger_orders", "psp_payment_id"),
         sa.Index("ix_ledger_orders_status_updated_at", "status", "updated_at"),
+        sa.Index("ix_ledger_orders_status_id", "status", "id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
@@ -104,6 +105,7 @@ class Refund(Base):
         _status_check(REFUND),
         unique_when_present("ledger_refunds", "hyperswitch_refund_id"),
         sa.Index("ix_ledger_refunds_status_updated_at", "status", "updated_at"),
+        sa.Index("ix_ledger_refunds_status_id", "status", "id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
@@ -136,6 +138,7 @@ class SellerTransfer(Base):
         unique_when_present("ledger_seller_transfers", "stripe_transfer_id"),
         unique_when_present("ledger_seller_transfers", "stripe_reversal_id"),
         sa.Index("ix_ledger_seller_transfers_status_next_attempt_at", "status", "next_attempt_at"),
+        sa.Index("ix_ledger_seller_transfers_status_id", "status", "id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
@@ -185,6 +188,7 @@ class Subscription(Base):
     __tablename__ = "ledger_subscriptions"
     __table_args__ = (
         _status_check(SUBSCRIPTION),
+        sa.Index("ix_ledger_subscriptions_status", "status"),
         # The original platform's worst bug, made impossible in the schema too.
         sa.CheckConstraint(
             "status = 'pending_payment' OR payment_order_id IS NOT NULL", name="paid_to_activate"
@@ -288,6 +292,58 @@ class JournalEntry(Base):
     account: Mapped[str] = mapped_column(sa.String(160))
     currency: Mapped[str] = mapped_column(sa.String(3))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+FINDING_STATUSES = ("open", "resolved", "suppressed")
+SEVERITIES = ("info", "warning", "critical")
+
+
+class Finding(Base):
+    """A problem reconciliation found: durable, updated by every sweep, never duplicated.
+
+    ``fingerprint`` is ``rule:object_type:object_id``; re-running a sweep updates the row
+    (``last_seen``, ``occurrences``, evidence) and a problem that went away is marked
+    ``resolved`` by the next sweep that looks at the object.
+    """
+
+    __tablename__ = "ledger_findings"
+    __table_args__ = (
+        sa.CheckConstraint(
+            f"status IN ({', '.join(repr(s) for s in FINDING_STATUSES)})", name="status"
+        ),
+        sa.CheckConstraint(
+            f"severity IN ({', '.join(repr(s) for s in SEVERITIES)})", name="severity"
+        ),
+        sa.Index("ix_ledger_findings_status_rule", "status", "rule"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    rule: Mapped[str] = mapped_column(sa.String(64))
+    object_type: Mapped[str] = mapped_column(sa.String(32))
+    object_id: Mapped[str] = mapped_column(sa.String(64))
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    summary: Mapped[str] = mapped_column(sa.String(500))
+    evidence: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    proposed_action: Mapped[str | None] = mapped_column(sa.String(64))
+    applied_action: Mapped[str | None] = mapped_column(sa.String(64))
+    occurrences: Mapped[int] = mapped_column(default=1)
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
+    suppressed_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    suppressed_by: Mapped[str | None] = mapped_column(sa.String(128))
+
+
+class RuleCheck(Base):
+    """When a rule last examined an object: how many workers share a sweep safely."""
+
+    __tablename__ = "ledger_rule_checks"
+
+    rule: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    object_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    checked_at: Mapped[dt.datetime]
 
 
 metadata = Base.metadata

@@ -59,7 +59,11 @@ class PaymentsConfig:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, require_stripe: bool = False
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        require_stripe: bool = False,
+        require_webhook_keys: bool = True,
     ) -> PaymentsConfig:
         """Read and validate the environment.
 
@@ -67,6 +71,8 @@ class PaymentsConfig:
             environ: The variables (``os.environ`` by default).
             require_stripe: Fail unless ``STRIPE_SECRET_KEY`` is set (apps that pay
                 sellers out should say so, to fail at start-up).
+            require_webhook_keys: Fail unless ``HYPERSWITCH_WEBHOOK_KEYS`` is set (jobs that
+                only call the API, like reconciliation, pass ``False``).
 
         Raises:
             PaymentsConfigurationError: A variable is missing or invalid (named).
@@ -95,9 +101,12 @@ class PaymentsConfig:
                 raise PaymentsConfigurationError(msg)
             return value
 
-        keys = tuple(
-            k.strip() for k in required("HYPERSWITCH_WEBHOOK_KEYS").split(",") if k.strip()
+        raw_keys = (
+            required("HYPERSWITCH_WEBHOOK_KEYS")
+            if require_webhook_keys
+            else env.get("HYPERSWITCH_WEBHOOK_KEYS", "")
         )
+        keys = tuple(k.strip() for k in raw_keys.split(",") if k.strip())
         base_url = env.get("HYPERSWITCH_BASE_URL", "").strip() or SANDBOX_URL
         if not base_url.startswith(("https://", "http://")):
             msg = f"HYPERSWITCH_BASE_URL must be an http(s) URL, got {base_url!r}"
@@ -160,7 +169,14 @@ class PaymentsConfig:
         )
 
     def webhook_intake(self, log: WebhookLog) -> WebhookIntake:
-        """A :class:`WebhookIntake` writing to ``log``."""
+        """A :class:`WebhookIntake` writing to ``log``.
+
+        Raises:
+            PaymentsConfigurationError: ``HYPERSWITCH_WEBHOOK_KEYS`` is not set.
+        """
+        if not self.webhook_keys:
+            msg = "HYPERSWITCH_WEBHOOK_KEYS is required for the webhook intake"
+            raise PaymentsConfigurationError(msg)
         return WebhookIntake(
             log,
             self.webhook_keys,

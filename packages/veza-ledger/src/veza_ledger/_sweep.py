@@ -1,0 +1,478 @@
+"""``run_sweep``: every rule over its candidates, safely under any number of workers.
+
+Each rule claims candidate rows in batches (``SELECT … ORDER BY id LIMIT n FOR UPDATE
+SKIP LOCKED`` on PostgreSQL, keyset-paged), examines them, applies fixes through the
+state machines and the journal, upserts findings and marks each row as examined, and
+commits per batch. Rows another worker holds are skipped; rows another worker examined
+within ``recheck_after`` are excluded, re-checked in a fresh snapshot after the lock is
+taken, so each candidate is handled by exactly one worker. Objects with open findings
+are examined again (second pass) so fixed problems resolve.
+
+On SQLite there is one writer: every batch transaction begins ``IMMEDIATE`` and holds
+the database for the batch (provider calls included). Run a single worker with small
+batches there; the result is the same, the concurrency is not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from veza_ledger._errors import LedgerConfigurationError, LedgerError
+from veza_ledger._findings import (
+    finding_values,
+    open_finding_objects,
+    resolve_finding,
+    resolve_findings,
+    upsert_finding,
+    upsert_findings,
+)
+from veza_ledger._journal import trial_balance
+from veza_ledger._ledger import Ledger
+from veza_ledger._machines import ORDER, REFUND, SUBSCRIPTION, TRANSFER
+from veza_ledger._provider import ProviderView
+from veza_ledger._rules import RULES, Context, Problem, ReconcileSettings, Rule
+from veza_ledger._schema import Order, Refund, RuleCheck, SellerTransfer, Subscription
+from veza_ledger._types import utcnow
+
+logger = logging.getLogger("veza_ledger.reconcile")
+
+
+@attrs.frozen
+class SweepItem:
+    """One problem a sweep found (and what it did about it)."""
+
+    rule: str
+    object_type: str
+    object_id: str
+    severity: str
+    summary: str
+    action: str | None
+    applied: bool
+    error: str | None = None
+
+
+@attrs.define
+class SweepReport:
+    """What a sweep did.
+
+    Attributes:
+        examined: Rows examined, per rule.
+        problems: Problems found (applied or not), in order.
+        resolved: Findings resolved because the problem went away.
+        errors: Rows whose provider read failed (not marked examined: retried next sweep).
+        skipped_rules: Rules skipped, with why (no provider view).
+        dry_run: Nothing was written.
+    """
+
+    examined: dict[str, int] = attrs.field(factory=dict)
+    problems: list[SweepItem] = attrs.field(factory=list)
+    resolved: int = 0
+    errors: int = 0
+    skipped_rules: dict[str, str] = attrs.field(factory=dict)
+    dry_run: bool = False
+
+    @property
+    def applied(self) -> int:
+        """Fixes applied."""
+        return sum(1 for p in self.problems if p.applied)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (``veza-ledger reconcile --json``)."""
+        return {
+            "dry_run": self.dry_run,
+            "examined": self.examined,
+            "resolved": self.resolved,
+            "errors": self.errors,
+            "applied": self.applied,
+            "skipped_rules": self.skipped_rules,
+            "problems": [attrs.asdict(p) for p in self.problems],
+        }
+
+
+def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None:  # noqa: ANN401
+    """Apply a rule's fix through the state machines and the journal."""
+    action, params = problem.action, problem.params
+    if action == "mark_paid":
+        ledger._mark_paid(session, row, params.get("captured_amount"))
+    elif action in ("mark_failed", "cancel_order", "expire_order"):
+        target = {"mark_failed": "failed", "cancel_order": "cancelled", "expire_order": "expired"}
+        ledger._move(session, Order, ORDER, row, target[action])
+    elif action == "refund_succeeded":
+        ledger._refund_succeeded(session, row)
+    elif action == "refund_failed":
+        ledger._move(session, Refund, REFUND, row, "failed")
+    elif action == "set_refund_provider_id":
+        session.execute(
+            sa.update(Refund)
+            .where(Refund.id == row.id)
+            .values(hyperswitch_refund_id=params["provider_id"], updated_at=ledger.now())
+        )
+    elif action == "set_stripe_transfer_id":
+        session.execute(
+            sa.update(SellerTransfer)
+            .where(SellerTransfer.id == row.id)
+            .values(stripe_transfer_id=params["stripe_transfer_id"], updated_at=ledger.now())
+        )
+    elif action == "request_reversal":
+        ledger._move(
+            session,
+            SellerTransfer,
+            TRANSFER,
+            row,
+            "reversal_pending",
+            values={"reversal_due": params["reversal_due"], "attempts": 0, "next_attempt_at": None},
+        )
+    elif action == "mark_past_due":
+        ledger._move(session, Subscription, SUBSCRIPTION, row, "past_due")
+    else:  # pragma: no cover - the rules only propose the actions above
+        msg = f"unknown action {action!r}"
+        raise LedgerConfigurationError(msg)
+
+
+def _unchecked(rule: Rule, since: dt.datetime) -> Any:  # noqa: ANN401 - SQL expression
+    model = rule.model
+    return ~sa.exists().where(
+        RuleCheck.rule == rule.name, RuleCheck.object_id == model.id, RuleCheck.checked_at >= since
+    )
+
+
+def candidate_query(
+    rule: Rule,
+    condition: Any,  # noqa: ANN401 - SQL expression
+    since: dt.datetime,
+    *,
+    after: str = "",
+    limit: int = 100,
+    lock: bool = False,
+) -> sa.Select[Any]:
+    """The keyset-paged claim of a rule's candidates (``EXPLAIN`` it to see the index used).
+
+    Args:
+        rule: The rule.
+        condition: Its candidate condition (``rule.where(now, settings)``).
+        since: Rows examined by this rule since then are excluded.
+        after: The last id of the previous batch.
+        limit: The batch size.
+        lock: ``FOR UPDATE SKIP LOCKED`` (PostgreSQL).
+    """
+    model = rule.model
+    query = (
+        sa.select(model)
+        .where(condition, model.id > after, _unchecked(rule, since))
+        .order_by(model.id)
+        .limit(limit)
+    )
+    return query.with_for_update(skip_locked=True, of=model) if lock else query
+
+
+class _Sweeper:
+    def __init__(
+        self,
+        ledger: Ledger,
+        provider: ProviderView | None,
+        settings: ReconcileSettings,
+        now: dt.datetime,
+        *,
+        dry_run: bool,
+        batch_size: int,
+        cancel: threading.Event,
+    ) -> None:
+        self.ledger = ledger
+        self.provider = provider
+        self.settings = settings
+        self.now = now
+        self.dry_run = dry_run
+        self.batch_size = batch_size
+        self.cancel = cancel
+        self.pg = ledger.engine.dialect.name == "postgresql"
+        self.report = SweepReport(dry_run=dry_run)
+        self._examined_ids: list[str] = []
+        self._healthy_ids: list[str] = []
+        self._findings: list[dict[str, Any]] = []
+
+    def _claim(
+        self,
+        session: Session,
+        rule: Rule,
+        condition: Any,  # noqa: ANN401 - a SQL expression
+        after: str,
+    ) -> tuple[list[Any], str | None]:
+        """Lock the next batch; return the rows to examine and the last id claimed."""
+        lock = self.pg and not self.dry_run
+        query = candidate_query(
+            rule,
+            condition,
+            self.now - self.settings.recheck_after,
+            after=after,
+            limit=self.batch_size,
+            lock=lock,
+        )
+        rows = list(session.scalars(query.execution_options(populate_existing=True)))
+        if not rows:
+            return [], None
+        last = rows[-1].id
+        if lock:
+            # The claim's snapshot predates our locks: a worker that committed in between
+            # may have examined some of these rows. A new statement sees its marks.
+            model = rule.model
+            ids = [r.id for r in rows]
+            fresh = set(
+                session.scalars(
+                    sa.select(model.id).where(
+                        model.id.in_(ids), _unchecked(rule, self.now - self.settings.recheck_after)
+                    )
+                )
+            )
+            rows = [r for r in rows if r.id in fresh]
+        return rows, last
+
+    def run_rule(self, rule: Rule) -> None:
+        if rule.needs_provider and self.provider is None:
+            self.report.skipped_rules[rule.name] = "no provider view"
+            return
+        self.report.examined.setdefault(rule.name, 0)
+        self._pass(rule, rule.where(self.now, self.settings))
+        ids = self._open_finding_ids(rule)
+        if ids:
+            self._pass(rule, rule.model.id.in_(ids))
+
+    def _open_finding_ids(self, rule: Rule) -> list[str]:
+        with self.ledger.transaction() as session:
+            return open_finding_objects(session, rule.name, limit=10_000)
+
+    def _pass(self, rule: Rule, condition: Any) -> None:  # noqa: ANN401
+        after = ""
+        while not self.cancel.is_set():
+            with self.ledger.transaction() as session:
+                rows, last = self._claim(session, rule, condition, after)
+                if last is None:
+                    return
+                after = last
+                for row in rows:
+                    self._examine(session, rule, row)
+                if not self.dry_run:
+                    self._flush(session, rule)
+
+    def _examine(self, session: Session, rule: Rule, row: Any) -> None:  # noqa: ANN401
+        ctx = Context(session, self.provider)
+        try:
+            state = rule.fetch(ctx, row)
+        except Exception as exc:  # noqa: BLE001 - a provider outage must not stop the sweep
+            self.report.errors += 1
+            logger.warning(
+                "%s: reading the other side of %s %s failed: %s",
+                rule.name,
+                rule.object_type,
+                row.id,
+                type(exc).__name__,
+            )
+            return
+        self.report.examined[rule.name] += 1
+        problem = rule.check(row, state, self.now, self.settings)
+        if self.dry_run:
+            if problem is not None:
+                self.report.problems.append(
+                    SweepItem(
+                        rule.name,
+                        rule.object_type,
+                        row.id,
+                        problem.severity,
+                        problem.summary,
+                        problem.action,
+                        applied=False,
+                    )
+                )
+            return
+        if problem is None:
+            self._healthy_ids.append(row.id)
+        else:
+            self._record(session, rule, row, problem)
+        self._examined_ids.append(row.id)
+
+    def _record(self, session: Session, rule: Rule, row: Any, problem: Problem) -> None:  # noqa: ANN401
+        applied, error = False, None
+        if problem.action is not None:
+            try:
+                with session.begin_nested():
+                    _apply(self.ledger, session, row, problem)
+                applied = True
+            except (LedgerError, IntegrityError) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                session.expire(row)
+        self._findings.append(
+            finding_values(
+                rule=rule.name,
+                object_type=rule.object_type,
+                object_id=row.id,
+                severity=problem.severity,
+                summary=problem.summary + (f" (fix failed: {error})" if error else ""),
+                evidence=problem.evidence,
+                proposed_action=problem.action,
+                applied_action=problem.action if applied else None,
+                now=self.now,
+                resolved=applied,  # fixed: the finding stays as a record, resolved
+            )
+        )
+        self.report.problems.append(
+            SweepItem(
+                rule.name,
+                rule.object_type,
+                row.id,
+                problem.severity,
+                problem.summary,
+                problem.action,
+                applied,
+                error,
+            )
+        )
+
+    def _flush(self, session: Session, rule: Rule) -> None:
+        """Write the batch's findings, resolutions and examined marks (three statements)."""
+        upsert_findings(session, self._findings)
+        self._findings.clear()
+        self.report.resolved += resolve_findings(
+            session,
+            rule=rule.name,
+            object_type=rule.object_type,
+            object_ids=self._healthy_ids,
+            now=self.now,
+        )
+        self._healthy_ids.clear()
+        if not self._examined_ids:
+            return
+        dialect = postgresql if self.pg else sqlite
+        statement = dialect.insert(RuleCheck).values(
+            [
+                {"rule": rule.name, "object_id": i, "checked_at": self.now}
+                for i in self._examined_ids
+            ]
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["rule", "object_id"],
+                set_={"checked_at": statement.excluded.checked_at},
+            )
+        )
+        self._examined_ids.clear()
+
+    def journal(self) -> None:
+        """The books as a whole: the trial balance nets to zero per currency."""
+        with self.ledger.transaction() as session:
+            totals = {c: t for c, t in trial_balance(session).items() if t}
+            if self.dry_run:
+                if totals:
+                    self.report.problems.append(
+                        SweepItem(
+                            "money_mismatch",
+                            "journal",
+                            "trial_balance",
+                            "critical",
+                            "the journal does not balance",
+                            None,
+                            applied=False,
+                        )
+                    )
+                return
+            if totals:
+                upsert_finding(
+                    session,
+                    rule="money_mismatch",
+                    object_type="journal",
+                    object_id="trial_balance",
+                    severity="critical",
+                    summary="the journal does not balance",
+                    evidence=totals,
+                    proposed_action=None,
+                    applied_action=None,
+                    now=self.now,
+                )
+                self.report.problems.append(
+                    SweepItem(
+                        "money_mismatch",
+                        "journal",
+                        "trial_balance",
+                        "critical",
+                        "the journal does not balance",
+                        None,
+                        applied=False,
+                    )
+                )
+            elif resolve_finding(
+                session,
+                rule="money_mismatch",
+                object_type="journal",
+                object_id="trial_balance",
+                now=self.now,
+            ):
+                self.report.resolved += 1
+
+
+def run_sweep(
+    engine: sa.Engine | Ledger,
+    provider: ProviderView | None,
+    *,
+    rules: Iterable[str] | None = None,
+    batch_size: int = 100,
+    cancel: threading.Event | None = None,
+    dry_run: bool = False,
+    settings: ReconcileSettings | None = None,
+    now: dt.datetime | None = None,
+) -> SweepReport:
+    """Run the reconciliation rules once.
+
+    Args:
+        engine: The ledger's engine (or a :class:`Ledger`).
+        provider: How rules read the providers; ``None`` runs only the rules that need
+            none (the others are reported as skipped).
+        rules: Rule names (default: all, in :data:`RULES` order).
+        batch_size: Rows claimed per transaction.
+        cancel: Set it to stop between batches.
+        dry_run: Propose, write nothing (no findings, no fixes, no marks).
+        settings: Thresholds and windows.
+        now: The current time (tests).
+
+    Raises:
+        LedgerConfigurationError: An unknown rule name or a bad batch size.
+    """
+    ledger = engine if isinstance(engine, Ledger) else Ledger(engine)
+    names = list(RULES) if rules is None else list(rules)
+    unknown = [n for n in names if n not in RULES]
+    if unknown:
+        msg = f"unknown rules {unknown}; known: {list(RULES)}"
+        raise LedgerConfigurationError(msg)
+    if batch_size <= 0:
+        msg = f"batch_size must be positive, got {batch_size}"
+        raise LedgerConfigurationError(msg)
+    sweeper = _Sweeper(
+        ledger,
+        provider,
+        settings or ReconcileSettings(),
+        now or utcnow(),
+        dry_run=dry_run,
+        batch_size=batch_size,
+        cancel=cancel or threading.Event(),
+    )
+    for name in names:
+        if sweeper.cancel.is_set():
+            break
+        sweeper.run_rule(RULES[name])
+    if "money_mismatch" in names and not sweeper.cancel.is_set():
+        sweeper.journal()
+    return sweeper.report
+
+
+def rule_names() -> Mapping[str, str]:
+    """Every rule and the first line of its check's documentation."""
+    return {
+        name: (rule.check.__doc__ or "").strip().splitlines()[0] for name, rule in RULES.items()
+    }
