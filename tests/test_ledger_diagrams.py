@@ -32,3 +32,11 @@ def test_diagram_matches_the_table(machine: str) -> None:
     expected = {(src, dst) for src, dsts in m.transitions.items() for dst in dsts}
     expected |= {("[*]", m.initial)} | {(t, "[*]") for t in m.terminal}
     assert edges == expected
+
+
+@pytest.mark.parametrize("rule", sorted(__import__("veza_ledger").RULES))
+def test_every_reconciliation_rule_has_its_page(rule: str) -> None:
+    page = DOC.parent / "rules" / f"{rule}.md"
+    assert page.is_file()
+    assert f"`{rule}`" in page.read_text(encoding="utf-8")
+    assert f"rules/{rule}.md" in (DOC.parent / "reconciliation.md").read_text(encoding="utf-8")

@@ -11,6 +11,7 @@ EXPECTED_EXPORTS = {
     "Eligibility",
     "EligibilityReason",
     "EventOutcome",
+    "Finding",
     "IllegalTransition",
     "JournalConflict",
     "JournalEntry",
@@ -26,22 +27,35 @@ EXPECTED_EXPORTS = {
     "Order",
     "Override",
     "PAYOUT",
+    "PaymentState",
+    "Problem",
     "ProcessedEvent",
     "ProviderEvent",
+    "ProviderView",
     "REFUND",
+    "RULES",
+    "ReconcileSettings",
     "Refund",
     "RefundExceedsCaptured",
+    "RefundState",
+    "Rule",
     "SQLWebhookLog",
     "SUBSCRIPTION",
     "SchemaOutOfDate",
     "SellerPayout",
     "SellerTransfer",
     "Subscription",
+    "SweepItem",
+    "SweepReport",
     "TRANSFER",
+    "TransferCreator",
+    "TransferReverser",
+    "TransferState",
     "TransitionConflict",
     "UnbalancedTransaction",
     "VERSION_TABLE",
     "WebhookLogRow",
+    "WorkerReport",
     "__version__",
     "check_schema",
     "configure_engine",
@@ -56,7 +70,12 @@ EXPECTED_EXPORTS = {
     "metadata",
     "refund_split",
     "retention_days_from_env",
+    "retry_transfer_now",
     "reversal_key",
+    "run_forever",
+    "run_reversal_worker",
+    "run_sweep",
+    "run_transfer_worker",
     "sweep_webhook_log",
     "upgrade",
 }
@@ -77,3 +96,9 @@ def test_version_matches_installed_metadata():
 
 def test_ships_py_typed_marker():
     assert importlib.resources.files("veza_ledger").joinpath("py.typed").is_file()
+
+
+def test_adapters_module_exports():
+    import veza_ledger.adapters
+
+    assert veza_ledger.adapters.__all__ == ["PaymentsProviderView"]
