@@ -31,7 +31,7 @@ from veza_ledger import (
     run_transfer_worker,
     upgrade,
 )
-from veza_ledger._metrics import LedgerMetrics
+from veza_ledger.metrics import LedgerMetrics
 
 T0 = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 LATER = T0 + dt.timedelta(hours=2)

@@ -1,0 +1,49 @@
+"""The application's own tables: tracks (with veza-storage's columns) and upload sessions.
+
+The ledger's tables come from veza-ledger's migrations (``veza-ledger db upgrade``); the
+app's two tables are small enough to be created with ``create_all`` at start-up. A real
+application would put them in its own Alembic history; veza-ledger's version table is
+separate, so both histories live side by side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from veza_storage.sql import StorageColumnsMixin, upload_sessions_table
+
+
+class AppBase(DeclarativeBase):
+    """The application's declarative base (its own metadata, apart from the ledger's)."""
+
+    metadata = sa.MetaData()
+
+
+class Track(StorageColumnsMixin, AppBase):
+    """A track: who owns it, what it costs, and where its bytes are."""
+
+    __tablename__ = "app_tracks"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    owner_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    price: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    hls_key: Mapped[str | None] = mapped_column(sa.String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC)
+    )
+
+
+UPLOAD_SESSIONS = upload_sessions_table(AppBase.metadata, "app_upload_sessions")
+
+
+def create_app_tables(engine: sa.Engine) -> None:
+    """Create the app's tables if missing (idempotent)."""
+    AppBase.metadata.create_all(engine)

@@ -1,0 +1,111 @@
+"""Package errors to HTTP answers, in one place.
+
+Every package raises typed errors; the routes let them propagate and these handlers
+answer ``{"error": {"type": …, "message": …}}`` with the status that fits. Bad input is a
+4xx, a provider outage a 503; nothing a client sends should produce a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from veza_ledger import (
+    IllegalTransition,
+    LedgerConfigurationError,
+    LedgerError,
+    NotFound,
+    RefundExceedsCaptured,
+    TransitionConflict,
+)
+from veza_payments import (
+    APIConnectionError,
+    AuthenticationError,
+    HyperswitchError,
+    IdempotencyConflict,
+    InvalidRequestError,
+    PaymentBlockedError,
+    PaymentsError,
+    RateLimitError,
+    ServerError,
+)
+from veza_storage import (
+    ChecksumMismatchError,
+    ChunkError,
+    InvalidKeyError,
+    ObjectNotFoundError,
+    RangeNotSatisfiableError,
+    SignatureError,
+    StorageError,
+    UploadIncompleteError,
+    UploadNotFoundError,
+)
+
+logger = logging.getLogger("veza_reference")
+
+STATUS: list[tuple[type[Exception], int]] = [
+    # storage
+    (InvalidKeyError, 400),
+    (ChunkError, 400),
+    (ChecksumMismatchError, 422),
+    (UploadIncompleteError, 409),
+    (UploadNotFoundError, 404),
+    (ObjectNotFoundError, 404),
+    (RangeNotSatisfiableError, 416),
+    (SignatureError, 403),
+    (StorageError, 503),
+    # ledger
+    (NotFound, 404),
+    (RefundExceedsCaptured, 422),
+    (IllegalTransition, 409),
+    (TransitionConflict, 409),
+    (LedgerConfigurationError, 400),
+    (LedgerError, 409),
+    # payments (the provider's refusals are the client's problem; its outages are not)
+    (IdempotencyConflict, 409),
+    (PaymentBlockedError, 402),
+    (AuthenticationError, 503),
+    (RateLimitError, 503),
+    (ServerError, 503),
+    (APIConnectionError, 503),
+    (InvalidRequestError, 409),
+    (HyperswitchError, 503),
+    (PaymentsError, 400),
+]
+
+
+class ClientError(Exception):
+    """An app-level 4xx (``status``, ``message``)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _answer(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    async def client_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ClientError)  # noqa: S101 - registered for it only
+        return _answer(exc.status, "invalid_request", exc.message)
+
+    async def package_error(request: Request, exc: Exception) -> JSONResponse:
+        for kind, status in STATUS:
+            if isinstance(exc, kind):
+                if status >= 500:  # noqa: PLR2004
+                    logger.warning(
+                        "%s %s: %s", request.method, request.url.path, type(exc).__name__
+                    )
+                return _answer(status, type(exc).__name__, str(exc))
+        raise exc  # pragma: no cover - only registered for the types above
+
+    app.add_exception_handler(ClientError, client_error)
+    for kind in {k for k, _ in STATUS}:
+        app.add_exception_handler(kind, package_error)

@@ -1,0 +1,387 @@
+"""Uploads, tracks, playback redirects, locally signed files, the origin, HLS.
+
+Routes translate HTTP to veza-storage and veza-cdn calls. Playback answers a 302: to
+the CDN-signed URL when the CDN is enabled, to the storage's presigned URL otherwise or
+when signing fails (``PlaybackResolver`` counts that fallback). The redirect is never
+cached by a shared cache, so a ``Range`` request always gets a fresh URL to an origin
+or edge that serves ranges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from veza_cdn import cache_control_for
+from veza_reference._db import Track
+from veza_reference._edge import ORIGIN_SECRET_HEADER, secret_matches
+from veza_reference._errors import ClientError
+from veza_reference._services import Services
+from veza_storage import LocalStorage, ObjectNotFoundError, answer_range
+
+CHUNK = 1 << 20
+NO_STORE = {"Cache-Control": "private, no-store"}
+TrackId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class UploadRequest(BaseModel):
+    """Begin a resumable upload."""
+
+    filename: str = Field(min_length=1, max_length=200)
+    size: int = Field(gt=0, le=2 * 2**30)
+    content_type: str = Field(
+        default="audio/mpeg", min_length=3, max_length=100, pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$"
+    )
+    chunk_size: int = Field(default=CHUNK, ge=256 * 1024, le=16 * 2**20)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    title: str = Field(default="", max_length=200)
+    owner_id: str = Field(
+        default="demo-artist", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+    price: int = Field(default=299, ge=1, le=10**7)
+
+
+def _track_json(track: Track) -> dict[str, Any]:
+    return {
+        "id": track.id,
+        "title": track.title,
+        "owner_id": track.owner_id,
+        "price": track.price,
+        "currency": track.currency,
+        "content_type": track.content_type,
+        "size": track.size,
+        "storage_backend": track.storage_backend,
+        "storage_key": track.storage_key,
+        "hls": bool(track.hls_key),
+        "stream_url": f"/api/v1/tracks/{track.id}/stream",
+        "download_url": f"/api/v1/tracks/{track.id}/download",
+    }
+
+
+def get_track(services: Services, track_id: str) -> Track:
+    """The track, or a 404."""
+    with Session(services.engine) as session:
+        track = session.get(Track, track_id)
+    if track is None or not track.storage_key:
+        raise ClientError(404, f"no track {track_id!r}")
+    return track
+
+
+def add_track(
+    services: Services,
+    *,
+    key: str,
+    title: str,
+    owner_id: str,
+    price: int,
+    content_type: str,
+    size: int,
+    sha256: str | None,
+    track_id: str | None = None,
+) -> Track:
+    """Record a stored object as a track (``storage_backend``/``storage_key``)."""
+    track = Track(
+        id=track_id or uuid.uuid4().hex,
+        title=title[:200] or Path(key).name,
+        owner_id=owner_id,
+        price=price,
+        currency="EUR",
+        content_type=content_type,
+        size=size,
+        sha256=sha256,
+        storage_backend=services.storage_config.backend,
+        storage_key=key,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    with Session(services.engine) as session, session.begin():
+        session.add(track)
+    return track
+
+
+def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route per function
+    """The media routes."""
+    router = APIRouter()
+
+    @router.post("/api/v1/uploads", status_code=201, tags=["uploads"])
+    def begin_upload(request: UploadRequest) -> dict[str, Any]:
+        """Begin a resumable upload: then PUT each chunk, then complete."""
+        suffix = Path(request.filename).suffix.lower()
+        suffix = suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 8 else ""  # noqa: PLR2004
+        key = f"tracks/{uuid.uuid4().hex}{suffix}"
+        metadata = {
+            "title": quote(request.title or request.filename),
+            "owner": request.owner_id,
+            "price": str(request.price),
+        }
+        session_id = services.uploads.begin(
+            key, request.size, request.chunk_size, request.content_type, request.sha256, metadata
+        )
+        status = services.uploads.status(session_id)
+        return {
+            "upload_id": session_id,
+            "key": key,
+            "chunk_size": status.chunk_size,
+            "chunk_count": status.chunk_count,
+            "expires_at": status.expires_at,
+        }
+
+    @router.put("/api/v1/uploads/{upload_id}/chunks/{index}", tags=["uploads"])
+    async def put_chunk(
+        request: Request,
+        upload_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+        index: Annotated[int, PathParam(ge=0, le=100_000)],
+    ) -> dict[str, Any]:
+        """Send chunk ``index`` (any order, any number of times: idempotent)."""
+        data = await request.body()
+        status = services.uploads.put_chunk(
+            upload_id, index, data, request.headers.get("x-chunk-sha256")
+        )
+        return {
+            "upload_id": upload_id,
+            "received": list(status.received),
+            "chunk_count": status.chunk_count,
+            "ready": status.ready,
+        }
+
+    @router.get("/api/v1/uploads/{upload_id}", tags=["uploads"])
+    def upload_status(
+        upload_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    ) -> dict[str, Any]:
+        """Which chunks arrived (resume from here after a dropped connection)."""
+        status = services.uploads.status(upload_id)
+        return {
+            "upload_id": upload_id,
+            "state": status.state,
+            "received": list(status.received),
+            "chunk_count": status.chunk_count,
+            "ready": status.ready,
+        }
+
+    @router.post("/api/v1/uploads/{upload_id}/complete", status_code=201, tags=["uploads"])
+    def complete_upload(
+        upload_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    ) -> dict[str, Any]:
+        """Assemble and verify the object, then record the track."""
+        status = services.uploads.status(upload_id)
+        info = services.uploads.complete(upload_id)
+        meta = dict(info.metadata)
+        track = add_track(
+            services,
+            key=status.key,
+            title=unquote(meta.get("title", "")),
+            owner_id=meta.get("owner", "demo-artist"),
+            price=int(meta.get("price", "299") or 299),
+            content_type=info.content_type or "application/octet-stream",
+            size=info.size,
+            sha256=info.sha256,
+        )
+        return _track_json(track)
+
+    @router.get("/api/v1/tracks", tags=["tracks"])
+    def list_tracks() -> list[dict[str, Any]]:
+        """Every track, newest first."""
+        with Session(services.engine) as session:
+            tracks = session.scalars(sa.select(Track).order_by(Track.created_at.desc()).limit(500))
+            return [_track_json(t) for t in tracks]
+
+    @router.get("/api/v1/tracks/{track_id}", tags=["tracks"])
+    def track_detail(track_id: TrackId) -> dict[str, Any]:
+        """One track."""
+        return _track_json(get_track(services, track_id))
+
+    @router.get(
+        "/api/v1/tracks/{track_id}/stream",
+        status_code=302,
+        tags=["playback"],
+        response_class=RedirectResponse,
+    )
+    def stream(track_id: TrackId) -> Response:
+        """302 to the CDN-signed URL (or the storage's presigned URL as a fallback)."""
+        track = get_track(services, track_id)
+        resolution = services.resolver.resolve(track.storage_key or "")
+        services.metrics.playback.labels(resolution.source).inc()
+        return RedirectResponse(
+            resolution.url, status_code=302, headers={**NO_STORE, "Vary": "Range"}
+        )
+
+    @router.get(
+        "/api/v1/tracks/{track_id}/download",
+        status_code=302,
+        tags=["playback"],
+        response_class=RedirectResponse,
+    )
+    def download(track_id: TrackId) -> Response:
+        """302 to a presigned URL that downloads as an attachment named after the track."""
+        track = get_track(services, track_id)
+        suffix = Path(track.storage_key or "").suffix
+        url = services.storage.presign_get(
+            track.storage_key or "",
+            expires_in=600,
+            download_filename=f"{track.title}{suffix}",
+            content_type=track.content_type,
+        )
+        services.metrics.playback.labels("download").inc()
+        return RedirectResponse(url, status_code=302, headers=NO_STORE)
+
+    @router.get("/api/v1/tracks/{track_id}/link", tags=["playback"])
+    def share_link(
+        track_id: TrackId, expires_in: Annotated[int, Query(ge=1, le=7 * 86400)] = 3600
+    ) -> dict[str, Any]:
+        """A private link valid ``expires_in`` seconds (the storage's presigned URL)."""
+        track = get_track(services, track_id)
+        url = services.storage.presign_get(
+            track.storage_key or "", expires_in=expires_in, content_type=track.content_type
+        )
+        return {"url": url, "expires_at": int(time.time()) + expires_in}
+
+    @router.get(
+        "/api/v1/tracks/{track_id}/hls", tags=["playback"], response_class=PlainTextResponse
+    )
+    def hls_playlist(track_id: TrackId) -> Response:
+        """The track's HLS playlist, every segment URL signed (one directory token)."""
+        track = get_track(services, track_id)
+        if not track.hls_key:
+            raise ClientError(404, f"track {track_id!r} has no HLS rendition")
+        with services.storage.open(track.hls_key) as reader:
+            text = reader.read().decode("utf-8")
+        if services.cdn.is_enabled:
+            signed = services.cdn.sign_playlist(text, playlist_key=track.hls_key)
+        else:
+            base = track.hls_key.rsplit("/", 1)[0]
+            signed = (
+                "\n".join(
+                    line
+                    if not line.strip() or line.startswith("#")
+                    else services.storage.presign_get(f"{base}/{line.strip()}", expires_in=3600)
+                    for line in text.splitlines()
+                )
+                + "\n"
+            )
+        return Response(
+            signed,
+            media_type="application/vnd.apple.mpegurl",
+            headers={"Cache-Control": "private, max-age=30"},
+        )
+
+    if isinstance(services.storage, LocalStorage):
+        _local_files(router, services)
+    _origin(router, services)
+    return router
+
+
+def _serve_object(
+    services: Services,
+    request: Request,
+    key: str,
+    *,
+    content_type: str | None,
+    disposition: str | None,
+    cache_control: str,
+) -> Response:
+    storage = services.storage
+    info = storage.stat(key)
+    answer = answer_range(request.headers.get("range"), info.size)
+    headers = {**answer.headers, "Cache-Control": cache_control}
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    if answer.status == 416:  # noqa: PLR2004
+        return Response(status_code=416, headers=headers)
+    media = (
+        content_type
+        or info.content_type
+        or mimetypes.guess_type(key)[0]
+        or "application/octet-stream"
+    )
+    if request.method == "HEAD":
+        return Response(status_code=answer.status, headers=headers, media_type=media)
+
+    def body() -> Iterator[bytes]:
+        with storage.open(key, byte_range=answer.byte_range) as reader:
+            while chunk := reader.read(CHUNK):
+                yield chunk
+
+    return StreamingResponse(body(), status_code=answer.status, headers=headers, media_type=media)
+
+
+def _local_files(router: APIRouter, services: Services) -> None:
+    assert isinstance(services.storage, LocalStorage)  # noqa: S101 - only mounted for it
+    signer = services.storage.signer
+    if signer is None:
+        return
+
+    @router.api_route(
+        "/files/{key:path}", methods=["GET", "HEAD"], tags=["playback"], include_in_schema=False
+    )
+    def local_file(key: str, request: Request) -> Response:
+        """A locally signed URL: verified, then served with Range support (206/416)."""
+        query = dict(request.query_params.items())
+        try:
+            grant = signer.verify(key, query)
+        except Exception as exc:  # noqa: BLE001 - SignatureError and friends: a clear 403
+            return JSONResponse(
+                {"error": {"type": "link_invalid", "message": str(exc)}},
+                status_code=403,
+                headers=NO_STORE,
+            )
+        disposition = None
+        if grant.download_filename:
+            from veza_storage import content_disposition  # noqa: PLC0415
+
+            disposition = content_disposition(grant.download_filename)
+        try:
+            return _serve_object(
+                services,
+                request,
+                grant.key,
+                content_type=grant.content_type,
+                disposition=disposition,
+                cache_control="private, max-age=300",
+            )
+        except ObjectNotFoundError:
+            return JSONResponse(
+                {"error": {"type": "not_found", "message": "no such object"}}, status_code=404
+            )
+
+
+def _origin(router: APIRouter, services: Services) -> None:
+    @router.get("/origin/{key:path}", include_in_schema=False)
+    def origin(key: str, request: Request) -> Response:
+        """What the CDN edge pulls on a miss; only the edge's secret header gets in."""
+        if not secret_matches(
+            request.headers.get(ORIGIN_SECRET_HEADER), services.config.origin_secret
+        ):
+            return Response("403 Forbidden\n", status_code=403, media_type="text/plain")
+        try:
+            cache_control = cache_control_for(key)
+        except Exception:  # noqa: BLE001 - not a media type veza-cdn knows
+            cache_control = "public, max-age=86400"
+        try:
+            return _serve_object(
+                services,
+                request,
+                key,
+                content_type=None,
+                disposition=None,
+                cache_control=cache_control,
+            )
+        except ObjectNotFoundError:
+            return Response("404 Not Found\n", status_code=404, media_type="text/plain")

@@ -1,0 +1,176 @@
+"""Admin routes (bearer token), WebRTC configuration, metrics, health and readiness."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import Path as PathParam
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from veza_ledger import RULES, SchemaOutOfDate, check_schema, retry_transfer_now, run_sweep
+from veza_reference._errors import ClientError
+from veza_reference._services import Services
+from veza_webrtc import ICE_CACHE_CONTROL
+
+
+class ReconcileRequest(BaseModel):
+    """Run the reconciliation rules once."""
+
+    dry_run: bool = True
+    rules: list[Literal[tuple(RULES)]] | None = None  # type: ignore[valid-type]
+
+
+class TransitionRequest(BaseModel):
+    """Force a row to a status (audited)."""
+
+    machine: Literal["order", "refund", "transfer", "payout", "subscription"]
+    object_id: str = Field(min_length=1, max_length=64)
+    to_status: str = Field(min_length=1, max_length=32)
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route per function
+    """The admin and operations routes."""
+    router = APIRouter()
+    expected = services.config.admin_token.encode()
+    actor = "admin:" + hashlib.sha256(expected).hexdigest()[:8]
+
+    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
+            raise ClientError(401, "admin routes need 'Authorization: Bearer <VEZA_ADMIN_TOKEN>'")
+
+    guarded = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
+
+    @guarded.get("/findings")
+    def findings(
+        status: Annotated[Literal["open", "resolved", "suppressed"] | None, Query()] = None,
+        rule: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> list[dict[str, Any]]:
+        """Reconciliation findings, most recent first."""
+        return [
+            {
+                "id": f.id,
+                "rule": f.rule,
+                "object_type": f.object_type,
+                "object_id": f.object_id,
+                "severity": f.severity,
+                "status": f.status,
+                "summary": f.summary,
+                "evidence": f.evidence,
+                "occurrences": f.occurrences,
+                "last_seen": f.last_seen.isoformat(),
+            }
+            for f in services.ledger.findings(status=status, rule=rule)
+        ]
+
+    @guarded.post("/reconcile")
+    def reconcile(request: ReconcileRequest) -> dict[str, Any]:
+        """Run the rules now (``dry_run`` by default: propose, write nothing)."""
+        report = run_sweep(
+            services.ledger, services.provider_view, rules=request.rules, dry_run=request.dry_run
+        )
+        return report.as_dict()
+
+    @guarded.post("/transitions")
+    def force(request: TransitionRequest) -> dict[str, Any]:
+        """Force a transition with a reason (writes the audit row)."""
+        override = services.ledger.force_transition(
+            request.machine,
+            request.object_id,
+            request.to_status,
+            reason=request.reason,
+            actor=actor,
+        )
+        return {
+            "machine": override.machine,
+            "object_id": override.object_id,
+            "from": override.from_status,
+            "to": override.to_status,
+            "actor": override.actor,
+        }
+
+    @guarded.post("/transfers/{transfer_id}/retry")
+    def retry(
+        transfer_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+    ) -> dict[str, Any]:
+        """Pay a pending or failed seller transfer now (same idempotency key)."""
+        if services.stripe is None:
+            raise ClientError(409, "Stripe Connect is not configured (STRIPE_SECRET_KEY)")
+        transfer = retry_transfer_now(services.ledger, services.stripe, transfer_id)
+        return {
+            "transfer_id": transfer.id,
+            "status": transfer.status,
+            "stripe_transfer_id": transfer.stripe_transfer_id,
+        }
+
+    @guarded.get("/webhooks")
+    def webhooks(
+        invalid_only: bool = False, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> list[dict[str, Any]]:
+        """The newest webhook log rows (``invalid_only``: attack attempts)."""
+        return [
+            {
+                "id": r.id,
+                "received_at": r.received_at.isoformat(),
+                "event_type": r.event_type,
+                "event_id": r.event_id,
+                "signature_valid": r.signature_valid,
+                "processing_result": r.processing_result,
+                "source_ip": r.source_ip,
+                "request_id": r.request_id,
+            }
+            for r in services.ledger.webhook_log.recent(limit, invalid_only=invalid_only)
+        ]
+
+    router.include_router(guarded)
+
+    @router.get("/api/v1/config/webrtc", tags=["calls"])
+    def webrtc(
+        response: Response,
+        user_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    ) -> dict[str, object]:
+        """The browser's RTCConfiguration (ephemeral TURN credentials); never cached shared."""
+        response.headers["Cache-Control"] = ICE_CACHE_CONTROL
+        return services.ice.to_response(user_id=user_id)
+
+    @router.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics: one registry, passed to every package."""
+        return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["ops"])
+    def readyz(response: Response) -> dict[str, Any]:
+        """Database, storage and ledger schema all usable."""
+        checks: dict[str, str] = {}
+        try:
+            with services.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except sa.exc.SQLAlchemyError as exc:
+            checks["database"] = f"failed: {type(exc).__name__}"
+        try:
+            services.storage.exists("healthz/probe")
+            checks["storage"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any backend failure means not ready
+            checks["storage"] = f"failed: {type(exc).__name__}"
+        try:
+            check_schema(services.engine)
+            checks["ledger_schema"] = "ok"
+        except (SchemaOutOfDate, sa.exc.SQLAlchemyError) as exc:
+            checks["ledger_schema"] = f"failed: {exc}"
+        ready = all(v == "ok" for v in checks.values())
+        response.status_code = 200 if ready else 503
+        return {"ready": ready, "checks": checks}
+
+    return router

@@ -1,0 +1,205 @@
+"""Where the packages are built from the environment, once, at start-up.
+
+Each package reads its own variables (``CDNConfig.from_env``, ``StorageConfig.from_env``,
+``IceConfig.from_env``, ``PaymentsConfig.from_env``…); this module only fills in the
+embedded defaults of a development machine (SQLite, a local storage directory, the local
+edge with a generated Bunny key, the sandbox payment provider) and wires the objects
+together. In production none of those defaults apply: a missing variable fails here,
+named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter
+
+from veza_cdn import CDN, CDNConfig, CDNMetrics, PlaybackResolver
+from veza_ledger import Ledger, check_schema, create_engine, upgrade
+from veza_ledger.adapters import PaymentsProviderView
+from veza_ledger.metrics import LedgerMetrics
+from veza_payments import HyperswitchClient, PaymentsConfig, StripeConnect, WebhookIntake
+from veza_reference._config import AppConfig
+from veza_reference._db import UPLOAD_SESSIONS, create_app_tables
+from veza_reference._sandbox import Sandbox
+from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig, build_storage
+from veza_storage.sql import SQLUploadSessionStore
+from veza_webrtc import IceConfig
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for ``VEZA_PORT=0`` / ``VEZA_EDGE_PORT=0``)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@attrs.define
+class AppMetrics:
+    """The application's own counters (the packages register theirs beside them)."""
+
+    playback: Counter
+    webhooks: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> AppMetrics:
+        """Register into ``registry``."""
+        return cls(
+            playback=Counter(
+                "veza_app_playback_redirects",
+                "Stream/download redirects.",
+                ["source"],
+                registry=registry,
+            ),
+            webhooks=Counter(
+                "veza_app_webhooks", "Webhook deliveries by answer.", ["status"], registry=registry
+            ),
+        )
+
+
+@attrs.define
+class Services:
+    """Everything the routes use, built once."""
+
+    config: AppConfig
+    env: Mapping[str, str]
+    engine: sa.Engine
+    ledger: Ledger
+    storage: LocalStorage | S3Storage
+    storage_config: StorageConfig
+    uploads: ResumableUploads
+    cdn: CDN
+    resolver: PlaybackResolver
+    ice: IceConfig
+    payments: PaymentsConfig
+    hyperswitch: HyperswitchClient
+    stripe: StripeConnect | None
+    intake: WebhookIntake
+    registry: CollectorRegistry
+    metrics: AppMetrics
+    provider_view: PaymentsProviderView
+    public_url: str
+    edge_url: str | None
+    sandbox: Sandbox | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def close(self) -> None:
+        """Release connections and stop the sandbox providers."""
+        self.hyperswitch.close()
+        if self.stripe is not None:
+            self.stripe.close()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+        self.engine.dispose()
+
+
+def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -> dict[str, str]:
+    """The embedded development defaults, under whatever the environment says."""
+    out = dict(env)
+    if config.production:
+        return out
+    out.setdefault("TRACK_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
+    out.setdefault("TRACK_STORAGE_SIGNING_KEY", secrets.token_urlsafe(32))
+    if edge_url is not None and not out.get("CDN_PROVIDER"):
+        out.update(
+            CDN_ENABLED="true",
+            CDN_PROVIDER="bunny",
+            CDN_BASE_URL=edge_url,
+            CDN_SECURITY_KEY=secrets.token_urlsafe(32),
+            CDN_TTL="3600",
+        )
+    return out
+
+
+def build_services(
+    environ: Mapping[str, str], *, registry: CollectorRegistry | None = None
+) -> Services:
+    """Build every service from ``environ`` (validated; errors name the variable)."""
+    config = AppConfig.from_env(environ)
+    if config.port == 0:
+        port = free_port()
+        config = attrs.evolve(
+            config,
+            port=port,
+            public_url=environ.get("VEZA_PUBLIC_URL") or f"http://{config.host}:{port}",
+        )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    edge_url = None
+    if config.local_edge:
+        edge_port = config.edge_port or free_port()
+        config = attrs.evolve(config, edge_port=edge_port)
+        edge_url = f"http://{config.host}:{edge_port}"
+    env = _defaults(config, environ, edge_url)
+    env.setdefault("TRACK_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
+
+    engine = create_engine(config.database_url)
+    if config.production:
+        check_schema(engine)  # production runs `veza-ledger db upgrade` as a release step
+    else:
+        upgrade(engine)
+    create_app_tables(engine)
+
+    registry = registry or CollectorRegistry()
+    storage_config = StorageConfig.from_env(env)
+    storage = build_storage(storage_config)
+    uploads = ResumableUploads(storage, SQLUploadSessionStore(engine, UPLOAD_SESSIONS))
+    cdn_metrics = CDNMetrics(registry)
+    cdn = CDN(CDNConfig.from_env(env), metrics=cdn_metrics)
+    resolver = PlaybackResolver(
+        cdn, lambda key: storage.presign_get(key, expires_in=3600), metrics=cdn_metrics
+    )
+    ice = IceConfig.from_env(env)
+
+    sandbox = None
+    if config.payments_sandbox:
+        sandbox = Sandbox.start(webhook_url=f"{config.public_url}/webhooks/hyperswitch")
+        env.update(sandbox.environment())
+    payments = PaymentsConfig.from_env(env)
+    hyperswitch = payments.hyperswitch_client()
+    stripe = payments.stripe_connect() if payments.stripe_secret_key else None
+    ledger = Ledger(engine)
+    intake = payments.webhook_intake(ledger.webhook_log)
+    LedgerMetrics(engine, registry)
+    services = Services(
+        config=config,
+        env=env,
+        engine=engine,
+        ledger=ledger,
+        storage=storage,
+        storage_config=storage_config,
+        uploads=uploads,
+        cdn=cdn,
+        resolver=resolver,
+        ice=ice,
+        payments=payments,
+        hyperswitch=hyperswitch,
+        stripe=stripe,
+        intake=intake,
+        registry=registry,
+        metrics=AppMetrics.create(registry),
+        provider_view=PaymentsProviderView(hyperswitch, stripe),
+        public_url=config.public_url,
+        edge_url=edge_url,
+        sandbox=sandbox,
+    )
+    from veza_reference._webhooks import register_handlers  # noqa: PLC0415 - wiring
+
+    register_handlers(services)
+    return services
+
+
+@contextlib.contextmanager
+def services_from(environ: Mapping[str, str]) -> Any:  # noqa: ANN401
+    """``build_services`` as a context manager (closes everything on exit)."""
+    services = build_services(environ)
+    try:
+        yield services
+    finally:
+        services.close()

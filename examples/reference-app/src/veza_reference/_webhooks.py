@@ -1,0 +1,66 @@
+"""Webhook handlers: provider events into the ledger, nothing else.
+
+``WebhookIntake`` (veza-payments) verifies, logs one record per delivery into the
+ledger's SQL log and deduplicates; the handlers turn the event into a
+``ProviderEvent`` and let the ledger apply it (once, in order, with its journal). When
+an order becomes paid, its seller's transfer row is queued for the transfer worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import IntegrityError
+
+from veza_ledger import EventOutcome, event_from_hyperswitch
+from veza_payments import WebhookEvent
+
+if TYPE_CHECKING:
+    from veza_reference._services import Services
+
+logger = logging.getLogger("veza_reference.webhooks")
+
+PLATFORM = "platform"
+
+
+def seller_account(seller_id: str) -> str:
+    """The seller's Stripe connected account (a real app stores it on the user)."""
+    return f"acct_{seller_id}"
+
+
+def queue_seller_transfer(services: Services, order_id: str) -> None:
+    """Create the seller's transfer row for a paid order (idempotent by its id)."""
+    order = services.ledger.order(order_id)
+    if order.seller_id == PLATFORM or order.status != "paid" or services.stripe is None:
+        return
+    with contextlib.suppress(IntegrityError):  # already queued by an earlier delivery
+        services.ledger.create_transfer(
+            transfer_id=f"{order.id}-seller",
+            order_id=order.id,
+            seller_id=order.seller_id,
+            destination=seller_account(order.seller_id),
+            amount=order.captured_amount - order.fee_amount,
+            currency=order.currency,
+        )
+
+
+def register_handlers(services: Services) -> None:
+    """Register the intake's handlers."""
+
+    def apply(event: WebhookEvent) -> None:
+        provider_event = event_from_hyperswitch(event.payload)
+        if provider_event is None:
+            logger.info(
+                "webhook %s carries no object id; recorded, nothing to apply", event.event_id
+            )
+            return
+        outcome = services.ledger.apply_event(provider_event)
+        if outcome == EventOutcome.APPLIED and provider_event.event_type == "payment_succeeded":
+            order = services.ledger.order_by_payment_id(provider_event.object_id)
+            queue_seller_transfer(services, order.id)
+
+    services.intake.on("payment_*", apply)
+    services.intake.on("refund_*", apply)
+    services.intake.on("dispute_*", lambda _event: None)  # recorded in the log; handled by humans

@@ -1,0 +1,93 @@
+"use strict";
+// Two pages, one call: signalling over a BroadcastChannel (same browser, same origin),
+// media-less data channel, ICE servers and credentials from the app.
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const role = params.get("role") === "callee" ? "callee" : "caller";
+const relay = params.get("relay") === "1";
+const channel = new BroadcastChannel("veza-call");
+const result = { role, state: "starting", localType: null, remoteType: null, received: [] };
+window.vezaCall = result;
+$("role").textContent = role;
+$("policy").textContent = relay ? "relay only" : "all";
+
+function warn(message) {
+  $("warning").textContent = message;
+  result.warning = message;
+}
+
+function setState(state) { result.state = state; $("state").textContent = state; }
+
+async function selectedPair(pc) {
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((report) => {
+    if (report.type === "transport" && report.selectedCandidatePairId) pair = stats.get(report.selectedCandidatePairId);
+  });
+  if (!pair) stats.forEach((report) => { if (report.type === "candidate-pair" && report.nominated && report.state === "succeeded") pair = report; });
+  if (!pair) return null;
+  return { local: stats.get(pair.localCandidateId), remote: stats.get(pair.remoteCandidateId) };
+}
+
+async function main() {
+  const response = await fetch(`/api/v1/config/webrtc?user_id=${role}-${Date.now()}`);
+  const config = await response.json();
+  if (relay && !config.hasTurn) {
+    warn("No TURN server is configured (WEBRTC_TURN_URLS): a relayed call cannot work.");
+    setState("failed");
+    return;
+  }
+  const pc = new RTCPeerConnection({ iceServers: config.iceServers, iceTransportPolicy: relay ? "relay" : "all" });
+  pc.onicecandidate = (event) => { if (event.candidate) channel.postMessage({ from: role, candidate: event.candidate.toJSON() }); };
+  pc.onconnectionstatechange = () => {
+    setState(pc.connectionState);
+    if (pc.connectionState === "failed") warn("The call could not connect: the TURN server refused us or is unreachable (check WEBRTC_TURN_SECRET and the server).");
+  };
+  const onChannel = (dc) => {
+    dc.onmessage = (event) => {
+      result.received.push(event.data);
+      $("messages").textContent = result.received.join(", ");
+      if (role === "callee" && event.data.startsWith("ping")) dc.send(`pong from callee`);
+    };
+    dc.onopen = async () => {
+      if (role === "caller") dc.send("ping from caller");
+      const pair = await selectedPair(pc);
+      if (pair) {
+        result.localType = pair.local.candidateType;
+        result.remoteType = pair.remote.candidateType;
+        $("pair").textContent = `${pair.local.candidateType} (${pair.local.protocol}) ↔ ${pair.remote.candidateType}`;
+      }
+    };
+  };
+  pc.ondatachannel = (event) => onChannel(event.channel);
+  channel.onmessage = async ({ data }) => {
+    if (data.from === role) return;
+    if (data.hello && role === "callee" && !data.reply) channel.postMessage({ from: role, hello: true, reply: true });
+    if (data.hello && role === "caller") await call();
+    if (data.offer && role === "callee") {
+      await pc.setRemoteDescription(data.offer);
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      channel.postMessage({ from: role, answer: pc.localDescription.toJSON() });
+    }
+    if (data.answer && role === "caller") await pc.setRemoteDescription(data.answer);
+    if (data.candidate) { try { await pc.addIceCandidate(data.candidate); } catch (err) { console.warn(err); } }
+  };
+  async function call() {
+    if (pc.signalingState !== "stable" || pc.localDescription) return;
+    onChannel(pc.createDataChannel("chat"));
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    channel.postMessage({ from: role, offer: pc.localDescription.toJSON() });
+  }
+  setState("waiting for the other page");
+  channel.postMessage({ from: role, hello: true });
+  setTimeout(() => {
+    if (pc.connectionState !== "connected") {
+      warn("The call did not connect within 15 seconds: the relay refused the credentials or is unreachable.");
+      setState("failed");
+    }
+  }, 15000);
+}
+
+main().catch((err) => { warn(err.message); setState("failed"); });
