@@ -157,7 +157,7 @@ def _reconcile(args: argparse.Namespace, engine: sa.Engine) -> int:
     else:
         mode = "dry run: nothing written" if report.dry_run else "applied"
         print(
-            f"examined {sum(report.examined.values())} rows; {len(report.problems)} problems, "
+            f"examined {sum(report.examined.values())} rows; {report.problem_count} problems, "
             f"{report.applied} fixed, {report.resolved} resolved, {report.errors} errors ({mode})"
         )
         for item in report.problems:

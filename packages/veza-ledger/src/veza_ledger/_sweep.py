@@ -46,6 +46,9 @@ from veza_ledger._types import utcnow
 
 logger = logging.getLogger("veza_ledger.reconcile")
 
+MAX_ITEMS = 1000
+"""Problems a :class:`SweepReport` keeps in full (all are counted, and all are findings)."""
+
 
 @attrs.frozen
 class SweepItem:
@@ -67,7 +70,10 @@ class SweepReport:
 
     Attributes:
         examined: Rows examined, per rule.
-        problems: Problems found (applied or not), in order.
+        problems: The first :data:`MAX_ITEMS` problems found (applied or not), in order;
+            the counts below cover all of them, so a huge sweep keeps flat memory.
+        problem_count: Problems found.
+        applied: Fixes applied.
         resolved: Findings resolved because the problem went away.
         errors: Rows whose provider read failed (not marked examined: retried next sweep).
         skipped_rules: Rules skipped, with why (no provider view).
@@ -76,15 +82,19 @@ class SweepReport:
 
     examined: dict[str, int] = attrs.field(factory=dict)
     problems: list[SweepItem] = attrs.field(factory=list)
+    problem_count: int = 0
+    applied: int = 0
     resolved: int = 0
     errors: int = 0
     skipped_rules: dict[str, str] = attrs.field(factory=dict)
     dry_run: bool = False
 
-    @property
-    def applied(self) -> int:
-        """Fixes applied."""
-        return sum(1 for p in self.problems if p.applied)
+    def add(self, item: SweepItem) -> None:
+        """Count a problem (and keep it, up to :data:`MAX_ITEMS`)."""
+        self.problem_count += 1
+        self.applied += item.applied
+        if len(self.problems) < MAX_ITEMS:
+            self.problems.append(item)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (``veza-ledger reconcile --json``)."""
@@ -94,6 +104,7 @@ class SweepReport:
             "resolved": self.resolved,
             "errors": self.errors,
             "applied": self.applied,
+            "problem_count": self.problem_count,
             "skipped_rules": self.skipped_rules,
             "problems": [attrs.asdict(p) for p in self.problems],
         }
@@ -281,7 +292,7 @@ class _Sweeper:
         problem = rule.check(row, state, self.now, self.settings)
         if self.dry_run:
             if problem is not None:
-                self.report.problems.append(
+                self.report.add(
                     SweepItem(
                         rule.name,
                         rule.object_type,
@@ -323,7 +334,7 @@ class _Sweeper:
                 resolved=applied,  # fixed: the finding stays as a record, resolved
             )
         )
-        self.report.problems.append(
+        self.report.add(
             SweepItem(
                 rule.name,
                 rule.object_type,
@@ -371,7 +382,7 @@ class _Sweeper:
             totals = {c: t for c, t in trial_balance(session).items() if t}
             if self.dry_run:
                 if totals:
-                    self.report.problems.append(
+                    self.report.add(
                         SweepItem(
                             "money_mismatch",
                             "journal",
@@ -396,7 +407,7 @@ class _Sweeper:
                     applied_action=None,
                     now=self.now,
                 )
-                self.report.problems.append(
+                self.report.add(
                     SweepItem(
                         "money_mismatch",
                         "journal",
