@@ -95,7 +95,7 @@ def publish_hls(
             with path.open("rb") as stream:
                 services.storage.put(f"{prefix}/{path.name}", stream, content_type=content_type)
     key = f"{prefix}/index.m3u8"
-    with Session(services.engine) as session, session.begin():
+    with Session(services.engine, expire_on_commit=False) as session, session.begin():
         track = session.get(Track, track_id)
         if track is not None:
             track.hls_key = key

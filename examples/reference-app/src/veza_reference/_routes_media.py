@@ -79,7 +79,7 @@ def _track_json(track: Track) -> dict[str, Any]:
 
 def get_track(services: Services, track_id: str) -> Track:
     """The track, or a 404."""
-    with Session(services.engine) as session:
+    with Session(services.engine, expire_on_commit=False) as session:
         track = session.get(Track, track_id)
     if track is None or not track.storage_key:
         raise ClientError(404, f"no track {track_id!r}")
@@ -112,7 +112,7 @@ def add_track(
         storage_key=key,
         created_at=dt.datetime.now(dt.UTC),
     )
-    with Session(services.engine) as session, session.begin():
+    with Session(services.engine, expire_on_commit=False) as session, session.begin():
         session.add(track)
     return track
 
@@ -199,7 +199,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
     @router.get("/api/v1/tracks", tags=["tracks"])
     def list_tracks() -> list[dict[str, Any]]:
         """Every track, newest first."""
-        with Session(services.engine) as session:
+        with Session(services.engine, expire_on_commit=False) as session:
             tracks = session.scalars(sa.select(Track).order_by(Track.created_at.desc()).limit(500))
             return [_track_json(t) for t in tracks]
 

@@ -1,0 +1,219 @@
+"""Browser end-to-end: Playwright driving Debian's Chromium (headless, no download).
+
+1. Upload through the page in chunks, then play: the ``<audio>`` time advances, the
+   network shows 302 -> signed URL -> 200/206 from the edge, the origin is hit once.
+2. HLS with hls.js (from npm) of segments cut by ffmpeg: every segment carries the
+   directory token and succeeds.
+3. A relayed WebRTC call between two pages through coturn with ephemeral credentials;
+   then a wrong TURN secret shows the warning instead of hanging.
+4. An expired link shows a clear error, not a blank player.
+
+A screenshot of each page goes to the test output folder.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from veza_reference._media import publish_hls, tone
+from veza_services import free_udp_tcp_port
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=[
+                "--autoplay-policy=no-user-gesture-required",
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, hls_js: Path) -> Iterator[Any]:
+    from veza_reference._demo import demo_environment, run_demo
+
+    env = demo_environment(
+        {"VEZA_HLS_JS_PATH": str(hls_js), "PATH": os.environ.get("PATH", "")},
+        str(tmp_path_factory.mktemp("browser")),
+        0,
+    )
+    running = run_demo(env)
+    yield running
+    running.stop()
+
+
+def _audio_time(page: Any) -> float:
+    return float(page.evaluate("document.getElementById('player').currentTime"))
+
+
+def test_upload_in_chunks_then_play(
+    browser: Any, app: Any, tmp_path: Path, output_dir: Path
+) -> None:
+    audio = tone([392.0, 440.0, 494.0, 523.3] * 6)  # ~530 kB: three chunks of 256 KiB
+    file = tmp_path / "browser tone.wav"
+    file.write_bytes(audio)
+    page = browser.new_page()
+    responses: list[tuple[int, str]] = []
+    page.on("response", lambda r: responses.append((r.status, r.url)))
+    page.goto(app.url + "/")
+    page.set_input_files("#file", str(file))
+    page.fill("#title", "Browser upload")
+    page.click("#upload")
+    page.wait_for_function(
+        "document.getElementById('upload-status').textContent.startsWith('uploaded')",
+        timeout=30_000,
+    )
+    progress = page.evaluate(
+        "[document.getElementById('progress').value, document.getElementById('progress').max]"
+    )
+    assert progress[0] == progress[1] >= 3  # every chunk went, with progress
+    track_id = page.evaluate("document.getElementById('upload-status').dataset.trackId")
+    before = app.edge.stats["origin_fetches"]
+    row = f"tr[data-track-id='{track_id}'] button.play"
+    for _ in range(2):  # play, and play again: the second comes from the edge's cache
+        page.click(row)
+        page.wait_for_function(
+            "document.getElementById('player').currentTime > 0.5", timeout=20_000
+        )
+    page.screenshot(path=str(output_dir / "1-upload-and-play.png"), full_page=True)
+    assert _audio_time(page) > 0.5
+    stream = [(s, u) for s, u in responses if f"/api/v1/tracks/{track_id}/stream" in u]
+    edge = [(s, u) for s, u in responses if u.startswith(app.edge_url) and "token=HS256-" in u]
+    assert stream and all(s == 302 for s, _ in stream)
+    assert edge and all(s in (200, 206) for s, _ in edge)
+    assert app.edge.stats["origin_fetches"] == before + 1
+    page.close()
+
+
+def test_hls_playback_with_hls_js(browser: Any, app: Any, ffmpeg: str, output_dir: Path) -> None:
+    publish_hls(
+        app.services, "demo-3", tone([261.6, 329.6, 392.0, 523.3] * 3)
+    )  # ~6 s, 2 s segments
+    page = browser.new_page()
+    segments: list[tuple[int, str]] = []
+    page.on(
+        "response", lambda r: segments.append((r.status, r.url)) if r.url.endswith(".ts") else None
+    )
+    page.goto(app.url + "/")
+    page.wait_for_function("window.Hls !== undefined", timeout=20_000)
+    page.click("tr[data-track-id='demo-3'] button.play-hls")
+    page.wait_for_function("document.getElementById('player').currentTime > 2.5", timeout=30_000)
+    page.screenshot(path=str(output_dir / "2-hls.png"), full_page=True)
+    assert len(segments) >= 2
+    assert all(status == 200 for status, _ in segments), segments
+    assert all("/bcdn_token=HS256-" in url and url.startswith(app.edge_url) for _, url in segments)
+    assert page.evaluate("document.getElementById('player-error').textContent") == ""
+    page.close()
+
+
+def _call_app(tmp_path_factory: pytest.TempPathFactory, turn_url: str, secret: str) -> Any:
+    from veza_reference._demo import demo_environment, run_demo
+
+    env = demo_environment(
+        {
+            "WEBRTC_TURN_URLS": turn_url,
+            "WEBRTC_TURN_SECRET": secret,
+            "WEBRTC_TURN_TTL": "600",
+            "VEZA_WORKERS": "false",
+        },
+        str(tmp_path_factory.mktemp("call")),
+        0,
+    )
+    return run_demo(env)
+
+
+def _call(browser: Any, url: str) -> tuple[Any, Any]:
+    context = browser.new_context()
+    callee = context.new_page()
+    callee.goto(url + "/call?role=callee&relay=1")
+    caller = context.new_page()
+    caller.goto(url + "/call?role=caller&relay=1")
+    return caller, callee
+
+
+def test_relayed_call_through_coturn(
+    browser: Any, coturn: Any, tmp_path_factory: pytest.TempPathFactory, output_dir: Path
+) -> None:
+    from veza_webrtc import coturn_config
+
+    port = free_udp_tcp_port()
+    low = random.randrange(40000, 60000, 200)
+    coturn(
+        coturn_config(
+            realm="veza.test",
+            secrets=["turn-secret"],
+            listening_ip="127.0.0.1",
+            relay_ip="127.0.0.1",
+            listening_port=port,
+            min_port=low,
+            max_port=low + 199,
+            allow_loopback_peers=True,
+        ),
+        port,
+    )
+    turn_url = f"turn:127.0.0.1:{port}?transport=udp"
+    good = _call_app(tmp_path_factory, turn_url, "turn-secret")
+    try:
+        caller, callee = _call(browser, good.url)
+        caller.wait_for_function(
+            "window.vezaCall && window.vezaCall.localType !== null", timeout=30_000
+        )
+        callee.wait_for_function("window.vezaCall.received.length > 0", timeout=10_000)
+        caller.wait_for_function("window.vezaCall.received.length > 0", timeout=10_000)
+        caller.screenshot(path=str(output_dir / "3-call-relay.png"), full_page=True)
+        result = caller.evaluate("window.vezaCall")
+        assert result["state"] == "connected"
+        assert result["localType"] == "relay" and result["remoteType"] == "relay"
+        assert result["received"] == ["pong from callee"]
+        assert callee.evaluate("window.vezaCall.received") == ["ping from caller"]
+        caller.context.close()
+    finally:
+        good.stop()
+    wrong = _call_app(tmp_path_factory, turn_url, "not-the-turn-secret")
+    try:
+        caller, _callee = _call(browser, wrong.url)
+        caller.wait_for_function("window.vezaCall && window.vezaCall.warning", timeout=30_000)
+        caller.screenshot(path=str(output_dir / "3-call-wrong-secret.png"), full_page=True)
+        assert "could not connect" in caller.evaluate(
+            "window.vezaCall.warning"
+        ) or "did not connect" in caller.evaluate("window.vezaCall.warning")
+        assert caller.is_visible("#warning")
+        caller.context.close()
+    finally:
+        wrong.stop()
+
+
+def test_an_expired_link_shows_a_clear_error(browser: Any, app: Any, output_dir: Path) -> None:
+    import time
+
+    import httpx
+
+    link = httpx.get(f"{app.url}/api/v1/tracks/demo-1/link", params={"expires_in": 1}).json()["url"]
+    time.sleep(2.1)
+    page = browser.new_page()
+    page.goto(app.url + "/")
+    page.evaluate("(url) => window.veza.playUrl(url, 'expired link')", link)
+    page.wait_for_function(
+        "document.getElementById('player-error').textContent.length > 0", timeout=15_000
+    )
+    page.screenshot(path=str(output_dir / "4-expired-link.png"), full_page=True)
+    message = page.inner_text("#player-error")
+    assert "expired" in message.lower()
+    page.close()
