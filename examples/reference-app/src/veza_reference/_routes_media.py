@@ -9,6 +9,7 @@ or edge that serves ranges.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import mimetypes
 import time
@@ -21,6 +22,7 @@ from urllib.parse import quote, unquote
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import (
     JSONResponse,
     PlainTextResponse,
@@ -75,6 +77,37 @@ def _track_json(track: Track) -> dict[str, Any]:
         "stream_url": f"/api/v1/tracks/{track.id}/stream",
         "download_url": f"/api/v1/tracks/{track.id}/download",
     }
+
+
+class TrackKeys:
+    """track id -> storage key, kept for a minute: the playback hot path skips the database.
+
+    Keys never change for a track (migrating local to S3 keeps the key), so the only
+    staleness is a deleted track answering for up to ``ttl`` seconds, to a URL that no
+    longer serves anything.
+    """
+
+    def __init__(self, services: Services, *, ttl: float = 60.0, size: int = 10_000) -> None:
+        self.services = services
+        self.ttl = ttl
+        self.size = size
+        self._items: collections.OrderedDict[str, tuple[float, str]] = collections.OrderedDict()
+
+    def get(self, track_id: str) -> str | None:
+        """The cached key, if fresh."""
+        item = self._items.get(track_id)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def load(self, track_id: str) -> str:
+        """Read the key from the database (404 if there is no such track) and keep it."""
+        key = get_track(self.services, track_id).storage_key or ""
+        self._items[track_id] = (time.monotonic() + self.ttl, key)
+        self._items.move_to_end(track_id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return key
 
 
 def get_track(services: Services, track_id: str) -> Track:
@@ -208,16 +241,18 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
         """One track."""
         return _track_json(get_track(services, track_id))
 
+    keys = TrackKeys(services)
+
     @router.get(
         "/api/v1/tracks/{track_id}/stream",
         status_code=302,
         tags=["playback"],
         response_class=RedirectResponse,
     )
-    def stream(track_id: TrackId) -> Response:
+    async def stream(track_id: TrackId) -> Response:
         """302 to the CDN-signed URL (or the storage's presigned URL as a fallback)."""
-        track = get_track(services, track_id)
-        resolution = services.resolver.resolve(track.storage_key or "")
+        key = keys.get(track_id) or await run_in_threadpool(keys.load, track_id)
+        resolution = services.resolver.resolve(key)
         services.metrics.playback.labels(resolution.source).inc()
         return RedirectResponse(
             resolution.url, status_code=302, headers={**NO_STORE, "Vary": "Range"}
