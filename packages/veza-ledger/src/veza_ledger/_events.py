@@ -84,6 +84,7 @@ PAYMENT_TARGETS = {
     "payment_expired": "expired",
 }
 REFUND_TARGETS = {"refund_succeeded": "succeeded", "refund_failed": "failed"}
+MAX_EVENT_ID = 255  # the processed-events key (Hyperswitch's ids are far shorter)
 
 
 def event_from_hyperswitch(payload: Mapping[str, Any]) -> ProviderEvent | None:
@@ -141,7 +142,9 @@ class EventsMixin(OrdersMixin, LedgerBase):
             IllegalTransition: Never for events: impossible moves are ``no_change``.
         """
         check_id(event.object_id, "object_id")
-        check_id(event.event_id[:64] if event.event_id else event.event_id, "event_id")
+        if not event.event_id.strip() or len(event.event_id) > MAX_EVENT_ID:
+            msg = f"event_id must be 1 to {MAX_EVENT_ID} characters, got {event.event_id!r}"
+            raise LedgerConfigurationError(msg)
         try:
             with self.transaction() as session:
                 inserted = insert_ignore(
