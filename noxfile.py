@@ -47,7 +47,6 @@ UV = find_uv()[1]
 ROOT = Path(__file__).resolve().parent
 PACKAGE_DIRS = sorted(p.parent for p in ROOT.glob("packages/*/pyproject.toml"))
 EXAMPLE_DIRS = sorted(p.parent for p in ROOT.glob("examples/*/pyproject.toml"))
-WORKSPACE_DIRS = {p.name: p for p in PACKAGE_DIRS + EXAMPLE_DIRS}
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -55,6 +54,10 @@ def _project(pkg_dir: Path) -> dict[str, object]:
     data = tomllib.loads((pkg_dir / "pyproject.toml").read_text(encoding="utf-8"))
     project: dict[str, object] = data["project"]
     return project
+
+
+# distribution name -> folder (veza-reference-app lives in examples/reference-app)
+WORKSPACE_DIRS = {str(_project(p)["name"]): p for p in PACKAGE_DIRS + EXAMPLE_DIRS}
 
 
 def _extras(pkg_dir: Path) -> list[str]:
@@ -242,7 +245,7 @@ def wheels(session: nox.Session) -> None:
     built = sorted(dist.glob("*.whl"))
     session.log(f"built {len(built)} wheels and {len(list(dist.glob('*.tar.gz')))} sdists")
     for pkg_dir in PACKAGE_DIRS + EXAMPLE_DIRS:
-        stem = pkg_dir.name.replace("-", "_")
+        stem = str(_project(pkg_dir)["name"]).replace("-", "_")  # the distribution's name
         (wheel,) = [w for w in built if w.name.startswith(stem + "-")]
         session.run(
             "python",
