@@ -27,7 +27,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -47,6 +47,14 @@ def _now_iso() -> str:
 
 def _hs_error(status: int, kind: str, code: str, message: str, **extra: Any) -> Response:  # noqa: ANN401
     return Response(status, {"error": {"type": kind, "message": message, "code": code, **extra}})
+
+
+def _busy() -> Response:
+    return _hs_error(422, "invalid_request", "HE_00", "Resource is busy, please try again later")
+
+
+def _no_payment() -> Response:
+    return _hs_error(404, "invalid_request", "HE_02", "Payment does not exist in our records")
 
 
 CAPTURABLE = frozenset({"requires_capture", "partially_captured_and_capturable"})
@@ -109,9 +117,7 @@ class FakeHyperswitch(FakeServer):
     def error_for_fault(self, fault: Fault) -> Response:
         """Hyperswitch-shaped answers for injected statuses."""
         if fault.status == 422:  # noqa: PLR2004
-            return _hs_error(
-                422, "invalid_request", "HE_00", "Resource is busy, please try again later"
-            )
+            return _busy()
         if fault.status == 429:  # noqa: PLR2004
             return _hs_error(429, "invalid_request", "RE_00", "Too many requests")
         if fault.status >= 502:  # noqa: PLR2004 - gateways answer in their own words
@@ -192,9 +198,7 @@ class FakeHyperswitch(FakeServer):
                 "payment_id must be at most 64 characters of [A-Za-z0-9_-]",
             )
         if not self._claim(payment_id):
-            return _hs_error(
-                422, "invalid_request", "HE_00", "Resource is busy, please try again later"
-            )
+            return _busy()
         try:
             with self.lock:
                 if payment_id in self.payments:
@@ -242,72 +246,63 @@ class FakeHyperswitch(FakeServer):
         finally:
             self._release(payment_id)
 
-    def _capture(self, payment_id: str, body: dict[str, Any]) -> Response:
+    def _on_payment(self, payment_id: str, apply: Callable[[dict[str, Any]], Response]) -> Response:
+        """Run ``apply`` on the stored payment, holding its lock (busy: ``422 HE_00``)."""
         if not self._claim(payment_id):
-            return _hs_error(
-                422, "invalid_request", "HE_00", "Resource is busy, please try again later"
-            )
+            return _busy()
         try:
             with self.lock:
                 payment = self.payments.get(payment_id)
-                if payment is None:
-                    return _hs_error(
-                        404, "invalid_request", "HE_02", "Payment does not exist in our records"
-                    )
-                if payment["status"] not in CAPTURABLE:
-                    return _hs_error(
-                        400,
-                        "invalid_request",
-                        "IR_14",
-                        f"This Payment could not be captured because it has a payment.status "
-                        f"of {payment['status']}. The expected state is requires_capture, "
-                        "partially_captured_and_capturable, processing",
-                    )
-                amount = body.get("amount_to_capture", payment["amount_capturable"])
-                if not isinstance(amount, int) or not 0 < amount <= payment["amount_capturable"]:
-                    return _hs_error(
-                        400,
-                        "invalid_request",
-                        "IR_06",
-                        "amount_to_capture is greater than amount_capturable",
-                    )
-                partial = amount < payment["amount"]
-                payment.update(
-                    status="partially_captured" if partial else "succeeded",
-                    amount_received=amount,
-                    amount_capturable=0,
-                )
-                return Response(200, dict(payment))
+                return _no_payment() if payment is None else apply(payment)
         finally:
             self._release(payment_id)
 
-    def _cancel(self, payment_id: str, body: dict[str, Any]) -> Response:
-        if not self._claim(payment_id):
-            return _hs_error(
-                422, "invalid_request", "HE_00", "Resource is busy, please try again later"
-            )
-        try:
-            with self.lock:
-                payment = self.payments.get(payment_id)
-                if payment is None:
-                    return _hs_error(
-                        404, "invalid_request", "HE_02", "Payment does not exist in our records"
-                    )
-                if payment["status"] not in CANCELLABLE:
-                    return _hs_error(
-                        400,
-                        "invalid_request",
-                        "IR_16",
-                        f"You cannot cancel this payment because it has status {payment['status']}",
-                    )
-                payment.update(
-                    status="cancelled",
-                    amount_capturable=0,
-                    cancellation_reason=body.get("cancellation_reason"),
+    def _capture(self, payment_id: str, body: dict[str, Any]) -> Response:
+        def capture(payment: dict[str, Any]) -> Response:
+            if payment["status"] not in CAPTURABLE:
+                return _hs_error(
+                    400,
+                    "invalid_request",
+                    "IR_14",
+                    f"This Payment could not be captured because it has a payment.status "
+                    f"of {payment['status']}. The expected state is requires_capture, "
+                    "partially_captured_and_capturable, processing",
                 )
-                return Response(200, dict(payment))
-        finally:
-            self._release(payment_id)
+            amount = body.get("amount_to_capture", payment["amount_capturable"])
+            if not isinstance(amount, int) or not 0 < amount <= payment["amount_capturable"]:
+                return _hs_error(
+                    400,
+                    "invalid_request",
+                    "IR_06",
+                    "amount_to_capture is greater than amount_capturable",
+                )
+            partial = amount < payment["amount"]
+            payment.update(
+                status="partially_captured" if partial else "succeeded",
+                amount_received=amount,
+                amount_capturable=0,
+            )
+            return Response(200, dict(payment))
+
+        return self._on_payment(payment_id, capture)
+
+    def _cancel(self, payment_id: str, body: dict[str, Any]) -> Response:
+        def cancel(payment: dict[str, Any]) -> Response:
+            if payment["status"] not in CANCELLABLE:
+                return _hs_error(
+                    400,
+                    "invalid_request",
+                    "IR_16",
+                    f"You cannot cancel this payment because it has status {payment['status']}",
+                )
+            payment.update(
+                status="cancelled",
+                amount_capturable=0,
+                cancellation_reason=body.get("cancellation_reason"),
+            )
+            return Response(200, dict(payment))
+
+        return self._on_payment(payment_id, cancel)
 
     # ------------------------------------------------------------------ refunds
 
@@ -324,9 +319,7 @@ class FakeHyperswitch(FakeServer):
                 "refund_id must be at most 64 characters of [A-Za-z0-9_-]",
             )
         if not self._claim(payment_id):
-            return _hs_error(
-                422, "invalid_request", "HE_00", "Resource is busy, please try again later"
-            )
+            return _busy()
         try:
             with self.lock:
                 if refund_id in self.refunds:
@@ -338,9 +331,7 @@ class FakeHyperswitch(FakeServer):
                     )
                 payment = self.payments.get(payment_id)
                 if payment is None:
-                    return _hs_error(
-                        404, "invalid_request", "HE_02", "Payment does not exist in our records"
-                    )
+                    return _no_payment()
                 if payment["status"] not in REFUNDABLE:
                     return _hs_error(
                         400,
