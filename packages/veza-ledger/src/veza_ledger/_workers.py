@@ -75,38 +75,56 @@ def run_reversal_worker(
 ) -> WorkerReport:
     """Reverse what is due on ``reversal_pending`` transfers (key: :func:`reversal_key`)."""
     ledger = _ledger(engine)
-    cancel = cancel or threading.Event()
     at = now or utcnow()
+    due = sa.and_(
+        SellerTransfer.status == "reversal_pending",
+        sa.or_(SellerTransfer.next_attempt_at.is_(None), SellerTransfer.next_attempt_at <= at),
+    )
+
+    def reverse(session: sa.orm.Session, transfer: SellerTransfer) -> bool | None:
+        amount = transfer.reversal_due - transfer.reversed_amount
+        if amount <= 0 or not transfer.stripe_transfer_id:
+            return None  # nothing to reverse, or no Stripe id yet (a rule reports it)
+        try:
+            result = reverser.reverse_transfer(
+                reversal_key(transfer), transfer.stripe_transfer_id, amount=amount
+            )
+        except Exception as exc:  # noqa: BLE001 - any provider failure: back off
+            _failed(session, transfer, exc, at)
+            return False
+        ledger._reversal_completed(session, transfer, result.id, amount)
+        return True
+
+    return _work(ledger, due, reverse, batch_size=batch_size, cancel=cancel)
+
+
+def _work(
+    ledger: Ledger,
+    due: sa.ColumnElement[bool],
+    step: Callable[[sa.orm.Session, SellerTransfer], bool | None],
+    *,
+    batch_size: int,
+    cancel: threading.Event | None,
+) -> WorkerReport:
+    """Claim due rows in batches (each row once per run) and apply ``step`` to each.
+
+    ``step`` answers ``True`` (done), ``False`` (failed, backing off) or ``None``
+    (nothing to do); each batch commits on its own.
+    """
+    cancel = cancel or threading.Event()
     report = WorkerReport()
     seen: set[str] = set()
     while not cancel.is_set():
         with ledger.transaction() as session:
-            due = sa.and_(
-                SellerTransfer.status == "reversal_pending",
-                sa.or_(
-                    SellerTransfer.next_attempt_at.is_(None), SellerTransfer.next_attempt_at <= at
-                ),
-                SellerTransfer.id.not_in(seen) if seen else sa.true(),
-            )
-            rows = _claim(ledger, session, due, batch_size)
+            fresh = SellerTransfer.id.not_in(seen) if seen else sa.true()
+            rows = _claim(ledger, session, sa.and_(due, fresh), batch_size)
             if not rows:
                 return report
             for transfer in rows:
                 seen.add(transfer.id)
-                amount = transfer.reversal_due - transfer.reversed_amount
-                if amount <= 0 or not transfer.stripe_transfer_id:
-                    continue  # nothing to reverse, or no Stripe id yet (a rule reports it)
-                key = reversal_key(transfer)
-                try:
-                    result = reverser.reverse_transfer(
-                        key, transfer.stripe_transfer_id, amount=amount
-                    )
-                except Exception as exc:  # noqa: BLE001 - any provider failure: back off
-                    _failed(session, transfer, exc, at)
-                    report.failed.append(transfer.id)
-                    continue
-                ledger._reversal_completed(session, transfer, result.id, amount)
-                report.done.append(transfer.id)
+                outcome = step(session, transfer)
+                if outcome is not None:
+                    (report.done if outcome else report.failed).append(transfer.id)
     return report
 
 
@@ -147,31 +165,18 @@ def run_transfer_worker(
     Stripe's answer gets the same transfer back.
     """
     ledger = _ledger(engine)
-    cancel = cancel or threading.Event()
     at = now or utcnow()
-    report = WorkerReport()
-    seen: set[str] = set()
-    while not cancel.is_set():
-        with ledger.transaction() as session:
-            due = sa.and_(
-                sa.or_(
-                    SellerTransfer.status == "pending",
-                    sa.and_(
-                        SellerTransfer.status == "failed", SellerTransfer.next_attempt_at <= at
-                    ),
-                ),
-                SellerTransfer.id.not_in(seen) if seen else sa.true(),
-            )
-            rows = _claim(ledger, session, due, batch_size)
-            if not rows:
-                return report
-            for transfer in rows:
-                seen.add(transfer.id)
-                if _pay(ledger, session, transfer, creator, at):
-                    report.done.append(transfer.id)
-                else:
-                    report.failed.append(transfer.id)
-    return report
+    due = sa.or_(
+        SellerTransfer.status == "pending",
+        sa.and_(SellerTransfer.status == "failed", SellerTransfer.next_attempt_at <= at),
+    )
+    return _work(
+        ledger,
+        due,
+        lambda session, transfer: _pay(ledger, session, transfer, creator, at),
+        batch_size=batch_size,
+        cancel=cancel,
+    )
 
 
 def _pay(
