@@ -378,21 +378,22 @@ class _Sweeper:
 
     def journal(self) -> None:
         """The books as a whole: the trial balance nets to zero per currency."""
+        summary = "the journal does not balance"
         with self.ledger.transaction() as session:
             totals = {c: t for c, t in trial_balance(session).items() if t}
-            if self.dry_run:
-                if totals:
-                    self.report.add(
-                        SweepItem(
-                            "money_mismatch",
-                            "journal",
-                            "trial_balance",
-                            "critical",
-                            "the journal does not balance",
-                            None,
-                            applied=False,
-                        )
+            if totals:
+                self.report.add(
+                    SweepItem(
+                        "money_mismatch",
+                        "journal",
+                        "trial_balance",
+                        "critical",
+                        summary,
+                        None,
+                        applied=False,
                     )
+                )
+            if self.dry_run:
                 return
             if totals:
                 upsert_finding(
@@ -401,22 +402,11 @@ class _Sweeper:
                     object_type="journal",
                     object_id="trial_balance",
                     severity="critical",
-                    summary="the journal does not balance",
+                    summary=summary,
                     evidence=totals,
                     proposed_action=None,
                     applied_action=None,
                     now=self.now,
-                )
-                self.report.add(
-                    SweepItem(
-                        "money_mismatch",
-                        "journal",
-                        "trial_balance",
-                        "critical",
-                        "the journal does not balance",
-                        None,
-                        applied=False,
-                    )
                 )
             elif resolve_finding(
                 session,
