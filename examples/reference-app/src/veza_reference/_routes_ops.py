@@ -53,21 +53,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
         rule: Annotated[str | None, Query(max_length=64)] = None,
     ) -> list[dict[str, Any]]:
         """Reconciliation findings, most recent first."""
-        return [
-            {
-                "id": f.id,
-                "rule": f.rule,
-                "object_type": f.object_type,
-                "object_id": f.object_id,
-                "severity": f.severity,
-                "status": f.status,
-                "summary": f.summary,
-                "evidence": f.evidence,
-                "occurrences": f.occurrences,
-                "last_seen": f.last_seen.isoformat(),
-            }
-            for f in services.ledger.findings(status=status, rule=rule)
-        ]
+        return [f.as_dict() for f in services.ledger.findings(status=status, rule=rule)]
 
     @guarded.post("/reconcile")
     def reconcile(request: ReconcileRequest) -> dict[str, Any]:

@@ -174,27 +174,7 @@ def _reconcile(args: argparse.Namespace, engine: sa.Engine) -> int:
 def _findings(args: argparse.Namespace, engine: sa.Engine) -> int:
     rows = Ledger(engine).findings(status="open" if args.open else None, rule=args.rule)
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": f.id,
-                        "rule": f.rule,
-                        "object_type": f.object_type,
-                        "object_id": f.object_id,
-                        "severity": f.severity,
-                        "status": f.status,
-                        "summary": f.summary,
-                        "evidence": f.evidence,
-                        "first_seen": f.first_seen.isoformat(),
-                        "last_seen": f.last_seen.isoformat(),
-                        "occurrences": f.occurrences,
-                    }
-                    for f in rows
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps([f.as_dict() for f in rows], indent=2))
         return 0
     for f in rows:
         print(

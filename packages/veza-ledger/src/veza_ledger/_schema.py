@@ -335,6 +335,27 @@ class Finding(Base):
     suppressed_reason: Mapped[str | None] = mapped_column(sa.String(500))
     suppressed_by: Mapped[str | None] = mapped_column(sa.String(128))
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (``veza-ledger findings --json``, admin pages)."""
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "severity": self.severity,
+            "status": self.status,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "proposed_action": self.proposed_action,
+            "applied_action": self.applied_action,
+            "occurrences": self.occurrences,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "suppressed_reason": self.suppressed_reason,
+            "suppressed_by": self.suppressed_by,
+        }
+
 
 class RuleCheck(Base):
     """When a rule last examined an object: how many workers share a sweep safely."""
