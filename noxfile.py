@@ -6,11 +6,15 @@ Sessions (``nox -l`` lists them):
   into a new venv, first with no extras (every module must import, or need an extra it
   declares: ``tools/check_imports.py``), then with all of its extras and nothing else
   from the workspace but the siblings it declares; then its own ``tests/``.
-* ``integration``: every package plus the reference app, and the root ``tests/``.
+* ``integration``: every package plus the reference app, and the root ``tests/``
+  (``tests/release`` publishes every wheel to a local index server and installs each
+  package from it by name).
 * ``lint``, ``typecheck``, ``docs``, ``wheels``: ruff, mypy --strict, mkdocs --strict,
   build + install each wheel alone in a fresh venv outside the repo.
 * ``bench``: the benchmarks under ``bench/`` (not part of plain ``nox``: they measure,
   they do not pass or fail).
+* ``release``: ``nox -s release -- veza-cdn 0.2.0 [--dry-run]`` bumps, dates the
+  changelog, builds, checks, commits and tags one package (not part of plain ``nox``).
 
 Third-party versions come from ``uv.lock`` (exported as constraints), so every session
 tests what the lock file says; ``--locked`` makes a stale lock file a failure.
@@ -190,6 +194,8 @@ def integration(session: nox.Session) -> None:
         *_group("integration"),
         *(_with_extras(wheels[d], _extras(d)) for d in dirs),
     )
+    # tests/release builds every wheel with uv and publishes it to a local index server
+    session.env["VEZA_UV"] = UV
     _pytest(session, str(ROOT / "tests"))
 
 
@@ -229,6 +235,20 @@ def docs(session: nox.Session) -> None:
         "--site-dir",
         str(site),
     )
+
+
+@nox.session(default=False)
+def release(session: nox.Session) -> None:
+    """Release one package: ``nox -s release -- veza-cdn 0.2.0 [--dry-run]``.
+
+    Refuses a dirty tree, an existing tag, a version that does not increase and an empty
+    ``[Unreleased]`` changelog section; bumps ``_version.py``, dates the changelog section,
+    builds the sdist and wheel into ``dist/``, checks their metadata (``twine check``,
+    ``tools/check_wheel.py``), commits and tags ``<dist>-v<version>``. See
+    ``tools/release.py``; pushing and uploading stay manual.
+    """
+    session.install(*_constraints(session), *_group("release"))
+    session.run("python", str(ROOT / "tools" / "release.py"), *session.posargs, env={"VEZA_UV": UV})
 
 
 @nox.session
