@@ -44,6 +44,8 @@ _VERSION_LINE = re.compile(r'^__version__[ \t]*=[ \t]*"([^"]+)"[ \t]*$', re.MULT
 _UNRELEASED = re.compile(r"^## \[Unreleased\][^\n]*\n", re.MULTILINE | re.IGNORECASE)
 _NEXT_SECTION = re.compile(r"^## ", re.MULTILINE)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# what an index shows beside the package; every veza package declares all four
+PROJECT_URLS = {"Homepage", "Documentation", "Changelog", "Source"}
 
 
 class ReleaseError(Exception):
@@ -180,8 +182,8 @@ def build_and_check(pkg_dir: Path, dist: str, version: str, out_dir: Path) -> li
 
     Returns the two files. Checks: exactly one sdist and one wheel, named for ``dist`` and
     ``version``; ``twine check --strict`` (the README renders on the index); the wheel's
-    ``Name``/``Version`` and its ``Requires-Dist``/``Provides-Extra`` equal what
-    ``pyproject.toml`` declares.
+    ``Name``/``Version``, a summary and the four project URLs; its
+    ``Requires-Dist``/``Provides-Extra`` equal what ``pyproject.toml`` declares.
     """
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
@@ -216,6 +218,11 @@ def build_and_check(pkg_dir: Path, dist: str, version: str, out_dir: Path) -> li
         raise ReleaseError(
             f"the wheel says {metadata['Name']} {metadata['Version']}, expected {dist} {version}"
         )
+    labels = {u.split(",", 1)[0].strip() for u in metadata.get_all("Project-URL") or []}
+    missing = sorted(PROJECT_URLS - labels)
+    if missing or not metadata["Summary"]:
+        what = f"[project.urls] {', '.join(missing)}" if missing else "a description"
+        raise ReleaseError(f"the wheel's metadata lacks {what}: add it to pyproject.toml")
     check_wheel = Path(__file__).with_name("check_wheel.py")
     requires = subprocess.run(
         [sys.executable, str(check_wheel), str(wheels[0]), str(pkg_dir / "pyproject.toml")],

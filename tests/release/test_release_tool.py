@@ -252,3 +252,15 @@ def test_moving_unreleased_keeps_every_entry_once(entries, older, version):
     assert tail == "\n\n" + "".join(f"{e}\n" for e in older)
     with pytest.raises(release_tool.ReleaseError, match="empty"):
         release_tool.move_unreleased(moved, version + "1", "2026-12-02")
+
+
+def test_refuses_a_wheel_without_project_urls(clone: Path):
+    pyproject = clone / PKG / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(text[: text.index("[project.urls]")], encoding="utf-8")
+    git(clone, "commit", "--quiet", "-am", "no project urls")
+    before = snapshot(clone)
+    result = run_tool(clone, DIST, "0.2.0")
+    assert result.returncode == 2
+    assert "lacks [project.urls] Changelog, Documentation, Homepage, Source" in result.stderr
+    assert snapshot(clone) == before
