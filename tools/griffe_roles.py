@@ -40,8 +40,8 @@ def documented_roots(docs: Path = DOCS) -> set[str]:
 def _public_paths(pkg: griffe.Module, roots: set[str]) -> dict[str, str]:
     """Map each rendered object's canonical path to the path the site shows it under.
 
-    A ``::: module`` directive renders the module's exports (its ``__all__``, else its
-    public names), each with its public members.
+    A ``::: module`` directive renders the module's public members (its ``__all__``, else
+    its public names that are not imported), each class with its public members.
     """
     paths: dict[str, str] = {}
 
@@ -55,7 +55,7 @@ def _public_paths(pkg: griffe.Module, roots: set[str]) -> dict[str, str]:
         paths[target.path] = public
         if target.is_class:
             for name, member in target.members.items():
-                if not name.startswith("_"):
+                if not name.startswith("_") and not member.is_alias:
                     add(member, f"{public}.{name}")
 
     for root in sorted(roots):
@@ -63,11 +63,9 @@ def _public_paths(pkg: griffe.Module, roots: set[str]) -> dict[str, str]:
             continue
         mod = pkg if root == pkg.path else pkg.get_member(root.removeprefix(pkg.path + "."))
         paths.setdefault(mod.path, mod.path)
-        exported = mod.exports
         for name, member in mod.members.items():
-            if name.startswith("_") or (exported is not None and name not in exported):
-                continue
-            if not member.is_module:
+            # griffe's rule is mkdocstrings' rule: in __all__, else public and not imported
+            if member.is_public and not member.is_module:
                 add(member, f"{mod.path}.{name}")
     return paths
 
