@@ -280,18 +280,20 @@ def release(
     version_path.write_text(new_version_text, encoding="utf-8")
     changelog_path.write_text(new_changelog, encoding="utf-8")
     out_dir = out_root / f"{dist}-{version}"
+    paths = [str(version_path), str(changelog_path)]
     try:
         built = build_and_check(pkg_dir, dist, str(version), out_dir)
+        _git(repo, "add", "--", *paths)
+        # a failing commit hook (or no git identity) refuses the release here, before a tag
+        _git(repo, "commit", "--quiet", "-m", f"{dist} {version}", "--", *paths)
     except BaseException:
+        subprocess.run(["git", "-C", str(repo), "reset", "--quiet", "--", *paths], check=False)
         version_path.write_text(old_version_text, encoding="utf-8")
         changelog_path.write_text(old_changelog, encoding="utf-8")
         shutil.rmtree(out_dir, ignore_errors=True)
         if out_root.is_dir() and not any(out_root.iterdir()):
             out_root.rmdir()
         raise
-    paths = [version_path, changelog_path]
-    _git(repo, "add", "--", *map(str, paths))
-    _git(repo, "commit", "--quiet", "-m", f"{dist} {version}", "--", *map(str, paths))
     _git(repo, "tag", "--annotate", tag, "-m", f"{dist} {version}")
     return [
         f"released {dist} {current} -> {version}: commit '{dist} {version}', tag {tag}",

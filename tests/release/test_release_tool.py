@@ -264,3 +264,14 @@ def test_refuses_a_wheel_without_project_urls(clone: Path):
     assert result.returncode == 2
     assert "lacks [project.urls] Changelog, Documentation, Homepage, Source" in result.stderr
     assert snapshot(clone) == before
+
+
+def test_a_refused_commit_restores_the_files_and_tags_nothing(clone: Path):
+    hook = clone / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'hook says no' >&2\nexit 1\n", encoding="utf-8")
+    hook.chmod(0o755)
+    before = snapshot(clone)
+    result = run_tool(clone, DIST, "0.2.0")
+    assert result.returncode == 2
+    assert "hook says no" in result.stderr
+    assert snapshot(clone) == before
