@@ -44,12 +44,12 @@ if spec["mode"] == "put":
 else:
     import veza_storage._uploads as uploads_module
     if spec["backend"] == "local":
-        real_replace = os.replace
-        def slow_replace(src, dst):
+        real_rename = os.rename
+        def slow_rename(src, dst, **kwargs):
             if str(dst).endswith(spec["key"].split("/")[-1]):
                 announce("ASSEMBLED")
-            return real_replace(src, dst)
-        uploads_module.os.replace = slow_replace
+            return real_rename(src, dst, **kwargs)
+        uploads_module.os.rename = slow_rename
     else:
         real_copy = S3Storage.server_side_copy
         def slow_copy(self, *args, **kwargs):

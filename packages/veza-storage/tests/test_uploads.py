@@ -9,9 +9,11 @@ import pytest
 
 from veza_storage import (
     ChecksumMismatchError,
+    ChunkConflictError,
     ChunkError,
     FileUploadSessionStore,
     InMemoryUploadSessionStore,
+    LocalStorage,
     ObjectNotFoundError,
     ResumableUploads,
     UploadError,
@@ -37,6 +39,13 @@ class Clock:
 @pytest.fixture
 def clock():
     return Clock()
+
+
+@pytest.fixture
+def s3_client_or_none(request, storage):
+    if isinstance(storage, LocalStorage):
+        return None
+    return request.getfixturevalue("s3_client")
 
 
 @pytest.fixture
@@ -80,8 +89,10 @@ def test_resent_chunk_is_idempotent_and_conflicts_are_refused(uploads):
     first = uploads.put_chunk(session, 0, data[: 64 * KiB])
     again = uploads.put_chunk(session, 0, data[: 64 * KiB])
     assert first == again
-    with pytest.raises(ChunkError, match="different bytes"):
+    with pytest.raises(ChunkConflictError, match="different bytes") as conflict:
         uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+    assert conflict.value.index == 0
+    assert isinstance(conflict.value, ChunkError)  # existing handlers still catch it
     with pytest.raises(ChecksumMismatchError):
         uploads.put_chunk(session, 1, data[64 * KiB : 128 * KiB], sha256="0" * 64)
     with pytest.raises(ChunkError, match="must be"):
@@ -114,14 +125,30 @@ def test_abort_discards_everything(uploads, storage):
     uploads.abort(session)  # idempotent
 
 
-def test_expired_sessions_are_swept(uploads, clock, storage):
+def test_expired_sessions_are_reaped_with_their_staged_data(uploads, clock, storage, tmp_path):
     session = uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
     uploads.put_chunk(session, 0, os.urandom(64 * KiB))
-    clock.now += 3601
+    kept = uploads.begin("kept", 100 * KiB, 64 * KiB, "x/y")
+    clock.now += 1800
+    late = uploads.begin("late", 100 * KiB, 64 * KiB, "x/y")
+    clock.now += 1801
     with pytest.raises(UploadNotFoundError):
         uploads.put_chunk(session, 1, os.urandom(100 * KiB - 64 * KiB))
-    assert uploads.sweep_expired() >= 1
+    assert uploads.reap_expired() == 2
+    assert uploads.status(late).missing == (0, 1)  # not expired: untouched
+    assert uploads._store.get(session) is None
+    assert uploads._store.get(kept) is None
     assert list(storage.list()) == []
+    if isinstance(storage, LocalStorage):  # only the live session's staging is left
+        assert sorted(p.name for p in (storage.root / ".veza-uploads").iterdir()) == [late]
+    assert uploads.reap_expired() == 0
+
+
+def test_sweep_expired_is_a_deprecated_alias(uploads, clock):
+    uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+    clock.now += 3601
+    with pytest.warns(DeprecationWarning, match="reap_expired"):
+        assert uploads.sweep_expired() == 1
 
 
 def test_resumes_in_a_new_process_from_the_file_store(storage, tmp_path, clock):
@@ -198,7 +225,7 @@ def test_s3_sweep_aborts_orphaned_multipart_uploads(s3_storage, s3_client, clock
     uploads._store.delete(session)  # the session is lost (a store wiped), the upload is not
     assert s3_client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads")
     clock.now = 4_000_000_000
-    assert uploads.sweep_expired() == 1
+    assert uploads.reap_expired() == 1
     assert not s3_client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads")
 
 
@@ -209,29 +236,41 @@ def test_unknown_session(uploads):
         uploads.storage.stat("nothing")
 
 
-def test_in_order_uploads_complete_without_reading_back(storage, tmp_path, monkeypatch):
-    import veza_storage._uploads as module
-
-    def no_read_back(*args, **kwargs):
-        raise AssertionError("complete() read the object back although it knew its hash")
-
-    monkeypatch.setattr(module._LocalStaging, "_verify_staged", staticmethod(no_read_back))
-    if not isinstance(storage, module.LocalStorage):
-        real_get = storage.client.get_object
-
-        def spy(**kwargs):
-            assert not kwargs["Key"].endswith("/object"), "S3 complete read the object back"
-            return real_get(**kwargs)
-
-        monkeypatch.setattr(storage.client, "get_object", spy)
+def test_complete_hashes_the_assembled_bytes_not_the_received_ones(
+    storage, s3_client_or_none, tmp_path
+):
+    """Bytes changed after they were received are caught at complete, never published."""
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
     data = os.urandom(11 * MiB)
     session = uploads.begin(
         "fast", len(data), 5 * MiB, "x/y", sha256=hashlib.sha256(data).hexdigest()
     )
-    for index, piece in enumerate(chunks_of(data, 5 * MiB)):
+    for index, piece in enumerate(chunks_of(data, 5 * MiB)):  # in order, in this process
         uploads.put_chunk(session, index, piece)
-    assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+    tampered = os.urandom(5 * MiB)
+    if isinstance(storage, LocalStorage):
+        with (storage.root / ".veza-uploads" / session / "data").open("r+b") as f:
+            f.seek(5 * MiB)
+            f.write(tampered)
+    else:
+        staged = uploads._store.get(session)
+        s3_client_or_none.upload_part(
+            Bucket=storage.bucket,
+            Key=f".veza-uploads/{session}/object",
+            UploadId=staged.backend["upload_id"],
+            PartNumber=2,
+            Body=tampered,
+            ChecksumAlgorithm="SHA256",
+        )
+    with pytest.raises(UploadIncompleteError, match="send them again"):
+        uploads.complete(session)
+    assert not storage.exists("fast")
+    assert uploads.status(session).missing == (1,)
+    uploads.put_chunk(session, 1, data[5 * MiB : 10 * MiB])
+    info = uploads.complete(session)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    with storage.open("fast") as reader:
+        assert reader.read() == data
 
 
 def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp_path):
@@ -265,18 +304,16 @@ def test_a_crash_right_after_publishing_resumes_to_the_same_object(
     session = uploads.begin("pub", len(data), 64 * KiB, "x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
         uploads.put_chunk(session, index, piece)
-    real_fsync_directory = module.fsync_directory
-    calls = []
+    real_publish = module.publish_at
 
-    def crash_after_rename(path):
-        real_fsync_directory(path)
-        calls.append(path)
+    def crash_after_rename(*args, **kwargs):
+        real_publish(*args, **kwargs)
         raise KeyboardInterrupt  # the process dies here: renamed, not marked completed
 
-    monkeypatch.setattr(module, "fsync_directory", crash_after_rename)
+    monkeypatch.setattr(module, "publish_at", crash_after_rename)
     with pytest.raises(KeyboardInterrupt):
         uploads.complete(session)
-    monkeypatch.setattr(module, "fsync_directory", real_fsync_directory)
+    monkeypatch.setattr(module, "publish_at", real_publish)
     assert store.get(session).state == "assembled"
     resumed = ResumableUploads(local_storage, store)
     assert resumed.complete(session).sha256 == hashlib.sha256(data).hexdigest()

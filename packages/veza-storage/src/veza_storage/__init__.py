@@ -8,7 +8,9 @@ from veza_storage._config import StorageConfig, build_storage
 from veza_storage._disposition import content_disposition
 from veza_storage._errors import (
     ChecksumMismatchError,
+    ChunkConflictError,
     ChunkError,
+    ChunkTooLargeError,
     InvalidKeyError,
     InvalidMetadataError,
     ObjectExistsError,
@@ -21,7 +23,9 @@ from veza_storage._errors import (
     UploadIncompleteError,
     UploadNotFoundError,
 )
+from veza_storage._fs import SymlinkRefusedError
 from veza_storage._keys import validate_key
+from veza_storage._limits import aread_limited, read_limited
 from veza_storage._local import LocalStorage
 from veza_storage._migrate import Checkpoint, MigrationItem, MigrationReport, migrate
 from veza_storage._orphans import OrphanReport, find_orphans
@@ -44,7 +48,9 @@ __all__ = [
     "ByteRange",
     "Checkpoint",
     "ChecksumMismatchError",
+    "ChunkConflictError",
     "ChunkError",
+    "ChunkTooLargeError",
     "FileUploadSessionStore",
     "InMemoryUploadSessionStore",
     "InvalidKeyError",
@@ -68,6 +74,7 @@ __all__ = [
     "StorageConfig",
     "StorageConfigurationError",
     "StorageError",
+    "SymlinkRefusedError",
     "UploadError",
     "UploadIncompleteError",
     "UploadNotFoundError",
@@ -76,10 +83,12 @@ __all__ = [
     "UploadStatus",
     "__version__",
     "answer_range",
+    "aread_limited",
     "build_storage",
     "content_disposition",
     "find_orphans",
     "migrate",
     "parse_range",
+    "read_limited",
     "validate_key",
 ]
