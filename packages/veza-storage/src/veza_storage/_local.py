@@ -402,7 +402,7 @@ class LocalStorage:
             StorageConfigurationError: No signer configured.
         """
         if self._signer is None:
-            msg = "LocalStorage.presign_get needs a signer (TRACK_STORAGE_SIGNING_KEY)"
+            msg = "LocalStorage.presign_get needs a signer (VEZA_STORAGE_SIGNING_KEY)"
             raise StorageConfigurationError(msg)
         return self._signer.sign(
             key,
