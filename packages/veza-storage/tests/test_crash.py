@@ -42,14 +42,13 @@ if spec["mode"] == "put":
                 announce("STREAMING")
     storage.put(spec["key"], stream(), content_type="audio/flac")
 else:
-    import veza_storage._uploads as uploads_module
     if spec["backend"] == "local":
         real_rename = os.rename
         def slow_rename(src, dst, **kwargs):
             if str(dst).endswith(spec["key"].split("/")[-1]):
                 announce("ASSEMBLED")
             return real_rename(src, dst, **kwargs)
-        uploads_module.os.rename = slow_rename
+        os.rename = slow_rename
     else:
         real_copy = S3Storage.server_side_copy
         def slow_copy(self, *args, **kwargs):

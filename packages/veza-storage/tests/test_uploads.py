@@ -20,6 +20,7 @@ from veza_storage import (
     UploadIncompleteError,
     UploadNotFoundError,
 )
+from veza_storage._uploads import boot_id
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -284,6 +285,10 @@ def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp
     with staged.open("r+b") as f:  # what a host crash before write-back leaves: zeros
         f.seek(2 * 64 * KiB)
         f.write(bytes(64 * KiB))
+    crashed = store.get(session)  # ... and the host came back under a new boot id
+    assert crashed.backend["boots"] == [boot_id()]
+    crashed.backend["boots"] = ["the-boot-before-the-crash"]
+    assert store.replace(crashed, expected_version=crashed.version)
     restarted = ResumableUploads(local_storage, store)  # no in-memory hash: must read back
     with pytest.raises(UploadIncompleteError, match="lost"):
         restarted.complete(session)
@@ -296,7 +301,7 @@ def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp
 def test_a_crash_right_after_publishing_resumes_to_the_same_object(
     local_storage, tmp_path, monkeypatch
 ):
-    import veza_storage._uploads as module
+    import veza_storage._staging_local as module
 
     data = os.urandom(100 * KiB)
     store = FileUploadSessionStore(tmp_path / "s")

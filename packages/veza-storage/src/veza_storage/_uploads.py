@@ -20,26 +20,15 @@ uploads after 24 hours, so keep the session TTL at or below that.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
-import os
-import queue
 import re
 import secrets
-import shutil
-import stat
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import attrs
 
-from veza_storage._copy import BUFFER as COPY_BUFFER
-from veza_storage._copy import write_all
 from veza_storage._errors import (
     ChecksumMismatchError,
     ChunkConflictError,
@@ -49,15 +38,15 @@ from veza_storage._errors import (
     UploadIncompleteError,
     UploadNotFoundError,
 )
-from veza_storage._fs import walk
-from veza_storage._keys import RESERVED_PREFIX, validate_key
-from veza_storage._local import XATTR, LocalStorage, publish_at
-from veza_storage._s3 import MAX_PARTS, MIN_PART, S3Storage, _b64_sha256, _code
+from veza_storage._keys import validate_key
+from veza_storage._local import LocalStorage
+from veza_storage._s3 import S3Storage
 from veza_storage._sessions import UploadSession, UploadSessionStore
-from veza_storage._stream import BLOCK
+from veza_storage._staging import LostChunksError
+from veza_storage._staging_local import LocalStaging, boot_id
+from veza_storage._staging_s3 import S3Staging
 from veza_storage._types import ObjectInfo, validate_metadata
 
-STAGING = f"{RESERVED_PREFIX}uploads"
 MIN_CHUNK = 64 * 1024
 MAX_CHUNK = 5 * 1024**3
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -131,9 +120,9 @@ class ResumableUploads:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(storage, LocalStorage):
-            self._staging: _LocalStaging | _S3Staging = _LocalStaging(storage)
+            self._staging: LocalStaging | S3Staging = LocalStaging(storage)
         elif isinstance(storage, S3Storage):
-            self._staging = _S3Staging(storage)
+            self._staging = S3Staging(storage)
         else:  # untyped callers may pass any backend
             msg = "resumable uploads need a LocalStorage or an S3Storage"  # type: ignore[unreachable]
             raise StorageConfigurationError(msg)
@@ -244,6 +233,7 @@ class ResumableUploads:
             _check_open(session)
             if _known(session, index, digest):
                 return _status(session)
+            boot = boot_id()
             part = self._staging.write_chunk(session, index, data)  # durable before recorded
 
             def record(current: UploadSession) -> None:
@@ -251,6 +241,9 @@ class ResumableUploads:
                 current.chunks[index] = digest
                 if part is not None:
                     current.backend["parts"][str(part[0])] = part[1]
+                boots = current.backend.setdefault("boots", [])
+                if boot not in boots:  # the host boots chunks were written under
+                    boots.append(boot)
 
             session = self._update(session_id, record)
         ready, lost = self._staging.ready_parts(session)
@@ -294,7 +287,7 @@ class ResumableUploads:
                 info = self._staging.complete(
                     session, lambda change: self._update(session_id, change)
                 )
-            except _LostChunksError as lost:
+            except LostChunksError as lost:
                 # bytes on disk or in S3 differ from the recorded chunk (a host crash
                 # lost them, or a refused sender overwrote them): ask for them again
                 # instead of publishing them
@@ -373,12 +366,6 @@ def _incomplete(indices: list[int], why: str) -> UploadIncompleteError:
     return UploadIncompleteError(f"{len(indices)} chunk(s) {why}: {shown}; send them again")
 
 
-class _LostChunksError(UploadError):
-    def __init__(self, indices: list[int]) -> None:
-        super().__init__(f"lost chunks {indices[:10]}")
-        self.indices = indices
-
-
 def _forget_chunks(indices: list[int]) -> Callable[[UploadSession], None]:
     def change(session: UploadSession) -> None:
         for index in indices:
@@ -392,478 +379,3 @@ def _record_part(number: int, state: dict[str, str]) -> Callable[[UploadSession]
         session.backend["parts"][str(number)] = state
 
     return change
-
-
-# ---------------------------------------------------------------------- local disk
-
-
-class _LocalStaging:
-    """Chunks land at their offset in one sparse staging file; ``complete`` renames it.
-
-    Nothing is copied twice: ``put_chunk`` ``pwrite``s each chunk into
-    ``.veza-uploads/<id>/data`` (same filesystem as the root), ``complete`` reads it once
-    to hash the assembled bytes (the whole object and each chunk, on two threads),
-    records the verified digest in the session, then renames it onto the key,
-    atomically. A crash after the rename is recognised on resume by that digest.
-
-    Every path is walked through directory descriptors (see ``_fs``), staging folders
-    and the key's folders alike, so a symbolic link planted anywhere is refused.
-    """
-
-    def __init__(self, storage: LocalStorage) -> None:
-        self._storage = storage
-
-    def _walk(
-        self, session: UploadSession | None, *, create: bool
-    ) -> contextlib.AbstractContextManager[list[int]]:
-        folders = [STAGING] if session is None else [STAGING, session.id]
-        return walk(
-            self._storage.root,
-            folders,
-            key="/".join(folders),
-            create=create,
-            durable=self._storage.durable,
-        )
-
-    def begin(self, session: UploadSession) -> dict[str, Any]:
-        with self._walk(session, create=True) as chain:
-            fd = os.open("data", _STAGED, 0o600, dir_fd=chain[-1])
-            try:
-                os.ftruncate(fd, session.total_size)  # sparse until chunks arrive
-                if self._storage.durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            if self._storage.durable:
-                os.fsync(chain[-1])
-        return {"parts": {}}
-
-    @contextlib.contextmanager
-    def chunk_lock(self, session: UploadSession) -> Iterator[None]:
-        """Hold the session's lock file: one writer per session, across processes."""
-        try:
-            with self._walk(session, create=False) as chain:
-                fd = os.open("lock", _LOCK, 0o600, dir_fd=chain[-1])
-        except FileNotFoundError:  # aborted or reaped meanwhile
-            msg = f"no open upload session {session.id!r} (unknown, aborted or expired)"
-            raise UploadNotFoundError(msg) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def write_chunk(
-        self, session: UploadSession, index: int, data: bytes
-    ) -> tuple[int, dict[str, str]] | None:
-        # No fsync per chunk: complete() fsyncs once, and checks every chunk's digest
-        # against the assembled bytes, so a chunk a host crash lost is asked for again.
-        with self._walk(session, create=False) as chain:
-            fd = os.open("data", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=chain[-1])
-        try:
-            write_all(fd, memoryview(data), offset=index * session.chunk_size)
-        finally:
-            os.close(fd)
-        return None
-
-    def ready_parts(
-        self, session: UploadSession
-    ) -> tuple[list[tuple[int, dict[str, str]]], list[int]]:
-        del session
-        return [], []
-
-    def complete(self, session: UploadSession, update: Callable[..., UploadSession]) -> ObjectInfo:
-        *folders, name = session.key.split("/")
-        with self._walk(session, create=False) as staging:
-            fd = _open_staged(staging[-1])
-            if fd is None:
-                if session.state == "assembled":  # crashed after the rename
-                    info = self._storage.stat(session.key)
-                    if info.sha256 == session.backend.get("sha256"):
-                        return info
-                msg = "the staged upload is gone and the key does not hold it"
-                raise UploadIncompleteError(msg)
-            try:
-                sha256 = _verify_staged(session, fd)
-                record = {
-                    "content_type": session.content_type,
-                    "sha256": sha256,
-                    "metadata": session.metadata,
-                }
-                os.setxattr(fd, XATTR, json.dumps(record).encode())
-                if self._storage.durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            update(_assembled(sha256))
-            with walk(
-                self._storage.root,
-                folders,
-                key=session.key,
-                create=True,
-                durable=self._storage.durable,
-            ) as target:
-                publish_at(staging[-1], "data", target[-1], name, key=session.key, if_absent=False)
-                if self._storage.durable:
-                    os.fsync(target[-1])
-        return self._storage.stat(session.key)
-
-    def cleanup(self, session: UploadSession) -> None:
-        with contextlib.suppress(FileNotFoundError), self._walk(None, create=False) as chain:
-            shutil.rmtree(session.id, dir_fd=chain[-1], ignore_errors=True)
-
-    def abort(self, session: UploadSession) -> None:
-        self.cleanup(session)
-
-    def sweep_orphans(self, older_than: float, known: Callable[[str], bool]) -> int:
-        """Remove staging folders no session remembers, older than ``older_than``."""
-        removed = 0
-        with contextlib.suppress(FileNotFoundError), self._walk(None, create=False) as chain:
-            for name in os.listdir(chain[-1]):  # noqa: PTH208 - a descriptor, not a path
-                status = os.stat(name, dir_fd=chain[-1], follow_symlinks=False)
-                if not stat.S_ISDIR(status.st_mode) or known(name):
-                    continue
-                if status.st_mtime < older_than:
-                    shutil.rmtree(name, dir_fd=chain[-1], ignore_errors=True)
-                    removed += 1
-        return removed
-
-
-_STAGED = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-_LOCK = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _open_staged(dir_fd: int) -> int | None:
-    try:
-        return os.open("data", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-
-
-def _verify_staged(session: UploadSession, fd: int) -> str:
-    """Read the staged file once: the whole object's SHA-256 and every chunk's digest.
-
-    The whole-object digest runs on a second thread over the same buffers (``hashlib``
-    releases the GIL on large buffers), so verifying costs one hash's time, not two.
-
-    Raises:
-        _LostChunksError: Chunks whose bytes are not the recorded ones.
-        UploadIncompleteError, ChecksumMismatchError: See ``_check_whole``.
-    """
-    digest, size, lost = hashlib.sha256(), 0, []
-    free: queue.Queue[memoryview] = queue.Queue()
-    for _ in range(3):
-        free.put(memoryview(bytearray(COPY_BUFFER)))
-    filled: queue.Queue[memoryview | None] = queue.Queue()
-
-    def whole() -> None:
-        while (view := filled.get()) is not None:
-            digest.update(view)
-            free.put(memoryview(view.obj))  # obj: the whole bytearray behind the slice
-
-    worker = threading.Thread(target=whole, name="veza-storage-verify")
-    worker.start()
-    try:
-        offset = 0
-        for index in range(session.chunk_count):
-            remaining = session.expected_size(index)
-            chunk_digest = hashlib.sha256()
-            while remaining:
-                buffer = free.get()
-                count = os.preadv(fd, [buffer[: min(len(buffer), remaining)]], offset)
-                if not count:
-                    free.put(buffer)
-                    break
-                chunk_digest.update(buffer[:count])
-                filled.put(buffer[:count])
-                size += count
-                offset += count
-                remaining -= count
-            if chunk_digest.hexdigest() != session.chunks[index]:
-                lost.append(index)
-    finally:
-        filled.put(None)
-        worker.join()
-    if lost:
-        raise _LostChunksError(lost)
-    _check_whole(session, size, digest.hexdigest())
-    return digest.hexdigest()
-
-
-def _assembled(sha256: str) -> Callable[[UploadSession], None]:
-    def change(session: UploadSession) -> None:
-        session.state = "assembled"
-        session.backend["sha256"] = sha256
-
-    return change
-
-
-def _check_whole(session: UploadSession, size: int, sha256: str) -> None:
-    if size != session.total_size:
-        msg = f"assembled {size} bytes, expected {session.total_size}"
-        raise UploadIncompleteError(msg)
-    if session.sha256 is not None and sha256 != session.sha256:
-        msg = "the assembled object does not match the upload's SHA-256; the key is untouched"
-        raise ChecksumMismatchError(msg)
-
-
-# ---------------------------------------------------------------------- S3
-
-
-class _S3Staging:
-    def __init__(self, storage: S3Storage) -> None:
-        self._s3 = storage
-        self._client = storage.client
-        self._bucket = storage.bucket
-
-    def _base(self, session: UploadSession) -> str:
-        return self._s3.full_key(f"{STAGING}/{session.id}")
-
-    def _object(self, session: UploadSession) -> str:
-        return f"{self._base(session)}/object"
-
-    def _chunk(self, session: UploadSession, index: int) -> str:
-        return f"{self._base(session)}/chunk-{index:08d}"
-
-    @staticmethod
-    def _group(session: UploadSession) -> int:
-        return max(1, -(-MIN_PART // session.chunk_size))
-
-    def begin(self, session: UploadSession) -> dict[str, Any]:
-        group = self._group(session)
-        parts = -(-session.chunk_count // group) if session.chunk_count else 0
-        if parts > MAX_PARTS:
-            smallest = session.total_size // MAX_PARTS + 1
-            msg = f"{parts} S3 parts needed; use chunks of at least {smallest} bytes"
-            raise ChunkError(msg)
-        upload = self._client.create_multipart_upload(
-            Bucket=self._bucket,
-            Key=self._object(session),
-            ContentType=session.content_type,
-            ChecksumAlgorithm="SHA256",
-        )
-        return {"upload_id": upload["UploadId"], "group": group, "parts": {}}
-
-    def write_chunk(
-        self, session: UploadSession, index: int, data: bytes
-    ) -> tuple[int, dict[str, str]] | None:
-        if session.backend["group"] == 1:  # a chunk is a part
-            return index + 1, self._upload_part(session, index + 1, data)
-        # a small chunk waits as a staging object until its group is complete
-        self._client.put_object(
-            Bucket=self._bucket,
-            Key=self._chunk(session, index),
-            Body=data,
-            ChecksumSHA256=_b64_sha256(data),
-        )
-        return None
-
-    def _upload_part(self, session: UploadSession, number: int, data: bytes) -> dict[str, str]:
-        checksum = _b64_sha256(data)
-        answer = self._client.upload_part(
-            Bucket=self._bucket,
-            Key=self._object(session),
-            UploadId=session.backend["upload_id"],
-            PartNumber=number,
-            Body=data,
-            ChecksumSHA256=checksum,
-        )
-        return {"ETag": answer["ETag"], "ChecksumSHA256": checksum}
-
-    @contextlib.contextmanager
-    def chunk_lock(self, session: UploadSession) -> Iterator[None]:
-        """No lock can span S3 clients: ``complete`` verifies every part instead."""
-        del session
-        yield
-
-    def ready_parts(
-        self, session: UploadSession
-    ) -> tuple[list[tuple[int, dict[str, str]]], list[int]]:
-        """Upload every grouped part whose chunks are all in and that is not uploaded.
-
-        Each staged chunk is checked against its recorded digest first: a refused
-        sender may have overwritten it. Chunks that fail are returned as lost (the
-        caller forgets them, so the client sends them again).
-        """
-        group = session.backend["group"]
-        if group == 1:
-            return [], []
-        done: list[tuple[int, dict[str, str]]] = []
-        lost: list[int] = []
-        for number in range(1, -(-session.chunk_count // group) + 1):
-            if str(number) in session.backend["parts"]:
-                continue
-            indices = range((number - 1) * group, min(number * group, session.chunk_count))
-            if not all(i in session.chunks for i in indices):
-                continue
-            pieces = self._read_group(session, indices, lost)
-            if pieces is None or lost:
-                continue
-            done.append((number, self._upload_part(session, number, b"".join(pieces))))
-            for i in indices:
-                self._client.delete_object(Bucket=self._bucket, Key=self._chunk(session, i))
-        return done, lost
-
-    def _read_group(
-        self, session: UploadSession, indices: range, lost: list[int]
-    ) -> list[bytes] | None:
-        """A group's staged chunks (under 10 MiB), checked against their recorded digests.
-
-        Returns ``None`` when a chunk object is gone: a concurrent request is uploading
-        this group right now and records the part itself.
-        """
-        pieces = []
-        for i in indices:
-            try:
-                answer = self._client.get_object(Bucket=self._bucket, Key=self._chunk(session, i))
-            except Exception as exc:
-                if _code(exc)[0] in ("NoSuchKey", "404"):
-                    return None
-                raise
-            with contextlib.closing(answer["Body"]) as body:
-                pieces.append(body.read())
-            if hashlib.sha256(pieces[-1]).hexdigest() != session.chunks[i]:
-                lost.append(i)
-        return pieces
-
-    def _parts(self, session: UploadSession) -> list[dict[str, Any]]:
-        answer = self._client.list_parts(
-            Bucket=self._bucket, Key=self._object(session), UploadId=session.backend["upload_id"]
-        )
-        parts = answer.get("Parts", [])
-        while answer.get("IsTruncated"):
-            answer = self._client.list_parts(
-                Bucket=self._bucket,
-                Key=self._object(session),
-                UploadId=session.backend["upload_id"],
-                PartNumberMarker=answer["NextPartNumberMarker"],
-            )
-            parts += answer.get("Parts", [])
-        return [
-            {
-                "PartNumber": p["PartNumber"],
-                "ETag": p["ETag"],
-                "ChecksumSHA256": p.get("ChecksumSHA256")
-                or session.backend["parts"].get(str(p["PartNumber"]), {}).get("ChecksumSHA256"),
-            }
-            for p in sorted(parts, key=lambda p: p["PartNumber"])
-        ]
-
-    def _check_parts(self, session: UploadSession) -> None:
-        """Every part holds the bytes recorded for its chunks, or those chunks are lost.
-
-        A part number uploaded again (a refused concurrent sender, a stale retry)
-        changes the part's ETag, so the ETag S3 lists must be the one recorded when
-        the accepted chunk was uploaded (and its SHA-256 too, where S3 lists it).
-        """
-        group = session.backend["group"]
-        answer = self._client.list_parts(
-            Bucket=self._bucket, Key=self._object(session), UploadId=session.backend["upload_id"]
-        )
-        listed = answer.get("Parts", [])
-        while answer.get("IsTruncated"):
-            answer = self._client.list_parts(
-                Bucket=self._bucket,
-                Key=self._object(session),
-                UploadId=session.backend["upload_id"],
-                PartNumberMarker=answer["NextPartNumberMarker"],
-            )
-            listed += answer.get("Parts", [])
-        found = {p["PartNumber"]: p for p in listed}
-        lost: list[int] = []
-        for number in range(1, -(-session.chunk_count // group) + 1):
-            recorded = session.backend["parts"].get(str(number))
-            part = found.get(number)
-            if (
-                recorded is None
-                or part is None
-                or part["ETag"] != recorded["ETag"]
-                or part.get("ChecksumSHA256", recorded["ChecksumSHA256"])
-                != recorded["ChecksumSHA256"]
-            ):
-                lost += range((number - 1) * group, min(number * group, session.chunk_count))
-        if lost:
-            raise _LostChunksError(lost)
-
-    def complete(self, session: UploadSession, update: Callable[..., UploadSession]) -> ObjectInfo:
-        if session.state == "open":
-            self._check_parts(session)
-            parts = self._parts(session)
-            try:
-                if session.chunk_count:
-                    self._client.complete_multipart_upload(
-                        Bucket=self._bucket,
-                        Key=self._object(session),
-                        UploadId=session.backend["upload_id"],
-                        MultipartUpload={"Parts": parts},
-                    )
-                else:  # an empty object: no parts to join
-                    self._client.abort_multipart_upload(
-                        Bucket=self._bucket,
-                        Key=self._object(session),
-                        UploadId=session.backend["upload_id"],
-                    )
-                    self._client.put_object(
-                        Bucket=self._bucket, Key=self._object(session), Body=b""
-                    )
-            except Exception as exc:
-                if _code(exc)[0] != "NoSuchUpload":  # a crash after a previous complete
-                    raise
-            update(lambda s: setattr(s, "state", "assembled"))
-        # read the joined object back: the digest of the assembled bytes, verified
-        # before the key ever sees it
-        answer = self._client.get_object(Bucket=self._bucket, Key=self._object(session))
-        digest, size = hashlib.sha256(), 0
-        with contextlib.closing(answer["Body"]) as body:
-            while block := body.read(BLOCK):
-                digest.update(block)
-                size += len(block)
-        sha256 = digest.hexdigest()
-        _check_whole(session, size, sha256)
-        self._s3.server_side_copy(
-            self._object(session),
-            self._s3.full_key(session.key),
-            size=size,
-            metadata={**session.metadata, "sha256": sha256},
-            content_type=session.content_type,
-        )
-        return self._s3.stat(session.key)
-
-    def cleanup(self, session: UploadSession) -> None:
-        base = self._base(session) + "/"
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=base):
-            for item in page.get("Contents", []):
-                self._client.delete_object(Bucket=self._bucket, Key=item["Key"])
-
-    def abort(self, session: UploadSession) -> None:
-        with contextlib.suppress(Exception):
-            self._client.abort_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._object(session),
-                UploadId=session.backend["upload_id"],
-            )
-        self.cleanup(session)
-
-    def sweep_orphans(self, older_than: float, known: Callable[[str], bool]) -> int:
-        """Abort multipart uploads and delete staged chunks no session remembers."""
-        base = self._s3.full_key(STAGING + "/")
-
-        def orphan(key: str, when: float) -> bool:
-            session_id = key.removeprefix(base).split("/", 1)[0]
-            return when < older_than and not known(session_id)
-
-        removed = 0
-        answer = self._client.list_multipart_uploads(Bucket=self._bucket, Prefix=base)
-        for upload in answer.get("Uploads", []):
-            if orphan(upload["Key"], upload["Initiated"].timestamp()):
-                self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
-                removed += 1
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=base):
-            for item in page.get("Contents", []):
-                if orphan(item["Key"], item["LastModified"].timestamp()):
-                    self._client.delete_object(Bucket=self._bucket, Key=item["Key"])
-        return removed
