@@ -18,6 +18,7 @@ EXPECTED_EXPORTS = {
     "InvalidMetadataError",
     "LocalStorage",
     "LocalURLSigner",
+    "LostChunksError",
     "MigrationItem",
     "MigrationReport",
     "ObjectExistsError",
@@ -35,12 +36,14 @@ EXPECTED_EXPORTS = {
     "StorageConfig",
     "StorageConfigurationError",
     "StorageError",
+    "SupportsUploadStaging",
     "SymlinkRefusedError",
     "UploadError",
     "UploadIncompleteError",
     "UploadNotFoundError",
     "UploadSession",
     "UploadSessionStore",
+    "UploadStaging",
     "UploadStatus",
     "__version__",
     "answer_range",
@@ -92,3 +95,10 @@ def test_errors_share_one_base_and_fit_builtins():
 
 def test_both_backends_satisfy_the_protocol(tmp_path):
     assert isinstance(veza_storage.LocalStorage(tmp_path), veza_storage.Storage)
+
+
+def test_both_backends_offer_upload_staging(tmp_path):
+    assert isinstance(veza_storage.LocalStorage(tmp_path), veza_storage.SupportsUploadStaging)
+    assert isinstance(
+        veza_storage.LocalStorage(tmp_path).upload_staging(), veza_storage.UploadStaging
+    )

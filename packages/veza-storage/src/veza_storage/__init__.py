@@ -4,6 +4,7 @@ Streaming and resumable chunked uploads, presigned GET and safe migration from
 local disk to S3/MinIO/R2.
 """
 
+from veza_storage._capabilities import SupportsUploadStaging, UploadStaging
 from veza_storage._config import StorageConfig, build_storage
 from veza_storage._disposition import content_disposition
 from veza_storage._errors import (
@@ -39,6 +40,7 @@ from veza_storage._sessions import (
     UploadSessionStore,
 )
 from veza_storage._signing import LocalURLSigner, SignedRequest
+from veza_storage._staging import LostChunksError
 from veza_storage._stream import ObjectReader
 from veza_storage._types import ByteRange, ObjectInfo
 from veza_storage._uploads import ResumableUploads, UploadStatus
@@ -57,6 +59,7 @@ __all__ = [
     "InvalidMetadataError",
     "LocalStorage",
     "LocalURLSigner",
+    "LostChunksError",
     "MigrationItem",
     "MigrationReport",
     "ObjectExistsError",
@@ -74,12 +77,14 @@ __all__ = [
     "StorageConfig",
     "StorageConfigurationError",
     "StorageError",
+    "SupportsUploadStaging",
     "SymlinkRefusedError",
     "UploadError",
     "UploadIncompleteError",
     "UploadNotFoundError",
     "UploadSession",
     "UploadSessionStore",
+    "UploadStaging",
     "UploadStatus",
     "__version__",
     "answer_range",

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from veza_storage._copy import copy_into
 from veza_storage._errors import (
@@ -47,6 +48,9 @@ from veza_storage._keys import RESERVED_PREFIX, is_reserved_name, validate_key
 from veza_storage._signing import LocalURLSigner
 from veza_storage._stream import BLOCK, ObjectReader, Source
 from veza_storage._types import ByteRange, ObjectInfo, validate_metadata
+
+if TYPE_CHECKING:
+    from veza_storage._capabilities import UploadStaging
 
 XATTR = "user.veza"
 TEMP_PREFIX = f"{RESERVED_PREFIX}tmp-"
@@ -387,6 +391,12 @@ class LocalStorage:
                     yield self._stat_at(dir_fd, entry.name, key)
 
     # ------------------------------------------------------------------ URLs, hygiene
+
+    def upload_staging(self) -> UploadStaging:
+        """Where ``ResumableUploads`` stages chunks (the ``SupportsUploadStaging`` capability)."""
+        from veza_storage._staging_local import LocalStaging  # noqa: PLC0415 - it imports this module
+
+        return LocalStaging(self)
 
     def presign_get(
         self,

@@ -11,7 +11,14 @@ STAGING = ".veza-uploads"
 
 
 class LostChunksError(UploadError):
-    """Staged bytes differ from the recorded chunks: the client must send them again."""
+    """Staged bytes differ from the recorded chunks: the client must send them again.
+
+    Raised by an :class:`UploadStaging`'s ``complete``; ``ResumableUploads`` forgets
+    those chunks and answers with an ``UploadIncompleteError`` naming them.
+
+    Attributes:
+        indices: The chunk indices to send again.
+    """
 
     def __init__(self, indices: list[int]) -> None:
         super().__init__(f"lost chunks {indices[:10]}")

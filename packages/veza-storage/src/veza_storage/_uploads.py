@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import attrs
 
+from veza_storage._capabilities import SupportsUploadStaging, UploadStaging
 from veza_storage._errors import (
     ChecksumMismatchError,
     ChunkConflictError,
@@ -39,12 +40,10 @@ from veza_storage._errors import (
     UploadNotFoundError,
 )
 from veza_storage._keys import validate_key
-from veza_storage._local import LocalStorage
-from veza_storage._s3 import S3Storage
+from veza_storage._protocol import Storage
 from veza_storage._sessions import UploadSession, UploadSessionStore
 from veza_storage._staging import LostChunksError
-from veza_storage._staging_local import LocalStaging, boot_id
-from veza_storage._staging_s3 import S3Staging
+from veza_storage._staging_local import boot_id
 from veza_storage._types import ObjectInfo, validate_metadata
 
 MIN_CHUNK = 64 * 1024
@@ -102,10 +101,11 @@ def _status(session: UploadSession) -> UploadStatus:
 
 
 class ResumableUploads:
-    """Resumable uploads into a :class:`LocalStorage` or :class:`S3Storage`.
+    """Resumable uploads into any storage that can stage them.
 
     Args:
-        storage: The backend the objects end up in.
+        storage: The backend the objects end up in: ``LocalStorage``, ``S3Storage`` or
+            any :class:`Storage` with the :class:`SupportsUploadStaging` capability.
         store: Where sessions are kept (in memory, a directory, or SQL).
         ttl: Seconds an unfinished upload lives before the sweep aborts it.
         clock: Returns the current UTC epoch time.
@@ -113,20 +113,20 @@ class ResumableUploads:
 
     def __init__(
         self,
-        storage: LocalStorage | S3Storage,
+        storage: Storage,
         store: UploadSessionStore,
         *,
         ttl: float = 24 * 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(storage, LocalStorage):
-            self._staging: LocalStaging | S3Staging = LocalStaging(storage)
-        elif isinstance(storage, S3Storage):
-            self._staging = S3Staging(storage)
-        else:  # untyped callers may pass any backend
-            msg = "resumable uploads need a LocalStorage or an S3Storage"  # type: ignore[unreachable]
+        if not isinstance(storage, SupportsUploadStaging):
+            msg = (
+                f"resumable uploads need a storage with upload_staging() (see "
+                f"SupportsUploadStaging); {type(storage).__name__} has none"
+            )
             raise StorageConfigurationError(msg)
-        self.storage = storage
+        self._staging: UploadStaging = storage.upload_staging()
+        self.storage: Storage = storage
         self._store = store
         self._ttl = ttl
         self._clock = clock
