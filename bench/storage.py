@@ -64,7 +64,8 @@ storage = LocalStorage(sys.argv[2])
 uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
 size, chunk = int(sys.argv[3]), 8 * 1024 * 1024
 started = time.perf_counter()
-session = uploads.begin("bench/chunked.bin", size, chunk, "application/octet-stream")
+session = uploads.begin("bench/chunked.bin", size, chunk_size=chunk,
+                        content_type="application/octet-stream")
 with open(sys.argv[1], "rb", buffering=0) as f:
     index = 0
     while data := f.read(chunk):

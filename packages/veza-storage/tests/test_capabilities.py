@@ -149,7 +149,11 @@ def test_a_third_party_storage_runs_resumable_uploads():
     uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
     data = os.urandom(200 * KiB)
     session = uploads.begin(
-        "third/party.flac", len(data), 64 * KiB, "audio/flac", hashlib.sha256(data).hexdigest()
+        "third/party.flac",
+        len(data),
+        chunk_size=64 * KiB,
+        content_type="audio/flac",
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     pieces = [data[i : i + 64 * KiB] for i in range(0, len(data), 64 * KiB)]
     for index in (3, 1, 0, 2):

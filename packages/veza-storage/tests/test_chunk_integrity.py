@@ -66,7 +66,13 @@ def test_racing_senders_of_one_chunk_never_publish_a_mismatched_object(storage, 
     declared = hashlib.sha256(theirs + tail).hexdigest()  # the honest client's object
     store = ParkingStore(FileUploadSessionStore(tmp_path / "sessions"))
     uploads = ResumableUploads(storage, store)
-    session = uploads.begin("race/t.flac", 2 * chunk - chunk // 2, chunk, "audio/flac", declared)
+    session = uploads.begin(
+        "race/t.flac",
+        2 * chunk - chunk // 2,
+        chunk_size=chunk,
+        content_type="audio/flac",
+        sha256=declared,
+    )
     outcomes: dict[str, object] = {}
 
     def send(name: str, data: bytes) -> None:
@@ -109,7 +115,7 @@ def test_racing_senders_of_one_chunk_never_publish_a_mismatched_object(storage, 
 def test_the_same_bytes_twice_are_idempotent_concurrently_too(storage, tmp_path):
     data = os.urandom(64 * KiB)
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
-    session = uploads.begin("same", len(data), 64 * KiB, "x/y")
+    session = uploads.begin("same", len(data), chunk_size=64 * KiB, content_type="x/y")
     errors = []
 
     def send():
@@ -192,7 +198,7 @@ def test_limited_readers_return_the_body_or_refuse_exactly_over_the_limit(pieces
 
 def test_the_session_says_its_chunk_limit(storage, tmp_path):
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
-    session = uploads.begin("k", 300 * KiB, 128 * KiB, "x/y")
+    session = uploads.begin("k", 300 * KiB, chunk_size=128 * KiB, content_type="x/y")
     limit = uploads.status(session).chunk_size
     assert limit == 128 * KiB
     body = read_limited([os.urandom(64 * KiB)] * 2, limit=limit)

@@ -58,9 +58,11 @@ def test_uploads_reap_removes_expired_sessions_and_their_staged_data(tmp_path, c
     storage = LocalStorage(tmp_path / "root")
     store = FileUploadSessionStore(tmp_path / "sessions")
     old = ResumableUploads(storage, store, ttl=60, clock=lambda: time.time() - 3600)
-    stale = old.begin("stale.flac", 100 * KiB, 64 * KiB, "audio/flac")
+    stale = old.begin("stale.flac", 100 * KiB, chunk_size=64 * KiB, content_type="audio/flac")
     old.put_chunk(stale, 0, os.urandom(64 * KiB))
-    live = ResumableUploads(storage, store, ttl=3600).begin("live.flac", 10, 64 * KiB, "x/y")
+    live = ResumableUploads(storage, store, ttl=3600).begin(
+        "live.flac", 10, chunk_size=64 * KiB, content_type="x/y"
+    )
     staging = storage.root / ".veza-uploads"
     assert sorted(p.name for p in staging.iterdir()) == sorted([stale, live])
     argv = [

@@ -120,7 +120,13 @@ def test_killed_mid_complete_then_resumed_completes_with_the_right_checksum(targ
     data = os.urandom(12 * MiB + 5)
     digest = hashlib.sha256(data).hexdigest()
     uploads = ResumableUploads(storage, FileUploadSessionStore(sessions))
-    session = uploads.begin("tracks/resumed.flac", len(data), 5 * MiB, "audio/flac", sha256=digest)
+    session = uploads.begin(
+        "tracks/resumed.flac",
+        len(data),
+        chunk_size=5 * MiB,
+        content_type="audio/flac",
+        sha256=digest,
+    )
     for index in range(3):
         uploads.put_chunk(session, index, data[index * 5 * MiB : (index + 1) * 5 * MiB])
     run_until(

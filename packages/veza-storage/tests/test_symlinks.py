@@ -124,7 +124,11 @@ def test_resumable_complete_through_a_planted_link_creates_nothing_outside(
     uploads = ResumableUploads(root, FileUploadSessionStore(tmp_path / "sessions"))
     data = os.urandom(150 * KiB)
     session = uploads.begin(
-        key, len(data), 64 * KiB, "audio/flac", sha256=hashlib.sha256(data).hexdigest()
+        key,
+        len(data),
+        chunk_size=64 * KiB,
+        content_type="audio/flac",
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
         uploads.put_chunk(session, index, piece)
@@ -139,7 +143,7 @@ def test_a_linked_staging_folder_is_refused(root, outside, tmp_path):
     (root.root / ".veza-uploads").symlink_to(outside)
     uploads = ResumableUploads(root, FileUploadSessionStore(tmp_path / "sessions"))
     with pytest.raises(SymlinkRefusedError):
-        uploads.begin("t.flac", 10, 64 * KiB, "audio/flac")
+        uploads.begin("t.flac", 10, chunk_size=64 * KiB, content_type="audio/flac")
     assert everything_under(outside) == ["secret.txt"]
     with pytest.raises(SymlinkRefusedError):  # loud: an operator has to look at this
         uploads.reap_expired(now=4_000_000_000)
@@ -148,7 +152,7 @@ def test_a_linked_staging_folder_is_refused(root, outside, tmp_path):
 
 def test_a_session_folder_swapped_for_a_link_is_refused(root, outside, tmp_path):
     uploads = ResumableUploads(root, FileUploadSessionStore(tmp_path / "sessions"))
-    session = uploads.begin("t.flac", 100 * KiB, 64 * KiB, "audio/flac")
+    session = uploads.begin("t.flac", 100 * KiB, chunk_size=64 * KiB, content_type="audio/flac")
     staged = root.root / ".veza-uploads" / session
     for child in staged.iterdir():
         child.unlink()

@@ -65,7 +65,12 @@ def test_chunks_in_any_order_make_one_verified_object(uploads, storage, total, c
     data = os.urandom(total)
     digest = hashlib.sha256(data).hexdigest()
     session = uploads.begin(
-        "uploads/t.flac", total, chunk, "audio/flac", sha256=digest, metadata={"user": "7"}
+        "uploads/t.flac",
+        total,
+        chunk_size=chunk,
+        content_type="audio/flac",
+        sha256=digest,
+        metadata={"user": "7"},
     )
     pieces = list(enumerate(chunks_of(data, chunk)))
     random.Random(4).shuffle(pieces)
@@ -86,7 +91,9 @@ def test_chunks_in_any_order_make_one_verified_object(uploads, storage, total, c
 
 def test_resent_chunk_is_idempotent_and_conflicts_are_refused(uploads):
     data = os.urandom(200 * KiB)
-    session = uploads.begin("k", len(data), 64 * KiB, "application/octet-stream")
+    session = uploads.begin(
+        "k", len(data), chunk_size=64 * KiB, content_type="application/octet-stream"
+    )
     first = uploads.put_chunk(session, 0, data[: 64 * KiB])
     again = uploads.put_chunk(session, 0, data[: 64 * KiB])
     assert first == again
@@ -105,7 +112,9 @@ def test_resent_chunk_is_idempotent_and_conflicts_are_refused(uploads):
 
 def test_complete_refuses_missing_chunks_and_a_wrong_whole_checksum(uploads, storage):
     data = os.urandom(130 * KiB)
-    session = uploads.begin("k", len(data), 64 * KiB, "x/y", sha256="f" * 64)
+    session = uploads.begin(
+        "k", len(data), chunk_size=64 * KiB, content_type="x/y", sha256="f" * 64
+    )
     uploads.put_chunk(session, 0, data[: 64 * KiB])
     with pytest.raises(UploadIncompleteError, match="2 chunk"):
         uploads.complete(session)
@@ -117,7 +126,7 @@ def test_complete_refuses_missing_chunks_and_a_wrong_whole_checksum(uploads, sto
 
 
 def test_abort_discards_everything(uploads, storage):
-    session = uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+    session = uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     uploads.put_chunk(session, 0, os.urandom(64 * KiB))
     uploads.abort(session)
     with pytest.raises(UploadNotFoundError):
@@ -127,11 +136,11 @@ def test_abort_discards_everything(uploads, storage):
 
 
 def test_expired_sessions_are_reaped_with_their_staged_data(uploads, clock, storage, tmp_path):
-    session = uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+    session = uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     uploads.put_chunk(session, 0, os.urandom(64 * KiB))
-    kept = uploads.begin("kept", 100 * KiB, 64 * KiB, "x/y")
+    kept = uploads.begin("kept", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     clock.now += 1800
-    late = uploads.begin("late", 100 * KiB, 64 * KiB, "x/y")
+    late = uploads.begin("late", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     clock.now += 1801
     with pytest.raises(UploadNotFoundError):
         uploads.put_chunk(session, 1, os.urandom(100 * KiB - 64 * KiB))
@@ -146,7 +155,7 @@ def test_expired_sessions_are_reaped_with_their_staged_data(uploads, clock, stor
 
 
 def test_sweep_expired_is_a_deprecated_alias(uploads, clock):
-    uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+    uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     clock.now += 3601
     with pytest.warns(DeprecationWarning, match="reap_expired"):
         assert uploads.sweep_expired() == 1
@@ -156,7 +165,13 @@ def test_resumes_in_a_new_process_from_the_file_store(storage, tmp_path, clock):
     data = os.urandom(300 * KiB)
     store_dir = tmp_path / "shared-sessions"
     first = ResumableUploads(storage, FileUploadSessionStore(store_dir), clock=clock)
-    session = first.begin("r", len(data), 64 * KiB, "x/y", sha256=hashlib.sha256(data).hexdigest())
+    session = first.begin(
+        "r",
+        len(data),
+        chunk_size=64 * KiB,
+        content_type="x/y",
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     for index, piece in list(enumerate(chunks_of(data, 64 * KiB)))[:3]:
         first.put_chunk(session, index, piece)
     restarted = ResumableUploads(storage, FileUploadSessionStore(store_dir), clock=clock)
@@ -169,7 +184,7 @@ def test_resumes_in_a_new_process_from_the_file_store(storage, tmp_path, clock):
 def test_concurrent_chunks_never_lose_a_record(storage, tmp_path):
     data = os.urandom(16 * 64 * KiB)
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
-    session = uploads.begin("c", len(data), 64 * KiB, "x/y")
+    session = uploads.begin("c", len(data), chunk_size=64 * KiB, content_type="x/y")
     pieces = list(enumerate(chunks_of(data, 64 * KiB)))
     threads = [threading.Thread(target=uploads.put_chunk, args=(session, i, p)) for i, p in pieces]
     for thread in threads:
@@ -182,16 +197,20 @@ def test_concurrent_chunks_never_lose_a_record(storage, tmp_path):
 
 def test_begin_validates(uploads):
     with pytest.raises(ChunkError):
-        uploads.begin("k", 10 * MiB, 1024, "x/y")  # chunks under 64 KiB
+        uploads.begin("k", 10 * MiB, chunk_size=1024, content_type="x/y")  # chunks under 64 KiB
     with pytest.raises(ChunkError):
-        uploads.begin("k", 10, 64 * KiB, "x/y", sha256="not-hex")
+        uploads.begin("k", 10, chunk_size=64 * KiB, content_type="x/y", sha256="not-hex")
     with pytest.raises(ChunkError):
-        uploads.begin("k", -1, 64 * KiB, "x/y")
+        uploads.begin("k", -1, chunk_size=64 * KiB, content_type="x/y")
 
 
 def test_empty_upload(uploads, storage):
     session = uploads.begin(
-        "empty", 0, 64 * KiB, "text/plain", sha256=hashlib.sha256(b"").hexdigest()
+        "empty",
+        0,
+        chunk_size=64 * KiB,
+        content_type="text/plain",
+        sha256=hashlib.sha256(b"").hexdigest(),
     )
     assert uploads.status(session).ready
     assert uploads.complete(session).size == 0
@@ -199,7 +218,7 @@ def test_empty_upload(uploads, storage):
 
 
 def test_completed_session_takes_no_more_chunks(uploads):
-    session = uploads.begin("k", 10, 64 * KiB, "x/y")
+    session = uploads.begin("k", 10, chunk_size=64 * KiB, content_type="x/y")
     uploads.put_chunk(session, 0, b"0123456789")
     uploads.complete(session)
     with pytest.raises(UploadError, match="completed"):
@@ -209,7 +228,7 @@ def test_completed_session_takes_no_more_chunks(uploads):
 def test_s3_small_chunks_are_grouped_into_parts_without_local_assembly(s3_storage, s3_client):
     uploads = ResumableUploads(s3_storage, InMemoryUploadSessionStore())
     data = os.urandom(11 * MiB)
-    session = uploads.begin("grouped", len(data), 512 * KiB, "x/y")
+    session = uploads.begin("grouped", len(data), chunk_size=512 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 512 * KiB)):
         uploads.put_chunk(session, index, piece)
     staged = uploads._store.get(session)
@@ -222,7 +241,7 @@ def test_s3_small_chunks_are_grouped_into_parts_without_local_assembly(s3_storag
 
 def test_s3_sweep_aborts_orphaned_multipart_uploads(s3_storage, s3_client, clock):
     uploads = ResumableUploads(s3_storage, InMemoryUploadSessionStore(), ttl=60, clock=clock)
-    session = uploads.begin("orphan", 6 * MiB, 5 * MiB, "x/y")
+    session = uploads.begin("orphan", 6 * MiB, chunk_size=5 * MiB, content_type="x/y")
     uploads._store.delete(session)  # the session is lost (a store wiped), the upload is not
     assert s3_client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads")
     clock.now = 4_000_000_000
@@ -244,7 +263,11 @@ def test_complete_hashes_the_assembled_bytes_not_the_received_ones(
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
     data = os.urandom(11 * MiB)
     session = uploads.begin(
-        "fast", len(data), 5 * MiB, "x/y", sha256=hashlib.sha256(data).hexdigest()
+        "fast",
+        len(data),
+        chunk_size=5 * MiB,
+        content_type="x/y",
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     for index, piece in enumerate(chunks_of(data, 5 * MiB)):  # in order, in this process
         uploads.put_chunk(session, index, piece)
@@ -278,7 +301,7 @@ def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp
     data = os.urandom(4 * 64 * KiB)
     store = FileUploadSessionStore(tmp_path / "s")
     uploads = ResumableUploads(local_storage, store)
-    session = uploads.begin("lost", len(data), 64 * KiB, "x/y")
+    session = uploads.begin("lost", len(data), chunk_size=64 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
         uploads.put_chunk(session, index, piece)
     staged = local_storage.root / ".veza-uploads" / session / "data"
@@ -306,7 +329,7 @@ def test_a_crash_right_after_publishing_resumes_to_the_same_object(
     data = os.urandom(100 * KiB)
     store = FileUploadSessionStore(tmp_path / "s")
     uploads = ResumableUploads(local_storage, store)
-    session = uploads.begin("pub", len(data), 64 * KiB, "x/y")
+    session = uploads.begin("pub", len(data), chunk_size=64 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
         uploads.put_chunk(session, index, piece)
     real_publish = module.publish_at
@@ -323,3 +346,15 @@ def test_a_crash_right_after_publishing_resumes_to_the_same_object(
     resumed = ResumableUploads(local_storage, store)
     assert resumed.complete(session).sha256 == hashlib.sha256(data).hexdigest()
     assert store.get(session).state == "completed"
+
+
+def test_begin_takes_keywords_after_total_size_and_warns_on_the_old_positional_form(uploads):
+    with pytest.warns(DeprecationWarning, match="by keyword"):
+        old = uploads.begin("k", 10, 64 * KiB, "x/y", None, {"a": "b"})
+    new = uploads.begin("k", 10, chunk_size=64 * KiB, content_type="x/y", metadata={"a": "b"})
+    assert uploads.status(old).chunk_size == uploads.status(new).chunk_size == 64 * KiB
+    assert uploads._store.get(old).metadata == uploads._store.get(new).metadata == {"a": "b"}
+    with pytest.raises(TypeError, match="chunk_size= and content_type="):
+        uploads.begin("k", 10, chunk_size=64 * KiB)
+    with pytest.raises(TypeError, match="both"), pytest.warns(DeprecationWarning, match="keyword"):
+        uploads.begin("k", 10, 64 * KiB, chunk_size=64 * KiB, content_type="x/y")

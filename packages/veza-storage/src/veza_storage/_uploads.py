@@ -25,7 +25,8 @@ import re
 import secrets
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import cast
 
 import attrs
 
@@ -154,22 +155,34 @@ class ResumableUploads:
 
     # ------------------------------------------------------------------ API
 
-    def begin(  # noqa: PLR0917 - the positional order is the published contract
+    def begin(
         self,
         key: str,
         total_size: int,
-        chunk_size: int,
-        content_type: str,
+        *legacy: object,
+        chunk_size: int | None = None,
+        content_type: str | None = None,
         sha256: str | None = None,
-        metadata: dict[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> str:
         """Open an upload session; returns its id.
+
+        Everything after ``total_size`` is keyword-only; passing it positionally (the
+        0.1 signature) still works, with a ``DeprecationWarning``.
 
         Raises:
             InvalidKeyError: Bad key.
             ChunkError: Sizes that cannot work (chunks under 64 KiB unless the object is
                 a single chunk; over 5 GiB; more than 10,000 S3 parts).
+            TypeError: ``chunk_size`` or ``content_type`` missing, or given twice.
         """
+        if legacy:
+            chunk_size, content_type, sha256, metadata = _legacy_begin(
+                legacy, chunk_size, content_type, sha256, metadata
+            )
+        if chunk_size is None or content_type is None:
+            msg = "begin() needs chunk_size= and content_type="
+            raise TypeError(msg)
         validate_key(key)
         meta = validate_metadata(metadata)
         if total_size < 0:
@@ -341,6 +354,42 @@ class ResumableUploads:
             stacklevel=2,
         )
         return self.reap_expired()
+
+
+_BEGIN_LEGACY = ("chunk_size", "content_type", "sha256", "metadata")
+
+
+def _legacy_begin(
+    legacy: tuple[object, ...],
+    chunk_size: int | None,
+    content_type: str | None,
+    sha256: str | None,
+    metadata: Mapping[str, str] | None,
+) -> tuple[int | None, str | None, str | None, Mapping[str, str] | None]:
+    """Map 0.1's positional ``begin`` arguments onto the keywords, warning once per call."""
+    warnings.warn(
+        "ResumableUploads.begin(key, total_size, chunk_size, content_type, ...) with "
+        "positional arguments is deprecated; pass chunk_size=, content_type=, sha256= "
+        "and metadata= by keyword",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if len(legacy) > len(_BEGIN_LEGACY):
+        msg = f"begin() takes at most 6 positional arguments ({len(legacy) + 2} given)"
+        raise TypeError(msg)
+    given: dict[str, object] = {"chunk_size": chunk_size, "content_type": content_type}
+    given |= {"sha256": sha256, "metadata": metadata}
+    for name, value in zip(_BEGIN_LEGACY, legacy, strict=False):
+        if given[name] is not None:
+            msg = f"begin() got {name} both positionally and by keyword"
+            raise TypeError(msg)
+        given[name] = value
+    return (
+        cast("int | None", given["chunk_size"]),
+        cast("str | None", given["content_type"]),
+        cast("str | None", given["sha256"]),
+        cast("Mapping[str, str] | None", given["metadata"]),
+    )
 
 
 def _check_open(session: UploadSession) -> None:
