@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from veza_storage._copy import BUFFER as COPY_BUFFER
-from veza_storage._copy import write_all
+from veza_storage._copy import start_write_back, write_all
 from veza_storage._errors import UploadIncompleteError, UploadNotFoundError
 from veza_storage._fs import walk
 from veza_storage._local import XATTR, LocalStorage, publish_at
@@ -92,7 +92,7 @@ class LocalStaging:
             if self._storage.durable:
                 # start writing this chunk back now (asynchronously): complete()'s fsync
                 # then finds most of the object on disk instead of a GiB of dirty pages
-                os.posix_fadvise(fd, index * session.chunk_size, len(data), _WRITE_BACK)
+                start_write_back(fd, index * session.chunk_size, len(data))
         finally:
             os.close(fd)
         return None
@@ -162,9 +162,6 @@ class LocalStaging:
         return removed
 
 
-# on Linux, DONTNEED starts asynchronous write-back of dirty pages (and drops only clean
-# ones): the portable way to say "this range is done, write it out"
-_WRITE_BACK = os.POSIX_FADV_DONTNEED
 _STAGED = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 _LOCK = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
