@@ -60,11 +60,12 @@ class UploadStatus:
         session_id: The session.
         key: The object key it becomes.
         total_size: Bytes in the whole object.
-        chunk_size: Bytes per chunk.
+        chunk_size: Bytes per chunk: the largest body ``put_chunk`` accepts, so the
+            ``limit`` to pass to :func:`read_limited` / :func:`aread_limited`.
         chunk_count: Chunks in the whole object.
         received: Indices of the chunks that arrived, sorted.
         state: ``open``, ``assembled`` or ``completed``.
-        expires_at: When the sweep aborts it (UTC epoch seconds).
+        expires_at: When it expires (UTC epoch seconds); ``reap_expired`` removes it.
     """
 
     session_id: str
