@@ -43,32 +43,31 @@ def _regular_file_fd(source: Source) -> int | None:
 
 
 def start_write_back(fd: int, offset: int, count: int) -> None:
-    """Start writing ``count`` bytes at ``offset`` back to disk, without waiting.
+    """Start writing ``count`` bytes at ``offset`` back to disk, without waiting for it.
 
     On Linux ``POSIX_FADV_DONTNEED`` starts asynchronous write-back of dirty pages (and
-    drops only pages already clean), so the final ``fsync`` finds most of the data on
-    disk instead of flushing it all at the end: the disk works while we copy and hash.
+    drops only pages already clean). Resumable chunks use it: they arrive over minutes,
+    and a later ``fsync`` then finds them on disk instead of flushing a GiB at once.
+    ``put`` does not: its copy and its ``fsync`` follow each other immediately, and
+    pushing write-back every block cost more than it saved in our measurements.
     """
     os.posix_fadvise(fd, offset, count, os.POSIX_FADV_DONTNEED)
 
 
-def copy_into(source: Source, out_fd: int, *, write_back: bool = False) -> tuple[str, int]:
+def copy_into(source: Source, out_fd: int) -> tuple[str, int]:
     """Copy ``source`` into ``out_fd``; returns (hex SHA-256 of what was written, size).
 
-    Args:
-        source: What to copy.
-        out_fd: A descriptor open for reading and writing (the hash reads it back).
-        write_back: Start write-back of each block once written (for durable writes).
+    ``out_fd`` must be open for reading too: the hash reads back what was written.
     """
     fd = _regular_file_fd(source)
     if fd is not None:
         try:
-            return _kernel_copy(source, fd, out_fd, write_back=write_back)
+            return _kernel_copy(source, fd, out_fd)
         except OSError as exc:  # no copy_file_range on this filesystem or kernel
             if os.fstat(out_fd).st_size:  # failed part way: a real I/O error
                 raise
             del exc
-    return _pipeline(BufferedSource(source), out_fd, write_back=write_back)
+    return _pipeline(BufferedSource(source), out_fd)
 
 
 class _HashBehind:
@@ -114,15 +113,13 @@ class _HashBehind:
             self.failure = exc
 
 
-def _kernel_copy(source: Source, in_fd: int, out_fd: int, *, write_back: bool) -> tuple[str, int]:
+def _kernel_copy(source: Source, in_fd: int, out_fd: int) -> tuple[str, int]:
     start = source.tell()  # type: ignore[union-attr]
     hasher = _HashBehind(out_fd)
     copied = 0
     try:
         while count := os.copy_file_range(in_fd, out_fd, STEP, start + copied):
             hasher.advance(count)
-            if write_back:
-                start_write_back(out_fd, copied, count)
             copied += count
     finally:
         hasher.finish()
@@ -132,7 +129,7 @@ def _kernel_copy(source: Source, in_fd: int, out_fd: int, *, write_back: bool) -
     return hasher.digest.hexdigest(), copied
 
 
-def _pipeline(source: BufferedSource, out_fd: int, *, write_back: bool) -> tuple[str, int]:
+def _pipeline(source: BufferedSource, out_fd: int) -> tuple[str, int]:
     free: queue.Queue[bytearray] = queue.Queue()
     for _ in range(3):
         free.put(bytearray(BUFFER))
@@ -148,8 +145,6 @@ def _pipeline(source: BufferedSource, out_fd: int, *, write_back: bool) -> tuple
                 view = memoryview(buffer)[:count]
                 digest.update(view)
                 write_all(out_fd, view)
-                if write_back:
-                    start_write_back(out_fd, total[0], count)
                 total[0] += count
                 free.put(buffer)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below

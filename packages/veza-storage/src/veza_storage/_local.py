@@ -196,7 +196,7 @@ class LocalStorage:
             fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=parent)
             try:
                 try:
-                    sha256, _ = copy_into(stream, fd, write_back=self._fsync)
+                    sha256, _ = copy_into(stream, fd)
                     record = {"content_type": content_type, "sha256": sha256, "metadata": meta}
                     os.setxattr(fd, XATTR, json.dumps(record).encode())
                     if self._fsync:
