@@ -358,3 +358,30 @@ def test_begin_takes_keywords_after_total_size_and_warns_on_the_old_positional_f
         uploads.begin("k", 10, chunk_size=64 * KiB)
     with pytest.raises(TypeError, match="both"), pytest.warns(DeprecationWarning, match="keyword"):
         uploads.begin("k", 10, 64 * KiB, chunk_size=64 * KiB, content_type="x/y")
+
+
+def test_complete_hashes_once_unless_the_host_rebooted(local_storage, tmp_path, monkeypatch):
+    """The fast path: one pass over the assembled bytes; chunk by chunk only after a reboot."""
+    import veza_storage._staging_local as module
+
+    calls = []
+    real = module._verify_staged
+
+    def spy(session, fd, *, flush, per_chunk):
+        calls.append(per_chunk)
+        return real(session, fd, flush=flush, per_chunk=per_chunk)
+
+    monkeypatch.setattr(module, "_verify_staged", spy)
+    store = FileUploadSessionStore(tmp_path / "s")
+    uploads = ResumableUploads(local_storage, store)
+    data = os.urandom(3 * 64 * KiB)
+    for name, rebooted in (("same-boot", False), ("rebooted", True)):
+        session = uploads.begin(name, len(data), chunk_size=64 * KiB, content_type="x/y")
+        for index, piece in enumerate(chunks_of(data, 64 * KiB)):
+            uploads.put_chunk(session, index, piece)
+        if rebooted:
+            stored = store.get(session)
+            stored.backend["boots"] = ["an-earlier-boot", *stored.backend["boots"]]
+            assert store.replace(stored, expected_version=stored.version)
+        assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+    assert calls == [False, True]
