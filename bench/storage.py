@@ -10,6 +10,12 @@ comes from ``wait4`` for that process alone. Rows:
 * S3: ``S3Storage.put`` (multipart) beside boto3's ``upload_file`` into moto's server.
 
 Targets (issue #5): put at least 80% of cp's throughput; peak RSS under 64 MiB.
+Targets (issue #12): at 1 GiB, put >= 80 % and resumable (8 MiB chunks) >= 60 % of
+``cp + sync FILE``, peak RSS flat.
+
+``python bench/storage.py --quick`` measures only the issue #12 rows: 1 GiB, ``cp + sync
+FILE``, ``LocalStorage.put (fsync)`` and the resumable upload, interleaved, 3 rounds
+(``VEZA_BENCH_ROUNDS``), no S3: under a minute on a quiet disk.
 """
 
 from __future__ import annotations
@@ -58,7 +64,8 @@ storage = LocalStorage(sys.argv[2])
 uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
 size, chunk = int(sys.argv[3]), 8 * 1024 * 1024
 started = time.perf_counter()
-session = uploads.begin("bench/chunked.bin", size, chunk, "application/octet-stream")
+session = uploads.begin("bench/chunked.bin", size, chunk_size=chunk,
+                        content_type="application/octet-stream")
 with open(sys.argv[1], "rb", buffering=0) as f:
     index = 0
     while data := f.read(chunk):
@@ -150,11 +157,27 @@ def interleaved(
     }
 
 
+def report(rows: list[tuple[str, float, float, str]]) -> None:
+    """Print the table."""
+    print(
+        f"# veza-storage benchmark: {platform.python_implementation()} "
+        f"{sys.version.split()[0]}, {platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    print(f"{'operation':44} {'MiB/s':>9} {'peak RSS':>10}  comparison")
+    for name, throughput, rss, ratio in rows:
+        print(f"{name:44} {throughput:>9.0f} {rss:>7.1f} MiB  {ratio}")
+
+
+QUICK_ROWS = ("cp + sync FILE", "LocalStorage.put (fsync)", "ResumableUploads, 8 MiB chunks")
+
+
 def main() -> None:
+    quick = "--quick" in sys.argv[1:]
+    rounds = int(os.environ.get("VEZA_BENCH_ROUNDS", "3")) if quick else ROUNDS
     work = Path(tempfile.mkdtemp(prefix="veza-bench-", dir=os.environ.get("VEZA_BENCH_DIR")))
     rows = []
     try:
-        for size in (100 * MiB, 1024 * MiB):
+        for size in (1024 * MiB,) if quick else (100 * MiB, 1024 * MiB):
             source = work / f"source-{size // MiB}.bin"
             make_file(source, size)
             root = work / "root"
@@ -166,35 +189,34 @@ def main() -> None:
 
             mib = size / MiB
             python = sys.executable
-            results = interleaved(
-                {
-                    "cp + sync FILE": [
-                        "sh",
-                        "-c",
-                        f'cp "{source}" "{copy_target}" && sync "{copy_target}"',
-                    ],
-                    "LocalStorage.put (fsync)": [python, "-c", PUT, str(source), str(root), "1"],
-                    "ResumableUploads, 8 MiB chunks": [
-                        python,
-                        "-c",
-                        CHUNKED,
-                        str(source),
-                        str(root),
-                        str(size),
-                    ],
-                    "LocalStorage.put, generator source": [
-                        python,
-                        "-c",
-                        PUT_STREAM,
-                        str(source),
-                        str(root),
-                    ],
-                    "cp": ["cp", str(source), str(copy_target)],
-                    "LocalStorage.put (no fsync)": [python, "-c", PUT, str(source), str(root), "0"],
-                },
-                ROUNDS,
-                clean,
-            )
+            variants = {
+                "cp + sync FILE": [
+                    "sh",
+                    "-c",
+                    f'cp "{source}" "{copy_target}" && sync "{copy_target}"',
+                ],
+                "LocalStorage.put (fsync)": [python, "-c", PUT, str(source), str(root), "1"],
+                "ResumableUploads, 8 MiB chunks": [
+                    python,
+                    "-c",
+                    CHUNKED,
+                    str(source),
+                    str(root),
+                    str(size),
+                ],
+                "LocalStorage.put, generator source": [
+                    python,
+                    "-c",
+                    PUT_STREAM,
+                    str(source),
+                    str(root),
+                ],
+                "cp": ["cp", str(source), str(copy_target)],
+                "LocalStorage.put (no fsync)": [python, "-c", PUT, str(source), str(root), "0"],
+            }
+            if quick:
+                variants = {name: variants[name] for name in QUICK_ROWS}
+            results = interleaved(variants, rounds, clean)
             baseline = {"LocalStorage.put (no fsync)": "cp"}
             for name, (seconds, rss) in results.items():
                 base = (
@@ -206,6 +228,9 @@ def main() -> None:
                 rows.append((f"{name} [{mib:.0f} MiB]", mib / seconds, rss, ratio))
             source.unlink()
             clean()
+        if quick:
+            report(rows)
+            return
 
         from moto.server import ThreadedMotoServer  # noqa: F401 - fail early if absent
 
@@ -262,13 +287,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(
-        f"# veza-storage benchmark: {platform.python_implementation()} "
-        f"{sys.version.split()[0]}, {platform.machine()}, {os.cpu_count()} CPUs"
-    )
-    print(f"{'operation':44} {'MiB/s':>9} {'peak RSS':>10}  comparison")
-    for name, throughput, rss, ratio in rows:
-        print(f"{name:44} {throughput:>9.0f} {rss:>7.1f} MiB  {ratio}")
+    report(rows)
 
 
 if __name__ == "__main__":

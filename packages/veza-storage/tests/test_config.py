@@ -13,7 +13,7 @@ from veza_storage import (
 )
 
 S3_ENV = {
-    "TRACK_STORAGE_BACKEND": "s3",
+    "VEZA_STORAGE_BACKEND": "s3",
     "AWS_S3_ENABLED": "true",
     "AWS_S3_BUCKET": "tracks",
     "AWS_ACCESS_KEY_ID": "AKID",
@@ -25,13 +25,10 @@ S3_ENV = {
 def test_near_misses_are_fatal_in_production(value):
     with pytest.raises(StorageConfigurationError) as info:
         StorageConfig.from_env(
-            {
-                "TRACK_STORAGE_BACKEND": value,
-                "APP_ENV": "production",
-                "TRACK_STORAGE_SIGNING_KEY": "k" * 32,
-            }
+            {"VEZA_STORAGE_BACKEND": value, "VEZA_STORAGE_SIGNING_KEY": "k" * 32},
+            production=True,
         )
-    assert "TRACK_STORAGE_BACKEND" in str(info.value)
+    assert "VEZA_STORAGE_BACKEND" in str(info.value)
     assert "'local' or 's3'" in str(info.value)
     assert repr(value) in str(info.value)
 
@@ -39,10 +36,10 @@ def test_near_misses_are_fatal_in_production(value):
 @pytest.mark.parametrize("value", ["S3", "minio"])
 def test_near_misses_warn_and_fall_back_in_development(value, caplog):
     with caplog.at_level(logging.WARNING, logger="veza_storage"):
-        config = StorageConfig.from_env({"TRACK_STORAGE_BACKEND": value})
+        config = StorageConfig.from_env({"VEZA_STORAGE_BACKEND": value})
     assert config.backend == "local"
-    assert any("TRACK_STORAGE_BACKEND" in w for w in config.warnings)
-    assert "TRACK_STORAGE_BACKEND" in caplog.text
+    assert any("VEZA_STORAGE_BACKEND" in w for w in config.warnings)
+    assert "VEZA_STORAGE_BACKEND" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -51,13 +48,13 @@ def test_near_misses_warn_and_fall_back_in_development(value, caplog):
 def test_s3_requirements(missing):
     env = {k: v for k, v in S3_ENV.items() if k != missing}
     with pytest.raises(StorageConfigurationError, match=missing):
-        StorageConfig.from_env(env | {"APP_ENV": "production"})
+        StorageConfig.from_env(env, production=True)
     assert StorageConfig.from_env(env).backend == "local"
 
 
 def test_s3_enabled_false_is_not_enabled():
     with pytest.raises(StorageConfigurationError, match="AWS_S3_ENABLED"):
-        StorageConfig.from_env(S3_ENV | {"AWS_S3_ENABLED": "false", "APP_ENV": "production"})
+        StorageConfig.from_env(S3_ENV | {"AWS_S3_ENABLED": "false"}, production=True)
 
 
 def test_valid_s3_configuration_builds_the_backend():
@@ -80,9 +77,9 @@ def test_valid_s3_configuration_builds_the_backend():
 def test_local_defaults_and_signing(tmp_path):
     config = StorageConfig.from_env(
         {
-            "TRACK_STORAGE_LOCAL_ROOT": str(tmp_path / "t"),
-            "TRACK_STORAGE_SIGNING_KEY": "s" * 32,
-            "TRACK_STORAGE_PUBLIC_URL": "/media",
+            "VEZA_STORAGE_LOCAL_ROOT": str(tmp_path / "t"),
+            "VEZA_STORAGE_SIGNING_KEY": "s" * 32,
+            "VEZA_STORAGE_PUBLIC_URL": "/media",
         }
     )
     storage = build_storage(config)
@@ -92,8 +89,8 @@ def test_local_defaults_and_signing(tmp_path):
 
 
 def test_local_in_production_needs_a_signing_key():
-    with pytest.raises(StorageConfigurationError, match="TRACK_STORAGE_SIGNING_KEY"):
-        StorageConfig.from_env({"APP_ENV": "production"})
+    with pytest.raises(StorageConfigurationError, match="VEZA_STORAGE_SIGNING_KEY"):
+        StorageConfig.from_env({}, production=True)
 
 
 def test_unknown_profile():
@@ -111,3 +108,35 @@ def test_profiles_preset_checksums_and_addressing():
     assert minio.meta.config.response_checksum_validation == "when_required"
     assert minio.meta.config.s3["addressing_style"] == "path"
     assert minio.meta.config.retries["mode"] == "standard"
+
+
+def test_application_variables_are_not_read():
+    """APP_ENV and TRACK_* belong to the application; production is its argument."""
+    with pytest.warns(DeprecationWarning, match="APP_ENV"):
+        legacy = StorageConfig.from_env(
+            {"APP_ENV": "production", "VEZA_STORAGE_SIGNING_KEY": "k" * 32}
+        )
+    assert legacy.production
+    explicit = StorageConfig.from_env(
+        {"APP_ENV": "production", "VEZA_STORAGE_SIGNING_KEY": "k" * 32}, production=False
+    )
+    assert not explicit.production
+    assert not StorageConfig.from_env({"VEZA_STORAGE_SIGNING_KEY": "k" * 32}).production
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value", "field"),
+    [
+        ("TRACK_STORAGE_BACKEND", "VEZA_STORAGE_BACKEND", "local", "backend"),
+        ("TRACK_STORAGE_LOCAL_ROOT", "VEZA_STORAGE_LOCAL_ROOT", "/srv/t", "local_root"),
+        ("TRACK_STORAGE_SIGNING_KEY", "VEZA_STORAGE_SIGNING_KEY", "s" * 32, "signing_key"),
+        ("TRACK_STORAGE_PUBLIC_URL", "VEZA_STORAGE_PUBLIC_URL", "/media", "public_url"),
+    ],
+)
+def test_the_old_track_names_still_work_with_a_deprecation_warning(old, new, value, field):
+    base = {"VEZA_STORAGE_SIGNING_KEY": "k" * 32} if field != "signing_key" else {}
+    with pytest.warns(DeprecationWarning, match=new):
+        config = StorageConfig.from_env(base | {old: value})
+    assert str(getattr(config, field)) == value
+    current = StorageConfig.from_env(base | {new: value, old: "ignored"})  # no warning
+    assert str(getattr(current, field)) == value

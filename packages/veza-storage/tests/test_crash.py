@@ -42,14 +42,13 @@ if spec["mode"] == "put":
                 announce("STREAMING")
     storage.put(spec["key"], stream(), content_type="audio/flac")
 else:
-    import veza_storage._uploads as uploads_module
     if spec["backend"] == "local":
-        real_replace = os.replace
-        def slow_replace(src, dst):
+        real_rename = os.rename
+        def slow_rename(src, dst, **kwargs):
             if str(dst).endswith(spec["key"].split("/")[-1]):
                 announce("ASSEMBLED")
-            return real_replace(src, dst)
-        uploads_module.os.replace = slow_replace
+            return real_rename(src, dst, **kwargs)
+        os.rename = slow_rename
     else:
         real_copy = S3Storage.server_side_copy
         def slow_copy(self, *args, **kwargs):
@@ -121,7 +120,13 @@ def test_killed_mid_complete_then_resumed_completes_with_the_right_checksum(targ
     data = os.urandom(12 * MiB + 5)
     digest = hashlib.sha256(data).hexdigest()
     uploads = ResumableUploads(storage, FileUploadSessionStore(sessions))
-    session = uploads.begin("tracks/resumed.flac", len(data), 5 * MiB, "audio/flac", sha256=digest)
+    session = uploads.begin(
+        "tracks/resumed.flac",
+        len(data),
+        chunk_size=5 * MiB,
+        content_type="audio/flac",
+        sha256=digest,
+    )
     for index in range(3):
         uploads.put_chunk(session, index, data[index * 5 * MiB : (index + 1) * 5 * MiB])
     run_until(

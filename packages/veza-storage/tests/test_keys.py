@@ -83,6 +83,7 @@ WINDOWS = [
     "CON",
     "con",
     "Con.mp3",
+    "Con.mp3:stream",
     "PRN",
     "AUX.txt",
     "NUL",
@@ -103,6 +104,27 @@ RESERVED = [".veza-tmp-123", "a/.veza-uploads/x", ".VEZA-x", ".veza-"]
 OVERLONG = ["a" * 256, "x/" + "b" * 256, "/".join(["seg"] * 300), "é" * 128 + "x", "a" * 1025]
 UNICODE = ["e\u0301", "cafe\u0301.mp3", "A\u030a", "\ud800", "x\udfff"]
 EMPTY = [""]
+# drive letters: absolute, drive-relative, with either separator, at any depth
+DRIVES = [
+    "C:/evil",
+    "c:/evil",
+    "C:evil",
+    "c:x",
+    "Z:",
+    "d:/",
+    "a/C:/evil",
+    "tracks/c:",
+    "E:/tracks/x.mp3",
+    "C:/Windows/System32/drivers/etc/hosts",
+    "c:\\x",
+    "C:\\evil",
+] + [f"{letter}:/x" for letter in "ABDFGHIJKLMNOPQRSTUVWXYabdfghijklmnopqrstuvwxy"]
+# every reserved device name, in several cases, with extensions and stream suffixes
+DEVICES = [
+    variant
+    for name in ("CON", "PRN", "AUX", "NUL", "COM1", "COM5", "LPT1", "LPT3", "COM0", "LPT9")
+    for variant in (f"x/{name.lower()}", f"{name}.mp3", f"t/{name.capitalize()}.tar.gz", f"{name}:")
+]
 
 CORPUS = (
     TRAVERSAL
@@ -117,11 +139,13 @@ CORPUS = (
     + OVERLONG
     + UNICODE
     + EMPTY
+    + DRIVES
+    + DEVICES
 )
 
 
 def test_the_corpus_is_large_and_varied():
-    assert len(CORPUS) >= 100
+    assert len(CORPUS) >= 200
     assert len(set(CORPUS)) == len(CORPUS)
 
 

@@ -9,13 +9,16 @@ EXPECTED_EXPORTS = {
     "ByteRange",
     "Checkpoint",
     "ChecksumMismatchError",
+    "ChunkConflictError",
     "ChunkError",
+    "ChunkTooLargeError",
     "FileUploadSessionStore",
     "InMemoryUploadSessionStore",
     "InvalidKeyError",
     "InvalidMetadataError",
     "LocalStorage",
     "LocalURLSigner",
+    "LostChunksError",
     "MigrationItem",
     "MigrationReport",
     "ObjectExistsError",
@@ -33,19 +36,24 @@ EXPECTED_EXPORTS = {
     "StorageConfig",
     "StorageConfigurationError",
     "StorageError",
+    "SupportsUploadStaging",
+    "SymlinkRefusedError",
     "UploadError",
     "UploadIncompleteError",
     "UploadNotFoundError",
     "UploadSession",
     "UploadSessionStore",
+    "UploadStaging",
     "UploadStatus",
     "__version__",
     "answer_range",
+    "aread_limited",
     "build_storage",
     "content_disposition",
     "find_orphans",
     "migrate",
     "parse_range",
+    "read_limited",
     "validate_key",
 }
 
@@ -87,3 +95,10 @@ def test_errors_share_one_base_and_fit_builtins():
 
 def test_both_backends_satisfy_the_protocol(tmp_path):
     assert isinstance(veza_storage.LocalStorage(tmp_path), veza_storage.Storage)
+
+
+def test_both_backends_offer_upload_staging(tmp_path):
+    assert isinstance(veza_storage.LocalStorage(tmp_path), veza_storage.SupportsUploadStaging)
+    assert isinstance(
+        veza_storage.LocalStorage(tmp_path).upload_staging(), veza_storage.UploadStaging
+    )

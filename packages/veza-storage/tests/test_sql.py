@@ -136,7 +136,11 @@ def test_resumable_uploads_through_the_sql_store_with_concurrent_chunks(engine, 
     uploads = ResumableUploads(local_storage, store)
     data = os.urandom(8 * 64 * 1024)
     session = uploads.begin(
-        "sql/t.bin", len(data), 64 * 1024, "x/y", sha256=hashlib.sha256(data).hexdigest()
+        "sql/t.bin",
+        len(data),
+        chunk_size=64 * 1024,
+        content_type="x/y",
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     threads = [
         threading.Thread(

@@ -9,15 +9,18 @@ import pytest
 
 from veza_storage import (
     ChecksumMismatchError,
+    ChunkConflictError,
     ChunkError,
     FileUploadSessionStore,
     InMemoryUploadSessionStore,
+    LocalStorage,
     ObjectNotFoundError,
     ResumableUploads,
     UploadError,
     UploadIncompleteError,
     UploadNotFoundError,
 )
+from veza_storage._uploads import boot_id
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -40,6 +43,13 @@ def clock():
 
 
 @pytest.fixture
+def s3_client_or_none(request, storage):
+    if isinstance(storage, LocalStorage):
+        return None
+    return request.getfixturevalue("s3_client")
+
+
+@pytest.fixture
 def uploads(storage, tmp_path, clock):
     return ResumableUploads(
         storage, FileUploadSessionStore(tmp_path / "sessions"), ttl=3600, clock=clock
@@ -55,7 +65,12 @@ def test_chunks_in_any_order_make_one_verified_object(uploads, storage, total, c
     data = os.urandom(total)
     digest = hashlib.sha256(data).hexdigest()
     session = uploads.begin(
-        "uploads/t.flac", total, chunk, "audio/flac", sha256=digest, metadata={"user": "7"}
+        "uploads/t.flac",
+        total,
+        chunk_size=chunk,
+        content_type="audio/flac",
+        sha256=digest,
+        metadata={"user": "7"},
     )
     pieces = list(enumerate(chunks_of(data, chunk)))
     random.Random(4).shuffle(pieces)
@@ -76,12 +91,16 @@ def test_chunks_in_any_order_make_one_verified_object(uploads, storage, total, c
 
 def test_resent_chunk_is_idempotent_and_conflicts_are_refused(uploads):
     data = os.urandom(200 * KiB)
-    session = uploads.begin("k", len(data), 64 * KiB, "application/octet-stream")
+    session = uploads.begin(
+        "k", len(data), chunk_size=64 * KiB, content_type="application/octet-stream"
+    )
     first = uploads.put_chunk(session, 0, data[: 64 * KiB])
     again = uploads.put_chunk(session, 0, data[: 64 * KiB])
     assert first == again
-    with pytest.raises(ChunkError, match="different bytes"):
+    with pytest.raises(ChunkConflictError, match="different bytes") as conflict:
         uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+    assert conflict.value.index == 0
+    assert isinstance(conflict.value, ChunkError)  # existing handlers still catch it
     with pytest.raises(ChecksumMismatchError):
         uploads.put_chunk(session, 1, data[64 * KiB : 128 * KiB], sha256="0" * 64)
     with pytest.raises(ChunkError, match="must be"):
@@ -93,7 +112,9 @@ def test_resent_chunk_is_idempotent_and_conflicts_are_refused(uploads):
 
 def test_complete_refuses_missing_chunks_and_a_wrong_whole_checksum(uploads, storage):
     data = os.urandom(130 * KiB)
-    session = uploads.begin("k", len(data), 64 * KiB, "x/y", sha256="f" * 64)
+    session = uploads.begin(
+        "k", len(data), chunk_size=64 * KiB, content_type="x/y", sha256="f" * 64
+    )
     uploads.put_chunk(session, 0, data[: 64 * KiB])
     with pytest.raises(UploadIncompleteError, match="2 chunk"):
         uploads.complete(session)
@@ -105,7 +126,7 @@ def test_complete_refuses_missing_chunks_and_a_wrong_whole_checksum(uploads, sto
 
 
 def test_abort_discards_everything(uploads, storage):
-    session = uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+    session = uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     uploads.put_chunk(session, 0, os.urandom(64 * KiB))
     uploads.abort(session)
     with pytest.raises(UploadNotFoundError):
@@ -114,21 +135,43 @@ def test_abort_discards_everything(uploads, storage):
     uploads.abort(session)  # idempotent
 
 
-def test_expired_sessions_are_swept(uploads, clock, storage):
-    session = uploads.begin("k", 100 * KiB, 64 * KiB, "x/y")
+def test_expired_sessions_are_reaped_with_their_staged_data(uploads, clock, storage, tmp_path):
+    session = uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     uploads.put_chunk(session, 0, os.urandom(64 * KiB))
-    clock.now += 3601
+    kept = uploads.begin("kept", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
+    clock.now += 1800
+    late = uploads.begin("late", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
+    clock.now += 1801
     with pytest.raises(UploadNotFoundError):
         uploads.put_chunk(session, 1, os.urandom(100 * KiB - 64 * KiB))
-    assert uploads.sweep_expired() >= 1
+    assert uploads.reap_expired() == 2
+    assert uploads.status(late).missing == (0, 1)  # not expired: untouched
+    assert uploads._store.get(session) is None
+    assert uploads._store.get(kept) is None
     assert list(storage.list()) == []
+    if isinstance(storage, LocalStorage):  # only the live session's staging is left
+        assert sorted(p.name for p in (storage.root / ".veza-uploads").iterdir()) == [late]
+    assert uploads.reap_expired() == 0
+
+
+def test_sweep_expired_is_a_deprecated_alias(uploads, clock):
+    uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
+    clock.now += 3601
+    with pytest.warns(DeprecationWarning, match="reap_expired"):
+        assert uploads.sweep_expired() == 1
 
 
 def test_resumes_in_a_new_process_from_the_file_store(storage, tmp_path, clock):
     data = os.urandom(300 * KiB)
     store_dir = tmp_path / "shared-sessions"
     first = ResumableUploads(storage, FileUploadSessionStore(store_dir), clock=clock)
-    session = first.begin("r", len(data), 64 * KiB, "x/y", sha256=hashlib.sha256(data).hexdigest())
+    session = first.begin(
+        "r",
+        len(data),
+        chunk_size=64 * KiB,
+        content_type="x/y",
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     for index, piece in list(enumerate(chunks_of(data, 64 * KiB)))[:3]:
         first.put_chunk(session, index, piece)
     restarted = ResumableUploads(storage, FileUploadSessionStore(store_dir), clock=clock)
@@ -141,7 +184,7 @@ def test_resumes_in_a_new_process_from_the_file_store(storage, tmp_path, clock):
 def test_concurrent_chunks_never_lose_a_record(storage, tmp_path):
     data = os.urandom(16 * 64 * KiB)
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
-    session = uploads.begin("c", len(data), 64 * KiB, "x/y")
+    session = uploads.begin("c", len(data), chunk_size=64 * KiB, content_type="x/y")
     pieces = list(enumerate(chunks_of(data, 64 * KiB)))
     threads = [threading.Thread(target=uploads.put_chunk, args=(session, i, p)) for i, p in pieces]
     for thread in threads:
@@ -154,16 +197,20 @@ def test_concurrent_chunks_never_lose_a_record(storage, tmp_path):
 
 def test_begin_validates(uploads):
     with pytest.raises(ChunkError):
-        uploads.begin("k", 10 * MiB, 1024, "x/y")  # chunks under 64 KiB
+        uploads.begin("k", 10 * MiB, chunk_size=1024, content_type="x/y")  # chunks under 64 KiB
     with pytest.raises(ChunkError):
-        uploads.begin("k", 10, 64 * KiB, "x/y", sha256="not-hex")
+        uploads.begin("k", 10, chunk_size=64 * KiB, content_type="x/y", sha256="not-hex")
     with pytest.raises(ChunkError):
-        uploads.begin("k", -1, 64 * KiB, "x/y")
+        uploads.begin("k", -1, chunk_size=64 * KiB, content_type="x/y")
 
 
 def test_empty_upload(uploads, storage):
     session = uploads.begin(
-        "empty", 0, 64 * KiB, "text/plain", sha256=hashlib.sha256(b"").hexdigest()
+        "empty",
+        0,
+        chunk_size=64 * KiB,
+        content_type="text/plain",
+        sha256=hashlib.sha256(b"").hexdigest(),
     )
     assert uploads.status(session).ready
     assert uploads.complete(session).size == 0
@@ -171,7 +218,7 @@ def test_empty_upload(uploads, storage):
 
 
 def test_completed_session_takes_no_more_chunks(uploads):
-    session = uploads.begin("k", 10, 64 * KiB, "x/y")
+    session = uploads.begin("k", 10, chunk_size=64 * KiB, content_type="x/y")
     uploads.put_chunk(session, 0, b"0123456789")
     uploads.complete(session)
     with pytest.raises(UploadError, match="completed"):
@@ -181,7 +228,7 @@ def test_completed_session_takes_no_more_chunks(uploads):
 def test_s3_small_chunks_are_grouped_into_parts_without_local_assembly(s3_storage, s3_client):
     uploads = ResumableUploads(s3_storage, InMemoryUploadSessionStore())
     data = os.urandom(11 * MiB)
-    session = uploads.begin("grouped", len(data), 512 * KiB, "x/y")
+    session = uploads.begin("grouped", len(data), chunk_size=512 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 512 * KiB)):
         uploads.put_chunk(session, index, piece)
     staged = uploads._store.get(session)
@@ -194,11 +241,11 @@ def test_s3_small_chunks_are_grouped_into_parts_without_local_assembly(s3_storag
 
 def test_s3_sweep_aborts_orphaned_multipart_uploads(s3_storage, s3_client, clock):
     uploads = ResumableUploads(s3_storage, InMemoryUploadSessionStore(), ttl=60, clock=clock)
-    session = uploads.begin("orphan", 6 * MiB, 5 * MiB, "x/y")
+    session = uploads.begin("orphan", 6 * MiB, chunk_size=5 * MiB, content_type="x/y")
     uploads._store.delete(session)  # the session is lost (a store wiped), the upload is not
     assert s3_client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads")
     clock.now = 4_000_000_000
-    assert uploads.sweep_expired() == 1
+    assert uploads.reap_expired() == 1
     assert not s3_client.list_multipart_uploads(Bucket=s3_storage.bucket).get("Uploads")
 
 
@@ -209,42 +256,62 @@ def test_unknown_session(uploads):
         uploads.storage.stat("nothing")
 
 
-def test_in_order_uploads_complete_without_reading_back(storage, tmp_path, monkeypatch):
-    import veza_storage._uploads as module
-
-    def no_read_back(*args, **kwargs):
-        raise AssertionError("complete() read the object back although it knew its hash")
-
-    monkeypatch.setattr(module._LocalStaging, "_verify_staged", staticmethod(no_read_back))
-    if not isinstance(storage, module.LocalStorage):
-        real_get = storage.client.get_object
-
-        def spy(**kwargs):
-            assert not kwargs["Key"].endswith("/object"), "S3 complete read the object back"
-            return real_get(**kwargs)
-
-        monkeypatch.setattr(storage.client, "get_object", spy)
+def test_complete_hashes_the_assembled_bytes_not_the_received_ones(
+    storage, s3_client_or_none, tmp_path
+):
+    """Bytes changed after they were received are caught at complete, never published."""
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
     data = os.urandom(11 * MiB)
     session = uploads.begin(
-        "fast", len(data), 5 * MiB, "x/y", sha256=hashlib.sha256(data).hexdigest()
+        "fast",
+        len(data),
+        chunk_size=5 * MiB,
+        content_type="x/y",
+        sha256=hashlib.sha256(data).hexdigest(),
     )
-    for index, piece in enumerate(chunks_of(data, 5 * MiB)):
+    for index, piece in enumerate(chunks_of(data, 5 * MiB)):  # in order, in this process
         uploads.put_chunk(session, index, piece)
-    assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+    tampered = os.urandom(5 * MiB)
+    if isinstance(storage, LocalStorage):
+        with (storage.root / ".veza-uploads" / session / "data").open("r+b") as f:
+            f.seek(5 * MiB)
+            f.write(tampered)
+    else:
+        staged = uploads._store.get(session)
+        s3_client_or_none.upload_part(
+            Bucket=storage.bucket,
+            Key=f".veza-uploads/{session}/object",
+            UploadId=staged.backend["upload_id"],
+            PartNumber=2,
+            Body=tampered,
+            ChecksumAlgorithm="SHA256",
+        )
+    with pytest.raises(UploadIncompleteError, match="send them again"):
+        uploads.complete(session)
+    assert not storage.exists("fast")
+    assert uploads.status(session).missing == (1,)
+    uploads.put_chunk(session, 1, data[5 * MiB : 10 * MiB])
+    info = uploads.complete(session)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    with storage.open("fast") as reader:
+        assert reader.read() == data
 
 
 def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp_path):
     data = os.urandom(4 * 64 * KiB)
     store = FileUploadSessionStore(tmp_path / "s")
     uploads = ResumableUploads(local_storage, store)
-    session = uploads.begin("lost", len(data), 64 * KiB, "x/y")
+    session = uploads.begin("lost", len(data), chunk_size=64 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
         uploads.put_chunk(session, index, piece)
     staged = local_storage.root / ".veza-uploads" / session / "data"
     with staged.open("r+b") as f:  # what a host crash before write-back leaves: zeros
         f.seek(2 * 64 * KiB)
         f.write(bytes(64 * KiB))
+    crashed = store.get(session)  # ... and the host came back under a new boot id
+    assert crashed.backend["boots"] == [boot_id()]
+    crashed.backend["boots"] = ["the-boot-before-the-crash"]
+    assert store.replace(crashed, expected_version=crashed.version)
     restarted = ResumableUploads(local_storage, store)  # no in-memory hash: must read back
     with pytest.raises(UploadIncompleteError, match="lost"):
         restarted.complete(session)
@@ -257,27 +324,64 @@ def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp
 def test_a_crash_right_after_publishing_resumes_to_the_same_object(
     local_storage, tmp_path, monkeypatch
 ):
-    import veza_storage._uploads as module
+    import veza_storage._staging_local as module
 
     data = os.urandom(100 * KiB)
     store = FileUploadSessionStore(tmp_path / "s")
     uploads = ResumableUploads(local_storage, store)
-    session = uploads.begin("pub", len(data), 64 * KiB, "x/y")
+    session = uploads.begin("pub", len(data), chunk_size=64 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
         uploads.put_chunk(session, index, piece)
-    real_fsync_directory = module.fsync_directory
-    calls = []
+    real_publish = module.publish_at
 
-    def crash_after_rename(path):
-        real_fsync_directory(path)
-        calls.append(path)
+    def crash_after_rename(*args, **kwargs):
+        real_publish(*args, **kwargs)
         raise KeyboardInterrupt  # the process dies here: renamed, not marked completed
 
-    monkeypatch.setattr(module, "fsync_directory", crash_after_rename)
+    monkeypatch.setattr(module, "publish_at", crash_after_rename)
     with pytest.raises(KeyboardInterrupt):
         uploads.complete(session)
-    monkeypatch.setattr(module, "fsync_directory", real_fsync_directory)
+    monkeypatch.setattr(module, "publish_at", real_publish)
     assert store.get(session).state == "assembled"
     resumed = ResumableUploads(local_storage, store)
     assert resumed.complete(session).sha256 == hashlib.sha256(data).hexdigest()
     assert store.get(session).state == "completed"
+
+
+def test_begin_takes_keywords_after_total_size_and_warns_on_the_old_positional_form(uploads):
+    with pytest.warns(DeprecationWarning, match="by keyword"):
+        old = uploads.begin("k", 10, 64 * KiB, "x/y", None, {"a": "b"})
+    new = uploads.begin("k", 10, chunk_size=64 * KiB, content_type="x/y", metadata={"a": "b"})
+    assert uploads.status(old).chunk_size == uploads.status(new).chunk_size == 64 * KiB
+    assert uploads._store.get(old).metadata == uploads._store.get(new).metadata == {"a": "b"}
+    with pytest.raises(TypeError, match="chunk_size= and content_type="):
+        uploads.begin("k", 10, chunk_size=64 * KiB)
+    with pytest.raises(TypeError, match="both"), pytest.warns(DeprecationWarning, match="keyword"):
+        uploads.begin("k", 10, 64 * KiB, chunk_size=64 * KiB, content_type="x/y")
+
+
+def test_complete_hashes_once_unless_the_host_rebooted(local_storage, tmp_path, monkeypatch):
+    """The fast path: one pass over the assembled bytes; chunk by chunk only after a reboot."""
+    import veza_storage._staging_local as module
+
+    calls = []
+    real = module._verify_staged
+
+    def spy(session, fd, *, flush, per_chunk):
+        calls.append(per_chunk)
+        return real(session, fd, flush=flush, per_chunk=per_chunk)
+
+    monkeypatch.setattr(module, "_verify_staged", spy)
+    store = FileUploadSessionStore(tmp_path / "s")
+    uploads = ResumableUploads(local_storage, store)
+    data = os.urandom(3 * 64 * KiB)
+    for name, rebooted in (("same-boot", False), ("rebooted", True)):
+        session = uploads.begin(name, len(data), chunk_size=64 * KiB, content_type="x/y")
+        for index, piece in enumerate(chunks_of(data, 64 * KiB)):
+            uploads.put_chunk(session, index, piece)
+        if rebooted:
+            stored = store.get(session)
+            stored.backend["boots"] = ["an-earlier-boot", *stored.backend["boots"]]
+            assert store.replace(stored, expected_version=stored.version)
+        assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
+    assert calls == [False, True]

@@ -4,11 +4,14 @@ Streaming and resumable chunked uploads, presigned GET and safe migration from
 local disk to S3/MinIO/R2.
 """
 
+from veza_storage._capabilities import SupportsUploadStaging, UploadStaging
 from veza_storage._config import StorageConfig, build_storage
 from veza_storage._disposition import content_disposition
 from veza_storage._errors import (
     ChecksumMismatchError,
+    ChunkConflictError,
     ChunkError,
+    ChunkTooLargeError,
     InvalidKeyError,
     InvalidMetadataError,
     ObjectExistsError,
@@ -21,7 +24,9 @@ from veza_storage._errors import (
     UploadIncompleteError,
     UploadNotFoundError,
 )
+from veza_storage._fs import SymlinkRefusedError
 from veza_storage._keys import validate_key
+from veza_storage._limits import aread_limited, read_limited
 from veza_storage._local import LocalStorage
 from veza_storage._migrate import Checkpoint, MigrationItem, MigrationReport, migrate
 from veza_storage._orphans import OrphanReport, find_orphans
@@ -35,6 +40,7 @@ from veza_storage._sessions import (
     UploadSessionStore,
 )
 from veza_storage._signing import LocalURLSigner, SignedRequest
+from veza_storage._staging import LostChunksError
 from veza_storage._stream import ObjectReader
 from veza_storage._types import ByteRange, ObjectInfo
 from veza_storage._uploads import ResumableUploads, UploadStatus
@@ -44,13 +50,16 @@ __all__ = [
     "ByteRange",
     "Checkpoint",
     "ChecksumMismatchError",
+    "ChunkConflictError",
     "ChunkError",
+    "ChunkTooLargeError",
     "FileUploadSessionStore",
     "InMemoryUploadSessionStore",
     "InvalidKeyError",
     "InvalidMetadataError",
     "LocalStorage",
     "LocalURLSigner",
+    "LostChunksError",
     "MigrationItem",
     "MigrationReport",
     "ObjectExistsError",
@@ -68,18 +77,23 @@ __all__ = [
     "StorageConfig",
     "StorageConfigurationError",
     "StorageError",
+    "SupportsUploadStaging",
+    "SymlinkRefusedError",
     "UploadError",
     "UploadIncompleteError",
     "UploadNotFoundError",
     "UploadSession",
     "UploadSessionStore",
+    "UploadStaging",
     "UploadStatus",
     "__version__",
     "answer_range",
+    "aread_limited",
     "build_storage",
     "content_disposition",
     "find_orphans",
     "migrate",
     "parse_range",
+    "read_limited",
     "validate_key",
 ]

@@ -1,7 +1,9 @@
-"""``veza-storage``: migrate objects between backends, find orphans.
+"""``veza-storage``: migrate objects between backends, find orphans, reap stale uploads.
 
 Exit codes: 0 success, 1 the run finished with failed objects (migrate) or found orphans
-it did not delete (orphans), 2 usage or configuration errors.
+it did not delete (orphans), 2 usage or configuration errors (one line on stderr, no
+traceback). A root the command is asked to *read* is never created: a mistyped path is
+an error, not an empty result.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from veza_storage._errors import StorageError
+from veza_storage._errors import StorageConfigurationError, StorageError
 from veza_storage._local import LocalStorage
 from veza_storage._migrate import MigrationItem, migrate
 from veza_storage._orphans import find_orphans
 from veza_storage._s3 import S3Storage
+from veza_storage._sessions import FileUploadSessionStore, UploadSessionStore
+from veza_storage._uploads import ResumableUploads
 from veza_storage._version import __version__
 
 
-def _location(text: str, args: argparse.Namespace) -> LocalStorage | S3Storage:
-    """``local:/path`` or ``s3://bucket[/prefix]``."""
+def _location(
+    text: str, args: argparse.Namespace, *, create: bool = False
+) -> LocalStorage | S3Storage:
+    """``local:/path`` or ``s3://bucket[/prefix]``; a local root is created only if ``create``."""
     if text.startswith("local:"):
-        return LocalStorage(text.removeprefix("local:"))
+        return LocalStorage(text.removeprefix("local:"), create=create)
     if text.startswith("s3://"):
         bucket, _, prefix = text.removeprefix("s3://").partition("/")
         prefix = prefix.strip("/")
@@ -61,7 +67,7 @@ def _progress_bar(label: str) -> tuple[Callable[[MigrationItem], None], Callable
 
 def _migrate(args: argparse.Namespace) -> int:
     source = _location(args.source, args)
-    destination = _location(args.destination, args)
+    destination = _location(args.destination, args, create=True)
     tick, close = _progress_bar("migrate")
     try:
         report = migrate(
@@ -81,18 +87,49 @@ def _migrate(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _orphans(args: argparse.Namespace) -> int:
-    storage: LocalStorage | S3Storage
+def _storage(args: argparse.Namespace) -> LocalStorage | S3Storage:
+    """``--root`` (never created) or ``--bucket``."""
     if args.root:
-        storage = LocalStorage(args.root)
-    else:
-        storage = S3Storage(
-            args.bucket,
-            endpoint_url=args.endpoint_url,
-            profile=args.profile,
-            region=args.region,
-            prefix=args.prefix,
+        return LocalStorage(args.root, create=False)
+    return S3Storage(
+        args.bucket,
+        endpoint_url=args.endpoint_url,
+        profile=args.profile,
+        region=args.region,
+        prefix=args.prefix,
+    )
+
+
+def _session_store(args: argparse.Namespace) -> UploadSessionStore:
+    if args.sessions:
+        directory = Path(args.sessions)
+        if not directory.is_dir():
+            msg = f"the session directory {args.sessions!r} does not exist (check --sessions)"
+            raise StorageConfigurationError(msg)
+        return FileUploadSessionStore(directory)
+    try:
+        from sqlalchemy import MetaData, create_engine  # noqa: PLC0415 - optional extra
+
+        from veza_storage._sql import (  # noqa: PLC0415 - needs the same extra
+            SQLUploadSessionStore,
+            upload_sessions_table,
         )
+    except ImportError:
+        msg = "--database-url needs the sqlalchemy extra: pip install 'veza-storage[sqlalchemy]'"
+        raise StorageConfigurationError(msg) from None
+    table = upload_sessions_table(MetaData(), args.table)
+    return SQLUploadSessionStore(create_engine(args.database_url), table)
+
+
+def _reap(args: argparse.Namespace) -> int:
+    uploads = ResumableUploads(_storage(args), _session_store(args), ttl=args.ttl)
+    removed = uploads.reap_expired()
+    print(f"{removed} expired upload session(s) and orphaned staging removed")
+    return 0
+
+
+def _orphans(args: argparse.Namespace) -> int:
+    storage = _storage(args)
     source = (
         sys.stdin if args.referenced == "-" else Path(args.referenced).open(encoding="utf-8")  # noqa: SIM115
     )
@@ -151,6 +188,29 @@ def build_parser() -> argparse.ArgumentParser:
     orph.add_argument("--grace", type=float, default=3600.0, metavar="SECONDS")
     orph.add_argument("--delete", action="store_true")
     orph.set_defaults(handler=_orphans)
+
+    uploads = commands.add_parser("uploads", help="resumable upload sessions")
+    upload_commands = uploads.add_subparsers(dest="uploads_command", required=True)
+    reap = upload_commands.add_parser(
+        "reap", help="remove expired upload sessions and their staged data"
+    )
+    where = reap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--root", metavar="PATH", help="the LocalStorage root")
+    where.add_argument("--bucket", metavar="NAME", help="the S3 bucket")
+    reap.add_argument("--prefix", default="", metavar="PREFIX")
+    s3_options(reap)
+    store = reap.add_mutually_exclusive_group(required=True)
+    store.add_argument("--sessions", metavar="DIR", help="a FileUploadSessionStore directory")
+    store.add_argument("--database-url", metavar="URL", help="an SQLUploadSessionStore database")
+    reap.add_argument("--table", default="veza_upload_sessions", metavar="NAME")
+    reap.add_argument(
+        "--ttl",
+        type=float,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help="staged data no session remembers is removed after this long (default 1 day)",
+    )
+    reap.set_defaults(handler=_reap)
     return parser
 
 

@@ -1,11 +1,15 @@
 """Storage configuration from the environment, validated at start-up.
 
-``TRACK_STORAGE_BACKEND`` must be exactly ``local`` or ``s3``: ``S3``, ``minio`` and
+``VEZA_STORAGE_BACKEND`` must be exactly ``local`` or ``s3``: ``S3``, ``minio`` and
 other near misses are refused, with the variable and the allowed values in the message.
 ``s3`` also needs ``AWS_S3_ENABLED=true``, a bucket and credentials. When any of that is
-wrong, ``APP_ENV=production`` stops start-up; any other environment logs a warning and
-falls back to ``local`` (a developer's laptop keeps working, a production deploy never
-silently writes tracks to the wrong place).
+wrong, ``production=True`` stops start-up; otherwise a warning is logged and the
+backend falls back to ``local`` (a developer's laptop keeps working, a production
+deploy never silently writes tracks to the wrong place).
+
+Whether this is production is the application's decision, passed in as ``production``:
+a library does not read the application's own variables. The names used up to 0.1
+(``TRACK_STORAGE_*`` and ``APP_ENV``) still work for now, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, cast
@@ -27,16 +32,54 @@ from veza_storage._signing import LocalURLSigner
 _log = logging.getLogger("veza_storage")
 Backend = Literal["local", "s3"]
 
+# variable -> the name it had up to 0.1 (read, with a DeprecationWarning, when unset)
+_LEGACY = {
+    "VEZA_STORAGE_BACKEND": "TRACK_STORAGE_BACKEND",
+    "VEZA_STORAGE_LOCAL_ROOT": "TRACK_STORAGE_LOCAL_ROOT",
+    "VEZA_STORAGE_SIGNING_KEY": "TRACK_STORAGE_SIGNING_KEY",
+    "VEZA_STORAGE_PUBLIC_URL": "TRACK_STORAGE_PUBLIC_URL",
+}
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"veza-storage reads {old} for now; set {new} instead ({old} is the application's)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+
+
+def _variable(env: Mapping[str, str], name: str) -> tuple[str, str | None]:
+    """(the name actually read, its value): the current name, else its deprecated one."""
+    if name not in env and _LEGACY.get(name, name) in env:
+        _deprecated(_LEGACY[name], name)
+        return _LEGACY[name], env[_LEGACY[name]]
+    return name, env.get(name)
+
+
+def _production(env: Mapping[str, str], production: bool | None) -> bool:
+    if production is not None:
+        return production
+    if "APP_ENV" in env:
+        warnings.warn(
+            "veza-storage reads APP_ENV for now; pass StorageConfig.from_env(production=...) "
+            "instead (APP_ENV is the application's)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return (env.get("APP_ENV") or "").strip().lower() == "production"
+    return False
+
 
 @attrs.frozen
 class StorageConfig:
     """Where tracks are stored.
 
     Attributes:
-        backend: ``TRACK_STORAGE_BACKEND``: ``local`` (default) or ``s3``.
-        local_root: ``TRACK_STORAGE_LOCAL_ROOT``: the local backend's directory.
-        signing_key: ``TRACK_STORAGE_SIGNING_KEY``: HMAC key for local signed URLs.
-        public_url: ``TRACK_STORAGE_PUBLIC_URL``: where the app serves local files.
+        backend: ``VEZA_STORAGE_BACKEND``: ``local`` (default) or ``s3``.
+        local_root: ``VEZA_STORAGE_LOCAL_ROOT``: the local backend's directory.
+        signing_key: ``VEZA_STORAGE_SIGNING_KEY``: HMAC key for local signed URLs.
+        public_url: ``VEZA_STORAGE_PUBLIC_URL``: where the app serves local files.
         bucket: ``AWS_S3_BUCKET``.
         endpoint_url: ``AWS_S3_ENDPOINT`` (MinIO, R2, ...).
         region: ``AWS_REGION``.
@@ -44,7 +87,7 @@ class StorageConfig:
         prefix: ``AWS_S3_PREFIX``: key prefix inside the bucket.
         access_key_id: ``AWS_ACCESS_KEY_ID``.
         secret_access_key: ``AWS_SECRET_ACCESS_KEY`` (never shown).
-        production: ``APP_ENV=production``: configuration errors are fatal.
+        production: Configuration errors are fatal (the ``production`` argument).
         warnings: Problems that did not stop start-up.
     """
 
@@ -63,31 +106,36 @@ class StorageConfig:
     warnings: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageConfig:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, production: bool | None = None
+    ) -> StorageConfig:
         """Read and validate the storage variables.
+
+        Args:
+            environ: The variables (default ``os.environ``).
+            production: Whether configuration errors are fatal; the application decides
+                (``None``: the deprecated ``APP_ENV=production``, else ``False``).
 
         Raises:
             StorageConfigurationError: In production, any invalid value (named); in
                 other environments only values that cannot fall back.
         """
         env = os.environ if environ is None else environ
-        production = (env.get("APP_ENV") or "").strip().lower() == "production"
-        warnings: list[str] = []
+        production = _production(env, production)
+        notes: list[str] = []
 
         def problem(message: str) -> None:
             if production:
                 raise StorageConfigurationError(message)
-            warnings.append(
-                f"{message}; falling back to the local backend (APP_ENV is not production)"
-            )
+            notes.append(f"{message}; falling back to the local backend (not production)")
 
-        raw = env.get("TRACK_STORAGE_BACKEND")
+        backend_name, raw = _variable(env, "VEZA_STORAGE_BACKEND")
         backend: Backend = "local"
         if raw is not None and raw != "":
             if raw in ("local", "s3"):
                 backend = cast("Backend", raw)
             else:
-                problem(f"TRACK_STORAGE_BACKEND must be exactly 'local' or 's3', got {raw!r}")
+                problem(f"{backend_name} must be exactly 'local' or 's3', got {raw!r}")
         profile = (env.get("AWS_S3_PROFILE") or "aws").strip()
         if profile not in PROFILES:
             msg = f"AWS_S3_PROFILE must be one of {', '.join(PROFILES)}, got {profile!r}"
@@ -102,24 +150,25 @@ class StorageConfig:
                 if not (env.get(name) or "").strip()
             ]
             if missing:
-                problem(f"TRACK_STORAGE_BACKEND=s3 requires {', '.join(missing)}")
+                problem(f"{backend_name}=s3 requires {', '.join(missing)}")
                 backend = "local"
-        signing_key = env.get("TRACK_STORAGE_SIGNING_KEY") or None
+        key_name, signing_key = _variable(env, "VEZA_STORAGE_SIGNING_KEY")
+        signing_key = signing_key or None
         if backend == "local" and signing_key is None:
             if production:
-                msg = "TRACK_STORAGE_SIGNING_KEY is required for the local backend in production"
+                msg = f"{key_name} is required for the local backend in production"
                 raise StorageConfigurationError(msg)
-            warnings.append(
-                "TRACK_STORAGE_SIGNING_KEY is not set: local signed URLs use a random key "
+            notes.append(
+                f"{key_name} is not set: local signed URLs use a random key "
                 "and stop working when the process restarts"
             )
             signing_key = secrets.token_hex(32)
         prefix = (env.get("AWS_S3_PREFIX") or "").strip()
         config = cls(
             backend=backend,
-            local_root=Path(env.get("TRACK_STORAGE_LOCAL_ROOT") or "storage"),
+            local_root=Path(_variable(env, "VEZA_STORAGE_LOCAL_ROOT")[1] or "storage"),
             signing_key=signing_key,
-            public_url=env.get("TRACK_STORAGE_PUBLIC_URL") or "/files",
+            public_url=_variable(env, "VEZA_STORAGE_PUBLIC_URL")[1] or "/files",
             bucket=(env.get("AWS_S3_BUCKET") or "").strip() or None,
             endpoint_url=(env.get("AWS_S3_ENDPOINT") or "").strip() or None,
             region=(env.get("AWS_REGION") or "").strip() or None,
@@ -128,10 +177,10 @@ class StorageConfig:
             access_key_id=(env.get("AWS_ACCESS_KEY_ID") or "").strip() or None,
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
             production=production,
-            warnings=tuple(warnings),
+            warnings=tuple(notes),
         )
-        for warning in warnings:
-            _log.warning("veza-storage: %s", warning)
+        for note in notes:
+            _log.warning("veza-storage: %s", note)
         return config
 
 

@@ -69,3 +69,36 @@ class ChunkError(UploadError, ValueError):
 
 class UploadIncompleteError(UploadError, ValueError):
     """``complete`` was called before every chunk arrived, or the object does not match."""
+
+
+class ChunkConflictError(ChunkError):
+    """A chunk index already holds different bytes: received chunks are immutable (HTTP 409).
+
+    Re-sending the same bytes is an idempotent success; anything else for that index is
+    this error, so an upload can never be rewritten under its recorded checksums.
+
+    Attributes:
+        index: The chunk index.
+    """
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"chunk {index} was already received with different bytes")
+        self.index = index
+
+
+class ChunkTooLargeError(ChunkError):
+    """A chunk body is larger than its limit; reading stopped at ``limit + 1`` bytes (HTTP 413).
+
+    Attributes:
+        limit: The largest accepted body, in bytes.
+        received: Bytes read before refusing (at most ``limit + 1``; 0 when refused on the
+            declared length alone).
+        declared_length: The ``Content-Length`` the caller passed, if any.
+    """
+
+    def __init__(self, *, limit: int, received: int, declared_length: int | None) -> None:
+        declared = "" if declared_length is None else f", {declared_length} declared"
+        super().__init__(f"chunk body over {limit} bytes ({received} read{declared})")
+        self.limit = limit
+        self.received = received
+        self.declared_length = declared_length

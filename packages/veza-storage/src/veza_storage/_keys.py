@@ -11,8 +11,11 @@ A key is a ``/``-separated path of segments. Refused, identically on local disk 
 * look-alikes of ``/``, ``\\`` and ``.`` (``∕ ⁄ ／ ⧸ ＼ ∖ ․ ．`` ...) and any segment whose
   NFKC form is ``.`` or ``..``;
 * keys not in Unicode NFC (an NFD ``é`` would alias its NFC twin on some filesystems);
+* Windows drive letters (``C:/evil``, ``c:x``, a segment ``D:`` anywhere: Windows joins
+  ``root`` and ``a/C:/x`` into the drive-relative ``C:x``);
 * Windows reserved device names (``CON``, ``NUL``, ``COM1`` ...) with or without an
-  extension, and segments ending in ``.`` or a space (Windows strips them);
+  extension or a stream suffix (``nul.txt``, ``CON:``), and segments ending in ``.`` or a
+  space (Windows strips them);
 * the reserved segment prefix ``.veza-`` (staging, temporary files);
 * more than 1,024 UTF-8 bytes in total or 255 in one segment.
 
@@ -43,6 +46,8 @@ _WINDOWS_RESERVED = frozenset(
 )
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_STEM_END = re.compile(r"[.:]")
 _SHOWN = 80  # characters of a refused key quoted in the error
 
 
@@ -98,7 +103,9 @@ def _check_segment(key: str, segment: str) -> None:
         raise _fail(key, f"segments starting with {RESERVED_PREFIX!r} are reserved")
     if segment[-1] in ". ":
         raise _fail(key, "segments must not end in '.' or a space")
-    stem = segment.split(".", 1)[0].rstrip(" ").upper()
+    if _DRIVE.match(segment):
+        raise _fail(key, "a Windows drive letter ('C:') is not allowed in a segment")
+    stem = _STEM_END.split(segment, maxsplit=1)[0].rstrip(" ").upper()
     if stem in _WINDOWS_RESERVED:
         raise _fail(key, f"{stem} is a reserved device name on Windows")
 

@@ -1,13 +1,18 @@
 """The local-disk backend: atomic writes, no symlink escapes, metadata that moves with the file.
 
 Writes go to a temporary file in the object's own directory, are fsynced, and are
-``os.replace``d into place (``os.link`` when ``if_absent``: it fails atomically if the
-name exists), then the directory is fsynced: a crash leaves either the old object or the
-new one, never a partial file under the key. Content type, user metadata and the SHA-256
+renamed into place (linked when ``if_absent``: it fails atomically if the name exists),
+then the directory is fsynced: a crash leaves either the old object or the new one,
+never a partial file under the key. Content type, user metadata and the SHA-256
 computed while writing are stored in one extended attribute (``user.veza``) set on the
 temporary file *before* the rename, so they become visible atomically with the data.
 Files without the attribute (written by other tools) still work: their type is guessed
 from the name and their checksum is unknown.
+
+Every filesystem call under the root goes through directory file descriptors opened
+with ``O_NOFOLLOW | O_DIRECTORY`` (see ``_fs``), creation of missing folders included:
+a symbolic link anywhere on a key's path is refused with an ``InvalidKeyError`` and
+nothing is created outside the root, even when the link is swapped in mid-operation.
 
 Temporary files are named ``.veza-tmp-*``, a name the key validator reserves, so they
 never appear in listings; ``sweep_temporary`` removes ones a crash left behind.
@@ -20,11 +25,14 @@ import errno
 import json
 import mimetypes
 import os
+import secrets
+import stat as stat_module
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from veza_storage._copy import copy_into
 from veza_storage._errors import (
@@ -34,13 +42,29 @@ from veza_storage._errors import (
     RangeNotSatisfiableError,
     StorageConfigurationError,
 )
+from veza_storage._fs import DIR_FLAGS as _DIR_FLAGS
+from veza_storage._fs import SymlinkRefusedError, open_file_at, walk
 from veza_storage._keys import RESERVED_PREFIX, is_reserved_name, validate_key
 from veza_storage._signing import LocalURLSigner
 from veza_storage._stream import BLOCK, ObjectReader, Source
 from veza_storage._types import ByteRange, ObjectInfo, validate_metadata
 
+if TYPE_CHECKING:
+    from veza_storage._capabilities import UploadStaging
+
 XATTR = "user.veza"
 TEMP_PREFIX = f"{RESERVED_PREFIX}tmp-"
+# read and write: the hash-behind-copy thread reads back what the kernel copied
+_NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _split(key: str) -> tuple[list[str], str]:
+    *folders, name = validate_key(key).split("/")
+    return folders, name
+
+
+def _not_found(key: str) -> ObjectNotFoundError:
+    return ObjectNotFoundError(f"no object has the key {key!r}")
 
 
 def fsync_directory(path: Path) -> None:
@@ -56,15 +80,18 @@ class LocalStorage:
     """Objects as files under ``root``.
 
     Args:
-        root: The directory holding every object (created if missing).
+        root: The directory holding every object.
         signer: Issues ``presign_get`` URLs the application serves (see
             :class:`LocalURLSigner`); without it ``presign_get`` is unavailable.
         fsync: Flush data and directory entries to disk on every write (default). Turn
             it off only for throwaway data.
+        create: Create a missing root (default). Tools that only read a root pass
+            ``False``, so a mistyped path fails instead of yielding empty results.
 
     Raises:
-        StorageConfigurationError: The root exists and is not a directory, or its
-            filesystem does not support user extended attributes.
+        StorageConfigurationError: The root exists and is not a directory, is missing
+            and ``create`` is false, or its filesystem does not support user extended
+            attributes.
     """
 
     def __init__(
@@ -73,8 +100,12 @@ class LocalStorage:
         *,
         signer: LocalURLSigner | None = None,
         fsync: bool = True,
+        create: bool = True,
     ) -> None:
         path = Path(root)
+        if not create and not path.exists():
+            msg = f"the storage root {str(path)!r} does not exist"
+            raise StorageConfigurationError(msg)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -98,6 +129,11 @@ class LocalStorage:
         """The URL signer ``presign_get`` uses (the app verifies with it)."""
         return self._signer
 
+    @property
+    def durable(self) -> bool:
+        """Whether writes are fsynced (the ``fsync`` argument)."""
+        return self._fsync
+
     def _check_xattrs(self) -> None:
         fd, probe = tempfile.mkstemp(dir=self._root, prefix=TEMP_PREFIX)
         try:
@@ -114,34 +150,25 @@ class LocalStorage:
 
     # ------------------------------------------------------------------ paths
 
-    def _inside(self, path: Path) -> bool:
-        return path == self._root or self._root in path.parents
-
     def local_path(self, key: str) -> Path:
-        """The file a key maps to, after validation and symlink checks.
+        """The file a key maps to, for display and for tools that need a path.
+
+        The storage's own operations never resolve this path: they walk directory
+        descriptors (see the module docs). A path can change after it is returned.
 
         Raises:
-            InvalidKeyError: The key is invalid, or resolves outside the root through
-                a symbolic link.
+            InvalidKeyError: The key is invalid, or a symbolic link is on its path.
         """
-        validate_key(key)
-        path = self._root.joinpath(*key.split("/"))
-        parent = path.parent
-        if parent.exists() and not self._inside(parent.resolve()):
-            msg = f"invalid storage key {key!r}: a symbolic link leads outside the root"
-            raise InvalidKeyError(msg)
-        if path.is_symlink():
-            msg = f"invalid storage key {key!r}: the object is a symbolic link"
-            raise InvalidKeyError(msg)
-        return path
-
-    def _parent_for_write(self, path: Path, key: str) -> Path:
-        parent = path.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        if not self._inside(parent.resolve()):
-            msg = f"invalid storage key {key!r}: a symbolic link leads outside the root"
-            raise InvalidKeyError(msg)
-        return parent
+        folders, name = _split(key)
+        with (
+            contextlib.suppress(FileNotFoundError),
+            walk(self._root, folders, key=key, create=False) as chain,
+        ):
+            status = _lstat_at(chain[-1], name)
+            if status is not None and stat_module.S_ISLNK(status.st_mode):
+                msg = f"invalid storage key {key!r}: the object is a symbolic link"
+                raise SymlinkRefusedError(msg)
+        return self._root.joinpath(*folders, name)
 
     # ------------------------------------------------------------------ writes
 
@@ -157,62 +184,67 @@ class LocalStorage:
         """Store ``stream`` atomically, in constant memory; see the module docs.
 
         Raises:
-            InvalidKeyError: Bad key.
+            InvalidKeyError: Bad key, or a symbolic link on its path (nothing written).
             InvalidMetadataError: Non-portable metadata.
             ObjectExistsError: ``if_absent`` and the key exists.
         """
-        path = self.local_path(key)
+        folders, name = _split(key)
         meta = validate_metadata(metadata)
-        parent = self._parent_for_write(path, key)
-        fd, temp = tempfile.mkstemp(dir=parent, prefix=TEMP_PREFIX)
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                sha256, _ = copy_into(stream, out.fileno())
-                record = {"content_type": content_type, "sha256": sha256, "metadata": meta}
-                os.setxattr(out.fileno(), XATTR, json.dumps(record).encode())
-                if self._fsync:
-                    os.fsync(out.fileno())
-            self._publish(temp, path, key, if_absent=if_absent)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                Path(temp).unlink()
-            raise
-        return self.stat(key)
-
-    def _publish(self, temp: str, path: Path, key: str, *, if_absent: bool) -> None:
-        if if_absent:
+        with walk(self._root, folders, key=key, create=True, durable=self._fsync) as chain:
+            parent = chain[-1]
+            temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+            fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=parent)
             try:
-                os.link(temp, path)
-            except FileExistsError:
-                msg = f"an object already has the key {key!r}"
-                raise ObjectExistsError(msg) from None
-            Path(temp).unlink()
-        else:
-            Path(temp).replace(path)
-        if self._fsync:
-            fsync_directory(path.parent)
+                try:
+                    sha256, _ = copy_into(stream, fd)
+                    record = {"content_type": content_type, "sha256": sha256, "metadata": meta}
+                    os.setxattr(fd, XATTR, json.dumps(record).encode())
+                    if self._fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                publish_at(parent, temp, parent, name, key=key, if_absent=if_absent)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp, dir_fd=parent)
+                raise
+            if self._fsync:
+                os.fsync(parent)
+            return self._stat_at(parent, name, key)
 
     def delete(self, key: str) -> None:
-        """Delete the object (missing keys are fine) and prune emptied directories."""
-        path = self.local_path(key)
+        """Delete the object (missing keys are fine) and prune emptied directories.
+
+        Raises:
+            InvalidKeyError: Bad key, or a symbolic link on its path.
+        """
+        folders, name = _split(key)
         try:
-            path.unlink()
+            with walk(self._root, folders, key=key, create=False) as chain:
+                status = _lstat_at(chain[-1], name)
+                if status is None or stat_module.S_ISDIR(status.st_mode):
+                    return
+                if stat_module.S_ISLNK(status.st_mode):
+                    msg = f"invalid storage key {key!r}: the object is a symbolic link"
+                    raise SymlinkRefusedError(msg)
+                try:
+                    os.unlink(name, dir_fd=chain[-1])
+                except FileNotFoundError:
+                    return
+                if self._fsync:
+                    os.fsync(chain[-1])
+                for depth in range(len(folders) - 1, -1, -1):  # prune emptied folders
+                    try:
+                        os.rmdir(folders[depth], dir_fd=chain[depth])
+                    except OSError:
+                        break
         except FileNotFoundError:
             return
-        if self._fsync:
-            fsync_directory(path.parent)
-        directory = path.parent
-        while directory != self._root:
-            try:
-                directory.rmdir()
-            except OSError:
-                break
-            directory = directory.parent
 
     def copy(self, source_key: str, destination_key: str, *, if_absent: bool = False) -> ObjectInfo:
         """Copy by streaming through a temporary file (atomic like ``put``)."""
-        info = self.stat(source_key)
         with self.open(source_key) as reader:
+            info = reader.info
             return self.put(
                 destination_key,
                 reader,
@@ -223,9 +255,10 @@ class LocalStorage:
 
     # ------------------------------------------------------------------ reads
 
-    def _record(self, path: Path) -> dict[str, object]:
+    @staticmethod
+    def _record(fd: int) -> dict[str, object]:
         try:
-            raw = os.getxattr(path, XATTR, follow_symlinks=False)
+            raw = os.getxattr(fd, XATTR)
         except OSError as exc:
             if exc.errno in (errno.ENODATA, errno.ENOTSUP):
                 return {}
@@ -236,8 +269,9 @@ class LocalStorage:
             return {}
         return record if isinstance(record, dict) else {}
 
-    def _info(self, key: str, path: Path, status: os.stat_result) -> ObjectInfo:
-        record = self._record(path)
+    def _info(self, key: str, fd: int) -> ObjectInfo:
+        status = os.fstat(fd)
+        record = self._record(fd)
         content_type = record.get("content_type")
         if not isinstance(content_type, str):
             content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
@@ -252,22 +286,38 @@ class LocalStorage:
             metadata=dict(metadata) if isinstance(metadata, dict) else {},
         )
 
+    def _stat_at(self, dir_fd: int, name: str, key: str) -> ObjectInfo:
+        fd = open_file_at(dir_fd, name, key=key)
+        if fd is None:
+            raise _not_found(key)
+        try:
+            return self._info(key, fd)
+        finally:
+            os.close(fd)
+
+    def _open_fd(self, key: str) -> int:
+        folders, name = _split(key)
+        try:
+            with walk(self._root, folders, key=key, create=False) as chain:
+                fd = open_file_at(chain[-1], name, key=key)
+        except FileNotFoundError:
+            fd = None
+        if fd is None:
+            raise _not_found(key)
+        return fd
+
     def stat(self, key: str) -> ObjectInfo:
         """The object's info.
 
         Raises:
             ObjectNotFoundError: No such object.
+            InvalidKeyError: Bad key, or a symbolic link on its path.
         """
-        path = self.local_path(key)
+        fd = self._open_fd(key)
         try:
-            status = path.stat(follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            msg = f"no object has the key {key!r}"
-            raise ObjectNotFoundError(msg) from None
-        if not path.is_file():
-            msg = f"no object has the key {key!r}"
-            raise ObjectNotFoundError(msg)
-        return self._info(key, path, status)
+            return self._info(key, fd)
+        finally:
+            os.close(fd)
 
     def exists(self, key: str) -> bool:
         """Whether an object has this key."""
@@ -284,15 +334,10 @@ class LocalStorage:
             ObjectNotFoundError: No such object.
             RangeNotSatisfiableError: The range starts at or after the end.
         """
-        path = self.local_path(key)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except (FileNotFoundError, NotADirectoryError):
-            msg = f"no object has the key {key!r}"
-            raise ObjectNotFoundError(msg) from None
+        fd = self._open_fd(key)
         raw = os.fdopen(fd, "rb", buffering=BLOCK)
         try:
-            info = self._info(key, path, os.fstat(fd))
+            info = self._info(key, fd)
             start, length = 0, info.size
             if byte_range is not None:
                 if byte_range.start >= info.size:
@@ -311,13 +356,15 @@ class LocalStorage:
             msg = f"invalid prefix {prefix!r}"
             raise InvalidKeyError(msg)
         directory_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        start = self._root.joinpath(*directory_part.split("/")) if directory_part else self._root
-        if not start.is_dir() or not self._inside(start.resolve()):
+        folders = directory_part.split("/") if directory_part else []
+        try:
+            with walk(self._root, folders, key=prefix, create=False) as chain:
+                yield from self._walk(chain[-1], directory_part, prefix)
+        except (FileNotFoundError, SymlinkRefusedError):
             return
-        yield from self._walk(start, directory_part, prefix)
 
-    def _walk(self, directory: Path, relative: str, prefix: str) -> Iterator[ObjectInfo]:
-        with os.scandir(directory) as scan:
+    def _walk(self, dir_fd: int, relative: str, prefix: str) -> Iterator[ObjectInfo]:
+        with os.scandir(dir_fd) as scan:
             entries = [e for e in scan if not e.name.lower().startswith(RESERVED_PREFIX)]
         # a directory sorts as "name/" so a depth-first walk yields global byte order
         entries.sort(
@@ -329,13 +376,27 @@ class LocalStorage:
             key = f"{relative}/{entry.name}" if relative else entry.name
             if entry.is_dir(follow_symlinks=False):
                 if key.startswith(prefix) or prefix.startswith(key + "/"):
-                    yield from self._walk(Path(entry.path), key, prefix)
+                    try:
+                        child = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
+                    except OSError:
+                        continue  # replaced by a link (or removed) since the scan
+                    try:
+                        yield from self._walk(child, key, prefix)
+                    finally:
+                        os.close(child)
             elif entry.is_file(follow_symlinks=False) and key.startswith(prefix):
                 if is_reserved_name(key):
                     continue
-                yield self._info(key, Path(entry.path), entry.stat(follow_symlinks=False))
+                with contextlib.suppress(SymlinkRefusedError, ObjectNotFoundError):
+                    yield self._stat_at(dir_fd, entry.name, key)
 
     # ------------------------------------------------------------------ URLs, hygiene
+
+    def upload_staging(self) -> UploadStaging:
+        """Where ``ResumableUploads`` stages chunks (the ``SupportsUploadStaging`` capability)."""
+        from veza_storage._staging_local import LocalStaging  # noqa: PLC0415 - it imports this module
+
+        return LocalStaging(self)
 
     def presign_get(
         self,
@@ -351,7 +412,7 @@ class LocalStorage:
             StorageConfigurationError: No signer configured.
         """
         if self._signer is None:
-            msg = "LocalStorage.presign_get needs a signer (TRACK_STORAGE_SIGNING_KEY)"
+            msg = "LocalStorage.presign_get needs a signer (VEZA_STORAGE_SIGNING_KEY)"
             raise StorageConfigurationError(msg)
         return self._signer.sign(
             key,
@@ -364,12 +425,47 @@ class LocalStorage:
         """Remove temporary files a crashed writer left behind; returns how many."""
         cutoff = time.time() - older_than
         removed = 0
-        for directory, _, files in os.walk(self._root):
+        for _, _, files, dir_fd in os.fwalk(self._root, follow_symlinks=False):
             for name in files:
                 if name.startswith(TEMP_PREFIX):
-                    path = Path(directory) / name
-                    with contextlib.suppress(FileNotFoundError):
-                        if path.stat().st_mtime < cutoff:
-                            path.unlink()
+                    status = _lstat_at(dir_fd, name)
+                    if status is not None and status.st_mtime < cutoff:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(name, dir_fd=dir_fd)
                             removed += 1
         return removed
+
+
+def _lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def publish_at(
+    src_dir_fd: int, src_name: str, dst_dir_fd: int, dst_name: str, *, key: str, if_absent: bool
+) -> None:
+    """Move a finished file onto its key: ``renameat`` (``linkat`` + unlink if absent).
+
+    Neither call follows a link: a link planted at the destination name is replaced
+    (rename) or refused as an existing object (link), never written through.
+
+    Raises:
+        ObjectExistsError: ``if_absent`` and the name is taken.
+    """
+    if if_absent:
+        try:
+            os.link(
+                src_name,
+                dst_name,
+                src_dir_fd=src_dir_fd,
+                dst_dir_fd=dst_dir_fd,
+                follow_symlinks=False,
+            )
+        except FileExistsError:
+            msg = f"an object already has the key {key!r}"
+            raise ObjectExistsError(msg) from None
+        os.unlink(src_name, dir_fd=src_dir_fd)
+    else:
+        os.rename(src_name, dst_name, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from veza_storage._disposition import content_disposition
 from veza_storage._errors import (
@@ -37,6 +37,9 @@ from veza_storage._errors import (
 from veza_storage._keys import is_reserved_name, validate_key
 from veza_storage._stream import BufferedSource, ObjectReader, Source, seekable_size
 from veza_storage._types import ByteRange, ObjectInfo, validate_metadata
+
+if TYPE_CHECKING:
+    from veza_storage._capabilities import UploadStaging
 
 Profile = Literal["aws", "minio", "r2"]
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -490,6 +493,12 @@ class S3Storage:
                     last_modified=item.get("LastModified"),
                     etag=etag.strip('"') if isinstance(etag, str) else None,
                 )
+
+    def upload_staging(self) -> UploadStaging:
+        """Where ``ResumableUploads`` stages chunks (the ``SupportsUploadStaging`` capability)."""
+        from veza_storage._staging_s3 import S3Staging  # noqa: PLC0415 - it imports this module
+
+        return S3Staging(self)
 
     def presign_get(
         self,

@@ -20,39 +20,33 @@ uploads after 24 hours, so keep the session TTL at or below that.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
 import re
 import secrets
-import shutil
-import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import warnings
+from collections.abc import Callable, Mapping
+from typing import cast
 
 import attrs
 
-from veza_storage._copy import BUFFER as COPY_BUFFER
-from veza_storage._copy import write_all
+from veza_storage._capabilities import SupportsUploadStaging, UploadStaging
 from veza_storage._errors import (
     ChecksumMismatchError,
+    ChunkConflictError,
     ChunkError,
     StorageConfigurationError,
     UploadError,
     UploadIncompleteError,
     UploadNotFoundError,
 )
-from veza_storage._keys import RESERVED_PREFIX, validate_key
-from veza_storage._local import XATTR, LocalStorage, fsync_directory
-from veza_storage._s3 import MAX_PARTS, MIN_PART, S3Storage, _b64_sha256, _code
+from veza_storage._keys import validate_key
+from veza_storage._protocol import Storage
 from veza_storage._sessions import UploadSession, UploadSessionStore
-from veza_storage._stream import BLOCK
+from veza_storage._staging import LostChunksError
+from veza_storage._staging_local import boot_id
 from veza_storage._types import ObjectInfo, validate_metadata
 
-STAGING = f"{RESERVED_PREFIX}uploads"
 MIN_CHUNK = 64 * 1024
 MAX_CHUNK = 5 * 1024**3
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -66,11 +60,12 @@ class UploadStatus:
         session_id: The session.
         key: The object key it becomes.
         total_size: Bytes in the whole object.
-        chunk_size: Bytes per chunk.
+        chunk_size: Bytes per chunk: the largest body ``put_chunk`` accepts, so the
+            ``limit`` to pass to :func:`read_limited` / :func:`aread_limited`.
         chunk_count: Chunks in the whole object.
         received: Indices of the chunks that arrived, sorted.
         state: ``open``, ``assembled`` or ``completed``.
-        expires_at: When the sweep aborts it (UTC epoch seconds).
+        expires_at: When it expires (UTC epoch seconds); ``reap_expired`` removes it.
     """
 
     session_id: str
@@ -108,10 +103,11 @@ def _status(session: UploadSession) -> UploadStatus:
 
 
 class ResumableUploads:
-    """Resumable uploads into a :class:`LocalStorage` or :class:`S3Storage`.
+    """Resumable uploads into any storage that can stage them.
 
     Args:
-        storage: The backend the objects end up in.
+        storage: The backend the objects end up in: ``LocalStorage``, ``S3Storage`` or
+            any :class:`Storage` with the :class:`SupportsUploadStaging` capability.
         store: Where sessions are kept (in memory, a directory, or SQL).
         ttl: Seconds an unfinished upload lives before the sweep aborts it.
         clock: Returns the current UTC epoch time.
@@ -119,27 +115,23 @@ class ResumableUploads:
 
     def __init__(
         self,
-        storage: LocalStorage | S3Storage,
+        storage: Storage,
         store: UploadSessionStore,
         *,
         ttl: float = 24 * 3600,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(storage, LocalStorage):
-            self._staging: _LocalStaging | _S3Staging = _LocalStaging(storage)
-        elif isinstance(storage, S3Storage):
-            self._staging = _S3Staging(storage)
-        else:  # untyped callers may pass any backend
-            msg = "resumable uploads need a LocalStorage or an S3Storage"  # type: ignore[unreachable]
+        if not isinstance(storage, SupportsUploadStaging):
+            msg = (
+                f"resumable uploads need a storage with upload_staging() (see "
+                f"SupportsUploadStaging); {type(storage).__name__} has none"
+            )
             raise StorageConfigurationError(msg)
-        self.storage = storage
+        self._staging: UploadStaging = storage.upload_staging()
+        self.storage: Storage = storage
         self._store = store
         self._ttl = ttl
         self._clock = clock
-        # session id -> [next chunk index, running SHA-256]: while chunks arrive in order
-        # in this process, complete() knows the whole object's hash without reading back
-        self._running: dict[str, list[Any]] = {}
-        self._running_lock = threading.Lock()
 
     # ------------------------------------------------------------------ session helpers
 
@@ -164,22 +156,34 @@ class ResumableUploads:
 
     # ------------------------------------------------------------------ API
 
-    def begin(  # noqa: PLR0917 - the positional order is the published contract
+    def begin(
         self,
         key: str,
         total_size: int,
-        chunk_size: int,
-        content_type: str,
+        *legacy: object,
+        chunk_size: int | None = None,
+        content_type: str | None = None,
         sha256: str | None = None,
-        metadata: dict[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> str:
         """Open an upload session; returns its id.
+
+        Everything after ``total_size`` is keyword-only; passing it positionally (the
+        0.1 signature) still works, with a ``DeprecationWarning``.
 
         Raises:
             InvalidKeyError: Bad key.
             ChunkError: Sizes that cannot work (chunks under 64 KiB unless the object is
                 a single chunk; over 5 GiB; more than 10,000 S3 parts).
+            TypeError: ``chunk_size`` or ``content_type`` missing, or given twice.
         """
+        if legacy:
+            chunk_size, content_type, sha256, metadata = _legacy_begin(
+                legacy, chunk_size, content_type, sha256, metadata
+            )
+        if chunk_size is None or content_type is None:
+            msg = "begin() needs chunk_size= and content_type="
+            raise TypeError(msg)
         validate_key(key)
         meta = validate_metadata(metadata)
         if total_size < 0:
@@ -210,17 +214,22 @@ class ResumableUploads:
     def put_chunk(
         self, session_id: str, index: int, data: bytes, sha256: str | None = None
     ) -> UploadStatus:
-        """Accept one chunk, in any order; re-sending an identical chunk is harmless.
+        """Accept one chunk, in any order; a received chunk is immutable.
+
+        The same bytes again are an idempotent success. The chunk is written and
+        recorded under the session's chunk lock (a file lock on local disk, so other
+        processes are held too), re-checking the session inside it: two concurrent
+        sends of one index with different bytes cannot both write, and the bytes on
+        disk are always the ones recorded.
 
         Raises:
             UploadNotFoundError: Unknown, aborted or expired session.
-            ChunkError: Wrong index or size, or different bytes for a received index.
+            ChunkError: Wrong index or size.
+            ChunkConflictError: Different bytes for an index already received.
             ChecksumMismatchError: ``sha256`` does not match the bytes.
         """
         session = self._load(session_id)
-        if session.state != "open":
-            msg = f"upload {session_id!r} is {session.state}; it takes no more chunks"
-            raise UploadError(msg)
+        _check_open(session)
         if not 0 <= index < session.chunk_count:
             msg = f"chunk index {index} is outside 0..{session.chunk_count - 1}"
             raise ChunkError(msg)
@@ -231,59 +240,50 @@ class ResumableUploads:
         if sha256 is not None and sha256.lower() != digest:
             msg = f"chunk {index} does not match its SHA-256"
             raise ChecksumMismatchError(msg)
-        known = session.chunks.get(index)
-        if known == digest:
+        if _known(session, index, digest):
             return _status(session)
-        if known is not None:
-            msg = f"chunk {index} was already received with different bytes"
-            raise ChunkError(msg)
-        part = self._staging.write_chunk(session, index, data)  # durable before recorded
+        with self._staging.chunk_lock(session):
+            session = self._load(session_id)  # what it is now, under the lock
+            _check_open(session)
+            if _known(session, index, digest):
+                return _status(session)
+            boot = boot_id()
+            part = self._staging.write_chunk(session, index, data)  # durable before recorded
 
-        def record(current: UploadSession) -> None:
-            previous = current.chunks.get(index)
-            if previous is not None and previous != digest:
-                msg = f"chunk {index} was already received with different bytes"
-                raise ChunkError(msg)
-            current.chunks[index] = digest
-            if part is not None:
-                current.backend["parts"][str(part[0])] = part[1]
+            def record(current: UploadSession) -> None:
+                _known(current, index, digest)  # raises on a conflict
+                current.chunks[index] = digest
+                if part is not None:
+                    current.backend["parts"][str(part[0])] = part[1]
+                boots = current.backend.setdefault("boots", [])
+                if boot not in boots:  # the host boots chunks were written under
+                    boots.append(boot)
 
-        session = self._update(session_id, record)
-        self._advance_running(session_id, index, data)
-        for number, state in self._staging.ready_parts(session):
+            session = self._update(session_id, record)
+        ready, lost = self._staging.ready_parts(session)
+        for number, state in ready:
             self._update(session_id, _record_part(number, state))
+        if lost:
+            self._update(session_id, _forget_chunks(lost))
         return _status(self._load(session_id))
 
-    def _advance_running(self, session_id: str, index: int, data: bytes) -> None:
-        with self._running_lock:
-            entry = self._running.get(session_id)
-            if entry is None and index == 0:
-                entry = self._running[session_id] = [0, hashlib.sha256()]
-            if entry is not None:
-                if index == entry[0]:
-                    entry[1].update(data)
-                    entry[0] += 1
-                elif index > entry[0]:  # a gap: this process cannot hash in order any more
-                    del self._running[session_id]
-
-    def _known_sha256(self, session: UploadSession) -> str | None:
-        with self._running_lock:
-            entry = self._running.get(session.id)
-        if entry is not None and entry[0] == session.chunk_count:
-            return str(entry[1].hexdigest())
-        return None
-
     def status(self, session_id: str) -> UploadStatus:
-        """Which chunks are in."""
+        """Which chunks are in; ``chunk_size`` is the largest body ``put_chunk`` accepts.
+
+        Pass ``status(session_id).chunk_size`` as ``limit`` to :func:`read_limited` /
+        :func:`aread_limited` before reading a chunk body.
+        """
         return _status(self._load(session_id))
 
     def complete(self, session_id: str) -> ObjectInfo:
         """Verify size and SHA-256 and make the object visible atomically.
 
-        Calling it again after a lost response returns the same object.
+        The SHA-256 is computed from the assembled bytes (never from what the chunks
+        were said to be) and compared with the declared one. Calling it again after a
+        lost response returns the same object.
 
         Raises:
-            UploadIncompleteError: Chunks are missing.
+            UploadIncompleteError: Chunks are missing (or were lost: send them again).
             ChecksumMismatchError: The assembled object does not match ``sha256``; the
                 key is left untouched.
         """
@@ -292,60 +292,128 @@ class ResumableUploads:
             return self.storage.stat(session.key)
         missing = session.missing()
         if missing:
-            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")  # noqa: PLR2004
-            msg = f"{len(missing)} chunk(s) missing: {shown}"
-            raise UploadIncompleteError(msg)
-        known = self._known_sha256(session) if session.chunk_count else hashlib.sha256().hexdigest()
-        try:
-            info = self._staging.complete(
-                session, lambda change: self._update(session_id, change), known_sha256=known
-            )
-        except _LostChunksError as lost:
-            # a host crash lost acknowledged chunks before they reached the disk: ask for
-            # them again instead of publishing zeros
-            self._update(session_id, _forget_chunks(lost.indices))
-            with self._running_lock:
-                self._running.pop(session_id, None)
-            shown = ", ".join(map(str, lost.indices[:10]))
-            msg = f"chunk(s) {shown} were lost before reaching the disk: send them again"
-            raise UploadIncompleteError(msg) from None
-        self._update(session_id, lambda s: setattr(s, "state", "completed"))
+            raise _incomplete(missing, "missing")
+        with self._staging.chunk_lock(session):
+            session = self._load(session_id)
+            if session.state == "completed":
+                return self.storage.stat(session.key)
+            try:
+                info = self._staging.complete(
+                    session, lambda change: self._update(session_id, change)
+                )
+            except LostChunksError as lost:
+                # bytes on disk or in S3 differ from the recorded chunk (a host crash
+                # lost them, or a refused sender overwrote them): ask for them again
+                # instead of publishing them
+                self._update(session_id, _forget_chunks(lost.indices))
+                raise _incomplete(lost.indices, "lost before reaching the disk") from None
+            self._update(session_id, lambda s: setattr(s, "state", "completed"))
         self._staging.cleanup(session)
-        with self._running_lock:
-            self._running.pop(session_id, None)
         return info
 
     def abort(self, session_id: str) -> None:
         """Discard the upload and everything staged for it."""
-        with self._running_lock:
-            self._running.pop(session_id, None)
         session = self._store.get(session_id)
         if session is None:
             return
         self._staging.abort(session)
         self._store.delete(session_id)
 
-    def sweep_expired(self) -> int:
-        """Abort every expired, unfinished upload; returns how many were aborted."""
-        now = self._clock()
+    def reap_expired(self, *, now: float | None = None) -> int:
+        """Remove expired sessions and their staged data; returns how many were removed.
+
+        Expired unfinished uploads are aborted (staged chunks, temporary files and S3
+        multipart uploads removed), expired completed sessions are forgotten, and
+        staged data no session remembers that is older than the TTL is removed too
+        (a crash between staging and recording). Run it periodically (``veza-storage
+        uploads reap`` does).
+
+        Args:
+            now: The current UTC epoch time (default: the clock given at construction).
+        """
+        now = self._clock() if now is None else now
         count = 0
         for session in self._store.expired(now):
-            if session.state == "completed":
-                self._store.delete(session.id)
-                continue
-            self._staging.abort(session)
+            if session.state != "completed":
+                self._staging.abort(session)
             self._store.delete(session.id)
-            with self._running_lock:
-                self._running.pop(session.id, None)
             count += 1
-        count += self._staging.sweep_orphans(older_than=now - self._ttl)
+        count += self._staging.sweep_orphans(older_than=now - self._ttl, known=self._remembered)
         return count
 
+    def _remembered(self, session_id: str) -> bool:
+        try:
+            return self._store.get(session_id) is not None
+        except StorageConfigurationError:  # not a session id a store would issue
+            return False
 
-class _LostChunksError(UploadError):
-    def __init__(self, indices: list[int]) -> None:
-        super().__init__(f"lost chunks {indices[:10]}")
-        self.indices = indices
+    def sweep_expired(self) -> int:
+        """Deprecated alias of :meth:`reap_expired` (since 0.2.0)."""
+        warnings.warn(
+            "ResumableUploads.sweep_expired() is deprecated; use reap_expired()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.reap_expired()
+
+
+_BEGIN_LEGACY = ("chunk_size", "content_type", "sha256", "metadata")
+
+
+def _legacy_begin(
+    legacy: tuple[object, ...],
+    chunk_size: int | None,
+    content_type: str | None,
+    sha256: str | None,
+    metadata: Mapping[str, str] | None,
+) -> tuple[int | None, str | None, str | None, Mapping[str, str] | None]:
+    """Map 0.1's positional ``begin`` arguments onto the keywords, warning once per call."""
+    warnings.warn(
+        "ResumableUploads.begin(key, total_size, chunk_size, content_type, ...) with "
+        "positional arguments is deprecated; pass chunk_size=, content_type=, sha256= "
+        "and metadata= by keyword",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if len(legacy) > len(_BEGIN_LEGACY):
+        msg = f"begin() takes at most 6 positional arguments ({len(legacy) + 2} given)"
+        raise TypeError(msg)
+    given: dict[str, object] = {"chunk_size": chunk_size, "content_type": content_type}
+    given |= {"sha256": sha256, "metadata": metadata}
+    for name, value in zip(_BEGIN_LEGACY, legacy, strict=False):
+        if given[name] is not None:
+            msg = f"begin() got {name} both positionally and by keyword"
+            raise TypeError(msg)
+        given[name] = value
+    return (
+        cast("int | None", given["chunk_size"]),
+        cast("str | None", given["content_type"]),
+        cast("str | None", given["sha256"]),
+        cast("Mapping[str, str] | None", given["metadata"]),
+    )
+
+
+def _check_open(session: UploadSession) -> None:
+    if session.state != "open":
+        msg = f"upload {session.id!r} is {session.state}; it takes no more chunks"
+        raise UploadError(msg)
+
+
+def _known(session: UploadSession, index: int, digest: str) -> bool:
+    """Whether ``index`` holds exactly these bytes already.
+
+    Raises:
+        ChunkConflictError: It holds other bytes.
+    """
+    known = session.chunks.get(index)
+    if known is not None and known != digest:
+        raise ChunkConflictError(index)
+    return known is not None
+
+
+def _incomplete(indices: list[int], why: str) -> UploadIncompleteError:
+    shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")  # noqa: PLR2004
+    return UploadIncompleteError(f"{len(indices)} chunk(s) {why}: {shown}; send them again")
 
 
 def _forget_chunks(indices: list[int]) -> Callable[[UploadSession], None]:
@@ -361,342 +429,3 @@ def _record_part(number: int, state: dict[str, str]) -> Callable[[UploadSession]
         session.backend["parts"][str(number)] = state
 
     return change
-
-
-# ---------------------------------------------------------------------- local disk
-
-
-class _LocalStaging:
-    """Chunks land at their offset in one sparse staging file; ``complete`` renames it.
-
-    Nothing is copied twice: ``put_chunk`` ``pwrite``s each chunk into
-    ``.veza-uploads/<id>/data`` (same filesystem as the root), ``complete`` reads it once
-    to verify size and SHA-256, records the verified digest in the session, then renames
-    it onto the key, atomically. A crash after the rename is recognised on resume by
-    that digest.
-    """
-
-    def __init__(self, storage: LocalStorage) -> None:
-        self._storage = storage
-        self._root = storage.root / STAGING
-
-    def _dir(self, session: UploadSession) -> Path:
-        return self._root / session.id
-
-    def _data(self, session: UploadSession) -> Path:
-        return self._dir(session) / "data"
-
-    def begin(self, session: UploadSession) -> dict[str, Any]:
-        directory = self._dir(session)
-        directory.mkdir(parents=True, exist_ok=True)
-        with self._data(session).open("wb") as data:
-            data.truncate(session.total_size)  # sparse until chunks arrive
-            os.fsync(data.fileno())
-        fsync_directory(directory)
-        return {"parts": {}}
-
-    def write_chunk(
-        self, session: UploadSession, index: int, data: bytes
-    ) -> tuple[int, dict[str, str]] | None:
-        # No fsync per chunk: complete() fsyncs once, and verifies chunk digests whenever
-        # it cannot vouch for the bytes, so a chunk a host crash lost is asked for again.
-        fd = os.open(self._data(session), os.O_WRONLY)
-        try:
-            write_all(fd, memoryview(data), offset=index * session.chunk_size)
-        finally:
-            os.close(fd)
-        return None
-
-    def ready_parts(self, session: UploadSession) -> list[tuple[int, dict[str, str]]]:
-        del session
-        return []
-
-    def complete(
-        self,
-        session: UploadSession,
-        update: Callable[..., UploadSession],
-        *,
-        known_sha256: str | None,
-    ) -> ObjectInfo:
-        target = self._storage.local_path(session.key)
-        data = self._data(session)
-        if session.state == "assembled" and not data.exists():  # crashed after the rename
-            info = self._storage.stat(session.key)
-            if info.sha256 == session.backend.get("sha256"):
-                return info
-            msg = "the staged upload is gone and the key does not hold it"
-            raise UploadIncompleteError(msg)
-        if known_sha256 is not None and data.stat().st_size == session.total_size:
-            sha256 = known_sha256  # hashed in order as the chunks arrived, in this process
-            _check_whole(session, session.total_size, sha256)
-        else:
-            sha256 = self._verify_staged(session, data)
-        record = {
-            "content_type": session.content_type,
-            "sha256": sha256,
-            "metadata": session.metadata,
-        }
-        os.setxattr(data, XATTR, json.dumps(record).encode())
-        with data.open("rb") as staged:
-            os.fsync(staged.fileno())
-        update(_assembled(sha256))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data.replace(target)
-        fsync_directory(target.parent)
-        return self._storage.stat(session.key)
-
-    @staticmethod
-    def _verify_staged(session: UploadSession, data: Path) -> str:
-        """Read the staged file once: whole-object SHA-256 and every chunk's digest."""
-        digest, size, lost = hashlib.sha256(), 0, []
-        buffer = bytearray(COPY_BUFFER)
-        view = memoryview(buffer)
-        with data.open("rb", buffering=0) as staged:
-            for index in range(session.chunk_count):
-                remaining = session.expected_size(index)
-                chunk_digest = hashlib.sha256()
-                while remaining:
-                    count = staged.readinto(view[: min(len(view), remaining)])
-                    if not count:
-                        break
-                    digest.update(view[:count])
-                    chunk_digest.update(view[:count])
-                    size += count
-                    remaining -= count
-                if chunk_digest.hexdigest() != session.chunks[index]:
-                    lost.append(index)
-        if lost:
-            raise _LostChunksError(lost)
-        _check_whole(session, size, digest.hexdigest())
-        return digest.hexdigest()
-
-    def cleanup(self, session: UploadSession) -> None:
-        shutil.rmtree(self._dir(session), ignore_errors=True)
-
-    def abort(self, session: UploadSession) -> None:
-        self.cleanup(session)
-
-    def sweep_orphans(self, older_than: float) -> int:
-        removed = 0
-        if not self._root.is_dir():
-            return 0
-        for directory in self._root.iterdir():
-            if directory.is_dir() and directory.stat().st_mtime < older_than:
-                shutil.rmtree(directory, ignore_errors=True)
-                removed += 1
-        return removed
-
-
-def _assembled(sha256: str) -> Callable[[UploadSession], None]:
-    def change(session: UploadSession) -> None:
-        session.state = "assembled"
-        session.backend["sha256"] = sha256
-
-    return change
-
-
-def _check_whole(session: UploadSession, size: int, sha256: str) -> None:
-    if size != session.total_size:
-        msg = f"assembled {size} bytes, expected {session.total_size}"
-        raise UploadIncompleteError(msg)
-    if session.sha256 is not None and sha256 != session.sha256:
-        msg = "the assembled object does not match the upload's SHA-256; the key is untouched"
-        raise ChecksumMismatchError(msg)
-
-
-# ---------------------------------------------------------------------- S3
-
-
-class _S3Staging:
-    def __init__(self, storage: S3Storage) -> None:
-        self._s3 = storage
-        self._client = storage.client
-        self._bucket = storage.bucket
-
-    def _base(self, session: UploadSession) -> str:
-        return self._s3.full_key(f"{STAGING}/{session.id}")
-
-    def _object(self, session: UploadSession) -> str:
-        return f"{self._base(session)}/object"
-
-    def _chunk(self, session: UploadSession, index: int) -> str:
-        return f"{self._base(session)}/chunk-{index:08d}"
-
-    @staticmethod
-    def _group(session: UploadSession) -> int:
-        return max(1, -(-MIN_PART // session.chunk_size))
-
-    def begin(self, session: UploadSession) -> dict[str, Any]:
-        group = self._group(session)
-        parts = -(-session.chunk_count // group) if session.chunk_count else 0
-        if parts > MAX_PARTS:
-            smallest = session.total_size // MAX_PARTS + 1
-            msg = f"{parts} S3 parts needed; use chunks of at least {smallest} bytes"
-            raise ChunkError(msg)
-        upload = self._client.create_multipart_upload(
-            Bucket=self._bucket,
-            Key=self._object(session),
-            ContentType=session.content_type,
-            ChecksumAlgorithm="SHA256",
-        )
-        return {"upload_id": upload["UploadId"], "group": group, "parts": {}}
-
-    def write_chunk(
-        self, session: UploadSession, index: int, data: bytes
-    ) -> tuple[int, dict[str, str]] | None:
-        if session.backend["group"] == 1:  # a chunk is a part
-            return index + 1, self._upload_part(session, index + 1, data)
-        # a small chunk waits as a staging object until its group is complete
-        self._client.put_object(
-            Bucket=self._bucket,
-            Key=self._chunk(session, index),
-            Body=data,
-            ChecksumSHA256=_b64_sha256(data),
-        )
-        return None
-
-    def _upload_part(self, session: UploadSession, number: int, data: bytes) -> dict[str, str]:
-        checksum = _b64_sha256(data)
-        answer = self._client.upload_part(
-            Bucket=self._bucket,
-            Key=self._object(session),
-            UploadId=session.backend["upload_id"],
-            PartNumber=number,
-            Body=data,
-            ChecksumSHA256=checksum,
-        )
-        return {"ETag": answer["ETag"], "ChecksumSHA256": checksum}
-
-    def ready_parts(self, session: UploadSession) -> list[tuple[int, dict[str, str]]]:
-        """Upload every grouped part whose chunks are all in and that is not uploaded."""
-        group = session.backend["group"]
-        if group == 1:
-            return []
-        done: list[tuple[int, dict[str, str]]] = []
-        for number in range(1, -(-session.chunk_count // group) + 1):
-            if str(number) in session.backend["parts"]:
-                continue
-            indices = range((number - 1) * group, min(number * group, session.chunk_count))
-            if not all(i in session.chunks for i in indices):
-                continue
-            pieces = []  # one group is under 10 MiB: the only data held in memory
-            for i in indices:
-                answer = self._client.get_object(Bucket=self._bucket, Key=self._chunk(session, i))
-                with contextlib.closing(answer["Body"]) as body:
-                    pieces.append(body.read())
-            done.append((number, self._upload_part(session, number, b"".join(pieces))))
-            for i in indices:
-                self._client.delete_object(Bucket=self._bucket, Key=self._chunk(session, i))
-        return done
-
-    def _parts(self, session: UploadSession) -> list[dict[str, Any]]:
-        answer = self._client.list_parts(
-            Bucket=self._bucket, Key=self._object(session), UploadId=session.backend["upload_id"]
-        )
-        parts = answer.get("Parts", [])
-        while answer.get("IsTruncated"):
-            answer = self._client.list_parts(
-                Bucket=self._bucket,
-                Key=self._object(session),
-                UploadId=session.backend["upload_id"],
-                PartNumberMarker=answer["NextPartNumberMarker"],
-            )
-            parts += answer.get("Parts", [])
-        return [
-            {
-                "PartNumber": p["PartNumber"],
-                "ETag": p["ETag"],
-                "ChecksumSHA256": p.get("ChecksumSHA256")
-                or session.backend["parts"].get(str(p["PartNumber"]), {}).get("ChecksumSHA256"),
-            }
-            for p in sorted(parts, key=lambda p: p["PartNumber"])
-        ]
-
-    def complete(
-        self,
-        session: UploadSession,
-        update: Callable[..., UploadSession],
-        *,
-        known_sha256: str | None,
-    ) -> ObjectInfo:
-        if session.state == "open":
-            expected_parts = -(-session.chunk_count // session.backend["group"])
-            parts = [p for p in self._parts(session) if p.get("ChecksumSHA256")]
-            if session.chunk_count and len(parts) != expected_parts:
-                msg = f"{expected_parts - len(parts)} part(s) not uploaded yet; resend chunks"
-                raise UploadIncompleteError(msg)
-            try:
-                if session.chunk_count:
-                    self._client.complete_multipart_upload(
-                        Bucket=self._bucket,
-                        Key=self._object(session),
-                        UploadId=session.backend["upload_id"],
-                        MultipartUpload={"Parts": parts},
-                    )
-                else:  # an empty object: no parts to join
-                    self._client.abort_multipart_upload(
-                        Bucket=self._bucket,
-                        Key=self._object(session),
-                        UploadId=session.backend["upload_id"],
-                    )
-                    self._client.put_object(
-                        Bucket=self._bucket, Key=self._object(session), Body=b""
-                    )
-            except Exception as exc:
-                if _code(exc)[0] != "NoSuchUpload":  # a crash after a previous complete
-                    raise
-            update(lambda s: setattr(s, "state", "assembled"))
-        if known_sha256 is not None:  # every part carried its checksum, hashed in order here
-            size = int(
-                self._client.head_object(Bucket=self._bucket, Key=self._object(session))[
-                    "ContentLength"
-                ]
-            )
-            sha256 = known_sha256
-        else:  # read the joined object back: verified before the key ever sees it
-            answer = self._client.get_object(Bucket=self._bucket, Key=self._object(session))
-            digest, size = hashlib.sha256(), 0
-            with contextlib.closing(answer["Body"]) as body:
-                while block := body.read(BLOCK):
-                    digest.update(block)
-                    size += len(block)
-            sha256 = digest.hexdigest()
-        _check_whole(session, size, sha256)
-        self._s3.server_side_copy(
-            self._object(session),
-            self._s3.full_key(session.key),
-            size=size,
-            metadata={**session.metadata, "sha256": sha256},
-            content_type=session.content_type,
-        )
-        return self._s3.stat(session.key)
-
-    def cleanup(self, session: UploadSession) -> None:
-        base = self._base(session) + "/"
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket, Prefix=base):
-            for item in page.get("Contents", []):
-                self._client.delete_object(Bucket=self._bucket, Key=item["Key"])
-
-    def abort(self, session: UploadSession) -> None:
-        with contextlib.suppress(Exception):
-            self._client.abort_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._object(session),
-                UploadId=session.backend["upload_id"],
-            )
-        self.cleanup(session)
-
-    def sweep_orphans(self, older_than: float) -> int:
-        """Abort multipart uploads under the staging prefix no session remembers."""
-        removed = 0
-        answer = self._client.list_multipart_uploads(
-            Bucket=self._bucket, Prefix=self._s3.full_key(STAGING + "/")
-        )
-        for upload in answer.get("Uploads", []):
-            if upload["Initiated"].timestamp() < older_than:
-                self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
-                removed += 1
-        return removed

@@ -1,0 +1,278 @@
+"""Resumable-upload staging on local disk: one sparse file per session, renamed onto the key."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import shutil
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from veza_storage._copy import BUFFER as COPY_BUFFER
+from veza_storage._copy import start_write_back, write_all
+from veza_storage._errors import UploadIncompleteError, UploadNotFoundError
+from veza_storage._fs import walk
+from veza_storage._local import XATTR, LocalStorage, publish_at
+from veza_storage._sessions import UploadSession
+from veza_storage._staging import STAGING, LostChunksError, assembled, check_whole
+from veza_storage._types import ObjectInfo
+
+
+class LocalStaging:
+    """Chunks land at their offset in one sparse staging file; ``complete`` renames it.
+
+    Nothing is copied twice: ``put_chunk`` ``pwrite``s each chunk into
+    ``.veza-uploads/<id>/data`` (same filesystem as the root), ``complete`` reads it once
+    to hash the assembled bytes (the whole object and each chunk, on two threads),
+    records the verified digest in the session, then renames it onto the key,
+    atomically. A crash after the rename is recognised on resume by that digest.
+
+    Every path is walked through directory descriptors (see ``_fs``), staging folders
+    and the key's folders alike, so a symbolic link planted anywhere is refused.
+    """
+
+    def __init__(self, storage: LocalStorage) -> None:
+        self._storage = storage
+
+    def _walk(
+        self, session: UploadSession | None, *, create: bool
+    ) -> contextlib.AbstractContextManager[list[int]]:
+        folders = [STAGING] if session is None else [STAGING, session.id]
+        return walk(
+            self._storage.root,
+            folders,
+            key="/".join(folders),
+            create=create,
+            durable=self._storage.durable,
+        )
+
+    def begin(self, session: UploadSession) -> dict[str, Any]:
+        with self._walk(session, create=True) as chain:
+            fd = os.open("data", _STAGED, 0o600, dir_fd=chain[-1])
+            try:
+                os.ftruncate(fd, session.total_size)  # sparse until chunks arrive
+                if self._storage.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if self._storage.durable:
+                os.fsync(chain[-1])
+        return {"parts": {}}
+
+    @contextlib.contextmanager
+    def chunk_lock(self, session: UploadSession) -> Iterator[None]:
+        """Hold the session's lock file: one writer per session, across processes."""
+        try:
+            with self._walk(session, create=False) as chain:
+                fd = os.open("lock", _LOCK, 0o600, dir_fd=chain[-1])
+        except FileNotFoundError:  # aborted or reaped meanwhile
+            msg = f"no open upload session {session.id!r} (unknown, aborted or expired)"
+            raise UploadNotFoundError(msg) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def write_chunk(
+        self, session: UploadSession, index: int, data: bytes
+    ) -> tuple[int, dict[str, str]] | None:
+        # No fsync per chunk: complete() fsyncs once, and checks every chunk's digest
+        # against the assembled bytes, so a chunk a host crash lost is asked for again.
+        with self._walk(session, create=False) as chain:
+            fd = os.open("data", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=chain[-1])
+        try:
+            write_all(fd, memoryview(data), offset=index * session.chunk_size)
+            if self._storage.durable:
+                # start writing this chunk back now (asynchronously): complete()'s fsync
+                # then finds most of the object on disk instead of a GiB of dirty pages
+                start_write_back(fd, index * session.chunk_size, len(data))
+        finally:
+            os.close(fd)
+        return None
+
+    def ready_parts(
+        self, session: UploadSession
+    ) -> tuple[list[tuple[int, dict[str, str]]], list[int]]:
+        del session
+        return [], []
+
+    def complete(self, session: UploadSession, update: Callable[..., UploadSession]) -> ObjectInfo:
+        *folders, name = session.key.split("/")
+        with self._walk(session, create=False) as staging:
+            fd = _open_staged(staging[-1])
+            if fd is None:
+                if session.state == "assembled":  # crashed after the rename
+                    info = self._storage.stat(session.key)
+                    if info.sha256 == session.backend.get("sha256"):
+                        return info
+                msg = "the staged upload is gone and the key does not hold it"
+                raise UploadIncompleteError(msg)
+            try:
+                sha256 = _verify_staged(
+                    session, fd, flush=self._storage.durable, per_chunk=_may_have_lost(session)
+                )
+                record = {
+                    "content_type": session.content_type,
+                    "sha256": sha256,
+                    "metadata": session.metadata,
+                }
+                os.setxattr(fd, XATTR, json.dumps(record).encode())
+                if self._storage.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            update(assembled(sha256))
+            with walk(
+                self._storage.root,
+                folders,
+                key=session.key,
+                create=True,
+                durable=self._storage.durable,
+            ) as target:
+                publish_at(staging[-1], "data", target[-1], name, key=session.key, if_absent=False)
+                if self._storage.durable:
+                    os.fsync(target[-1])
+        return self._storage.stat(session.key)
+
+    def cleanup(self, session: UploadSession) -> None:
+        with contextlib.suppress(FileNotFoundError), self._walk(None, create=False) as chain:
+            shutil.rmtree(session.id, dir_fd=chain[-1], ignore_errors=True)
+
+    def abort(self, session: UploadSession) -> None:
+        self.cleanup(session)
+
+    def sweep_orphans(self, older_than: float, known: Callable[[str], bool]) -> int:
+        """Remove staging folders no session remembers, older than ``older_than``."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError), self._walk(None, create=False) as chain:
+            for name in os.listdir(chain[-1]):  # noqa: PTH208 - a descriptor, not a path
+                status = os.stat(name, dir_fd=chain[-1], follow_symlinks=False)
+                if not stat.S_ISDIR(status.st_mode) or known(name):
+                    continue
+                if status.st_mtime < older_than:
+                    shutil.rmtree(name, dir_fd=chain[-1], ignore_errors=True)
+                    removed += 1
+        return removed
+
+
+_STAGED = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+_LOCK = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_staged(dir_fd: int) -> int | None:
+    try:
+        return os.open("data", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+
+
+def boot_id() -> str | None:
+    """This host boot's id (Linux), ``None`` where the kernel does not say."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as source:  # noqa: PTH123 - one read
+            return source.read().strip() or None
+    except OSError:
+        return None
+
+
+def _may_have_lost(session: UploadSession) -> bool:
+    """Whether a host crash may have lost acknowledged chunks (so each must be checked).
+
+    Chunks are not fsynced one by one; they live in the page cache until ``complete``
+    fsyncs the file. Only a crash of the host (not of the process) loses the page
+    cache, and a crash means a new boot: if every chunk was written under the boot we
+    run in, the file holds exactly the recorded chunks (the chunk lock guarantees it).
+    """
+    current = boot_id()
+    return current is None or session.backend.get("boots") != [current]
+
+
+class _Behind:
+    """Runs ``work`` over buffers on a second thread, and optionally ``fdatasync`` on a third.
+
+    ``hashlib`` and ``preadv`` release the GIL on large buffers, so the reader, the
+    hasher and the disk flush overlap instead of adding up.
+    """
+
+    def __init__(self, work: Callable[[memoryview], None], fd: int, *, flush: bool) -> None:
+        self._work = work
+        self.free: queue.Queue[memoryview] = queue.Queue()
+        for _ in range(3):
+            self.free.put(memoryview(bytearray(COPY_BUFFER)))
+        self._filled: queue.Queue[memoryview | None] = queue.Queue()
+        self._failure: list[OSError] = []
+        self._threads = [threading.Thread(target=self._run, name="veza-storage-verify")]
+        if flush:
+            self._threads.append(
+                threading.Thread(target=self._sync, args=(fd,), name="veza-storage-fsync")
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while (view := self._filled.get()) is not None:
+            self._work(view)
+            self.free.put(memoryview(view.obj))  # obj: the whole bytearray behind the slice
+
+    def _sync(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            self._failure.append(exc)
+
+    def put(self, view: memoryview) -> None:
+        self._filled.put(view)
+
+    def finish(self) -> None:
+        self._filled.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._failure:
+            raise self._failure[0]
+
+
+def _verify_staged(session: UploadSession, fd: int, *, flush: bool, per_chunk: bool) -> str:
+    """Hash the assembled bytes; check each chunk's digest if ``per_chunk`` or if they fail.
+
+    When the whole object does not match the declared SHA-256, the chunks are checked
+    one by one to tell lost chunks (send them again) from a wrong declared checksum.
+
+    Raises:
+        LostChunksError: Chunks whose bytes are not the recorded ones.
+        UploadIncompleteError, ChecksumMismatchError: See ``check_whole``.
+    """
+    digest, size, lost = hashlib.sha256(), 0, []
+    behind = _Behind(digest.update, fd, flush=flush)
+    try:
+        for index in range(session.chunk_count):
+            remaining = session.expected_size(index)
+            chunk_digest = hashlib.sha256()
+            while remaining:
+                buffer = behind.free.get()
+                count = os.preadv(fd, [buffer[: min(len(buffer), remaining)]], size)
+                if not count:
+                    behind.free.put(buffer)
+                    break
+                if per_chunk:
+                    chunk_digest.update(buffer[:count])
+                behind.put(buffer[:count])
+                size += count
+                remaining -= count
+            if per_chunk and chunk_digest.hexdigest() != session.chunks[index]:
+                lost.append(index)
+    finally:
+        behind.finish()
+    if lost:
+        raise LostChunksError(lost)
+    expected = (session.total_size, session.sha256 or digest.hexdigest())
+    if not per_chunk and (size, digest.hexdigest()) != expected:
+        return _verify_staged(session, fd, flush=False, per_chunk=True)  # which chunks?
+    check_whole(session, size, digest.hexdigest())
+    return digest.hexdigest()
