@@ -1,0 +1,154 @@
+"""``veza-ledger`` from the shell: --version, quiet migrations, one-line operational errors,
+a downgrade to base that must be asked for, and ``db check`` naming the live drift.
+
+Output and exit codes are read from a real subprocess where the process boundary is the
+point (logging, tracebacks); the rest calls ``main`` in-process to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from veza_ledger import Ledger, __version__, create_engine, current_revision, head_revision
+from veza_ledger._cli import main
+from veza_services import free_port
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "veza_ledger._cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cli.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    name = f"ledger_cli_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"veza-ledger {__version__}"
+
+
+def test_db_commands_are_quiet_unless_verbose(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'quiet.db'}"
+    quiet = run("db", "upgrade", "--database-url", url)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert quiet.stdout == f"veza-ledger schema at {head_revision()}\n"
+    loud = run("-v", "db", "downgrade", "--database-url", url, "0002")
+    assert loud.returncode == 0, loud.stderr
+    assert "Running downgrade 0003 -> 0002" in loud.stderr
+    also_loud = run("db", "upgrade", "-v", "--database-url", url)
+    assert "Running upgrade 0002 -> 0003" in also_loud.stderr
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("findings",)])
+def test_an_unreachable_database_is_one_line_and_exit_2(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    password = "s3cret-Pw"
+    unreachable = {
+        "postgresql": f"postgresql+psycopg://app:{password}@127.0.0.1:{free_port()}/app",
+        "sqlite": f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'ledger.db'}",
+    }
+    for dialect, url in unreachable.items():
+        done = run(*command, "--database-url", url)
+        assert done.returncode == 2, (dialect, done.stderr)
+        assert done.stdout == ""
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1, done.stderr
+        (line,) = lines
+        assert line.startswith("veza-ledger: cannot connect to the database at "), line
+        assert "Check --database-url (or $VEZA_DATABASE_URL)" in line
+        assert password not in line
+        assert "Traceback" not in done.stderr
+        assert dialect != "postgresql" or "Connection refused" in line
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_url_that_is_not_a_database_url_is_exit_2() -> None:
+    done = run("db", "current", "--database-url", "mysqlx://nowhere/db")
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+    assert "the database URL is not usable" in done.stderr
+
+
+def test_downgrade_to_base_needs_destroy_data(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    engine = create_engine(url)
+    ledger = Ledger(engine)
+    order = ledger.create_order(buyer_id="b", seller_id="s", amount=700, currency="EUR")
+    ledger.mark_paid(order.id)
+    capsys.readouterr()
+
+    for revision in ("base", "-3", "-5"):
+        assert main(["db", "downgrade", "--database-url", url, revision]) == 2, revision
+        err = capsys.readouterr().err
+        assert "destroys their data" in err and "--destroy-data" in err
+    assert current_revision(engine) == head_revision()
+    assert ledger.order(order.id).amount == 700  # nothing was dropped
+    assert ledger.trial_balance() == {"EUR": 0}
+
+    assert main(["db", "downgrade", "--database-url", url, "0002"]) == 0  # no table dropped
+    assert main(["db", "downgrade", "--database-url", url, "--destroy-data", "base"]) == 0
+    assert current_revision(engine) is None
+    assert not [t for t in sa.inspect(engine).get_table_names() if t.startswith("ledger_")]
+    engine.dispose()
+
+
+def test_db_check_names_every_difference(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert main(["db", "check", "--database-url", url]) == 0
+    assert "matches the models" in capsys.readouterr().out
+    engine = create_engine(url)
+    trigger = (
+        "ledger_journal_transactions_append_only"
+        if engine.dialect.name == "postgresql"
+        else "ledger_journal_transactions_no_update"
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP INDEX ix_ledger_orders_status_id"))
+        connection.execute(
+            sa.text(
+                f"DROP TRIGGER {trigger} ON ledger_journal_transactions"
+                if engine.dialect.name == "postgresql"
+                else f"DROP TRIGGER {trigger}"
+            )
+        )
+    engine.dispose()
+    assert main(["db", "check", "--database-url", url]) == 1
+    out = capsys.readouterr().out
+    assert "differs from the models" in out and "in 2 place(s)" in out
+    assert "ix_ledger_orders_status_id" in out and trigger in out
+    assert main(["db", "check", "--json", "--database-url", url]) == 1
+    drifts = json.loads(capsys.readouterr().out)
+    assert sorted((d["kind"], d["name"], d["found"]) for d in drifts) == [
+        ("index", "ix_ledger_orders_status_id", None),
+        ("trigger", trigger, None),
+    ]
