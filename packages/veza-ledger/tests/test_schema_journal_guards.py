@@ -8,10 +8,14 @@ triggers, so a transaction's balance is checked there by the library alone.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from veza_ledger import Ledger, create_engine, debit, upgrade
 from veza_ledger import credit as credit_leg
@@ -19,7 +23,9 @@ from veza_ledger import credit as credit_leg
 T0 = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 
 
-def _rogue_transaction(connection: sa.Connection, txid: str, *amounts: int) -> None:
+def _rogue_transaction(
+    connection: sa.Connection, txid: str, *amounts: int, currencies: tuple[str, ...] = ()
+) -> None:
     connection.execute(
         sa.text(
             "INSERT INTO ledger_journal_transactions (id, kind, content_hash, created_at) "
@@ -31,9 +37,14 @@ def _rogue_transaction(connection: sa.Connection, txid: str, *amounts: int) -> N
         connection.execute(
             sa.text(
                 "INSERT INTO ledger_journal_entries (transaction_id, account, currency, amount) "
-                "VALUES (:id, :account, 'EUR', :amount)"
+                "VALUES (:id, :account, :currency, :amount)"
             ),
-            {"id": txid, "account": f"acct{n}", "amount": amount},
+            {
+                "id": txid,
+                "account": f"acct{n}",
+                "currency": currencies[n] if currencies else "EUR",
+                "amount": amount,
+            },
         )
 
 
@@ -88,6 +99,57 @@ def test_a_hand_written_transaction_must_balance_too(pg_only: sa.Engine) -> None
     with pg_only.connect() as connection:
         ids = connection.execute(sa.text("SELECT id FROM ledger_journal_transactions")).scalars()
         assert sorted(ids) == ["by-hand-ok"]
+
+
+@st.composite
+def hand_written_legs(draw: st.DrawFn) -> list[tuple[str, int]]:
+    """Legs in one or two currencies; about half of the draws are made to balance."""
+    amount = st.integers(-(10**12), 10**12).filter(bool)
+    legs = draw(
+        st.lists(st.tuples(st.sampled_from(["EUR", "USD"]), amount), min_size=1, max_size=5)
+    )
+    if draw(st.booleans()):
+        totals: Counter[str] = Counter()
+        for currency, value in legs:
+            totals[currency] += value
+        legs += [(currency, -total) for currency, total in sorted(totals.items()) if total]
+    return draw(st.permutations(legs))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(legs=hand_written_legs())
+def test_commit_succeeds_exactly_when_every_currency_balances(
+    pg_only: sa.Engine, legs: list[tuple[str, int]]
+) -> None:
+    """PostgreSQL only: the deferred trigger is the money rule, whatever the leg order."""
+    totals: Counter[str] = Counter()
+    for currency, value in legs:
+        totals[currency] += value
+    balanced = not any(totals.values())
+    txid = f"prop-{uuid.uuid4().hex}"
+
+    def write() -> None:
+        with pg_only.begin() as connection:
+            _rogue_transaction(
+                connection,
+                txid,
+                *(value for _, value in legs),
+                currencies=tuple(currency for currency, _ in legs),
+            )
+
+    if balanced:
+        write()
+    else:
+        with pytest.raises(sa.exc.IntegrityError, match=f"{txid} is unbalanced"):
+            write()
+    with pg_only.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT count(*) FROM ledger_journal_entries WHERE transaction_id = :id"),
+            {"id": txid},
+        ).scalar()
+    assert rows == (len(legs) if balanced else 0)
 
 
 def test_the_ledger_still_posts_every_kind_of_transaction(pg_ledger: Ledger) -> None:
