@@ -27,6 +27,7 @@ import sqlalchemy as sa
 APPEND_ONLY_MESSAGE = "the ledger journal is append-only: post a correcting transaction instead"
 JOURNAL_TABLES = ("ledger_journal_transactions", "ledger_journal_entries")
 _GUARDS_KEY = "veza_ledger_triggers"
+_FUNCTIONS_KEY = "veza_ledger_trigger_functions_dropped"
 
 
 @attrs.frozen
@@ -164,6 +165,31 @@ def attach_triggers(metadata: sa.MetaData, specs: Iterable[TriggerSpec]) -> None
     for spec in specs:
         recorded.append(spec)
         sa.event.listen(metadata.tables[spec.table], "after_create", _creator(spec))
+    if not metadata.info.get(_FUNCTIONS_KEY):
+        metadata.info[_FUNCTIONS_KEY] = True
+        sa.event.listen(metadata, "after_drop", _drop_unused_functions)
+
+
+def _drop_unused_functions(
+    _metadata: sa.MetaData, connection: sa.Connection, **_kw: object
+) -> None:
+    """After ``drop_all``: drop the trigger functions no trigger uses any more.
+
+    Tables take their triggers with them, not the functions; a function left behind
+    would make migration 0001's ``CREATE FUNCTION`` fail on the same database later.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    for function in PG_FUNCTIONS:
+        used = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+                "WHERE p.proname = :name"
+            ),
+            {"name": function},
+        ).scalar()
+        if not used:
+            connection.execute(sa.text(f"DROP FUNCTION IF EXISTS {function}()"))
 
 
 def _creator(spec: TriggerSpec) -> Callable[..., None]:

@@ -9,9 +9,10 @@ live database and names each one.
 
 Columns, types, nullability, indexes, unique and foreign-key constraints are compared
 by Alembic's autogenerate machinery (the same comparison that proves the migrations
-match the models); ``CHECK`` constraints are compared by name (their text is
-normalised differently by each database); triggers are compared by name and, on
-PostgreSQL, a disabled trigger counts as missing.
+match the models), plus whether a partial index is still partial; ``CHECK``
+constraints are compared by name (their text is normalised differently by each
+database); triggers are compared by name and, on PostgreSQL, a disabled trigger counts
+as a difference.
 """
 
 from __future__ import annotations
@@ -76,13 +77,13 @@ class SchemaDrift:
         return attrs.asdict(self)
 
 
-def is_ledger_table(name: str) -> bool:
+def _models_table(name: str) -> bool:
     """A table of the ledger's models (its version table is Alembic's business)."""
     return name.startswith(TABLE_PREFIX)
 
 
 def _include_name(name: str | None, type_: str, _parents: Any) -> bool:  # noqa: ANN401
-    return type_ != "table" or is_ledger_table(name or "")
+    return type_ != "table" or _models_table(name or "")
 
 
 def _describe_index(index: sa.Index) -> str:
@@ -192,6 +193,42 @@ def _check_constraints(connection: sa.Connection, live_tables: set[str]) -> list
     return drifts
 
 
+def _partial_indexes(connection: sa.Connection, live_tables: set[str]) -> list[SchemaDrift]:
+    """A partial index rebuilt as a full one (or the reverse) keeps its name and columns.
+
+    Alembic compares neither ``WHERE`` clause, yet the difference matters: a full unique
+    index on a provider id refuses the second row that has no id yet. Whether there is
+    a ``WHERE`` is compared (its text is normalised differently by each database).
+    """
+    dialect = connection.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return []
+    inspector = sa.inspect(connection)
+    drifts: list[SchemaDrift] = []
+    for table in metadata.sorted_tables:
+        if table.name not in live_tables:
+            continue
+        live = {ix["name"]: ix for ix in inspector.get_indexes(table.name)}
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            found = live.get(str(index.name))
+            if found is None:
+                continue  # reported by the Alembic comparison
+            expected_where = index.dialect_options[dialect].get("where")
+            found_where = found.get("dialect_options", {}).get(f"{dialect}_where")
+            if (expected_where is None) != (found_where is None):
+                text = _describe_index(index)
+                drifts.append(
+                    SchemaDrift(
+                        "index",
+                        table.name,
+                        str(index.name),
+                        f"{text} WHERE {expected_where}" if expected_where is not None else text,
+                        f"{text} WHERE {found_where}" if found_where is not None else text,
+                    )
+                )
+    return drifts
+
+
 def _live_triggers(connection: sa.Connection) -> dict[tuple[str, str], bool]:
     """``{(table, trigger): enabled}`` for the triggers on the ledger's tables."""
     if connection.dialect.name == "postgresql":
@@ -209,7 +246,7 @@ def _live_triggers(connection: sa.Connection) -> dict[tuple[str, str], bool]:
         )
     else:
         return {}
-    return {(t, n): bool(on) for t, n, on in rows if is_ledger_table(t)}
+    return {(t, n): bool(on) for t, n, on in rows if _models_table(t)}
 
 
 def _triggers(connection: sa.Connection, live_tables: set[str]) -> list[SchemaDrift]:
@@ -244,7 +281,8 @@ def schema_drift(engine: sa.Engine) -> list[SchemaDrift]:
             connection, opts={"compare_type": True, "include_name": _include_name}
         )
         drifts = [d for diff in compare_metadata(context, metadata) for d in _from_alembic(diff)]
-        live_tables = {t for t in sa.inspect(connection).get_table_names() if is_ledger_table(t)}
+        live_tables = {t for t in sa.inspect(connection).get_table_names() if _models_table(t)}
+        drifts += _partial_indexes(connection, live_tables)
         drifts += _check_constraints(connection, live_tables)
         drifts += _triggers(connection, live_tables)
     return drifts
