@@ -152,3 +152,14 @@ def test_db_check_names_every_difference(url: str, capsys: pytest.CaptureFixture
         ("index", "ix_ledger_orders_status_id", None),
         ("trigger", trigger, None),
     ]
+
+
+def test_an_unknown_revision_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'rev.db'}"
+    assert main(["db", "upgrade", "--database-url", url, "0002"]) == 0
+    capsys.readouterr()
+    assert main(["db", "upgrade", "--database-url", url, "0099"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "0099" in err, err

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic.util import CommandError as AlembicCommandError
 
 from veza_ledger._engine import create_engine
 from veza_ledger._errors import LedgerConfigurationError, LedgerError
@@ -152,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         print(f"veza-ledger: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+    except AlembicCommandError as exc:  # an unknown or unreachable revision
+        print(f"veza-ledger: {exc} (see `veza-ledger db current`)", file=sys.stderr)
+        return EXIT_CANNOT_RUN
     except sa.exc.OperationalError as exc:  # the server went away mid-command
         print(f"veza-ledger: the database failed: {_first_line(exc, url)}", file=sys.stderr)
         return EXIT_CANNOT_RUN
