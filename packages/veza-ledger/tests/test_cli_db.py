@@ -49,10 +49,11 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     admin.dispose()
 
 
-def test_version() -> None:
-    done = run("--version")
-    assert done.returncode == 0
-    assert done.stdout.strip() == f"veza-ledger {__version__}"
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"veza-ledger {__version__}"
 
 
 def test_db_commands_are_quiet_unless_verbose(tmp_path: Path) -> None:
@@ -68,35 +69,41 @@ def test_db_commands_are_quiet_unless_verbose(tmp_path: Path) -> None:
     assert "Running upgrade 0002 -> 0003" in also_loud.stderr
 
 
-@pytest.mark.parametrize("command", [("db", "upgrade"), ("findings",)])
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("db", "check"), ("findings",)])
 def test_an_unreachable_database_is_one_line_and_exit_2(
-    tmp_path: Path, command: tuple[str, ...]
+    tmp_path: Path, command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    password = "s3cret-Pw"
+    password = "s3cret-Pw"  # must never be printed
     unreachable = {
         "postgresql": f"postgresql+psycopg://app:{password}@127.0.0.1:{free_port()}/app",
         "sqlite": f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'ledger.db'}",
     }
     for dialect, url in unreachable.items():
-        done = run(*command, "--database-url", url)
-        assert done.returncode == 2, (dialect, done.stderr)
-        assert done.stdout == ""
-        lines = done.stderr.splitlines()
-        assert len(lines) == 1, done.stderr
+        assert main([*command, "--database-url", url]) == 2, dialect
+        out, err = capsys.readouterr()
+        assert out == ""
+        lines = err.splitlines()
+        assert len(lines) == 1, err
         (line,) = lines
         assert line.startswith("veza-ledger: cannot connect to the database at "), line
         assert "Check --database-url (or $VEZA_DATABASE_URL)" in line
         assert password not in line
-        assert "Traceback" not in done.stderr
         assert dialect != "postgresql" or "Connection refused" in line
     assert not (tmp_path / "no").exists()
 
 
-def test_a_url_that_is_not_a_database_url_is_exit_2() -> None:
-    done = run("db", "current", "--database-url", "mysqlx://nowhere/db")
+def test_no_traceback_from_the_console_script(tmp_path: Path) -> None:
+    """The process boundary itself: stderr is the one line, nothing else, exit 2."""
+    done = run("db", "check", "--database-url", f"sqlite:///{tmp_path / 'no' / 'ledger.db'}")
     assert done.returncode == 2
-    assert len(done.stderr.splitlines()) == 1
-    assert "the database URL is not usable" in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_url_that_is_not_a_database_url_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "current", "--database-url", "mysqlx://nowhere/db"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "the database URL is not usable" in err
 
 
 def test_downgrade_to_base_needs_destroy_data(url: str, capsys: pytest.CaptureFixture[str]) -> None:
