@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from veza_ledger import Ledger, __version__, create_engine, current_revision, head_revision
 from veza_ledger._cli import main
+from veza_ledger._migrations import revision_chain
 from veza_services import free_port
 
 
@@ -62,11 +63,12 @@ def test_db_commands_are_quiet_unless_verbose(tmp_path: Path) -> None:
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == ""
     assert quiet.stdout == f"veza-ledger schema at {head_revision()}\n"
-    loud = run("-v", "db", "downgrade", "--database-url", url, "0002")
+    head, below = revision_chain(head_revision())[:2]
+    loud = run("-v", "db", "downgrade", "--database-url", url, below)
     assert loud.returncode == 0, loud.stderr
-    assert "Running downgrade 0003 -> 0002" in loud.stderr
+    assert f"Running downgrade {head} -> {below}" in loud.stderr
     also_loud = run("db", "upgrade", "-v", "--database-url", url)
-    assert "Running upgrade 0002 -> 0003" in also_loud.stderr
+    assert f"Running upgrade {below} -> {head}" in also_loud.stderr
 
 
 @pytest.mark.parametrize("command", [("db", "upgrade"), ("db", "check"), ("findings",)])
@@ -114,7 +116,8 @@ def test_downgrade_to_base_needs_destroy_data(url: str, capsys: pytest.CaptureFi
     ledger.mark_paid(order.id)
     capsys.readouterr()
 
-    for revision in ("base", "-3", "-5"):
+    depth = len(revision_chain(head_revision()))
+    for revision in ("base", f"-{depth}", f"-{depth + 2}"):
         assert main(["db", "downgrade", "--database-url", url, revision]) == 2, revision
         err = capsys.readouterr().err
         assert "destroys their data" in err and "--destroy-data" in err
@@ -122,7 +125,8 @@ def test_downgrade_to_base_needs_destroy_data(url: str, capsys: pytest.CaptureFi
     assert ledger.order(order.id).amount == 700  # nothing was dropped
     assert ledger.trial_balance() == {"EUR": 0}
 
-    assert main(["db", "downgrade", "--database-url", url, "0002"]) == 0  # no table dropped
+    below_head = revision_chain(head_revision())[1]
+    assert main(["db", "downgrade", "--database-url", url, below_head]) == 0  # 0003: no table
     assert main(["db", "downgrade", "--database-url", url, "--destroy-data", "base"]) == 0
     assert current_revision(engine) is None
     assert not [t for t in sa.inspect(engine).get_table_names() if t.startswith("ledger_")]
