@@ -41,6 +41,7 @@ EXPECTED_EXPORTS = {
     "Rule",
     "SQLWebhookLog",
     "SUBSCRIPTION",
+    "SchemaDrift",
     "SchemaOutOfDate",
     "SellerPayout",
     "SellerTransfer",
@@ -76,6 +77,7 @@ EXPECTED_EXPORTS = {
     "run_reversal_worker",
     "run_sweep",
     "run_transfer_worker",
+    "schema_drift",
     "sweep_webhook_log",
     "upgrade",
 }

@@ -265,6 +265,8 @@ def test_an_unbalanced_journal_is_a_critical_finding(
     ledger: Ledger, view: FakeView, engine: sa.Engine
 ) -> None:
     with engine.begin() as c:  # someone wrote around the ledger
+        if engine.dialect.name == "postgresql":  # a superuser: the balance trigger (0003)
+            c.execute(sa.text("SET LOCAL session_replication_role = replica"))
         c.execute(
             sa.text(
                 "INSERT INTO ledger_journal_transactions (id, kind, content_hash, created_at) "

@@ -191,7 +191,8 @@ def test_cli_upgrade_current_check_downgrade(tmp_path: Path) -> None:
     assert head_revision() in up.stdout
     assert run("db", "check", "--database-url", url).returncode == 0
     assert f'"head": "{head_revision()}"' in run("db", "current", "--database-url", url).stdout
-    assert run("db", "downgrade", "base", "--database-url", url).returncode == 0
+    assert run("db", "downgrade", "base", "--database-url", url).returncode == 2  # needs:
+    assert run("db", "downgrade", "base", "--destroy-data", "--database-url", url).returncode == 0
     assert run("db", "check", "--database-url", url).returncode == 1
     missing = run("db", "upgrade")
     assert missing.returncode == 2 and "VEZA_DATABASE_URL" in missing.stderr

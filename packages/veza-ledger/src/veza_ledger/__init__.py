@@ -59,6 +59,7 @@ from veza_ledger._schema import (
     WebhookLogRow,
     metadata,
 )
+from veza_ledger._schema_check import SchemaDrift, schema_drift
 from veza_ledger._subscriptions import Eligibility, EligibilityReason
 from veza_ledger._sweep import SweepItem, SweepReport, run_sweep
 from veza_ledger._transfers import reversal_key
@@ -110,6 +111,7 @@ __all__ = [
     "RefundState",
     "Rule",
     "SQLWebhookLog",
+    "SchemaDrift",
     "SchemaOutOfDate",
     "SellerPayout",
     "SellerTransfer",
@@ -143,6 +145,7 @@ __all__ = [
     "run_reversal_worker",
     "run_sweep",
     "run_transfer_worker",
+    "schema_drift",
     "sweep_webhook_log",
     "upgrade",
 ]

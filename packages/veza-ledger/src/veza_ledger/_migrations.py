@@ -5,7 +5,8 @@ concurrent starters are serialised by an advisory lock held for the whole upgrad
 SQLite every transaction begins ``IMMEDIATE`` (see :func:`configure_engine`), which
 serialises them the same way. ``check_schema(engine)`` is the start-up check: it raises
 :class:`SchemaOutOfDate` with the command to run when the database is behind (or ahead
-of) the installed library.
+of) the installed library, and returns every difference between the live schema and
+the models (:class:`SchemaDrift`) when it is at the head.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from veza_ledger import _alembic_filter
 from veza_ledger._engine import configure_engine
 from veza_ledger._errors import SchemaOutOfDate
+from veza_ledger._schema_check import SchemaDrift, schema_drift
 
-VERSION_TABLE = "veza_ledger_alembic_version"
+VERSION_TABLE = _alembic_filter.VERSION_TABLE
 ADVISORY_LOCK = 0x7665_7A61_6C65  # "vezale": one lock id for every ledger upgrade
 
 # Alembic installs its migration context as a module-level proxy, so two threads of one
@@ -79,11 +82,22 @@ def downgrade(engine: sa.Engine, revision: str = "base") -> None:
     _run(engine, "downgrade", revision)
 
 
-def check_schema(engine: sa.Engine) -> None:
-    """Raise :class:`SchemaOutOfDate` unless the database is at this library's head."""
+def check_schema(engine: sa.Engine) -> list[SchemaDrift]:
+    """Check the revision, then compare the live schema with the models.
+
+    Returns:
+        Every difference (column types, nullability, ``CHECK`` and other constraints,
+        indexes, triggers) between the live ledger tables and this library's models;
+        empty when the schema is exactly what the library expects. Callers that only
+        need "at the head" may ignore it, as before.
+
+    Raises:
+        SchemaOutOfDate: The database is not at this library's head revision (the
+            message names the command to run).
+    """
     current, head = current_revision(engine), head_revision()
     if current == head:
-        return
+        return schema_drift(engine)
     url = engine.url.render_as_string(hide_password=True)
     if current is None:
         msg = (
@@ -103,3 +117,9 @@ def check_schema(engine: sa.Engine) -> None:
                 f"(head {head}): the database is newer than the library; upgrade veza-ledger"
             )
     raise SchemaOutOfDate(msg)
+
+
+def revision_chain(revision: str) -> list[str]:
+    """``revision`` and every revision below it, newest first (its way down to base)."""
+    script = ScriptDirectory.from_config(_config())
+    return [r.revision for r in script.iterate_revisions(revision, "base")]

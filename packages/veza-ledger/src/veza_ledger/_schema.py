@@ -368,3 +368,12 @@ class RuleCheck(Base):
 
 
 metadata = Base.metadata
+
+
+# --------------------------------------------------------------------------------------
+# Trigger DDL hooks for ``metadata.create_all`` (the migrations create the same triggers;
+# ``check_schema`` compares the live database with this list). Kept apart from the
+# models above on purpose: the definitions live in ``_guards``.
+from veza_ledger._guards import JOURNAL_GUARDS, attach_triggers  # noqa: E402 - see above
+
+attach_triggers(metadata, JOURNAL_GUARDS)
