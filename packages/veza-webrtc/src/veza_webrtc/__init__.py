@@ -13,6 +13,7 @@ from veza_webrtc._credentials import (
     turn_credential,
 )
 from veza_webrtc._errors import (
+    CoturnOptionError,
     IceServerAccessError,
     IceURLSyntaxError,
     TurnProviderError,
@@ -20,6 +21,7 @@ from veza_webrtc._errors import (
     WebRTCError,
 )
 from veza_webrtc._providers import CloudflareTurnSource, TwilioTurnSource
+from veza_webrtc._secret import Secret
 from veza_webrtc._uri import IceURL, parse_ice_url
 from veza_webrtc._version import __version__
 
@@ -27,10 +29,12 @@ __all__ = [
     "ICE_CACHE_CONTROL",
     "CloudflareTurnSource",
     "CoturnBuild",
+    "CoturnOptionError",
     "IceConfig",
     "IceServerAccessError",
     "IceURL",
     "IceURLSyntaxError",
+    "Secret",
     "TurnCredentials",
     "TurnGrant",
     "TurnProviderError",

@@ -24,6 +24,7 @@ from veza_webrtc._errors import (
     TurnProviderError,
     WebRTCConfigurationError,
 )
+from veza_webrtc._secret import Secret
 from veza_webrtc._uri import IceURL, parse_ice_url
 
 _log = logging.getLogger("veza_webrtc")
@@ -87,9 +88,18 @@ def _turn_urls(value: Iterable[IceURL | str] | str) -> tuple[IceURL, ...]:
     return _urls(value, "WEBRTC_TURN_URLS")
 
 
-def _secrets(value: Iterable[str] | str) -> tuple[str, ...]:
+def _secrets(value: Iterable[str | Secret[str]] | str | Secret[str]) -> tuple[Secret[str], ...]:
+    if isinstance(value, Secret):
+        value = value.reveal()
     items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(s.strip() for s in items if s.strip())
+    texts = (item.reveal() if isinstance(item, Secret) else item for item in items)
+    return tuple(Secret(text.strip()) for text in texts if text.strip())
+
+
+def _credential(value: str | Secret[str] | None) -> Secret[str] | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(value)
 
 
 @attrs.frozen
@@ -100,9 +110,11 @@ class IceConfig:
         stun_urls: ``WEBRTC_STUN_URLS``: ``stun:``/``stuns:`` URLs.
         turn_urls: ``WEBRTC_TURN_URLS``: ``turn:``/``turns:`` URLs.
         turn_username: ``WEBRTC_TURN_USERNAME``: static long-term username.
-        turn_credential: ``WEBRTC_TURN_CREDENTIAL``: its password (never shown).
-        turn_secrets: ``WEBRTC_TURN_SECRET``: TURN REST shared secrets; the first signs,
-            all are expected to be configured in coturn during a rotation.
+        turn_credential: ``WEBRTC_TURN_CREDENTIAL``: its password, held as a
+            :class:`Secret` (a ``str`` given is wrapped).
+        turn_secrets: ``WEBRTC_TURN_SECRET``: TURN REST shared secrets, each held as a
+            :class:`Secret`; the first signs, all are expected to be configured in coturn
+            during a rotation.
         turn_ttl: ``WEBRTC_TURN_TTL``: lifetime of ephemeral credentials (seconds).
         transport_policy: ``WEBRTC_ICE_TRANSPORT_POLICY``: ``all`` or ``relay``.
         separator: ``WEBRTC_TURN_SEPARATOR``: coturn's ``rest-api-separator``.
@@ -113,8 +125,8 @@ class IceConfig:
     stun_urls: tuple[IceURL, ...] = attrs.field(default=(), converter=_stun_urls)
     turn_urls: tuple[IceURL, ...] = attrs.field(default=(), converter=_turn_urls)
     turn_username: str | None = None
-    turn_credential: str | None = attrs.field(default=None, repr=False)
-    turn_secrets: tuple[str, ...] = attrs.field(default=(), converter=_secrets, repr=False)
+    turn_credential: Secret[str] | None = attrs.field(default=None, converter=_credential)
+    turn_secrets: tuple[Secret[str], ...] = attrs.field(default=(), converter=_secrets)
     turn_ttl: int = DEFAULT_TTL
     transport_policy: TransportPolicy = "all"
     separator: str = ":"
@@ -248,7 +260,9 @@ class IceConfig:
                 {
                     "urls": turn_urls,
                     "username": self.turn_username,
-                    "credential": self.turn_credential,
+                    "credential": self.turn_credential.reveal()
+                    if self.turn_credential is not None
+                    else None,
                 }
             )
         elif self._mode == "ephemeral":
