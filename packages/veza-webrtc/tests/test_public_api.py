@@ -14,6 +14,7 @@ EXPECTED_EXPORTS = {
     "IceServerAccessError",
     "IceURL",
     "IceURLSyntaxError",
+    "ProbeResult",
     "Secret",
     "TurnCredentials",
     "TurnGrant",
@@ -27,6 +28,8 @@ EXPECTED_EXPORTS = {
     "coturn_config",
     "ephemeral_credentials",
     "parse_ice_url",
+    "probe_ice_servers",
+    "probe_turn_url",
     "turn_credential",
 }
 

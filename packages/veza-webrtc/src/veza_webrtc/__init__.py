@@ -20,6 +20,7 @@ from veza_webrtc._errors import (
     WebRTCConfigurationError,
     WebRTCError,
 )
+from veza_webrtc._probe import ProbeResult, probe_ice_servers, probe_turn_url
 from veza_webrtc._providers import CloudflareTurnSource, TwilioTurnSource
 from veza_webrtc._secret import Secret
 from veza_webrtc._uri import IceURL, parse_ice_url
@@ -34,6 +35,7 @@ __all__ = [
     "IceServerAccessError",
     "IceURL",
     "IceURLSyntaxError",
+    "ProbeResult",
     "Secret",
     "TurnCredentials",
     "TurnGrant",
@@ -47,5 +49,7 @@ __all__ = [
     "coturn_config",
     "ephemeral_credentials",
     "parse_ice_url",
+    "probe_ice_servers",
+    "probe_turn_url",
     "turn_credential",
 ]
