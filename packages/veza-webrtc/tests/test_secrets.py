@@ -3,6 +3,7 @@
 import pytest
 
 from veza_webrtc import (
+    CachedIceProbe,
     CloudflareTurnSource,
     IceConfig,
     Secret,
@@ -32,6 +33,8 @@ def objects():
     grant = TurnGrant(({"urls": ["turn:t.example"], "username": "u", "credential": SECRET},))
     yield "TurnGrant", grant
     yield "Secret", Secret(SECRET)
+    yield "CachedIceProbe", CachedIceProbe(ephemeral)
+    yield "CachedIceProbe (static)", CachedIceProbe(static)
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from veza_webrtc._errors import (
     WebRTCConfigurationError,
     WebRTCError,
 )
+from veza_webrtc._health import CachedIceProbe
 from veza_webrtc._probe import ProbeResult, probe_ice_servers, probe_turn_url
 from veza_webrtc._providers import CloudflareTurnSource, TwilioTurnSource
 from veza_webrtc._secret import Secret
@@ -28,6 +29,7 @@ from veza_webrtc._version import __version__
 
 __all__ = [
     "ICE_CACHE_CONTROL",
+    "CachedIceProbe",
     "CloudflareTurnSource",
     "CoturnBuild",
     "CoturnOptionError",
