@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veza_webrtc import (
     CoturnBuild,
@@ -313,9 +315,9 @@ def test_ip_options_must_be_addresses(option, value):
 @pytest.mark.parametrize("value", [v for v in HOSTILE_TEXT if v])
 def test_secrets_refuse_control_characters_without_repeating_them(value):
     secret = f"Hunter2{value}Hunter2"
-    for given in (secret, Secret(secret)):
+    for form in (secret, Secret(secret)):
         with pytest.raises(CoturnOptionError) as caught:
-            coturn_config(realm="r", secrets=["good", given])
+            coturn_config(realm="r", secrets=["good", form])
         assert caught.value.option == "secrets"
         assert "Hunter2" not in str(caught.value)
 
@@ -351,3 +353,67 @@ def test_secrets_as_secret_values_are_written_and_never_shown():
     assert "\nstatic-auth-secret=old-one\n" in text
     assert repr(Secret("new-one")) == "Secret('********')"
     assert str(Secret("new-one")) == "Secret('********')"
+
+
+def _option_lines(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _render(**options):
+    """The rendered text, or the refusal (hypothesis tests check both outcomes)."""
+    try:
+        return coturn_config(**options)
+    except CoturnOptionError as exc:
+        return exc
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    option=st.sampled_from(["realm", "tls_cert", "tls_key", "log_file", "pidfile"]),
+    value=st.text(min_size=1, max_size=30),
+)
+def test_no_string_value_can_add_or_split_a_line(option, value):
+    """Any text either is refused naming its option or lands whole on its own line."""
+    base = _options(option, "x")
+    text = _render(**(base | {option: value}))
+    if isinstance(text, CoturnOptionError):
+        assert text.option == option
+        return
+    reference = _option_lines(coturn_config(**base))
+    lines = _option_lines(text)
+    assert len(lines) == len(reference)
+    key = {"realm": "realm", "tls_cert": "cert", "tls_key": "pkey", "log_file": "log-file"}
+    assert f"{key.get(option, option)}={value}" in lines
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=3))
+def test_no_secret_can_add_or_split_a_line(secrets):
+    text = _render(realm="r", secrets=secrets)
+    if isinstance(text, CoturnOptionError):
+        assert text.option == "secrets"
+        assert not any(s in str(text) for s in secrets if len(s) > 3)
+        return
+    lines = _option_lines(text)
+    assert [line for line in lines if line.startswith("static-auth-secret=")] == [
+        f"static-auth-secret={s}" for s in secrets
+    ]
+    assert (
+        len(lines) == len(_option_lines(coturn_config(realm="r", secrets=["s"]))) + len(secrets) - 1
+    )
+
+
+def test_the_cli_refuses_an_injected_realm_naming_it(tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.write_text("s3cret\n")
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "veza_webrtc", "coturn-config",
+            "--realm", "veza.test\nallow-loopback-peers", "--secret-file", str(secrets),
+            "--coturn-version", "4.6.1",
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "'realm'" in result.stderr
+    assert "allow-loopback-peers" not in result.stdout

@@ -12,12 +12,15 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from veza_services import free_port, free_udp_tcp_port, self_signed_certificate, uclient
 from veza_webrtc import (
+    CloudflareTurnSource,
     IceConfig,
     Secret,
     coturn_config,
@@ -324,3 +327,55 @@ def test_cli_probe_refuses_bad_input():
     empty = cli()
     assert empty.returncode == 2
     assert "no STUN or TURN URL" in empty.stderr
+
+
+def test_static_credentials_and_a_hosted_source(coturn):
+    server = start(coturn)
+    url = f"turn:127.0.0.1:{server.port}?transport=udp"
+    creds = fresh("static")  # coturn checks REST credentials; here they are a static pair
+    static = IceConfig(
+        turn_urls=url, turn_username=creds.username, turn_credential=creds.credential
+    )
+    (result,) = probe_ice_servers(static, timeout=5)
+    assert result.ok and result.bytes_echoed == 100, result
+
+    class CloudflareLike(BaseHTTPRequestHandler):
+        """Answers generate-ice-servers like Cloudflare, with this coturn's URL."""
+
+        def do_POST(self):
+            expected = "/v1/turn/keys/key-1/credentials/generate-ice-servers"
+            authorized = self.headers.get("Authorization") == "Bearer api-token"
+            length = int(self.headers.get("Content-Length", 0))
+            ttl = json.loads(self.rfile.read(length))["ttl"]
+            issued = ephemeral_credentials(SECRET, user_id="cf", ttl=ttl)
+            body = {
+                "iceServers": [
+                    {"urls": [f"stun:127.0.0.1:{server.port}"]},
+                    {"urls": [url], "username": issued.username, "credential": issued.credential},
+                ]
+            }
+            payload = json.dumps(body).encode()
+            self.send_response(201 if self.path == expected and authorized else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), CloudflareLike)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = CloudflareTurnSource(
+            "key-1", "api-token", base_url=f"http://127.0.0.1:{http.server_port}"
+        )
+        hosted = IceConfig(turn_source=source, turn_ttl=600)
+        (result,) = probe_ice_servers(hosted, timeout=5)  # the source's TURN URL only
+    finally:
+        http.shutdown()
+        thread.join()
+        http.server_close()
+    assert result.url == url
+    assert result.ok and result.bytes_echoed == 100, result
