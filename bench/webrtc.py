@@ -104,6 +104,16 @@ def _wait_for(port: int) -> None:
     raise RuntimeError("turnserver did not start")
 
 
+def _wait_for_tls(port: int, cert: Path) -> None:
+    # coturn's TLS listener may start later than its UDP one on a loaded machine
+    context = ssl.create_default_context(cafile=str(cert))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if probe_turn_url(f"stuns:127.0.0.1:{port}", tls_context=context, timeout=1).ok:
+            return
+    raise RuntimeError("turnserver's TLS listener did not start")
+
+
 def probe_rows(runs: int = 20) -> None:
     """Probe latency per TURN URL beside turnutils_uclient, on one coturn."""
     if not all(shutil.which(b) for b in ("turnserver", "turnutils_uclient", "openssl")):
@@ -142,6 +152,7 @@ def probe_rows(runs: int = 20) -> None:
         )  # fmt: skip
         try:
             _wait_for(port)
+            _wait_for_tls(tls_port, cert)
             _probe_table(port, tls_port, peer_port, cert, runs)
         finally:
             for process in (server, peer):

@@ -62,6 +62,15 @@ def start(coturn, tmp_path=None, *, stale_nonce=None, old_tls=False, **options):
     server = coturn(text, port)
     server.tls_port = tls.get("tls_listening_port")
     server.low = low
+    if server.tls_port:
+        # the fixture waits for UDP; coturn's TLS listener can come up seconds later on a
+        # loaded machine (a handshake sent earlier just hangs): wait for a TLS Binding
+        context = ssl.create_default_context(cafile=str(tmp_path / "turns-cert.pem"))
+        deadline = time.monotonic() + 15
+        while not probe_turn_url(
+            f"stuns:127.0.0.1:{server.tls_port}", tls_context=context, timeout=1
+        ).reachable:
+            assert time.monotonic() < deadline, "coturn's TLS listener did not start"
     return server
 
 

@@ -213,7 +213,6 @@ def _refusal(exc: TurnRefusedError, username: str, separator: str, peer: Address
 @attrs.define
 class _Probe:
     url: IceURL
-    text: str
     username: str | None
     credential: Secret[str] | None
     deadline: float
@@ -362,7 +361,6 @@ def probe_turn_url(
     started = time.monotonic()
     probe = _Probe(
         url=parsed,
-        text=str(url),
         username=username,
         credential=secret,
         deadline=started + timeout,
