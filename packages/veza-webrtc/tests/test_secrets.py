@@ -28,6 +28,8 @@ def objects():
     yield "IceConfig.turn_credential", static.turn_credential
     yield "IceConfig (hosted source)", IceConfig(turn_source=cloudflare)
     yield "CloudflareTurnSource", cloudflare
+    yield "CloudflareTurnSource (Secret)", CloudflareTurnSource("k", Secret(SECRET))
+    yield "TwilioTurnSource (Secret)", TwilioTurnSource("AC1", Secret(SECRET))
     yield "TwilioTurnSource", twilio
     yield "TurnCredentials", ephemeral_credentials(SECRET, user_id="u", ttl=600)
     grant = TurnGrant(({"urls": ["turn:t.example"], "username": "u", "credential": SECRET},))
