@@ -18,7 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from veza_services import free_port, free_udp_tcp_port, self_signed_certificate, uclient
+from veza_services import (
+    free_port,
+    free_udp_tcp_port,
+    self_signed_certificate,
+    service_unavailable,
+    uclient,
+)
 from veza_webrtc import (
     CloudflareTurnSource,
     IceConfig,
@@ -388,3 +394,56 @@ def test_static_credentials_and_a_hosted_source(coturn):
         http.server_close()
     assert result.url == url
     assert result.ok and result.bytes_echoed == 100, result
+
+
+def start_ipv6(coturn):
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError as exc:
+        service_unavailable("IPv6 loopback", f"cannot bind ::1: {exc}", "enable IPv6 on lo")
+    port = free_udp_tcp_port()
+    low = random.randrange(40000, 60000, 200)
+    text = coturn_config(
+        realm="veza.test",
+        secrets=[SECRET],
+        listening_ip="::1",
+        relay_ip="::1",
+        listening_port=port,
+        min_port=low,
+        max_port=low + 199,
+        allow_loopback_peers=True,
+    )
+    # the fixture checks readiness over 127.0.0.1: listen there too
+    text = text.replace("listening-ip=::1\n", "listening-ip=::1\nlistening-ip=127.0.0.1\n")
+    return coturn(text, port)
+
+
+@pytest.mark.parametrize(("suffix", "channel_data"), [("", False), ("?transport=tcp", True)])
+def test_an_ipv6_only_relay(coturn, suffix, channel_data):
+    server = start_ipv6(coturn)
+    creds = fresh("v6")
+    result = probe_turn_url(
+        f"turn:[::1]:{server.port}{suffix}",
+        username=creds.username,
+        credential=creds.credential,
+        channel_data=channel_data,
+    )
+    # the default (IPv4) Allocate is refused with 440; the probe asks for IPv6
+    assert result.ok, result
+    assert result.relayed_address.startswith("[::1]:")
+    assert result.bytes_echoed == 100
+
+
+def test_the_generated_config_denies_ipv6_special_purpose_peers(coturn):
+    server = start_ipv6(coturn)
+    creds = fresh("v6-mallory")
+    for peer in ("fd00::1", "fe80::1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2001:db8::1",
+                 "2002:a00:1::1", "3fff::1", "5f00::1", "100::1"):  # fmt: skip
+        result = probe_turn_url(
+            f"turn:[::1]:{server.port}",
+            username=creds.username,
+            credential=creds.credential,
+            peer=(peer, 9),
+        )
+        assert result.failure == "forbidden_peer", (peer, result)

@@ -262,3 +262,23 @@ def test_fingerprint_is_crc32_xor_stun():
     data = encode(StunMessage(BINDING, REQUEST, bytes(12)), fingerprint=True)
     (value,) = struct.unpack("!I", data[-4:])
     assert value == binascii.crc32(data[:-8]) ^ 0x5354554E
+
+
+def test_error_reason_padding_nuls_are_dropped():
+    # coturn 4.6.1 counts the padding into the reason phrase of its 440 answer
+    value = struct.pack("!HBB", 0, 4, 40) + b"Unsupported address family\x00\x00"
+    assert decode_error_code(value) == (440, "Unsupported address family")
+
+
+UNSPECIFIED = ("0.0.0.0", 0)  # noqa: S104 - an address value, nothing binds to it
+
+
+def test_every_relayed_address_of_an_allocate_success():
+    transaction = bytes(range(12))
+    attributes = tuple(
+        (0x0016, encode_xor_address(address, transaction))
+        for address in (UNSPECIFIED, ("::1", 50000))
+    )
+    message = decode(encode(StunMessage(0x003, SUCCESS, transaction, attributes)))
+    assert message.addresses(0x0016) == [UNSPECIFIED, ("::1", 50000)]
+    assert message.address(0x0016) == UNSPECIFIED

@@ -19,6 +19,7 @@ UDP from the relay.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import ssl
@@ -37,6 +38,7 @@ from veza_webrtc._stun import (
     XOR_MAPPED_ADDRESS,
     XOR_RELAYED_ADDRESS,
     Address,
+    StunMessage,
     StunParseError,
 )
 from veza_webrtc._transport import Channel, TransportName
@@ -64,6 +66,7 @@ _FORBIDDEN = 403
 _QUOTA = 486
 _CAPACITY = 508
 _UNAUTHORIZED = 401
+_FAMILY_UNSUPPORTED = 440
 _CHANNEL = 0x4000
 _MS = 1000.0
 
@@ -259,13 +262,19 @@ class _Probe:
         if self.username is None or self.credential is None:
             raise _Failed(NO_CREDENTIAL, "no TURN credentials to test this URL with")
         try:
-            allocation = session.allocate(deadline=self.deadline)
+            allocation = self._allocate(session)
         except TurnRefusedError as exc:
             if exc.authenticated or exc.code != _UNAUTHORIZED:
                 self.found["authenticated"] = exc.code != _UNAUTHORIZED
             raise _refusal(exc, self.username, self.separator, ("0.0.0.0", 0)) from None  # noqa: S104 - no peer yet
         self.found["authenticated"] = True
-        relayed = allocation.address(XOR_RELAYED_ADDRESS)
+        # coturn 4.6.1 adds "0.0.0.0:0" for a family it refused earlier in the session
+        usable = [
+            (host, port)
+            for host, port in allocation.addresses(XOR_RELAYED_ADDRESS)
+            if port and not ipaddress.ip_address(host).is_unspecified
+        ]
+        relayed = usable[0] if usable else None
         mapped = allocation.address(XOR_MAPPED_ADDRESS)
         if relayed is None:
             raise _Failed(PROTOCOL_ERROR, "the Allocate success has no XOR-RELAYED-ADDRESS")
@@ -276,6 +285,15 @@ class _Probe:
             # release the relay now; if this fails it times out by itself (LIFETIME)
             with contextlib.suppress(OSError, TurnRefusedError, StunParseError, IntegrityError):
                 session.refresh(0, deadline=max(self.deadline, time.monotonic() + 0.5))
+
+    def _allocate(self, session: TurnSession) -> StunMessage:
+        """Allocate; a server that relays IPv6 only answers 440 to the default (IPv4)."""
+        try:
+            return session.allocate(deadline=self.deadline)
+        except TurnRefusedError as exc:
+            if exc.code != _FAMILY_UNSUPPORTED:
+                raise
+        return session.allocate(deadline=self.deadline, family=6)
 
     def _echo(self, session: TurnSession, relayed: Address, mapped: Address | None) -> None:
         payload = os.urandom(self.payload_size)

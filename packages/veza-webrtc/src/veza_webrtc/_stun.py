@@ -57,6 +57,7 @@ DATA_ATTR = 0x0013
 REALM = 0x0014
 NONCE = 0x0015
 XOR_RELAYED_ADDRESS = 0x0016
+REQUESTED_ADDRESS_FAMILY = 0x0017
 REQUESTED_TRANSPORT = 0x0019
 XOR_MAPPED_ADDRESS = 0x0020
 SOFTWARE = 0x8022
@@ -102,6 +103,17 @@ class StunMessage:
         """An XOR-encoded address attribute, decoded; ``None`` when absent."""
         value = self.get(kind)
         return None if value is None else decode_xor_address(value, self.transaction_id)
+
+    def addresses(self, kind: int) -> list[Address]:
+        """Every XOR-encoded address attribute of this type, decoded, in wire order.
+
+        An Allocate success may carry one XOR-RELAYED-ADDRESS per address family.
+        """
+        return [
+            decode_xor_address(value, self.transaction_id)
+            for attribute, value in self.attributes
+            if attribute == kind
+        ]
 
     def error(self) -> tuple[int, str] | None:
         """``(code, reason)`` from ERROR-CODE, or ``None``."""
@@ -321,7 +333,8 @@ def decode_error_code(value: bytes) -> tuple[int, str]:
         msg = "ERROR-CODE is at least 4 bytes"
         raise StunParseError(msg)
     klass, number = value[2] & 0x07, value[3]
-    return klass * 100 + number, value[4:].decode("utf-8", "replace")
+    # some servers (coturn) count padding NULs into the reason phrase
+    return klass * 100 + number, value[4:].decode("utf-8", "replace").rstrip("\x00")
 
 
 def encode_channel_data(channel: int, payload: bytes, *, pad: bool) -> bytes:

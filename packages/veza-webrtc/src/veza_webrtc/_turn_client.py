@@ -34,6 +34,7 @@ from veza_webrtc._stun import (
     REALM,
     REFRESH,
     REQUEST,
+    REQUESTED_ADDRESS_FAMILY,
     REQUESTED_TRANSPORT,
     SEND,
     SOFTWARE,
@@ -243,10 +244,18 @@ class TurnSession:
         """A Binding request (no credentials): reachability and the mapped address."""
         return self.transact(BINDING, [], deadline=deadline)
 
-    def allocate(self, *, deadline: float) -> StunMessage:
-        """Allocate a UDP relay (REQUESTED-TRANSPORT 17)."""
-        transport = bytes([UDP_PROTOCOL, 0, 0, 0])
-        return self.transact(ALLOCATE, [(REQUESTED_TRANSPORT, transport)], deadline=deadline)
+    def allocate(self, *, deadline: float, family: int | None = None) -> StunMessage:
+        """Allocate a UDP relay (REQUESTED-TRANSPORT 17).
+
+        Args:
+            deadline: ``time.monotonic()`` value to give up at.
+            family: 4 or 6 for REQUESTED-ADDRESS-FAMILY (RFC 8656 section 14.8); without
+                it the server relays IPv4.
+        """
+        attributes = [(REQUESTED_TRANSPORT, bytes([UDP_PROTOCOL, 0, 0, 0]))]
+        if family is not None:
+            attributes.append((REQUESTED_ADDRESS_FAMILY, bytes([1 if family == 4 else 2, 0, 0, 0])))  # noqa: PLR2004
+        return self.transact(ALLOCATE, attributes, deadline=deadline)
 
     def create_permission(self, peer: Address, *, deadline: float) -> StunMessage:
         """Let ``peer``'s IP send to (and be sent to through) the relay."""
