@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from veza_webrtc import probe_turn_url
+from veza_webrtc import IceConfig, probe_ice_servers, probe_turn_url
 from veza_webrtc._stun import (
     ALLOCATE,
     BINDING,
@@ -170,3 +170,18 @@ def test_an_error_response_without_realm_is_a_protocol_error(fake):
         f"turn:127.0.0.1:{server.port}", username="u", credential="pw", timeout=2
     )
     assert result.failure == "protocol_error", result
+
+
+def test_turn_urls_left_out_for_want_of_credentials_are_reported(fake):
+    server = fake(lambda data, client: [success_binding(decode(data), client)])
+    config = IceConfig(
+        stun_urls=f"stun:127.0.0.1:{server.port}",
+        turn_urls=[f"turn:127.0.0.1:{server.port}", f"turns:127.0.0.1:{server.port}"],
+        turn_username="only-a-username",
+    )
+    stun, turn, turns = probe_ice_servers(config, timeout=2)
+    assert stun.ok
+    assert (turn.failure, turns.failure) == ("no_credential", "no_credential")
+    assert "WEBRTC_TURN_CREDENTIAL" in turn.diagnosis
+    assert turns.transport == "tls"
+    assert not turn.reachable  # not probed: the browser would not be given it

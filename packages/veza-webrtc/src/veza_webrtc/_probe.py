@@ -419,7 +419,8 @@ def probe_ice_servers(
 
     Args:
         config: An :class:`IceConfig` (fresh credentials are issued for the probe, as for
-            a browser: ephemeral, static or from a hosted source) or an
+            a browser: ephemeral, static or from a hosted source; TURN URLs it leaves
+            out for want of credentials come back as ``no_credential`` failures) or an
             ``RTCConfiguration`` dict (``{"iceServers": [...]}``).
         timeout: Seconds for each URL; the call returns within about that.
         user_id: Put into ephemeral usernames (coturn's logs show it).
@@ -449,8 +450,22 @@ def probe_ice_servers(
                     str(credential) if credential is not None else None,
                 )
             )
+    # TURN URLs the half-configuration rule left out (no complete credentials): the
+    # browser gets no TURN server, which is exactly what an operator must hear about
+    dropped = []
+    if isinstance(config, IceConfig) and config.turn_urls and not config.has_turn:
+        reason = next((w for w in config.warnings if "WEBRTC_TURN_URLS" in w), "")
+        dropped = [
+            ProbeResult(
+                url=str(url),
+                transport=_transport_of(url),
+                failure=NO_CREDENTIAL,
+                diagnosis=f"not offered to browsers: {reason}",
+            )
+            for url in config.turn_urls
+        ]
     if not jobs:
-        return []
+        return dropped
 
     def one(job: tuple[str, str | None, str | None]) -> ProbeResult:
         url, username, credential = job
@@ -470,4 +485,4 @@ def probe_ice_servers(
         )
 
     with ThreadPoolExecutor(max_workers=min(len(jobs), 8)) as pool:
-        return list(pool.map(one, jobs))
+        return [*pool.map(one, jobs), *dropped]
