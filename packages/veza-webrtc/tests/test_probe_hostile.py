@@ -185,3 +185,17 @@ def test_turn_urls_left_out_for_want_of_credentials_are_reported(fake):
     assert "WEBRTC_TURN_CREDENTIAL" in turn.diagnosis
     assert turns.transport == "tls"
     assert not turn.reachable  # not probed: the browser would not be given it
+
+
+def test_a_server_that_answers_stun_but_not_turn_is_a_timeout_not_blocked_udp(fake):
+    def stun_only(data, client):
+        request = decode(data)
+        return [success_binding(request, client)] if request.method == BINDING else []
+
+    server = fake(stun_only)
+    result = probe_turn_url(
+        f"turn:127.0.0.1:{server.port}", username="u", credential="pw", timeout=1.2
+    )
+    assert result.failure == "timeout", result
+    assert result.reachable
+    assert "Binding" in result.diagnosis

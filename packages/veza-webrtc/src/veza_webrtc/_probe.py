@@ -243,6 +243,15 @@ class _Probe:
             raise _connect_failure(self.url, transport, exc) from None
         try:
             self._over(channel)
+        except TimeoutError:
+            if not self.found.get("reachable"):
+                raise _connect_failure(self.url, transport, TimeoutError()) from None
+            raise _Failed(  # it answered the Binding, then went quiet: not a blocked port
+                TIMEOUT,
+                f"{self.url.host}:{self.url.effective_port}/{transport} answered the Binding "
+                "request but not the TURN requests in time (overloaded, or a middlebox "
+                "that passes STUN but not TURN)",
+            ) from None
         except (OSError, ssl.SSLError) as exc:
             raise _connect_failure(self.url, transport, exc) from None
         except (StunParseError, IntegrityError) as exc:
