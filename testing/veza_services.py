@@ -318,3 +318,60 @@ def coturn(tmp_path: Path) -> Iterator[Callable[[str, int], CoturnServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+# ------------------------------------------------------------------ TURN probe helpers
+# (veza-webrtc's probe tests and bench/webrtc.py: a TURNS certificate, and coturn's own
+# client over UDP, TCP or TLS so its results can be compared with the probe's)
+
+
+def self_signed_certificate(directory: Path, ip: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throw-away EC certificate and key for TURNS on ``ip``, made with openssl."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        service_unavailable("openssl", "openssl is not on PATH", "apt-get install openssl")
+    cert, key = directory / "turns-cert.pem", directory / "turns-key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", f"/CN={ip}", "-addext", f"subjectAltName=IP:{ip}", "-days", "2",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+def uclient(
+    server: CoturnServer,
+    username: str,
+    credential: str,
+    *,
+    port: int | None = None,
+    transport: str = "udp",
+    peer: str = "127.0.0.1",
+    messages: int = 5,
+) -> tuple[TurnClientResult, float]:
+    """Run ``turnutils_uclient`` over ``udp``, ``tcp`` or ``tls``; result and seconds taken."""
+    import subprocess
+
+    flags = {"udp": [], "tcp": ["-t"], "tls": ["-t", "-S"]}[transport]
+    started = time.perf_counter()
+    result = subprocess.run(
+        [
+            "turnutils_uclient", *flags, "-u", username, "-w", credential,
+            "-e", peer, "-r", str(server.peer_port), "-p", str(port or server.port),
+            "-n", str(messages), "-m", "1", "-l", "100", "127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    return TurnClientResult(result.returncode, result.stdout + result.stderr), elapsed

@@ -195,3 +195,31 @@ def test_short_ttls_are_refused(ttl):
 
 def test_bad_username_on_the_access_error_path_is_not_a_syntax_error():
     assert not issubclass(IceServerAccessError, IceURLSyntaxError)
+
+
+def test_building_a_value_has_no_side_effects_and_from_env_logs(caplog):
+    with caplog.at_level(logging.DEBUG, logger="veza_webrtc"):
+        half = IceConfig(turn_urls=TURN)  # TURN URLs without credentials: a warning
+    assert caplog.records == []  # values do not log; the factory does
+    assert half.warnings and not half.has_turn
+    with caplog.at_level(logging.WARNING, logger="veza_webrtc"):
+        IceConfig.from_env({"WEBRTC_TURN_URLS": TURN})
+    assert [r.getMessage() for r in caplog.records] == [f"veza-webrtc: {w}" for w in half.warnings]
+
+
+def test_derived_state_follows_evolve_and_equality_ignores_it():
+    import attrs
+
+    config = IceConfig(turn_urls=TURN, turn_secrets="s")
+    assert config.ephemeral
+    static = attrs.evolve(config, turn_secrets=(), turn_username="u", turn_credential="p")
+    assert static.has_turn and not static.ephemeral
+    stun_only = attrs.evolve(config, turn_secrets=())
+    assert not stun_only.has_turn and stun_only.warnings
+    assert IceConfig(turn_urls=TURN, turn_secrets="s") == config
+    with pytest.raises(WebRTCConfigurationError, match="relay"):
+        attrs.evolve(stun_only, transport_policy="relay")
+
+
+def test_the_value_is_validated_without_a_post_init_hook():
+    assert not hasattr(IceConfig, "__attrs_post_init__")

@@ -16,7 +16,7 @@ from veza_webrtc import coturn_config, ephemeral_credentials
 pytestmark = pytest.mark.coturn
 
 
-def start(coturn, secrets):
+def start(coturn, secrets, **options):
     port = free_udp_tcp_port()
     low = random.randrange(40000, 60000, 200)
     text = coturn_config(
@@ -28,6 +28,7 @@ def start(coturn, secrets):
         min_port=low,
         max_port=low + 199,
         allow_loopback_peers=True,
+        **options,
     )
     return coturn(text, port)
 
@@ -70,10 +71,36 @@ def test_rotation_credentials_signed_by_either_secret_allocate(coturn):
     assert server.refused_credentials_of(stale.username)
 
 
-@pytest.mark.parametrize("peer", ["169.254.169.254", "10.1.2.3", "192.168.0.10"])
+# a sample across the IANA special-purpose registry, including the blocks added after
+# review (AS112-v4, AMT, AS112 direct delegation) and the limited broadcast address
+@pytest.mark.parametrize(
+    "peer",
+    [
+        "169.254.169.254",
+        "10.1.2.3",
+        "192.168.0.10",
+        "192.31.196.1",
+        "192.52.193.7",
+        "192.175.48.42",
+        "100.64.0.1",
+        "198.18.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+    ],
+)
 def test_generated_config_refuses_internal_peers(coturn, peer):
     server = start(coturn, ["the-secret"])
     creds = ephemeral_credentials("the-secret", user_id="mallory", ttl=600)
     result = server.allocate_and_relay(creds.username, creds.credential, peer=peer)
     assert result.forbidden_peer, result.output
     assert not result.relayed
+
+
+def test_the_servers_own_external_address_is_refused_as_a_peer(coturn):
+    server = start(coturn, ["the-secret"], external_ip="93.184.216.34")
+    creds = ephemeral_credentials("the-secret", user_id="mallory", ttl=600)
+    result = server.allocate_and_relay(creds.username, creds.credential, peer="93.184.216.34")
+    assert result.forbidden_peer, result.output
+    assert not result.relayed
+    # and the server still relays to an allowed peer with external-ip set
+    assert server.allocate_and_relay(creds.username, creds.credential).relayed

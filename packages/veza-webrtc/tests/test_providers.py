@@ -8,7 +8,14 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from veza_webrtc import CloudflareTurnSource, IceConfig, TurnProviderError, TwilioTurnSource
+from veza_webrtc import (
+    CloudflareTurnSource,
+    IceConfig,
+    Secret,
+    TurnProviderError,
+    TwilioTurnSource,
+    WebRTCConfigurationError,
+)
 
 CLOUDFLARE_ANSWER = {
     "iceServers": [
@@ -200,3 +207,19 @@ def test_builder_with_a_provider_and_its_outage(provider, caplog):
     assert degraded["hasTurn"] is False
     assert degraded["iceServers"] == [{"urls": ["stun:stun.example.org"]}]
     assert "STUN only" in caplog.text
+
+
+def test_sources_take_secret_values(provider):
+    cloudflare = provider(201, CLOUDFLARE_ANSWER)
+    CloudflareTurnSource("key-1", Secret("cf-token"), base_url=cloudflare.url).fetch(
+        ttl=600, user_id=None, now=0
+    )
+    assert cloudflare.requests[0]["headers"]["Authorization"] == "Bearer cf-token"
+    twilio = provider(201, TWILIO_ANSWER)
+    TwilioTurnSource("AC1", Secret("tw-token"), base_url=twilio.url).fetch(
+        ttl=600, user_id=None, now=0
+    )
+    expected = "Basic " + base64.b64encode(b"AC1:tw-token").decode()
+    assert twilio.requests[0]["headers"]["Authorization"] == expected
+    with pytest.raises(WebRTCConfigurationError):
+        CloudflareTurnSource("key-1", Secret(""))

@@ -6,13 +6,17 @@ import importlib.resources
 import veza_webrtc
 
 EXPECTED_EXPORTS = {
+    "CachedIceProbe",
     "ICE_CACHE_CONTROL",
     "CloudflareTurnSource",
     "CoturnBuild",
+    "CoturnOptionError",
     "IceConfig",
     "IceServerAccessError",
     "IceURL",
     "IceURLSyntaxError",
+    "ProbeResult",
+    "Secret",
     "TurnCredentials",
     "TurnGrant",
     "TurnProviderError",
@@ -25,6 +29,8 @@ EXPECTED_EXPORTS = {
     "coturn_config",
     "ephemeral_credentials",
     "parse_ice_url",
+    "probe_ice_servers",
+    "probe_turn_url",
     "turn_credential",
 }
 

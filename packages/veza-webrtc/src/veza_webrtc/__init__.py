@@ -13,24 +13,32 @@ from veza_webrtc._credentials import (
     turn_credential,
 )
 from veza_webrtc._errors import (
+    CoturnOptionError,
     IceServerAccessError,
     IceURLSyntaxError,
     TurnProviderError,
     WebRTCConfigurationError,
     WebRTCError,
 )
+from veza_webrtc._health import CachedIceProbe
+from veza_webrtc._probe import ProbeResult, probe_ice_servers, probe_turn_url
 from veza_webrtc._providers import CloudflareTurnSource, TwilioTurnSource
+from veza_webrtc._secret import Secret
 from veza_webrtc._uri import IceURL, parse_ice_url
 from veza_webrtc._version import __version__
 
 __all__ = [
     "ICE_CACHE_CONTROL",
+    "CachedIceProbe",
     "CloudflareTurnSource",
     "CoturnBuild",
+    "CoturnOptionError",
     "IceConfig",
     "IceServerAccessError",
     "IceURL",
     "IceURLSyntaxError",
+    "ProbeResult",
+    "Secret",
     "TurnCredentials",
     "TurnGrant",
     "TurnProviderError",
@@ -43,5 +51,7 @@ __all__ = [
     "coturn_config",
     "ephemeral_credentials",
     "parse_ice_url",
+    "probe_ice_servers",
+    "probe_turn_url",
     "turn_credential",
 ]

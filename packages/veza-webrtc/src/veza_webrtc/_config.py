@@ -24,6 +24,7 @@ from veza_webrtc._errors import (
     TurnProviderError,
     WebRTCConfigurationError,
 )
+from veza_webrtc._secret import Secret
 from veza_webrtc._uri import IceURL, parse_ice_url
 
 _log = logging.getLogger("veza_webrtc")
@@ -87,9 +88,125 @@ def _turn_urls(value: Iterable[IceURL | str] | str) -> tuple[IceURL, ...]:
     return _urls(value, "WEBRTC_TURN_URLS")
 
 
-def _secrets(value: Iterable[str] | str) -> tuple[str, ...]:
+def _secrets(value: Iterable[str | Secret[str]] | str | Secret[str]) -> tuple[Secret[str], ...]:
+    if isinstance(value, Secret):
+        value = value.reveal()
     items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(s.strip() for s in items if s.strip())
+    texts = (item.reveal() if isinstance(item, Secret) else item for item in items)
+    return tuple(Secret(text.strip()) for text in texts if text.strip())
+
+
+def _credential(value: str | Secret[str] | None) -> Secret[str] | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(value)
+
+
+TurnMode = Literal["static", "ephemeral", "source"]
+
+
+@attrs.frozen
+class _Derived:
+    """What a valid configuration implies: how TURN credentials are made, and warnings."""
+
+    mode: TurnMode | None
+    warnings: tuple[str, ...]
+
+
+def _derive(config: IceConfig) -> _Derived:
+    """Validate ``config`` across fields and derive its TURN mode; pure (no logging).
+
+    Runs once, while the value is built (an attrs default computed from the other
+    fields): a frozen value never changes afterwards, and logging is left to the
+    factories (:meth:`IceConfig.from_env`) so building a value has no side effects.
+
+    Raises:
+        IceURLSyntaxError: STUN URLs among the TURN ones or the reverse.
+        IceServerAccessError: A static username of 509 bytes or more.
+        WebRTCConfigurationError: A bad policy, TTL or separator, or ``relay`` without
+            TURN.
+    """
+    wrong_stun = [str(u) for u in config.stun_urls if u.is_turn]
+    if wrong_stun:
+        msg = f"WEBRTC_STUN_URLS holds TURN URLs {wrong_stun}: put them in WEBRTC_TURN_URLS"
+        raise IceURLSyntaxError(msg)
+    wrong_turn = [str(u) for u in config.turn_urls if not u.is_turn]
+    if wrong_turn:
+        msg = f"WEBRTC_TURN_URLS holds STUN URLs {wrong_turn}: put them in WEBRTC_STUN_URLS"
+        raise IceURLSyntaxError(msg)
+    if config.transport_policy not in ("all", "relay"):
+        msg = (
+            f"WEBRTC_ICE_TRANSPORT_POLICY must be 'all' or 'relay', got {config.transport_policy!r}"
+        )
+        raise WebRTCConfigurationError(msg)
+    warnings: list[str] = []
+    mode = _turn_mode(config, warnings)
+    if mode == "ephemeral":
+        ephemeral_credentials(
+            config.turn_secrets[0], ttl=config.turn_ttl, now=0, separator=config.separator
+        )  # validates ttl and separator
+    if mode == "static" and len((config.turn_username or "").encode()) >= MAX_USERNAME_BYTES:
+        msg = (
+            "WEBRTC_TURN_USERNAME is 509 bytes or longer: browsers throw "
+            "InvalidAccessError (RFC 8489 section 14.3)"
+        )
+        raise IceServerAccessError(msg)
+    total = len(config.stun_urls) + (len(config.turn_urls) if mode else 0)
+    if total > BROWSER_URL_LIMIT:
+        warnings.append(
+            f"{total} ICE server URLs configured: Firefox logs an error from 5 on and "
+            "every extra URL slows ICE gathering; keep at most 4"
+        )
+    if mode is None and config.transport_policy == "relay":
+        msg = (
+            "WEBRTC_ICE_TRANSPORT_POLICY=relay needs a TURN server with credentials: "
+            "with no TURN block every call would fail"
+        )
+        raise WebRTCConfigurationError(msg)
+    if not config.stun_urls and mode is None:
+        warnings.append(
+            "no ICE servers configured (WEBRTC_STUN_URLS, WEBRTC_TURN_URLS): calls will "
+            "only connect on the same network"
+        )
+    return _Derived(mode=mode, warnings=tuple(warnings))
+
+
+def _turn_mode(config: IceConfig, warnings: list[str]) -> TurnMode | None:
+    has_static = bool(config.turn_username) and bool(config.turn_credential)
+    partial_static = bool(config.turn_username) != bool(config.turn_credential)
+    has_secret = bool(config.turn_secrets)
+    if config.turn_source is not None:
+        return "source"
+    if config.turn_urls:
+        if has_secret:
+            if has_static or partial_static:
+                warnings.append(
+                    "WEBRTC_TURN_USERNAME/WEBRTC_TURN_CREDENTIAL are ignored: "
+                    "WEBRTC_TURN_SECRET issues ephemeral credentials instead"
+                )
+            return "ephemeral"
+        if has_static:
+            return "static"
+        missing = (
+            "WEBRTC_TURN_CREDENTIAL"
+            if config.turn_username
+            else (
+                "WEBRTC_TURN_USERNAME"
+                if config.turn_credential
+                else "WEBRTC_TURN_SECRET (or WEBRTC_TURN_USERNAME and WEBRTC_TURN_CREDENTIAL)"
+            )
+        )
+        warnings.append(
+            f"WEBRTC_TURN_URLS is set but {missing} is missing: no TURN server will be "
+            "offered (STUN only)"
+        )
+        return None
+    if has_secret or has_static or partial_static:
+        warnings.append(
+            "TURN credentials are set but WEBRTC_TURN_URLS is missing: no TURN server "
+            "will be offered (STUN only)"
+        )
+    return None
 
 
 @attrs.frozen
@@ -100,115 +217,41 @@ class IceConfig:
         stun_urls: ``WEBRTC_STUN_URLS``: ``stun:``/``stuns:`` URLs.
         turn_urls: ``WEBRTC_TURN_URLS``: ``turn:``/``turns:`` URLs.
         turn_username: ``WEBRTC_TURN_USERNAME``: static long-term username.
-        turn_credential: ``WEBRTC_TURN_CREDENTIAL``: its password (never shown).
-        turn_secrets: ``WEBRTC_TURN_SECRET``: TURN REST shared secrets; the first signs,
-            all are expected to be configured in coturn during a rotation.
+        turn_credential: ``WEBRTC_TURN_CREDENTIAL``: its password, held as a
+            :class:`Secret` (a ``str`` given is wrapped).
+        turn_secrets: ``WEBRTC_TURN_SECRET``: TURN REST shared secrets, each held as a
+            :class:`Secret`; the first signs, all are expected to be configured in coturn
+            during a rotation.
         turn_ttl: ``WEBRTC_TURN_TTL``: lifetime of ephemeral credentials (seconds).
         transport_policy: ``WEBRTC_ICE_TRANSPORT_POLICY``: ``all`` or ``relay``.
         separator: ``WEBRTC_TURN_SEPARATOR``: coturn's ``rest-api-separator``.
         turn_source: A hosted TURN provider used instead of coturn credentials.
-        warnings: Problems that did not stop start-up (each also logged once).
+        warnings: Problems that did not stop start-up (``from_env`` logs each once;
+            building the value directly has no side effects, log them yourself).
     """
 
     stun_urls: tuple[IceURL, ...] = attrs.field(default=(), converter=_stun_urls)
     turn_urls: tuple[IceURL, ...] = attrs.field(default=(), converter=_turn_urls)
     turn_username: str | None = None
-    turn_credential: str | None = attrs.field(default=None, repr=False)
-    turn_secrets: tuple[str, ...] = attrs.field(default=(), converter=_secrets, repr=False)
+    turn_credential: Secret[str] | None = attrs.field(default=None, converter=_credential)
+    turn_secrets: tuple[Secret[str], ...] = attrs.field(default=(), converter=_secrets)
     turn_ttl: int = DEFAULT_TTL
     transport_policy: TransportPolicy = "all"
     separator: str = ":"
     turn_source: TurnSource | None = attrs.field(default=None, repr=False)
-    warnings: tuple[str, ...] = attrs.field(init=False, factory=tuple)
-    _mode: str | None = attrs.field(init=False, default=None, repr=False)
+    _derived: _Derived = attrs.field(
+        init=False,
+        repr=False,
+        eq=False,
+        default=attrs.Factory(_derive, takes_self=True),
+    )
+    warnings: tuple[str, ...] = attrs.field(
+        init=False, default=attrs.Factory(lambda self: self._derived.warnings, takes_self=True)
+    )
 
-    def __attrs_post_init__(self) -> None:
-        wrong_stun = [str(u) for u in self.stun_urls if u.is_turn]
-        if wrong_stun:
-            msg = f"WEBRTC_STUN_URLS holds TURN URLs {wrong_stun}: put them in WEBRTC_TURN_URLS"
-            raise IceURLSyntaxError(msg)
-        wrong_turn = [str(u) for u in self.turn_urls if not u.is_turn]
-        if wrong_turn:
-            msg = f"WEBRTC_TURN_URLS holds STUN URLs {wrong_turn}: put them in WEBRTC_STUN_URLS"
-            raise IceURLSyntaxError(msg)
-        if self.transport_policy not in ("all", "relay"):
-            msg = (
-                "WEBRTC_ICE_TRANSPORT_POLICY must be 'all' or 'relay', "
-                f"got {self.transport_policy!r}"
-            )
-            raise WebRTCConfigurationError(msg)
-        warnings: list[str] = []
-        mode = self._turn_mode(warnings)
-        if mode == "ephemeral":
-            ephemeral_credentials(
-                self.turn_secrets[0], ttl=self.turn_ttl, now=0, separator=self.separator
-            )  # validates ttl and separator
-        if mode == "static":
-            assert self.turn_username is not None  # noqa: S101 - _turn_mode checked it
-            if len(self.turn_username.encode("utf-8")) >= MAX_USERNAME_BYTES:
-                msg = (
-                    "WEBRTC_TURN_USERNAME is 509 bytes or longer: browsers throw "
-                    "InvalidAccessError (RFC 8489 section 14.3)"
-                )
-                raise IceServerAccessError(msg)
-        total = len(self.stun_urls) + (len(self.turn_urls) if mode else 0)
-        if total > BROWSER_URL_LIMIT:
-            warnings.append(
-                f"{total} ICE server URLs configured: Firefox logs an error from 5 on and "
-                "every extra URL slows ICE gathering; keep at most 4"
-            )
-        if mode is None and self.transport_policy == "relay":
-            msg = (
-                "WEBRTC_ICE_TRANSPORT_POLICY=relay needs a TURN server with credentials: "
-                "with no TURN block every call would fail"
-            )
-            raise WebRTCConfigurationError(msg)
-        if not self.stun_urls and mode is None:
-            warnings.append(
-                "no ICE servers configured (WEBRTC_STUN_URLS, WEBRTC_TURN_URLS): calls will "
-                "only connect on the same network"
-            )
-        object.__setattr__(self, "warnings", tuple(warnings))
-        object.__setattr__(self, "_mode", mode)
-        for warning in warnings:
-            _log.warning("veza-webrtc: %s", warning)
-
-    def _turn_mode(self, warnings: list[str]) -> str | None:
-        has_static = bool(self.turn_username) and bool(self.turn_credential)
-        partial_static = bool(self.turn_username) != bool(self.turn_credential)
-        has_secret = bool(self.turn_secrets)
-        if self.turn_source is not None:
-            return "source"
-        if self.turn_urls:
-            if has_secret:
-                if has_static or partial_static:
-                    warnings.append(
-                        "WEBRTC_TURN_USERNAME/WEBRTC_TURN_CREDENTIAL are ignored: "
-                        "WEBRTC_TURN_SECRET issues ephemeral credentials instead"
-                    )
-                return "ephemeral"
-            if has_static:
-                return "static"
-            missing = (
-                "WEBRTC_TURN_CREDENTIAL"
-                if self.turn_username
-                else (
-                    "WEBRTC_TURN_USERNAME"
-                    if self.turn_credential
-                    else "WEBRTC_TURN_SECRET (or WEBRTC_TURN_USERNAME and WEBRTC_TURN_CREDENTIAL)"
-                )
-            )
-            warnings.append(
-                f"WEBRTC_TURN_URLS is set but {missing} is missing: no TURN server will be "
-                "offered (STUN only)"
-            )
-            return None
-        if has_secret or has_static or partial_static:
-            warnings.append(
-                "TURN credentials are set but WEBRTC_TURN_URLS is missing: no TURN server "
-                "will be offered (STUN only)"
-            )
-        return None
+    @property
+    def _mode(self) -> TurnMode | None:
+        return self._derived.mode
 
     @property
     def has_turn(self) -> bool:
@@ -248,7 +291,9 @@ class IceConfig:
                 {
                     "urls": turn_urls,
                     "username": self.turn_username,
-                    "credential": self.turn_credential,
+                    "credential": self.turn_credential.reveal()
+                    if self.turn_credential is not None
+                    else None,
                 }
             )
         elif self._mode == "ephemeral":
@@ -329,7 +374,7 @@ class IceConfig:
             )
             raise WebRTCConfigurationError(msg)
         try:
-            return cls(
+            config = cls(
                 stun_urls=env.get("WEBRTC_STUN_URLS", ""),
                 turn_urls=env.get("WEBRTC_TURN_URLS", ""),
                 turn_username=(env.get("WEBRTC_TURN_USERNAME") or "").strip() or None,
@@ -348,3 +393,6 @@ class IceConfig:
                 msg = f"WEBRTC_TURN_SEPARATOR: {exc}"
                 raise WebRTCConfigurationError(msg) from None
             raise
+        for warning in config.warnings:
+            _log.warning("veza-webrtc: %s", warning)
+        return config

@@ -23,15 +23,20 @@ import ipaddress
 import re
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import attrs
 
-from veza_webrtc._errors import WebRTCConfigurationError
+from veza_webrtc._errors import CoturnOptionError, WebRTCConfigurationError
+from veza_webrtc._secret import Secret
 from veza_webrtc._version import __version__
 
-# (range, why it must never be a relay peer)
+# (range, why it must never be a relay peer). Every entry of the IANA IPv4 and IPv6
+# Special-Purpose Address Registries (checked against the registry updated 2025-10-09;
+# narrower entries such as 192.0.0.0/29 or 2001::/32 lie inside a listed block), plus
+# multicast. tests/test_coturn_config.py holds its own copy of the registry.
 DENIED_PEER_RANGES: tuple[tuple[str, str], ...] = (
     ("0.0.0.0/8", "'this network'"),
     ("10.0.0.0/8", "private (RFC 1918)"),
@@ -41,30 +46,40 @@ DENIED_PEER_RANGES: tuple[tuple[str, str], ...] = (
     ("172.16.0.0/12", "private (RFC 1918)"),
     ("192.0.0.0/24", "IETF protocol assignments"),
     ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+    ("192.31.196.0/24", "AS112-v4 (RFC 7535)"),
+    ("192.52.193.0/24", "AMT (RFC 7450)"),
     ("192.88.99.0/24", "6to4 relay anycast"),
     ("192.168.0.0/16", "private (RFC 1918)"),
+    ("192.175.48.0/24", "direct delegation AS112 service (RFC 7534)"),
     ("198.18.0.0/15", "benchmarking"),
     ("198.51.100.0/24", "documentation (TEST-NET-2)"),
     ("203.0.113.0/24", "documentation (TEST-NET-3)"),
     ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved and broadcast"),
+    ("240.0.0.0/4", "reserved, including the limited broadcast 255.255.255.255/32"),
     ("::1/128", "loopback"),
     ("::ffff:0:0/96", "IPv4-mapped: would bypass every IPv4 rule above"),
     ("64:ff9b::/96", "NAT64: reaches IPv4 through a translator"),
     ("64:ff9b:1::/48", "local-use NAT64"),
     ("100::/64", "discard-only"),
-    ("2001::/23", "IETF protocol assignments"),
+    ("100:0:0:1::/64", "dummy IPv6 prefix (RFC 9780)"),
+    ("2001::/23", "IETF protocol assignments (Teredo, benchmarking, AMT, ORCHIDv2, ...)"),
     ("2001:db8::/32", "documentation"),
     ("2002::/16", "6to4: embeds an IPv4 address"),
+    ("2620:4f:8000::/48", "direct delegation AS112 service (RFC 7534)"),
+    ("3fff::/20", "documentation (RFC 9637)"),
+    ("5f00::/16", "segment routing (SRv6) SIDs (RFC 9602)"),
     ("fc00::/7", "unique local (private)"),
     ("fe80::/10", "link-local"),
     ("ff00::/8", "multicast"),
 )
-# Deliberately absent: the IPv6 unspecified address "::". coturn 4.6.1 treats a
-# denied-peer-ip entry of "::" (in any spelling, even "::-::") as matching every peer,
-# IPv4 included, so the server would refuse all relays; coturn already refuses the
-# unspecified address as a peer by itself. A test against the real server guards this.
+# Deliberately absent: the IPv6 unspecified address "::" (::/128 in the registry).
+# coturn 4.6.1 treats a denied-peer-ip entry of "::" (in any spelling, even "::-::") as
+# matching every peer, IPv4 included, so the server would refuse all relays; coturn
+# already refuses the unspecified address as a peer by itself. A test against the real
+# server guards this.
 _LOOPBACK = {"127.0.0.0/8", "::1/128"}
+_MAX_PORT = 65535
+_MAX_QUOTA = 1_000_000
 
 
 @attrs.frozen
@@ -117,10 +132,89 @@ def _range(cidr: str) -> str:
     return str(first) if first == last else f"{first}-{last}"
 
 
-def coturn_config(  # noqa: PLR0912 - one line per option, each with its reason
+def _unsafe_character(value: str) -> str | None:
+    """The first character that would break coturn's one-option-per-line syntax."""
+    for char in value:
+        # Cc: C0/C1 controls incl. \n \r NEL; Cf: invisible format characters;
+        # Zl/Zp: Unicode line and paragraph separators; Zs: spaces (coturn splits on them)
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Zs") or char == "#":
+            return char
+    return None
+
+
+def _check_text(option: str, value: object, *, ascii_only: bool = False) -> str:
+    if not isinstance(value, str):
+        raise CoturnOptionError(option, f"expected a string, got {type(value).__name__}")
+    if not value:
+        raise CoturnOptionError(option, "is empty")
+    bad = _unsafe_character(value)
+    if bad is not None:
+        reason = (
+            f"contains {bad!r} ({unicodedata.name(bad, 'a control character')}): "
+            "no whitespace, control character or '#' in turnserver.conf values"
+        )
+        raise CoturnOptionError(option, reason)
+    if ascii_only and not (value.isascii() and value.isprintable()):
+        raise CoturnOptionError(option, "must be printable ASCII")
+    return value
+
+
+def _check_secret(value: object) -> str:
+    text = value.reveal() if isinstance(value, Secret) else value
+    if not isinstance(text, str):
+        raise CoturnOptionError("secrets", f"expected strings, got {type(text).__name__}")
+    bad = _unsafe_character(text)
+    if bad is not None:  # the value is never repeated: it is a secret
+        reason = "a secret contains whitespace, a control character or '#' (coturn's syntax)"
+        raise CoturnOptionError("secrets", reason)
+    return text
+
+
+def _check_ip(option: str, value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    text = _check_text(option, value)
+    if "%" in text:
+        raise CoturnOptionError(option, f"{text!r}: zone ids are not accepted by coturn")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise CoturnOptionError(option, f"{text!r} is not an IPv4 or IPv6 address") from None
+
+
+def _check_int(option: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CoturnOptionError(option, f"must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _own_addresses(
+    external_ip: str | None, relay_ip: str | None, listening_ip: str | None
+) -> list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address]]:
+    """The server's own addresses, validated; ``external_ip`` may be ``public/private``."""
+    found: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address]] = []
+    if external_ip is not None:
+        _check_text("external_ip", external_ip)
+        public, slash, private = external_ip.partition("/")
+        found.append(("external_ip", _check_ip("external_ip", public)))
+        if slash:
+            found.append(("external_ip", _check_ip("external_ip", private)))
+    if relay_ip is not None:
+        found.append(("relay_ip", _check_ip("relay_ip", relay_ip)))
+    if listening_ip is not None:
+        found.append(("listening_ip", _check_ip("listening_ip", listening_ip)))
+    return found
+
+
+def _already_denied(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    for cidr, _ in DENIED_PEER_RANGES:
+        if address in ipaddress.ip_network(cidr):
+            return cidr
+    return None
+
+
+def coturn_config(  # noqa: PLR0912, PLR0915 - one line per option, each with its reason
     *,
     realm: str,
-    secrets: Sequence[str],
+    secrets: Sequence[str | Secret[str]],
     external_ip: str | None = None,
     listening_ip: str | None = None,
     relay_ip: str | None = None,
@@ -141,10 +235,17 @@ def coturn_config(  # noqa: PLR0912 - one line per option, each with its reason
 ) -> str:
     """Render an annotated ``turnserver.conf``.
 
+    Every option is validated before anything is written: coturn's file is one option
+    per line, so a newline in a realm or address would inject options of the caller's
+    choosing. The server's own external, relay and listening addresses are denied as
+    peers too (a client would otherwise reach services bound to them through the relay).
+
     Args:
-        realm: The TURN realm (your domain).
-        secrets: TURN REST shared secrets, newest first; all are accepted.
-        external_ip: The public address when coturn runs behind 1:1 NAT (cloud VMs).
+        realm: The TURN realm (your domain): printable ASCII, no space or ``#``.
+        secrets: TURN REST shared secrets (``str`` or :class:`Secret`), newest first; all
+            are accepted.
+        external_ip: The public address when coturn runs behind 1:1 NAT (cloud VMs), or
+            coturn's ``public/private`` pair.
         listening_ip: Bind to this address only.
         relay_ip: The address relayed traffic leaves from.
         listening_port: STUN/TURN port (UDP and TCP).
@@ -153,33 +254,64 @@ def coturn_config(  # noqa: PLR0912 - one line per option, each with its reason
         tls_key: Its private key file.
         min_port: Lowest relay port.
         max_port: Highest relay port.
-        user_quota: Concurrent allocations per user.
-        total_quota: Concurrent allocations in total.
+        user_quota: Concurrent allocations per user (0: no limit).
+        total_quota: Concurrent allocations in total (0: no limit).
         prometheus: Enable the Prometheus exporter (port 9641); the build must have it.
         allow_loopback_peers: Development and tests only: let peers be on 127.0.0.0/8
-            and ::1 (the loopback ranges are then not denied).
+            and ::1 (the loopback ranges, and the server's own loopback addresses, are
+            then not denied).
         separator: ``rest-api-separator``, as used by the credential issuer.
         log_file: Log file path (coturn's default is syslog/stdout).
         pidfile: PID file path.
         build: The target coturn; without it, no build-specific option is assumed.
 
     Raises:
+        CoturnOptionError: An option that is malformed or unsafe in the file; ``option``
+            names it (a secret's value is never repeated).
         WebRTCConfigurationError: A contradictory or unsupported combination.
     """
-    if not realm.strip():
-        msg = "the TURN realm is empty"
-        raise WebRTCConfigurationError(msg)
-    clean = [s.strip() for s in secrets if s.strip()]
-    if not clean:
-        msg = "at least one TURN secret is required (use-auth-secret)"
-        raise WebRTCConfigurationError(msg)
-    if any(c.isspace() or c == "#" for s in clean for c in s):
-        msg = "TURN secrets must not contain whitespace or '#' (coturn's config syntax)"
-        raise WebRTCConfigurationError(msg)
+    _check_text("realm", realm, ascii_only=True)
+    if isinstance(secrets, str | Secret):
+        raise CoturnOptionError("secrets", "expected a list of secrets, got a single value")
+    clean = [_check_secret(s) for s in secrets]
+    if not clean or not all(clean):
+        msg = "at least one TURN secret is required (use-auth-secret), none may be empty"
+        raise CoturnOptionError("secrets", msg)
+    own = _own_addresses(external_ip, relay_ip, listening_ip)
+    for option, port in (
+        ("listening_port", listening_port),
+        ("tls_listening_port", tls_listening_port),
+        ("min_port", min_port),
+        ("max_port", max_port),
+    ):
+        _check_int(option, port, 1, _MAX_PORT)
+    _check_int("user_quota", user_quota, 0, _MAX_QUOTA)
+    _check_int("total_quota", total_quota, 0, _MAX_QUOTA)
+    for option, path in (
+        ("tls_cert", tls_cert),
+        ("tls_key", tls_key),
+        ("log_file", log_file),
+        ("pidfile", pidfile),
+    ):
+        if path is not None:
+            _check_text(option, path)
+    _check_text("separator", separator, ascii_only=True)
+    if len(separator) != 1 or separator.isalnum():
+        raise CoturnOptionError(
+            "separator", f"must be one non-alphanumeric character: {separator!r}"
+        )
+    for option, flag in (
+        ("prometheus", prometheus),
+        ("allow_loopback_peers", allow_loopback_peers),
+    ):
+        if not isinstance(flag, bool):
+            raise CoturnOptionError(option, f"must be True or False, got {flag!r}")
+    if build is not None and not isinstance(build, CoturnBuild):
+        raise CoturnOptionError("build", f"expected a CoturnBuild, got {type(build).__name__}")
     if (tls_cert is None) != (tls_key is None):
         msg = "--tls-cert and --tls-key go together"
         raise WebRTCConfigurationError(msg)
-    if not 0 < min_port <= max_port <= 65535:  # noqa: PLR2004
+    if not min_port <= max_port:
         msg = f"the relay port range {min_port}-{max_port} is invalid"
         raise WebRTCConfigurationError(msg)
     if prometheus and build is not None and not build.prometheus:
@@ -251,6 +383,18 @@ def coturn_config(  # noqa: PLR0912 - one line per option, each with its reason
         if allow_loopback_peers and cidr in _LOOPBACK:
             continue
         lines += [f"# {cidr}: {reason}", f"denied-peer-ip={_range(cidr)}"]
+    seen: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for option, address in own:
+        if address in seen or address.is_unspecified:
+            continue  # "::" means "listen everywhere"; coturn reads a denied "::" as deny-all
+        seen.add(address)
+        if (allow_loopback_peers and address.is_loopback) or _already_denied(address):
+            continue
+        lines += [
+            f"# {address}: this server's own address ({option}): a client must not reach",
+            "# services bound to it (or the relay itself) through the relay",
+            f"denied-peer-ip={address}",
+        ]
     if allow_loopback_peers:
         lines += [
             "# DEVELOPMENT ONLY: peers on loopback are allowed (tests on one machine).",

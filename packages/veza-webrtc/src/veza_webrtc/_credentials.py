@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import attrs
 
 from veza_webrtc._errors import WebRTCConfigurationError
+from veza_webrtc._secret import Secret
 
 MIN_TTL = 300
 DEFAULT_TTL = 86_400
@@ -69,14 +70,16 @@ def _check_ttl(ttl: int) -> None:
         raise WebRTCConfigurationError(msg)
 
 
-def turn_credential(secret: str, username: str) -> str:
+def turn_credential(secret: str | Secret[str], username: str) -> str:
     """``base64(HMAC-SHA1(secret, username))``: what coturn recomputes."""
+    if isinstance(secret, Secret):
+        secret = secret.reveal()
     digest = hmac.digest(secret.encode("utf-8"), username.encode("utf-8"), hashlib.sha1)
     return base64.b64encode(digest).decode("ascii")
 
 
 def ephemeral_credentials(
-    secret: str,
+    secret: str | Secret[str],
     *,
     user_id: str | None = None,
     ttl: int = DEFAULT_TTL,
@@ -86,7 +89,8 @@ def ephemeral_credentials(
     """Issue TURN REST API credentials valid for ``ttl`` seconds.
 
     Args:
-        secret: The shared secret configured in coturn (``static-auth-secret``).
+        secret: The shared secret configured in coturn (``static-auth-secret``), as a
+            ``str`` or a :class:`Secret`.
         user_id: Recorded in the username (coturn logs it; per-user quotas use it).
         ttl: Lifetime in seconds (at least 300).
         now: Issue time, UTC epoch seconds (default: now).
@@ -118,7 +122,7 @@ def ephemeral_credentials(
 
 
 def check_credentials(
-    secrets: Sequence[str],
+    secrets: Sequence[str | Secret[str]],
     username: str,
     credential: str,
     *,

@@ -29,3 +29,20 @@ class IceServerAccessError(WebRTCConfigurationError):
 
 class TurnProviderError(WebRTCError, RuntimeError):
     """A hosted TURN provider (Cloudflare, Twilio) could not be asked for credentials."""
+
+
+class CoturnOptionError(WebRTCConfigurationError):
+    """A ``coturn_config`` option that would make a wrong or injectable ``turnserver.conf``.
+
+    coturn's configuration is line based: a newline in a realm or an address would add
+    an option of the caller's choosing (``allow-loopback-peers``, a second
+    ``static-auth-secret``). The message names the option; a secret's value is never
+    repeated.
+
+    Attributes:
+        option: The keyword argument of :func:`coturn_config` that was refused.
+    """
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        super().__init__(f"coturn option {option!r}: {reason}")

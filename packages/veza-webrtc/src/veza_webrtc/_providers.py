@@ -23,6 +23,7 @@ from typing import Any
 
 from veza_webrtc._config import IceServer, TurnGrant
 from veza_webrtc._errors import IceURLSyntaxError, TurnProviderError, WebRTCConfigurationError
+from veza_webrtc._secret import Secret
 from veza_webrtc._uri import parse_ice_url
 
 _log = logging.getLogger("veza_webrtc")
@@ -109,7 +110,8 @@ class CloudflareTurnSource(_CachingSource):
 
     Args:
         key_id: The TURN key id.
-        api_token: The TURN key's API token (a bearer token; never shown).
+        api_token: The TURN key's API token (a bearer token; ``str`` or :class:`Secret`,
+            never shown).
         base_url: The API origin (tests point it at a local fake).
         timeout: Seconds before the request is abandoned.
         transport: An httpx transport, to test your code against ours.
@@ -119,7 +121,7 @@ class CloudflareTurnSource(_CachingSource):
     def __init__(
         self,
         key_id: str,
-        api_token: str,
+        api_token: str | Secret[str],
         *,
         base_url: str = "https://rtc.live.cloudflare.com",
         timeout: float = 5.0,
@@ -127,16 +129,20 @@ class CloudflareTurnSource(_CachingSource):
         cache: bool = True,
     ) -> None:
         super().__init__(cache=cache)
-        if not key_id or not api_token:
+        self._api_token = api_token if isinstance(api_token, Secret) else Secret(api_token)
+        if not key_id or not self._api_token:
             msg = "Cloudflare TURN needs a key id and an API token"
             raise WebRTCConfigurationError(msg)
         self._key_id = key_id
         self._client = _client(
-            base_url, timeout, transport, headers={"Authorization": f"Bearer {api_token}"}
+            base_url,
+            timeout,
+            transport,
+            headers={"Authorization": f"Bearer {self._api_token.reveal()}"},
         )
 
     def __repr__(self) -> str:
-        return f"CloudflareTurnSource(key_id={self._key_id!r}, api_token='********')"
+        return f"CloudflareTurnSource(key_id={self._key_id!r}, api_token={self._api_token!r})"
 
     def _request(self, *, ttl: int, now: float) -> TurnGrant:
         granted = min(ttl, CLOUDFLARE_MAX_TTL)
@@ -156,7 +162,7 @@ class TwilioTurnSource(_CachingSource):
 
     Args:
         account_sid: The account SID (``AC…``).
-        auth_token: Its auth token (never shown).
+        auth_token: Its auth token (``str`` or :class:`Secret`, never shown).
         base_url: The API origin (tests point it at a local fake).
         timeout: Seconds before the request is abandoned.
         transport: An httpx transport.
@@ -166,7 +172,7 @@ class TwilioTurnSource(_CachingSource):
     def __init__(
         self,
         account_sid: str,
-        auth_token: str,
+        auth_token: str | Secret[str],
         *,
         base_url: str = "https://api.twilio.com",
         timeout: float = 5.0,
@@ -174,14 +180,17 @@ class TwilioTurnSource(_CachingSource):
         cache: bool = True,
     ) -> None:
         super().__init__(cache=cache)
-        if not account_sid or not auth_token:
+        self._auth_token = auth_token if isinstance(auth_token, Secret) else Secret(auth_token)
+        if not account_sid or not self._auth_token:
             msg = "Twilio needs an account SID and an auth token"
             raise WebRTCConfigurationError(msg)
         self._sid = account_sid
-        self._client = _client(base_url, timeout, transport, auth=(account_sid, auth_token))
+        self._client = _client(
+            base_url, timeout, transport, auth=(account_sid, self._auth_token.reveal())
+        )
 
     def __repr__(self) -> str:
-        return f"TwilioTurnSource(account_sid={self._sid!r}, auth_token='********')"
+        return f"TwilioTurnSource(account_sid={self._sid!r}, auth_token={self._auth_token!r})"
 
     def _request(self, *, ttl: int, now: float) -> TurnGrant:
         path = f"/2010-04-01/Accounts/{self._sid}/Tokens.json"
