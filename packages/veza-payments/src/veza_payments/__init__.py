@@ -13,6 +13,7 @@ from veza_payments._errors import (
     ConnectorError,
     HyperswitchError,
     IdempotencyConflict,
+    InvalidIdempotencyKeyError,
     InvalidRequestError,
     MissingIdempotencyKey,
     NotFoundError,
@@ -21,6 +22,7 @@ from veza_payments._errors import (
     PaymentsError,
     RateLimitError,
     ServerError,
+    UnexpectedResponseError,
 )
 from veza_payments._hyperswitch import SANDBOX_URL, AsyncHyperswitchClient, HyperswitchClient
 from veza_payments._ids import payment_id_for, refund_id_for
@@ -62,6 +64,7 @@ __all__ = [
     "HyperswitchError",
     "IdempotencyConflict",
     "InMemoryWebhookLog",
+    "InvalidIdempotencyKeyError",
     "InvalidRequestError",
     "MissingIdempotencyKey",
     "NotFoundError",
@@ -78,6 +81,7 @@ __all__ = [
     "StripeConnect",
     "Transfer",
     "TransferReversal",
+    "UnexpectedResponseError",
     "WebhookEvent",
     "WebhookIntake",
     "WebhookLog",

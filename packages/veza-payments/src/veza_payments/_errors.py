@@ -23,6 +23,14 @@ class PaymentsConfigurationError(PaymentsError, ValueError):
     """A client or intake was configured with an invalid value."""
 
 
+class InvalidIdempotencyKeyError(PaymentsConfigurationError):
+    """An idempotency key outside the documented alphabet or length (before any I/O).
+
+    Keys are 1 to 255 visible ASCII characters (``!`` to ``~``): no space, no control
+    character, nothing a header or a log line could mangle.
+    """
+
+
 class HyperswitchError(PaymentsError):
     """A provider answered with an error, or could not be reached.
 
@@ -61,6 +69,14 @@ class HyperswitchError(PaymentsError):
 
 class APIConnectionError(HyperswitchError):
     """No usable response: connection refused or dropped, timeout, invalid HTTP."""
+
+
+class UnexpectedResponseError(APIConnectionError):
+    """A 2xx answer whose body is not the object asked for (``{}``, a proxy's JSON).
+
+    Raised only after the client read the deterministic id back and found nothing:
+    the provider may still have acted, so treat the outcome as unknown, not as failed.
+    """
 
 
 class AuthenticationError(HyperswitchError):

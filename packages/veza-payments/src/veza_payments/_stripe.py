@@ -30,6 +30,7 @@ from veza_payments._errors import (
     AuthenticationError,
     HyperswitchError,
     IdempotencyConflict,
+    InvalidIdempotencyKeyError,
     InvalidRequestError,
     NotFoundError,
     PaymentsConfigurationError,
@@ -340,7 +341,7 @@ class StripeConnect:
         key = require_key(idempotency_key)
         if len(key) > MAX_KEY:
             msg = f"idempotency keys are at most {MAX_KEY} characters, got {len(key)}"
-            raise PaymentsConfigurationError(msg)
+            raise InvalidIdempotencyKeyError(msg)
         prefix = f"{self.idempotency_namespace}:" if self.idempotency_namespace else ""
         return f"{prefix}{operation}:{key}"
 
