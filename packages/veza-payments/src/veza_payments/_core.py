@@ -142,7 +142,7 @@ def error_class(
         return ConnectorError
     if status >= 500:  # noqa: PLR2004
         return ServerError
-    if status == 401 or code == "IR_01":  # noqa: PLR2004
+    if status in (401, 403) or code == "IR_01":
         return AuthenticationError
     if status == 404:  # noqa: PLR2004
         return NotFoundError

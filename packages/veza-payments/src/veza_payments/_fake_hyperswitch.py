@@ -98,6 +98,9 @@ class FakeHyperswitch(FakeServer):
     Attributes:
         payments: Stored payment objects by id (the provider's truth).
         refunds: Stored refund objects by id.
+        blocked_message: The blocklist's message and ``blocked_reason`` its reason (the
+            router's by default; tests vary them so detection is proven to rest on the
+            error type, not on the wording).
         blocked_customers: Customer ids whose confirmed payments are blocked (HTTP 200
             with an error body, payment stored as failed).
         deliveries: ``(event_type, status)`` of webhooks sent.
@@ -121,6 +124,8 @@ class FakeHyperswitch(FakeServer):
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.blocked_customers: set[str] = set()
+        self.blocked_message = "This payment method is blocked"
+        self.blocked_reason = "Blocked"
         self.deliveries: list[tuple[str, int]] = []
         self._busy: set[str] = set()
         self._next = counter()
@@ -255,13 +260,13 @@ class FakeHyperswitch(FakeServer):
                     "return_url": body.get("return_url"),
                     "created": _now_iso(),
                     "error_code": "HE_03" if blocked else None,
-                    "error_message": "This payment method is blocked" if blocked else None,
+                    "error_message": self.blocked_message if blocked else None,
                 }
                 self.payments[payment_id] = payment
             if blocked:
                 # The blocklist answers HTTP 200 with an error body (DomainError).
                 return _hs_error(
-                    200, "blocked", "HE_03", "This payment method is blocked", reason="Blocked"
+                    200, "blocked", "HE_03", self.blocked_message, reason=self.blocked_reason
                 )
             return Response(200, dict(payment))
         finally:
