@@ -10,6 +10,7 @@ from veza_payments._config import PaymentsConfig
 from veza_payments._errors import (
     APIConnectionError,
     AuthenticationError,
+    BodyTooLargeError,
     ConnectorError,
     HyperswitchError,
     IdempotencyConflict,
@@ -26,6 +27,7 @@ from veza_payments._errors import (
 )
 from veza_payments._hyperswitch import SANDBOX_URL, AsyncHyperswitchClient, HyperswitchClient
 from veza_payments._ids import payment_id_for, refund_id_for
+from veza_payments._limits import aread_limited, read_limited
 from veza_payments._models import Payment, Refund
 from veza_payments._money import check_amount, exponent, format_amount, normalise_currency
 from veza_payments._retry import RetryPolicy
@@ -42,6 +44,7 @@ from veza_payments._stripe import Payout, StripeConnect, Transfer, TransferRever
 from veza_payments._version import __version__
 from veza_payments._webhooks import (
     MAX_BODY,
+    MAX_HEADERS,
     InMemoryWebhookLog,
     WebhookEvent,
     WebhookIntake,
@@ -53,12 +56,14 @@ from veza_payments._webhooks import (
 __all__ = [
     "HYPERSWITCH_RETRY_WINDOW",
     "MAX_BODY",
+    "MAX_HEADERS",
     "SANDBOX_URL",
     "SIGNATURE_HEADER",
     "STRIPE_SIGNATURE_HEADER",
     "APIConnectionError",
     "AsyncHyperswitchClient",
     "AuthenticationError",
+    "BodyTooLargeError",
     "ConnectorError",
     "HyperswitchClient",
     "HyperswitchError",
@@ -88,11 +93,13 @@ __all__ = [
     "WebhookOutcome",
     "WebhookRecord",
     "__version__",
+    "aread_limited",
     "check_amount",
     "exponent",
     "format_amount",
     "normalise_currency",
     "payment_id_for",
+    "read_limited",
     "refund_id_for",
     "sign_payload",
     "stripe_signature_header",

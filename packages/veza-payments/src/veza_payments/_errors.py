@@ -31,6 +31,29 @@ class InvalidIdempotencyKeyError(PaymentsConfigurationError):
     """
 
 
+class BodyTooLargeError(PaymentsError, ValueError):
+    """A request body over its limit (sent or declared); nothing more was read.
+
+    Attributes:
+        limit: The largest body accepted, in bytes.
+        received: Bytes pulled before reading stopped (0 when refused on the declared
+            length).
+        declared_length: The ``Content-Length`` the request declared, if any.
+        head: The first bytes received (at most 1 KiB), for the log; never in the
+            message.
+    """
+
+    def __init__(
+        self, *, limit: int, received: int, declared_length: int | None, head: bytes
+    ) -> None:
+        declared = f", declared {declared_length}" if declared_length is not None else ""
+        super().__init__(f"body over {limit} bytes (received {received}{declared})")
+        self.limit = limit
+        self.received = received
+        self.declared_length = declared_length
+        self.head = head
+
+
 class HyperswitchError(PaymentsError):
     """A provider answered with an error, or could not be reached.
 
