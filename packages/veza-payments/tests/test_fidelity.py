@@ -400,3 +400,99 @@ def test_hostile_keys_fail_before_any_io_on_both_providers(
             call()
         assert isinstance(info.value, ValueError)
     assert fake.requests == [] and fake_stripe.requests == []
+
+
+# --------------------------------------------------------------------------- tables
+
+# common_enums::Currency (the router's crates/common_enums/src/enums.rs), by places.
+HS_ZERO = "BIF CLP DJF GNF IRR JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF"
+HS_THREE = "BHD IQD JOD KWD LYD OMR TND"
+HS_FOUR = "CLF"
+HS_TWO = """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN
+BWP BYN BZD CAD CDF CHF CNY COP CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP
+GBP GEL GHS GIP GMD GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR ISK JMD KES KGS KHR KPW KYD
+KZT LAK LBP LKR LRD LSL MAD MDL MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO
+NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SLL
+SOS SRD SSP STD STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST
+XCD YER ZAR ZMW ZWL"""
+# IntentStatus, RefundStatus (API spelling) and EventType, snake_case as sent.
+HS_INTENT_STATUSES = """succeeded failed cancelled cancelled_post_capture processing
+requires_customer_action requires_merchant_action requires_payment_method
+requires_confirmation requires_capture partially_captured partially_captured_and_capturable
+partially_captured_and_processing partially_authorized_and_requires_capture conflicted
+expired"""
+HS_TERMINAL = "succeeded failed cancelled cancelled_post_capture partially_captured expired"
+HS_REFUND_STATUSES = "succeeded failed pending review"
+HS_EVENTS = """payment_succeeded payment_failed payment_processing payment_cancelled
+payment_cancelled_post_capture payment_authorized payment_partially_authorized
+payment_captured payment_expired action_required refund_succeeded refund_failed
+dispute_opened dispute_expired dispute_accepted dispute_cancelled dispute_challenged
+dispute_won dispute_lost mandate_active mandate_revoked payout_success payout_failed
+payout_initiated payout_processing payout_cancelled payout_expired payout_reversed
+invoice_paid"""
+
+
+def test_the_currency_table_is_hyperswitchs() -> None:
+    from veza_payments import exponent
+    from veza_payments._money import ALL_CURRENCIES
+
+    table = {0: HS_ZERO, 2: HS_TWO, 3: HS_THREE, 4: HS_FOUR}
+    expected = {code: places for places, codes in table.items() for code in codes.split()}
+    assert set(ALL_CURRENCIES) == set(expected)
+    assert {code: exponent(code) for code in expected} == expected
+    # Where the router departs from ISO 4217, the router wins (it reads the amount).
+    assert (exponent("ISK"), exponent("IRR"), exponent("MGA")) == (2, 0, 0)
+
+
+def test_uyi_is_refused_before_any_io(client: HyperswitchClient, fake: FakeHyperswitch) -> None:
+    from veza_payments import PaymentsConfigurationError
+
+    with pytest.raises(PaymentsConfigurationError, match="UYI"):
+        client.create_payment("o", amount=100, currency="UYI")
+    assert fake.requests == []
+
+
+def test_statuses_are_hyperswitchs() -> None:
+    from veza_payments._models import (
+        PAYMENT_STATUSES,
+        REFUND_STATUSES,
+        TERMINAL_PAYMENT_STATUSES,
+    )
+
+    assert set(HS_INTENT_STATUSES.split()) == PAYMENT_STATUSES
+    assert set(HS_TERMINAL.split()) == TERMINAL_PAYMENT_STATUSES
+    assert set(HS_REFUND_STATUSES.split()) == REFUND_STATUSES
+
+
+def test_partially_captured_is_terminal_and_known(
+    client: HyperswitchClient, fake: FakeHyperswitch
+) -> None:
+    payment = client.create_payment(
+        "o", amount=1000, currency="EUR", confirm=True, capture_method="manual"
+    )
+    done = client.capture_payment("c", payment.payment_id, amount_to_capture=10)
+    assert done.status == "partially_captured" and done.is_terminal
+    assert not done.needs_attention
+    fake.set_payment_status(payment.payment_id, "cancelled_post_capture")
+    after = client.retrieve_payment(payment.payment_id)
+    assert after.is_terminal and not after.needs_attention
+
+
+def test_event_types_and_families_are_hyperswitchs() -> None:
+    from veza_payments._webhooks import EVENT_FAMILIES, EVENT_TYPES
+
+    assert set(HS_EVENTS.split()) == EVENT_TYPES
+    for event_type in EVENT_TYPES:
+        assert event_type.startswith(EVENT_FAMILIES), event_type
+
+
+def test_an_invoice_event_reaches_a_family_handler(fake: FakeHyperswitch) -> None:
+    from veza_payments import InMemoryWebhookLog, WebhookEvent, WebhookIntake, sign_payload
+
+    seen: list[WebhookEvent] = []
+    intake = WebhookIntake(InMemoryWebhookLog(), "k")
+    intake.on("invoice_*", seen.append)
+    body = fake.webhook_body("invoice_paid", {"invoice_id": "in_1"})
+    outcome = intake.handle({"x-webhook-signature-512": sign_payload(body, "k")}, body)
+    assert outcome.status == 200 and seen[0].event_type == "invoice_paid"
+    assert seen[0].payload["content"]["type"] == "subscription_details"

@@ -99,7 +99,8 @@ def test_bad_namespaces_are_configuration_errors(bad: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("currency", "places"), [("EUR", 2), ("usd", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3)]
+    ("currency", "places"),
+    [("EUR", 2), ("usd", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3), ("ISK", 2), ("CLF", 4)],
 )
 def test_currency_exponents(currency: str, places: int) -> None:
     assert exponent(currency) == places
@@ -125,9 +126,9 @@ def test_amounts_must_be_positive(bad: int) -> None:
         check_amount(bad)
 
 
-@pytest.mark.parametrize("bad", ["EURO", "", "XXX1", "eu"])
+@pytest.mark.parametrize("bad", ["EURO", "", "XXX1", "eu", "UYI", "XAU"])
 def test_unknown_currencies_are_refused(bad: str) -> None:
-    with pytest.raises(PaymentsConfigurationError, match="ISO 4217"):
+    with pytest.raises(PaymentsConfigurationError, match="not a currency Hyperswitch accepts"):
         normalise_currency(bad)
 
 

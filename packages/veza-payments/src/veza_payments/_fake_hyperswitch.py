@@ -441,6 +441,7 @@ class FakeHyperswitch(FakeServer):
             "dispute": "dispute_details",
             "payout": "payout_details",
             "mandate": "mandate_details",
+            "invoice": "subscription_details",
         }.get(kind, "payment_details")
         event = {
             "merchant_id": self.merchant_id,

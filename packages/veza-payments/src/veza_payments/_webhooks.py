@@ -71,8 +71,27 @@ _LIMITS = {
     "error": 1000,
 }
 
-EVENT_FAMILIES = ("payment_", "refund_", "dispute_", "payout_", "mandate_", "action_required")
+EVENT_FAMILIES = (
+    "payment_",
+    "refund_",
+    "dispute_",
+    "payout_",
+    "mandate_",
+    "invoice_",
+    "action_required",
+)
 """Hyperswitch event type families (``payment_succeeded``, ``dispute_opened``, …)."""
+
+EVENT_TYPES = frozenset(
+    """payment_succeeded payment_failed payment_processing payment_cancelled
+    payment_cancelled_post_capture payment_authorized payment_partially_authorized
+    payment_captured payment_expired action_required refund_succeeded refund_failed
+    dispute_opened dispute_expired dispute_accepted dispute_cancelled dispute_challenged
+    dispute_won dispute_lost mandate_active mandate_revoked payout_success payout_failed
+    payout_initiated payout_processing payout_cancelled payout_expired payout_reversed
+    invoice_paid""".split()  # noqa: SIM905
+)
+"""Every event type the router sends (``common_enums::EventType``, snake_case)."""
 
 
 @attrs.frozen
