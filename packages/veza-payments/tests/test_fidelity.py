@@ -35,7 +35,12 @@ from veza_payments import (
 from veza_payments._core import Reply, error_class, error_from, is_retryable
 from veza_payments.testing import FakeHyperswitch, FakeStripe, Fault
 
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "payments" / "errors.md"
+# The repository's docs, found upward (the tests also run from a copy, e.g. mutmut's).
+DOCS = next(
+    p / "docs" / "payments" / "errors.md"
+    for p in Path(__file__).resolve().parents
+    if (p / "docs" / "payments" / "errors.md").is_file()
+)
 
 # (code, HTTP status, type, message or meaning) as the router sends them.
 REAL_CODES = [
