@@ -24,6 +24,7 @@ from veza_payments import (
     AuthenticationError,
     ConnectorError,
     HyperswitchClient,
+    HyperswitchError,
     InvalidIdempotencyKeyError,
     InvalidRequestError,
     NotFoundError,
@@ -31,6 +32,7 @@ from veza_payments import (
     RetryPolicy,
     ServerError,
     StripeConnect,
+    StripeError,
 )
 from veza_payments._core import Reply, error_class, error_from, is_retryable
 from veza_payments.testing import FakeHyperswitch, FakeStripe, Fault
@@ -148,7 +150,10 @@ def test_every_real_code_maps_through_the_wire_format(
     body = json.dumps({"error": {"type": kind, "code": code, "message": message}}).encode()
     error = error_from(Reply(status, {"x-request-id": "req_1"}, body))
     assert (error.status, error.code, error.request_id) == (status, code, "req_1")
-    assert type(error) is error_class(status, kind, code, message)
+    kind_class = error_class(status, kind, code, message)
+    assert isinstance(error, kind_class) and isinstance(error, HyperswitchError)
+    assert not isinstance(error, StripeError) and error.provider == "hyperswitch"
+    assert type(error).__name__ == f"Hyperswitch{kind_class.__name__}"
 
 
 @pytest.mark.parametrize(
@@ -501,3 +506,27 @@ def test_an_invoice_event_reaches_a_family_handler(fake: FakeHyperswitch) -> Non
     outcome = intake.handle({"x-webhook-signature-512": sign_payload(body, "k")}, body)
     assert outcome.status == 200 and seen[0].event_type == "invoice_paid"
     assert seen[0].payload["content"]["type"] == "subscription_details"
+
+
+# --------------------------------------------------------------------------- error bases
+
+
+def test_stripe_failures_are_stripe_errors_not_hyperswitch_errors(
+    connect: StripeConnect,
+) -> None:
+    from veza_payments import NotFoundError, ProviderError
+
+    with pytest.raises(NotFoundError) as info:
+        connect.retrieve_transfer("tr_missing")
+    error = info.value
+    assert isinstance(error, StripeError) and isinstance(error, ProviderError)
+    assert not isinstance(error, HyperswitchError) and error.provider == "stripe"
+
+
+def test_hyperswitch_failures_keep_their_old_bases(client: HyperswitchClient) -> None:
+    from veza_payments import NotFoundError, ProviderError
+
+    with pytest.raises(HyperswitchError) as info:
+        client.retrieve_payment("p_missing")
+    assert isinstance(info.value, NotFoundError) and isinstance(info.value, ProviderError)
+    assert isinstance(info.value, ValueError)  # InvalidRequestError was one, still is

@@ -241,13 +241,15 @@ def test_a_wrong_key_is_an_authentication_error(fake: FakeHyperswitch) -> None:
 
 def test_concurrent_requests_meet_resource_busy_and_still_agree(fake: FakeHyperswitch) -> None:
     """Two workers create the same order at once: 422 HE_00, retry, HE_01, same payment."""
-    fake.busy_for = 0.2
+    fake.busy_for = 0.5
     results: list[Payment] = []
+    together = threading.Barrier(2)  # both clients ready before either sends
 
     def worker() -> None:
         with HyperswitchClient(
             fake.api_key, base_url=fake.url, max_retries=RetryPolicy(total=8, backoff_base=0.05)
         ) as c:
+            together.wait()
             results.append(c.create_payment("order-9", amount=300, currency="EUR"))
 
     threads = [threading.Thread(target=worker) for _ in range(2)]

@@ -3,7 +3,9 @@
 A Hyperswitch client whose money-moving calls take an idempotency key and turn it
 into the provider's own id (Hyperswitch v1 ignores the ``Idempotency-Key`` header),
 webhook verification and forensic intake, and Stripe Connect transfers, reversals
-and payouts with mandatory keys.
+and payouts with mandatory keys. Provider failures share ``ProviderError``; their kind
+(``NotFoundError``, ...) is provider-neutral, their provider ``HyperswitchError`` or
+``StripeError``.
 """
 
 from veza_payments._config import PaymentsConfig
@@ -21,8 +23,10 @@ from veza_payments._errors import (
     PaymentBlockedError,
     PaymentsConfigurationError,
     PaymentsError,
+    ProviderError,
     RateLimitError,
     ServerError,
+    StripeError,
     UnexpectedResponseError,
 )
 from veza_payments._hyperswitch import SANDBOX_URL, AsyncHyperswitchClient, HyperswitchClient
@@ -79,11 +83,13 @@ __all__ = [
     "PaymentsConfigurationError",
     "PaymentsError",
     "Payout",
+    "ProviderError",
     "RateLimitError",
     "Refund",
     "RetryPolicy",
     "ServerError",
     "StripeConnect",
+    "StripeError",
     "Transfer",
     "TransferReversal",
     "UnexpectedResponseError",

@@ -30,14 +30,15 @@ from veza_payments._errors import (
     APIConnectionError,
     AuthenticationError,
     ConnectorError,
-    HyperswitchError,
     IdempotencyConflict,
     InvalidRequestError,
     NotFoundError,
     PaymentBlockedError,
+    ProviderError,
     RateLimitError,
     ServerError,
     UnexpectedResponseError,
+    hyperswitch_error,
 )
 from veza_payments._ids import is_blank, payment_id_for, refund_id_for, require_key
 from veza_payments._models import Payment, Refund
@@ -90,7 +91,7 @@ class Reply:
 
 
 Flow = Generator[Call | Sleep, Reply | None, T]
-Resolver = Callable[[HyperswitchError, float], Generator[Call | Sleep, Reply | None, T | None]]
+Resolver = Callable[[ProviderError, float], Generator[Call | Sleep, Reply | None, T | None]]
 
 CURRENCY_CONVERSION_FAILED = "Failed to convert currency to minor unit"
 """The one deterministic ``422 HE_00`` (the other, "resource busy", is worth a retry)."""
@@ -101,8 +102,10 @@ with ``capture_method="manual_multiple"`` the router accepts further captures.""
 CANCELLED = frozenset({"cancelled"})
 
 
-def error_from(reply: Reply) -> HyperswitchError:
+def error_from(reply: Reply) -> ProviderError:
     """Map a Hyperswitch error reply to the hierarchy (wire format, not the OpenAPI one).
+
+    The error raised is both its kind (:func:`error_class`) and a ``HyperswitchError``.
 
     The wire format is ``{"error": {"type", "code", "message", "reason"?, ...}}``.
     ``docs/payments/errors.md`` has the table, tested against the router's codes.
@@ -115,7 +118,7 @@ def error_from(reply: Reply) -> HyperswitchError:
     message = str(error.get("message") or reply.body[:200].decode("utf-8", "replace"))
     if error.get("reason"):
         message = f"{message} ({error['reason']})"
-    cls = error_class(reply.status, str(error.get("type", "")), code, message)
+    cls = hyperswitch_error(error_class(reply.status, str(error.get("type", "")), code, message))
     return cls(
         message,
         status=reply.status,
@@ -125,9 +128,7 @@ def error_from(reply: Reply) -> HyperswitchError:
     )
 
 
-def error_class(
-    status: int, kind: str, code: str | None, message: str = ""
-) -> type[HyperswitchError]:
+def error_class(status: int, kind: str, code: str | None, message: str = "") -> type[ProviderError]:
     """The class raised for one error reply.
 
     The order follows the router: the blocklist's 200 first, then the error's type
@@ -153,7 +154,7 @@ def error_class(
     return InvalidRequestError
 
 
-def is_retryable(error: HyperswitchError) -> bool:
+def is_retryable(error: ProviderError) -> bool:
     """Whether another attempt may succeed (the same id makes it safe)."""
     if isinstance(error, UnexpectedResponseError):
         return True
@@ -164,14 +165,14 @@ def is_retryable(error: HyperswitchError) -> bool:
     return RetryPolicy.is_retryable(error.status, error.code)
 
 
-def outcome_unknown(error: HyperswitchError) -> bool:
+def outcome_unknown(error: ProviderError) -> bool:
     """The provider may have acted: no answer, a 5xx, or a 2xx that is not the object."""
     if isinstance(error, UnexpectedResponseError):
         return True
     return error.status is None or (error.status >= 500 and not isinstance(error, ConnectorError))  # noqa: PLR2004
 
 
-def _resolvable(error: HyperswitchError) -> bool:
+def _resolvable(error: ProviderError) -> bool:
     """Reading the id can change the answer (not for a refused key or a blocked payment)."""
     return not isinstance(error, AuthenticationError | PaymentBlockedError)
 
@@ -180,7 +181,7 @@ def _segment(value: str, what: str) -> str:
     """A path segment: non-empty, percent-encoded so an id can never change the route."""
     if is_blank(value):
         msg = f"{what} is required, got {value!r}"
-        raise InvalidRequestError(msg, status=None, code=None)
+        raise hyperswitch_error(InvalidRequestError)(msg, status=None, code=None)
     return quote(value, safe="")
 
 
@@ -194,11 +195,11 @@ def _refund(body: Mapping[str, Any]) -> Refund | None:
 
 def _conflict(
     what: str,
-    error: HyperswitchError,
+    error: ProviderError,
     existing: Payment | Refund,
     requested: dict[str, Any],
 ) -> IdempotencyConflict:
-    return IdempotencyConflict(
+    return hyperswitch_error(IdempotencyConflict)(
         f"idempotency key already used for {what}, now asked for {requested}",
         existing=existing,
         requested=requested,
@@ -254,11 +255,11 @@ class Core:
         unknown outcome and before any error is raised.
         """
         policy = self.retry
-        error: HyperswitchError | None = None
+        error: ProviderError | None = None
         while True:
             remaining = deadline - self.clock()
             if remaining <= 0:
-                raise error or APIConnectionError(
+                raise error or hyperswitch_error(APIConnectionError)(
                     f"{call.method} {call.path}: the call's deadline passed", status=None
                 )
             retry_after: str | None = None
@@ -279,7 +280,7 @@ class Core:
                     found = parse(body) if isinstance(body, dict) else None
                     if found is not None:
                         return found
-                    error = UnexpectedResponseError(
+                    error = hyperswitch_error(UnexpectedResponseError)(
                         f"{call.method} {call.path}: a {reply.status} answer whose body is "
                         "not the object asked for (a proxy, or a changed API)",
                         status=reply.status,
@@ -351,7 +352,7 @@ class Core:
             if value is not None:
                 body[name] = dict(value) if isinstance(value, Mapping) else value
 
-        def resolve(error: HyperswitchError, deadline: float) -> Flow[Payment | None]:
+        def resolve(error: ProviderError, deadline: float) -> Flow[Payment | None]:
             try:
                 existing = yield from self._read_payment(payment_id, deadline)
             except NotFoundError:
@@ -392,7 +393,7 @@ class Core:
         if reached(before, before):
             return before
 
-        def resolve(_error: HyperswitchError, deadline: float) -> Flow[Payment | None]:
+        def resolve(_error: ProviderError, deadline: float) -> Flow[Payment | None]:
             now = yield from self._read_payment(payment_id, deadline)
             return now if reached(before, now) else None
 
@@ -464,7 +465,7 @@ class Core:
         if metadata is not None:
             body["metadata"] = dict(metadata)
 
-        def resolve(error: HyperswitchError, deadline: float) -> Flow[Refund | None]:
+        def resolve(error: ProviderError, deadline: float) -> Flow[Refund | None]:
             try:
                 existing = yield from self._read_refund(refund_id, deadline)
             except NotFoundError:

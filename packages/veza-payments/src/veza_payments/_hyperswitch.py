@@ -18,7 +18,11 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from veza_payments._core import Call, Core, Reply, Sleep
-from veza_payments._errors import APIConnectionError, PaymentsConfigurationError
+from veza_payments._errors import (
+    APIConnectionError,
+    PaymentsConfigurationError,
+    hyperswitch_error,
+)
 from veza_payments._ids import check_namespace, is_blank, is_count
 from veza_payments._models import Payment, Refund
 from veza_payments._retry import RetryPolicy
@@ -123,7 +127,7 @@ class _ClientBase:
 
     @staticmethod
     def _connection_error(call: Call, exc: Exception) -> APIConnectionError:
-        return APIConnectionError(
+        return hyperswitch_error(APIConnectionError)(
             f"{call.method} {call.path}: {type(exc).__name__}: {exc}", status=None
         )
 
