@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from veza_payments import (
     HyperswitchClient,
     IdempotencyConflict,
     InMemoryWebhookLog,
+    InvalidRequestError,
     PaymentsConfigurationError,
     RetryPolicy,
     UnexpectedResponseError,
@@ -103,12 +104,54 @@ def test_header_refusals_on_the_streaming_paths_are_recorded(mode: str) -> None:
     log = InMemoryWebhookLog()
     intake = _intake(log, max_headers=64)
     headers = {"x-request-id": "req-hdr", "x-pad": "p" * 100}
+    pulled: list[bytes] = []
+
+    def chunks() -> Iterator[bytes]:
+        pulled.append(b"{}")
+        yield b"{}"
+
+    async def achunks() -> AsyncIterator[bytes]:
+        for chunk in chunks():
+            yield chunk
+
     if mode == "handle_stream":
-        outcome = intake.handle_stream(headers, iter([b"{}"]), PEER)
+        outcome = intake.handle_stream(headers, chunks(), PEER)
     else:
-        outcome = asyncio.run(intake.ahandle_stream(headers, _stream(b"{}"), PEER))
-    assert outcome.status == 431
+        outcome = asyncio.run(intake.ahandle_stream(headers, achunks(), PEER))
+    assert outcome.status == 431 and pulled == []  # refused before the body is read
     _assert_record(outcome, log, "req-hdr")
+
+
+@pytest.mark.parametrize("mode", ["handle_stream", "ahandle_stream"])
+def test_a_broken_body_stream_is_a_recorded_500_never_an_exception(mode: str) -> None:
+    log = InMemoryWebhookLog()
+    intake = _intake(log)
+
+    def chunks() -> Iterator[bytes]:
+        yield b"{"
+        raise ConnectionResetError
+
+    async def achunks() -> AsyncIterator[bytes]:
+        yield b"{"
+        raise ConnectionResetError
+
+    if mode == "handle_stream":
+        outcome = intake.handle_stream({}, chunks(), PEER)
+    else:
+        outcome = asyncio.run(intake.ahandle_stream({}, achunks(), PEER))
+    assert outcome.status == 500
+    assert outcome.processing_result == "error: intake failure: ConnectionResetError"
+    record = log.records[0]
+    assert (record.received_at, record.source_ip) == (NOW, PEER)
+
+
+def test_a_refusal_is_logged_with_its_request_id_and_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _intake(InMemoryWebhookLog(), max_body=1).handle({"x-request-id": "req-9"}, b"xy")
+    assert "webhook refused (request id req-9): body_too_large (limit 1, received 2)" in (
+        caplog.text
+    )
 
 
 def test_a_declared_length_refusal_on_the_async_path_is_recorded() -> None:
@@ -172,8 +215,13 @@ def test_the_refund_id_carries_the_namespace(fake: FakeHyperswitch) -> None:
 
 
 def test_a_bad_amount_to_capture_names_the_field(client: HyperswitchClient) -> None:
-    with pytest.raises(PaymentsConfigurationError, match="amount_to_capture"):
+    with pytest.raises(PaymentsConfigurationError, match=r"^amount_to_capture must"):
         client.capture_payment("c", "p_1", amount_to_capture=0)
+
+
+def test_a_blank_refund_id_is_named_in_the_error(client: HyperswitchClient) -> None:
+    with pytest.raises(InvalidRequestError, match=r"^refund_id is required"):
+        client.retrieve_refund(" ")
 
 
 def test_the_first_manual_multiple_capture_after_a_lost_response_is_made_once(

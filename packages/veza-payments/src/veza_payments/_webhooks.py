@@ -435,6 +435,13 @@ class WebhookIntake:
                 source_ip,
                 lambda: self._body_refusal(parsed, source_ip, received_at, too_large),
             )
+        except Exception as exc:  # noqa: BLE001 - the stream broke (client gone): a 500, recorded
+            broken = exc
+
+            def fail() -> WebhookOutcome:
+                raise broken
+
+            return await asyncio.to_thread(self._guarded, received_at, source_ip, fail)
         outcome = await asyncio.to_thread(
             self._guarded,
             received_at,
