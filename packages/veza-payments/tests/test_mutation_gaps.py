@@ -149,9 +149,9 @@ def test_a_refusal_is_logged_with_its_request_id_and_reason(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _intake(InMemoryWebhookLog(), max_body=1).handle({"x-request-id": "req-9"}, b"xy")
-    assert "webhook refused (request id req-9): body_too_large (limit 1, received 2)" in (
-        caplog.text
-    )
+    assert caplog.messages == [
+        "webhook refused (request id req-9): body_too_large (limit 1, received 2)"
+    ]
 
 
 def test_a_declared_length_refusal_on_the_async_path_is_recorded() -> None:
