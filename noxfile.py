@@ -331,3 +331,29 @@ def bench(session: nox.Session) -> None:
         session.log("no benchmarks selected")
     for script in scripts:
         session.run("python", str(script))
+
+
+MUTMUT = "mutmut==3.8.1"
+
+
+@nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of veza-payments' money modules (mutmut; ``nox -s mutation``).
+
+    Not part of plain ``nox``: it takes many minutes of CPU. The modules (core, ids,
+    retry, signatures, webhooks) and the test selection are configured under
+    ``[tool.mutmut]`` in ``packages/veza-payments/pyproject.toml``. Prints the results
+    (``mutmut results`` lists the survivors); ``-- --max-children N`` is passed on.
+    """
+    pkg_dir = ROOT / "packages" / "veza-payments"
+    session.install(
+        *_constraints(session),
+        *_group("integration"),
+        "-e",
+        _with_extras(pkg_dir, _extras(pkg_dir)),
+        MUTMUT,
+    )
+    with session.chdir(pkg_dir):
+        shutil.rmtree(pkg_dir / "mutants", ignore_errors=True)
+        session.run("mutmut", "run", *session.posargs)
+        session.run("mutmut", "results")

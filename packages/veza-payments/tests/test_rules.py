@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from veza_payments import (
+    InvalidIdempotencyKeyError,
     MissingIdempotencyKey,
     PaymentsConfigurationError,
     RetryPolicy,
@@ -27,7 +28,8 @@ from veza_payments import (
 from veza_payments._ids import MAX_ID
 
 ID_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
-keys = st.text(min_size=1, max_size=300).filter(lambda k: k.strip())
+KEY_ALPHABET = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+keys = st.text(KEY_ALPHABET, min_size=1, max_size=255)
 namespaces = st.from_regex(r"\A[a-z0-9]{0,8}\Z")
 
 
@@ -64,6 +66,29 @@ def test_missing_keys_are_refused(bad: object) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@given(st.text(min_size=1, max_size=300))
+def test_keys_outside_the_alphabet_are_refused_and_inside_accepted(key: str) -> None:
+    """1-255 visible ASCII characters, nothing else, before any I/O: a ValueError."""
+    valid = 1 <= len(key) <= 255 and all("!" <= c <= "~" for c in key)
+    if not key.strip():
+        with pytest.raises(MissingIdempotencyKey):
+            payment_id_for(key)
+    elif valid:
+        assert payment_id_for(key).startswith("p_")
+    else:
+        with pytest.raises(InvalidIdempotencyKeyError) as info:
+            payment_id_for(key)
+        assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "bad", ["order 1", "order-1\n", "ordér", "a\x00b", "\u200border", "k" * 256, "tab\there"]
+)
+def test_hostile_keys_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidIdempotencyKeyError):
+        refund_id_for(bad)
+
+
 @pytest.mark.parametrize("bad", ["UPPER", "toolongname", "dash-ed", "ünï"])
 def test_bad_namespaces_are_configuration_errors(bad: str) -> None:
     with pytest.raises(PaymentsConfigurationError, match="idempotency_namespace"):
@@ -74,7 +99,8 @@ def test_bad_namespaces_are_configuration_errors(bad: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("currency", "places"), [("EUR", 2), ("usd", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3)]
+    ("currency", "places"),
+    [("EUR", 2), ("usd", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3), ("ISK", 2), ("CLF", 4)],
 )
 def test_currency_exponents(currency: str, places: int) -> None:
     assert exponent(currency) == places
@@ -100,9 +126,9 @@ def test_amounts_must_be_positive(bad: int) -> None:
         check_amount(bad)
 
 
-@pytest.mark.parametrize("bad", ["EURO", "", "XXX1", "eu"])
+@pytest.mark.parametrize("bad", ["EURO", "", "XXX1", "eu", "UYI", "XAU"])
 def test_unknown_currencies_are_refused(bad: str) -> None:
-    with pytest.raises(PaymentsConfigurationError, match="ISO 4217"):
+    with pytest.raises(PaymentsConfigurationError, match="not a currency Hyperswitch accepts"):
         normalise_currency(bad)
 
 

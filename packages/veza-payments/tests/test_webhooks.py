@@ -200,13 +200,19 @@ def test_a_good_delivery_is_processed_and_recorded_once(
     assert json.loads(outcome.body) == {"result": "ok"}
 
 
-def test_an_oversized_body_is_refused_before_anything_is_stored(
+def test_an_oversized_body_is_refused_but_still_recorded(
     intake: WebhookIntake, log: InMemoryWebhookLog
 ) -> None:
     body = b"{" + b" " * MAX_BODY + b"}"
     outcome = intake.handle(signed(body), body, "198.51.100.1")
-    assert outcome.status == 413 and outcome.record is None
-    assert log.records == []
+    assert outcome.status == 413 and outcome.record is not None
+    (record,) = log.records
+    assert record is outcome.record and not record.signature_valid
+    assert record.processing_result == (
+        f"refused: body_too_large (limit {MAX_BODY}, received {MAX_BODY + 2})"
+    )
+    assert record.payload == "{" + " " * 1023 and record.source_ip == "198.51.100.1"
+    assert json.loads(outcome.body) == {"result": "payload_too_large"}
     exactly = b" " * MAX_BODY  # the limit itself is allowed
     assert intake.handle(signed(exactly), exactly).status != 413
 
@@ -456,8 +462,10 @@ def test_fuzz_handle_never_raises_and_records_each_delivery_once(
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(min_value=MAX_BODY + 1, max_value=MAX_BODY * 3))
-def test_fuzz_oversize_bodies_never_reach_the_log(size: int) -> None:
+def test_fuzz_oversize_bodies_are_refused_and_logged_once(size: int) -> None:
     log = InMemoryWebhookLog()
     body = b"x" * size
     assert WebhookIntake(log, KEY).handle(signed(body), body).status == 413
-    assert log.records == []
+    (record,) = log.records
+    assert record.processing_result.startswith("refused: body_too_large")
+    assert record.payload == "x" * 1024

@@ -3,27 +3,35 @@
 A Hyperswitch client whose money-moving calls take an idempotency key and turn it
 into the provider's own id (Hyperswitch v1 ignores the ``Idempotency-Key`` header),
 webhook verification and forensic intake, and Stripe Connect transfers, reversals
-and payouts with mandatory keys.
+and payouts with mandatory keys. Provider failures share ``ProviderError``; their kind
+(``NotFoundError``, ...) is provider-neutral, their provider ``HyperswitchError`` or
+``StripeError``.
 """
 
 from veza_payments._config import PaymentsConfig
 from veza_payments._errors import (
     APIConnectionError,
     AuthenticationError,
+    BodyTooLargeError,
     ConnectorError,
     HyperswitchError,
     IdempotencyConflict,
+    InvalidIdempotencyKeyError,
     InvalidRequestError,
     MissingIdempotencyKey,
     NotFoundError,
     PaymentBlockedError,
     PaymentsConfigurationError,
     PaymentsError,
+    ProviderError,
     RateLimitError,
     ServerError,
+    StripeError,
+    UnexpectedResponseError,
 )
 from veza_payments._hyperswitch import SANDBOX_URL, AsyncHyperswitchClient, HyperswitchClient
 from veza_payments._ids import payment_id_for, refund_id_for
+from veza_payments._limits import aread_limited, read_limited
 from veza_payments._models import Payment, Refund
 from veza_payments._money import check_amount, exponent, format_amount, normalise_currency
 from veza_payments._retry import RetryPolicy
@@ -40,6 +48,7 @@ from veza_payments._stripe import Payout, StripeConnect, Transfer, TransferRever
 from veza_payments._version import __version__
 from veza_payments._webhooks import (
     MAX_BODY,
+    MAX_HEADERS,
     InMemoryWebhookLog,
     WebhookEvent,
     WebhookIntake,
@@ -51,17 +60,20 @@ from veza_payments._webhooks import (
 __all__ = [
     "HYPERSWITCH_RETRY_WINDOW",
     "MAX_BODY",
+    "MAX_HEADERS",
     "SANDBOX_URL",
     "SIGNATURE_HEADER",
     "STRIPE_SIGNATURE_HEADER",
     "APIConnectionError",
     "AsyncHyperswitchClient",
     "AuthenticationError",
+    "BodyTooLargeError",
     "ConnectorError",
     "HyperswitchClient",
     "HyperswitchError",
     "IdempotencyConflict",
     "InMemoryWebhookLog",
+    "InvalidIdempotencyKeyError",
     "InvalidRequestError",
     "MissingIdempotencyKey",
     "NotFoundError",
@@ -71,24 +83,29 @@ __all__ = [
     "PaymentsConfigurationError",
     "PaymentsError",
     "Payout",
+    "ProviderError",
     "RateLimitError",
     "Refund",
     "RetryPolicy",
     "ServerError",
     "StripeConnect",
+    "StripeError",
     "Transfer",
     "TransferReversal",
+    "UnexpectedResponseError",
     "WebhookEvent",
     "WebhookIntake",
     "WebhookLog",
     "WebhookOutcome",
     "WebhookRecord",
     "__version__",
+    "aread_limited",
     "check_amount",
     "exponent",
     "format_amount",
     "normalise_currency",
     "payment_id_for",
+    "read_limited",
     "refund_id_for",
     "sign_payload",
     "stripe_signature_header",

@@ -1,14 +1,19 @@
 """The veza-payments error hierarchy.
 
-``PaymentsError`` is the base of everything. Provider failures are ``HyperswitchError``
-subclasses, named after the primary provider but also used for Stripe (``provider``
-says which), so one ``except NotFoundError`` handles both. Every provider error carries
-the HTTP status, the provider's error code and message, its request id and the raw body.
+``PaymentsError`` is the base of everything. ``ProviderError`` is the base of every
+failure a money provider reported (or that kept us from reaching it), whichever the
+provider; what kind of failure it is comes from a provider-neutral class
+(``NotFoundError``, ``ServerError``, ...), and which provider from ``HyperswitchError``
+or ``StripeError``. Every raised error is both: a Hyperswitch 404 is a ``NotFoundError``
+and a ``HyperswitchError``; a Stripe 404 a ``NotFoundError`` and a ``StripeError``, never
+a ``HyperswitchError``. So ``except NotFoundError`` handles both providers and
+``except HyperswitchError`` only one. Every provider error carries the HTTP status,
+the provider's error code and message, its request id and the raw body.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, TypeVar, cast
 
 
 class PaymentsError(Exception):
@@ -23,8 +28,39 @@ class PaymentsConfigurationError(PaymentsError, ValueError):
     """A client or intake was configured with an invalid value."""
 
 
-class HyperswitchError(PaymentsError):
-    """A provider answered with an error, or could not be reached.
+class InvalidIdempotencyKeyError(PaymentsConfigurationError):
+    """An idempotency key outside the documented alphabet or length (before any I/O).
+
+    Keys are 1 to 255 visible ASCII characters (``!`` to ``~``): no space, no control
+    character, nothing a header or a log line could mangle.
+    """
+
+
+class BodyTooLargeError(PaymentsError, ValueError):
+    """A request body over its limit (sent or declared); nothing more was read.
+
+    Attributes:
+        limit: The largest body accepted, in bytes.
+        received: Bytes pulled before reading stopped (0 when refused on the declared
+            length).
+        declared_length: The ``Content-Length`` the request declared, if any.
+        head: The first bytes received (at most 1 KiB), for the log; never in the
+            message.
+    """
+
+    def __init__(
+        self, *, limit: int, received: int, declared_length: int | None, head: bytes
+    ) -> None:
+        declared = f", declared {declared_length}" if declared_length is not None else ""
+        super().__init__(f"body over {limit} bytes (received {received}{declared})")
+        self.limit = limit
+        self.received = received
+        self.declared_length = declared_length
+        self.head = head
+
+
+class ProviderError(PaymentsError):
+    """A money provider answered with an error, or could not be reached.
 
     Attributes:
         status: HTTP status (``None`` when no response arrived).
@@ -35,6 +71,8 @@ class HyperswitchError(PaymentsError):
         provider: ``hyperswitch`` or ``stripe``.
     """
 
+    provider_name: ClassVar[str] = "unknown"
+
     def __init__(
         self,
         message: str,
@@ -43,7 +81,7 @@ class HyperswitchError(PaymentsError):
         code: str | None = None,
         request_id: str | None = None,
         body: Any = None,  # noqa: ANN401 - JSON or text, whatever the provider sent
-        provider: str = "hyperswitch",
+        provider: str | None = None,
     ) -> None:
         detail = " ".join(
             part for part in (f"[{status}]" if status else "", code or "", message) if part
@@ -56,18 +94,42 @@ class HyperswitchError(PaymentsError):
         self.message = message
         self.request_id = request_id
         self.body = body
-        self.provider = provider
+        self.provider = provider or self.provider_name
 
 
-class APIConnectionError(HyperswitchError):
+class HyperswitchError(ProviderError):
+    """A failure on Hyperswitch (every error ``HyperswitchClient`` raises about it)."""
+
+    provider_name: ClassVar[str] = "hyperswitch"
+
+
+class StripeError(ProviderError):
+    """A failure on Stripe (every error ``StripeConnect`` raises about it).
+
+    Not a :class:`HyperswitchError` (it was before 0.2): catch :class:`ProviderError`
+    or the kind (``NotFoundError``, ...) to handle both providers.
+    """
+
+    provider_name: ClassVar[str] = "stripe"
+
+
+class APIConnectionError(ProviderError):
     """No usable response: connection refused or dropped, timeout, invalid HTTP."""
 
 
-class AuthenticationError(HyperswitchError):
+class UnexpectedResponseError(APIConnectionError):
+    """A 2xx answer whose body is not the object asked for (``{}``, a proxy's JSON).
+
+    Raised only after the client read the deterministic id back and found nothing:
+    the provider may still have acted, so treat the outcome as unknown, not as failed.
+    """
+
+
+class AuthenticationError(ProviderError):
     """The API key was refused (401, ``IR_01``)."""
 
 
-class InvalidRequestError(HyperswitchError, ValueError):
+class InvalidRequestError(ProviderError, ValueError):
     """The provider refused the request as invalid (4xx)."""
 
 
@@ -75,23 +137,23 @@ class NotFoundError(InvalidRequestError):
     """The object does not exist (404, ``HE_02``)."""
 
 
-class ConnectorError(HyperswitchError):
+class ConnectorError(ProviderError):
     """The payment connector (the acquirer behind Hyperswitch) failed (``CE_*``)."""
 
 
-class RateLimitError(HyperswitchError):
+class RateLimitError(ProviderError):
     """Too many requests (429); retried with ``Retry-After`` before it is raised."""
 
 
-class ServerError(HyperswitchError):
+class ServerError(ProviderError):
     """The provider failed (5xx, or 422 ``HE_00`` "resource busy")."""
 
 
-class PaymentBlockedError(HyperswitchError):
+class PaymentBlockedError(ProviderError):
     """The payment was blocked (blocklist, fraud rules), even if the HTTP status was 200."""
 
 
-class IdempotencyConflict(HyperswitchError):  # noqa: N818 - the published name
+class IdempotencyConflict(ProviderError):  # noqa: N818 - the published name
     """The idempotency key was used before for a different request.
 
     Attributes:
@@ -105,8 +167,45 @@ class IdempotencyConflict(HyperswitchError):  # noqa: N818 - the published name
         *,
         existing: Any,  # noqa: ANN401 - a Payment, a Refund, or None (Stripe)
         requested: dict[str, Any],
-        **kwargs: Any,  # noqa: ANN401 - HyperswitchError's keywords
+        **kwargs: Any,  # noqa: ANN401 - ProviderError's keywords
     ) -> None:
         super().__init__(message, **kwargs)
         self.existing = existing
         self.requested = requested
+
+
+E = TypeVar("E", bound=ProviderError)
+
+_KINDS: tuple[type[ProviderError], ...] = (
+    APIConnectionError,
+    UnexpectedResponseError,
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    ConnectorError,
+    RateLimitError,
+    ServerError,
+    PaymentBlockedError,
+    IdempotencyConflict,
+)
+
+
+def _concrete(kind: type[ProviderError], provider: type[ProviderError]) -> type[ProviderError]:
+    name = provider.__name__.removesuffix("Error") + kind.__name__
+    cls = type(name, (kind, provider), {"__module__": __name__, "__doc__": kind.__doc__})
+    globals()[name] = cls  # importable by name, so the errors pickle
+    return cls
+
+
+_HYPERSWITCH = {kind: _concrete(kind, HyperswitchError) for kind in _KINDS}
+_STRIPE = {kind: _concrete(kind, StripeError) for kind in _KINDS}
+
+
+def hyperswitch_error(kind: type[E]) -> type[E]:
+    """The class raised for ``kind`` on Hyperswitch: ``kind`` and ``HyperswitchError``."""
+    return cast("type[E]", _HYPERSWITCH.get(kind, kind))  # a subclass of kind
+
+
+def stripe_error(kind: type[E]) -> type[E]:
+    """The class raised for ``kind`` on Stripe: ``kind`` and ``StripeError``."""
+    return cast("type[E]", _STRIPE.get(kind, kind))  # a subclass of kind

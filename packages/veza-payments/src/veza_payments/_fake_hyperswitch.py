@@ -19,6 +19,7 @@ from veza_payments._signatures import SIGNATURE_HEADER, sign_payload
 __all__ = ["FakeHyperswitch"]
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ID_FORMAT = "at most 64 characters of [A-Za-z0-9_-]"
 
 
 def _now_iso() -> str:
@@ -37,7 +38,39 @@ def _no_payment() -> Response:
     return _hs_error(404, "invalid_request", "HE_02", "Payment does not exist in our records")
 
 
-CAPTURABLE = frozenset({"requires_capture", "partially_captured_and_capturable"})
+def _invalid_format(field: str, expected: str) -> Response:
+    """``InvalidDataFormat``: 422 ``IR_05`` in the router (not 400)."""
+    return _hs_error(
+        422,
+        "invalid_request",
+        "IR_05",
+        f"{field} contains invalid data. Expected format is {expected}",
+    )
+
+
+def _invalid_data(message: str) -> Response:
+    """``InvalidRequestData``: 422 ``IR_06`` in the router (not 400)."""
+    return _hs_error(422, "invalid_request", "IR_06", message)
+
+
+def _unexpected_state(flow: str, status: str, states: str) -> Response:
+    """``PaymentUnexpectedState``: 400 ``IR_14``."""
+    return _hs_error(
+        400,
+        "invalid_request",
+        "IR_14",
+        f"This Payment could not be {flow} because it has a status of {status}. "
+        f"The expected state is {states}",
+    )
+
+
+CAPTURABLE = frozenset(
+    {
+        "requires_capture",
+        "partially_captured_and_capturable",
+        "partially_authorized_and_requires_capture",
+    }
+)
 CANCELLABLE = frozenset(
     {
         "requires_payment_method",
@@ -59,10 +92,15 @@ class FakeHyperswitch(FakeServer):
             requests meet ``422 HE_00``, as with the real router).
         refund_status: Status new refunds get (``succeeded`` or ``pending``).
         merchant_id: Used in webhook bodies.
+        rate_limit_faults: Allow injected 429 faults. The router itself never answers
+            429; one only comes from a gateway in front of it, so it is opt-in.
 
     Attributes:
         payments: Stored payment objects by id (the provider's truth).
         refunds: Stored refund objects by id.
+        blocked_message: The blocklist's message and ``blocked_reason`` its reason (the
+            router's by default; tests vary them so detection is proven to rest on the
+            error type, not on the wording).
         blocked_customers: Customer ids whose confirmed payments are blocked (HTTP 200
             with an error body, payment stored as failed).
         deliveries: ``(event_type, status)`` of webhooks sent.
@@ -75,8 +113,10 @@ class FakeHyperswitch(FakeServer):
         busy_for: float = 0.0,
         refund_status: str = "succeeded",
         merchant_id: str = "merchant_veza_fake",
+        rate_limit_faults: bool = False,
     ) -> None:
         super().__init__()
+        self.rate_limit_faults = rate_limit_faults
         self.api_key = api_key
         self.busy_for = busy_for
         self.refund_status = refund_status
@@ -84,6 +124,8 @@ class FakeHyperswitch(FakeServer):
         self.payments: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.blocked_customers: set[str] = set()
+        self.blocked_message = "This payment method is blocked"
+        self.blocked_reason = "Blocked"
         self.deliveries: list[tuple[str, int]] = []
         self._busy: set[str] = set()
         self._next = counter()
@@ -93,6 +135,20 @@ class FakeHyperswitch(FakeServer):
     def extra_headers(self) -> dict[str, str]:
         """Every response carries an ``x-request-id``."""
         return {"x-request-id": str(uuid.uuid4())}
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults (a 429 only with ``rate_limit_faults=True``: the router sends none).
+
+        Raises:
+            ValueError: A 429 fault on a fake built without ``rate_limit_faults``.
+        """
+        if not self.rate_limit_faults and any(
+            f.kind == "status" and f.status == 429  # noqa: PLR2004
+            for f in faults
+        ):
+            msg = "the Hyperswitch router never answers 429; pass rate_limit_faults=True"
+            raise ValueError(msg)
+        super().inject(*faults)
 
     def error_for_fault(self, fault: Fault) -> Response:
         """Hyperswitch-shaped answers for injected statuses."""
@@ -131,7 +187,7 @@ class FakeHyperswitch(FakeServer):
             except ValueError:
                 body = None
             if not isinstance(body, dict):
-                return _hs_error(400, "invalid_request", "IR_06", "Json deserialize error")
+                return _invalid_data("Json deserialize error: expected a JSON object")
         match request.method, parts:
             case "POST", ["payments"]:
                 return self._create_payment(body)
@@ -161,22 +217,12 @@ class FakeHyperswitch(FakeServer):
     def _create_payment(self, body: dict[str, Any]) -> Response:
         amount, currency = body.get("amount"), body.get("currency")
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-            return _hs_error(
-                400,
-                "invalid_request",
-                "IR_05",
-                "amount contains invalid data. Expected format is a positive integer",
-            )
+            return _invalid_format("amount", "positive integer")
         if not isinstance(currency, str) or len(currency) != 3:  # noqa: PLR2004
             return _hs_error(400, "invalid_request", "IR_04", "Missing required param: currency")
         payment_id = body.get("payment_id") or f"pay_{uuid.uuid4().hex[:20]}"
         if not isinstance(payment_id, str) or not _ID.match(payment_id):
-            return _hs_error(
-                400,
-                "invalid_request",
-                "IR_06",
-                "payment_id must be at most 64 characters of [A-Za-z0-9_-]",
-            )
+            return _invalid_format("payment_id", ID_FORMAT)
         if not self._claim(payment_id):
             return _busy()
         try:
@@ -190,7 +236,7 @@ class FakeHyperswitch(FakeServer):
                         reason=f"{payment_id} already exists",
                     )
                 confirm = bool(body.get("confirm"))
-                manual = body.get("capture_method") == "manual"
+                manual = body.get("capture_method") in ("manual", "manual_multiple")
                 blocked = confirm and body.get("customer_id") in self.blocked_customers
                 status = (
                     ("failed" if blocked else "requires_capture" if manual else "succeeded")
@@ -214,13 +260,13 @@ class FakeHyperswitch(FakeServer):
                     "return_url": body.get("return_url"),
                     "created": _now_iso(),
                     "error_code": "HE_03" if blocked else None,
-                    "error_message": "This payment method is blocked" if blocked else None,
+                    "error_message": self.blocked_message if blocked else None,
                 }
                 self.payments[payment_id] = payment
             if blocked:
                 # The blocklist answers HTTP 200 with an error body (DomainError).
                 return _hs_error(
-                    200, "blocked", "HE_03", "This payment method is blocked", reason="Blocked"
+                    200, "blocked", "HE_03", self.blocked_message, reason=self.blocked_reason
                 )
             return Response(200, dict(payment))
         finally:
@@ -240,28 +286,27 @@ class FakeHyperswitch(FakeServer):
     def _capture(self, payment_id: str, body: dict[str, Any]) -> Response:
         def capture(payment: dict[str, Any]) -> Response:
             if payment["status"] not in CAPTURABLE:
-                return _hs_error(
-                    400,
-                    "invalid_request",
-                    "IR_14",
-                    f"This Payment could not be captured because it has a payment.status "
-                    f"of {payment['status']}. The expected state is requires_capture, "
-                    "partially_captured_and_capturable, processing",
+                return _unexpected_state(
+                    "captured",
+                    payment["status"],
+                    "requires_capture, partially_captured_and_capturable, processing",
                 )
             amount = body.get("amount_to_capture", payment["amount_capturable"])
-            if not isinstance(amount, int) or not 0 < amount <= payment["amount_capturable"]:
-                return _hs_error(
-                    400,
-                    "invalid_request",
-                    "IR_06",
-                    "amount_to_capture is greater than amount_capturable",
-                )
-            partial = amount < payment["amount"]
-            payment.update(
-                status="partially_captured" if partial else "succeeded",
-                amount_received=amount,
-                amount_capturable=0,
-            )
+            if (
+                not isinstance(amount, int)
+                or isinstance(amount, bool)
+                or not 0 < amount <= payment["amount_capturable"]
+            ):
+                return _invalid_data("amount_to_capture is greater than amount_capturable")
+            received = int(payment["amount_received"] or 0) + amount
+            left = payment["amount"] - received
+            if left == 0:
+                status = "succeeded"
+            elif payment["capture_method"] == "manual_multiple":
+                status = "partially_captured_and_capturable"
+            else:
+                status, left = "partially_captured", 0
+            payment.update(status=status, amount_received=received, amount_capturable=left)
             return Response(200, dict(payment))
 
         return self._on_payment(payment_id, capture)
@@ -287,52 +332,58 @@ class FakeHyperswitch(FakeServer):
     # ------------------------------------------------------------------ refunds
 
     def _create_refund(self, body: dict[str, Any]) -> Response:
+        """The router's order of checks (``refund_create_core``, ``validate_and_create_refund``).
+
+        Request shape first (422 ``IR_05``), then the payment (404 ``HE_02``, 400
+        ``IR_14`` unless it succeeded), then the amount against what is left (400
+        ``IR_13``), and only then the insert whose unique violation is 400 ``HE_01``. So
+        a repeated refund that exhausts the payment answers ``IR_13``, not ``HE_01``.
+        """
         payment_id = body.get("payment_id")
-        if not isinstance(payment_id, str):
+        if not isinstance(payment_id, str) or not payment_id:
             return _hs_error(400, "invalid_request", "IR_04", "Missing required param: payment_id")
-        refund_id = body.get("refund_id") or f"ref_{uuid.uuid4().hex[:20]}"
-        if not isinstance(refund_id, str) or not _ID.match(refund_id):
-            return _hs_error(
-                400,
-                "invalid_request",
-                "IR_06",
-                "refund_id must be at most 64 characters of [A-Za-z0-9_-]",
-            )
+        refund_id = body.get("refund_id")
+        if refund_id is None:
+            refund_id = f"ref_{uuid.uuid4().hex[:20]}"
+        elif not isinstance(refund_id, str) or not _ID.match(refund_id):
+            return _invalid_format("refund_id", ID_FORMAT)
+        requested = body.get("amount")
+        if requested is not None and (
+            not isinstance(requested, int) or isinstance(requested, bool) or requested <= 0
+        ):
+            return _invalid_format("amount", "positive integer")
         if not self._claim(payment_id):
             return _busy()
         try:
             with self.lock:
+                payment = self.payments.get(payment_id)
+                if payment is None:
+                    return _no_payment()
+                if payment["status"] not in REFUNDABLE:
+                    return _unexpected_state(
+                        "refunded", payment["status"], "succeeded, partially_captured"
+                    )
+                captured = int(payment["amount_received"] or 0)
+                # No amount: the router refunds the amount captured (not what is left).
+                amount = captured if requested is None else requested
+                refunded = sum(
+                    r["amount"]
+                    for r in self.refunds.values()
+                    if r["payment_id"] == payment_id and r["status"] != "failed"
+                )
+                if amount > captured - refunded:
+                    return _hs_error(
+                        400,
+                        "invalid_request",
+                        "IR_13",
+                        "The refund amount exceeds the amount captured",
+                    )
                 if refund_id in self.refunds:
                     return _hs_error(
                         400,
                         "invalid_request",
                         "HE_01",
                         "Duplicate refund request. Refund already attempted with the refund ID",
-                    )
-                payment = self.payments.get(payment_id)
-                if payment is None:
-                    return _no_payment()
-                if payment["status"] not in REFUNDABLE:
-                    return _hs_error(
-                        400,
-                        "invalid_request",
-                        "HE_03",
-                        "The payment has not succeeded yet. Please pass a "
-                        "successful payment to initiate refund",
-                    )
-                refunded = sum(
-                    r["amount"]
-                    for r in self.refunds.values()
-                    if r["payment_id"] == payment_id and r["status"] != "failed"
-                )
-                remaining = int(payment["amount_received"] or 0) - refunded
-                amount = body.get("amount", remaining)
-                if not isinstance(amount, int) or amount <= 0 or amount > remaining:
-                    return _hs_error(
-                        400,
-                        "invalid_request",
-                        "IR_13",
-                        "The refund amount exceeds the amount captured",
                     )
                 refund = {
                     "refund_id": refund_id,
@@ -390,6 +441,7 @@ class FakeHyperswitch(FakeServer):
             "dispute": "dispute_details",
             "payout": "payout_details",
             "mandate": "mandate_details",
+            "invoice": "subscription_details",
         }.get(kind, "payment_details")
         event = {
             "merchant_id": self.merchant_id,

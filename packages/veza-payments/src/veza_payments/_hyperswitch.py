@@ -18,7 +18,11 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from veza_payments._core import Call, Core, Reply, Sleep
-from veza_payments._errors import APIConnectionError, PaymentsConfigurationError
+from veza_payments._errors import (
+    APIConnectionError,
+    PaymentsConfigurationError,
+    hyperswitch_error,
+)
 from veza_payments._ids import check_namespace, is_blank, is_count
 from veza_payments._models import Payment, Refund
 from veza_payments._retry import RetryPolicy
@@ -69,7 +73,9 @@ class _ClientBase:
         self.timeout = float(timeout)
         self.retry = _policy(max_retries)
         self.idempotency_namespace = check_namespace(idempotency_namespace)
-        self._core = Core(namespace=self.idempotency_namespace, retry=self.retry)
+        self._core = Core(
+            namespace=self.idempotency_namespace, retry=self.retry, timeout=self.timeout
+        )
 
     def __repr__(self) -> str:
         return (
@@ -88,23 +94,40 @@ class _ClientBase:
     def _headers(call: Call) -> dict[str, str] | None:
         if call.idempotency_key is None:
             return None
-        # Hyperswitch v1 ignores it on /payments and /refunds; it is sent anyway so
-        # proxies and a future provider version can use it. Ids do the real work.
+        # Hyperswitch v1 ignores it on /payments and /refunds; it is sent anyway (it
+        # was validated as visible ASCII, so it cannot break the request) for proxies,
+        # request logs and a future provider version. Ids do the real work.
         return {"idempotency-key": call.idempotency_key}
 
+    def _request(self, call: Call) -> tuple[httpx.Request, float]:
+        """The httpx request for ``call`` and the monotonic time its attempt must end."""
+        seconds = call.timeout if call.timeout is not None else self.timeout
+        request = self._http_client().build_request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=self._headers(call),
+            timeout=httpx.Timeout(seconds),
+        )
+        return request, time.monotonic() + seconds
+
+    def _http_client(self) -> httpx.Client | httpx.AsyncClient:
+        raise NotImplementedError
+
     @staticmethod
-    def _reply(response: httpx.Response) -> Reply:
+    def _reply(response: httpx.Response, body: bytes) -> Reply:
         # Only the headers the core reads: decoding all of them costs more than the rest.
         headers = {
             name: value
             for name in _REPLY_HEADERS
             if (value := response.headers.get(name)) is not None
         }
-        return Reply(status=response.status_code, headers=headers, body=response.content)
+        return Reply(status=response.status_code, headers=headers, body=body)
 
     @staticmethod
     def _connection_error(call: Call, exc: Exception) -> APIConnectionError:
-        return APIConnectionError(
+        return hyperswitch_error(APIConnectionError)(
             f"{call.method} {call.path}: {type(exc).__name__}: {exc}", status=None
         )
 
@@ -125,8 +148,11 @@ class HyperswitchClient(_ClientBase):
     Args:
         api_key: The Hyperswitch API key (never shown in ``repr`` or logs).
         base_url: API base; the hosted sandbox by default.
-        timeout: Seconds per HTTP attempt.
-        max_retries: Retries after the first attempt, or a full :class:`RetryPolicy`.
+        timeout: Seconds one HTTP attempt may take in total: connect, send, and the
+            whole response body (a server trickling bytes cannot stretch it).
+        max_retries: Retries after the first attempt, or a full :class:`RetryPolicy`;
+            its ``max_elapsed`` is the deadline of a whole call (attempts, waits and
+            reads-back together).
         transport: An httpx transport (``httpx.MockTransport`` in your tests).
         idempotency_namespace: Up to 8 of ``[a-z0-9]`` prefixed to derived ids, so
             two services sharing a merchant account never collide.
@@ -174,15 +200,32 @@ class HyperswitchClient(_ClientBase):
     ) -> None:
         self.close()
 
+    def _http_client(self) -> httpx.Client:
+        return self._http
+
     def _send(self, call: Call) -> Reply:
-        response = self._http.request(
-            call.method,
-            call.path,
-            json=call.json,
-            params=call.params,
-            headers=self._headers(call),
-        )
-        return self._reply(response)
+        """One attempt, over in ``call.timeout`` seconds whatever the server's pace.
+
+        httpx's timeouts are per operation: a body trickled a byte at a time never
+        trips a read timeout. httpcore reads the timeout mapping before every read,
+        so the read timeout is lowered to what is left before each chunk, and the
+        body is abandoned once the attempt's time is up.
+        """
+        request, ends = self._request(call)
+        timeouts = request.extensions["timeout"]
+        response = self._http.send(request, stream=True)
+        try:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                left = ends - time.monotonic()
+                if left <= 0:
+                    msg = "the attempt's time ran out while the body was arriving"
+                    raise httpx.ReadTimeout(msg, request=request)
+                timeouts["read"] = left
+        finally:
+            response.close()
+        return self._reply(response, bytes(body))
 
     def _drive(self, flow: Generator[Call | Sleep, Reply | None, T]) -> T:
         reply: Reply | None = None
@@ -220,8 +263,11 @@ class HyperswitchClient(_ClientBase):
 
         Raises:
             MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            InvalidIdempotencyKeyError: The key is outside the documented alphabet.
             IdempotencyConflict: The key was used for a different amount or currency.
-            HyperswitchError: The provider refused or could not be reached.
+            UnexpectedResponseError: A 2xx whose body is not a payment, and no payment
+                under the id when read back.
+            HyperswitchError: The provider refused and holds no payment under the id.
         """
         return self._drive(
             self._core.create_payment(
@@ -262,12 +308,16 @@ class HyperswitchClient(_ClientBase):
         reason: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Refund:
-        """Refund ``amount`` (``None``: the full amount), or return the earlier attempt's.
+        """Refund ``amount``, or return the refund an earlier attempt of this call made.
+
+        ``amount=None`` refunds the amount captured, as the router does; once anything
+        was refunded, pass the remainder explicitly (the router answers ``IR_13``).
 
         Raises:
             MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            InvalidIdempotencyKeyError: The key is outside the documented alphabet.
             IdempotencyConflict: The key was used for another payment or amount.
-            HyperswitchError: The provider refused or could not be reached.
+            HyperswitchError: The provider refused and holds no refund under the id.
         """
         return self._drive(
             self._core.create_refund(
@@ -294,8 +344,9 @@ class AsyncHyperswitchClient(_ClientBase):
     Args:
         api_key: The Hyperswitch API key (never shown in ``repr`` or logs).
         base_url: API base; the hosted sandbox by default.
-        timeout: Seconds per HTTP attempt.
-        max_retries: Retries after the first attempt, or a full :class:`RetryPolicy`.
+        timeout: Seconds one HTTP attempt may take in total (connect, send, body).
+        max_retries: Retries after the first attempt, or a full :class:`RetryPolicy`;
+            its ``max_elapsed`` is the deadline of a whole call.
         transport: An httpx async transport.
         idempotency_namespace: Up to 8 of ``[a-z0-9]`` prefixed to derived ids.
         sleep: How to wait between retries (a coroutine function).
@@ -342,15 +393,19 @@ class AsyncHyperswitchClient(_ClientBase):
     ) -> None:
         await self.aclose()
 
+    def _http_client(self) -> httpx.AsyncClient:
+        return self._http
+
     async def _send(self, call: Call) -> Reply:
-        response = await self._http.request(
-            call.method,
-            call.path,
-            json=call.json,
-            params=call.params,
-            headers=self._headers(call),
-        )
-        return self._reply(response)
+        """One attempt, over in ``call.timeout`` seconds (connect, write, whole body)."""
+        request, ends = self._request(call)
+        try:
+            async with asyncio.timeout(ends - time.monotonic()):
+                response = await self._http.send(request)
+        except TimeoutError as exc:
+            msg = "the attempt's time ran out"
+            raise httpx.ReadTimeout(msg, request=request) from exc
+        return self._reply(response, response.content)
 
     async def _drive(self, flow: Generator[Call | Sleep, Reply | None, T]) -> T:
         reply: Reply | None = None

@@ -15,10 +15,17 @@ import base64
 import hashlib
 import re
 
-from veza_payments._errors import MissingIdempotencyKey, PaymentsConfigurationError
+from veza_payments._errors import (
+    InvalidIdempotencyKeyError,
+    MissingIdempotencyKey,
+    PaymentsConfigurationError,
+)
 
 MAX_ID = 30
+MAX_KEY_LENGTH = 255
+"""Longest idempotency key accepted (Stripe's limit; Hyperswitch only sees its hash)."""
 _NAMESPACE = re.compile(r"^[a-z0-9]{0,8}$")
+_KEY = re.compile(r"[!-~]{1,255}")
 
 
 def is_blank(value: object) -> bool:
@@ -32,7 +39,17 @@ def is_count(value: object) -> bool:
 
 
 def require_key(idempotency_key: object) -> str:
-    """Return the key, or raise :class:`MissingIdempotencyKey` (empty, blank, ``None``)."""
+    """Return the key, or raise before any I/O.
+
+    A key is 1 to 255 visible ASCII characters (``!`` to ``~``, so letters, digits and
+    punctuation such as ``-_.:/#``). It goes into a header and into logs: a space, a
+    newline or a non-ASCII character would be mangled there (or break the request and
+    be retried as a connection error), so it is refused up front.
+
+    Raises:
+        MissingIdempotencyKey: ``None``, not a string, empty or only whitespace.
+        InvalidIdempotencyKeyError: Outside the alphabet, or longer than 255.
+    """
     if is_blank(idempotency_key):
         msg = (
             "an idempotency key is required for every money-moving call (use the row id "
@@ -40,6 +57,13 @@ def require_key(idempotency_key: object) -> str:
         )
         raise MissingIdempotencyKey(msg)
     assert isinstance(idempotency_key, str)  # noqa: S101 - is_blank checked it
+    if not _KEY.fullmatch(idempotency_key):
+        msg = (
+            f"an idempotency key is 1 to {MAX_KEY_LENGTH} visible ASCII characters "
+            f"(no space, control or non-ASCII character), got {len(idempotency_key)} "
+            f"characters: {idempotency_key[:40]!r}"
+        )
+        raise InvalidIdempotencyKeyError(msg)
     return idempotency_key
 
 

@@ -1,7 +1,8 @@
 """What the providers return, as frozen values.
 
 Statuses stay strings: a status this library does not know (providers add them) is
-preserved, never a crash. Known ones are listed for convenience, and ``conflicted``
+preserved, never a crash. Known ones are Hyperswitch's ``IntentStatus`` and
+``RefundStatus`` as the API spells them, and ``conflicted``
 (Hyperswitch could not reconcile the connector's answer) is surfaced as needing
 attention.
 """
@@ -18,6 +19,7 @@ PAYMENT_STATUSES = frozenset(
         "succeeded",
         "failed",
         "cancelled",
+        "cancelled_post_capture",
         "processing",
         "requires_customer_action",
         "requires_merchant_action",
@@ -26,11 +28,16 @@ PAYMENT_STATUSES = frozenset(
         "requires_capture",
         "partially_captured",
         "partially_captured_and_capturable",
+        "partially_captured_and_processing",
+        "partially_authorized_and_requires_capture",
         "conflicted",
         "expired",
     }
 )
-TERMINAL_PAYMENT_STATUSES = frozenset({"succeeded", "failed", "cancelled", "expired"})
+TERMINAL_PAYMENT_STATUSES = frozenset(
+    {"succeeded", "failed", "cancelled", "cancelled_post_capture", "partially_captured", "expired"}
+)
+"""The router's ``IntentStatus::is_in_terminal_state``."""
 REFUND_STATUSES = frozenset({"succeeded", "failed", "pending", "review"})
 
 

@@ -1,8 +1,11 @@
 """Money as integer minor units plus an ISO 4217 code; never a float.
 
-Minor units per currency follow ISO 4217: most currencies have 2 decimals, the ones
-listed in ``ZERO_DECIMAL`` have none (100 JPY is ``amount=100``), the ones in
-``THREE_DECIMAL`` have 3 (1.000 KWD is ``amount=1000``).
+Minor units per currency follow Hyperswitch's own table (``common_enums::Currency``:
+``is_zero_decimal_currency``, ``is_three_decimal_currency``,
+``is_four_decimal_currency``), because the amount is what the router reads: 100 JPY is
+``amount=100``, 1.000 KWD is ``amount=1000``. Where that table departs from ISO 4217
+it wins (ISK has 2 places there, IRR and MGA none), and a code the router does not
+accept (UYI, for one) is refused here rather than by the provider.
 """
 
 from __future__ import annotations
@@ -10,23 +13,24 @@ from __future__ import annotations
 from veza_payments._errors import PaymentsConfigurationError
 
 ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()  # noqa: SIM905
+    "BIF CLP DJF GNF IRR JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
 )
 THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())  # noqa: SIM905
+FOUR_DECIMAL = frozenset({"CLF"})
 TWO_DECIMAL = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP
-    BYN BZD CAD CDF CHF CNY COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL
-    GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP
-    LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR
-    NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP
-    STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST XCD YER ZAR ZMW
-    ZWL""".split()  # noqa: SIM905
+    BYN BZD CAD CDF CHF CNY COP CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR ISK JMD KES KGS KHR KPW KYD KZT
+    LAK LBP LKR LRD LSL MAD MDL MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK
+    NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS
+    SRD SSP STD STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST XCD
+    YER ZAR ZMW ZWL""".split()  # noqa: SIM905
 )
-ALL_CURRENCIES = ZERO_DECIMAL | THREE_DECIMAL | TWO_DECIMAL
+ALL_CURRENCIES = ZERO_DECIMAL | THREE_DECIMAL | FOUR_DECIMAL | TWO_DECIMAL
 
 
 def exponent(currency: str) -> int:
-    """Decimal places of ``currency`` (0, 2 or 3).
+    """Decimal places of ``currency`` (0, 2, 3, or 4 for CLF), as Hyperswitch counts them.
 
     Raises:
         PaymentsConfigurationError: Not an ISO 4217 currency code.
@@ -36,6 +40,8 @@ def exponent(currency: str) -> int:
         return 0
     if code in THREE_DECIMAL:
         return 3
+    if code in FOUR_DECIMAL:
+        return 4
     return 2
 
 
@@ -43,7 +49,7 @@ def normalise_currency(currency: str) -> str:
     """Upper-case and validate an ISO 4217 code."""
     code = str(currency).strip().upper()
     if code not in ALL_CURRENCIES:
-        msg = f"{currency!r} is not an ISO 4217 currency code"
+        msg = f"{currency!r} is not a currency Hyperswitch accepts"
         raise PaymentsConfigurationError(msg)
     return code
 

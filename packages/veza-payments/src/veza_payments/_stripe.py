@@ -28,13 +28,16 @@ import attrs
 from veza_payments._errors import (
     APIConnectionError,
     AuthenticationError,
-    HyperswitchError,
     IdempotencyConflict,
+    InvalidIdempotencyKeyError,
     InvalidRequestError,
     NotFoundError,
     PaymentsConfigurationError,
+    ProviderError,
     RateLimitError,
     ServerError,
+    StripeError,
+    stripe_error,
 )
 from veza_payments._ids import check_namespace, is_blank, is_count, require_key
 from veza_payments._money import check_amount, normalise_currency
@@ -211,7 +214,7 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
         requested: The parameters sent (for :class:`IdempotencyConflict`).
 
     Returns:
-        The equivalent :class:`HyperswitchError` subclass, with ``provider="stripe"``
+        The equivalent kind (``NotFoundError``, ...) as a :class:`StripeError`
         and Stripe's request id; ``exc`` itself when it is not a Stripe error.
     """
     import stripe  # noqa: PLC0415 - optional dependency
@@ -228,25 +231,25 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
         "provider": "stripe",
     }
     message = exc.user_message or str(getattr(exc, "_message", "") or type(exc).__name__)
-    mapped: HyperswitchError
+    mapped: ProviderError
     if isinstance(exc, stripe.APIConnectionError):
-        mapped = APIConnectionError(message, **kwargs)
+        mapped = stripe_error(APIConnectionError)(message, **kwargs)
     elif isinstance(exc, stripe.IdempotencyError):
-        mapped = IdempotencyConflict(
+        mapped = stripe_error(IdempotencyConflict)(
             message, existing=None, requested=dict(requested or {}), **kwargs
         )
     elif isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
-        mapped = AuthenticationError(message, **kwargs)
+        mapped = stripe_error(AuthenticationError)(message, **kwargs)
     elif isinstance(exc, stripe.RateLimitError):
-        mapped = RateLimitError(message, **kwargs)
+        mapped = stripe_error(RateLimitError)(message, **kwargs)
     elif exc.http_status == 404:  # noqa: PLR2004
-        mapped = NotFoundError(message, **kwargs)
+        mapped = stripe_error(NotFoundError)(message, **kwargs)
     elif isinstance(exc, stripe.InvalidRequestError | stripe.CardError):
-        mapped = InvalidRequestError(message, **kwargs)
+        mapped = stripe_error(InvalidRequestError)(message, **kwargs)
     elif exc.http_status is not None and (exc.http_status >= 500 or exc.http_status == 409):  # noqa: PLR2004
-        mapped = ServerError(message, **kwargs)
+        mapped = stripe_error(ServerError)(message, **kwargs)
     else:
-        mapped = HyperswitchError(message, **kwargs)
+        mapped = StripeError(message, **kwargs)
     return mapped
 
 
@@ -340,7 +343,7 @@ class StripeConnect:
         key = require_key(idempotency_key)
         if len(key) > MAX_KEY:
             msg = f"idempotency keys are at most {MAX_KEY} characters, got {len(key)}"
-            raise PaymentsConfigurationError(msg)
+            raise InvalidIdempotencyKeyError(msg)
         prefix = f"{self.idempotency_namespace}:" if self.idempotency_namespace else ""
         return f"{prefix}{operation}:{key}"
 
@@ -390,7 +393,7 @@ class StripeConnect:
         Raises:
             MissingIdempotencyKey: No key (before any I/O).
             IdempotencyConflict: The key was used with different parameters.
-            HyperswitchError: Any other Stripe failure (``provider="stripe"``).
+            StripeError: Any other Stripe failure (every error here is a ``StripeError``).
         """
         key = self.stripe_key("transfer", idempotency_key)
         params: dict[str, Any] = {

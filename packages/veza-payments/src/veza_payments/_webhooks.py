@@ -5,7 +5,10 @@ status to answer and exactly one :class:`WebhookRecord`, written once with its f
 state through a :class:`WebhookLog`. The rules come from operating a payments
 webhook endpoint:
 
-* a body over 64 KiB is answered 413 before anything is stored;
+* a body over 64 KiB is answered 413, and headers over 16 KiB 431, without reading
+  further; the refusal is still recorded (reason, first bytes, sizes): the log keeps
+  every delivery. :meth:`WebhookIntake.handle_stream` and ``ahandle_stream`` take the
+  body as chunks and stop at the limit, so a 100 MB body is never held in memory;
 * an invalid signature is answered 401 and recorded (``signature_invalid``): the log
   is where attacks are found;
 * Hyperswitch retries a delivery for about 24 hours with the same body: an event id
@@ -18,18 +21,21 @@ webhook endpoint:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from typing import Any, Protocol, overload, runtime_checkable
 
 import attrs
 
-from veza_payments._errors import PaymentsConfigurationError
+from veza_payments._errors import BodyTooLargeError, PaymentsConfigurationError
+from veza_payments._ids import is_count
+from veza_payments._limits import aread_limited, declared_length, read_limited
 from veza_payments._signatures import (
     HYPERSWITCH_RETRY_WINDOW,
     SIGNATURE_HEADER,
@@ -45,9 +51,14 @@ logger = logging.getLogger("veza_payments.webhooks")
 MAX_BODY = 64 * 1024
 """Bodies above this many bytes are refused with 413 (Hyperswitch's are a few KiB)."""
 
+MAX_HEADERS = 16 * 1024
+"""Header bytes (names and values) above which a delivery is refused with 431."""
+
 OK = "ok"
 SKIPPED = "skipped"
 SIGNATURE_INVALID = "signature_invalid"
+REFUSED = "refused"
+"""Prefix of the result recorded for a delivery refused on a size limit."""
 
 # Lengths kept for the short header fields, so a hostile header cannot make the record
 # too large for the SQL log's columns (and so lose the record).
@@ -60,8 +71,27 @@ _LIMITS = {
     "error": 1000,
 }
 
-EVENT_FAMILIES = ("payment_", "refund_", "dispute_", "payout_", "mandate_", "action_required")
+EVENT_FAMILIES = (
+    "payment_",
+    "refund_",
+    "dispute_",
+    "payout_",
+    "mandate_",
+    "invoice_",
+    "action_required",
+)
 """Hyperswitch event type families (``payment_succeeded``, ``dispute_opened``, …)."""
+
+EVENT_TYPES = frozenset(
+    """payment_succeeded payment_failed payment_processing payment_cancelled
+    payment_cancelled_post_capture payment_authorized payment_partially_authorized
+    payment_captured payment_expired action_required refund_succeeded refund_failed
+    dispute_opened dispute_expired dispute_accepted dispute_cancelled dispute_challenged
+    dispute_won dispute_lost mandate_active mandate_revoked payout_success payout_failed
+    payout_initiated payout_processing payout_cancelled payout_expired payout_reversed
+    invoice_paid""".split()  # noqa: SIM905
+)
+"""Every event type the router sends (``common_enums::EventType``, snake_case)."""
 
 
 @attrs.frozen
@@ -156,9 +186,9 @@ class WebhookOutcome:
     """What to answer the provider, and what was recorded.
 
     Attributes:
-        status: The HTTP status to answer (200, 400, 401, 413, 500).
-        processing_result: The recorded result (``None`` for 413: nothing recorded).
-        record: The record written (or attempted), ``None`` for 413.
+        status: The HTTP status to answer (200, 400, 401, 413, 431, 500).
+        processing_result: The recorded result (``refused: ...`` for 413 and 431).
+        record: The record written (or attempted).
         event: The parsed event when the signature verified and the JSON parsed.
     """
 
@@ -170,13 +200,15 @@ class WebhookOutcome:
     @property
     def body(self) -> bytes:
         """A small JSON body to answer with (never echoes the payload)."""
-        return json.dumps({"result": self.processing_result or "payload_too_large"}).encode()
+        refused = {413: "payload_too_large", 431: "headers_too_large"}.get(self.status)
+        return json.dumps({"result": refused or self.processing_result}).encode()
 
 
 Handler = Callable[[WebhookEvent], object]
+RawHeaders = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
-def _headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> dict[str, str]:
+def _headers(headers: RawHeaders) -> dict[str, str]:
     items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     out: dict[str, str] = {}
     for item in items:
@@ -209,6 +241,7 @@ class WebhookIntake:
         stripe_tolerance: Seconds the Stripe-mode ``t`` may be off; the default accepts
             Hyperswitch's retries, which keep the first ``t`` for about 24 hours.
         max_body: Bytes above which a delivery is refused with 413.
+        max_headers: Header bytes (names and values) above which it is refused with 431.
         clock: Returns the current UTC time (tests pass a fixed one).
     """
 
@@ -220,6 +253,7 @@ class WebhookIntake:
         stripe_compatible: bool = False,
         stripe_tolerance: float | None = HYPERSWITCH_RETRY_WINDOW,
         max_body: int = MAX_BODY,
+        max_headers: int = MAX_HEADERS,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         try:
@@ -227,9 +261,11 @@ class WebhookIntake:
         except (TypeError, ValueError) as exc:
             msg = "WebhookIntake needs at least one non-empty key (the payment response hash key)"
             raise PaymentsConfigurationError(msg) from exc
-        if max_body <= 0:
-            msg = f"max_body must be positive, got {max_body}"
-            raise PaymentsConfigurationError(msg)
+        for name, value in (("max_body", max_body), ("max_headers", max_headers)):
+            if not is_count(value) or value == 0:
+                msg = f"{name} must be a positive int of bytes, got {value!r}"
+                raise PaymentsConfigurationError(msg)
+        self.max_headers = max_headers
         self.log = log
         self.stripe_compatible = stripe_compatible
         self.stripe_tolerance = stripe_tolerance
@@ -295,7 +331,7 @@ class WebhookIntake:
 
     def handle(
         self,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+        headers: RawHeaders,
         body: bytes | bytearray | memoryview,
         source_ip: str | None = None,
     ) -> WebhookOutcome:
@@ -310,8 +346,136 @@ class WebhookIntake:
             The outcome: the status to answer and the record written.
         """
         received_at = self._clock()
-        try:
+        return self._guarded(
+            received_at, source_ip, lambda: self._handle(headers, body, source_ip, received_at)
+        )
+
+    def handle_stream(
+        self, headers: RawHeaders, chunks: Iterable[bytes], source_ip: str | None = None
+    ) -> WebhookOutcome:
+        """Process one delivery whose body arrives as chunks; never hold more than the limit.
+
+        A ``Content-Length`` over ``max_body`` is refused before a chunk is pulled;
+        otherwise pulling stops at the chunk that crosses it. A refusal is recorded
+        like any delivery (reason, first bytes, sizes).
+
+        Args:
+            headers: The request headers (any case; a mapping or pairs).
+            chunks: The raw body as chunks (``wsgi.input`` read in blocks, ...).
+            source_ip: The peer address.
+
+        Returns:
+            The outcome: the status to answer and the record written.
+        """
+        received_at = self._clock()
+
+        def run() -> WebhookOutcome:
+            parsed = _headers(headers)
+            refused = self._header_refusal(parsed, source_ip, received_at)
+            if refused is not None:
+                return refused
+            try:
+                body = read_limited(
+                    chunks,
+                    limit=self.max_body,
+                    declared_length=declared_length(parsed.get("content-length")),
+                )
+            except BodyTooLargeError as exc:
+                return self._body_refusal(parsed, source_ip, received_at, exc)
             return self._handle(headers, body, source_ip, received_at)
+
+        return self._guarded(received_at, source_ip, run)
+
+    async def ahandle(
+        self,
+        headers: RawHeaders,
+        body: bytes | bytearray | memoryview,
+        source_ip: str | None = None,
+    ) -> WebhookOutcome:
+        """The asyncio twin of :meth:`handle`.
+
+        Verification, the handler and the log write run in a worker thread
+        (``asyncio.to_thread``): handlers and SQL logs are synchronous, and the
+        caller's event loop must never wait on them.
+        """
+        return await asyncio.to_thread(self.handle, headers, body, source_ip)
+
+    async def ahandle_stream(
+        self,
+        headers: RawHeaders,
+        chunks: AsyncIterable[bytes],
+        source_ip: str | None = None,
+    ) -> WebhookOutcome:
+        """The asyncio twin of :meth:`handle_stream` (Starlette's ``request.stream()``).
+
+        The body is read asynchronously up to the limit; everything synchronous
+        (verification, the handler, the log write) runs in a worker thread.
+        """
+        received_at = self._clock()
+        parsed = _headers(headers)
+        refused = await asyncio.to_thread(
+            self._guarded,
+            received_at,
+            source_ip,
+            lambda: self._header_refusal(parsed, source_ip, received_at),
+        )
+        if refused is not None:
+            return refused
+        try:
+            body = await aread_limited(
+                chunks,
+                limit=self.max_body,
+                declared_length=declared_length(parsed.get("content-length")),
+            )
+        except BodyTooLargeError as exc:
+            too_large = exc
+            return await asyncio.to_thread(
+                self._guarded,
+                received_at,
+                source_ip,
+                lambda: self._body_refusal(parsed, source_ip, received_at, too_large),
+            )
+        except Exception as exc:  # noqa: BLE001 - the stream broke (client gone): a 500, recorded
+            broken = exc
+
+            def fail() -> WebhookOutcome:
+                raise broken
+
+            return await asyncio.to_thread(self._guarded, received_at, source_ip, fail)
+        outcome = await asyncio.to_thread(
+            self._guarded,
+            received_at,
+            source_ip,
+            lambda: self._handle(headers, body, source_ip, received_at),
+        )
+        assert outcome is not None  # noqa: S101 - _handle always answers
+        return outcome
+
+    @overload
+    def _guarded(
+        self,
+        received_at: dt.datetime,
+        source_ip: str | None,
+        step: Callable[[], WebhookOutcome],
+    ) -> WebhookOutcome: ...
+
+    @overload
+    def _guarded(
+        self,
+        received_at: dt.datetime,
+        source_ip: str | None,
+        step: Callable[[], WebhookOutcome | None],
+    ) -> WebhookOutcome | None: ...
+
+    def _guarded(
+        self,
+        received_at: dt.datetime,
+        source_ip: str | None,
+        step: Callable[[], WebhookOutcome | None],
+    ) -> WebhookOutcome | None:
+        """Run ``step``; an unexpected failure becomes a recorded 500, never an exception."""
+        try:
+            return step()
         except Exception as exc:
             logger.exception("webhook intake failed unexpectedly")
             record = WebhookRecord(
@@ -328,18 +492,71 @@ class WebhookIntake:
             self._write(record)
             return WebhookOutcome(500, record.processing_result, record)
 
+    def _header_refusal(
+        self, headers: Mapping[str, str], source_ip: str | None, received_at: dt.datetime
+    ) -> WebhookOutcome | None:
+        size = sum(len(name) + len(value) for name, value in headers.items())
+        if size <= self.max_headers:
+            return None
+        reason = f"headers_too_large (limit {self.max_headers}, received {size})"
+        return self._refusal(431, reason, b"", headers, source_ip=source_ip, at=received_at)
+
+    def _body_refusal(
+        self,
+        headers: Mapping[str, str],
+        source_ip: str | None,
+        received_at: dt.datetime,
+        exc: BodyTooLargeError,
+    ) -> WebhookOutcome:
+        declared = f", declared {exc.declared_length}" if exc.declared_length is not None else ""
+        reason = f"body_too_large (limit {exc.limit}, received {exc.received}{declared})"
+        return self._refusal(413, reason, exc.head, headers, source_ip=source_ip, at=received_at)
+
+    def _refusal(
+        self,
+        status: int,
+        reason: str,
+        head: bytes,
+        headers: Mapping[str, str],
+        *,
+        source_ip: str | None,
+        at: dt.datetime,
+    ) -> WebhookOutcome:
+        """Record a delivery refused on a limit: the log keeps every delivery."""
+        request_id = _clip(headers.get("x-request-id"), "request_id") or str(uuid.uuid4())
+        logger.warning("webhook refused (request id %s): %s", request_id, reason)
+        record = WebhookRecord(
+            payload=head.decode("utf-8", "backslashreplace"),
+            signature_valid=False,
+            processing_result=_clip(f"{REFUSED}: {reason}", "error") or REFUSED,
+            source_ip=_clip(source_ip, "source_ip"),
+            user_agent=_clip(headers.get("user-agent"), "user_agent"),
+            request_id=request_id,
+            event_id=None,
+            event_type=None,
+            received_at=at,
+        )
+        self._write(record)
+        return WebhookOutcome(status, record.processing_result, record)
+
     def _handle(
         self,
-        raw_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+        raw_headers: RawHeaders,
         body: bytes | bytearray | memoryview,
         source_ip: str | None,
         received_at: dt.datetime,
     ) -> WebhookOutcome:
-        body = bytes(body)  # bytearray/memoryview from some servers; a copy is fine at 64 KiB
-        if len(body) > self.max_body:
-            logger.warning("webhook refused: %d-byte body over %d", len(body), self.max_body)
-            return WebhookOutcome(413, None)
         headers = _headers(raw_headers)
+        refused = self._header_refusal(headers, source_ip, received_at)
+        if refused is not None:
+            return refused
+        if len(body) > self.max_body:
+            head = bytes(body[:1024])
+            too_large = BodyTooLargeError(
+                limit=self.max_body, received=len(body), declared_length=None, head=head
+            )
+            return self._body_refusal(headers, source_ip, received_at, too_large)
+        body = bytes(body)  # bytearray/memoryview from some servers; a copy is fine at 64 KiB
         request_id = _clip(headers.get("x-request-id"), "request_id") or str(uuid.uuid4())
         try:
             payload_text = body.decode("utf-8")
