@@ -24,6 +24,7 @@ from urllib.parse import quote, quote_plus, unquote
 from veza_cdn._encoding import normalize_url, split_url
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
+from veza_cdn._paths import canonical_path, checked_path, glob_matches
 from veza_cdn._secret import Secret
 from veza_cdn._verification import (
     FailureReason,
@@ -175,6 +176,7 @@ class AkamaiSigner:
         if not path:
             msg = "a URL token needs a path"
             raise SigningError(msg)
+        canonical_path(path)  # never issue a token for a path an edge would refuse
         fields = self._fields(
             end_time=end_time,
             start_time=start_time,
@@ -255,19 +257,24 @@ class AkamaiSigner:
         )
 
     def scoped(self, prefix_url: str, *, expires: int) -> Callable[[str], str]:
-        """One ACL token (``/dir/*``) appended to every URL under ``prefix_url`` (HLS)."""
-        prefix = normalize_url(prefix_url)
-        origin, prefix_path, _ = split_url(prefix)
-        token = self.acl_token(f"{prefix_path}*", end_time=expires)
+        """One ACL token (``/dir/*``) appended to every URL under ``prefix_url`` (HLS).
+
+        The prefix names a folder: ``…/hls/1`` and ``…/hls/1/`` both give the ACL
+        ``/hls/1/*``, which never covers ``/hls/10/``.
+        """
+        origin, prefix_path, _ = split_url(normalize_url(prefix_url))
+        scope = canonical_path(prefix_path)
+        acl = prefix_path.rstrip("/") + "/*"
+        token = self.acl_token(acl, end_time=expires)
 
         def sign(url: str) -> str:
             normalized = normalize_url(url)
-            if not normalized.startswith(prefix):
-                msg = f"{url[:80]!r} is outside the ACL {prefix_path + '*'!r}"
+            url_origin, path, _ = split_url(normalized)
+            if url_origin.lower() != origin.lower() or not canonical_path(path).within(scope):
+                msg = f"{url[:80]!r} is outside the ACL {acl!r}"
                 raise SigningError(msg)
             return self._append(normalized, token)
 
-        del origin
         return sign
 
     # ------------------------------------------------------------------ verification
@@ -280,7 +287,14 @@ class AkamaiSigner:
         now: float | None = None,
         ip: str | None = None,
     ) -> Verification:
-        """Verify a token (URL or ACL) for a request to ``path``."""
+        """Verify a token (URL or ACL) for a request to ``path`` (as sent on the wire).
+
+        The path must pass the path rule first (see :mod:`veza_cdn._paths`); ACL
+        wildcards then match within one segment, except a whole last ``*`` segment.
+        """
+        checked = checked_path(path)
+        if isinstance(checked, Verification):
+            return checked
         parts = token.split(self._field)
         if not parts or not parts[-1].startswith("hmac="):
             return Verification.fail(FailureReason.MALFORMED, "the token has no hmac field")
@@ -317,7 +331,7 @@ class AkamaiSigner:
             return Verification.fail(
                 FailureReason.IP_MISMATCH, "the token is bound to another IP", expires=expires
             )
-        return Verification.ok(expires=expires)
+        return Verification.ok(expires=expires, path=checked.decoded)
 
     def verify(
         self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
@@ -335,5 +349,4 @@ class AkamaiSigner:
 
 
 def _acl_matches(pattern: str, path: str) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, path, flags=re.DOTALL) is not None
+    return glob_matches(pattern, path)

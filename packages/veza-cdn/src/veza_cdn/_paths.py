@@ -1,0 +1,231 @@
+r"""The one path rule every verifier applies, and whatever serves what a verifier accepted.
+
+An edge that checks a token against one spelling of a path and then fetches another
+(``/hls/1/../../tracks/x`` checked as a string under ``/hls/1``, fetched as
+``/tracks/x``) serves files the token never covered. The cure is not a better
+normaliser: two normalisers (ours, the origin's, a proxy's in between) never agree on
+every input. So veza-cdn **refuses** instead of normalising:
+
+1. The raw path (as it travels on the wire) must start with ``/`` and its ``%`` escapes
+   must be well formed. Encoded dots, slashes and backslashes (``%2e``, ``%2f``,
+   ``%5c``, any case) are refused: no client has a reason to send them.
+2. The path is percent-decoded **once**, as UTF-8 (invalid UTF-8, such as the overlong
+   ``%c0%ae``, is refused). A decoded path that still contains a ``%XX`` escape
+   (double encoding, ``%252e``) is refused too, so a second decoder further down cannot
+   see a different path.
+3. In the decoded path: no control character (Unicode ``Cc``: C0, DEL, C1), no
+   backslash, no empty segment (``//``; a single trailing ``/`` naming a folder is
+   allowed), no dot segment (``.``, ``..``, also with a ``;`` parameter such as ``..;``,
+   and look-alikes whose NFKC form is a dot segment, such as two U+FF0E), and
+   no character whose NFKC form is a slash or a backslash (U+FF0F, U+FF3C).
+
+What passes is a :class:`CanonicalPath`: its decoded segments are what a scope is
+compared with, and what an edge must serve. Scopes match **whole segments**:
+``/hls/1`` and ``/hls/1/`` both mean the folder ``hls/1``, which contains
+``/hls/1/a.ts`` but not ``/hls/10/a.ts``. Wildcard patterns (Akamai ACLs, CloudFront
+policy resources) follow the same rule: ``*`` and ``?`` stay inside one segment, except
+a ``*`` that is a whole last segment (``/hls/1/*``), which covers the folder's subtree.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from urllib.parse import quote, unquote_to_bytes
+
+import attrs
+
+from veza_cdn._encoding import split_url
+from veza_cdn._errors import SigningError
+from veza_cdn._verification import FailureReason, Verification
+
+_ENCODED_SEPARATOR = re.compile(r"%(?:2[eEfF]|5[cC])")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# characters that are not '/' or '\' but that some decoders or file systems treat as one
+_SLASH_LOOKALIKES = frozenset("\u2215\u2044\u29f5\u29f8\u29f9\ufe68\uff0f\uff3c")
+# what stays literal when a decoded path is written back on the wire
+_PATH_SAFE = "/!$&'()*+,;=:@~-._"
+
+
+class UnsafePathError(SigningError):
+    """A path breaks veza-cdn's path rule (dot segment, encoded separator, control, ...).
+
+    Signers raise it (a :class:`SigningError`: such a URL is never issued); verifiers
+    turn it into a failed ``Verification`` with ``FailureReason.UNSAFE_PATH``.
+
+    Attributes:
+        detail: What is wrong, naming the offending part (never a secret).
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@attrs.frozen
+class CanonicalPath:
+    """A path that passed the rule, in the forms callers need.
+
+    Attributes:
+        decoded: The path decoded once (``/música/a b.mp3``): what a scope compares and
+            what an edge serves.
+        segments: The decoded segments without the leading empty one; a trailing ``/``
+            leaves a final ``""`` (a folder request).
+    """
+
+    decoded: str
+    segments: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """The object key an edge fetches: the decoded path without its leading ``/``."""
+        return self.decoded[1:]
+
+    @property
+    def encoded(self) -> str:
+        """The canonical wire form: each segment percent-encoded from its UTF-8 bytes."""
+        return quote(self.decoded, safe=_PATH_SAFE)
+
+    def scope_segments(self) -> tuple[str, ...]:
+        """The segments of this path read as a folder scope (a trailing ``/`` ignored)."""
+        if self.segments and not self.segments[-1]:
+            return self.segments[:-1]
+        return self.segments
+
+    def within(self, scope: CanonicalPath) -> bool:
+        """Whether this path is the folder ``scope`` or inside it, by whole segments."""
+        folder = scope.scope_segments()
+        return self.segments[: len(folder)] == folder
+
+
+def _check_decoded(decoded: str, shown: str) -> tuple[str, ...]:
+    if not decoded.startswith("/"):
+        msg = f"the path must start with '/': {shown!r}"
+        raise UnsafePathError(msg)
+    for char in decoded:
+        if unicodedata.category(char) == "Cc":
+            msg = f"control character U+{ord(char):04X} in the path {shown!r}"
+            raise UnsafePathError(msg)
+        if char == "\\" or char in _SLASH_LOOKALIKES:
+            msg = f"backslash or look-alike slash U+{ord(char):04X} in the path {shown!r}"
+            raise UnsafePathError(msg)
+        if 0xD800 <= ord(char) <= 0xDFFF:  # noqa: PLR2004 - the surrogate block
+            msg = f"a lone surrogate in the path {shown!r}"
+            raise UnsafePathError(msg)
+    if _ESCAPE.search(decoded):
+        msg = f"double-encoded escape (a %XX left after decoding once) in the path {shown!r}"
+        raise UnsafePathError(msg)
+    segments = tuple(decoded[1:].split("/"))
+    for index, segment in enumerate(segments):
+        if not segment and index != len(segments) - 1:
+            msg = f"empty segment ('//') in the path {shown!r}"
+            raise UnsafePathError(msg)
+        bare = segment.split(";", 1)[0]
+        folded = unicodedata.normalize("NFKC", bare) if not bare.isascii() else bare
+        if bare in (".", "..") or folded in (".", ".."):
+            msg = f"dot segment {segment!r} in the path {shown!r}: refused, never resolved"
+            raise UnsafePathError(msg)
+        if not segment.isascii():
+            folded_all = unicodedata.normalize("NFKC", segment)
+            if "/" in folded_all or "\\" in folded_all:
+                msg = f"segment {segment!r} folds to a slash (NFKC) in the path {shown!r}"
+                raise UnsafePathError(msg)
+    return segments
+
+
+@lru_cache(maxsize=4096)
+def canonical_path(raw: str) -> CanonicalPath:
+    """Apply the rule to a path as received on the wire (percent-encoded).
+
+    Raises:
+        UnsafePathError: The path breaks the rule; ``detail`` says how.
+    """
+    shown = raw[:120]
+    if not raw.startswith("/"):
+        msg = f"the path must start with '/': {shown!r}"
+        raise UnsafePathError(msg)
+    if _BAD_ESCAPE.search(raw):
+        msg = f"a '%' that starts no %XX escape in the path {shown!r}"
+        raise UnsafePathError(msg)
+    if _ENCODED_SEPARATOR.search(raw):
+        msg = f"encoded dot, slash or backslash (%2e, %2f, %5c) in the path {shown!r}"
+        raise UnsafePathError(msg)
+    if "%" in raw:
+        try:
+            decoded = unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            msg = f"the path does not decode to UTF-8: {shown!r}"
+            raise UnsafePathError(msg) from None
+    else:
+        decoded = raw
+    return CanonicalPath(decoded, _check_decoded(decoded, shown))
+
+
+@lru_cache(maxsize=1024)
+def canonical_decoded_path(decoded: str) -> CanonicalPath:
+    """Apply the rule to a path that is already decoded (a ``token_path``, an object key).
+
+    Raises:
+        UnsafePathError: The path breaks the rule.
+    """
+    return CanonicalPath(decoded, _check_decoded(decoded, decoded[:120]))
+
+
+@lru_cache(maxsize=256)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    last = len(pattern) - 1
+    for index, char in enumerate(pattern):
+        if char == "*":
+            whole_last_segment = index == last and (index == 0 or pattern[index - 1] == "/")
+            parts.append(".*" if whole_last_segment else "[^/]*")
+        elif char == "?":
+            parts.append("[^/]")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def glob_matches(pattern: str, text: str) -> bool:
+    """Wildcard match by whole segments: ``*``/``?`` never cross a ``/``.
+
+    The one exception is a ``*`` that is the pattern's whole last segment (``/dir/*``,
+    or ``*`` alone), which matches everything below: that is how a folder is granted.
+    ``/hls/1*`` therefore admits ``/hls/10`` but never ``/hls/10/a.ts``.
+    """
+    return _glob_regex(pattern).fullmatch(text) is not None
+
+
+def checked_path(raw: str, *, expires: int | None = None) -> CanonicalPath | Verification:
+    """:func:`canonical_path` for verifiers: the path, or the typed refusal to return."""
+    try:
+        return canonical_path(raw)
+    except UnsafePathError as exc:
+        return Verification.fail(FailureReason.UNSAFE_PATH, exc.detail, expires=expires)
+
+
+def prefix_scope(prefix_url: str) -> tuple[str, CanonicalPath]:
+    """A URL prefix read as a folder scope: ``(origin, folder)``.
+
+    A prefix is a folder on one origin, so it may not carry a query or a fragment.
+
+    Raises:
+        SigningError: Not an absolute http(s) URL, or it has a query.
+        UnsafePathError: Its path breaks the path rule.
+    """
+    origin, path, query = split_url(prefix_url)
+    if query or "?" in prefix_url or "#" in prefix_url:
+        msg = f"a URL prefix names a folder and carries no query: {prefix_url[:80]!r}"
+        raise SigningError(msg)
+    return origin.lower(), canonical_path(path)
+
+
+def url_within_prefix(prefix_url: str, origin: str, path: CanonicalPath) -> bool:
+    """Whether a request (``origin``, checked ``path``) lies under ``prefix_url``."""
+    try:
+        prefix_origin, folder = prefix_scope(prefix_url)
+    except SigningError:
+        return False
+    return prefix_origin == origin.lower() and path.within(folder)
