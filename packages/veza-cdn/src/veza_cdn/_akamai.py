@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 from urllib.parse import quote, quote_plus, unquote
 
-from veza_cdn._encoding import normalize_url, split_url
+from veza_cdn._encoding import normalize_url, refuse_reserved, split_url
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
 from veza_cdn._paths import canonical_path, checked_path, glob_matches
@@ -252,6 +252,7 @@ class AkamaiSigner:
         """``url`` with a URL token for its path as the ``token_name`` query parameter."""
         url = normalize_url(url)
         _, path, _ = split_url(url)
+        refuse_reserved(url, frozenset({self._token_name}), "Akamai")
         return self._append(
             url, self.url_token(path, end_time=expires, start_time=start_time, ip=ip)
         )
@@ -264,14 +265,26 @@ class AkamaiSigner:
         """
         origin, prefix_path, _ = split_url(normalize_url(prefix_url))
         scope = canonical_path(prefix_path)
+        if any(c in prefix_path for c in ("*", "?", self._acl)):
+            msg = (
+                f"the folder {prefix_path!r} contains a wildcard or the ACL delimiter"
+                f" {self._acl!r}: an ACL cannot name it exactly"
+            )
+            raise SigningError(msg)
         acl = prefix_path.rstrip("/") + "/*"
         token = self.acl_token(acl, end_time=expires)
 
         def sign(url: str) -> str:
             normalized = normalize_url(url)
+            refuse_reserved(normalized, frozenset({self._token_name}), "Akamai")
             url_origin, path, _ = split_url(normalized)
-            if url_origin.lower() != origin.lower() or not canonical_path(path).within(scope):
-                msg = f"{url[:80]!r} is outside the ACL {acl!r}"
+            inside = canonical_path(path)
+            if (
+                url_origin.lower() != origin.lower()
+                or len(inside.segments) <= len(scope.scope_segments())
+                or not inside.within(scope)
+            ):
+                msg = f"{url[:80]!r} is not a file under the ACL {acl!r}"
                 raise SigningError(msg)
             return self._append(normalized, token)
 

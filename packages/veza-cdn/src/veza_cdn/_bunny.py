@@ -157,6 +157,7 @@ class BunnySigner:
         """
         origin, path, query = split_url(normalize_url(url))
         _check_scope(canonical_path(path), token_path)
+        _check_query_names(query)
         if query or token_path or countries or countries_blocked or speed_limit or ignore_params:
             params = self._parameters(
                 query,
@@ -174,7 +175,11 @@ class BunnySigner:
         ip = user_ip or ""
         expires_text = str(int(expires))
         token = self._token(self._key_bytes, token_path or path, expires_text, ip, params)
-        tail = "".join(f"&{k}={encode_component(v)}" for k, v in params) if params else ""
+        tail = (
+            "".join(f"&{encode_component(k)}={encode_component(v)}" for k, v in params)
+            if params
+            else ""
+        )
         kept_query = query if (ignore_params or self._scheme == "md5") and query else ""
         if directory:
             suffix = f"?{kept_query}" if kept_query else ""
@@ -423,6 +428,26 @@ def _scope_failure(
         f"path is outside the token's scope {token_path!r} (whole segments)",
         expires=expires,
     )
+
+
+_RESERVED = frozenset({"token", "expires", "token_path", "token_ignore_params"})
+
+
+def _check_query_names(query: str) -> None:
+    """Refuse a query the edge would read differently from what was signed.
+
+    Raises:
+        SigningError: A parameter is repeated, or carries a name the token itself uses
+            (pass ``token_path``/``ignore_params`` as arguments instead).
+    """
+    names = [name for name, _ in parse_query(query)]
+    reserved = sorted(_RESERVED.intersection(names))
+    if reserved:
+        msg = f"the URL's query uses the reserved parameter name(s) {reserved}"
+        raise SigningError(msg)
+    if len(set(names)) != len(names):
+        msg = "duplicate query parameter: the edge refuses repeated parameters"
+        raise SigningError(msg)
 
 
 def _check_scope(path: CanonicalPath, token_path: str | None, *, strict: bool = True) -> bool:

@@ -13,7 +13,12 @@ import time
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from veza_cdn._encoding import b64_query_component, normalize_url, split_url
+from veza_cdn._encoding import (
+    b64_query_component,
+    normalize_url,
+    refuse_reserved,
+    split_url,
+)
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
 from veza_cdn._paths import canonical_path, checked_path
@@ -73,6 +78,7 @@ class CloudflareHMACSigner:
         url = normalize_url(url)
         _, path, _ = split_url(url)
         canonical_path(path)
+        refuse_reserved(url, frozenset({self._param}), "Cloudflare")
         issued = int(issued_at)
         digest = self._macs[0].digest(f"{path}{issued}".encode())
         return (
@@ -84,6 +90,7 @@ class CloudflareHMACSigner:
         url = normalize_url(url)
         _, path, _ = split_url(url)
         canonical_path(path)
+        refuse_reserved(url, frozenset({self._param}), "Cloudflare")
         issued = int(expires) - self._max_age
         digest = self._macs[0].digest(f"{path}{issued}".encode())
         return (

@@ -33,7 +33,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from veza_cdn._encoding import cloudfront_b64, normalize_url, split_url, strict_b64decode
+from veza_cdn._encoding import (
+    cloudfront_b64,
+    normalize_url,
+    refuse_reserved,
+    split_url,
+    strict_b64decode,
+)
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._paths import CanonicalPath, canonical_path, checked_path, glob_matches, prefix_scope
 from veza_cdn._verification import FailureReason, Verification, check_time_window
@@ -403,6 +409,7 @@ class CloudFrontSigner:
         """
         url = normalize_url(url)
         canonical_path(split_url(url)[1])
+        refuse_reserved(url, frozenset(_SIGNING_PARAMS), "CloudFront")
         encoded_policy, _, signature = self._policy_and_signature(
             url, expires, not_before, ip_address, policy_resource
         )
@@ -447,6 +454,9 @@ class CloudFrontSigner:
         """
         prefix = normalize_url(prefix_url)
         origin, scope = prefix_scope(prefix)
+        if "*" in prefix:
+            msg = f"the folder {prefix_url!r} contains '*': a policy Resource cannot name it"
+            raise SigningError(msg)
         resource = prefix.rstrip("/") + "/*"  # a folder: /hls/1 never covers /hls/10/
         encoded_policy, _, signature = self._policy_and_signature(
             prefix, expires, None, None, resource
@@ -455,9 +465,15 @@ class CloudFrontSigner:
 
         def sign(url: str) -> str:
             normalized = normalize_url(url)
+            refuse_reserved(normalized, frozenset(_SIGNING_PARAMS), "CloudFront")
             url_origin, path, _ = split_url(normalized)
-            if url_origin.lower() != origin or not canonical_path(path).within(scope):
-                msg = f"{url[:80]!r} is outside the policy's resource {resource!r}"
+            inside = canonical_path(path)
+            if (
+                url_origin.lower() != origin
+                or len(inside.segments) <= len(scope.scope_segments())
+                or not inside.within(scope)
+            ):
+                msg = f"{url[:80]!r} is not a file under the policy's resource {resource!r}"
                 raise SigningError(msg)
             return f"{normalized}{'&' if '?' in normalized else '?'}{params}"
 

@@ -17,7 +17,13 @@ import binascii
 import time
 from collections.abc import Callable, Mapping
 
-from veza_cdn._encoding import b64url, normalize_url, split_url, strict_b64decode
+from veza_cdn._encoding import (
+    b64url,
+    normalize_url,
+    refuse_reserved,
+    split_url,
+    strict_b64decode,
+)
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
 from veza_cdn._paths import (
@@ -36,6 +42,7 @@ from veza_cdn._verification import (
 )
 
 COOKIE_NAME = "Cloud-CDN-Cookie"
+_RESERVED = frozenset({"Expires", "KeyName", "Signature", "URLPrefix"})
 _KEY_BYTES = 16
 
 
@@ -94,6 +101,7 @@ class GoogleCDNSigner:
         """Sign one URL (the signature covers the full URL, host and query included)."""
         url = normalize_url(url)
         canonical_path(split_url(url)[1])
+        refuse_reserved(url, _RESERVED, "Google Cloud CDN")
         to_sign = (
             f"{url}{'&' if '?' in url else '?'}Expires={int(expires)}&KeyName={self._key_name}"
         )
@@ -110,6 +118,7 @@ class GoogleCDNSigner:
     def sign_url_prefix(self, url: str, *, prefix: str, expires: int) -> str:
         """Sign ``url`` with a token valid for every URL starting with ``prefix``."""
         url = normalize_url(url)
+        refuse_reserved(url, _RESERVED, "Google Cloud CDN")
         policy = self._prefix_policy(prefix, expires, "&")
         origin, path, _ = split_url(url)
         if not url_within_prefix(normalize_url(prefix), origin, canonical_path(path)):
@@ -130,6 +139,7 @@ class GoogleCDNSigner:
 
         def sign(url: str) -> str:
             normalized = normalize_url(url)
+            refuse_reserved(normalized, _RESERVED, "Google Cloud CDN")
             origin, path, _ = split_url(normalized)
             if not url_within_prefix(prefix, origin, canonical_path(path)):
                 msg = f"{url[:80]!r} is outside the signed prefix {prefix_url!r}"
