@@ -15,6 +15,7 @@ EXPECTED_EXPORTS = {
     "CDNError",
     "CDNMetrics",
     "CachePolicy",
+    "CanonicalPath",
     "CloudFrontSigner",
     "CloudFrontVerifier",
     "CloudflareHMACSigner",
@@ -30,10 +31,12 @@ EXPECTED_EXPORTS = {
     "Signer",
     "SigningError",
     "UnknownMediaTypeError",
+    "UnsafePathError",
     "Verification",
     "__version__",
     "build_signer",
     "cache_control_for",
+    "canonical_path",
     "normalize_url",
     "sign_playlist",
     "verify_presigned_url",
@@ -42,6 +45,20 @@ EXPECTED_EXPORTS = {
 
 def test_exports_are_exactly_the_pinned_set():
     assert set(veza_cdn.__all__) == EXPECTED_EXPORTS
+
+
+def test_testing_module_exports_are_pinned():
+    import veza_cdn.testing
+
+    assert set(veza_cdn.testing.__all__) == {
+        "DENIED_HEADERS",
+        "ORIGIN_SECRET_HEADER",
+        "EdgeResponse",
+        "LocalEdge",
+        "hostile_paths",
+        "secret_matches",
+    }
+    assert all(hasattr(veza_cdn.testing, name) for name in veza_cdn.testing.__all__)
 
 
 def test_every_export_resolves():
@@ -58,7 +75,13 @@ def test_ships_py_typed_marker():
 
 
 def test_errors_share_one_base_and_subclass_the_fitting_builtin():
-    for name in ("CDNConfigurationError", "SigningError", "InvalidTokenError", "PlaylistError"):
+    for name in (
+        "CDNConfigurationError",
+        "SigningError",
+        "InvalidTokenError",
+        "PlaylistError",
+        "UnsafePathError",
+    ):
         error = getattr(veza_cdn, name)
         assert issubclass(error, veza_cdn.CDNError)
         assert issubclass(error, ValueError)

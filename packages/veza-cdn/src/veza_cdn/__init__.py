@@ -28,6 +28,7 @@ from veza_cdn._hls import (
     sign_playlist,
 )
 from veza_cdn._metrics import CDNMetrics
+from veza_cdn._paths import CanonicalPath, UnsafePathError, canonical_path
 from veza_cdn._r2 import R2Presigner
 from veza_cdn._secret import Secret
 from veza_cdn._service import CDN, Signer, build_signer
@@ -45,6 +46,7 @@ __all__ = [
     "CDNError",
     "CDNMetrics",
     "CachePolicy",
+    "CanonicalPath",
     "CloudFrontSigner",
     "CloudFrontVerifier",
     "CloudflareHMACSigner",
@@ -60,10 +62,12 @@ __all__ = [
     "Signer",
     "SigningError",
     "UnknownMediaTypeError",
+    "UnsafePathError",
     "Verification",
     "__version__",
     "build_signer",
     "cache_control_for",
+    "canonical_path",
     "normalize_url",
     "sign_playlist",
     "verify_presigned_url",
