@@ -43,8 +43,13 @@ from veza_cdn._verification import FailureReason, Verification
 _ENCODED_SEPARATOR = re.compile(r"%(?:2[eEfF]|5[cC])")
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-# characters that are not '/' or '\' but that some decoders or file systems treat as one
-_SLASH_LOOKALIKES = frozenset("\u2215\u2044\u29f5\u29f8\u29f9\ufe68\uff0f\uff3c")
+# printable ASCII without '%' and '\\': most paths, checked segment by segment only
+_PLAIN = re.compile(r"[\x20-\x24\x26-\x5b\x5d-\x7e]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc exactly
+# controls, lone surrogates, '\\' and characters some decoders or file systems read as one
+_BAD_CHAR = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\\\ud800-\udfff\u2215\u2044\u29f5\u29f8\u29f9\ufe68\uff0f\uff3c]"
+)
 # what stays literal when a decoded path is written back on the wire
 _PATH_SAFE = "/!$&'()*+,;=:@~-._"
 
@@ -104,38 +109,36 @@ def _check_decoded(decoded: str, shown: str) -> tuple[str, ...]:
     if not decoded.startswith("/"):
         msg = f"the path must start with '/': {shown!r}"
         raise UnsafePathError(msg)
-    for char in decoded:
-        if unicodedata.category(char) == "Cc":
-            msg = f"control character U+{ord(char):04X} in the path {shown!r}"
+    if _PLAIN.fullmatch(decoded) is None:  # the common case skips the character checks
+        bad = _BAD_CHAR.search(decoded)
+        if bad is not None:
+            char = bad.group(0)
+            kind = "control character" if _CONTROL.match(char) else "backslash or look-alike"
+            msg = f"{kind} U+{ord(char):04X} in the path {shown!r}"
             raise UnsafePathError(msg)
-        if char == "\\" or char in _SLASH_LOOKALIKES:
-            msg = f"backslash or look-alike slash U+{ord(char):04X} in the path {shown!r}"
+        if _ESCAPE.search(decoded):
+            msg = f"double-encoded escape (a %XX left after decoding once) in the path {shown!r}"
             raise UnsafePathError(msg)
-        if 0xD800 <= ord(char) <= 0xDFFF:  # noqa: PLR2004 - the surrogate block
-            msg = f"a lone surrogate in the path {shown!r}"
-            raise UnsafePathError(msg)
-    if _ESCAPE.search(decoded):
-        msg = f"double-encoded escape (a %XX left after decoding once) in the path {shown!r}"
-        raise UnsafePathError(msg)
     segments = tuple(decoded[1:].split("/"))
+    last = len(segments) - 1
     for index, segment in enumerate(segments):
-        if not segment and index != len(segments) - 1:
-            msg = f"empty segment ('//') in the path {shown!r}"
-            raise UnsafePathError(msg)
+        if not segment:
+            if index != last:
+                msg = f"empty segment ('//') in the path {shown!r}"
+                raise UnsafePathError(msg)
+            continue
         bare = segment.split(";", 1)[0]
-        folded = unicodedata.normalize("NFKC", bare) if not bare.isascii() else bare
-        if bare in (".", "..") or folded in (".", ".."):
+        if bare in (".", ".."):
             msg = f"dot segment {segment!r} in the path {shown!r}: refused, never resolved"
             raise UnsafePathError(msg)
         if not segment.isascii():
-            folded_all = unicodedata.normalize("NFKC", segment)
-            if "/" in folded_all or "\\" in folded_all:
-                msg = f"segment {segment!r} folds to a slash (NFKC) in the path {shown!r}"
+            folded = unicodedata.normalize("NFKC", segment)
+            if folded.split(";", 1)[0] in (".", "..") or "/" in folded or "\\" in folded:
+                msg = f"segment {segment!r} folds (NFKC) to a dot segment or a slash in {shown!r}"
                 raise UnsafePathError(msg)
     return segments
 
 
-@lru_cache(maxsize=4096)
 def canonical_path(raw: str) -> CanonicalPath:
     """Apply the rule to a path as received on the wire (percent-encoded).
 
@@ -163,7 +166,6 @@ def canonical_path(raw: str) -> CanonicalPath:
     return CanonicalPath(decoded, _check_decoded(decoded, shown))
 
 
-@lru_cache(maxsize=1024)
 def canonical_decoded_path(decoded: str) -> CanonicalPath:
     """Apply the rule to a path that is already decoded (a ``token_path``, an object key).
 
