@@ -265,10 +265,11 @@ class AkamaiSigner:
         """
         origin, prefix_path, _ = split_url(normalize_url(prefix_url))
         scope = canonical_path(prefix_path)
-        if any(c in prefix_path for c in ("*", "?", self._acl)):
+        if any(c in prefix_path for c in ("*", "?", self._acl, self._field)):
             msg = (
-                f"the folder {prefix_path!r} contains a wildcard or the ACL delimiter"
-                f" {self._acl!r}: an ACL cannot name it exactly"
+                f"the folder {prefix_path!r} contains a wildcard, the ACL delimiter"
+                f" {self._acl!r} or the field delimiter {self._field!r}: an ACL cannot"
+                " name it exactly"
             )
             raise SigningError(msg)
         acl = prefix_path.rstrip("/") + "/*"
