@@ -7,6 +7,7 @@ import veza_cdn
 
 EXPECTED_EXPORTS = {
     "CDN",
+    "SIGNER_FACTORIES",
     "AkamaiSigner",
     "BunnySigner",
     "CDNConfig",
@@ -29,10 +30,12 @@ EXPECTED_EXPORTS = {
     "Resolution",
     "Secret",
     "Signer",
+    "SignerFactory",
     "SigningError",
     "UnknownMediaTypeError",
     "UnsafePathError",
     "Verification",
+    "Verifier",
     "__version__",
     "build_signer",
     "cache_control_for",

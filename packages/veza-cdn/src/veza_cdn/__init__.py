@@ -31,13 +31,21 @@ from veza_cdn._metrics import CDNMetrics
 from veza_cdn._paths import CanonicalPath, UnsafePathError, canonical_path
 from veza_cdn._r2 import R2Presigner
 from veza_cdn._secret import Secret
-from veza_cdn._service import CDN, Signer, build_signer
+from veza_cdn._service import (
+    CDN,
+    SIGNER_FACTORIES,
+    Signer,
+    SignerFactory,
+    Verifier,
+    build_signer,
+)
 from veza_cdn._sigv4 import verify_presigned_url
 from veza_cdn._verification import FailureReason, Verification
 from veza_cdn._version import __version__
 
 __all__ = [
     "CDN",
+    "SIGNER_FACTORIES",
     "AkamaiSigner",
     "BunnySigner",
     "CDNConfig",
@@ -60,10 +68,12 @@ __all__ = [
     "Resolution",
     "Secret",
     "Signer",
+    "SignerFactory",
     "SigningError",
     "UnknownMediaTypeError",
     "UnsafePathError",
     "Verification",
+    "Verifier",
     "__version__",
     "build_signer",
     "cache_control_for",

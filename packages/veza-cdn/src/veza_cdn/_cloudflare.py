@@ -102,8 +102,14 @@ class CloudflareHMACSigner:
         _, path, _ = split_url(normalize_url(url))
         return f"{path}{int(issued_at)}".encode()
 
-    def verify(self, signed_url: str, *, now: float | None = None) -> Verification:
-        """Verify as the Worker does: HMAC, then ``issued_at + max_age > now``."""
+    def verify(
+        self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
+    ) -> Verification:
+        """Verify as the Worker does: HMAC, then ``issued_at + max_age > now``.
+
+        ``user_ip`` is accepted for :class:`~veza_cdn.Verifier`; this form binds no IP.
+        """
+        del user_ip
         try:
             _, path, query = split_url(signed_url)
         except SigningError as exc:

@@ -158,8 +158,14 @@ class GoogleCDNSigner:
 
     # ------------------------------------------------------------------ verification
 
-    def verify(self, signed_url: str, *, now: float | None = None) -> Verification:
-        """Verify a signed URL or signed-URL-prefix URL."""
+    def verify(
+        self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
+    ) -> Verification:
+        """Verify a signed URL or signed-URL-prefix URL.
+
+        ``user_ip`` is accepted for :class:`~veza_cdn.Verifier`; Cloud CDN binds no IP.
+        """
+        del user_ip
         marker = signed_url.rfind("&Signature=")
         if marker == -1:
             return Verification.fail(FailureReason.MALFORMED, "no Signature parameter")
