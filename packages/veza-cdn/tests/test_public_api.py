@@ -6,6 +6,14 @@ import importlib.resources
 import veza_cdn
 
 EXPECTED_EXPORTS = {
+    "provider_config",
+    "R2Config",
+    "ProviderConfig",
+    "GoogleConfig",
+    "CloudFrontConfig",
+    "CloudflareConfig",
+    "BunnyConfig",
+    "AkamaiConfig",
     "CDN",
     "SIGNER_FACTORIES",
     "AkamaiSigner",

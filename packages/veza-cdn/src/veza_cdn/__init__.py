@@ -29,6 +29,16 @@ from veza_cdn._hls import (
 )
 from veza_cdn._metrics import CDNMetrics
 from veza_cdn._paths import CanonicalPath, UnsafePathError, canonical_path
+from veza_cdn._providers import (
+    AkamaiConfig,
+    BunnyConfig,
+    CloudflareConfig,
+    CloudFrontConfig,
+    GoogleConfig,
+    ProviderConfig,
+    R2Config,
+    provider_config,
+)
 from veza_cdn._r2 import R2Presigner
 from veza_cdn._secret import Secret
 from veza_cdn._service import (
@@ -46,7 +56,9 @@ from veza_cdn._version import __version__
 __all__ = [
     "CDN",
     "SIGNER_FACTORIES",
+    "AkamaiConfig",
     "AkamaiSigner",
+    "BunnyConfig",
     "BunnySigner",
     "CDNConfig",
     "CDNConfigurationError",
@@ -55,15 +67,20 @@ __all__ = [
     "CDNMetrics",
     "CachePolicy",
     "CanonicalPath",
+    "CloudFrontConfig",
     "CloudFrontSigner",
     "CloudFrontVerifier",
+    "CloudflareConfig",
     "CloudflareHMACSigner",
     "ExpiryPolicy",
     "FailureReason",
     "GoogleCDNSigner",
+    "GoogleConfig",
     "InvalidTokenError",
     "PlaybackResolver",
     "PlaylistError",
+    "ProviderConfig",
+    "R2Config",
     "R2Presigner",
     "Resolution",
     "Secret",
@@ -79,6 +96,7 @@ __all__ = [
     "cache_control_for",
     "canonical_path",
     "normalize_url",
+    "provider_config",
     "sign_playlist",
     "verify_presigned_url",
 ]

@@ -5,19 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Protocol, TypeVar, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
-from veza_cdn._akamai import AkamaiAlgorithm, AkamaiSigner
-from veza_cdn._bunny import BunnyScheme, BunnySigner
-from veza_cdn._cloudflare import CloudflareHMACSigner
-from veza_cdn._cloudfront import CloudFrontSigner, HashAlgorithm, load_private_key
 from veza_cdn._config import CDNConfig
 from veza_cdn._errors import CDNConfigurationError, CDNDisabledError
 from veza_cdn._expiry import ExpiryPolicy
-from veza_cdn._google import GoogleCDNSigner
 from veza_cdn._hls import sign_playlist
 from veza_cdn._metrics import CDNMetrics
+from veza_cdn._providers import provider_config
 from veza_cdn._r2 import R2Presigner
 from veza_cdn._verification import Verification
 
@@ -49,93 +45,23 @@ SignerFactory = Callable[[CDNConfig], Signer]
 """Builds a provider's signer from a validated, enabled :class:`CDNConfig`."""
 
 
-def _bunny(config: CDNConfig) -> Signer:
-    key = _required(config.security_key, "CDN_SECURITY_KEY")
-    scheme = config.token_scheme
-    if scheme not in ("hs256", "sha256", "md5"):
-        msg = f"CDN_TOKEN_SCHEME must be hs256, sha256 or md5, got {scheme!r}"
-        raise CDNConfigurationError(msg)
-    return BunnySigner(key, scheme=cast("BunnyScheme", scheme), verify_keys=config.verify_keys)
-
-
-def _cloudfront(config: CDNConfig) -> Signer:
-    path = _required(config.private_key_path, "CDN_PRIVATE_KEY_PATH")
-    key_pair_id = _required(config.key_pair_id, "CDN_KEY_PAIR_ID")
-    try:
-        pem = path.read_bytes()
-    except OSError as exc:
-        msg = f"CDN_PRIVATE_KEY_PATH cannot be read ({exc.strerror})"
-        raise CDNConfigurationError(msg) from None
-    hash_name = (config.hash_algorithm or "SHA1").upper()
-    if hash_name not in ("SHA1", "SHA256"):
-        msg = (
-            "CDN_HASH_ALGORITHM must be SHA1 or SHA256 for CloudFront,"
-            f" got {config.hash_algorithm!r}"
-        )
-        raise CDNConfigurationError(msg)
-    return CloudFrontSigner(
-        key_pair_id, load_private_key(pem), hash_algorithm=cast("HashAlgorithm", hash_name)
-    )
-
-
-def _google(config: CDNConfig) -> Signer:
-    key_name = _required(config.key_name, "CDN_KEY_NAME")
-    return GoogleCDNSigner(key_name, _required(config.security_key, "CDN_SECURITY_KEY"))
-
-
-def _akamai(config: CDNConfig) -> Signer:
-    key = _required(config.security_key, "CDN_SECURITY_KEY")
-    algorithm = (config.hash_algorithm or "sha256").lower()
-    if algorithm not in ("sha256", "sha1", "md5"):
-        msg = (
-            "CDN_HASH_ALGORITHM must be sha256, sha1 or md5 for Akamai,"
-            f" got {config.hash_algorithm!r}"
-        )
-        raise CDNConfigurationError(msg)
-    return AkamaiSigner(
-        key, algorithm=cast("AkamaiAlgorithm", algorithm), verify_keys=config.verify_keys
-    )
-
-
-def _cloudflare(config: CDNConfig) -> Signer:
-    return CloudflareHMACSigner(
-        _required(config.security_key, "CDN_SECURITY_KEY"),
-        max_age=config.ttl + config.expiry_window,
-        verify_keys=config.verify_keys,
-    )
-
-
-def _r2(config: CDNConfig) -> Signer:
-    return R2Presigner(
-        account_id=config.r2_account_id or "",
-        access_key_id=config.r2_access_key_id or "",
-        secret_access_key=_required(config.r2_secret_access_key, "CDN_R2_SECRET_ACCESS_KEY"),
-        bucket=config.r2_bucket or "",
-        endpoint_url=config.r2_endpoint_url,
-    )
+def _typed(config: CDNConfig) -> Signer:
+    """The built-in factory: the provider's typed config, validated once, then built."""
+    return provider_config(config).build()
 
 
 SIGNER_FACTORIES: Mapping[str, SignerFactory] = MappingProxyType(
     {
-        "bunny": _bunny,
-        "cloudfront": _cloudfront,
-        "google": _google,
-        "akamai": _akamai,
-        "cloudflare": _cloudflare,
-        "r2": _r2,
+        "bunny": _typed,
+        "cloudfront": _typed,
+        "google": _typed,
+        "akamai": _typed,
+        "cloudflare": _typed,
+        "r2": _typed,
     }
 )
 """The built-in provider → signer factory registry (read-only; pass your own mapping to
 :func:`build_signer` or :class:`CDN` to replace or add a provider's signer)."""
-
-_T = TypeVar("_T")
-
-
-def _required(value: _T | None, variable: str) -> _T:
-    if value is None:  # CDNConfig validates this; a hand-built config may not
-        msg = f"{variable} is missing for the configured CDN provider"
-        raise CDNConfigurationError(msg)
-    return value
 
 
 def build_signer(
