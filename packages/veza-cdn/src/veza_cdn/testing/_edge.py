@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import attrs
 
+from veza_cdn._errors import CDNConfigurationError
 from veza_cdn._hls import UnknownMediaTypeError, cache_control_for
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ _UNSATISFIABLE = 416
 _OK = 200
 _FORBIDDEN = 403
 _NOT_FOUND = 404
+_ASCII_END = 0x80
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,7 +73,7 @@ def _wire_path(raw: bytes) -> str:
     A client may send raw UTF-8 in the request line; re-encoding its bytes lets the
     path rule decode it exactly once, like any ``%XX``.
     """
-    return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw)  # noqa: PLR2004
+    return "".join(chr(b) if b < _ASCII_END else f"%{b:02X}" for b in raw)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
@@ -126,6 +128,9 @@ class LocalEdge:
         *,
         max_bytes: int = 256 * 2**20,
     ) -> None:
+        if not origin_url.startswith(("http://", "https://")):
+            msg = f"origin_url must be an http(s) URL, got {origin_url[:60]!r}"
+            raise CDNConfigurationError(msg)
         self.cdn = cdn
         self.base_url = base_url.rstrip("/")
         self.origin_url = origin_url.rstrip("/")
@@ -182,7 +187,8 @@ class LocalEdge:
         verification = self.cdn.verify(url)
         if not verification or verification.path is None:
             self._count("denied")
-            text = f"403 Forbidden: {verification.detail}\n".encode("utf-8", "replace")
+            detail = verification.detail if not verification else "no verified path to serve"
+            text = f"403 Forbidden: {detail}\n".encode("utf-8", "replace")
             return EdgeResponse(
                 _FORBIDDEN, {"Content-Type": "text/plain; charset=utf-8", **DENIED_HEADERS}, text
             )
@@ -252,12 +258,12 @@ class LocalEdge:
             self.stats["origin_fetches"] += 1
             if self.origin_fetches is not None:
                 self.origin_fetches.inc()
-            request = urllib.request.Request(  # noqa: S310 - the configured http(s) origin
+            request = urllib.request.Request(  # noqa: S310 - origin_url is http(s), checked
                 f"{self.origin_url}/{quote(key, safe='/')}",
                 headers={ORIGIN_SECRET_HEADER: self.origin_secret},
             )
             try:
-                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - as above
                     entry = (
                         response.read(),
                         response.headers.get("content-type", "application/octet-stream"),
@@ -278,7 +284,7 @@ class LocalEdge:
         self,
         scope: Scope,
         receive: Callable[[], Awaitable[Message]],
-        send: Any,  # noqa: ANN401 - ASGI's send callable
+        send: Callable[[Message], Awaitable[None]],
     ) -> None:
         """The ASGI 3 entry point (:attr:`app` calls it)."""
         if scope["type"] == "lifespan":
@@ -374,6 +380,6 @@ class _ASGIApp:
         self,
         scope: Scope,
         receive: Callable[[], Awaitable[Message]],
-        send: Any,  # noqa: ANN401 - ASGI's send callable
+        send: Callable[[Message], Awaitable[None]],
     ) -> None:
         await self._edge.asgi(scope, receive, send)
