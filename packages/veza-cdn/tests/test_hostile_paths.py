@@ -131,6 +131,14 @@ def _cloudfront_resource(key, resource: str) -> Check:
     return lambda path: signer.verify(f"{HOST}{path}?{query}", now=NOW)
 
 
+def _cloudfront_cookies(key) -> Check:
+    signer = CloudFrontSigner("K1", key)
+    cookies = signer.sign_cookies(
+        f"{HOST}{SCOPE}/a.ts", expires=EXP, policy_resource=f"{HOST}{SCOPE}/*"
+    )
+    return lambda path: signer.verifier.verify_cookies(f"{HOST}{path}", cookies, now=NOW)
+
+
 def _cloudfront_exact(key) -> Check:
     signer = CloudFrontSigner("K1", key)
 
@@ -171,6 +179,7 @@ VERIFIERS: dict[str, Callable[..., Check]] = {
     "akamai-exact": lambda _k: _akamai_exact(),
     "cloudfront-scoped": _cloudfront_scoped,
     "cloudfront-wildcard-folder": lambda k: _cloudfront_resource(k, f"{HOST}{SCOPE}/*"),
+    "cloudfront-cookies": _cloudfront_cookies,
     "cloudfront-exact": _cloudfront_exact,
     "cloudflare-exact": lambda _k: _cloudflare_exact(),
 }
