@@ -24,7 +24,7 @@ from urllib.parse import quote, quote_plus, unquote
 from veza_cdn._encoding import normalize_url, refuse_reserved, split_url
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
-from veza_cdn._paths import canonical_path, checked_path, glob_matches
+from veza_cdn._paths import canonical_path, checked_path, glob_matches, plainly_under
 from veza_cdn._secret import Secret
 from veza_cdn._verification import (
     FailureReason,
@@ -275,8 +275,12 @@ class AkamaiSigner:
         acl = prefix_path.rstrip("/") + "/*"
         token = self.acl_token(acl, end_time=expires)
 
+        folder = origin + acl[:-1]
+
         def sign(url: str) -> str:
             normalized = normalize_url(url)
+            if plainly_under(normalized, folder):
+                return self._append(normalized, token)
             refuse_reserved(normalized, frozenset({self._token_name}), "Akamai")
             url_origin, path, _ = split_url(normalized)
             inside = canonical_path(path)

@@ -41,7 +41,14 @@ from veza_cdn._encoding import (
     strict_b64decode,
 )
 from veza_cdn._errors import CDNConfigurationError, SigningError
-from veza_cdn._paths import CanonicalPath, canonical_path, checked_path, glob_matches, prefix_scope
+from veza_cdn._paths import (
+    CanonicalPath,
+    canonical_path,
+    checked_path,
+    glob_matches,
+    plainly_under,
+    prefix_scope,
+)
 from veza_cdn._verification import FailureReason, Verification, check_time_window
 
 HashAlgorithm = Literal["SHA1", "SHA256"]
@@ -463,8 +470,12 @@ class CloudFrontSigner:
         )
         params = f"Policy={encoded_policy}&Signature={signature}{self._suffix}"
 
+        folder = prefix.rstrip("/") + "/"
+
         def sign(url: str) -> str:
             normalized = normalize_url(url)
+            if plainly_under(normalized, folder):
+                return f"{normalized}?{params}"
             refuse_reserved(normalized, frozenset(_SIGNING_PARAMS), "CloudFront")
             url_origin, path, _ = split_url(normalized)
             inside = canonical_path(path)

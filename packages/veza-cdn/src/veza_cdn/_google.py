@@ -30,6 +30,7 @@ from veza_cdn._paths import (
     CanonicalPath,
     canonical_path,
     checked_path,
+    plainly_under,
     prefix_scope,
     url_within_prefix,
 )
@@ -137,8 +138,12 @@ class GoogleCDNSigner:
         policy = self._prefix_policy(prefix, expires, "&")
         params = f"{policy}&Signature={self._signature(policy)}"
 
+        folder = prefix.rstrip("/") + "/"
+
         def sign(url: str) -> str:
             normalized = normalize_url(url)
+            if plainly_under(normalized, folder):
+                return f"{normalized}?{params}"
             refuse_reserved(normalized, _RESERVED, "Google Cloud CDN")
             origin, path, _ = split_url(normalized)
             if not url_within_prefix(prefix, origin, canonical_path(path)):

@@ -41,6 +41,7 @@ from veza_cdn._errors import SigningError
 from veza_cdn._verification import FailureReason, Verification
 
 _ENCODED_SEPARATOR = re.compile(r"%(?:2[eEfF]|5[cC])")
+_MEMO_LENGTH = 1024
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # printable ASCII without '%' and '\\': most paths, checked segment by segment only
@@ -142,20 +143,34 @@ def _check_decoded(decoded: str, shown: str) -> tuple[str, ...]:
 def canonical_path(raw: str) -> CanonicalPath:
     """Apply the rule to a path as received on the wire (percent-encoded).
 
+    Results for paths up to 1 KiB are memoised (a bounded LRU of a pure function):
+    signers and edges see the same segment paths again and again.
+
     Raises:
         UnsafePathError: The path breaks the rule; ``detail`` says how.
     """
+    if len(raw) <= _MEMO_LENGTH:
+        return _canonical_memo(raw)
+    return _canonical(raw)
+
+
+@lru_cache(maxsize=8192)
+def _canonical_memo(raw: str) -> CanonicalPath:
+    return _canonical(raw)
+
+
+def _canonical(raw: str) -> CanonicalPath:
     shown = raw[:120]
     if not raw.startswith("/"):
         msg = f"the path must start with '/': {shown!r}"
         raise UnsafePathError(msg)
-    if _BAD_ESCAPE.search(raw):
-        msg = f"a '%' that starts no %XX escape in the path {shown!r}"
-        raise UnsafePathError(msg)
-    if _ENCODED_SEPARATOR.search(raw):
-        msg = f"encoded dot, slash or backslash (%2e, %2f, %5c) in the path {shown!r}"
-        raise UnsafePathError(msg)
     if "%" in raw:
+        if _BAD_ESCAPE.search(raw):
+            msg = f"a '%' that starts no %XX escape in the path {shown!r}"
+            raise UnsafePathError(msg)
+        if _ENCODED_SEPARATOR.search(raw):
+            msg = f"encoded dot, slash or backslash (%2e, %2f, %5c) in the path {shown!r}"
+            raise UnsafePathError(msg)
         try:
             decoded = unquote_to_bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
@@ -172,6 +187,13 @@ def canonical_decoded_path(decoded: str) -> CanonicalPath:
     Raises:
         UnsafePathError: The path breaks the rule.
     """
+    if len(decoded) <= _MEMO_LENGTH:
+        return _decoded_memo(decoded)
+    return CanonicalPath(decoded, _check_decoded(decoded, decoded[:120]))
+
+
+@lru_cache(maxsize=1024)
+def _decoded_memo(decoded: str) -> CanonicalPath:
     return CanonicalPath(decoded, _check_decoded(decoded, decoded[:120]))
 
 
@@ -231,3 +253,17 @@ def url_within_prefix(prefix_url: str, origin: str, path: CanonicalPath) -> bool
     except SigningError:
         return False
     return prefix_origin == origin.lower() and path.within(folder)
+
+
+# relative names made of unreserved characters, no segment starting with "." (no dot
+# segment, no empty segment, no escape): what almost every HLS playlist URI is
+_SIMPLE_TAIL = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+
+
+def plainly_under(url: str, folder_url: str) -> bool:
+    """The scope check's fast path: ``folder_url`` (ending in ``/``) plus a plain name.
+
+    Such a URL is safe and strictly inside the folder. ``False`` means "run the full
+    check", never "refuse".
+    """
+    return url.startswith(folder_url) and _SIMPLE_TAIL.fullmatch(url, len(folder_url)) is not None
