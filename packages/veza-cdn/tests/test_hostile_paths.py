@@ -20,8 +20,11 @@ from veza_cdn import (
     CloudFrontSigner,
     FailureReason,
     GoogleCDNSigner,
+    SigningError,
     Verification,
+    normalize_url,
 )
+from veza_cdn._encoding import split_url
 from veza_cdn._paths import UnsafePathError, canonical_path
 from veza_cdn.testing import hostile_paths
 
@@ -268,3 +271,28 @@ def test_scopes_match_whole_segments():
         assert not canonical_path(path).within(folder)
         assert not canonical_path(path).within(slashed)
     assert canonical_path("/anything/x").within(canonical_path("/"))
+
+
+@pytest.mark.parametrize("name", ["bunny", "google", "akamai", "cloudfront"])
+def test_scoped_signers_refuse_to_sign_any_hostile_path(name, ec_key):
+    signer = {
+        "bunny": BunnySigner("k"),
+        "google": GoogleCDNSigner("k", GOOGLE_KEY),
+        "akamai": AkamaiSigner("a1b2c3d4"),
+        "cloudfront": CloudFrontSigner("K1", ec_key),
+    }[name]
+    sign = signer.scoped(f"{HOST}{SCOPE}", expires=EXP)
+    scope = canonical_path(SCOPE)
+    escapes = []
+    for path in CORPUS:
+        try:
+            sign(f"{HOST}{path}")
+        except SigningError:
+            continue
+        # signed: only a broken escape that the documented normalisation turned into
+        # a literal '%' (``/a%.ts`` -> ``/a%25.ts``), a safe file inside the folder
+        normalized = split_url(normalize_url(f"{HOST}{path}"))[1]
+        if _is_unsafe(normalized) or not canonical_path(normalized).within(scope):
+            escapes.append(path)
+    assert escapes == []
+    assert sign(f"{HOST}{SCOPE}/sub/a.ts")  # the fast path still signs plain names
