@@ -6,7 +6,16 @@ import importlib.resources
 import veza_cdn
 
 EXPECTED_EXPORTS = {
+    "provider_config",
+    "R2Config",
+    "ProviderConfig",
+    "GoogleConfig",
+    "CloudFrontConfig",
+    "CloudflareConfig",
+    "BunnyConfig",
+    "AkamaiConfig",
     "CDN",
+    "SIGNER_FACTORIES",
     "AkamaiSigner",
     "BunnySigner",
     "CDNConfig",
@@ -15,6 +24,7 @@ EXPECTED_EXPORTS = {
     "CDNError",
     "CDNMetrics",
     "CachePolicy",
+    "CanonicalPath",
     "CloudFrontSigner",
     "CloudFrontVerifier",
     "CloudflareHMACSigner",
@@ -28,12 +38,16 @@ EXPECTED_EXPORTS = {
     "Resolution",
     "Secret",
     "Signer",
+    "SignerFactory",
     "SigningError",
     "UnknownMediaTypeError",
+    "UnsafePathError",
     "Verification",
+    "Verifier",
     "__version__",
     "build_signer",
     "cache_control_for",
+    "canonical_path",
     "normalize_url",
     "sign_playlist",
     "verify_presigned_url",
@@ -42,6 +56,20 @@ EXPECTED_EXPORTS = {
 
 def test_exports_are_exactly_the_pinned_set():
     assert set(veza_cdn.__all__) == EXPECTED_EXPORTS
+
+
+def test_testing_module_exports_are_pinned():
+    import veza_cdn.testing
+
+    assert set(veza_cdn.testing.__all__) == {
+        "DENIED_HEADERS",
+        "ORIGIN_SECRET_HEADER",
+        "EdgeResponse",
+        "LocalEdge",
+        "hostile_paths",
+        "secret_matches",
+    }
+    assert all(hasattr(veza_cdn.testing, name) for name in veza_cdn.testing.__all__)
 
 
 def test_every_export_resolves():
@@ -58,7 +86,13 @@ def test_ships_py_typed_marker():
 
 
 def test_errors_share_one_base_and_subclass_the_fitting_builtin():
-    for name in ("CDNConfigurationError", "SigningError", "InvalidTokenError", "PlaylistError"):
+    for name in (
+        "CDNConfigurationError",
+        "SigningError",
+        "InvalidTokenError",
+        "PlaylistError",
+        "UnsafePathError",
+    ):
         error = getattr(veza_cdn, name)
         assert issubclass(error, veza_cdn.CDNError)
         assert issubclass(error, ValueError)

@@ -16,6 +16,8 @@ from veza_cdn import (
     GoogleCDNSigner,
     normalize_url,
 )
+from veza_cdn._encoding import split_url
+from veza_cdn._paths import UnsafePathError, canonical_path
 
 NOW = 1_700_000_000
 EXP = NOW + 600
@@ -103,6 +105,12 @@ def test_sign_verify_and_single_character_tampering(rsa_key, scheme, path, query
     if scheme in ("cloudflare", "akamai"):
         query = ""  # these schemes sign the path only; extra parameters are not covered
     url = f"{ORIGIN}{path}" + (f"?{query}" if query else "")
+    try:
+        canonical_path(split_url(normalize_url(url))[1])
+    except UnsafePathError:  # dot segments, backslashes, controls: never signed
+        with pytest.raises(UnsafePathError):
+            sign(url)
+        return
     signed = sign(url)
     assert verify(signed), signed
     start = 0 if covers_host else len(ORIGIN)

@@ -28,16 +28,37 @@ from veza_cdn._hls import (
     sign_playlist,
 )
 from veza_cdn._metrics import CDNMetrics
+from veza_cdn._paths import CanonicalPath, UnsafePathError, canonical_path
+from veza_cdn._providers import (
+    AkamaiConfig,
+    BunnyConfig,
+    CloudflareConfig,
+    CloudFrontConfig,
+    GoogleConfig,
+    ProviderConfig,
+    R2Config,
+    provider_config,
+)
 from veza_cdn._r2 import R2Presigner
 from veza_cdn._secret import Secret
-from veza_cdn._service import CDN, Signer, build_signer
+from veza_cdn._service import (
+    CDN,
+    SIGNER_FACTORIES,
+    Signer,
+    SignerFactory,
+    Verifier,
+    build_signer,
+)
 from veza_cdn._sigv4 import verify_presigned_url
 from veza_cdn._verification import FailureReason, Verification
 from veza_cdn._version import __version__
 
 __all__ = [
     "CDN",
+    "SIGNER_FACTORIES",
+    "AkamaiConfig",
     "AkamaiSigner",
+    "BunnyConfig",
     "BunnySigner",
     "CDNConfig",
     "CDNConfigurationError",
@@ -45,26 +66,37 @@ __all__ = [
     "CDNError",
     "CDNMetrics",
     "CachePolicy",
+    "CanonicalPath",
+    "CloudFrontConfig",
     "CloudFrontSigner",
     "CloudFrontVerifier",
+    "CloudflareConfig",
     "CloudflareHMACSigner",
     "ExpiryPolicy",
     "FailureReason",
     "GoogleCDNSigner",
+    "GoogleConfig",
     "InvalidTokenError",
     "PlaybackResolver",
     "PlaylistError",
+    "ProviderConfig",
+    "R2Config",
     "R2Presigner",
     "Resolution",
     "Secret",
     "Signer",
+    "SignerFactory",
     "SigningError",
     "UnknownMediaTypeError",
+    "UnsafePathError",
     "Verification",
+    "Verifier",
     "__version__",
     "build_signer",
     "cache_control_for",
+    "canonical_path",
     "normalize_url",
+    "provider_config",
     "sign_playlist",
     "verify_presigned_url",
 ]

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 from urllib.parse import quote, quote_plus, unquote
 
-from veza_cdn._encoding import normalize_url, split_url
+from veza_cdn._encoding import normalize_url, refuse_reserved, split_url
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
+from veza_cdn._paths import canonical_path, checked_path, glob_matches, plainly_under
 from veza_cdn._secret import Secret
 from veza_cdn._verification import (
     FailureReason,
@@ -175,6 +176,7 @@ class AkamaiSigner:
         if not path:
             msg = "a URL token needs a path"
             raise SigningError(msg)
+        canonical_path(path)  # never issue a token for a path an edge would refuse
         fields = self._fields(
             end_time=end_time,
             start_time=start_time,
@@ -250,24 +252,47 @@ class AkamaiSigner:
         """``url`` with a URL token for its path as the ``token_name`` query parameter."""
         url = normalize_url(url)
         _, path, _ = split_url(url)
+        refuse_reserved(url, frozenset({self._token_name}), "Akamai")
         return self._append(
             url, self.url_token(path, end_time=expires, start_time=start_time, ip=ip)
         )
 
     def scoped(self, prefix_url: str, *, expires: int) -> Callable[[str], str]:
-        """One ACL token (``/dir/*``) appended to every URL under ``prefix_url`` (HLS)."""
-        prefix = normalize_url(prefix_url)
-        origin, prefix_path, _ = split_url(prefix)
-        token = self.acl_token(f"{prefix_path}*", end_time=expires)
+        """One ACL token (``/dir/*``) appended to every URL under ``prefix_url`` (HLS).
+
+        The prefix names a folder: ``…/hls/1`` and ``…/hls/1/`` both give the ACL
+        ``/hls/1/*``, which never covers ``/hls/10/``.
+        """
+        origin, prefix_path, _ = split_url(normalize_url(prefix_url))
+        scope = canonical_path(prefix_path)
+        if any(c in prefix_path for c in ("*", "?", self._acl, self._field)):
+            msg = (
+                f"the folder {prefix_path!r} contains a wildcard, the ACL delimiter"
+                f" {self._acl!r} or the field delimiter {self._field!r}: an ACL cannot"
+                " name it exactly"
+            )
+            raise SigningError(msg)
+        acl = prefix_path.rstrip("/") + "/*"
+        token = self.acl_token(acl, end_time=expires)
+
+        folder = origin + acl[:-1]
 
         def sign(url: str) -> str:
             normalized = normalize_url(url)
-            if not normalized.startswith(prefix):
-                msg = f"{url[:80]!r} is outside the ACL {prefix_path + '*'!r}"
+            if plainly_under(normalized, folder):
+                return self._append(normalized, token)
+            refuse_reserved(normalized, frozenset({self._token_name}), "Akamai")
+            url_origin, path, _ = split_url(normalized)
+            inside = canonical_path(path)
+            if (
+                url_origin.lower() != origin.lower()
+                or len(inside.segments) <= len(scope.scope_segments())
+                or not inside.within(scope)
+            ):
+                msg = f"{url[:80]!r} is not a file under the ACL {acl!r}"
                 raise SigningError(msg)
             return self._append(normalized, token)
 
-        del origin
         return sign
 
     # ------------------------------------------------------------------ verification
@@ -280,7 +305,14 @@ class AkamaiSigner:
         now: float | None = None,
         ip: str | None = None,
     ) -> Verification:
-        """Verify a token (URL or ACL) for a request to ``path``."""
+        """Verify a token (URL or ACL) for a request to ``path`` (as sent on the wire).
+
+        The path must pass the path rule first (see :mod:`veza_cdn._paths`); ACL
+        wildcards then match within one segment, except a whole last ``*`` segment.
+        """
+        checked = checked_path(path)
+        if isinstance(checked, Verification):
+            return checked
         parts = token.split(self._field)
         if not parts or not parts[-1].startswith("hmac="):
             return Verification.fail(FailureReason.MALFORMED, "the token has no hmac field")
@@ -317,7 +349,7 @@ class AkamaiSigner:
             return Verification.fail(
                 FailureReason.IP_MISMATCH, "the token is bound to another IP", expires=expires
             )
-        return Verification.ok(expires=expires)
+        return Verification.ok(expires=expires, path=checked.decoded)
 
     def verify(
         self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
@@ -335,5 +367,4 @@ class AkamaiSigner:
 
 
 def _acl_matches(pattern: str, path: str) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, path, flags=re.DOTALL) is not None
+    return glob_matches(pattern, path)

@@ -23,7 +23,7 @@ import hashlib
 import ipaddress
 import time
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from veza_cdn._encoding import (
     b64url_nopad,
@@ -34,6 +34,13 @@ from veza_cdn._encoding import (
 )
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
+from veza_cdn._paths import (
+    CanonicalPath,
+    UnsafePathError,
+    canonical_decoded_path,
+    canonical_path,
+    plainly_under,
+)
 from veza_cdn._secret import Secret
 from veza_cdn._verification import (
     FailureReason,
@@ -148,6 +155,8 @@ class BunnySigner:
                 scheme cannot express.
         """
         origin, path, query = split_url(normalize_url(url))
+        _check_scope(canonical_path(path), token_path)
+        _check_query_names(query)
         if query or token_path or countries or countries_blocked or speed_limit or ignore_params:
             params = self._parameters(
                 query,
@@ -165,7 +174,11 @@ class BunnySigner:
         ip = user_ip or ""
         expires_text = str(int(expires))
         token = self._token(self._key_bytes, token_path or path, expires_text, ip, params)
-        tail = "".join(f"&{k}={encode_component(v)}" for k, v in params) if params else ""
+        tail = (
+            "".join(f"&{encode_component(k)}={encode_component(v)}" for k, v in params)
+            if params
+            else ""
+        )
         kept_query = query if (ignore_params or self._scheme == "md5") and query else ""
         if directory:
             suffix = f"?{kept_query}" if kept_query else ""
@@ -183,18 +196,25 @@ class BunnySigner:
             msg = "Bunny's basic (md5) tokens cannot be scoped to a directory"
             raise SigningError(msg)
         origin, prefix_path, _ = split_url(normalize_url(prefix_url))
+        scope = canonical_path(prefix_path)
+        token_path = scope.decoded  # token_path is signed and compared decoded
         sample = self.sign_url(
-            f"{origin}{prefix_path}", expires=expires, directory=True, token_path=prefix_path
+            f"{origin}{prefix_path}", expires=expires, directory=True, token_path=token_path
         )
         token_segment = sample[len(origin) : len(sample) - len(prefix_path)]
 
+        folder = origin + prefix_path.rstrip("/") + "/"
+
         def sign(url: str) -> str:
-            url_origin, path, query = split_url(normalize_url(url))
-            if url_origin != origin or not path.startswith(prefix_path):
+            normalized = normalize_url(url)
+            if plainly_under(normalized, folder):
+                return f"{origin}{token_segment}{normalized[len(origin) :]}"
+            url_origin, path, query = split_url(normalized)
+            if url_origin != origin or not canonical_path(path).within(scope):
                 msg = f"{url[:80]!r} is outside the token's scope {prefix_url!r}"
                 raise SigningError(msg)
             if query:  # the edge signs query parameters too: this URL needs its own token
-                return self.sign_url(url, expires=expires, directory=True, token_path=prefix_path)
+                return self.sign_url(url, expires=expires, directory=True, token_path=token_path)
             return f"{origin}{token_segment}{path}"
 
         return sign
@@ -325,10 +345,14 @@ class BunnySigner:
             the IP is folded into the HMAC, so a token used from another address fails
             as ``bad_signature`` (indistinguishable from a forgery).
         """
-        parsed = _parse_signed(signed_url)
+        parsed = parse_signed_url(signed_url)
         if isinstance(parsed, Verification):
             return parsed
-        path, token, expires, params = parsed
+        path, token, expires, params = parsed.path, parsed.token, parsed.expires, parsed.params
+        try:
+            request_path = canonical_path(path)
+        except UnsafePathError as exc:
+            return Verification.fail(FailureReason.UNSAFE_PATH, exc.detail, expires=expires)
         ip_bound = False
         if self._scheme == "hs256":
             # A digest's base64 may itself start with "1-": only the length tells an
@@ -353,11 +377,13 @@ class BunnySigner:
             ips = [user_ip or ""] if ip_bound else [""]
         else:  # legacy forms carry no IP flag: the token is valid with or without it
             ips = ["", user_ip] if user_ip else [""]
+        hashed = _hashed_paths(path, request_path, token_path)
         try:
             candidates = [
-                self._token(key, token_path or path, str(expires), ip, sorted(signed_params))
+                self._token(key, signed_path, str(expires), ip, sorted(signed_params))
                 for key in (self._key_bytes, *self._verify_keys)
                 for ip in ips
+                for signed_path in hashed
             ]
         except SigningError as exc:
             return Verification.fail(FailureReason.MALFORMED, str(exc), expires=expires)
@@ -369,27 +395,122 @@ class BunnySigner:
         failed = check_time_window(time.time() if now is None else now, expires)
         if failed is not None:
             return failed
-        if token_path and not path.startswith(token_path):
-            return Verification.fail(
-                FailureReason.PATH_OUT_OF_SCOPE,
-                f"path is outside the token's scope {token_path!r}",
-                expires=expires,
-            )
-        country_failure = _check_country(named, country, expires)
-        if country_failure is not None:
-            return country_failure
-        return Verification.ok(expires=expires)
+        failure = _scope_failure(request_path, token_path, expires)
+        if failure is None:  # not "or": a failed Verification is falsy
+            failure = _check_country(named, country, expires)
+        if failure is not None:
+            return failure
+        return Verification.ok(expires=expires, path=request_path.decoded)
 
 
-def _parse_signed(
-    signed_url: str,
-) -> tuple[str, str, int, list[tuple[str, str]]] | Verification:
-    """Split a signed URL into (path, token, expires, other params in order)."""
+def _hashed_paths(path: str, request: CanonicalPath, token_path: str | None) -> list[str]:
+    """The path forms a token may have been computed over.
+
+    With ``token_path`` the edge hashes it (decoded, as the parameter carries it).
+    Otherwise it hashes the request path: veza signs it as sent on the wire (as Bunny's
+    Node, Rust and C# SDKs do); its Go SDK, and its Python SDK given a Unicode URL,
+    sign the decoded form. Both name the same decoded path, which is what is served.
+    """
+    if token_path:
+        return [token_path]
+    if request.decoded != path:
+        return [path, request.decoded]
+    return [path]
+
+
+def _scope_failure(
+    request: CanonicalPath, token_path: str | None, expires: int
+) -> Verification | None:
     try:
-        _, path, query = split_url(signed_url)
+        inside = _check_scope(request, token_path, strict=False)
+    except UnsafePathError as exc:
+        return Verification.fail(FailureReason.UNSAFE_PATH, exc.detail, expires=expires)
+    if inside:
+        return None
+    return Verification.fail(
+        FailureReason.PATH_OUT_OF_SCOPE,
+        f"path is outside the token's scope {token_path!r} (whole segments)",
+        expires=expires,
+    )
+
+
+_RESERVED = frozenset({"token", "expires", "token_path", "token_ignore_params"})
+
+
+def _check_query_names(query: str) -> None:
+    """Refuse a query the edge would read differently from what was signed.
+
+    Raises:
+        SigningError: A parameter is repeated, or carries a name the token itself uses
+            (pass ``token_path``/``ignore_params`` as arguments instead).
+    """
+    names = [name for name, _ in parse_query(query)]
+    reserved = sorted(_RESERVED.intersection(names))
+    if reserved:
+        msg = f"the URL's query uses the reserved parameter name(s) {reserved}"
+        raise SigningError(msg)
+    if len(set(names)) != len(names):
+        msg = "duplicate query parameter: the edge refuses repeated parameters"
+        raise SigningError(msg)
+
+
+def _check_scope(path: CanonicalPath, token_path: str | None, *, strict: bool = True) -> bool:
+    """Whether ``path`` lies in the folder ``token_path`` (decoded), by whole segments.
+
+    Raises:
+        UnsafePathError: ``token_path`` breaks the path rule.
+        SigningError: (``strict``, the signer's case) the path is outside the scope.
+    """
+    if not token_path:
+        return True
+    try:
+        scope = canonical_decoded_path(token_path)
+    except UnsafePathError as exc:
+        raise UnsafePathError(f"token_path: {exc.detail}") from None
+    inside = path.within(scope)
+    if strict and not inside:
+        msg = (
+            f"the path {path.decoded[:80]!r} is outside token_path {token_path!r} (token_path"
+            " is a decoded folder, matched by whole segments)"
+        )
+        raise SigningError(msg)
+    return inside
+
+
+class SignedBunnyURL(NamedTuple):
+    """A Bunny signed URL taken apart.
+
+    The one parser of Bunny's URL shapes: the verifier, the CLI's ``explain`` and any
+    edge share it. A named tuple, not an attrs class: it is made on every verification
+    and a frozen attrs instance costs several times more to build.
+
+    Attributes:
+        origin: ``scheme://host[:port]``.
+        path: The request path as sent (the directory token segment removed).
+        query: The raw query string (without ``?``).
+        token: The token.
+        expires: The expiry, UTC epoch seconds.
+        params: Every other parameter, decoded, in URL order (directory segment first).
+        directory: Whether the token was in the path (``/bcdn_token=…/path``).
+    """
+
+    origin: str
+    path: str
+    query: str
+    token: str
+    expires: int
+    params: list[tuple[str, str]]
+    directory: bool
+
+
+def parse_signed_url(signed_url: str) -> SignedBunnyURL | Verification:
+    """Take a signed Bunny URL apart, or say why it is malformed (a failed Verification)."""
+    try:
+        origin, path, query = split_url(signed_url)
     except SigningError as exc:
         return Verification.fail(FailureReason.MALFORMED, str(exc))
-    if path.startswith(_DIR_PREFIX):
+    directory = path.startswith(_DIR_PREFIX)
+    if directory:
         end = path.find("/", 1)
         if end == -1:
             return Verification.fail(FailureReason.MALFORMED, "directory token without a path")
@@ -405,7 +526,7 @@ def _parse_signed(
     params = [(k, v) for k, v in raw if k not in ("token", "expires")]
     if len({k for k, _ in params}) != len(params):
         return Verification.fail(FailureReason.MALFORMED, "a query parameter is repeated")
-    return path, tokens[0], int(expiries[0]), params
+    return SignedBunnyURL(origin, path, query, tokens[0], int(expiries[0]), params, directory)
 
 
 def _check_country(named: dict[str, str], country: str | None, expires: int) -> Verification | None:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from veza_cdn._akamai import AkamaiSigner
-from veza_cdn._bunny import BunnySigner
+from veza_cdn._bunny import BunnySigner, SignedBunnyURL, parse_signed_url
 from veza_cdn._cloudflare import CloudflareHMACSigner
 from veza_cdn._cloudfront import (
     CloudFrontSigner,
@@ -26,7 +26,13 @@ from veza_cdn._cloudfront import (
     build_policy,
     load_private_key,
 )
-from veza_cdn._encoding import normalize_url, parse_query, split_url, strict_b64decode
+from veza_cdn._encoding import (
+    encode_component,
+    normalize_url,
+    parse_query,
+    split_url,
+    strict_b64decode,
+)
 from veza_cdn._errors import CDNError
 from veza_cdn._google import GoogleCDNSigner
 from veza_cdn._verification import Verification
@@ -276,30 +282,28 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _explain_bunny(args: argparse.Namespace) -> bytes:
     signer = BunnySigner(_NO_KEY, scheme=args.scheme)
-    origin, path, query = split_url(args.url)
-    pairs = parse_query(path[1 : path.find("/", 1)] if path.startswith("/bcdn_token=") else query)
-    fields = dict(pairs)
-    if "expires" in fields and ("token" in fields or "bcdn_token" in fields):
-        if path.startswith("/bcdn_token="):
-            path = path[path.find("/", 1) :]
-            pairs += parse_query(query)
-        extra = [(k, v) for k, v in pairs if k not in ("token", "bcdn_token", "expires")]
-        named = dict(extra)
+    parsed = parse_signed_url(args.url)  # the verifier's own parser: one owner per format
+    if isinstance(parsed, SignedBunnyURL):
+        named = dict(parsed.params)
         ignore = named.get("token_ignore_params") == "true"
         kept = [
             (k, v)
-            for k, v in extra
-            if k not in ("token_countries", "token_countries_blocked", "limit", "token_path")
+            for k, v in parsed.params
+            if k
+            not in (
+                "token_countries",
+                "token_countries_blocked",
+                "limit",
+                "token_path",
+                "token_ignore_params",
+            )
         ]
-        plain = (
-            origin
-            + path
-            + ("?" + "&".join(f"{k}={v}" for k, v in kept) if kept and not ignore else "")
-        )
+        query = "&".join(f"{encode_component(k)}={encode_component(v)}" for k, v in kept)
+        plain = parsed.origin + parsed.path + (f"?{query}" if query and not ignore else "")
         limit = named.get("limit")
         return signer.string_to_sign(
             plain,
-            expires=int(fields["expires"]),
+            expires=parsed.expires,
             user_ip=args.user_ip,
             token_path=named.get("token_path"),
             countries=named.get("token_countries"),

@@ -13,9 +13,15 @@ import time
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from veza_cdn._encoding import b64_query_component, normalize_url, split_url
+from veza_cdn._encoding import (
+    b64_query_component,
+    normalize_url,
+    refuse_reserved,
+    split_url,
+)
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
+from veza_cdn._paths import canonical_path, checked_path
 from veza_cdn._secret import Secret
 from veza_cdn._verification import FailureReason, Verification, constant_time_equal
 
@@ -71,6 +77,8 @@ class CloudflareHMACSigner:
         """Sign ``url`` with an explicit issue time (what the Worker measures from)."""
         url = normalize_url(url)
         _, path, _ = split_url(url)
+        canonical_path(path)
+        refuse_reserved(url, frozenset({self._param}), "Cloudflare")
         issued = int(issued_at)
         digest = self._macs[0].digest(f"{path}{issued}".encode())
         return (
@@ -81,6 +89,8 @@ class CloudflareHMACSigner:
         """Sign ``url`` so the Worker's ``max_age`` rule lets it expire at ``expires``."""
         url = normalize_url(url)
         _, path, _ = split_url(url)
+        canonical_path(path)
+        refuse_reserved(url, frozenset({self._param}), "Cloudflare")
         issued = int(expires) - self._max_age
         digest = self._macs[0].digest(f"{path}{issued}".encode())
         return (
@@ -92,12 +102,21 @@ class CloudflareHMACSigner:
         _, path, _ = split_url(normalize_url(url))
         return f"{path}{int(issued_at)}".encode()
 
-    def verify(self, signed_url: str, *, now: float | None = None) -> Verification:
-        """Verify as the Worker does: HMAC, then ``issued_at + max_age > now``."""
+    def verify(
+        self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
+    ) -> Verification:
+        """Verify as the Worker does: HMAC, then ``issued_at + max_age > now``.
+
+        ``user_ip`` is accepted for :class:`~veza_cdn.Verifier`; this form binds no IP.
+        """
+        del user_ip
         try:
             _, path, query = split_url(signed_url)
         except SigningError as exc:
             return Verification.fail(FailureReason.MALFORMED, str(exc))
+        checked = checked_path(path)
+        if isinstance(checked, Verification):
+            return checked
         prefix = f"{self._param}="
         values = [unquote(p[len(prefix) :]) for p in query.split("&") if p.startswith(prefix)]
         if len(values) != 1:
@@ -120,4 +139,4 @@ class CloudflareHMACSigner:
             return Verification.fail(
                 FailureReason.NOT_YET_VALID, "issued in the future", expires=expires
             )
-        return Verification.ok(expires=expires)
+        return Verification.ok(expires=expires, path=checked.decoded)

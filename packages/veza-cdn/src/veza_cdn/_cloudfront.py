@@ -33,8 +33,22 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from veza_cdn._encoding import cloudfront_b64, normalize_url, split_url, strict_b64decode
+from veza_cdn._encoding import (
+    cloudfront_b64,
+    normalize_url,
+    refuse_reserved,
+    split_url,
+    strict_b64decode,
+)
 from veza_cdn._errors import CDNConfigurationError, SigningError
+from veza_cdn._paths import (
+    CanonicalPath,
+    canonical_path,
+    checked_path,
+    glob_matches,
+    plainly_under,
+    prefix_scope,
+)
 from veza_cdn._verification import FailureReason, Verification, check_time_window
 
 HashAlgorithm = Literal["SHA1", "SHA256"]
@@ -169,6 +183,9 @@ class CloudFrontVerifier:
             origin, path, query = split_url(signed_url)
         except SigningError as exc:
             return Verification.fail(FailureReason.MALFORMED, str(exc))
+        checked = checked_path(path)
+        if isinstance(checked, Verification):
+            return checked
         kept: list[str] = []
         fields: dict[str, str] = {}
         for part in query.split("&") if query else []:
@@ -184,7 +201,7 @@ class CloudFrontVerifier:
             else:
                 kept.append(part)
         base_url = origin + path + ("?" + "&".join(kept) if kept else "")
-        return self._check(base_url, fields, now=now, user_ip=user_ip)
+        return self._check(base_url, checked, fields, now=now, user_ip=user_ip)
 
     def verify_cookies(
         self,
@@ -194,16 +211,28 @@ class CloudFrontVerifier:
         now: float | None = None,
         user_ip: str | None = None,
     ) -> Verification:
-        """Check signed cookies for a request to ``url``."""
+        """Check signed cookies for a request to ``url`` (as requested)."""
+        try:
+            checked = checked_path(split_url(url)[1])
+        except SigningError as exc:
+            return Verification.fail(FailureReason.MALFORMED, str(exc))
+        if isinstance(checked, Verification):
+            return checked
         fields = {
             name.removeprefix("CloudFront-"): value
             for name, value in cookies.items()
             if name.startswith("CloudFront-")
         }
-        return self._check(url, fields, now=now, user_ip=user_ip)
+        return self._check(url, checked, fields, now=now, user_ip=user_ip)
 
     def _check(
-        self, url: str, fields: dict[str, str], *, now: float | None, user_ip: str | None
+        self,
+        url: str,
+        path: CanonicalPath,
+        fields: dict[str, str],
+        *,
+        now: float | None,
+        user_ip: str | None,
     ) -> Verification:
         key_id, encoded_signature = fields.get("Key-Pair-Id"), fields.get("Signature")
         if not key_id or not encoded_signature:
@@ -228,7 +257,7 @@ class CloudFrontVerifier:
         signature = strict_b64decode(encoded_signature, alphabet="cloudfront")
         if signature is None or not _verify_signature(public_key, signature, policy, algorithm):
             return Verification.fail(FailureReason.BAD_SIGNATURE, "signature does not match")
-        return _evaluate_policy(policy, url, time.time() if now is None else now, user_ip)
+        return _evaluate_policy(policy, url, time.time() if now is None else now, user_ip, path)
 
 
 def _verify_signature(key: PublicKey, signature: bytes, message: bytes, algorithm: str) -> bool:
@@ -244,11 +273,13 @@ def _verify_signature(key: PublicKey, signature: bytes, message: bytes, algorith
 
 
 def _resource_matches(pattern: str, url: str) -> bool:
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, url, flags=re.DOTALL) is not None
+    """By whole segments: ``*``/``?`` stay inside one segment, except a whole last ``*``."""
+    return glob_matches(pattern, url)
 
 
-def _evaluate_policy(policy: bytes, url: str, now: float, user_ip: str | None) -> Verification:
+def _evaluate_policy(
+    policy: bytes, url: str, now: float, user_ip: str | None, path: CanonicalPath
+) -> Verification:
     try:
         statement = json.loads(policy)["Statement"][0]
         resource = statement.get("Resource", "*")
@@ -285,7 +316,7 @@ def _evaluate_policy(policy: bytes, url: str, now: float, user_ip: str | None) -
                 "the client IP is outside the policy's range",
                 expires=expires,
             )
-    return Verification.ok(expires=expires)
+    return Verification.ok(expires=expires, path=path.decoded)
 
 
 class CloudFrontSigner:
@@ -384,7 +415,8 @@ class CloudFrontSigner:
                 wildcards (custom policy); the URL must match it.
         """
         url = normalize_url(url)
-        split_url(url)
+        canonical_path(split_url(url)[1])
+        refuse_reserved(url, frozenset(_SIGNING_PARAMS), "CloudFront")
         encoded_policy, _, signature = self._policy_and_signature(
             url, expires, not_before, ip_address, policy_resource
         )
@@ -428,15 +460,31 @@ class CloudFrontSigner:
         ``Policy``/``Signature``/``Key-Pair-Id`` parameters appended.
         """
         prefix = normalize_url(prefix_url)
+        origin, scope = prefix_scope(prefix)
+        if "*" in prefix:
+            msg = f"the folder {prefix_url!r} contains '*': a policy Resource cannot name it"
+            raise SigningError(msg)
+        resource = prefix.rstrip("/") + "/*"  # a folder: /hls/1 never covers /hls/10/
         encoded_policy, _, signature = self._policy_and_signature(
-            prefix, expires, None, None, prefix + "*"
+            prefix, expires, None, None, resource
         )
         params = f"Policy={encoded_policy}&Signature={signature}{self._suffix}"
 
+        folder = prefix.rstrip("/") + "/"
+
         def sign(url: str) -> str:
             normalized = normalize_url(url)
-            if not normalized.startswith(prefix):
-                msg = f"{url[:80]!r} is outside the policy's resource {prefix + '*'!r}"
+            if plainly_under(normalized, folder):
+                return f"{normalized}?{params}"
+            refuse_reserved(normalized, frozenset(_SIGNING_PARAMS), "CloudFront")
+            url_origin, path, _ = split_url(normalized)
+            inside = canonical_path(path)
+            if (
+                url_origin.lower() != origin
+                or len(inside.segments) <= len(scope.scope_segments())
+                or not inside.within(scope)
+            ):
+                msg = f"{url[:80]!r} is not a file under the policy's resource {resource!r}"
                 raise SigningError(msg)
             return f"{normalized}{'&' if '?' in normalized else '?'}{params}"
 

@@ -146,3 +146,22 @@ def strict_b64decode(text: str, *, alphabet: str) -> bytes | None:
     except (UnicodeEncodeError, binascii.Error, ValueError):
         return None
     return raw if canonical == text else None
+
+
+def refuse_reserved(url: str, reserved: frozenset[str], provider: str) -> None:
+    """Refuse a URL whose query already uses a parameter name the token needs.
+
+    The verifier would find two of them, or mistake the caller's for the token's: a
+    URL that could never verify is refused when signing instead.
+
+    Raises:
+        SigningError: A reserved name is present (raw or decoded).
+    """
+    query = url.partition("?")[2]
+    if not query:
+        return
+    raw = {part.partition("=")[0] for part in query.split("&")}
+    clash = sorted(reserved & (raw | {name for name, _ in parse_query(query)}))
+    if clash:
+        msg = f"the URL's query uses {provider}'s reserved parameter name(s) {clash}"
+        raise SigningError(msg)

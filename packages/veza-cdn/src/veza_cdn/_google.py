@@ -17,9 +17,23 @@ import binascii
 import time
 from collections.abc import Callable, Mapping
 
-from veza_cdn._encoding import b64url, normalize_url, split_url, strict_b64decode
+from veza_cdn._encoding import (
+    b64url,
+    normalize_url,
+    refuse_reserved,
+    split_url,
+    strict_b64decode,
+)
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hmac import KeyedHMAC
+from veza_cdn._paths import (
+    CanonicalPath,
+    canonical_path,
+    checked_path,
+    plainly_under,
+    prefix_scope,
+    url_within_prefix,
+)
 from veza_cdn._secret import Secret
 from veza_cdn._verification import (
     FailureReason,
@@ -29,6 +43,7 @@ from veza_cdn._verification import (
 )
 
 COOKIE_NAME = "Cloud-CDN-Cookie"
+_RESERVED = frozenset({"Expires", "KeyName", "Signature", "URLPrefix"})
 _KEY_BYTES = 16
 
 
@@ -86,14 +101,17 @@ class GoogleCDNSigner:
     def sign_url(self, url: str, *, expires: int) -> str:
         """Sign one URL (the signature covers the full URL, host and query included)."""
         url = normalize_url(url)
-        split_url(url)
+        canonical_path(split_url(url)[1])
+        refuse_reserved(url, _RESERVED, "Google Cloud CDN")
         to_sign = (
             f"{url}{'&' if '?' in url else '?'}Expires={int(expires)}&KeyName={self._key_name}"
         )
         return f"{to_sign}&Signature={self._signature(to_sign)}"
 
     def _prefix_policy(self, prefix: str, expires: int, separator: str) -> str:
-        encoded = b64url(normalize_url(prefix).encode("utf-8"))
+        prefix = normalize_url(prefix)
+        prefix_scope(prefix)  # a folder on one origin, safe by the path rule
+        encoded = b64url(prefix.encode("utf-8"))
         return separator.join(
             (f"URLPrefix={encoded}", f"Expires={int(expires)}", f"KeyName={self._key_name}")
         )
@@ -101,10 +119,12 @@ class GoogleCDNSigner:
     def sign_url_prefix(self, url: str, *, prefix: str, expires: int) -> str:
         """Sign ``url`` with a token valid for every URL starting with ``prefix``."""
         url = normalize_url(url)
-        if not url.startswith(normalize_url(prefix)):
-            msg = f"the URL does not start with the prefix {prefix!r}"
-            raise SigningError(msg)
+        refuse_reserved(url, _RESERVED, "Google Cloud CDN")
         policy = self._prefix_policy(prefix, expires, "&")
+        origin, path, _ = split_url(url)
+        if not url_within_prefix(normalize_url(prefix), origin, canonical_path(path)):
+            msg = f"the URL is not under the prefix {prefix!r} (whole path segments)"
+            raise SigningError(msg)
         return f"{url}{'&' if '?' in url else '?'}{policy}&Signature={self._signature(policy)}"
 
     def signed_cookie(self, prefix: str, *, expires: int) -> str:
@@ -118,9 +138,15 @@ class GoogleCDNSigner:
         policy = self._prefix_policy(prefix, expires, "&")
         params = f"{policy}&Signature={self._signature(policy)}"
 
+        folder = prefix.rstrip("/") + "/"
+
         def sign(url: str) -> str:
             normalized = normalize_url(url)
-            if not normalized.startswith(prefix):
+            if plainly_under(normalized, folder):
+                return f"{normalized}?{params}"
+            refuse_reserved(normalized, _RESERVED, "Google Cloud CDN")
+            origin, path, _ = split_url(normalized)
+            if not url_within_prefix(prefix, origin, canonical_path(path)):
                 msg = f"{url[:80]!r} is outside the signed prefix {prefix_url!r}"
                 raise SigningError(msg)
             return f"{normalized}{'&' if '?' in normalized else '?'}{params}"
@@ -137,37 +163,62 @@ class GoogleCDNSigner:
 
     # ------------------------------------------------------------------ verification
 
-    def verify(self, signed_url: str, *, now: float | None = None) -> Verification:
-        """Verify a signed URL or signed-URL-prefix URL."""
+    def verify(
+        self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
+    ) -> Verification:
+        """Verify a signed URL or signed-URL-prefix URL.
+
+        ``user_ip`` is accepted for :class:`~veza_cdn.Verifier`; Cloud CDN binds no IP.
+        """
+        del user_ip
         marker = signed_url.rfind("&Signature=")
         if marker == -1:
             return Verification.fail(FailureReason.MALFORMED, "no Signature parameter")
         signed_part, signature = signed_url[:marker], signed_url[marker + len("&Signature=") :]
+        try:
+            origin, raw_path, _ = split_url(signed_part)
+        except SigningError as exc:
+            return Verification.fail(FailureReason.MALFORMED, str(exc))
+        path = checked_path(raw_path)
+        if isinstance(path, Verification):
+            return path
         prefix_at = signed_part.rfind("URLPrefix=")
         if prefix_at > 0 and signed_part[prefix_at - 1] in "?&":
             policy = signed_part[prefix_at:]
-            request_url = signed_part[: prefix_at - 1]
-            return self._check_policy(policy, "&", signature, request_url, now)
+            return self._check_policy(policy, "&", signature, (origin, path), now)
         fields = _fields(signed_part.rpartition("?")[2], "&")
-        return self._check(signed_part, fields, signature, None, now)
+        return self._check(signed_part, fields, signature, None, path=path, now=now)
 
     def verify_cookie(self, url: str, cookie: str, *, now: float | None = None) -> Verification:
-        """Verify a ``Cloud-CDN-Cookie`` value for a request to ``url``."""
+        """Verify a ``Cloud-CDN-Cookie`` value for a request to ``url`` (as requested)."""
         value = cookie.removeprefix(f"{COOKIE_NAME}=")
         policy, sep, signature = value.rpartition(":Signature=")
         if not sep:
             return Verification.fail(FailureReason.MALFORMED, "no Signature in the cookie")
-        return self._check_policy(policy, ":", signature, normalize_url(url), now)
+        try:
+            origin, raw_path, _ = split_url(url)
+        except SigningError as exc:
+            return Verification.fail(FailureReason.MALFORMED, str(exc))
+        path = checked_path(raw_path)
+        if isinstance(path, Verification):
+            return path
+        return self._check_policy(policy, ":", signature, (origin, path), now)
 
     def _check_policy(
-        self, policy: str, separator: str, signature: str, url: str, now: float | None
+        self,
+        policy: str,
+        separator: str,
+        signature: str,
+        request: tuple[str, CanonicalPath],
+        now: float | None,
     ) -> Verification:
         fields = _fields(policy, separator)
         prefix_raw = strict_b64decode(fields.get("URLPrefix", ""), alphabet="url-padded")
         if prefix_raw is None:
             return Verification.fail(FailureReason.MALFORMED, "URLPrefix is not base64url")
+        prefix = prefix_raw.decode("utf-8", "replace")
         return self._check(
-            policy, fields, signature, (prefix_raw.decode("utf-8", "replace"), url), now
+            policy, fields, signature, (prefix, request[0]), path=request[1], now=now
         )
 
     def _check(
@@ -175,7 +226,9 @@ class GoogleCDNSigner:
         signed: str,
         fields: dict[str, str],
         signature: str,
-        prefix_and_url: tuple[str, str] | None,
+        prefix_and_origin: tuple[str, str] | None,
+        *,
+        path: CanonicalPath,
         now: float | None,
     ) -> Verification:
         key_name, expires_text = fields.get("KeyName"), fields.get("Expires", "")
@@ -189,13 +242,15 @@ class GoogleCDNSigner:
         failed = check_time_window(time.time() if now is None else now, expires)
         if failed is not None:
             return failed
-        if prefix_and_url is not None and not prefix_and_url[1].startswith(prefix_and_url[0]):
+        if prefix_and_origin is not None and not url_within_prefix(
+            prefix_and_origin[0], prefix_and_origin[1], path
+        ):
             return Verification.fail(
                 FailureReason.PATH_OUT_OF_SCOPE,
-                "the URL is outside the signed prefix",
+                "the URL is outside the signed prefix (matched by whole path segments)",
                 expires=expires,
             )
-        return Verification.ok(expires=expires)
+        return Verification.ok(expires=expires, path=path.decoded)
 
 
 def _fields(text: str, separator: str) -> dict[str, str]:

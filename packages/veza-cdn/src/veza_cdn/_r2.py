@@ -122,8 +122,14 @@ class R2Presigner:
         current = time.time() if now is None else now
         return self.presign_get(key, expires_in=int(expires - current))
 
-    def verify(self, signed_url: str, *, now: float | None = None) -> Verification:
-        """Verify a presigned URL this presigner's credentials issued."""
+    def verify(
+        self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
+    ) -> Verification:
+        """Verify a presigned URL this presigner's credentials issued.
+
+        ``user_ip`` is accepted for :class:`~veza_cdn.Verifier`; SigV4 URLs bind no IP.
+        """
+        del user_ip
         return verify_presigned_url(
             signed_url,
             access_key_id=self._access_key_id,

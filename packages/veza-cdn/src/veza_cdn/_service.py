@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
-from veza_cdn._akamai import AkamaiSigner
-from veza_cdn._bunny import BunnySigner
-from veza_cdn._cloudflare import CloudflareHMACSigner
-from veza_cdn._cloudfront import CloudFrontSigner, load_private_key
 from veza_cdn._config import CDNConfig
 from veza_cdn._errors import CDNConfigurationError, CDNDisabledError
 from veza_cdn._expiry import ExpiryPolicy
-from veza_cdn._google import GoogleCDNSigner
 from veza_cdn._hls import sign_playlist
 from veza_cdn._metrics import CDNMetrics
+from veza_cdn._providers import provider_config
 from veza_cdn._r2 import R2Presigner
 from veza_cdn._verification import Verification
 
@@ -29,61 +26,66 @@ class Signer(Protocol):
         ...
 
 
-def build_signer(config: CDNConfig) -> Signer:
+@runtime_checkable
+class Verifier(Protocol):
+    """What :meth:`CDN.verify` calls: every built-in signer is one, and so can yours be.
+
+    ``user_ip`` is the client's address for schemes that bind tokens to one; schemes
+    that cannot (Google Cloud CDN, Cloudflare, R2) accept and ignore it.
+    """
+
+    def verify(
+        self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
+    ) -> Verification:
+        """Check ``signed_url`` as the edge would, at ``now`` (UTC epoch seconds)."""
+        ...
+
+
+SignerFactory = Callable[[CDNConfig], Signer]
+"""Builds a provider's signer from a validated, enabled :class:`CDNConfig`."""
+
+
+def _typed(config: CDNConfig) -> Signer:
+    """The built-in factory: the provider's typed config, validated once, then built."""
+    return provider_config(config).build()
+
+
+SIGNER_FACTORIES: Mapping[str, SignerFactory] = MappingProxyType(
+    {
+        "bunny": _typed,
+        "cloudfront": _typed,
+        "google": _typed,
+        "akamai": _typed,
+        "cloudflare": _typed,
+        "r2": _typed,
+    }
+)
+"""The built-in provider → signer factory registry (read-only; pass your own mapping to
+:func:`build_signer` or :class:`CDN` to replace or add a provider's signer)."""
+
+
+def build_signer(
+    config: CDNConfig, *, factories: Mapping[str, SignerFactory] | None = None
+) -> Signer:
     """Construct the provider's signer from a validated, enabled configuration.
 
+    Args:
+        config: The configuration.
+        factories: Provider name → factory, consulted before :data:`SIGNER_FACTORIES`
+            (your own signer for a provider, without subclassing anything).
+
     Raises:
-        CDNConfigurationError: The CDN is disabled, or a provider value is unusable
-            (for example an unreadable private key file).
+        CDNConfigurationError: The CDN is disabled, no factory knows the provider, or a
+            provider value is unusable (for example an unreadable private key file).
     """
     if not config.enabled or config.provider is None:
         msg = "the CDN is disabled (CDN_ENABLED is not true): there is no signer to build"
         raise CDNConfigurationError(msg)
-    key = config.security_key
-    algorithm = config.hash_algorithm
-    if config.provider == "bunny":
-        assert key is not None  # noqa: S101 - CDNConfig validated it
-        if config.token_scheme not in ("hs256", "sha256", "md5"):
-            msg = f"CDN_TOKEN_SCHEME must be hs256, sha256 or md5, got {config.token_scheme!r}"
-            raise CDNConfigurationError(msg)
-        return BunnySigner(key, scheme=config.token_scheme, verify_keys=config.verify_keys)  # type: ignore[arg-type]
-    if config.provider == "cloudfront":
-        assert config.private_key_path is not None  # noqa: S101 - CDNConfig validated it
-        assert config.key_pair_id is not None  # noqa: S101
-        try:
-            pem = config.private_key_path.read_bytes()
-        except OSError as exc:
-            msg = f"CDN_PRIVATE_KEY_PATH cannot be read ({exc.strerror})"
-            raise CDNConfigurationError(msg) from None
-        hash_name = (algorithm or "SHA1").upper()
-        if hash_name not in ("SHA1", "SHA256"):
-            msg = f"CDN_HASH_ALGORITHM must be SHA1 or SHA256 for CloudFront, got {algorithm!r}"
-            raise CDNConfigurationError(msg)
-        return CloudFrontSigner(config.key_pair_id, load_private_key(pem), hash_algorithm=hash_name)  # type: ignore[arg-type]
-    if config.provider == "google":
-        assert key is not None  # noqa: S101 - CDNConfig validated it
-        assert config.key_name is not None  # noqa: S101
-        return GoogleCDNSigner(config.key_name, key)
-    if config.provider == "akamai":
-        assert key is not None  # noqa: S101
-        akamai_hash = (algorithm or "sha256").lower()
-        if akamai_hash not in ("sha256", "sha1", "md5"):
-            msg = f"CDN_HASH_ALGORITHM must be sha256, sha1 or md5 for Akamai, got {algorithm!r}"
-            raise CDNConfigurationError(msg)
-        return AkamaiSigner(key, algorithm=akamai_hash, verify_keys=config.verify_keys)  # type: ignore[arg-type]
-    if config.provider == "cloudflare":
-        assert key is not None  # noqa: S101
-        return CloudflareHMACSigner(
-            key, max_age=config.ttl + config.expiry_window, verify_keys=config.verify_keys
-        )
-    assert config.r2_secret_access_key is not None  # noqa: S101
-    return R2Presigner(
-        account_id=config.r2_account_id or "",
-        access_key_id=config.r2_access_key_id or "",
-        secret_access_key=config.r2_secret_access_key,
-        bucket=config.r2_bucket or "",
-        endpoint_url=config.r2_endpoint_url,
-    )
+    factory = (factories or {}).get(config.provider) or SIGNER_FACTORIES.get(config.provider)
+    if factory is None:
+        msg = f"no signer factory is registered for CDN provider {config.provider!r}"
+        raise CDNConfigurationError(msg)
+    return factory(config)
 
 
 class CDN:
@@ -95,6 +97,8 @@ class CDN:
     Args:
         config: A validated :class:`CDNConfig`.
         signer: Use this signer instead of building one from ``config``.
+        factories: Provider name → signer factory, consulted before the built-in ones
+            (see :func:`build_signer`).
         metrics: Counters to update (see :class:`CDNMetrics`).
         clock: Returns the current UTC epoch time (tests pass a fixed clock).
     """
@@ -104,6 +108,7 @@ class CDN:
         config: CDNConfig,
         *,
         signer: Signer | None = None,
+        factories: Mapping[str, SignerFactory] | None = None,
         metrics: CDNMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -111,7 +116,9 @@ class CDN:
         self._metrics = metrics
         self._clock = clock
         self._expiry = ExpiryPolicy(config.ttl, config.expiry_window, config.backdate)
-        self._signer = signer if signer is not None or not config.enabled else build_signer(config)
+        if signer is None and config.enabled:
+            signer = build_signer(config, factories=factories)
+        self._signer = signer
         base = config.base_url
         if base is None and isinstance(self._signer, R2Presigner):
             base = self._signer.base_url
@@ -197,16 +204,20 @@ class CDN:
     def verify(
         self, signed_url: str, *, now: float | None = None, user_ip: str | None = None
     ) -> Verification:
-        """Verify a URL this service (or its rotation keys) signed."""
+        """Verify a URL this service (or its rotation keys) signed.
+
+        Dispatches through the :class:`Verifier` protocol: any signer with a matching
+        ``verify`` method takes part, built-in or not.
+
+        Raises:
+            CDNConfigurationError: The signer has no ``verify`` method.
+        """
         signer = self.signer
         current = self._clock() if now is None else now
-        if isinstance(signer, BunnySigner | CloudFrontSigner | AkamaiSigner):
-            result = signer.verify(signed_url, now=current, user_ip=user_ip)
-        elif isinstance(signer, GoogleCDNSigner | CloudflareHMACSigner | R2Presigner):
-            result = signer.verify(signed_url, now=current)
-        else:
-            msg = f"{type(signer).__name__} has no verifier"
+        if not isinstance(signer, Verifier):
+            msg = f"{type(signer).__name__} has no verify(signed_url, *, now, user_ip) method"
             raise CDNConfigurationError(msg)
+        result = signer.verify(signed_url, now=current, user_ip=user_ip)
         if self._metrics is not None:
             outcome = "valid" if result.valid else (result.reason.value if result.reason else "")
             self._metrics.verifications.labels(self._config.provider, outcome).inc()

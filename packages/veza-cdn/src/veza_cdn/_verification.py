@@ -29,6 +29,9 @@ class FailureReason(enum.Enum):
     """The token is bound to an address the request did not come from."""
     COUNTRY_NOT_ALLOWED = "country_not_allowed"
     """The token's country allow/block list excludes the request's country."""
+    UNSAFE_PATH = "unsafe_path"
+    """The request's path breaks the path rule (dot segment, encoded slash, control
+    character, ...): refused before any scope check, never normalised."""
 
 
 @attrs.frozen
@@ -40,20 +43,24 @@ class Verification:
         reason: Why not, when ``valid`` is false.
         detail: A short explanation, free of secrets.
         expires: The token's expiry (UTC epoch seconds) when it could be read.
+        path: On success, the request path decoded once (``/música/a.mp3``), exactly
+            what the token was checked against. An edge serves this path and no
+            other spelling of it.
     """
 
     valid: bool
     reason: FailureReason | None = None
     detail: str = ""
     expires: int | None = None
+    path: str | None = None
 
     def __bool__(self) -> bool:
         return self.valid
 
     @classmethod
-    def ok(cls, *, expires: int | None = None) -> Verification:
-        """A successful verification."""
-        return cls(valid=True, detail="valid", expires=expires)
+    def ok(cls, *, expires: int | None = None, path: str | None = None) -> Verification:
+        """A successful verification (``path``: the decoded path that was checked)."""
+        return cls(valid=True, detail="valid", expires=expires, path=path)
 
     @classmethod
     def fail(
