@@ -59,6 +59,34 @@ def app(tmp_path_factory: pytest.TempPathFactory, hls_js: Path) -> Iterator[Any]
     running.stop()
 
 
+def _wait(page: Any, expression: str, timeout: float = 15_000) -> Any:
+    """Poll ``expression`` until truthy.
+
+    ``page.wait_for_function`` compiles its predicate with ``eval`` inside the page, which
+    the app's CSP (rightly) forbids; ``page.evaluate`` goes through the DevTools
+    protocol, outside the page's policy, so the pages are tested under their real CSP.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            msg = f"timed out waiting for {expression!r}"
+            raise AssertionError(msg)
+        time.sleep(0.1)
+
+
+def _login(page: Any, app: Any, user_id: str) -> None:
+    """Log in through the page's form, as a person would."""
+    page.fill("#login-user", user_id)
+    page.fill("#login-password", app.services.extra["demo_passwords"][user_id])
+    page.click("#login")
+    _wait(page, f"document.getElementById('whoami').textContent === {user_id!r}", timeout=15_000)
+
+
 def _audio_time(page: Any) -> float:
     return float(page.evaluate("document.getElementById('player').currentTime"))
 
@@ -73,10 +101,12 @@ def test_upload_in_chunks_then_play(
     responses: list[tuple[int, str]] = []
     page.on("response", lambda r: responses.append((r.status, r.url)))
     page.goto(app.url + "/")
+    _login(page, app, "artist-ada")
     page.set_input_files("#file", str(file))
     page.fill("#title", "Browser upload")
     page.click("#upload")
-    page.wait_for_function(
+    _wait(
+        page,
         "document.getElementById('upload-status').textContent.startsWith('uploaded')",
         timeout=30_000,
     )
@@ -89,9 +119,7 @@ def test_upload_in_chunks_then_play(
     row = f"tr[data-track-id='{track_id}'] button.play"
     for _ in range(2):  # play, and play again: the second comes from the edge's cache
         page.click(row)
-        page.wait_for_function(
-            "document.getElementById('player').currentTime > 0.5", timeout=20_000
-        )
+        _wait(page, "document.getElementById('player').currentTime > 0.5", timeout=20_000)
     page.screenshot(path=str(output_dir / "1-upload-and-play.png"), full_page=True)
     assert _audio_time(page) > 0.5
     stream = [(s, u) for s, u in responses if f"/api/v1/tracks/{track_id}/stream" in u]
@@ -112,9 +140,10 @@ def test_hls_playback_with_hls_js(browser: Any, app: Any, ffmpeg: str, output_di
         "response", lambda r: segments.append((r.status, r.url)) if r.url.endswith(".ts") else None
     )
     page.goto(app.url + "/")
-    page.wait_for_function("window.Hls !== undefined", timeout=20_000)
+    _login(page, app, "admin")  # admins play every track
+    _wait(page, "window.Hls !== undefined", timeout=20_000)
     page.click("tr[data-track-id='demo-3'] button.play-hls")
-    page.wait_for_function("document.getElementById('player').currentTime > 2.5", timeout=30_000)
+    _wait(page, "document.getElementById('player').currentTime > 2.5", timeout=30_000)
     page.screenshot(path=str(output_dir / "2-hls.png"), full_page=True)
     assert len(segments) >= 2
     assert all(status == 200 for status, _ in segments), segments
@@ -139,8 +168,14 @@ def _call_app(tmp_path_factory: pytest.TempPathFactory, turn_url: str, secret: s
     return run_demo(env)
 
 
-def _call(browser: Any, url: str) -> tuple[Any, Any]:
+def _call(browser: Any, app: Any) -> tuple[Any, Any]:
+    url = app.url
     context = browser.new_context()
+    password = app.services.extra["demo_passwords"]["listener"]
+    logged_in = context.request.post(
+        url + "/api/v1/auth/login", data={"user_id": "listener", "password": password}
+    )
+    assert logged_in.ok, logged_in.text()
     callee = context.new_page()
     callee.goto(url + "/call?role=callee&relay=1")
     caller = context.new_page()
@@ -171,12 +206,10 @@ def test_relayed_call_through_coturn(
     turn_url = f"turn:127.0.0.1:{port}?transport=udp"
     good = _call_app(tmp_path_factory, turn_url, "turn-secret")
     try:
-        caller, callee = _call(browser, good.url)
-        caller.wait_for_function(
-            "window.vezaCall && window.vezaCall.localType !== null", timeout=30_000
-        )
-        callee.wait_for_function("window.vezaCall.received.length > 0", timeout=10_000)
-        caller.wait_for_function("window.vezaCall.received.length > 0", timeout=10_000)
+        caller, callee = _call(browser, good)
+        _wait(caller, "window.vezaCall && window.vezaCall.localType !== null", timeout=30_000)
+        _wait(callee, "window.vezaCall.received.length > 0", timeout=10_000)
+        _wait(caller, "window.vezaCall.received.length > 0", timeout=10_000)
         caller.screenshot(path=str(output_dir / "3-call-relay.png"), full_page=True)
         result = caller.evaluate("window.vezaCall")
         assert result["state"] == "connected"
@@ -188,8 +221,8 @@ def test_relayed_call_through_coturn(
         good.stop()
     wrong = _call_app(tmp_path_factory, turn_url, "not-the-turn-secret")
     try:
-        caller, _callee = _call(browser, wrong.url)
-        caller.wait_for_function("window.vezaCall && window.vezaCall.warning", timeout=30_000)
+        caller, _callee = _call(browser, wrong)
+        _wait(caller, "window.vezaCall && window.vezaCall.warning", timeout=30_000)
         caller.screenshot(path=str(output_dir / "3-call-wrong-secret.png"), full_page=True)
         assert "could not connect" in caller.evaluate(
             "window.vezaCall.warning"
@@ -200,19 +233,18 @@ def test_relayed_call_through_coturn(
         wrong.stop()
 
 
-def test_an_expired_link_shows_a_clear_error(browser: Any, app: Any, output_dir: Path) -> None:
+def test_an_expired_link_shows_a_clear_error(
+    browser: Any, app: Any, output_dir: Path, login: Any
+) -> None:
     import time
 
-    import httpx
-
-    link = httpx.get(f"{app.url}/api/v1/tracks/demo-1/link", params={"expires_in": 1}).json()["url"]
+    owner = login(app.url, "artist-ada", app.services.extra["demo_passwords"]["artist-ada"])
+    link = owner.get("/api/v1/tracks/demo-1/link", params={"expires_in": 1}).json()["url"]
     time.sleep(2.1)
     page = browser.new_page()
     page.goto(app.url + "/")
     page.evaluate("(url) => window.veza.playUrl(url, 'expired link')", link)
-    page.wait_for_function(
-        "document.getElementById('player-error').textContent.length > 0", timeout=15_000
-    )
+    _wait(page, "document.getElementById('player-error').textContent.length > 0", timeout=15_000)
     page.screenshot(path=str(output_dir / "4-expired-link.png"), full_page=True)
     message = page.inner_text("#player-error")
     assert "expired" in message.lower()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
+import sqlalchemy as sa
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
@@ -49,6 +50,43 @@ def _hidden(value: object) -> str:
     return "<hidden>" if value else "<unset>"
 
 
+def _url_without_password(url: str) -> str:
+    """A database URL as logs and reprs may show it: the password masked."""
+    try:
+        return repr(sa.make_url(url).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - unparsable: show nothing of it rather than a secret
+        return "<unparsable database URL>"
+
+
+def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
+    """``COUNT/SECONDS`` (``10/60``: ten per minute)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    count, _, seconds = raw.partition("/")
+    try:
+        parsed = (int(count), float(seconds))
+    except ValueError:
+        parsed = (0, 0.0)
+    if parsed[0] < 1 or not parsed[1] > 0:
+        msg = f"{name} must be COUNT/SECONDS (for example 10/60), got {raw!r}"
+        raise AppConfigurationError(msg)
+    return parsed
+
+
+class MaskedEnvironment(dict[str, str]):
+    """The process environment the packages read; its repr lists names, never values.
+
+    It holds every provider key, so a ``repr(services)`` in a log or a traceback must not
+    print it.
+    """
+
+    def __repr__(self) -> str:
+        return f"MaskedEnvironment(<{len(self)} variables: {', '.join(sorted(self))}>)"
+
+    __str__ = __repr__
+
+
 @attrs.frozen
 class AppConfig:
     """Validated application settings.
@@ -61,6 +99,11 @@ class AppConfig:
         port: ``VEZA_PORT`` (0: any free port).
         public_url: ``VEZA_PUBLIC_URL``: how browsers reach the app.
         admin_token: ``VEZA_ADMIN_TOKEN``: bearer token of the admin routes (secret).
+        session_secret: ``VEZA_SESSION_SECRET``: signs session cookies and CSRF tokens
+            (secret; at least 32 characters; generated in development).
+        login_rate: ``VEZA_LOGIN_RATE``: login attempts per account and client address
+            (``COUNT/SECONDS``, default ``10/60``); one address gets five times that.
+        turn_rate: ``VEZA_TURN_RATE``: TURN credentials per user (default ``30/60``).
         local_edge: ``VEZA_LOCAL_EDGE``: run the local CDN edge (Bunny token checks).
         edge_port: ``VEZA_EDGE_PORT`` (0: any free port).
         origin_secret: ``VEZA_ORIGIN_SECRET``: what the edge presents to ``/origin``.
@@ -73,11 +116,14 @@ class AppConfig:
 
     production: bool
     data_dir: Path
-    database_url: str
+    database_url: str = attrs.field(repr=_url_without_password)
     host: str
     port: int
     public_url: str
     admin_token: str = attrs.field(repr=_hidden)
+    session_secret: str = attrs.field(repr=_hidden)
+    login_rate: tuple[int, float]
+    turn_rate: tuple[int, float]
     local_edge: bool
     edge_port: int
     origin_secret: str = attrs.field(repr=_hidden)
@@ -88,7 +134,7 @@ class AppConfig:
     generated: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:  # noqa: PLR0915
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:  # noqa: PLR0912, PLR0915
         """Read and validate the application's variables.
 
         Raises:
@@ -119,6 +165,16 @@ class AppConfig:
             generated.append("VEZA_ADMIN_TOKEN")
         if len(admin_token) < 16:  # noqa: PLR2004
             msg = "VEZA_ADMIN_TOKEN must be at least 16 characters"
+            raise AppConfigurationError(msg)
+        session_secret = env.get("VEZA_SESSION_SECRET", "").strip()
+        if not session_secret:
+            if production:
+                msg = "VEZA_SESSION_SECRET is required in production (it signs session cookies)"
+                raise AppConfigurationError(msg)
+            session_secret = secrets.token_urlsafe(32)
+            generated.append("VEZA_SESSION_SECRET")
+        if len(session_secret) < 32:  # noqa: PLR2004
+            msg = "VEZA_SESSION_SECRET must be at least 32 characters"
             raise AppConfigurationError(msg)
         local_edge = _flag(env, "VEZA_LOCAL_EDGE", default=not production)
         origin_secret = env.get("VEZA_ORIGIN_SECRET", "").strip()
@@ -156,6 +212,9 @@ class AppConfig:
             port=port,
             public_url=public_url,
             admin_token=admin_token,
+            session_secret=session_secret,
+            login_rate=_rate(env, "VEZA_LOGIN_RATE", (10, 60.0)),
+            turn_rate=_rate(env, "VEZA_TURN_RATE", (30, 60.0)),
             local_edge=local_edge,
             edge_port=_port(env, "VEZA_EDGE_PORT", 0),
             origin_secret=origin_secret,

@@ -25,9 +25,11 @@ from veza_ledger import Ledger, check_schema, create_engine, upgrade
 from veza_ledger.adapters import PaymentsProviderView
 from veza_ledger.metrics import LedgerMetrics
 from veza_payments import HyperswitchClient, PaymentsConfig, StripeConnect, WebhookIntake
-from veza_reference._config import AppConfig
+from veza_reference._config import AppConfig, AppConfigurationError, MaskedEnvironment
 from veza_reference._db import UPLOAD_SESSIONS, create_app_tables
 from veza_reference._sandbox import Sandbox
+from veza_reference._sessions import RateLimiter, SessionCodec
+from veza_reference._users import Users
 from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig, build_storage
 from veza_storage.sql import SQLUploadSessionStore
 from veza_webrtc import IceConfig
@@ -64,12 +66,40 @@ class AppMetrics:
         )
 
 
+TURN_TTL = 600
+
+
+@attrs.frozen
+class Limits:
+    """The app's rate limits (in process: each instance counts its own clients).
+
+    Attributes:
+        login: Attempts per client address and account (``VEZA_LOGIN_RATE``).
+        login_address: Attempts per client address, any account (five times ``login``).
+        turn: TURN credentials per user (``VEZA_TURN_RATE``).
+    """
+
+    login: RateLimiter
+    login_address: RateLimiter
+    turn: RateLimiter
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> Limits:
+        """Build the limiters from the validated settings."""
+        count, window = config.login_rate
+        return cls(
+            login=RateLimiter(count, window),
+            login_address=RateLimiter(count * 5, window),
+            turn=RateLimiter(*config.turn_rate),
+        )
+
+
 @attrs.define
 class Services:
-    """Everything the routes use, built once."""
+    """Everything the routes use, built once. Its repr shows no secret (tested)."""
 
     config: AppConfig
-    env: Mapping[str, str]
+    env: MaskedEnvironment
     engine: sa.Engine
     ledger: Ledger
     storage: LocalStorage | S3Storage
@@ -87,8 +117,11 @@ class Services:
     provider_view: PaymentsProviderView
     public_url: str
     edge_url: str | None
+    users: Users
+    sessions: SessionCodec
+    limits: Limits
     sandbox: Sandbox | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict)
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     def close(self) -> None:
         """Release connections and stop the sandbox providers."""
@@ -100,9 +133,10 @@ class Services:
         self.engine.dispose()
 
 
-def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -> dict[str, str]:
+def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -> MaskedEnvironment:
     """The embedded development defaults, under whatever the environment says."""
-    out = dict(env)
+    out = MaskedEnvironment(env)
+    out.setdefault("WEBRTC_TURN_TTL", str(TURN_TTL))  # short-lived TURN credentials
     if config.production:
         return out
     out.setdefault("TRACK_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
@@ -145,6 +179,14 @@ def build_services(
     else:
         upgrade(engine)
     create_app_tables(engine)
+    users = Users(engine)
+    if config.production and (demo := users.demo_accounts()):
+        engine.dispose()
+        msg = (
+            f"the database holds veza-demo accounts ({', '.join(sorted(demo))}) with known "
+            "passwords: production refuses to start until they are deleted"
+        )
+        raise AppConfigurationError(msg)
 
     registry = registry or CollectorRegistry()
     storage_config = StorageConfig.from_env(env)
@@ -187,6 +229,9 @@ def build_services(
         provider_view=PaymentsProviderView(hyperswitch, stripe),
         public_url=config.public_url,
         edge_url=edge_url,
+        users=users,
+        sessions=SessionCodec(config.session_secret),
+        limits=Limits.from_config(config),
         sandbox=sandbox,
     )
     from veza_reference._webhooks import register_handlers  # noqa: PLC0415 - wiring
