@@ -52,7 +52,7 @@ def creator(demo: Any, login: Any) -> httpx.Client:
 
 
 def admin_headers(running: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {running.services.config.admin_token}"}
+    return {"Authorization": f"Bearer {running.services.config.admin_token.reveal()}"}
 
 
 def wait_for(predicate: Any, timeout: float = 15) -> Any:
@@ -262,7 +262,7 @@ def test_every_admin_route_needs_the_token(
     for headers in (
         {},
         {"Authorization": "Bearer wrong-token-of-sufficient-length"},
-        {"Authorization": f"Basic {demo.services.config.admin_token}"},
+        {"Authorization": f"Basic {demo.services.config.admin_token.reveal()}"},
     ):
         assert http.request(method, path, json=body, headers=headers).status_code == 401
     assert http.request(method, path, json=body, headers=admin_headers(demo)).status_code != 401

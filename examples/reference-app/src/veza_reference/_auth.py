@@ -57,7 +57,7 @@ def resolve(services: Services, request: Request) -> Principal | None:
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
-        expected = services.config.admin_token.encode()
+        expected = services.config.admin_token.reveal().encode()
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
             raise ClientError(401, "the bearer token is not VEZA_ADMIN_TOKEN")
         return Principal(TOKEN_USER, Role.ADMIN)
@@ -117,7 +117,9 @@ def actor(principal: Principal, services: Services) -> str:
     if principal.session_id is None:
         import hashlib  # noqa: PLC0415
 
-        return "admin:" + hashlib.sha256(services.config.admin_token.encode()).hexdigest()[:8]
+        return (
+            "admin:" + hashlib.sha256(services.config.admin_token.reveal().encode()).hexdigest()[:8]
+        )
     return f"user:{principal.user_id}"
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import attrs
 import sqlalchemy as sa
 
+from veza_cdn import Secret
+
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
 
@@ -46,16 +48,19 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _hidden(value: object) -> str:
-    return "<hidden>" if value else "<unset>"
+class DatabaseURL(Secret[str]):
+    """A database URL: its repr and str show it with the password masked."""
 
+    __slots__ = ()
 
-def _url_without_password(url: str) -> str:
-    """A database URL as logs and reprs may show it: the password masked."""
-    try:
-        return repr(sa.make_url(url).render_as_string(hide_password=True))
-    except Exception:  # noqa: BLE001 - unparsable: show nothing of it rather than a secret
-        return "<unparsable database URL>"
+    def __repr__(self) -> str:
+        try:
+            shown = sa.make_url(self.reveal()).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - unparsable: show nothing of it rather than a secret
+            shown = "<unparsable database URL>"
+        return f"DatabaseURL({shown!r})"
+
+    __str__ = __repr__
 
 
 def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
@@ -74,17 +79,20 @@ def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tupl
     return parsed
 
 
-class MaskedEnvironment(dict[str, str]):
-    """The process environment the packages read; its repr lists names, never values.
-
-    It holds every provider key, so a ``repr(services)`` in a log or a traceback must not
-    print it.
-    """
+class MaskedMapping(dict[str, str]):
+    """A mapping of names to secrets whose repr lists the names, never the values."""
 
     def __repr__(self) -> str:
-        return f"MaskedEnvironment(<{len(self)} variables: {', '.join(sorted(self))}>)"
+        return f"{type(self).__name__}(<{len(self)} names: {', '.join(sorted(self))}>)"
 
     __str__ = __repr__
+
+
+class MaskedEnvironment(MaskedMapping):
+    """The process environment the packages read (it holds every provider key).
+
+    A ``repr(services)`` in a log or a traceback must not print it.
+    """
 
 
 @attrs.frozen
@@ -94,11 +102,13 @@ class AppConfig:
     Attributes:
         production: ``APP_ENV=production``.
         data_dir: ``VEZA_DATA_DIR``: where embedded defaults keep their files.
-        database_url: ``VEZA_DATABASE_URL`` (default: SQLite in the data directory).
+        database_url: ``VEZA_DATABASE_URL`` (default: SQLite in the data directory); its
+            repr masks the password, ``.reveal()`` gives the URL.
         host: ``VEZA_HOST``.
         port: ``VEZA_PORT`` (0: any free port).
         public_url: ``VEZA_PUBLIC_URL``: how browsers reach the app.
-        admin_token: ``VEZA_ADMIN_TOKEN``: bearer token of the admin routes (secret).
+        admin_token: ``VEZA_ADMIN_TOKEN``: bearer token of the admin routes (a
+            :class:`veza_cdn.Secret`: ``.reveal()`` where it is used, masked elsewhere).
         session_secret: ``VEZA_SESSION_SECRET``: signs session cookies and CSRF tokens
             (secret; at least 32 characters; generated in development).
         login_rate: ``VEZA_LOGIN_RATE``: login attempts per account and client address
@@ -116,17 +126,17 @@ class AppConfig:
 
     production: bool
     data_dir: Path
-    database_url: str = attrs.field(repr=_url_without_password)
+    database_url: DatabaseURL
     host: str
     port: int
     public_url: str
-    admin_token: str = attrs.field(repr=_hidden)
-    session_secret: str = attrs.field(repr=_hidden)
+    admin_token: Secret[str]
+    session_secret: Secret[str]
     login_rate: tuple[int, float]
     turn_rate: tuple[int, float]
     local_edge: bool
     edge_port: int
-    origin_secret: str = attrs.field(repr=_hidden)
+    origin_secret: Secret[str]
     payments_sandbox: bool
     workers: bool
     worker_interval: float
@@ -207,17 +217,17 @@ class AppConfig:
         return cls(
             production=production,
             data_dir=data_dir,
-            database_url=database_url,
+            database_url=DatabaseURL(database_url),
             host=host,
             port=port,
             public_url=public_url,
-            admin_token=admin_token,
-            session_secret=session_secret,
+            admin_token=Secret(admin_token),
+            session_secret=Secret(session_secret),
             login_rate=_rate(env, "VEZA_LOGIN_RATE", (10, 60.0)),
             turn_rate=_rate(env, "VEZA_TURN_RATE", (30, 60.0)),
             local_edge=local_edge,
             edge_port=_port(env, "VEZA_EDGE_PORT", 0),
-            origin_secret=origin_secret,
+            origin_secret=Secret(origin_secret),
             payments_sandbox=sandbox,
             workers=_flag(env, "VEZA_WORKERS", default=not production),
             worker_interval=interval,

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from veza_reference._config import MaskedMapping
 from veza_reference._db import Track
 from veza_reference._media import ffmpeg_available, publish_hls, tone
 from veza_reference._routes_media import add_track
@@ -66,7 +67,7 @@ def seed(services: Services, *, hls: bool = True) -> list[str]:
     return ids
 
 
-def seed_users(services: Services) -> dict[str, str]:
+def seed_users(services: Services) -> MaskedMapping:
     """Create the demo's buyer, creator and admin once; returns ``{user: password}`` of new ones.
 
     The passwords are random and shown once, by ``veza-demo``; the accounts are marked
@@ -78,7 +79,7 @@ def seed_users(services: Services) -> dict[str, str]:
     if services.config.production:
         msg = "veza-demo accounts are for development only (APP_ENV=production is set)"
         raise RuntimeError(msg)
-    created = {}
+    created = MaskedMapping()
     for user_id, role in DEMO_USERS:
         if services.users.get(user_id) is None:
             password = secrets.token_urlsafe(12)
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "VEZA_ADMIN_TOKEN" in config.generated:  # a secret: written to a file, never printed
         token_file = config.data_dir / "admin-token"
-        token_file.write_text(config.admin_token + "\n", encoding="utf-8")
+        token_file.write_text(config.admin_token.reveal() + "\n", encoding="utf-8")
         token_file.chmod(0o600)
         print(f"  admin token (this run only) in {token_file}")  # noqa: T201
     passwords = running.services.extra["demo_passwords"]

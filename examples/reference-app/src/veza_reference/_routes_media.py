@@ -416,7 +416,7 @@ def _origin(router: APIRouter, services: Services) -> None:
     def origin(key: str, request: Request) -> Response:
         """What the CDN edge pulls on a miss; only the edge's secret header gets in."""
         if not secret_matches(
-            request.headers.get(ORIGIN_SECRET_HEADER), services.config.origin_secret
+            request.headers.get(ORIGIN_SECRET_HEADER), services.config.origin_secret.reveal()
         ):
             return Response("403 Forbidden\n", status_code=403, media_type="text/plain")
         try:

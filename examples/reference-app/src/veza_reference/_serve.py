@@ -106,7 +106,7 @@ def start(services: Services) -> Running:
             services.cdn,
             services.edge_url,
             f"{config.public_url}/origin",
-            config.origin_secret,
+            config.origin_secret.reveal(),
             services.registry,
         )
         servers.append(_serve_in_thread(edge.app, config.host, config.edge_port, "edge"))
@@ -170,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_user(environ: dict[str, str], user_id: str, role: str) -> int:
     config = AppConfig.from_env(environ)
-    engine = create_engine(config.database_url)
+    engine = create_engine(config.database_url.reveal())
     try:
         create_app_tables(engine)
         password = sys.stdin.readline().rstrip("\n")

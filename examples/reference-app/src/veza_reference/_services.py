@@ -173,7 +173,7 @@ def build_services(
     env = _defaults(config, environ, edge_url)
     env.setdefault("TRACK_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
 
-    engine = create_engine(config.database_url)
+    engine = create_engine(config.database_url.reveal())
     if config.production:
         check_schema(engine)  # production runs `veza-ledger db upgrade` as a release step
     else:
@@ -230,7 +230,7 @@ def build_services(
         public_url=config.public_url,
         edge_url=edge_url,
         users=users,
-        sessions=SessionCodec(config.session_secret),
+        sessions=SessionCodec(config.session_secret.reveal()),
         limits=Limits.from_config(config),
         sandbox=sandbox,
     )
