@@ -45,6 +45,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         {
             "VEZA_WORKER_INTERVAL": "0.5",
             "VEZA_LOGIN_RATE": "200/60",
+            "VEZA_FAST_PASSWORD_HASHING": "true",
             "PATH": os.environ.get("PATH", ""),
         },
         str(tmp_path_factory.mktemp("demo")),

@@ -50,7 +50,11 @@ def app(tmp_path_factory: pytest.TempPathFactory, hls_js: Path) -> Iterator[Any]
     from veza_reference._demo import demo_environment, run_demo
 
     env = demo_environment(
-        {"VEZA_HLS_JS_PATH": str(hls_js), "PATH": os.environ.get("PATH", "")},
+        {
+            "VEZA_HLS_JS_PATH": str(hls_js),
+            "VEZA_FAST_PASSWORD_HASHING": "true",
+            "PATH": os.environ.get("PATH", ""),
+        },
         str(tmp_path_factory.mktemp("browser")),
         0,
     )
@@ -161,6 +165,7 @@ def _call_app(tmp_path_factory: pytest.TempPathFactory, turn_url: str, secret: s
             "WEBRTC_TURN_SECRET": secret,
             "WEBRTC_TURN_TTL": "600",
             "VEZA_WORKERS": "false",
+            "VEZA_FAST_PASSWORD_HASHING": "true",
         },
         str(tmp_path_factory.mktemp("call")),
         0,

@@ -382,6 +382,16 @@ def test_the_demo_command(tmp_path: Any) -> None:
         ({"VEZA_SESSION_SECRET": "too-short"}, "VEZA_SESSION_SECRET"),
         ({"VEZA_LOGIN_RATE": "ten"}, "VEZA_LOGIN_RATE"),
         ({"VEZA_TURN_RATE": "0/60"}, "VEZA_TURN_RATE"),
+        (
+            {
+                "APP_ENV": "production",
+                "VEZA_DATABASE_URL": "sqlite://",
+                "VEZA_ADMIN_TOKEN": "a-long-enough-admin-token",
+                "VEZA_SESSION_SECRET": "s" * 32,
+                "VEZA_FAST_PASSWORD_HASHING": "true",
+            },
+            "VEZA_FAST_PASSWORD_HASHING",
+        ),
         ({"VEZA_PORT": "http"}, "VEZA_PORT"),
         ({"VEZA_PUBLIC_URL": "example.org"}, "VEZA_PUBLIC_URL"),
         ({"VEZA_LOCAL_EDGE": "maybe"}, "VEZA_LOCAL_EDGE"),

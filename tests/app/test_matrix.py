@@ -339,6 +339,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "VEZA_WORKERS": "false",
             "VEZA_LOCAL_EDGE": "false",
             "VEZA_LOGIN_RATE": "1000/60",
+            "VEZA_FAST_PASSWORD_HASHING": "true",
             "VEZA_HLS_JS_PATH": str(hls_js),
             "PATH": os.environ.get("PATH", ""),
         }

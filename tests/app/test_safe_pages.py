@@ -116,6 +116,7 @@ def services_with_a_database_password(
             "VEZA_DATA_DIR": str(tmp_path),
             "VEZA_PORT": "0",
             "VEZA_WORKERS": "false",
+            "VEZA_FAST_PASSWORD_HASHING": "true",
             "WEBRTC_TURN_URLS": "turn:127.0.0.1:3478",
             "WEBRTC_TURN_SECRET": "turn-" + secrets.token_urlsafe(12),
             "PATH": os.environ.get("PATH", ""),

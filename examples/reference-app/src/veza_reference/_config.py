@@ -114,6 +114,8 @@ class AppConfig:
         login_rate: ``VEZA_LOGIN_RATE``: login attempts per account and client address
             (``COUNT/SECONDS``, default ``10/60``); one address gets five times that.
         turn_rate: ``VEZA_TURN_RATE``: TURN credentials per user (default ``30/60``).
+        fast_password_hashing: ``VEZA_FAST_PASSWORD_HASHING``: argon2-cffi's cheapest
+            profile, for test suites only (refused in production).
         local_edge: ``VEZA_LOCAL_EDGE``: run the local CDN edge (Bunny token checks).
         edge_port: ``VEZA_EDGE_PORT`` (0: any free port).
         origin_secret: ``VEZA_ORIGIN_SECRET``: what the edge presents to ``/origin``.
@@ -134,6 +136,7 @@ class AppConfig:
     session_secret: Secret[str]
     login_rate: tuple[int, float]
     turn_rate: tuple[int, float]
+    fast_password_hashing: bool
     local_edge: bool
     edge_port: int
     origin_secret: Secret[str]
@@ -186,6 +189,10 @@ class AppConfig:
         if len(session_secret) < 32:  # noqa: PLR2004
             msg = "VEZA_SESSION_SECRET must be at least 32 characters"
             raise AppConfigurationError(msg)
+        fast_hashing = _flag(env, "VEZA_FAST_PASSWORD_HASHING", default=False)
+        if fast_hashing and production:
+            msg = "VEZA_FAST_PASSWORD_HASHING cannot be on in production"
+            raise AppConfigurationError(msg)
         local_edge = _flag(env, "VEZA_LOCAL_EDGE", default=not production)
         origin_secret = env.get("VEZA_ORIGIN_SECRET", "").strip()
         if not origin_secret:
@@ -225,6 +232,7 @@ class AppConfig:
             session_secret=Secret(session_secret),
             login_rate=_rate(env, "VEZA_LOGIN_RATE", (10, 60.0)),
             turn_rate=_rate(env, "VEZA_TURN_RATE", (30, 60.0)),
+            fast_password_hashing=fast_hashing,
             local_edge=local_edge,
             edge_port=_port(env, "VEZA_EDGE_PORT", 0),
             origin_secret=Secret(origin_secret),

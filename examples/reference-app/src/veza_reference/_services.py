@@ -16,6 +16,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+import argon2
 import attrs
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
@@ -179,7 +180,12 @@ def build_services(
     else:
         upgrade(engine)
     create_app_tables(engine)
-    users = Users(engine)
+    users = Users(
+        engine,
+        argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+        if config.fast_password_hashing
+        else None,
+    )
     if config.production and (demo := users.demo_accounts()):
         engine.dispose()
         msg = (
