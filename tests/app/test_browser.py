@@ -254,3 +254,109 @@ def test_an_expired_link_shows_a_clear_error(
     message = page.inner_text("#player-error")
     assert "expired" in message.lower()
     page.close()
+
+
+def test_a_title_full_of_markup_is_shown_as_text(
+    browser: Any, app: Any, tmp_path: Path, output_dir: Path
+) -> None:
+    """Stored XSS: the title goes through the API into every visitor's page, as text."""
+    title = (
+        '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+        '<b onmouseover="window.__xss=3">bold</b><style>body{display:none}</style>'
+    )
+    file = tmp_path / "markup.wav"
+    file.write_bytes(tone([300.0] * 2))
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(app.url + "/")
+    _login(page, app, "artist-ada")
+    page.set_input_files("#file", str(file))
+    page.fill("#title", title)
+    page.click("#upload")
+    _wait(page, "document.getElementById('upload-status').textContent.startsWith('uploaded')")
+    track_id = page.evaluate("document.getElementById('upload-status').dataset.trackId")
+    visitor = browser.new_page()  # another visitor, anonymous, loads the page
+    visitor.goto(app.url + "/")
+    row = f"tr[data-track-id='{track_id}']"
+    _wait(visitor, f'document.querySelector("{row}") !== null')
+    for each in (page, visitor):
+        each.reload()
+        _wait(each, f'document.querySelector("{row}") !== null')
+        shown = each.evaluate(f'document.querySelector("{row} td.title").textContent')
+        assert shown == title
+        assert (
+            each.evaluate(
+                "document.querySelectorAll("
+                "'#tracks img, #tracks script, #tracks b, #tracks style').length"
+            )
+            == 0
+        )
+        assert each.evaluate("window.__xss") is None
+        assert each.evaluate("getComputedStyle(document.body).display") != "none"
+    visitor.screenshot(path=str(output_dir / "5-markup-title.png"), full_page=True)
+    assert dialogs == []
+    page.close()
+    visitor.close()
+
+
+def test_buy_pay_play_then_the_seller_refunds(browser: Any, app: Any, output_dir: Path) -> None:
+    buyer_context = browser.new_context()
+    buyer = buyer_context.new_page()
+    buyer.goto(app.url + "/")
+    _login(buyer, app, "listener")
+    row = "tr[data-track-id='demo-2']"
+    buyer.click(f"{row} button.play")  # not bought: a clear message, no playback
+    _wait(buyer, "document.getElementById('player-error').textContent.length > 0")
+    assert "buy this track" in buyer.inner_text("#player-error").lower()
+    buyer.click(f"{row} button.buy")
+    _wait(buyer, "document.getElementById('order-status') !== null")
+    order_id = buyer.evaluate("document.getElementById('order').dataset.orderId")
+    buyer.click("#order button.pay")
+    _wait(buyer, "document.getElementById('order-status').textContent === 'paid'", 30_000)
+    buyer.click(f"{row} button.play")
+    _wait(buyer, "document.getElementById('player').currentTime > 0.5", 20_000)
+    buyer.screenshot(path=str(output_dir / "6-buyer-paid-and-playing.png"), full_page=True)
+    assert buyer.query_selector("#order button.refund-part") is None  # buyers do not refund
+    # another user's TURN credentials: refused, from the buyer's own logged-in page
+    other = buyer.evaluate(
+        "fetch('/api/v1/config/webrtc?user_id=artist-ada').then((r) => r.status)"
+    )
+    assert other == 403
+    own = buyer.evaluate("fetch('/api/v1/config/webrtc').then((r) => r.status)")
+    assert own == 200
+
+    seller_context = browser.new_context()
+    seller = seller_context.new_page()
+    seller.goto(app.url + "/")
+    _login(seller, app, "artist-ada")
+    seller.click("#my-orders")
+    _wait(seller, f"document.querySelector(\"li[data-order-id='{order_id}']\") !== null")
+    seller.click(f"li[data-order-id='{order_id}'] button.open-order")
+    _wait(seller, "document.querySelector('#order button.refund-part') !== null")
+    seller.click("#order button.refund-part")
+    _wait(
+        seller,
+        "document.getElementById('order-status').textContent === 'partially_refunded'",
+        30_000,
+    )
+    seller.screenshot(path=str(output_dir / "7-seller-refunded.png"), full_page=True)
+
+    anonymous_context = browser.new_context()
+    anonymous = anonymous_context.new_page()
+    anonymous.goto(app.url + "/")
+    refused = anonymous.evaluate(
+        f"""fetch('/api/v1/orders/{order_id}/refunds', {{
+              method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{{}}'
+            }}).then((r) => r.status)"""
+    )
+    assert refused == 401
+    turn = anonymous.evaluate("fetch('/api/v1/config/webrtc').then((r) => r.status)")
+    assert turn == 401
+    anonymous.goto(app.url + "/call?role=caller")
+    _wait(anonymous, "window.vezaCall && window.vezaCall.warning")
+    assert "log in" in anonymous.evaluate("window.vezaCall.warning").lower()
+    order = app.services.ledger.order(order_id)
+    assert order.refunded_amount == 100 and order.status == "partially_refunded"
+    for context in (buyer_context, seller_context, anonymous_context):
+        context.close()
