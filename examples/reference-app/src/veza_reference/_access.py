@@ -10,6 +10,7 @@ plays at once; a full refund stops new redirects after at most ``ttl`` seconds.
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -49,15 +50,17 @@ class Access:
             collections.OrderedDict()
         )
         self._grants: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
+        self._lock = threading.Lock()  # writers run in the threadpool, several at once
 
     def __repr__(self) -> str:
         return f"Access(ttl={self.ttl}, size={self.size})"
 
     def _keep(self, cache: collections.OrderedDict, key: object, value: object) -> None:  # type: ignore[type-arg]
-        cache[key] = value
-        cache.move_to_end(key)
-        while len(cache) > self.size:
-            cache.popitem(last=False)
+        with self._lock:
+            cache[key] = value
+            cache.move_to_end(key)
+            while len(cache) > self.size:
+                cache.popitem(last=False)
 
     def cached_track(self, track_id: str) -> TrackInfo | None:
         """The track's facts if fresh in memory."""
