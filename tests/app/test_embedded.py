@@ -382,6 +382,7 @@ def test_the_demo_command(tmp_path: Any) -> None:
         ({"VEZA_SESSION_SECRET": "too-short"}, "VEZA_SESSION_SECRET"),
         ({"VEZA_LOGIN_RATE": "ten"}, "VEZA_LOGIN_RATE"),
         ({"VEZA_TURN_RATE": "0/60"}, "VEZA_TURN_RATE"),
+        ({"VEZA_REDIS_URL": "http://127.0.0.1:6379"}, "VEZA_REDIS_URL"),
         (
             {
                 "APP_ENV": "production",

@@ -119,6 +119,7 @@ def services_with_a_database_password(
             "VEZA_FAST_PASSWORD_HASHING": "true",
             "WEBRTC_TURN_URLS": "turn:127.0.0.1:3478",
             "WEBRTC_TURN_SECRET": "turn-" + secrets.token_urlsafe(12),
+            "VEZA_REDIS_URL": f"redis://:{password}@127.0.0.1:6379/0",
             "PATH": os.environ.get("PATH", ""),
         }
     )

@@ -49,7 +49,7 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 class DatabaseURL(Secret[str]):
-    """A database URL: its repr and str show it with the password masked."""
+    """A database (or Redis) URL: its repr and str show it with the password masked."""
 
     __slots__ = ()
 
@@ -116,6 +116,9 @@ class AppConfig:
         turn_rate: ``VEZA_TURN_RATE``: TURN credentials per user (default ``30/60``).
         fast_password_hashing: ``VEZA_FAST_PASSWORD_HASHING``: argon2-cffi's cheapest
             profile, for test suites only (refused in production).
+        redis_url: ``VEZA_REDIS_URL``: keep the rate limits in Redis, shared by every
+            instance (unset: each process counts its own).
+        redis_prefix: ``VEZA_REDIS_PREFIX``: the prefix of the app's Redis keys.
         local_edge: ``VEZA_LOCAL_EDGE``: run the local CDN edge (Bunny token checks).
         edge_port: ``VEZA_EDGE_PORT`` (0: any free port).
         origin_secret: ``VEZA_ORIGIN_SECRET``: what the edge presents to ``/origin``.
@@ -137,6 +140,8 @@ class AppConfig:
     login_rate: tuple[int, float]
     turn_rate: tuple[int, float]
     fast_password_hashing: bool
+    redis_url: DatabaseURL | None
+    redis_prefix: str
     local_edge: bool
     edge_port: int
     origin_secret: Secret[str]
@@ -193,6 +198,10 @@ class AppConfig:
         if fast_hashing and production:
             msg = "VEZA_FAST_PASSWORD_HASHING cannot be on in production"
             raise AppConfigurationError(msg)
+        redis_url = env.get("VEZA_REDIS_URL", "").strip()
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            msg = "VEZA_REDIS_URL must be a redis://, rediss:// or unix:// URL"
+            raise AppConfigurationError(msg)
         local_edge = _flag(env, "VEZA_LOCAL_EDGE", default=not production)
         origin_secret = env.get("VEZA_ORIGIN_SECRET", "").strip()
         if not origin_secret:
@@ -233,6 +242,8 @@ class AppConfig:
             login_rate=_rate(env, "VEZA_LOGIN_RATE", (10, 60.0)),
             turn_rate=_rate(env, "VEZA_TURN_RATE", (30, 60.0)),
             fast_password_hashing=fast_hashing,
+            redis_url=DatabaseURL(redis_url) if redis_url else None,
+            redis_prefix=env.get("VEZA_REDIS_PREFIX", "").strip() or "veza",
             local_edge=local_edge,
             edge_port=_port(env, "VEZA_EDGE_PORT", 0),
             origin_secret=Secret(origin_secret),

@@ -14,7 +14,7 @@ import contextlib
 import secrets
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import argon2
 import attrs
@@ -28,6 +28,7 @@ from veza_ledger.metrics import LedgerMetrics
 from veza_payments import HyperswitchClient, PaymentsConfig, StripeConnect, WebhookIntake
 from veza_reference._config import AppConfig, AppConfigurationError, MaskedEnvironment
 from veza_reference._db import UPLOAD_SESSIONS, create_app_tables
+from veza_reference._redis_limits import RedisRateLimiter
 from veza_reference._sandbox import Sandbox
 from veza_reference._sessions import RateLimiter, SessionCodec
 from veza_reference._users import Users
@@ -70,9 +71,17 @@ class AppMetrics:
 TURN_TTL = 600
 
 
+class Limiter(Protocol):
+    """What the routes need of a rate limiter (in process or in Redis)."""
+
+    def hit(self, key: str, *, now: float | None = None) -> float | None:
+        """``None`` if allowed, else the seconds until a hit is."""
+        ...
+
+
 @attrs.frozen
 class Limits:
-    """The app's rate limits (in process: each instance counts its own clients).
+    """The app's rate limits: in process by default, in Redis with ``VEZA_REDIS_URL``.
 
     Attributes:
         login: Attempts per client address and account (``VEZA_LOGIN_RATE``).
@@ -80,18 +89,32 @@ class Limits:
         turn: TURN credentials per user (``VEZA_TURN_RATE``).
     """
 
-    login: RateLimiter
-    login_address: RateLimiter
-    turn: RateLimiter
+    login: Limiter
+    login_address: Limiter
+    turn: Limiter
+    client: Any = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: AppConfig) -> Limits:
         """Build the limiters from the validated settings."""
         count, window = config.login_rate
+        if config.redis_url is None:
+            return cls(
+                login=RateLimiter(count, window),
+                login_address=RateLimiter(count * 5, window),
+                turn=RateLimiter(*config.turn_rate),
+            )
+        import redis  # noqa: PLC0415 - only when configured
+
+        client = redis.Redis.from_url(config.redis_url.reveal(), socket_timeout=2)
+        prefix = config.redis_prefix
         return cls(
-            login=RateLimiter(count, window),
-            login_address=RateLimiter(count * 5, window),
-            turn=RateLimiter(*config.turn_rate),
+            login=RedisRateLimiter(client, "login", count, window, prefix=prefix),
+            login_address=RedisRateLimiter(
+                client, "login-address", count * 5, window, prefix=prefix
+            ),
+            turn=RedisRateLimiter(client, "turn", *config.turn_rate, prefix=prefix),
+            client=client,
         )
 
 
@@ -127,6 +150,8 @@ class Services:
     def close(self) -> None:
         """Release connections and stop the sandbox providers."""
         self.hyperswitch.close()
+        if self.limits.client is not None:
+            self.limits.client.close()
         if self.stripe is not None:
             self.stripe.close()
         if self.sandbox is not None:
