@@ -7,7 +7,9 @@ The load comes from ``wrk`` in a second process on loopback (2 threads, 32 conne
 10 s per row). Rows, in one run, one uvicorn worker each:
 
 * a bare FastAPI route that returns a fixed 302: the ceiling of the framework;
-* ``GET /api/v1/tracks/{id}/stream``: a track lookup, a Bunny-signed CDN URL, the 302;
+* ``GET /api/v1/tracks/{id}/stream`` by the track's owner (a session cookie): the
+  cookie's HMAC, the track's facts and the permission from memory, a Bunny-signed CDN
+  URL, the 302;
 * ``POST /webhooks/hyperswitch`` with 64 KiB bodies and a valid signature: verification,
   parsing, dispatch and one INSERT into the webhook log (PostgreSQL).
 
@@ -29,6 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
@@ -68,9 +71,11 @@ def serve(app: FastAPI, port: int) -> uvicorn.Server:
     return server
 
 
-def wrk(url: str, script: Path | None = None) -> tuple[float, float]:
+def wrk(url: str, script: Path | None = None, *, cookie: str | None = None) -> tuple[float, float]:
     """(requests per second, p99 latency in ms) of a wrk run."""
     command = ["wrk", "-t2", "-c32", f"-d{DURATION}", "--latency", url]
+    if cookie is not None:
+        command[1:1] = ["-H", f"Cookie: {cookie}"]
     if script is not None:
         command[1:1] = ["-s", str(script)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -107,7 +112,13 @@ def main() -> None:
     }
     services = build_services(env)
     seed(services, hls=False)
+    password = secrets.token_urlsafe(16)
+    services.users.create("artist-ada", password, "creator")  # demo-1's owner
     running = start(services)
+    login = httpx.post(
+        f"{running.url}/api/v1/auth/login", json={"user_id": "artist-ada", "password": password}
+    )
+    cookie = f"veza_session={login.cookies['veza_session']}"
     bare = serve(bare_app(), free_port())
     body = (
         b'{"event_id":"evt_bench","event_type":"mandate_revoked","pad":"'
@@ -128,7 +139,10 @@ def main() -> None:
         wrk(bare_url)  # warm-up
         rows = [
             ("bare FastAPI 302", *wrk(bare_url)),
-            ("GET /api/v1/tracks/{id}/stream", *wrk(f"{running.url}/api/v1/tracks/demo-1/stream")),
+            (
+                "GET /api/v1/tracks/{id}/stream",
+                *wrk(f"{running.url}/api/v1/tracks/demo-1/stream", cookie=cookie),
+            ),
             (
                 "POST /webhooks/hyperswitch, 64 KiB",
                 *wrk(f"{running.url}/webhooks/hyperswitch", script),

@@ -14,9 +14,11 @@ import secrets
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -40,7 +42,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from veza_reference._demo import demo_environment, run_demo
 
     env = demo_environment(
-        {"VEZA_WORKER_INTERVAL": "0.5", "PATH": os.environ.get("PATH", "")},
+        {
+            "VEZA_WORKER_INTERVAL": "0.5",
+            "VEZA_LOGIN_RATE": "200/60",
+            "VEZA_FAST_PASSWORD_HASHING": "true",
+            "PATH": os.environ.get("PATH", ""),
+        },
         str(tmp_path_factory.mktemp("demo")),
         0,
     )
@@ -89,6 +96,7 @@ def prod_like(
         "VEZA_DATA_DIR": str(tmp_path_factory.mktemp("prod")),
         "VEZA_PORT": str(port),
         "VEZA_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        "VEZA_SESSION_SECRET": secrets.token_urlsafe(32),
         "VEZA_LOCAL_EDGE": "true",
         "VEZA_EDGE_PORT": str(edge_port),
         "VEZA_ORIGIN_SECRET": secrets.token_urlsafe(24),
@@ -111,7 +119,12 @@ def prod_like(
         "STRIPE_API_BASE": stripe.url,
     }
     running = start(build_services(env))
+    passwords = {}
+    for user_id, role in (("buyer-p", "buyer"), ("seller-p", "creator")):
+        passwords[user_id] = secrets.token_urlsafe(16)
+        running.services.users.create(user_id, passwords[user_id], role)
     running.services.extra.update(
+        passwords=passwords,
         fake_hyperswitch=hyperswitch,
         fake_stripe=stripe,
         webhook_key=webhook_key,
@@ -125,6 +138,44 @@ def prod_like(
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def login() -> Iterator[Callable[[str, str, str], httpx.Client]]:
+    """``login(url, user_id, password)``: an HTTP client holding that account's session.
+
+    The client sends the session's CSRF token on every request, as the demo page does.
+    """
+    clients: list[httpx.Client] = []
+
+    def make(url: str, user_id: str, password: str) -> httpx.Client:
+        client = httpx.Client(base_url=url, timeout=15)
+        clients.append(client)
+        answer = client.post("/api/v1/auth/login", json={"user_id": user_id, "password": password})
+        assert answer.status_code == 200, answer.text
+        client.headers["x-csrf-token"] = answer.json()["csrf_token"]
+        # production cookies are Secure: a browser sends them over HTTPS only, httpx over
+        # plain http never; the test servers speak http, so the client sends it itself
+        client.cookies.clear()
+        client.headers["cookie"] = f"veza_session={answer.cookies['veza_session']}"
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def new_user() -> Callable[..., tuple[str, str]]:
+    """``new_user(services, role)``: a fresh account; returns its id and password."""
+
+    def make(services: Any, role: str, user_id: str | None = None) -> tuple[str, str]:
+        user_id = user_id or f"{role}-{uuid.uuid4().hex[:8]}"
+        password = secrets.token_urlsafe(16)
+        services.users.create(user_id, password, role)
+        return user_id, password
+
+    return make
 
 
 @pytest.fixture(scope="session")

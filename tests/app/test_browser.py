@@ -50,13 +50,45 @@ def app(tmp_path_factory: pytest.TempPathFactory, hls_js: Path) -> Iterator[Any]
     from veza_reference._demo import demo_environment, run_demo
 
     env = demo_environment(
-        {"VEZA_HLS_JS_PATH": str(hls_js), "PATH": os.environ.get("PATH", "")},
+        {
+            "VEZA_HLS_JS_PATH": str(hls_js),
+            "VEZA_FAST_PASSWORD_HASHING": "true",
+            "PATH": os.environ.get("PATH", ""),
+        },
         str(tmp_path_factory.mktemp("browser")),
         0,
     )
     running = run_demo(env)
     yield running
     running.stop()
+
+
+def _wait(page: Any, expression: str, timeout: float = 15_000) -> Any:
+    """Poll ``expression`` until truthy.
+
+    ``page.wait_for_function`` compiles its predicate with ``eval`` inside the page, which
+    the app's CSP (rightly) forbids; ``page.evaluate`` goes through the DevTools
+    protocol, outside the page's policy, so the pages are tested under their real CSP.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            msg = f"timed out waiting for {expression!r}"
+            raise AssertionError(msg)
+        time.sleep(0.1)
+
+
+def _login(page: Any, app: Any, user_id: str) -> None:
+    """Log in through the page's form, as a person would."""
+    page.fill("#login-user", user_id)
+    page.fill("#login-password", app.services.extra["demo_passwords"][user_id])
+    page.click("#login")
+    _wait(page, f"document.getElementById('whoami').textContent === {user_id!r}", timeout=15_000)
 
 
 def _audio_time(page: Any) -> float:
@@ -73,10 +105,12 @@ def test_upload_in_chunks_then_play(
     responses: list[tuple[int, str]] = []
     page.on("response", lambda r: responses.append((r.status, r.url)))
     page.goto(app.url + "/")
+    _login(page, app, "artist-ada")
     page.set_input_files("#file", str(file))
     page.fill("#title", "Browser upload")
     page.click("#upload")
-    page.wait_for_function(
+    _wait(
+        page,
         "document.getElementById('upload-status').textContent.startsWith('uploaded')",
         timeout=30_000,
     )
@@ -89,9 +123,7 @@ def test_upload_in_chunks_then_play(
     row = f"tr[data-track-id='{track_id}'] button.play"
     for _ in range(2):  # play, and play again: the second comes from the edge's cache
         page.click(row)
-        page.wait_for_function(
-            "document.getElementById('player').currentTime > 0.5", timeout=20_000
-        )
+        _wait(page, "document.getElementById('player').currentTime > 0.5", timeout=20_000)
     page.screenshot(path=str(output_dir / "1-upload-and-play.png"), full_page=True)
     assert _audio_time(page) > 0.5
     stream = [(s, u) for s, u in responses if f"/api/v1/tracks/{track_id}/stream" in u]
@@ -112,9 +144,10 @@ def test_hls_playback_with_hls_js(browser: Any, app: Any, ffmpeg: str, output_di
         "response", lambda r: segments.append((r.status, r.url)) if r.url.endswith(".ts") else None
     )
     page.goto(app.url + "/")
-    page.wait_for_function("window.Hls !== undefined", timeout=20_000)
+    _login(page, app, "admin")  # admins play every track
+    _wait(page, "window.Hls !== undefined", timeout=20_000)
     page.click("tr[data-track-id='demo-3'] button.play-hls")
-    page.wait_for_function("document.getElementById('player').currentTime > 2.5", timeout=30_000)
+    _wait(page, "document.getElementById('player').currentTime > 2.5", timeout=30_000)
     page.screenshot(path=str(output_dir / "2-hls.png"), full_page=True)
     assert len(segments) >= 2
     assert all(status == 200 for status, _ in segments), segments
@@ -132,6 +165,7 @@ def _call_app(tmp_path_factory: pytest.TempPathFactory, turn_url: str, secret: s
             "WEBRTC_TURN_SECRET": secret,
             "WEBRTC_TURN_TTL": "600",
             "VEZA_WORKERS": "false",
+            "VEZA_FAST_PASSWORD_HASHING": "true",
         },
         str(tmp_path_factory.mktemp("call")),
         0,
@@ -139,8 +173,14 @@ def _call_app(tmp_path_factory: pytest.TempPathFactory, turn_url: str, secret: s
     return run_demo(env)
 
 
-def _call(browser: Any, url: str) -> tuple[Any, Any]:
+def _call(browser: Any, app: Any) -> tuple[Any, Any]:
+    url = app.url
     context = browser.new_context()
+    password = app.services.extra["demo_passwords"]["listener"]
+    logged_in = context.request.post(
+        url + "/api/v1/auth/login", data={"user_id": "listener", "password": password}
+    )
+    assert logged_in.ok, logged_in.text()
     callee = context.new_page()
     callee.goto(url + "/call?role=callee&relay=1")
     caller = context.new_page()
@@ -171,12 +211,10 @@ def test_relayed_call_through_coturn(
     turn_url = f"turn:127.0.0.1:{port}?transport=udp"
     good = _call_app(tmp_path_factory, turn_url, "turn-secret")
     try:
-        caller, callee = _call(browser, good.url)
-        caller.wait_for_function(
-            "window.vezaCall && window.vezaCall.localType !== null", timeout=30_000
-        )
-        callee.wait_for_function("window.vezaCall.received.length > 0", timeout=10_000)
-        caller.wait_for_function("window.vezaCall.received.length > 0", timeout=10_000)
+        caller, callee = _call(browser, good)
+        _wait(caller, "window.vezaCall && window.vezaCall.localType !== null", timeout=30_000)
+        _wait(callee, "window.vezaCall.received.length > 0", timeout=10_000)
+        _wait(caller, "window.vezaCall.received.length > 0", timeout=10_000)
         caller.screenshot(path=str(output_dir / "3-call-relay.png"), full_page=True)
         result = caller.evaluate("window.vezaCall")
         assert result["state"] == "connected"
@@ -188,8 +226,8 @@ def test_relayed_call_through_coturn(
         good.stop()
     wrong = _call_app(tmp_path_factory, turn_url, "not-the-turn-secret")
     try:
-        caller, _callee = _call(browser, wrong.url)
-        caller.wait_for_function("window.vezaCall && window.vezaCall.warning", timeout=30_000)
+        caller, _callee = _call(browser, wrong)
+        _wait(caller, "window.vezaCall && window.vezaCall.warning", timeout=30_000)
         caller.screenshot(path=str(output_dir / "3-call-wrong-secret.png"), full_page=True)
         assert "could not connect" in caller.evaluate(
             "window.vezaCall.warning"
@@ -200,20 +238,125 @@ def test_relayed_call_through_coturn(
         wrong.stop()
 
 
-def test_an_expired_link_shows_a_clear_error(browser: Any, app: Any, output_dir: Path) -> None:
+def test_an_expired_link_shows_a_clear_error(
+    browser: Any, app: Any, output_dir: Path, login: Any
+) -> None:
     import time
 
-    import httpx
-
-    link = httpx.get(f"{app.url}/api/v1/tracks/demo-1/link", params={"expires_in": 1}).json()["url"]
+    owner = login(app.url, "artist-ada", app.services.extra["demo_passwords"]["artist-ada"])
+    link = owner.get("/api/v1/tracks/demo-1/link", params={"expires_in": 1}).json()["url"]
     time.sleep(2.1)
     page = browser.new_page()
     page.goto(app.url + "/")
     page.evaluate("(url) => window.veza.playUrl(url, 'expired link')", link)
-    page.wait_for_function(
-        "document.getElementById('player-error').textContent.length > 0", timeout=15_000
-    )
+    _wait(page, "document.getElementById('player-error').textContent.length > 0", timeout=15_000)
     page.screenshot(path=str(output_dir / "4-expired-link.png"), full_page=True)
     message = page.inner_text("#player-error")
     assert "expired" in message.lower()
     page.close()
+
+
+def test_a_title_full_of_markup_is_shown_as_text(
+    browser: Any, app: Any, tmp_path: Path, output_dir: Path
+) -> None:
+    """Stored XSS: the title goes through the API into every visitor's page, as text."""
+    title = (
+        '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+        '<b onmouseover="window.__xss=3">bold</b><style>body{display:none}</style>'
+    )
+    file = tmp_path / "markup.wav"
+    file.write_bytes(tone([300.0] * 2))
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(app.url + "/")
+    _login(page, app, "artist-ada")
+    page.set_input_files("#file", str(file))
+    page.fill("#title", title)
+    page.click("#upload")
+    _wait(page, "document.getElementById('upload-status').textContent.startsWith('uploaded')")
+    track_id = page.evaluate("document.getElementById('upload-status').dataset.trackId")
+    visitor = browser.new_page()  # another visitor, anonymous, loads the page
+    visitor.goto(app.url + "/")
+    row = f"tr[data-track-id='{track_id}']"
+    _wait(visitor, f'document.querySelector("{row}") !== null')
+    for each in (page, visitor):
+        each.reload()
+        _wait(each, f'document.querySelector("{row}") !== null')
+        shown = each.evaluate(f'document.querySelector("{row} td.title").textContent')
+        assert shown == title
+        assert (
+            each.evaluate(
+                "document.querySelectorAll("
+                "'#tracks img, #tracks script, #tracks b, #tracks style').length"
+            )
+            == 0
+        )
+        assert each.evaluate("window.__xss") is None
+        assert each.evaluate("getComputedStyle(document.body).display") != "none"
+    visitor.screenshot(path=str(output_dir / "5-markup-title.png"), full_page=True)
+    assert dialogs == []
+    page.close()
+    visitor.close()
+
+
+def test_buy_pay_play_then_the_seller_refunds(browser: Any, app: Any, output_dir: Path) -> None:
+    buyer_context = browser.new_context()
+    buyer = buyer_context.new_page()
+    buyer.goto(app.url + "/")
+    _login(buyer, app, "listener")
+    row = "tr[data-track-id='demo-2']"
+    buyer.click(f"{row} button.play")  # not bought: a clear message, no playback
+    _wait(buyer, "document.getElementById('player-error').textContent.length > 0")
+    assert "buy this track" in buyer.inner_text("#player-error").lower()
+    buyer.click(f"{row} button.buy")
+    _wait(buyer, "document.getElementById('order-status') !== null")
+    order_id = buyer.evaluate("document.getElementById('order').dataset.orderId")
+    buyer.click("#order button.pay")
+    _wait(buyer, "document.getElementById('order-status').textContent === 'paid'", 30_000)
+    buyer.click(f"{row} button.play")
+    _wait(buyer, "document.getElementById('player').currentTime > 0.5", 20_000)
+    buyer.screenshot(path=str(output_dir / "6-buyer-paid-and-playing.png"), full_page=True)
+    assert buyer.query_selector("#order button.refund-part") is None  # buyers do not refund
+    # another user's TURN credentials: refused, from the buyer's own logged-in page
+    other = buyer.evaluate(
+        "fetch('/api/v1/config/webrtc?user_id=artist-ada').then((r) => r.status)"
+    )
+    assert other == 403
+    own = buyer.evaluate("fetch('/api/v1/config/webrtc').then((r) => r.status)")
+    assert own == 200
+
+    seller_context = browser.new_context()
+    seller = seller_context.new_page()
+    seller.goto(app.url + "/")
+    _login(seller, app, "artist-ada")
+    seller.click("#my-orders")
+    _wait(seller, f"document.querySelector(\"li[data-order-id='{order_id}']\") !== null")
+    seller.click(f"li[data-order-id='{order_id}'] button.open-order")
+    _wait(seller, "document.querySelector('#order button.refund-part') !== null")
+    seller.click("#order button.refund-part")
+    _wait(
+        seller,
+        "document.getElementById('order-status').textContent === 'partially_refunded'",
+        30_000,
+    )
+    seller.screenshot(path=str(output_dir / "7-seller-refunded.png"), full_page=True)
+
+    anonymous_context = browser.new_context()
+    anonymous = anonymous_context.new_page()
+    anonymous.goto(app.url + "/")
+    refused = anonymous.evaluate(
+        f"""fetch('/api/v1/orders/{order_id}/refunds', {{
+              method: 'POST', headers: {{'content-type': 'application/json'}}, body: '{{}}'
+            }}).then((r) => r.status)"""
+    )
+    assert refused == 401
+    turn = anonymous.evaluate("fetch('/api/v1/config/webrtc').then((r) => r.status)")
+    assert turn == 401
+    anonymous.goto(app.url + "/call?role=caller")
+    _wait(anonymous, "window.vezaCall && window.vezaCall.warning")
+    assert "log in" in anonymous.evaluate("window.vezaCall.warning").lower()
+    order = app.services.ledger.order(order_id)
+    assert order.refunded_amount == 100 and order.status == "partially_refunded"
+    for context in (buyer_context, seller_context, anonymous_context):
+        context.close()

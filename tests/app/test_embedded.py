@@ -1,4 +1,8 @@
-"""The reference app on its embedded defaults: every route, end to end, over real HTTP."""
+"""The reference app on its embedded defaults: every route, end to end, over real HTTP.
+
+Callers log in as the demo's accounts (``listener`` the buyer, ``artist-ada`` the
+creator who owns ``demo-1`` and ``demo-2``) or use the admin bearer token.
+"""
 
 from __future__ import annotations
 
@@ -30,12 +34,25 @@ ADMIN_ROUTES = [
 
 @pytest.fixture
 def http(demo: Any) -> Iterator[httpx.Client]:
+    """An anonymous client."""
     with httpx.Client(base_url=demo.url, timeout=15) as session:
         yield session
 
 
+@pytest.fixture
+def buyer(demo: Any, login: Any) -> httpx.Client:
+    """The demo's buyer, logged in."""
+    return login(demo.url, "listener", demo.services.extra["demo_passwords"]["listener"])  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def creator(demo: Any, login: Any) -> httpx.Client:
+    """The demo's creator (owner of demo-1 and demo-2), logged in."""
+    return login(demo.url, "artist-ada", demo.services.extra["demo_passwords"]["artist-ada"])  # type: ignore[no-any-return]
+
+
 def admin_headers(running: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {running.services.config.admin_token}"}
+    return {"Authorization": f"Bearer {running.services.config.admin_token.reveal()}"}
 
 
 def wait_for(predicate: Any, timeout: float = 15) -> Any:
@@ -73,7 +90,8 @@ def upload(
     return done.json()
 
 
-def test_chunked_upload_then_playback_through_the_edge(demo: Any, http: httpx.Client) -> None:
+def test_chunked_upload_then_playback_through_the_edge(demo: Any, creator: httpx.Client) -> None:
+    http = creator
     audio = tone([440.0, 660.0, 880.0] * 8)
     begin = http.post(
         "/api/v1/uploads",
@@ -121,7 +139,8 @@ def test_chunked_upload_then_playback_through_the_edge(demo: Any, http: httpx.Cl
     assert no_secret.status_code == 403
 
 
-def test_downloads_and_local_signed_files(demo: Any, http: httpx.Client) -> None:
+def test_downloads_and_local_signed_files(demo: Any, creator: httpx.Client) -> None:
+    http = creator
     audio = tone([220.0] * 4)
     track = upload(http, audio, title="Café tone")
     download = http.get(track["download_url"])
@@ -147,12 +166,14 @@ def test_downloads_and_local_signed_files(demo: Any, http: httpx.Client) -> None
     assert http.get(url.replace("sig=", "sig=0")).status_code == 403
 
 
-def test_buy_pay_refund_and_the_seller_side(demo: Any, http: httpx.Client) -> None:
+def test_buy_pay_refund_and_the_seller_side(
+    demo: Any, buyer: httpx.Client, creator: httpx.Client
+) -> None:
     services = demo.services
+    http = buyer
     track = http.get("/api/v1/tracks/demo-1").json()
-    order = http.post(
-        "/api/v1/orders", json={"track_id": "demo-1", "buyer_id": "listener-7"}
-    ).json()
+    assert http.get("/api/v1/tracks/demo-1/stream").status_code == 403  # not bought yet
+    order = http.post("/api/v1/orders", json={"track_id": "demo-1"}).json()
     assert order["status"] == "requires_payment_method" and order["amount"] == track["price"]
     http.post(f"/api/v1/sandbox/payments/{order['payment_id']}/confirm").raise_for_status()
     paid = wait_for(
@@ -160,7 +181,8 @@ def test_buy_pay_refund_and_the_seller_side(demo: Any, http: httpx.Client) -> No
             (o := http.get(f"/api/v1/orders/{order['order_id']}").json())["status"] == "paid" and o
         )
     )
-    assert paid["captured"] == track["price"]
+    assert paid["captured"] == track["price"] and paid["buyer_id"] == "listener"
+    assert http.get("/api/v1/tracks/demo-1/stream").status_code == 302  # bought: plays
     # the worker pays the seller (the sandbox's Stripe), keyed by the transfer row
     wait_for(
         lambda: (
@@ -168,9 +190,10 @@ def test_buy_pay_refund_and_the_seller_side(demo: Any, http: httpx.Client) -> No
             == "completed"
         )
     )
-    refund = http.post(f"/api/v1/orders/{order['order_id']}/refunds", json={"amount": 50})
+    assert http.post(f"/api/v1/orders/{order['order_id']}/refunds", json={}).status_code == 403
+    refund = creator.post(f"/api/v1/orders/{order['order_id']}/refunds", json={"amount": 50})
     assert refund.status_code == 201, refund.text
-    too_much = http.post(f"/api/v1/orders/{order['order_id']}/refunds", json={"amount": 10**6})
+    too_much = creator.post(f"/api/v1/orders/{order['order_id']}/refunds", json={"amount": 10**6})
     assert too_much.status_code == 422
     done = wait_for(
         lambda: (
@@ -219,10 +242,10 @@ def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
     )
 
 
-def test_subscription_gate_needs_the_payment(demo: Any, http: httpx.Client) -> None:
-    created = http.post(
-        "/api/v1/subscriptions", json={"user_id": "creator-9", "plan": "creator"}
-    ).json()
+def test_subscription_gate_needs_the_payment(demo: Any, login: Any, new_user: Any) -> None:
+    user_id, password = new_user(demo.services, "creator", "creator-9")
+    http = login(demo.url, user_id, password)
+    created = http.post("/api/v1/subscriptions", json={"plan": "creator"}).json()
     assert created["subscription_status"] == "pending_payment"
     refused = http.post("/api/v1/users/creator-9/distribution")
     assert refused.status_code == 402 and "complete payment" in refused.json()["error"]["message"]
@@ -239,13 +262,13 @@ def test_every_admin_route_needs_the_token(
     for headers in (
         {},
         {"Authorization": "Bearer wrong-token-of-sufficient-length"},
-        {"Authorization": f"Basic {demo.services.config.admin_token}"},
+        {"Authorization": f"Basic {demo.services.config.admin_token.reveal()}"},
     ):
         assert http.request(method, path, json=body, headers=headers).status_code == 401
     assert http.request(method, path, json=body, headers=admin_headers(demo)).status_code != 401
 
 
-def test_admin_reconcile_and_force(demo: Any, http: httpx.Client) -> None:
+def test_admin_reconcile_and_force(demo: Any, http: httpx.Client, buyer: httpx.Client) -> None:
     headers = admin_headers(demo)
     report = http.post(
         "/api/v1/admin/reconcile",
@@ -253,7 +276,7 @@ def test_admin_reconcile_and_force(demo: Any, http: httpx.Client) -> None:
         headers=headers,
     ).json()
     assert report["dry_run"] is True and "stuck_orders" in report["examined"]
-    order = http.post("/api/v1/orders", json={"track_id": "demo-2", "buyer_id": "b"}).json()
+    order = buyer.post("/api/v1/orders", json={"track_id": "demo-2"}).json()
     forced = http.post(
         "/api/v1/admin/transitions",
         headers=headers,
@@ -279,13 +302,13 @@ def test_admin_reconcile_and_force(demo: Any, http: httpx.Client) -> None:
     assert bad.status_code == 400
 
 
-def test_operations_endpoints(demo: Any, http: httpx.Client) -> None:
+def test_operations_endpoints(demo: Any, http: httpx.Client, creator: httpx.Client) -> None:
     assert http.get("/healthz").json() == {"status": "ok"}
     ready = http.get("/readyz").json()
     assert ready["ready"] and set(ready["checks"]) == {"database", "storage", "ledger_schema"}
-    ice = http.get("/api/v1/config/webrtc", params={"user_id": "u1"})
+    ice = creator.get("/api/v1/config/webrtc")
     assert ice.headers["cache-control"] == "private, no-store" and ice.json()["hasTurn"] is False
-    http.get("/api/v1/tracks/demo-1/stream")
+    assert creator.get("/api/v1/tracks/demo-1/stream").status_code == 302
     metrics = http.get("/metrics").text
     for name in (
         "veza_cdn_",
@@ -295,7 +318,7 @@ def test_operations_endpoints(demo: Any, http: httpx.Client) -> None:
     ):
         assert name in metrics
     assert http.get("/api/v1/tracks/unknown-track/stream").status_code == 404
-    assert http.post("/api/v1/uploads", json={"filename": "", "size": 0}).status_code == 422
+    assert creator.post("/api/v1/uploads", json={"filename": "", "size": 0}).status_code == 422
 
 
 def test_the_demo_command(tmp_path: Any) -> None:
@@ -320,6 +343,27 @@ def test_the_demo_command(tmp_path: Any) -> None:
     token_file = tmp_path / "admin-token"
     assert token_file.stat().st_mode & 0o777 == 0o600
     assert token_file.read_text().strip() not in result.stdout + result.stderr
+    # the demo accounts' passwords are shown once, when they are created
+    for user_id in ("listener", "artist-ada", "admin"):
+        assert f" {user_id} " in result.stdout and "password" in result.stdout
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "veza_reference._demo",
+            "--once",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "password " not in again.stdout and "were shown when created" in again.stdout
 
 
 @pytest.mark.parametrize(
@@ -327,6 +371,28 @@ def test_the_demo_command(tmp_path: Any) -> None:
     [
         ({"APP_ENV": "production"}, "VEZA_DATABASE_URL"),
         ({"APP_ENV": "production", "VEZA_DATABASE_URL": "sqlite://"}, "VEZA_ADMIN_TOKEN"),
+        (
+            {
+                "APP_ENV": "production",
+                "VEZA_DATABASE_URL": "sqlite://",
+                "VEZA_ADMIN_TOKEN": "a-long-enough-admin-token",
+            },
+            "VEZA_SESSION_SECRET",
+        ),
+        ({"VEZA_SESSION_SECRET": "too-short"}, "VEZA_SESSION_SECRET"),
+        ({"VEZA_LOGIN_RATE": "ten"}, "VEZA_LOGIN_RATE"),
+        ({"VEZA_TURN_RATE": "0/60"}, "VEZA_TURN_RATE"),
+        ({"VEZA_REDIS_URL": "http://127.0.0.1:6379"}, "VEZA_REDIS_URL"),
+        (
+            {
+                "APP_ENV": "production",
+                "VEZA_DATABASE_URL": "sqlite://",
+                "VEZA_ADMIN_TOKEN": "a-long-enough-admin-token",
+                "VEZA_SESSION_SECRET": "s" * 32,
+                "VEZA_FAST_PASSWORD_HASHING": "true",
+            },
+            "VEZA_FAST_PASSWORD_HASHING",
+        ),
         ({"VEZA_PORT": "http"}, "VEZA_PORT"),
         ({"VEZA_PUBLIC_URL": "example.org"}, "VEZA_PUBLIC_URL"),
         ({"VEZA_LOCAL_EDGE": "maybe"}, "VEZA_LOCAL_EDGE"),

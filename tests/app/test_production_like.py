@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from veza_cdn import SigningError
 from veza_ledger import ReconcileSettings, run_reversal_worker, run_sweep
@@ -24,8 +25,21 @@ from veza_reference._serve import worker_pass
 
 @pytest.fixture
 def http(prod_like: Any) -> Iterator[httpx.Client]:
+    """An anonymous client."""
     with httpx.Client(base_url=prod_like.url, timeout=15) as session:
         yield session
+
+
+@pytest.fixture
+def buyer(prod_like: Any, login: Any) -> httpx.Client:
+    """A buyer account (created by the fixture, as ``veza-reference add-user`` would)."""
+    return login(prod_like.url, "buyer-p", prod_like.services.extra["passwords"]["buyer-p"])  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def seller(prod_like: Any, login: Any) -> httpx.Client:
+    """A creator account."""
+    return login(prod_like.url, "seller-p", prod_like.services.extra["passwords"]["seller-p"])  # type: ignore[no-any-return]
 
 
 def _upload(http: httpx.Client, data: bytes) -> dict[str, Any]:
@@ -56,7 +70,10 @@ def test_configuration_is_production(prod_like: Any) -> None:
     assert prod_like.services.storage_config.backend == "s3"
 
 
-def test_upload_lands_in_s3_and_plays_through_the_edge(prod_like: Any, http: httpx.Client) -> None:
+def test_upload_lands_in_s3_and_plays_through_the_edge(
+    prod_like: Any, seller: httpx.Client
+) -> None:
+    http = seller
     audio = tone([330.0, 440.0] * 14)
     track = _upload(http, audio)
     assert track["storage_backend"] == "s3"
@@ -79,8 +96,9 @@ def test_upload_lands_in_s3_and_plays_through_the_edge(prod_like: Any, http: htt
 
 
 def test_a_cdn_signing_failure_falls_back_to_the_presigned_s3_url(
-    prod_like: Any, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    prod_like: Any, seller: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    http = seller
     track = _upload(http, tone([550.0] * 4))
 
     def broken(key: str, *, now: float | None = None) -> str:
@@ -99,12 +117,13 @@ def test_a_cdn_signing_failure_falls_back_to_the_presigned_s3_url(
 
 
 def test_payments_with_remote_providers_and_a_worker_pass(
-    prod_like: Any, http: httpx.Client
+    prod_like: Any, buyer: httpx.Client, seller: httpx.Client
 ) -> None:
+    http = buyer
     extra = prod_like.services.extra
     fake, stripe = extra["fake_hyperswitch"], extra["fake_stripe"]
-    track = _upload(http, tone([660.0] * 4))
-    order = http.post("/api/v1/orders", json={"track_id": track["id"], "buyer_id": "b"}).json()
+    track = _upload(seller, tone([660.0] * 4))
+    order = http.post("/api/v1/orders", json={"track_id": track["id"]}).json()
     payment = fake.set_payment_status(order["payment_id"], "succeeded")
     body = fake.webhook_body("payment_succeeded", payment, event_id=f"evt_{order['order_id']}")
     delivered = fake.deliver_webhook(
@@ -119,7 +138,7 @@ def test_payments_with_remote_providers_and_a_worker_pass(
     worker_pass(prod_like.services)
     state = http.get(f"/api/v1/orders/{order['order_id']}").json()
     assert state["transfers"][0]["status"] == "completed" and len(stripe.transfers) >= 1
-    refund = http.post(f"/api/v1/orders/{order['order_id']}/refunds", json={}).json()
+    refund = seller.post(f"/api/v1/orders/{order['order_id']}/refunds", json={}).json()
     fake.set_refund_status(refund["provider_refund_id"], "pending")
     time.sleep(0.1)
     # no refund webhook (pending refunds send none): the sweep polls it once it settles
@@ -140,3 +159,26 @@ def test_readiness_on_production_services(prod_like: Any, http: httpx.Client) ->
     ready = http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"]
     assert http.get("/api/v1/admin/findings").status_code == 401
+
+
+def test_session_cookies_are_secure_in_production(prod_like: Any) -> None:
+    password = prod_like.services.extra["passwords"]["buyer-p"]
+    answer = httpx.post(
+        f"{prod_like.url}/api/v1/auth/login", json={"user_id": "buyer-p", "password": password}
+    )
+    cookie = answer.headers["set-cookie"].lower()
+    assert answer.status_code == 200
+    assert "httponly" in cookie and "secure" in cookie and "samesite=lax" in cookie
+
+
+def test_production_refuses_a_database_with_demo_accounts(prod_like: Any) -> None:
+    from veza_reference import AppConfigurationError, build_services
+
+    services = prod_like.services
+    services.users.create("demo-leftover", "a-demo-password-1", "admin", demo=True)
+    try:
+        with pytest.raises(AppConfigurationError, match="demo-leftover"):
+            build_services({**services.env, "VEZA_PORT": "0", "VEZA_EDGE_PORT": "0"})
+    finally:
+        with services.engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM app_users WHERE id = 'demo-leftover'"))

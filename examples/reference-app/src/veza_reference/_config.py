@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
+import sqlalchemy as sa
+
+from veza_cdn import Secret
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
@@ -45,8 +48,51 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _hidden(value: object) -> str:
-    return "<hidden>" if value else "<unset>"
+class DatabaseURL(Secret[str]):
+    """A database (or Redis) URL: its repr and str show it with the password masked."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        try:
+            shown = sa.make_url(self.reveal()).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - unparsable: show nothing of it rather than a secret
+            shown = "<unparsable database URL>"
+        return f"DatabaseURL({shown!r})"
+
+    __str__ = __repr__
+
+
+def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
+    """``COUNT/SECONDS`` (``10/60``: ten per minute)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    count, _, seconds = raw.partition("/")
+    try:
+        parsed = (int(count), float(seconds))
+    except ValueError:
+        parsed = (0, 0.0)
+    if parsed[0] < 1 or not parsed[1] > 0:
+        msg = f"{name} must be COUNT/SECONDS (for example 10/60), got {raw!r}"
+        raise AppConfigurationError(msg)
+    return parsed
+
+
+class MaskedMapping(dict[str, str]):
+    """A mapping of names to secrets whose repr lists the names, never the values."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<{len(self)} names: {', '.join(sorted(self))}>)"
+
+    __str__ = __repr__
+
+
+class MaskedEnvironment(MaskedMapping):
+    """The process environment the packages read (it holds every provider key).
+
+    A ``repr(services)`` in a log or a traceback must not print it.
+    """
 
 
 @attrs.frozen
@@ -56,11 +102,23 @@ class AppConfig:
     Attributes:
         production: ``APP_ENV=production``.
         data_dir: ``VEZA_DATA_DIR``: where embedded defaults keep their files.
-        database_url: ``VEZA_DATABASE_URL`` (default: SQLite in the data directory).
+        database_url: ``VEZA_DATABASE_URL`` (default: SQLite in the data directory); its
+            repr masks the password, ``.reveal()`` gives the URL.
         host: ``VEZA_HOST``.
         port: ``VEZA_PORT`` (0: any free port).
         public_url: ``VEZA_PUBLIC_URL``: how browsers reach the app.
-        admin_token: ``VEZA_ADMIN_TOKEN``: bearer token of the admin routes (secret).
+        admin_token: ``VEZA_ADMIN_TOKEN``: bearer token of the admin routes (a
+            :class:`veza_cdn.Secret`: ``.reveal()`` where it is used, masked elsewhere).
+        session_secret: ``VEZA_SESSION_SECRET``: signs session cookies and CSRF tokens
+            (secret; at least 32 characters; generated in development).
+        login_rate: ``VEZA_LOGIN_RATE``: login attempts per account and client address
+            (``COUNT/SECONDS``, default ``10/60``); one address gets five times that.
+        turn_rate: ``VEZA_TURN_RATE``: TURN credentials per user (default ``30/60``).
+        fast_password_hashing: ``VEZA_FAST_PASSWORD_HASHING``: argon2-cffi's cheapest
+            profile, for test suites only (refused in production).
+        redis_url: ``VEZA_REDIS_URL``: keep the rate limits in Redis, shared by every
+            instance (unset: each process counts its own).
+        redis_prefix: ``VEZA_REDIS_PREFIX``: the prefix of the app's Redis keys.
         local_edge: ``VEZA_LOCAL_EDGE``: run the local CDN edge (Bunny token checks).
         edge_port: ``VEZA_EDGE_PORT`` (0: any free port).
         origin_secret: ``VEZA_ORIGIN_SECRET``: what the edge presents to ``/origin``.
@@ -73,14 +131,20 @@ class AppConfig:
 
     production: bool
     data_dir: Path
-    database_url: str
+    database_url: DatabaseURL
     host: str
     port: int
     public_url: str
-    admin_token: str = attrs.field(repr=_hidden)
+    admin_token: Secret[str]
+    session_secret: Secret[str]
+    login_rate: tuple[int, float]
+    turn_rate: tuple[int, float]
+    fast_password_hashing: bool
+    redis_url: DatabaseURL | None
+    redis_prefix: str
     local_edge: bool
     edge_port: int
-    origin_secret: str = attrs.field(repr=_hidden)
+    origin_secret: Secret[str]
     payments_sandbox: bool
     workers: bool
     worker_interval: float
@@ -88,7 +152,7 @@ class AppConfig:
     generated: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:  # noqa: PLR0915
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:  # noqa: PLR0912, PLR0915
         """Read and validate the application's variables.
 
         Raises:
@@ -119,6 +183,24 @@ class AppConfig:
             generated.append("VEZA_ADMIN_TOKEN")
         if len(admin_token) < 16:  # noqa: PLR2004
             msg = "VEZA_ADMIN_TOKEN must be at least 16 characters"
+            raise AppConfigurationError(msg)
+        session_secret = env.get("VEZA_SESSION_SECRET", "").strip()
+        if not session_secret:
+            if production:
+                msg = "VEZA_SESSION_SECRET is required in production (it signs session cookies)"
+                raise AppConfigurationError(msg)
+            session_secret = secrets.token_urlsafe(32)
+            generated.append("VEZA_SESSION_SECRET")
+        if len(session_secret) < 32:  # noqa: PLR2004
+            msg = "VEZA_SESSION_SECRET must be at least 32 characters"
+            raise AppConfigurationError(msg)
+        fast_hashing = _flag(env, "VEZA_FAST_PASSWORD_HASHING", default=False)
+        if fast_hashing and production:
+            msg = "VEZA_FAST_PASSWORD_HASHING cannot be on in production"
+            raise AppConfigurationError(msg)
+        redis_url = env.get("VEZA_REDIS_URL", "").strip()
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            msg = "VEZA_REDIS_URL must be a redis://, rediss:// or unix:// URL"
             raise AppConfigurationError(msg)
         local_edge = _flag(env, "VEZA_LOCAL_EDGE", default=not production)
         origin_secret = env.get("VEZA_ORIGIN_SECRET", "").strip()
@@ -151,14 +233,20 @@ class AppConfig:
         return cls(
             production=production,
             data_dir=data_dir,
-            database_url=database_url,
+            database_url=DatabaseURL(database_url),
             host=host,
             port=port,
             public_url=public_url,
-            admin_token=admin_token,
+            admin_token=Secret(admin_token),
+            session_secret=Secret(session_secret),
+            login_rate=_rate(env, "VEZA_LOGIN_RATE", (10, 60.0)),
+            turn_rate=_rate(env, "VEZA_TURN_RATE", (30, 60.0)),
+            fast_password_hashing=fast_hashing,
+            redis_url=DatabaseURL(redis_url) if redis_url else None,
+            redis_prefix=env.get("VEZA_REDIS_PREFIX", "").strip() or "veza",
             local_edge=local_edge,
             edge_port=_port(env, "VEZA_EDGE_PORT", 0),
-            origin_secret=origin_secret,
+            origin_secret=Secret(origin_secret),
             payments_sandbox=sandbox,
             workers=_flag(env, "VEZA_WORKERS", default=not production),
             worker_interval=interval,

@@ -1,4 +1,4 @@
-"""The application's own tables: tracks (with veza-storage's columns) and upload sessions.
+"""The application's own tables: tracks, users, purchases, upload owners, upload sessions.
 
 The ledger's tables come from veza-ledger's migrations (``veza-ledger db upgrade``); the
 app's two tables are small enough to be created with ``create_all`` at start-up. A real
@@ -39,6 +39,39 @@ class Track(StorageColumnsMixin, AppBase):
     created_at: Mapped[dt.datetime] = mapped_column(
         sa.DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC)
     )
+
+
+class User(AppBase):
+    """An account: its role decides what it may do (see ``_auth``)."""
+
+    __tablename__ = "app_users"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    password_hash: Mapped[str] = mapped_column(sa.String(256))
+    demo: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC)
+    )
+
+
+class Purchase(AppBase):
+    """Which track an order buys: the ledger's order knows the money, not the track."""
+
+    __tablename__ = "app_purchases"
+
+    order_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    track_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    buyer_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+
+
+class UploadOwner(AppBase):
+    """Who began an upload session: only they (or an admin) may send its chunks."""
+
+    __tablename__ = "app_upload_owners"
+
+    upload_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(sa.String(64))
 
 
 UPLOAD_SESSIONS = upload_sessions_table(AppBase.metadata, "app_upload_sessions")

@@ -14,6 +14,7 @@ import argparse
 import io
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -22,12 +23,15 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from veza_reference._config import MaskedMapping
 from veza_reference._db import Track
 from veza_reference._media import ffmpeg_available, publish_hls, tone
 from veza_reference._routes_media import add_track
 from veza_reference._serve import Running, start
 from veza_reference._services import Services, build_services
+from veza_reference._users import Role
 
+DEMO_USERS = [("listener", Role.BUYER), ("artist-ada", Role.CREATOR), ("admin", Role.ADMIN)]
 SEED = [
     ("Morning scale", "artist-ada", [261.6, 293.7, 329.6, 349.2, 392.0, 440.0, 493.9, 523.3]),
     ("Falling fifths", "artist-ada", [659.3, 440.0, 587.3, 392.0, 523.3, 349.2, 493.9, 329.6]),
@@ -63,6 +67,27 @@ def seed(services: Services, *, hls: bool = True) -> list[str]:
     return ids
 
 
+def seed_users(services: Services) -> MaskedMapping:
+    """Create the demo's buyer, creator and admin once; returns ``{user: password}`` of new ones.
+
+    The passwords are random and shown once, by ``veza-demo``; the accounts are marked
+    ``demo`` so a production start-up refuses a database that holds them.
+
+    Raises:
+        RuntimeError: In production (``APP_ENV=production``): no known credentials there.
+    """
+    if services.config.production:
+        msg = "veza-demo accounts are for development only (APP_ENV=production is set)"
+        raise RuntimeError(msg)
+    created = MaskedMapping()
+    for user_id, role in DEMO_USERS:
+        if services.users.get(user_id) is None:
+            password = secrets.token_urlsafe(12)
+            services.users.create(user_id, password, role, demo=True)
+            created[user_id] = password
+    return created
+
+
 def demo_environment(base: Mapping[str, str], data_dir: str, port: int) -> dict[str, str]:
     """The environment of the demo: the caller's, with the demo's defaults under it."""
     env = dict(base)
@@ -73,8 +98,13 @@ def demo_environment(base: Mapping[str, str], data_dir: str, port: int) -> dict[
 
 
 def run_demo(env: Mapping[str, str]) -> Running:
-    """Build, seed and start (the tests call this too)."""
+    """Build, seed and start (the tests call this too).
+
+    The passwords of newly created demo accounts are in ``services.extra["demo_passwords"]``
+    (kept out of the services' repr).
+    """
     services = build_services(env)
+    services.extra["demo_passwords"] = seed_users(services)
     seed(services)
     return start(services)
 
@@ -100,9 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "VEZA_ADMIN_TOKEN" in config.generated:  # a secret: written to a file, never printed
         token_file = config.data_dir / "admin-token"
-        token_file.write_text(config.admin_token + "\n", encoding="utf-8")
+        token_file.write_text(config.admin_token.reveal() + "\n", encoding="utf-8")
         token_file.chmod(0o600)
         print(f"  admin token (this run only) in {token_file}")  # noqa: T201
+    passwords = running.services.extra["demo_passwords"]
+    if passwords:  # shown once, at creation: development accounts with random passwords
+        print("  demo accounts (shown once; development only):")  # noqa: T201
+        for user_id, role in DEMO_USERS:
+            if user_id in passwords:
+                print(f"    {role.value:8} {user_id:11} password {passwords[user_id]}")  # noqa: T201
+    else:
+        names = ", ".join(u for u, _ in DEMO_USERS)
+        print(f"  demo accounts: {names} (their passwords were shown when created)")  # noqa: T201
     print("  Ctrl-C stops it.\n", flush=True)  # noqa: T201
     if args.once:
         running.stop()

@@ -94,7 +94,12 @@ def install(app: FastAPI) -> None:
 
     async def client_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ClientError)  # noqa: S101 - registered for it only
-        return _answer(exc.status, "invalid_request", exc.message)
+        kind = {401: "unauthenticated", 403: "forbidden", 429: "rate_limited"}
+        answer = _answer(exc.status, kind.get(exc.status, "invalid_request"), exc.message)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            answer.headers["Retry-After"] = str(retry_after)
+        return answer
 
     async def package_error(request: Request, exc: Exception) -> JSONResponse:
         for kind, status in STATUS:

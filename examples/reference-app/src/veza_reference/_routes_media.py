@@ -9,7 +9,6 @@ or edge that serves ranges.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import mimetypes
 import time
@@ -34,14 +33,20 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from veza_cdn import cache_control_for
-from veza_reference._db import Track
+from veza_reference._access import Access
+from veza_reference._auth import Caller, Creator, User
+from veza_reference._bodies import aread_limited, check_declared_length
+from veza_reference._db import Track, UploadOwner
 from veza_reference._edge import ORIGIN_SECRET_HEADER, secret_matches
 from veza_reference._errors import ClientError
 from veza_reference._services import Services
+from veza_reference._sessions import Principal
 from veza_storage import LocalStorage, ObjectNotFoundError, answer_range
 
 CHUNK = 1 << 20
+MAX_CHUNK = 16 * 2**20
 NO_STORE = {"Cache-Control": "private, no-store"}
+UploadId = Annotated[str, PathParam(min_length=1, max_length=64)]
 TrackId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -53,12 +58,9 @@ class UploadRequest(BaseModel):
     content_type: str = Field(
         default="audio/mpeg", min_length=3, max_length=100, pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$"
     )
-    chunk_size: int = Field(default=CHUNK, ge=256 * 1024, le=16 * 2**20)
+    chunk_size: int = Field(default=CHUNK, ge=256 * 1024, le=MAX_CHUNK)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     title: str = Field(default="", max_length=200)
-    owner_id: str = Field(
-        default="demo-artist", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"
-    )
     price: int = Field(default=299, ge=1, le=10**7)
 
 
@@ -77,37 +79,6 @@ def _track_json(track: Track) -> dict[str, Any]:
         "stream_url": f"/api/v1/tracks/{track.id}/stream",
         "download_url": f"/api/v1/tracks/{track.id}/download",
     }
-
-
-class TrackKeys:
-    """track id -> storage key, kept for a minute: the playback hot path skips the database.
-
-    Keys never change for a track (migrating local to S3 keeps the key), so the only
-    staleness is a deleted track answering for up to ``ttl`` seconds, to a URL that no
-    longer serves anything.
-    """
-
-    def __init__(self, services: Services, *, ttl: float = 60.0, size: int = 10_000) -> None:
-        self.services = services
-        self.ttl = ttl
-        self.size = size
-        self._items: collections.OrderedDict[str, tuple[float, str]] = collections.OrderedDict()
-
-    def get(self, track_id: str) -> str | None:
-        """The cached key, if fresh."""
-        item = self._items.get(track_id)
-        if item is None or item[0] < time.monotonic():
-            return None
-        return item[1]
-
-    def load(self, track_id: str) -> str:
-        """Read the key from the database (404 if there is no such track) and keep it."""
-        key = get_track(self.services, track_id).storage_key or ""
-        self._items[track_id] = (time.monotonic() + self.ttl, key)
-        self._items.move_to_end(track_id)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return key
 
 
 def get_track(services: Services, track_id: str) -> Track:
@@ -150,24 +121,36 @@ def add_track(
     return track
 
 
-def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route per function
+def upload_owner(services: Services, principal: Principal, upload_id: str) -> None:
+    """404 for an unknown upload, 403 unless the caller began it (or is an admin). Blocking."""
+    with Session(services.engine) as session:
+        row = session.get(UploadOwner, upload_id)
+    if row is None:
+        raise ClientError(404, f"no upload {upload_id!r}")
+    if not principal.is_admin and row.owner_id != principal.user_id:
+        raise ClientError(403, "this upload belongs to another account")
+
+
+def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0915 - one route per function
     """The media routes."""
     router = APIRouter()
 
     @router.post("/api/v1/uploads", status_code=201, tags=["uploads"])
-    def begin_upload(request: UploadRequest) -> dict[str, Any]:
-        """Begin a resumable upload: then PUT each chunk, then complete."""
+    def begin_upload(request: UploadRequest, principal: Creator) -> dict[str, Any]:
+        """Begin a resumable upload (creators): then PUT each chunk, then complete."""
         suffix = Path(request.filename).suffix.lower()
         suffix = suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 8 else ""  # noqa: PLR2004
         key = f"tracks/{uuid.uuid4().hex}{suffix}"
         metadata = {
             "title": quote(request.title or request.filename),
-            "owner": request.owner_id,
+            "owner": principal.user_id,
             "price": str(request.price),
         }
         session_id = services.uploads.begin(
             key, request.size, request.chunk_size, request.content_type, request.sha256, metadata
         )
+        with Session(services.engine) as session, session.begin():
+            session.add(UploadOwner(upload_id=session_id, owner_id=principal.user_id))
         status = services.uploads.status(session_id)
         return {
             "upload_id": session_id,
@@ -180,13 +163,28 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
     @router.put("/api/v1/uploads/{upload_id}/chunks/{index}", tags=["uploads"])
     async def put_chunk(
         request: Request,
-        upload_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+        upload_id: UploadId,
         index: Annotated[int, PathParam(ge=0, le=100_000)],
+        principal: User,
     ) -> dict[str, Any]:
-        """Send chunk ``index`` (any order, any number of times: idempotent)."""
-        data = await request.body()
-        status = services.uploads.put_chunk(
-            upload_id, index, data, request.headers.get("x-chunk-sha256")
+        """Send chunk ``index`` (any order, any number of times: idempotent).
+
+        The size is refused before the body is read, the owner checked before it is
+        read, and the body read with a limit; the storage calls run in the threadpool.
+        """
+        declared = request.headers.get("content-length")
+        check_declared_length(declared, limit=MAX_CHUNK)
+        await run_in_threadpool(upload_owner, services, principal, upload_id)
+        expected = await run_in_threadpool(services.uploads.status, upload_id)
+        data = await aread_limited(
+            request.stream(), limit=expected.chunk_size, declared_length=declared
+        )
+        status = await run_in_threadpool(
+            services.uploads.put_chunk,
+            upload_id,
+            index,
+            data,
+            request.headers.get("x-chunk-sha256"),
         )
         return {
             "upload_id": upload_id,
@@ -196,10 +194,9 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
         }
 
     @router.get("/api/v1/uploads/{upload_id}", tags=["uploads"])
-    def upload_status(
-        upload_id: Annotated[str, PathParam(min_length=1, max_length=64)],
-    ) -> dict[str, Any]:
+    def upload_status(upload_id: UploadId, principal: User) -> dict[str, Any]:
         """Which chunks arrived (resume from here after a dropped connection)."""
+        upload_owner(services, principal, upload_id)
         status = services.uploads.status(upload_id)
         return {
             "upload_id": upload_id,
@@ -210,10 +207,9 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
         }
 
     @router.post("/api/v1/uploads/{upload_id}/complete", status_code=201, tags=["uploads"])
-    def complete_upload(
-        upload_id: Annotated[str, PathParam(min_length=1, max_length=64)],
-    ) -> dict[str, Any]:
+    def complete_upload(upload_id: UploadId, principal: User) -> dict[str, Any]:
         """Assemble and verify the object, then record the track."""
+        upload_owner(services, principal, upload_id)
         status = services.uploads.status(upload_id)
         info = services.uploads.complete(upload_id)
         meta = dict(info.metadata)
@@ -221,7 +217,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
             services,
             key=status.key,
             title=unquote(meta.get("title", "")),
-            owner_id=meta.get("owner", "demo-artist"),
+            owner_id=meta.get("owner", principal.user_id),
             price=int(meta.get("price", "299") or 299),
             content_type=info.content_type or "application/octet-stream",
             size=info.size,
@@ -241,20 +237,27 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
         """One track."""
         return _track_json(get_track(services, track_id))
 
-    keys = TrackKeys(services)
-
     @router.get(
         "/api/v1/tracks/{track_id}/stream",
         status_code=302,
         tags=["playback"],
         response_class=RedirectResponse,
     )
-    async def stream(track_id: TrackId) -> Response:
-        """302 to the CDN-signed URL (or the storage's presigned URL as a fallback)."""
-        key = keys.get(track_id)
-        if key is None:  # a minute's cache miss: read the row off the event loop
-            key = await run_in_threadpool(keys.load, track_id)
-        resolution = services.resolver.resolve(key)
+    async def stream(track_id: TrackId, principal: Caller) -> Response:
+        """302 to the CDN-signed URL (or the storage's presigned URL as a fallback).
+
+        Only for the track's buyers, its owner and admins (anyone when it is free). The
+        caller's cookie is checked by HMAC and the track's facts come from memory: no
+        database round trip on the hot path; misses are read off the event loop.
+        """
+        track = access.cached_track(track_id)
+        if track is None:
+            track = await run_in_threadpool(access.load_track, track_id)
+        if not access.decided(principal, track):
+            assert principal is not None  # noqa: S101 - decided() refuses anonymous callers
+            if not await run_in_threadpool(access.bought, principal.user_id, track.id):
+                raise ClientError(403, "buy this track to play it")
+        resolution = services.resolver.resolve(track.key)
         services.metrics.playback.labels(resolution.source).inc()
         return RedirectResponse(
             resolution.url, status_code=302, headers={**NO_STORE, "Vary": "Range"}
@@ -266,8 +269,9 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
         tags=["playback"],
         response_class=RedirectResponse,
     )
-    def download(track_id: TrackId) -> Response:
+    def download(track_id: TrackId, principal: Caller) -> Response:
         """302 to a presigned URL that downloads as an attachment named after the track."""
+        access.require_play(principal, track_id)
         track = get_track(services, track_id)
         suffix = Path(track.storage_key or "").suffix
         url = services.storage.presign_get(
@@ -281,10 +285,17 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
 
     @router.get("/api/v1/tracks/{track_id}/link", tags=["playback"])
     def share_link(
-        track_id: TrackId, expires_in: Annotated[int, Query(ge=1, le=7 * 86400)] = 3600
+        track_id: TrackId,
+        principal: User,
+        expires_in: Annotated[int, Query(ge=1, le=7 * 86400)] = 3600,
     ) -> dict[str, Any]:
-        """A private link valid ``expires_in`` seconds (the storage's presigned URL)."""
+        """A private link valid ``expires_in`` seconds (the storage's presigned URL).
+
+        Only the track's owner shares it: whoever holds the link plays without an account.
+        """
         track = get_track(services, track_id)
+        if track.owner_id != principal.user_id:
+            raise ClientError(403, "only the track's owner makes share links")
         url = services.storage.presign_get(
             track.storage_key or "", expires_in=expires_in, content_type=track.content_type
         )
@@ -293,8 +304,9 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
     @router.get(
         "/api/v1/tracks/{track_id}/hls", tags=["playback"], response_class=PlainTextResponse
     )
-    def hls_playlist(track_id: TrackId) -> Response:
+    def hls_playlist(track_id: TrackId, principal: Caller) -> Response:
         """The track's HLS playlist, every segment URL signed (one directory token)."""
+        access.require_play(principal, track_id)
         track = get_track(services, track_id)
         if not track.hls_key:
             raise ClientError(404, f"track {track_id!r} has no HLS rendition")
@@ -404,7 +416,7 @@ def _origin(router: APIRouter, services: Services) -> None:
     def origin(key: str, request: Request) -> Response:
         """What the CDN edge pulls on a miss; only the edge's secret header gets in."""
         if not secret_matches(
-            request.headers.get(ORIGIN_SECRET_HEADER), services.config.origin_secret
+            request.headers.get(ORIGIN_SECRET_HEADER), services.config.origin_secret.reveal()
         ):
             return Response("403 Forbidden\n", status_code=403, media_type="text/plain")
         try:

@@ -13,15 +13,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from veza_ledger import EligibilityReason
+from veza_ledger import EligibilityReason, NotFound
 from veza_payments import payment_id_for
+from veza_reference._access import Access
+from veza_reference._auth import Admin, User
+from veza_reference._bodies import aread_limited
+from veza_reference._db import Purchase, Track
 from veza_reference._errors import ClientError
 from veza_reference._routes_media import get_track
 from veza_reference._services import Services
+from veza_reference._sessions import Principal
 from veza_reference._webhooks import PLATFORM
 
 Id = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -33,7 +41,6 @@ class OrderRequest(BaseModel):
     """Buy a track."""
 
     track_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    buyer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class RefundRequest(BaseModel):
@@ -44,9 +51,8 @@ class RefundRequest(BaseModel):
 
 
 class SubscriptionRequest(BaseModel):
-    """Subscribe to a plan (it stays ``pending_payment`` until the payment webhook)."""
+    """Subscribe the caller to a plan (``pending_payment`` until the payment webhook)."""
 
-    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     plan: Literal["creator", "pro"]
 
 
@@ -54,6 +60,8 @@ def _order_json(services: Services, order_id: str) -> dict[str, Any]:
     order = services.ledger.order(order_id)
     return {
         "order_id": order.id,
+        "buyer_id": order.buyer_id,
+        "seller_id": order.seller_id,
         "status": order.status,
         "amount": order.amount,
         "currency": order.currency,
@@ -82,9 +90,15 @@ def _order_json(services: Services, order_id: str) -> dict[str, Any]:
 
 
 def _pay(
-    services: Services, *, buyer_id: str, seller_id: str, amount: int, fee: int, description: str
+    services: Services,
+    *,
+    order_id: str,
+    buyer_id: str,
+    seller_id: str,
+    amount: int,
+    fee: int,
+    description: str,
 ) -> dict[str, Any]:
-    order_id = uuid.uuid4().hex
     namespace = services.hyperswitch.idempotency_namespace
     services.ledger.create_order(
         order_id=order_id,
@@ -114,33 +128,88 @@ def _pay(
     }
 
 
-def build_router(services: Services) -> APIRouter:
+def _may_see(principal: Principal, buyer_id: str, seller_id: str) -> bool:
+    return principal.is_admin or principal.user_id in (buyer_id, seller_id)
+
+
+def _self_or_admin(principal: Principal, user_id: str) -> None:
+    if not principal.is_admin and principal.user_id != user_id:
+        raise ClientError(403, "only this user (or an admin) may see or do this")
+
+
+def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0915 - one route per function
     """The money routes."""
     router = APIRouter()
 
+    def visible_order(principal: Principal, order_id: str) -> Any:  # noqa: ANN401
+        order = services.ledger.order(order_id)
+        if not _may_see(principal, order.buyer_id, order.seller_id):
+            raise ClientError(403, "this order belongs to other accounts")
+        return order
+
     @router.post("/api/v1/orders", status_code=201, tags=["orders"])
-    def create_order(request: OrderRequest) -> dict[str, Any]:
-        """Order a track: the ledger row first, then the payment keyed by its id."""
+    def create_order(request: OrderRequest, principal: User) -> dict[str, Any]:
+        """Order a track for the caller: the ledger row first, then the payment."""
         track = get_track(services, request.track_id)
         fee = track.price * FEE_PERCENT // 100
+        order_id = uuid.uuid4().hex
+        access.record_purchase(order_id, track.id, principal.user_id)
         return _pay(
             services,
-            buyer_id=request.buyer_id,
+            order_id=order_id,
+            buyer_id=principal.user_id,
             seller_id=track.owner_id,
             amount=track.price,
             fee=fee,
             description=f"track {track.title}",
         )
 
+    @router.get("/api/v1/orders", tags=["orders"])
+    def my_orders(principal: User) -> list[dict[str, Any]]:
+        """The caller's track orders, bought and sold, newest 100 (admins: everyone's)."""
+        query = (
+            sa.select(Purchase, Track.title, Track.owner_id)
+            .join(Track, Track.id == Purchase.track_id)
+            .order_by(Purchase.order_id)
+            .limit(100)
+        )
+        if not principal.is_admin:
+            query = query.where(
+                sa.or_(Purchase.buyer_id == principal.user_id, Track.owner_id == principal.user_id)
+            )
+        with Session(services.engine) as session:
+            rows = session.execute(query).all()
+        answer: list[dict[str, Any]] = []
+        for purchase, title, owner_id in rows:
+            order = services.ledger.order(purchase.order_id)
+            answer.append(
+                {
+                    "order_id": order.id,
+                    "track_id": purchase.track_id,
+                    "track_title": title,
+                    "buyer_id": order.buyer_id,
+                    "seller_id": owner_id,
+                    "status": order.status,
+                    "amount": order.amount,
+                    "currency": order.currency,
+                    "created_at": order.created_at.isoformat(),
+                }
+            )
+        answer.sort(key=lambda o: o["created_at"], reverse=True)
+        return answer
+
     @router.get("/api/v1/orders/{order_id}", tags=["orders"])
-    def get_order(order_id: Id) -> dict[str, Any]:
-        """An order, its refunds and its seller transfer."""
+    def get_order(order_id: Id, principal: User) -> dict[str, Any]:
+        """An order, its refunds and its seller transfer (its buyer, seller and admins)."""
+        visible_order(principal, order_id)
         return _order_json(services, order_id)
 
     @router.post("/api/v1/orders/{order_id}/refunds", status_code=201, tags=["orders"])
-    def refund(order_id: Id, request: RefundRequest) -> dict[str, Any]:
-        """Refund (part of) an order: the row inside the cap first, then the PSP call."""
-        order = services.ledger.order(order_id)
+    def refund(order_id: Id, request: RefundRequest, principal: User) -> dict[str, Any]:
+        """Refund (part of) an order: its seller or an admin; the row first, then the PSP."""
+        order = visible_order(principal, order_id)
+        if not principal.is_admin and principal.user_id != order.seller_id:
+            raise ClientError(403, "only the order's seller (or an admin) refunds it")
         row = services.ledger.create_refund(order.id, request.amount, reason=request.reason)
         result = services.hyperswitch.create_refund(
             row.id, payment_id=order.psp_payment_id or "", amount=row.amount, reason=request.reason
@@ -156,27 +225,38 @@ def build_router(services: Services) -> APIRouter:
 
     @router.post("/webhooks/hyperswitch", tags=["webhooks"], include_in_schema=False)
     async def hyperswitch_webhook(request: Request) -> Response:
-        """Hyperswitch's deliveries: verified, logged once, deduplicated, applied."""
-        body = await request.body()
+        """Hyperswitch's deliveries: verified, logged once, deduplicated, applied.
+
+        The body is read with the intake's limit (a larger one is refused before it is
+        read); verification and the ledger's work run in the threadpool.
+        """
+        body = await aread_limited(
+            request.stream(),
+            limit=services.intake.max_body,
+            declared_length=request.headers.get("content-length"),
+        )
         peer = request.client.host if request.client else None
-        outcome = services.intake.handle(request.headers.items(), body, peer)
+        outcome = await run_in_threadpool(
+            services.intake.handle, request.headers.items(), body, peer
+        )
         services.metrics.webhooks.labels(str(outcome.status)).inc()
         return Response(outcome.body, status_code=outcome.status, media_type="application/json")
 
     @router.post("/api/v1/subscriptions", status_code=201, tags=["subscriptions"])
-    def subscribe(request: SubscriptionRequest) -> dict[str, Any]:
-        """Subscribe: ``pending_payment`` until the payment webhook activates it."""
+    def subscribe(request: SubscriptionRequest, principal: User) -> dict[str, Any]:
+        """Subscribe the caller: ``pending_payment`` until the payment webhook activates it."""
         amount = PLANS[request.plan]
         paid = _pay(
             services,
-            buyer_id=request.user_id,
+            order_id=uuid.uuid4().hex,
+            buyer_id=principal.user_id,
             seller_id=PLATFORM,
             amount=amount,
             fee=amount,
             description=f"{request.plan} plan",
         )
         subscription = services.ledger.create_subscription(
-            user_id=request.user_id, plan=request.plan, order_id=paid["order_id"]
+            user_id=principal.user_id, plan=request.plan, order_id=paid["order_id"]
         )
         return {
             **paid,
@@ -185,8 +265,9 @@ def build_router(services: Services) -> APIRouter:
         }
 
     @router.get("/api/v1/users/{user_id}/distribution", tags=["subscriptions"])
-    def eligibility(user_id: Id) -> dict[str, Any]:
-        """May this user distribute? With the ledger's reason."""
+    def eligibility(user_id: Id, principal: User) -> dict[str, Any]:
+        """May this user distribute? With the ledger's reason (the user or an admin)."""
+        _self_or_admin(principal, user_id)
         answer = services.ledger.distribution_eligibility(user_id)
         return {
             "eligible": answer.eligible,
@@ -196,8 +277,9 @@ def build_router(services: Services) -> APIRouter:
         }
 
     @router.post("/api/v1/users/{user_id}/distribution", status_code=202, tags=["subscriptions"])
-    def distribute(user_id: Id) -> dict[str, Any]:
+    def distribute(user_id: Id, principal: User) -> dict[str, Any]:
         """Start a distribution: 403 with the reason when the user may not."""
+        _self_or_admin(principal, user_id)
         answer = services.ledger.distribution_eligibility(user_id)
         if not answer.eligible:
             status = 402 if answer.reason is EligibilityReason.PAYMENT_INCOMPLETE else 403
@@ -210,19 +292,28 @@ def build_router(services: Services) -> APIRouter:
         @router.post("/api/v1/sandbox/payments/{payment_id}/confirm", tags=["sandbox"])
         def confirm(
             payment_id: Id,
+            principal: User,
             outcome: Annotated[Literal["succeeded", "failed"], Query()] = "succeeded",
         ) -> dict[str, Any]:
-            """Sandbox only: what the customer's browser does with the client secret."""
+            """Sandbox only: what the buyer's browser does with the client secret."""
             if payment_id not in sandbox.hyperswitch.payments:
                 raise ClientError(404, f"no sandbox payment {payment_id!r}")
+            try:
+                order = services.ledger.order_by_payment_id(payment_id)
+            except NotFound:
+                raise ClientError(404, f"no order for payment {payment_id!r}") from None
+            if not principal.is_admin and principal.user_id != order.buyer_id:
+                raise ClientError(403, "only the order's buyer pays it")
             payment = sandbox.confirm_payment(payment_id, succeed=outcome == "succeeded")
             return {"payment_id": payment_id, "status": payment["status"]}
 
         @router.post("/api/v1/sandbox/refunds/{refund_id}/settle", tags=["sandbox"])
         def settle(
-            refund_id: Id, outcome: Annotated[Literal["succeeded", "failed"], Query()] = "succeeded"
+            refund_id: Id,
+            _admin: Admin,
+            outcome: Annotated[Literal["succeeded", "failed"], Query()] = "succeeded",
         ) -> dict[str, Any]:
-            """Sandbox only: the connector settles a pending refund (no webhook for pending)."""
+            """Sandbox only (admins): the connector settles a pending refund."""
             if refund_id not in sandbox.hyperswitch.refunds:
                 raise ClientError(404, f"no sandbox refund {refund_id!r}")
             refund = sandbox.settle_refund(refund_id, succeed=outcome == "succeeded")

@@ -1,20 +1,20 @@
-"""Admin routes (bearer token), WebRTC configuration, metrics, health and readiness."""
+"""Admin routes (admin role or bearer token), WebRTC configuration, metrics, health."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from veza_ledger import RULES, SchemaOutOfDate, check_schema, retry_transfer_now, run_sweep
+from veza_reference._auth import Admin, TooManyRequestsError, User, actor, role_required
 from veza_reference._errors import ClientError
 from veza_reference._services import Services
+from veza_reference._users import Role
 from veza_webrtc import ICE_CACHE_CONTROL
 
 
@@ -37,14 +37,7 @@ class TransitionRequest(BaseModel):
 def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route per function
     """The admin and operations routes."""
     router = APIRouter()
-    expected = services.config.admin_token.encode()
-    actor = "admin:" + hashlib.sha256(expected).hexdigest()[:8]
-
-    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
-            raise ClientError(401, "admin routes need 'Authorization: Bearer <VEZA_ADMIN_TOKEN>'")
-
+    admin = role_required(Role.ADMIN)
     guarded = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
 
     @guarded.get("/findings")
@@ -64,14 +57,14 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
         return report.as_dict()
 
     @guarded.post("/transitions")
-    def force(request: TransitionRequest) -> dict[str, Any]:
-        """Force a transition with a reason (writes the audit row)."""
+    def force(request: TransitionRequest, principal: Admin) -> dict[str, Any]:
+        """Force a transition with a reason (writes the audit row naming the admin)."""
         override = services.ledger.force_transition(
             request.machine,
             request.object_id,
             request.to_status,
             reason=request.reason,
-            actor=actor,
+            actor=actor(principal, services),
         )
         return {
             "machine": override.machine,
@@ -119,11 +112,22 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
     @router.get("/api/v1/config/webrtc", tags=["calls"])
     def webrtc(
         response: Response,
+        principal: User,
         user_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
     ) -> dict[str, object]:
-        """The browser's RTCConfiguration (ephemeral TURN credentials); never cached shared."""
+        """The caller's RTCConfiguration: TURN credentials for the logged-in user only.
+
+        ``user_id`` may be given only as the caller's own id; the credentials are
+        short-lived (``WEBRTC_TURN_TTL``, 10 minutes by default here), rate-limited per
+        user, and never cached by a shared cache.
+        """
+        if user_id is not None and user_id != principal.user_id:
+            raise ClientError(403, "TURN credentials are issued to the logged-in user only")
+        wait = services.limits.turn.hit(principal.user_id)
+        if wait is not None:
+            raise TooManyRequestsError(wait, "too many TURN credential requests: wait a moment")
         response.headers["Cache-Control"] = ICE_CACHE_CONTROL
-        return services.ice.to_response(user_id=user_id)
+        return services.ice.to_response(user_id=principal.user_id)
 
     @router.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

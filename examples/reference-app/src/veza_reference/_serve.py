@@ -9,9 +9,11 @@ run the workers as their own processes instead (``VEZA_WORKERS=false`` here, and
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -21,11 +23,20 @@ import attrs
 import httpx
 import uvicorn
 
-from veza_ledger import run_forever, run_reversal_worker, run_sweep, run_transfer_worker
+from veza_ledger import (
+    create_engine,
+    run_forever,
+    run_reversal_worker,
+    run_sweep,
+    run_transfer_worker,
+)
 from veza_reference._app import create_app
-from veza_reference._config import AppConfigurationError
+from veza_reference._config import AppConfig, AppConfigurationError
+from veza_reference._db import create_app_tables
 from veza_reference._edge import LocalEdge
 from veza_reference._services import Services, build_services
+from veza_reference._users import Role, UserError, Users
+from veza_reference._version import __version__
 
 logger = logging.getLogger("veza_reference")
 
@@ -95,7 +106,7 @@ def start(services: Services) -> Running:
             services.cdn,
             services.edge_url,
             f"{config.public_url}/origin",
-            config.origin_secret,
+            config.origin_secret.reveal(),
             services.registry,
         )
         servers.append(_serve_in_thread(edge.app, config.host, config.edge_port, "edge"))
@@ -121,13 +132,77 @@ def start(services: Services) -> Running:
     return Running(services, url, services.edge_url, edge, servers, cancel, workers)
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether ``host:port`` cannot be bound now (another server holds it)."""
+    if port == 0:
+        return False
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veza-reference",
+        description=(
+            "Serve the veza reference app from the environment (APP_ENV=production with "
+            "the variables of the deployment guide) until SIGINT/SIGTERM."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--host", help="address to listen on (default: VEZA_HOST, 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, help="TCP port (default: VEZA_PORT, 8000; 0 picks a free one)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add = commands.add_parser(
+        "add-user",
+        help="create an account (the password is read from standard input)",
+        description="Create an account in VEZA_DATABASE_URL; the password comes from stdin.",
+    )
+    add.add_argument("user_id")
+    add.add_argument("--role", choices=[r.value for r in Role], required=True)
+    return parser
+
+
+def _add_user(environ: dict[str, str], user_id: str, role: str) -> int:
+    config = AppConfig.from_env(environ)
+    engine = create_engine(config.database_url.reveal())
+    try:
+        create_app_tables(engine)
+        password = sys.stdin.readline().rstrip("\n")
+        Users(engine).create(user_id, password, role)
+    finally:
+        engine.dispose()
+    print(f"veza-reference: created {role} {user_id!r}")  # noqa: T201
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``veza-reference``: serve from the environment until SIGINT/SIGTERM."""
-    del argv
+    args = _parser().parse_args(argv)
+    environ = dict(os.environ)
+    if args.host is not None:
+        environ["VEZA_HOST"] = args.host
+    if args.port is not None:
+        environ["VEZA_PORT"] = str(args.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        running = start(build_services(os.environ))
-    except (AppConfigurationError, ValueError) as exc:
+        if args.command == "add-user":
+            return _add_user(environ, args.user_id, args.role)
+        config = AppConfig.from_env(environ)
+        if port_in_use(config.host, config.port):
+            print(  # noqa: T201 - the CLI's error
+                f"veza-reference: port {config.port} on {config.host} is in use: "
+                "stop what holds it or choose another with --port (or VEZA_PORT)",
+                file=sys.stderr,
+            )
+            return 2
+        running = start(build_services(environ))
+    except (AppConfigurationError, UserError, ValueError) as exc:
         print(f"veza-reference: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's error
         return 2
     stop = threading.Event()

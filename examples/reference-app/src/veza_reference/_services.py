@@ -14,8 +14,9 @@ import contextlib
 import secrets
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
+import argon2
 import attrs
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
@@ -25,9 +26,12 @@ from veza_ledger import Ledger, check_schema, create_engine, upgrade
 from veza_ledger.adapters import PaymentsProviderView
 from veza_ledger.metrics import LedgerMetrics
 from veza_payments import HyperswitchClient, PaymentsConfig, StripeConnect, WebhookIntake
-from veza_reference._config import AppConfig
+from veza_reference._config import AppConfig, AppConfigurationError, MaskedEnvironment
 from veza_reference._db import UPLOAD_SESSIONS, create_app_tables
+from veza_reference._redis_limits import RedisRateLimiter
 from veza_reference._sandbox import Sandbox
+from veza_reference._sessions import RateLimiter, SessionCodec
+from veza_reference._users import Users
 from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig, build_storage
 from veza_storage.sql import SQLUploadSessionStore
 from veza_webrtc import IceConfig
@@ -64,12 +68,62 @@ class AppMetrics:
         )
 
 
+TURN_TTL = 600
+
+
+class Limiter(Protocol):
+    """What the routes need of a rate limiter (in process or in Redis)."""
+
+    def hit(self, key: str, *, now: float | None = None) -> float | None:
+        """``None`` if allowed, else the seconds until a hit is."""
+        ...
+
+
+@attrs.frozen
+class Limits:
+    """The app's rate limits: in process by default, in Redis with ``VEZA_REDIS_URL``.
+
+    Attributes:
+        login: Attempts per client address and account (``VEZA_LOGIN_RATE``).
+        login_address: Attempts per client address, any account (five times ``login``).
+        turn: TURN credentials per user (``VEZA_TURN_RATE``).
+    """
+
+    login: Limiter
+    login_address: Limiter
+    turn: Limiter
+    client: Any = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> Limits:
+        """Build the limiters from the validated settings."""
+        count, window = config.login_rate
+        if config.redis_url is None:
+            return cls(
+                login=RateLimiter(count, window),
+                login_address=RateLimiter(count * 5, window),
+                turn=RateLimiter(*config.turn_rate),
+            )
+        import redis  # noqa: PLC0415 - only when configured
+
+        client = redis.Redis.from_url(config.redis_url.reveal(), socket_timeout=2)
+        prefix = config.redis_prefix
+        return cls(
+            login=RedisRateLimiter(client, "login", count, window, prefix=prefix),
+            login_address=RedisRateLimiter(
+                client, "login-address", count * 5, window, prefix=prefix
+            ),
+            turn=RedisRateLimiter(client, "turn", *config.turn_rate, prefix=prefix),
+            client=client,
+        )
+
+
 @attrs.define
 class Services:
-    """Everything the routes use, built once."""
+    """Everything the routes use, built once. Its repr shows no secret (tested)."""
 
     config: AppConfig
-    env: Mapping[str, str]
+    env: MaskedEnvironment
     engine: sa.Engine
     ledger: Ledger
     storage: LocalStorage | S3Storage
@@ -87,12 +141,17 @@ class Services:
     provider_view: PaymentsProviderView
     public_url: str
     edge_url: str | None
+    users: Users
+    sessions: SessionCodec
+    limits: Limits
     sandbox: Sandbox | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict)
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     def close(self) -> None:
         """Release connections and stop the sandbox providers."""
         self.hyperswitch.close()
+        if self.limits.client is not None:
+            self.limits.client.close()
         if self.stripe is not None:
             self.stripe.close()
         if self.sandbox is not None:
@@ -100,9 +159,10 @@ class Services:
         self.engine.dispose()
 
 
-def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -> dict[str, str]:
+def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -> MaskedEnvironment:
     """The embedded development defaults, under whatever the environment says."""
-    out = dict(env)
+    out = MaskedEnvironment(env)
+    out.setdefault("WEBRTC_TURN_TTL", str(TURN_TTL))  # short-lived TURN credentials
     if config.production:
         return out
     out.setdefault("TRACK_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
@@ -139,12 +199,25 @@ def build_services(
     env = _defaults(config, environ, edge_url)
     env.setdefault("TRACK_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
 
-    engine = create_engine(config.database_url)
+    engine = create_engine(config.database_url.reveal())
     if config.production:
         check_schema(engine)  # production runs `veza-ledger db upgrade` as a release step
     else:
         upgrade(engine)
     create_app_tables(engine)
+    users = Users(
+        engine,
+        argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+        if config.fast_password_hashing
+        else None,
+    )
+    if config.production and (demo := users.demo_accounts()):
+        engine.dispose()
+        msg = (
+            f"the database holds veza-demo accounts ({', '.join(sorted(demo))}) with known "
+            "passwords: production refuses to start until they are deleted"
+        )
+        raise AppConfigurationError(msg)
 
     registry = registry or CollectorRegistry()
     storage_config = StorageConfig.from_env(env)
@@ -187,6 +260,9 @@ def build_services(
         provider_view=PaymentsProviderView(hyperswitch, stripe),
         public_url=config.public_url,
         edge_url=edge_url,
+        users=users,
+        sessions=SessionCodec(config.session_secret.reveal()),
+        limits=Limits.from_config(config),
         sandbox=sandbox,
     )
     from veza_reference._webhooks import register_handlers  # noqa: PLC0415 - wiring

@@ -1,12 +1,29 @@
 "use strict";
 // The demo page: plain JS, no build step. Everything it does is one API call away.
+// The DOM is built with text APIs only (createElement, textContent): data from the API
+// (track titles, user ids, error messages) is never parsed as HTML. The server's CSP
+// forbids inline script and style, so nothing here may rely on them.
 const $ = (id) => document.getElementById(id);
 const log = (msg) => { $("log").textContent = `${new Date().toLocaleTimeString()} ${msg}\n` + $("log").textContent; };
 const euros = (cents) => (cents / 100).toFixed(2) + " €";
 
+// el("td", { className: "x" }, "text", child): an element with properties and children
+// (strings become text nodes).
+function el(tag, props, ...children) {
+  const node = Object.assign(document.createElement(tag), props || {});
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+// ---- session ------------------------------------------------------------------------
+const session = { user: null, role: null, csrf: null };
+
 async function api(method, path, body) {
+  const headers = {};
+  if (body) headers["content-type"] = "application/json";
+  if (session.csrf && method !== "GET") headers["x-csrf-token"] = session.csrf;
   const response = await fetch(path, {
-    method, headers: body ? { "content-type": "application/json" } : {},
+    method, headers, credentials: "same-origin",
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -14,9 +31,49 @@ async function api(method, path, body) {
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!response.ok) {
     const message = data && data.error ? data.error.message : `${response.status} ${text}`;
-    throw new Error(message);
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
   }
   return data;
+}
+
+function showSession() {
+  $("whoami").textContent = session.user || "nobody";
+  $("role").textContent = session.role ? `(${session.role})` : "";
+  $("logout").hidden = !session.user;
+  $("login-form").hidden = Boolean(session.user);
+}
+
+async function login(user, password) {
+  $("login-error").textContent = "";
+  const answer = await api("POST", "/api/v1/auth/login", { user_id: user, password });
+  Object.assign(session, { user: answer.user_id, role: answer.role, csrf: answer.csrf_token });
+  $("login-password").value = "";
+  showSession();
+  log(`logged in as ${answer.user_id} (${answer.role})`);
+  await loadTracks();
+  return answer;
+}
+
+async function logout() {
+  await api("POST", "/api/v1/auth/logout");
+  Object.assign(session, { user: null, role: null, csrf: null });
+  showSession();
+  $("orders").replaceChildren();
+  $("order").replaceChildren();
+  log("logged out");
+  await loadTracks();
+}
+
+async function whoAmI() {
+  try {
+    const me = await api("GET", "/api/v1/auth/me");
+    Object.assign(session, { user: me.user_id, role: me.role, csrf: me.csrf_token });
+  } catch (err) {
+    if (err.status !== 401) log(`session: ${err.message}`);
+  }
+  showSession();
 }
 
 // ---- playback -------------------------------------------------------------------
@@ -27,8 +84,10 @@ async function explainFailure(url) {
   // <audio> does not say why it failed: ask the URL ourselves and show a real message.
   try {
     const response = await fetch(url);
+    if (response.status === 401) return "Log in to play this track.";
     if (response.status === 403) {
       const text = await response.text();
+      if (/buy this track/i.test(text)) return "Buy this track to play it.";
       const expired = /expire/i.test(text);
       return expired ? "This link has expired. Press Play again for a fresh one."
                      : "This link is not valid (403). Press Play again for a fresh one.";
@@ -55,7 +114,7 @@ function playUrl(url, label) {
 
 async function playHls(track) {
   if (hls) { hls.destroy(); hls = null; }
-  const src = `/api/v1/tracks/${track.id}/hls`;
+  const src = `/api/v1/tracks/${encodeURIComponent(track.id)}/hls`;
   $("player-error").textContent = "";
   $("now-playing").textContent = `${track.title} (HLS)`;
   if (window.Hls && window.Hls.isSupported()) {
@@ -75,27 +134,36 @@ async function playHls(track) {
 }
 
 // ---- tracks and orders --------------------------------------------------------------
-let currentOrder = null;
+function button(text, className, onclick) {
+  const node = el("button", { type: "button", textContent: text, className });
+  node.onclick = onclick;
+  return node;
+}
 
 function renderOrder(order) {
-  currentOrder = order;
   const refunds = order.refunds.map((r) => `${euros(r.amount)} ${r.status}`).join(", ") || "none";
   const transfers = order.transfers.map((t) => `${euros(t.amount)} ${t.status}`).join(", ") || "none";
-  $("order").innerHTML = `
-    <p>Order <code>${order.order_id}</code>: <strong id="order-status">${order.status}</strong>,
-       ${euros(order.amount)} (captured ${euros(order.captured)}, refunded ${euros(order.refunded)})</p>
-    <p>Refunds: ${refunds}. Seller transfer: ${transfers}.</p>
-    <button id="pay">Pay (sandbox)</button>
-    <button id="refund-part">Refund 1.00 €</button>
-    <button id="refund-all">Refund the rest</button>`;
-  $("pay").onclick = () => pay(order);
-  $("refund-part").onclick = () => refund(order, 100);
-  $("refund-all").onclick = () => refund(order, null);
+  const status = el("strong", { id: "order-status" }, order.status);
+  const buttons = [];
+  const isBuyer = session.user === order.buyer_id;
+  const mayRefund = session.user === order.seller_id || session.role === "admin";
+  if (isBuyer && order.status === "pending_payment") buttons.push(button("Pay (sandbox)", "pay", () => pay(order)));
+  if (mayRefund && ["paid", "partially_refunded"].includes(order.status)) {
+    buttons.push(button("Refund 1.00 €", "refund-part", () => refund(order, 100)));
+    buttons.push(button("Refund the rest", "refund-all", () => refund(order, null)));
+  }
+  $("order").replaceChildren(
+    el("p", {}, "Order ", el("code", {}, order.order_id), ": ", status,
+       `, ${euros(order.amount)} (captured ${euros(order.captured)}, refunded ${euros(order.refunded)})`),
+    el("p", {}, `Buyer ${order.buyer_id}, seller ${order.seller_id}. Refunds: ${refunds}. Seller transfer: ${transfers}.`),
+    ...buttons,
+  );
+  $("order").dataset.orderId = order.order_id;
 }
 
 async function refreshOrder(orderId, until) {
   for (let i = 0; i < 40; i++) {
-    const order = await api("GET", `/api/v1/orders/${orderId}`);
+    const order = await api("GET", `/api/v1/orders/${encodeURIComponent(orderId)}`);
     renderOrder(order);
     if (!until || until(order)) return order;
     await new Promise((r) => setTimeout(r, 500));
@@ -103,47 +171,51 @@ async function refreshOrder(orderId, until) {
 }
 
 async function buy(track) {
-  const order = await api("POST", "/api/v1/orders", { track_id: track.id, buyer_id: "listener-1" });
+  const order = await api("POST", "/api/v1/orders", { track_id: track.id });
   log(`order ${order.order_id}: payment ${order.payment_id} ${order.status}`);
-  await refreshOrder(order.order_id);
+  return refreshOrder(order.order_id);
 }
 
 async function pay(order) {
-  await api("POST", `/api/v1/sandbox/payments/${order.payment_id}/confirm`);
+  await api("POST", `/api/v1/sandbox/payments/${encodeURIComponent(order.payment_id)}/confirm`);
   log("paid in the sandbox; waiting for the webhook");
-  await refreshOrder(order.order_id, (o) => o.status !== "pending_payment");
+  return refreshOrder(order.order_id, (o) => o.status !== "pending_payment");
 }
 
 async function refund(order, amount) {
   try {
-    const result = await api("POST", `/api/v1/orders/${order.order_id}/refunds`, amount ? { amount } : {});
+    const result = await api("POST", `/api/v1/orders/${encodeURIComponent(order.order_id)}/refunds`, amount ? { amount } : {});
     log(`refund ${result.refund_id}: ${euros(result.amount)} (${result.provider_status} at the PSP)`);
   } catch (err) { log(`refund refused: ${err.message}`); }
-  await refreshOrder(order.order_id, (o) => o.refunds.every((r) => r.status !== "pending"));
+  return refreshOrder(order.order_id, (o) => o.refunds.every((r) => r.status !== "pending"));
+}
+
+async function loadOrders() {
+  const orders = await api("GET", "/api/v1/orders");
+  $("orders").replaceChildren(...orders.map((o) => {
+    const item = el("li", {}, `${o.track_title} — ${euros(o.amount)} — ${o.status} `,
+      button("Open", "open-order", () => refreshOrder(o.order_id).catch((e) => log(e.message))));
+    item.dataset.orderId = o.order_id;
+    return item;
+  }));
+  return orders;
 }
 
 async function loadTracks() {
   const tracks = await api("GET", "/api/v1/tracks");
-  const body = $("tracks");
-  body.innerHTML = "";
-  for (const track of tracks) {
-    const row = document.createElement("tr");
-    row.dataset.trackId = track.id;
-    row.innerHTML = `<td>${track.title}</td><td>${track.owner_id}</td><td>${euros(track.price)}</td><td></td>`;
-    const cell = row.lastElementChild;
-    const play = Object.assign(document.createElement("button"), { textContent: "Play", className: "play" });
-    play.onclick = () => playUrl(track.stream_url, track.title);
-    cell.append(play);
-    if (track.hls) {
-      const hlsButton = Object.assign(document.createElement("button"), { textContent: "Play HLS", className: "play-hls" });
-      hlsButton.onclick = () => playHls(track);
-      cell.append(hlsButton);
+  const rows = tracks.map((track) => {
+    const cell = el("td");
+    cell.append(button("Play", "play", () => playUrl(track.stream_url, track.title)));
+    if (track.hls) cell.append(button("Play HLS", "play-hls", () => playHls(track)));
+    if (session.user && session.user !== track.owner_id) {
+      cell.append(button("Buy", "buy", () => buy(track).catch((e) => log(`buy: ${e.message}`))));
     }
-    const buyButton = Object.assign(document.createElement("button"), { textContent: "Buy", className: "buy" });
-    buyButton.onclick = () => buy(track).catch((e) => log(`buy: ${e.message}`));
-    cell.append(buyButton);
-    body.append(row);
-  }
+    const row = el("tr", {}, el("td", { className: "title" }, track.title), el("td", {}, track.owner_id),
+      el("td", {}, euros(track.price)), cell);
+    row.dataset.trackId = track.id;
+    return row;
+  });
+  $("tracks").replaceChildren(...rows);
   return tracks;
 }
 
@@ -158,12 +230,14 @@ async function upload() {
   $("progress").max = begin.chunk_count;
   for (let i = 0; i < begin.chunk_count; i++) {
     const chunk = file.slice(i * begin.chunk_size, (i + 1) * begin.chunk_size);
-    const response = await fetch(`/api/v1/uploads/${begin.upload_id}/chunks/${i}`, { method: "PUT", body: chunk });
+    const response = await fetch(`/api/v1/uploads/${encodeURIComponent(begin.upload_id)}/chunks/${i}`, {
+      method: "PUT", body: chunk, credentials: "same-origin", headers: { "x-csrf-token": session.csrf || "" },
+    });
     if (!response.ok) throw new Error(`chunk ${i}: ${response.status}`);
     $("progress").value = i + 1;
     $("upload-status").textContent = `${i + 1}/${begin.chunk_count} chunks`;
   }
-  const track = await api("POST", `/api/v1/uploads/${begin.upload_id}/complete`);
+  const track = await api("POST", `/api/v1/uploads/${encodeURIComponent(begin.upload_id)}/complete`);
   $("upload-status").textContent = `uploaded: ${track.title}`;
   $("upload-status").dataset.trackId = track.id;
   log(`uploaded ${track.title} (${track.size} bytes) as ${track.storage_backend}:${track.storage_key}`);
@@ -173,26 +247,36 @@ async function upload() {
 
 // ---- subscriptions ------------------------------------------------------------------
 async function subscribe() {
-  const user = $("user").value;
-  const result = await api("POST", "/api/v1/subscriptions", { user_id: user, plan: "creator" });
+  const result = await api("POST", "/api/v1/subscriptions", { plan: "creator" });
   $("subscription").textContent = `Subscription ${result.subscription_status}; paying…`;
-  await api("POST", `/api/v1/sandbox/payments/${result.payment_id}/confirm`);
+  await api("POST", `/api/v1/sandbox/payments/${encodeURIComponent(result.payment_id)}/confirm`);
   await eligibility();
 }
 
 async function eligibility() {
-  const answer = await api("GET", `/api/v1/users/${encodeURIComponent($("user").value)}/distribution`);
+  if (!session.user) { $("subscription").textContent = "Log in first."; return; }
+  const answer = await api("GET", `/api/v1/users/${encodeURIComponent(session.user)}/distribution`);
   $("subscription").textContent = answer.message;
   $("subscription").className = answer.eligible ? "ok" : "error";
 }
 
+$("login-form").onsubmit = (event) => {
+  event.preventDefault();
+  login($("login-user").value, $("login-password").value)
+    .catch((e) => { $("login-error").textContent = e.message; });
+};
+$("logout").onclick = () => logout().catch((e) => log(e.message));
 $("upload").onclick = () => upload().catch((e) => { $("upload-status").textContent = e.message; });
+$("my-orders").onclick = () => loadOrders().catch((e) => log(e.message));
 $("subscribe").onclick = () => subscribe().catch((e) => log(e.message));
 $("eligibility").onclick = () => eligibility().catch((e) => log(e.message));
-window.veza = { playUrl, playHls, loadTracks, upload, buy, api };
+window.veza = { playUrl, playHls, loadTracks, loadOrders, upload, buy, pay, refund, login, logout, api, session };
 
 const hlsScript = document.createElement("script");
 hlsScript.src = "/vendor/hls.min.js";
 hlsScript.onerror = () => log("hls.js not available: HLS plays only where the browser supports it");
 document.head.append(hlsScript);
-loadTracks().then((tracks) => log(`${tracks.length} tracks`)).catch((e) => log(e.message));
+whoAmI()
+  .then(loadTracks)
+  .then((tracks) => log(`${tracks.length} tracks`))
+  .catch((e) => log(e.message));

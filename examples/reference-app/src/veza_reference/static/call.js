@@ -30,7 +30,18 @@ async function selectedPair(pc) {
 }
 
 async function main() {
-  const response = await fetch(`/api/v1/config/webrtc?user_id=${role}-${Date.now()}`);
+  // TURN credentials are issued to the logged-in user only (the session cookie).
+  const response = await fetch("/api/v1/config/webrtc", { credentials: "same-origin" });
+  if (response.status === 401) {
+    warn("Log in on the main page first: calls use your account's TURN credentials.");
+    setState("failed");
+    return;
+  }
+  if (!response.ok) {
+    warn(`The call configuration could not be loaded (${response.status}).`);
+    setState("failed");
+    return;
+  }
   const config = await response.json();
   if (relay && !config.hasTurn) {
     warn("No TURN server is configured (WEBRTC_TURN_URLS): a relayed call cannot work.");

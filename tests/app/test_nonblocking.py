@@ -1,0 +1,150 @@
+"""The event loop never waits for a library call, and bodies are read with a limit.
+
+Each blocking test swaps a package call for a fake that blocks inside the call until
+the test releases it, then checks that ``/healthz`` still answers meanwhile: a route
+that ran the call on the event loop would freeze every other request of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from veza_reference._bodies import BodyTooLargeError, aread_limited
+
+
+def _blocking(
+    real: Callable[..., Any],
+) -> tuple[Callable[..., Any], threading.Event, threading.Event]:
+    entered, release = threading.Event(), threading.Event()
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        assert release.wait(30), "the test never released the call"
+        return real(*args, **kwargs)
+
+    return fake, entered, release
+
+
+def _healthz_while_blocked(url: str, entered: threading.Event, release: threading.Event) -> float:
+    assert entered.wait(15), "the request never reached the blocking call"
+    try:
+        started = time.monotonic()
+        answer = httpx.get(f"{url}/healthz", timeout=3)
+        assert answer.status_code == 200
+        return time.monotonic() - started
+    finally:
+        release.set()
+
+
+@pytest.fixture
+def creator(demo: Any, login: Any) -> httpx.Client:
+    return login(demo.url, "artist-ada", demo.services.extra["demo_passwords"]["artist-ada"])  # type: ignore[no-any-return]
+
+
+def test_a_slow_webhook_does_not_block_other_requests(
+    demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intake = demo.services.intake
+    fake, entered, release = _blocking(intake.handle)
+    monkeypatch.setattr(intake, "handle", fake)
+    result: dict[str, int] = {}
+    sender = threading.Thread(
+        target=lambda: result.update(
+            status=httpx.post(
+                f"{demo.url}/webhooks/hyperswitch", content=b"{}", timeout=30
+            ).status_code
+        )
+    )
+    sender.start()
+    elapsed = _healthz_while_blocked(demo.url, entered, release)
+    sender.join(30)
+    assert elapsed < 2 and result["status"] == 401  # unsigned: refused, after the release
+
+
+def test_a_slow_chunk_write_does_not_block_other_requests(
+    demo: Any, creator: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    begin = creator.post(
+        "/api/v1/uploads", json={"filename": "slow.wav", "size": 300_000, "chunk_size": 262_144}
+    ).json()
+    uploads = demo.services.uploads
+    fake, entered, release = _blocking(uploads.put_chunk)
+    monkeypatch.setattr(uploads, "put_chunk", fake)
+    result: dict[str, int] = {}
+    sender = threading.Thread(
+        target=lambda: result.update(
+            status=creator.put(
+                f"/api/v1/uploads/{begin['upload_id']}/chunks/1", content=b"x" * 37_856
+            ).status_code
+        )
+    )
+    sender.start()
+    elapsed = _healthz_while_blocked(demo.url, entered, release)
+    sender.join(30)
+    assert elapsed < 2 and result["status"] == 200
+
+
+def _raw(url: str, request: bytes) -> tuple[int, float]:
+    """Send ``request`` (headers only: the declared body never comes); status and time."""
+    host, port = url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        head = sock.recv(4096).decode("latin-1")
+    return int(head.split(" ", 2)[1]), time.monotonic() - started
+
+
+def test_an_oversized_webhook_is_refused_before_its_body_is_read(demo: Any) -> None:
+    request = (
+        b"POST /webhooks/hyperswitch HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
+    )
+    status, elapsed = _raw(demo.url, request)
+    assert status == 413 and elapsed < 5  # answered without waiting for 100 MB
+
+
+def test_an_oversized_chunk_is_refused_before_its_body_is_read(
+    demo: Any, creator: httpx.Client
+) -> None:
+    cookie = creator.headers["cookie"]
+    csrf = creator.headers["x-csrf-token"]
+    for upload_id in ("no-such-upload", "another"):
+        request = (
+            f"PUT /api/v1/uploads/{upload_id}/chunks/0 HTTP/1.1\r\nHost: x\r\n"
+            f"Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n"
+            "Content-Length: 314572800\r\n\r\n"
+        ).encode()
+        status, elapsed = _raw(demo.url, request)
+        assert status == 413 and elapsed < 5
+    anonymous = b"PUT /api/v1/uploads/x/chunks/0 HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n"
+    assert _raw(demo.url, anonymous)[0] == 401
+
+
+def test_aread_limited_stops_at_the_limit() -> None:
+    consumed = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal consumed
+        while True:
+            consumed += 1
+            yield b"abcd"
+
+    with pytest.raises(BodyTooLargeError):
+        asyncio.run(aread_limited(endless(), limit=10))
+    assert consumed == 3  # 12 bytes: one part past the limit, never more
+
+    async def small() -> AsyncIterator[bytes]:
+        yield b"ab"
+        yield b"cd"
+
+    assert asyncio.run(aread_limited(small(), limit=4, declared_length="4")) == b"abcd"
+    with pytest.raises(BodyTooLargeError):
+        asyncio.run(aread_limited(small(), limit=3, declared_length="4"))
