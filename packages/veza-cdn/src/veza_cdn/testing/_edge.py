@@ -108,7 +108,7 @@ class LocalEdge:
         base_url: The edge's own base URL (what the application signs against).
         origin_url: The origin endpoint, e.g. ``http://127.0.0.1:8000/origin``; the
             edge asks ``<origin_url>/<verified path, percent-encoded>``.
-        origin_secret: The value of :data:`ORIGIN_SECRET_HEADER` the origin requires.
+        origin_secret: The value of ``ORIGIN_SECRET_HEADER`` the origin requires.
         registry: A ``prometheus_client`` registry for the edge's counters
             (``veza_edge_requests``, ``veza_edge_origin_fetches``); none kept without.
         max_bytes: Cache size; least recently used objects are evicted.
@@ -286,7 +286,7 @@ class LocalEdge:
         receive: Callable[[], Awaitable[Message]],
         send: Callable[[Message], Awaitable[None]],
     ) -> None:
-        """The ASGI 3 entry point (:attr:`app` calls it)."""
+        """The ASGI 3 entry point (``app`` calls it)."""
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
