@@ -112,8 +112,7 @@ def heads(host: str, port: int) -> dict[str, tuple[bytes, bool]]:
         ),
         "webhook, chunked 100 MB": (
             (
-                f"POST /webhooks/hyperswitch HTTP/1.1\r\n{base}"
-                "Transfer-Encoding: chunked\r\n\r\n"
+                f"POST /webhooks/hyperswitch HTTP/1.1\r\n{base}Transfer-Encoding: chunked\r\n\r\n"
             ).encode(),
             True,
         ),
@@ -143,7 +142,8 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert server.stdout is not None and server.stdin is not None
+    assert server.stdout is not None
+    assert server.stdin is not None
     url = server.stdout.readline().strip()
     host, port = url.removeprefix("http://").split(":")
     rows = []
@@ -158,12 +158,11 @@ def main() -> None:
                 _reset_peak(server.pid)
                 started = time.perf_counter()
                 with ThreadPoolExecutor(workers) as pool:
-                    answers = list(
-                        pool.map(
-                            lambda _: attack(host, int(port), head, chunked=chunked),
-                            range(REQUESTS),
-                        )
-                    )
+                    futures = [
+                        pool.submit(attack, host, int(port), head, chunked=chunked)
+                        for _ in range(REQUESTS)
+                    ]
+                    answers = [f.result() for f in futures]
                 elapsed = time.perf_counter() - started
                 peak = _status(server.pid)["VmHWM"]
                 statuses = sorted({a.split()[0] for a in answers})
