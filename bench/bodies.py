@@ -37,7 +37,7 @@ from pathlib import Path
 
 BODY = 100_000_000
 BLOCK = b"x" * 65_536
-REQUESTS = 100
+REQUESTS = int(os.environ.get("VEZA_BENCH_REQUESTS", "100"))
 TARGET_MIB = 16
 
 SERVER = textwrap.dedent(
