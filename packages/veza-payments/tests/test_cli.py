@@ -48,3 +48,11 @@ def test_key_from_the_environment_keeps_it_out_of_shell_history() -> None:
 def test_usage_errors_exit_2() -> None:
     assert run("webhook-verify", "--key", "k").returncode == 2  # no --signature
     assert run("webhook-sign").returncode == 2  # no key
+
+
+def test_version_prints_the_package_version() -> None:
+    from veza_payments import __version__
+
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.decode().strip() == f"veza-payments {__version__}"

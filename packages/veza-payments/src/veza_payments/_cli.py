@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from veza_payments._signatures import sign_payload, verify_signature
+from veza_payments._version import __version__
 
 
 def _key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veza-payments", description="Sign and verify Hyperswitch webhook bodies (stdin)."
     )
+    parser.add_argument("--version", action="version", version=f"veza-payments {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (
         ("webhook-sign", "print the X-Webhook-Signature-512 value of the body on stdin"),
