@@ -230,8 +230,6 @@ def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
         "/webhooks/hyperswitch", content=body, headers={"x-webhook-signature-512": "0" * 128}
     )
     assert forged.status_code == 401
-    huge = http.post("/webhooks/hyperswitch", content=b"{" + b" " * 70_000 + b"}")
-    assert huge.status_code == 413
     log = http.get(
         "/api/v1/admin/webhooks", params={"invalid_only": True}, headers=admin_headers(demo)
     ).json()
@@ -240,6 +238,33 @@ def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
         and log[0]["processing_result"] == "signature_invalid"
         and log[0]["source_ip"] == "127.0.0.1"
     )
+    huge = http.post("/webhooks/hyperswitch", content=b"{" + b" " * 70_000 + b"}")
+    assert huge.status_code == 413 and huge.json() == {"result": "payload_too_large"}
+    log = http.get(
+        "/api/v1/admin/webhooks", params={"invalid_only": True}, headers=admin_headers(demo)
+    ).json()
+    assert log[0]["processing_result"].startswith("refused: body_too_large (")
+
+
+def test_a_refused_oversized_webhook_is_recorded(demo: Any, http: httpx.Client) -> None:
+    """A 413 delivery (declared too large, never read) still leaves a webhook-log row."""
+    headers = admin_headers(demo)
+    request_id = "req-too-large-413"
+    before = http.get("/api/v1/admin/webhooks", params={"limit": 500}, headers=headers).json()
+    limit = demo.services.intake.max_body
+    huge = http.post(
+        "/webhooks/hyperswitch",
+        content=b"x" * (limit + 1),
+        headers={"x-request-id": request_id, "x-webhook-signature-512": "0" * 128},
+    )
+    assert huge.status_code == 413
+    after = http.get("/api/v1/admin/webhooks", params={"limit": 500}, headers=headers).json()
+    new = [r for r in after if r["request_id"] == request_id]
+    assert len(after) == len(before) + 1 and len(new) == 1
+    assert new[0]["processing_result"] == (
+        f"refused: body_too_large (limit {limit}, received 0, declared {limit + 1})"
+    )
+    assert new[0]["signature_valid"] is False and new[0]["source_ip"] == "127.0.0.1"
 
 
 def test_subscription_gate_needs_the_payment(demo: Any, login: Any, new_user: Any) -> None:

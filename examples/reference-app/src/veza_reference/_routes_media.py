@@ -147,7 +147,12 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0
             "price": str(request.price),
         }
         session_id = services.uploads.begin(
-            key, request.size, request.chunk_size, request.content_type, request.sha256, metadata
+            key,
+            request.size,
+            chunk_size=request.chunk_size,
+            content_type=request.content_type,
+            sha256=request.sha256,
+            metadata=metadata,
         )
         with Session(services.engine) as session, session.begin():
             session.add(UploadOwner(upload_id=session_id, owner_id=principal.user_id))

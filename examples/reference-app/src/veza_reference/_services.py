@@ -165,8 +165,8 @@ def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -
     out.setdefault("WEBRTC_TURN_TTL", str(TURN_TTL))  # short-lived TURN credentials
     if config.production:
         return out
-    out.setdefault("TRACK_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
-    out.setdefault("TRACK_STORAGE_SIGNING_KEY", secrets.token_urlsafe(32))
+    out.setdefault("VEZA_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
+    out.setdefault("VEZA_STORAGE_SIGNING_KEY", secrets.token_urlsafe(32))
     if edge_url is not None and not out.get("CDN_PROVIDER"):
         out.update(
             CDN_ENABLED="true",
@@ -197,7 +197,7 @@ def build_services(
         config = attrs.evolve(config, edge_port=edge_port)
         edge_url = f"http://{config.host}:{edge_port}"
     env = _defaults(config, environ, edge_url)
-    env.setdefault("TRACK_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
+    env.setdefault("VEZA_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
 
     engine = create_engine(config.database_url.reveal())
     if config.production:
@@ -220,7 +220,7 @@ def build_services(
         raise AppConfigurationError(msg)
 
     registry = registry or CollectorRegistry()
-    storage_config = StorageConfig.from_env(env)
+    storage_config = StorageConfig.from_env(env, production=config.production)
     storage = build_storage(storage_config)
     uploads = ResumableUploads(storage, SQLUploadSessionStore(engine, UPLOAD_SESSIONS))
     cdn_metrics = CDNMetrics(registry)
