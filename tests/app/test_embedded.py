@@ -215,6 +215,46 @@ def test_buy_pay_refund_and_the_seller_side(
     assert all(v == 0 for v in services.ledger.trial_balance().values())
 
 
+def test_conflicting_bytes_for_a_received_chunk_are_a_409(creator: httpx.Client) -> None:
+    audio = tone([440.0] * 12)
+    begin = creator.post(
+        "/api/v1/uploads",
+        json={"filename": "c.wav", "size": len(audio), "chunk_size": 256 * 1024},
+    ).json()
+    path = f"/api/v1/uploads/{begin['upload_id']}/chunks/0"
+    first = audio[: 256 * 1024]
+    assert creator.put(path, content=first).status_code == 200
+    assert creator.put(path, content=first).status_code == 200  # the same bytes: idempotent
+    other = bytes([first[0] ^ 1]) + first[1:]
+    conflict = creator.put(path, content=other)
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.json()["error"]["type"] == "ChunkConflictError"
+
+
+def test_completing_twice_returns_the_same_track(demo: Any, creator: httpx.Client) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from veza_reference._db import Track
+
+    audio = tone([523.3] * 4)
+    begin = creator.post(
+        "/api/v1/uploads",
+        json={"filename": "twice.wav", "size": len(audio), "chunk_size": 256 * 1024},
+    ).json()
+    upload_id = begin["upload_id"]
+    for index in range(begin["chunk_count"]):
+        chunk = audio[index * 262144 : (index + 1) * 262144]
+        creator.put(f"/api/v1/uploads/{upload_id}/chunks/{index}", content=chunk).raise_for_status()
+    first = creator.post(f"/api/v1/uploads/{upload_id}/complete")
+    again = creator.post(f"/api/v1/uploads/{upload_id}/complete")  # a retried lost response
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json() == again.json()
+    with Session(demo.services.engine) as session:
+        rows = session.scalars(sa.select(Track).where(Track.storage_key == begin["key"])).all()
+    assert len(rows) == 1
+
+
 def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
     body = json.dumps(
         {"event_id": "evt_x", "event_type": "mandate_revoked", "content": {}}
