@@ -255,6 +255,37 @@ def test_completing_twice_returns_the_same_track(demo: Any, creator: httpx.Clien
     assert len(rows) == 1
 
 
+def test_a_full_refund_whose_response_is_lost_records_the_provider_id(
+    demo: Any, buyer: httpx.Client, creator: httpx.Client
+) -> None:
+    """Issue 14's acceptance through the app: the PSP commits the full refund, the
+    response is lost; the app still answers success and records the refund's id."""
+    from veza_payments import refund_id_for
+    from veza_payments.testing import Fault
+
+    order = buyer.post("/api/v1/orders", json={"track_id": "demo-2"}).json()
+    buyer.post(f"/api/v1/sandbox/payments/{order['payment_id']}/confirm").raise_for_status()
+    wait_for(lambda: buyer.get(f"/api/v1/orders/{order['order_id']}").json()["status"] == "paid")
+    fake = demo.services.sandbox.hyperswitch
+    fake.inject(Fault("drop", after_commit=True, method="POST", path_prefix="/refunds"))
+    refund = creator.post(f"/api/v1/orders/{order['order_id']}/refunds", json={})  # FULL
+    assert refund.status_code == 201, refund.text
+    answer = refund.json()
+    expected = refund_id_for(
+        answer["refund_id"], namespace=demo.services.hyperswitch.idempotency_namespace
+    )
+    assert answer["provider_refund_id"] == expected and answer["amount"] == order["amount"]
+    assert fake.pending_faults == 0  # the response to the committed refund was lost
+    posts = [r for r in fake.requests if r.method == "POST" and r.path.startswith("/refunds")]
+    reads = [r for r in fake.requests if r.method == "GET" and r.path == f"/refunds/{expected}"]
+    assert len(posts) == 1 and reads  # the lost attempt, then resolved by reading the id
+    assert expected in fake.refunds  # the provider holds exactly that refund, once
+    refunded = [r for r in fake.refunds.values() if r["payment_id"] == order["payment_id"]]
+    assert len(refunded) == 1
+    rows = creator.get(f"/api/v1/orders/{order['order_id']}").json()["refunds"]
+    assert [r["provider_refund_id"] for r in rows] == [expected]
+
+
 def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
     body = json.dumps(
         {"event_id": "evt_x", "event_type": "mandate_revoked", "content": {}}
