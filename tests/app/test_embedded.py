@@ -29,6 +29,7 @@ ADMIN_ROUTES = [
     ),
     ("POST", "/api/v1/admin/transfers/none/retry", None),
     ("GET", "/api/v1/admin/webhooks", None),
+    ("POST", "/api/v1/admin/uploads/reap", None),
 ]
 
 
@@ -284,6 +285,48 @@ def test_a_full_refund_whose_response_is_lost_records_the_provider_id(
     assert len(refunded) == 1
     rows = creator.get(f"/api/v1/orders/{order['order_id']}").json()["refunds"]
     assert [r["provider_refund_id"] for r in rows] == [expected]
+
+
+def _expire(services: Any, upload_id: str) -> None:
+    """Move an upload session's expiry into the past (as if its TTL had run out)."""
+    import sqlalchemy as sa
+
+    from veza_reference._db import UPLOAD_SESSIONS
+
+    with services.engine.begin() as connection:
+        connection.execute(
+            sa.update(UPLOAD_SESSIONS)
+            .where(UPLOAD_SESSIONS.c.id == upload_id)
+            .values(expires_at=time.time() - 60)
+        )
+
+
+def _session_rows(services: Any, upload_id: str) -> int:
+    import sqlalchemy as sa
+
+    from veza_reference._db import UPLOAD_SESSIONS
+
+    with services.engine.connect() as connection:
+        query = sa.select(sa.func.count()).where(UPLOAD_SESSIONS.c.id == upload_id)
+        return int(connection.execute(query).scalar_one())
+
+
+def test_the_admin_route_reaps_expired_uploads(demo: Any, creator: httpx.Client) -> None:
+    begin = creator.post(
+        "/api/v1/uploads", json={"filename": "old.wav", "size": 300_000, "chunk_size": 262_144}
+    ).json()
+    upload_id = begin["upload_id"]
+    creator.put(f"/api/v1/uploads/{upload_id}/chunks/1", content=b"x" * 37_856).raise_for_status()
+    fresh = creator.post(
+        "/api/v1/uploads", json={"filename": "new.wav", "size": 300_000, "chunk_size": 262_144}
+    ).json()
+    _expire(demo.services, upload_id)
+    reaped = creator.post("/api/v1/admin/uploads/reap", headers=admin_headers(demo))
+    assert reaped.status_code == 200, reaped.text
+    assert reaped.json()["reaped"] >= 1
+    assert _session_rows(demo.services, upload_id) == 0  # the session and its chunks are gone
+    assert _session_rows(demo.services, fresh["upload_id"]) == 1  # a live upload is kept
+    assert creator.get(f"/api/v1/uploads/{upload_id}").status_code == 404
 
 
 def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:

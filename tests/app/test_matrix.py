@@ -267,6 +267,10 @@ MATRIX: dict[tuple[str, str], tuple[frozenset[str], Maker]] = {
         frozenset({"admin"}),
         simple("GET", "/api/v1/admin/webhooks"),
     ),
+    ("POST", "/api/v1/admin/uploads/reap"): (
+        frozenset({"admin"}),
+        simple("POST", "/api/v1/admin/uploads/reap"),
+    ),
     ("GET", "/api/v1/config/webrtc"): (USERS, simple("GET", "/api/v1/config/webrtc")),
     ("GET", "/metrics"): (EVERYONE, simple("GET", "/metrics")),
     ("GET", "/healthz"): (EVERYONE, simple("GET", "/healthz")),

@@ -34,7 +34,7 @@ from veza_reference._sessions import RateLimiter, SessionCodec
 from veza_reference._users import Users
 from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig, build_storage
 from veza_storage.sql import SQLUploadSessionStore
-from veza_webrtc import IceConfig
+from veza_webrtc import CachedIceProbe, IceConfig
 
 
 def free_port() -> int:
@@ -145,6 +145,8 @@ class Services:
     sessions: SessionCodec
     limits: Limits
     sandbox: Sandbox | None = None
+    ice_probe: CachedIceProbe | None = None
+    """``/readyz``'s TURN check (``None`` when no TURN URL is configured)."""
     extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     def close(self) -> None:
@@ -264,6 +266,8 @@ def build_services(
         sessions=SessionCodec(config.session_secret.reveal()),
         limits=Limits.from_config(config),
         sandbox=sandbox,
+        # one TURN allocation per minute at most, whatever the readiness polling rate
+        ice_probe=CachedIceProbe(ice, ttl=60.0, timeout=3.0) if ice.turn_urls else None,
     )
     from veza_reference._webhooks import register_handlers  # noqa: PLC0415 - wiring
 
