@@ -553,3 +553,24 @@ def test_secrets_stay_out_of_the_config_repr() -> None:
 
     config = AppConfig.from_env({"VEZA_ADMIN_TOKEN": "a-very-secret-admin-token"})
     assert "a-very-secret-admin-token" not in repr(config)
+
+
+def test_storage_is_configured_with_the_new_names(tmp_path: Any) -> None:
+    """The app fills ``VEZA_STORAGE_*`` and passes ``production=`` itself: no deprecated
+    name is read (pytest turns veza-storage's DeprecationWarning into an error)."""
+    from veza_reference._services import services_from
+
+    environ = {
+        "VEZA_DATA_DIR": str(tmp_path),
+        "VEZA_WORKERS": "false",
+        "VEZA_LOCAL_EDGE": "false",
+        "VEZA_PAYMENTS_SANDBOX": "false",
+        "HYPERSWITCH_API_KEY": "snd_test_key_for_config_only",
+        "HYPERSWITCH_BASE_URL": "http://127.0.0.1:9",
+        "HYPERSWITCH_WEBHOOK_KEYS": "whsec-config-only",
+    }
+    with services_from(environ) as services:
+        assert services.storage_config.local_root == tmp_path / "storage"
+        assert services.storage_config.production is False
+        assert services.storage_config.public_url == f"{services.public_url}/files"
+        assert "VEZA_STORAGE_SIGNING_KEY" in services.env
