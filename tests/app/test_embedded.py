@@ -277,7 +277,11 @@ def test_a_full_refund_whose_response_is_lost_records_the_provider_id(
     )
     assert answer["provider_refund_id"] == expected and answer["amount"] == order["amount"]
     assert fake.pending_faults == 0  # the response to the committed refund was lost
-    posts = [r for r in fake.requests if r.method == "POST" and r.path.startswith("/refunds")]
+    posts = [
+        r
+        for r in fake.requests
+        if r.method == "POST" and r.path == "/refunds" and expected.encode() in r.body
+    ]
     reads = [r for r in fake.requests if r.method == "GET" and r.path == f"/refunds/{expected}"]
     assert len(posts) == 1 and reads  # the lost attempt, then resolved by reading the id
     assert expected in fake.refunds  # the provider holds exactly that refund, once
