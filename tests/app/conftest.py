@@ -101,7 +101,7 @@ def prod_like(
         "VEZA_EDGE_PORT": str(edge_port),
         "VEZA_ORIGIN_SECRET": secrets.token_urlsafe(24),
         "VEZA_WORKERS": "false",
-        "TRACK_STORAGE_BACKEND": "s3",
+        "VEZA_STORAGE_BACKEND": "s3",
         "AWS_S3_ENABLED": "true",
         "AWS_S3_BUCKET": bucket,
         "AWS_S3_ENDPOINT": moto_s3_endpoint,

@@ -29,6 +29,7 @@ ADMIN_ROUTES = [
     ),
     ("POST", "/api/v1/admin/transfers/none/retry", None),
     ("GET", "/api/v1/admin/webhooks", None),
+    ("POST", "/api/v1/admin/uploads/reap", None),
 ]
 
 
@@ -215,6 +216,123 @@ def test_buy_pay_refund_and_the_seller_side(
     assert all(v == 0 for v in services.ledger.trial_balance().values())
 
 
+def test_conflicting_bytes_for_a_received_chunk_are_a_409(creator: httpx.Client) -> None:
+    audio = tone([440.0] * 12)
+    begin = creator.post(
+        "/api/v1/uploads",
+        json={"filename": "c.wav", "size": len(audio), "chunk_size": 256 * 1024},
+    ).json()
+    path = f"/api/v1/uploads/{begin['upload_id']}/chunks/0"
+    first = audio[: 256 * 1024]
+    assert creator.put(path, content=first).status_code == 200
+    assert creator.put(path, content=first).status_code == 200  # the same bytes: idempotent
+    other = bytes([first[0] ^ 1]) + first[1:]
+    conflict = creator.put(path, content=other)
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.json()["error"]["type"] == "ChunkConflictError"
+
+
+def test_completing_twice_returns_the_same_track(demo: Any, creator: httpx.Client) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from veza_reference._db import Track
+
+    audio = tone([523.3] * 4)
+    begin = creator.post(
+        "/api/v1/uploads",
+        json={"filename": "twice.wav", "size": len(audio), "chunk_size": 256 * 1024},
+    ).json()
+    upload_id = begin["upload_id"]
+    for index in range(begin["chunk_count"]):
+        chunk = audio[index * 262144 : (index + 1) * 262144]
+        creator.put(f"/api/v1/uploads/{upload_id}/chunks/{index}", content=chunk).raise_for_status()
+    first = creator.post(f"/api/v1/uploads/{upload_id}/complete")
+    again = creator.post(f"/api/v1/uploads/{upload_id}/complete")  # a retried lost response
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json() == again.json()
+    with Session(demo.services.engine) as session:
+        rows = session.scalars(sa.select(Track).where(Track.storage_key == begin["key"])).all()
+    assert len(rows) == 1
+
+
+def test_a_full_refund_whose_response_is_lost_records_the_provider_id(
+    demo: Any, buyer: httpx.Client, creator: httpx.Client
+) -> None:
+    """Issue 14's acceptance through the app: the PSP commits the full refund, the
+    response is lost; the app still answers success and records the refund's id."""
+    from veza_payments import refund_id_for
+    from veza_payments.testing import Fault
+
+    order = buyer.post("/api/v1/orders", json={"track_id": "demo-2"}).json()
+    buyer.post(f"/api/v1/sandbox/payments/{order['payment_id']}/confirm").raise_for_status()
+    wait_for(lambda: buyer.get(f"/api/v1/orders/{order['order_id']}").json()["status"] == "paid")
+    fake = demo.services.sandbox.hyperswitch
+    fake.inject(Fault("drop", after_commit=True, method="POST", path_prefix="/refunds"))
+    refund = creator.post(f"/api/v1/orders/{order['order_id']}/refunds", json={})  # FULL
+    assert refund.status_code == 201, refund.text
+    answer = refund.json()
+    expected = refund_id_for(
+        answer["refund_id"], namespace=demo.services.hyperswitch.idempotency_namespace
+    )
+    assert answer["provider_refund_id"] == expected and answer["amount"] == order["amount"]
+    assert fake.pending_faults == 0  # the response to the committed refund was lost
+    posts = [
+        r
+        for r in fake.requests
+        if r.method == "POST" and r.path == "/refunds" and expected.encode() in r.body
+    ]
+    reads = [r for r in fake.requests if r.method == "GET" and r.path == f"/refunds/{expected}"]
+    assert len(posts) == 1 and reads  # the lost attempt, then resolved by reading the id
+    assert expected in fake.refunds  # the provider holds exactly that refund, once
+    refunded = [r for r in fake.refunds.values() if r["payment_id"] == order["payment_id"]]
+    assert len(refunded) == 1
+    rows = creator.get(f"/api/v1/orders/{order['order_id']}").json()["refunds"]
+    assert [r["provider_refund_id"] for r in rows] == [expected]
+
+
+def _expire(services: Any, upload_id: str) -> None:
+    """Move an upload session's expiry into the past (as if its TTL had run out)."""
+    import sqlalchemy as sa
+
+    from veza_reference._db import UPLOAD_SESSIONS
+
+    with services.engine.begin() as connection:
+        connection.execute(
+            sa.update(UPLOAD_SESSIONS)
+            .where(UPLOAD_SESSIONS.c.id == upload_id)
+            .values(expires_at=time.time() - 60)
+        )
+
+
+def _session_rows(services: Any, upload_id: str) -> int:
+    import sqlalchemy as sa
+
+    from veza_reference._db import UPLOAD_SESSIONS
+
+    with services.engine.connect() as connection:
+        query = sa.select(sa.func.count()).where(UPLOAD_SESSIONS.c.id == upload_id)
+        return int(connection.execute(query).scalar_one())
+
+
+def test_the_admin_route_reaps_expired_uploads(demo: Any, creator: httpx.Client) -> None:
+    begin = creator.post(
+        "/api/v1/uploads", json={"filename": "old.wav", "size": 300_000, "chunk_size": 262_144}
+    ).json()
+    upload_id = begin["upload_id"]
+    creator.put(f"/api/v1/uploads/{upload_id}/chunks/1", content=b"x" * 37_856).raise_for_status()
+    fresh = creator.post(
+        "/api/v1/uploads", json={"filename": "new.wav", "size": 300_000, "chunk_size": 262_144}
+    ).json()
+    _expire(demo.services, upload_id)
+    reaped = creator.post("/api/v1/admin/uploads/reap", headers=admin_headers(demo))
+    assert reaped.status_code == 200, reaped.text
+    assert reaped.json()["reaped"] >= 1
+    assert _session_rows(demo.services, upload_id) == 0  # the session and its chunks are gone
+    assert _session_rows(demo.services, fresh["upload_id"]) == 1  # a live upload is kept
+    assert creator.get(f"/api/v1/uploads/{upload_id}").status_code == 404
+
+
 def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
     body = json.dumps(
         {"event_id": "evt_x", "event_type": "mandate_revoked", "content": {}}
@@ -230,8 +348,6 @@ def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
         "/webhooks/hyperswitch", content=body, headers={"x-webhook-signature-512": "0" * 128}
     )
     assert forged.status_code == 401
-    huge = http.post("/webhooks/hyperswitch", content=b"{" + b" " * 70_000 + b"}")
-    assert huge.status_code == 413
     log = http.get(
         "/api/v1/admin/webhooks", params={"invalid_only": True}, headers=admin_headers(demo)
     ).json()
@@ -240,6 +356,33 @@ def test_the_webhook_endpoint(demo: Any, http: httpx.Client) -> None:
         and log[0]["processing_result"] == "signature_invalid"
         and log[0]["source_ip"] == "127.0.0.1"
     )
+    huge = http.post("/webhooks/hyperswitch", content=b"{" + b" " * 70_000 + b"}")
+    assert huge.status_code == 413 and huge.json() == {"result": "payload_too_large"}
+    log = http.get(
+        "/api/v1/admin/webhooks", params={"invalid_only": True}, headers=admin_headers(demo)
+    ).json()
+    assert log[0]["processing_result"].startswith("refused: body_too_large (")
+
+
+def test_a_refused_oversized_webhook_is_recorded(demo: Any, http: httpx.Client) -> None:
+    """A 413 delivery (declared too large, never read) still leaves a webhook-log row."""
+    headers = admin_headers(demo)
+    request_id = "req-too-large-413"
+    before = http.get("/api/v1/admin/webhooks", params={"limit": 500}, headers=headers).json()
+    limit = demo.services.intake.max_body
+    huge = http.post(
+        "/webhooks/hyperswitch",
+        content=b"x" * (limit + 1),
+        headers={"x-request-id": request_id, "x-webhook-signature-512": "0" * 128},
+    )
+    assert huge.status_code == 413
+    after = http.get("/api/v1/admin/webhooks", params={"limit": 500}, headers=headers).json()
+    new = [r for r in after if r["request_id"] == request_id]
+    assert len(after) == len(before) + 1 and len(new) == 1
+    assert new[0]["processing_result"] == (
+        f"refused: body_too_large (limit {limit}, received 0, declared {limit + 1})"
+    )
+    assert new[0]["signature_valid"] is False and new[0]["source_ip"] == "127.0.0.1"
 
 
 def test_subscription_gate_needs_the_payment(demo: Any, login: Any, new_user: Any) -> None:
@@ -414,3 +557,24 @@ def test_secrets_stay_out_of_the_config_repr() -> None:
 
     config = AppConfig.from_env({"VEZA_ADMIN_TOKEN": "a-very-secret-admin-token"})
     assert "a-very-secret-admin-token" not in repr(config)
+
+
+def test_storage_is_configured_with_the_new_names(tmp_path: Any) -> None:
+    """The app fills ``VEZA_STORAGE_*`` and passes ``production=`` itself: no deprecated
+    name is read (pytest turns veza-storage's DeprecationWarning into an error)."""
+    from veza_reference._services import services_from
+
+    environ = {
+        "VEZA_DATA_DIR": str(tmp_path),
+        "VEZA_WORKERS": "false",
+        "VEZA_LOCAL_EDGE": "false",
+        "VEZA_PAYMENTS_SANDBOX": "false",
+        "HYPERSWITCH_API_KEY": "snd_test_key_for_config_only",
+        "HYPERSWITCH_BASE_URL": "http://127.0.0.1:9",
+        "HYPERSWITCH_WEBHOOK_KEYS": "whsec-config-only",
+    }
+    with services_from(environ) as services:
+        assert services.storage_config.local_root == tmp_path / "storage"
+        assert services.storage_config.production is False
+        assert services.storage_config.public_url == f"{services.public_url}/files"
+        assert "VEZA_STORAGE_SIGNING_KEY" in services.env

@@ -267,6 +267,10 @@ MATRIX: dict[tuple[str, str], tuple[frozenset[str], Maker]] = {
         frozenset({"admin"}),
         simple("GET", "/api/v1/admin/webhooks"),
     ),
+    ("POST", "/api/v1/admin/uploads/reap"): (
+        frozenset({"admin"}),
+        simple("POST", "/api/v1/admin/uploads/reap"),
+    ),
     ("GET", "/api/v1/config/webrtc"): (USERS, simple("GET", "/api/v1/config/webrtc")),
     ("GET", "/metrics"): (EVERYONE, simple("GET", "/metrics")),
     ("GET", "/healthz"): (EVERYONE, simple("GET", "/healthz")),
@@ -307,7 +311,7 @@ def _snapshot(world: World) -> tuple[Any, ...]:
         for name in sorted(sa.inspect(engine).get_table_names()):
             rows = connection.execute(sa.text(f'SELECT * FROM "{name}"')).all()
             tables.append((name, sorted(repr(tuple(r)) for r in rows)))
-    root = Path(world.services.env["TRACK_STORAGE_LOCAL_ROOT"])
+    root = Path(world.services.env["VEZA_STORAGE_LOCAL_ROOT"])
     files = sorted(
         (str(p.relative_to(root)), hashlib.sha256(p.read_bytes()).hexdigest())
         for p in root.rglob("*")

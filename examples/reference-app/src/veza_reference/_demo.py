@@ -4,7 +4,7 @@ It starts the app on the embedded defaults (SQLite and local storage in ``./veza
 the local edge with a generated Bunny key, the sandbox payment provider), seeds a few
 tracks of synthesised audio (an HLS rendition too when ffmpeg is installed), prints the
 URL and serves until Ctrl-C. The same code paths run in production: set
-``VEZA_DATABASE_URL``, ``TRACK_STORAGE_BACKEND=s3``, ``CDN_*``, ``HYPERSWITCH_*`` and
+``VEZA_DATABASE_URL``, ``VEZA_STORAGE_BACKEND=s3``, ``CDN_*``, ``HYPERSWITCH_*`` and
 ``STRIPE_*`` and nothing else changes.
 """
 

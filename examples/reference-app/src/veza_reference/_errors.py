@@ -23,17 +23,19 @@ from veza_ledger import (
 from veza_payments import (
     APIConnectionError,
     AuthenticationError,
-    HyperswitchError,
     IdempotencyConflict,
     InvalidRequestError,
     PaymentBlockedError,
     PaymentsError,
+    ProviderError,
     RateLimitError,
     ServerError,
 )
 from veza_storage import (
     ChecksumMismatchError,
+    ChunkConflictError,
     ChunkError,
+    ChunkTooLargeError,
     InvalidKeyError,
     ObjectNotFoundError,
     RangeNotSatisfiableError,
@@ -48,6 +50,8 @@ logger = logging.getLogger("veza_reference")
 STATUS: list[tuple[type[Exception], int]] = [
     # storage
     (InvalidKeyError, 400),
+    (ChunkConflictError, 409),  # before ChunkError: its subclasses first
+    (ChunkTooLargeError, 413),
     (ChunkError, 400),
     (ChecksumMismatchError, 422),
     (UploadIncompleteError, 409),
@@ -71,7 +75,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (ServerError, 503),
     (APIConnectionError, 503),
     (InvalidRequestError, 409),
-    (HyperswitchError, 503),
+    (ProviderError, 503),  # every provider's outage (Stripe's is no HyperswitchError)
     (PaymentsError, 400),
 ]
 

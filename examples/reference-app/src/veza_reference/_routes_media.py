@@ -10,6 +10,7 @@ or edge that serves ranges.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import mimetypes
 import time
 import uuid
@@ -30,12 +31,13 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import veza_storage
 from veza_cdn import cache_control_for
 from veza_reference._access import Access
 from veza_reference._auth import Caller, Creator, User
-from veza_reference._bodies import aread_limited, check_declared_length
 from veza_reference._db import Track, UploadOwner
 from veza_reference._edge import ORIGIN_SECRET_HEADER, secret_matches
 from veza_reference._errors import ClientError
@@ -102,7 +104,11 @@ def add_track(
     sha256: str | None,
     track_id: str | None = None,
 ) -> Track:
-    """Record a stored object as a track (``storage_backend``/``storage_key``)."""
+    """Record a stored object as a track (``storage_backend``/``storage_key``).
+
+    Idempotent on ``track_id``: when the row exists already (a retried or concurrent
+    ``complete``), that row is returned instead of a second track.
+    """
     track = Track(
         id=track_id or uuid.uuid4().hex,
         title=title[:200] or Path(key).name,
@@ -116,9 +122,32 @@ def add_track(
         storage_key=key,
         created_at=dt.datetime.now(dt.UTC),
     )
-    with Session(services.engine, expire_on_commit=False) as session, session.begin():
-        session.add(track)
+    try:
+        with Session(services.engine, expire_on_commit=False) as session, session.begin():
+            session.add(track)
+    except IntegrityError:
+        # recorded already (a retried complete, or a concurrent one): answer that row
+        with Session(services.engine, expire_on_commit=False) as session:
+            existing = session.get(Track, track.id)
+        if existing is None:
+            raise
+        return existing
     return track
+
+
+def _content_length(value: str | None) -> int | None:
+    """The declared body size, or ``None``; a malformed header is the client's 400."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit():
+        raise ClientError(400, "Content-Length must be a number of bytes")
+    return int(value)
+
+
+def track_id_for_upload(upload_id: str) -> str:
+    """The track id an upload becomes: derived, so completing twice records one track."""
+    return hashlib.sha256(f"veza-track:{upload_id}".encode()).hexdigest()[:32]
 
 
 def upload_owner(services: Services, principal: Principal, upload_id: str) -> None:
@@ -147,7 +176,12 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0
             "price": str(request.price),
         }
         session_id = services.uploads.begin(
-            key, request.size, request.chunk_size, request.content_type, request.sha256, metadata
+            key,
+            request.size,
+            chunk_size=request.chunk_size,
+            content_type=request.content_type,
+            sha256=request.sha256,
+            metadata=metadata,
         )
         with Session(services.engine) as session, session.begin():
             session.add(UploadOwner(upload_id=session_id, owner_id=principal.user_id))
@@ -167,17 +201,20 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0
         index: Annotated[int, PathParam(ge=0, le=100_000)],
         principal: User,
     ) -> dict[str, Any]:
-        """Send chunk ``index`` (any order, any number of times: idempotent).
+        """Send chunk ``index`` (any order, any number of times with the same bytes).
 
-        The size is refused before the body is read, the owner checked before it is
-        read, and the body read with a limit; the storage calls run in the threadpool.
+        The session is looked up first (an unknown id is a 404 before anything is
+        read), then the owner checked; the body is read with the session's chunk size
+        as the limit (a larger ``Content-Length`` is a 413 before a byte is read).
+        Different bytes for a received index are a 409. Storage calls run in the
+        threadpool.
         """
-        declared = request.headers.get("content-length")
-        check_declared_length(declared, limit=MAX_CHUNK)
-        await run_in_threadpool(upload_owner, services, principal, upload_id)
         expected = await run_in_threadpool(services.uploads.status, upload_id)
-        data = await aread_limited(
-            request.stream(), limit=expected.chunk_size, declared_length=declared
+        await run_in_threadpool(upload_owner, services, principal, upload_id)
+        data = await veza_storage.aread_limited(
+            request.stream(),
+            limit=expected.chunk_size,
+            declared_length=_content_length(request.headers.get("content-length")),
         )
         status = await run_in_threadpool(
             services.uploads.put_chunk,
@@ -222,6 +259,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0
             content_type=info.content_type or "application/octet-stream",
             size=info.size,
             sha256=info.sha256,
+            track_id=track_id_for_upload(upload_id),
         )
         return _track_json(track)
 

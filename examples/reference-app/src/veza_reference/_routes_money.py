@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -24,7 +23,6 @@ from veza_ledger import EligibilityReason, NotFound
 from veza_payments import payment_id_for
 from veza_reference._access import Access
 from veza_reference._auth import Admin, User
-from veza_reference._bodies import aread_limited
 from veza_reference._db import Purchase, Track
 from veza_reference._errors import ClientError
 from veza_reference._routes_media import get_track
@@ -227,17 +225,14 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0
     async def hyperswitch_webhook(request: Request) -> Response:
         """Hyperswitch's deliveries: verified, logged once, deduplicated, applied.
 
-        The body is read with the intake's limit (a larger one is refused before it is
-        read); verification and the ledger's work run in the threadpool.
+        ``WebhookIntake.ahandle_stream`` reads the body with the intake's limit (a
+        declared ``Content-Length`` above it is refused before a byte is read, and the
+        refusal is recorded in the webhook log like any delivery); verification and the
+        ledger's work run in a worker thread, never on the event loop.
         """
-        body = await aread_limited(
-            request.stream(),
-            limit=services.intake.max_body,
-            declared_length=request.headers.get("content-length"),
-        )
         peer = request.client.host if request.client else None
-        outcome = await run_in_threadpool(
-            services.intake.handle, request.headers.items(), body, peer
+        outcome = await services.intake.ahandle_stream(
+            request.headers.items(), request.stream(), peer
         )
         services.metrics.webhooks.labels(str(outcome.status)).inc()
         return Response(outcome.body, status_code=outcome.status, media_type="application/json")

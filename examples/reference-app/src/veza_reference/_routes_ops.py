@@ -88,6 +88,15 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
             "stripe_transfer_id": transfer.stripe_transfer_id,
         }
 
+    @guarded.post("/uploads/reap")
+    def reap_uploads() -> dict[str, int]:
+        """Remove expired upload sessions and their staged chunks now (also done at start-up).
+
+        Schedule it (or ``veza-storage uploads reap``) where instances rarely restart:
+        abandoned uploads keep their chunks, and S3 bills unfinished multipart parts.
+        """
+        return {"reaped": services.uploads.reap_expired()}
+
     @guarded.get("/webhooks")
     def webhooks(
         invalid_only: bool = False, limit: Annotated[int, Query(ge=1, le=500)] = 50
@@ -141,7 +150,12 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
 
     @router.get("/readyz", tags=["ops"])
     def readyz(response: Response) -> dict[str, Any]:
-        """Database, storage and ledger schema all usable."""
+        """Database, storage, ledger schema (and TURN, when configured) all usable.
+
+        A sync route: FastAPI runs it in the threadpool, so the checks (the TURN probe
+        included, at most ``timeout`` seconds and cached for ``ttl``) never block the
+        event loop.
+        """
         checks: dict[str, str] = {}
         try:
             with services.engine.connect() as connection:
@@ -159,6 +173,8 @@ def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route 
             checks["ledger_schema"] = "ok"
         except (SchemaOutOfDate, sa.exc.SQLAlchemyError) as exc:
             checks["ledger_schema"] = f"failed: {exc}"
+        if services.ice_probe is not None:
+            checks["turn"] = services.ice_probe.status()
         ready = all(v == "ok" for v in checks.values())
         response.status_code = 200 if ready else 503
         return {"ready": ready, "checks": checks}

@@ -63,6 +63,24 @@ def _serve_in_thread(app: Any, host: str, port: int, name: str) -> tuple[_Server
     return server, thread
 
 
+def reap_uploads_at_start(services: Services) -> int:
+    """Remove expired upload sessions and their staged chunks once, at start-up.
+
+    Abandoned uploads would otherwise keep their chunks (local files or S3 multipart
+    parts, which S3 bills) until someone runs ``veza-storage uploads reap``. A storage
+    outage must not stop start-up: it is logged, and the next start or the admin route
+    (``POST /api/v1/admin/uploads/reap``) tries again.
+    """
+    try:
+        count = services.uploads.reap_expired()
+    except Exception:
+        logger.exception("reaping expired uploads at start-up failed; continuing")
+        return 0
+    if count:
+        logger.info("reaped %d expired upload session(s) at start-up", count)
+    return count
+
+
 def worker_pass(services: Services) -> None:
     """One pass of the background jobs: pay transfers, reverse what is due, reconcile."""
     if services.stripe is not None:
@@ -99,6 +117,7 @@ class Running:
 def start(services: Services) -> Running:
     """Start the edge, the app, the sandbox emitter and the workers in threads."""
     config = services.config
+    reap_uploads_at_start(services)
     servers = []
     edge = None
     if services.edge_url is not None:

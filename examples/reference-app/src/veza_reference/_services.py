@@ -34,7 +34,7 @@ from veza_reference._sessions import RateLimiter, SessionCodec
 from veza_reference._users import Users
 from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig, build_storage
 from veza_storage.sql import SQLUploadSessionStore
-from veza_webrtc import IceConfig
+from veza_webrtc import CachedIceProbe, IceConfig
 
 
 def free_port() -> int:
@@ -145,6 +145,8 @@ class Services:
     sessions: SessionCodec
     limits: Limits
     sandbox: Sandbox | None = None
+    ice_probe: CachedIceProbe | None = None
+    """``/readyz``'s TURN check (``None`` when no TURN URL is configured)."""
     extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     def close(self) -> None:
@@ -165,8 +167,8 @@ def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -
     out.setdefault("WEBRTC_TURN_TTL", str(TURN_TTL))  # short-lived TURN credentials
     if config.production:
         return out
-    out.setdefault("TRACK_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
-    out.setdefault("TRACK_STORAGE_SIGNING_KEY", secrets.token_urlsafe(32))
+    out.setdefault("VEZA_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
+    out.setdefault("VEZA_STORAGE_SIGNING_KEY", secrets.token_urlsafe(32))
     if edge_url is not None and not out.get("CDN_PROVIDER"):
         out.update(
             CDN_ENABLED="true",
@@ -197,7 +199,7 @@ def build_services(
         config = attrs.evolve(config, edge_port=edge_port)
         edge_url = f"http://{config.host}:{edge_port}"
     env = _defaults(config, environ, edge_url)
-    env.setdefault("TRACK_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
+    env.setdefault("VEZA_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
 
     engine = create_engine(config.database_url.reveal())
     if config.production:
@@ -220,7 +222,7 @@ def build_services(
         raise AppConfigurationError(msg)
 
     registry = registry or CollectorRegistry()
-    storage_config = StorageConfig.from_env(env)
+    storage_config = StorageConfig.from_env(env, production=config.production)
     storage = build_storage(storage_config)
     uploads = ResumableUploads(storage, SQLUploadSessionStore(engine, UPLOAD_SESSIONS))
     cdn_metrics = CDNMetrics(registry)
@@ -264,6 +266,8 @@ def build_services(
         sessions=SessionCodec(config.session_secret.reveal()),
         limits=Limits.from_config(config),
         sandbox=sandbox,
+        # one TURN allocation per minute at most, whatever the readiness polling rate
+        ice_probe=CachedIceProbe(ice, ttl=60.0, timeout=3.0) if ice.turn_urls else None,
     )
     from veza_reference._webhooks import register_handlers  # noqa: PLC0415 - wiring
 
