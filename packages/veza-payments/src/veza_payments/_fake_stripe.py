@@ -62,12 +62,15 @@ class _Invalid(Exception):  # noqa: N818 - a control-flow signal inside the fake
 class Hold:
     """A gate inside the fake's handler: the next matching request waits in it.
 
-    ``entered`` is set once the request is inside the provider's call (before it
-    executes); the test then does what must happen meanwhile and calls :meth:`release`.
+    ``entered`` is set once the request is inside the provider's call: before it
+    executes, or with ``after_commit`` once it executed but before the answer leaves
+    (the client may die then, never hearing of the object). The test does what must
+    happen meanwhile and calls :meth:`release`.
     """
 
     method: str
     path_prefix: str
+    after_commit: bool = False
     entered: threading.Event = attrs.field(factory=threading.Event)
     released: threading.Event = attrs.field(factory=threading.Event)
 
@@ -143,9 +146,9 @@ class FakeStripe(FakeServer):
         with self._clock_lock:
             self._offset += seconds
 
-    def hold(self, path_prefix: str, method: str = "POST") -> Hold:
+    def hold(self, path_prefix: str, method: str = "POST", *, after_commit: bool = False) -> Hold:
         """Block the next matching request inside the call until ``release()``."""
-        gate = Hold(method, path_prefix)
+        gate = Hold(method, path_prefix, after_commit)
         with self.lock:
             self._holds.append(gate)
         return gate
@@ -189,13 +192,15 @@ class FakeStripe(FakeServer):
             self._last_created = max(self._last_created + 1, now)
             return self._last_created
 
-    def _wait_in_hold(self, request: Request) -> None:
+    def _wait_in_hold(self, request: Request, *, after_commit: bool = False) -> None:
         with self.lock:
             gate = next(
                 (
                     g
                     for g in self._holds
-                    if g.method == request.method and request.path.startswith(g.path_prefix)
+                    if g.method == request.method
+                    and request.path.startswith(g.path_prefix)
+                    and g.after_commit == after_commit
                 ),
                 None,
             )
@@ -223,7 +228,9 @@ class FakeStripe(FakeServer):
         key = request.headers.get("idempotency-key")
         if request.method != "POST" or not key:
             self._wait_in_hold(request)
-            return self._execute(request, params)
+            response = self._execute(request, params)
+            self._wait_in_hold(request, after_commit=True)
+            return response
         scope = (request.headers.get("stripe-account", ""), key)
         fingerprint = json.dumps(params, sort_keys=True)
         now = self.now()
@@ -245,6 +252,7 @@ class FakeStripe(FakeServer):
             return invalid.response
         with self.lock:
             self._idempotency[scope].response = response
+        self._wait_in_hold(request, after_commit=True)
         return response
 
     def _execute(self, request: Request, params: dict[str, Any]) -> Response:
