@@ -112,11 +112,12 @@ def test_a_refund_during_a_reversal_is_clawed_back(
     worker, worker_errors = _in_thread(lambda: run_reversal_worker(ledger, stripe))
     assert gate.entered.wait(10)
     refund, refund_errors = _in_thread(lambda: _refund(ledger, order_id))  # 510 more due
-    refund.join(1.5)  # a refund never waits for a reversal (the old code blocked here)
+    refund.join(5)
+    alive = refund.is_alive()  # a refund never waits for Stripe (no lock across the call)
     gate.release()
     worker.join(20)
     refund.join(20)
-    assert not worker_errors and not refund_errors
+    assert not worker_errors and not refund_errors and not alive
     _settle(ledger, stripe)
     _assert_provider_equals_ledger(ledger, fake, transfer_id, 850)
     assert ledger.transfer(transfer_id).status == "reversed"
@@ -132,11 +133,12 @@ def test_a_refund_during_a_transfer_is_clawed_back(
     worker, worker_errors = _in_thread(lambda: run_transfer_worker(ledger, stripe))
     assert gate.entered.wait(10)
     refund, refund_errors = _in_thread(lambda: _refund(ledger, order_id, 400))
-    refund.join(1.5)
+    refund.join(5)
+    alive = refund.is_alive()  # a refund never waits for Stripe (no lock across the call)
     gate.release()
     worker.join(20)
     refund.join(20)
-    assert not worker_errors and not refund_errors
+    assert not worker_errors and not refund_errors and not alive
     _settle(ledger, stripe)
     _assert_provider_equals_ledger(ledger, fake, transfer_id, 340)
     assert ledger.transfer(transfer_id).status == "partially_reversed"

@@ -139,5 +139,7 @@ next transfer.
 """
 
 MACHINES: Mapping[str, Machine] = {
-    m.name: m for m in (ORDER, REFUND, TRANSFER, PAYOUT, SUBSCRIPTION, INTENT)
+    m.name: m for m in (ORDER, REFUND, TRANSFER, PAYOUT, SUBSCRIPTION)
 }
+"""The row machines (``force_transition`` works on these). :data:`INTENT` is separate:
+an intent's status is only ever moved by the workers and the operator actions."""
