@@ -54,7 +54,7 @@ EXPECTED_EXPORTS = {
     "TRANSFER",
     "TransferCreator",
     "TransferFinder",
-    "TransferReversal",
+    "SellerTransferReversal",
     "TransferReverser",
     "TransferState",
     "TransitionConflict",
@@ -109,4 +109,4 @@ def test_ships_py_typed_marker():
 def test_adapters_module_exports():
     import veza_ledger.adapters
 
-    assert veza_ledger.adapters.__all__ == ["PaymentsProviderView"]
+    assert veza_ledger.adapters.__all__ == ["PaymentsProviderView", "StripeWorkerProvider"]

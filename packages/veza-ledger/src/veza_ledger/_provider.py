@@ -89,7 +89,7 @@ class ProviderView(Protocol):
 
 
 class ReversalResult(Protocol):
-    """What a reversal call returns (veza-payments' ``TransferReversal`` fits)."""
+    """What a reversal call returns (veza-payments' ``SellerTransferReversal`` fits)."""
 
     @property
     def id(self) -> str:

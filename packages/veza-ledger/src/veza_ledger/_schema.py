@@ -125,7 +125,7 @@ class SellerTransfer(Base):
 
     ``reversal_due`` is the part of the order's refunded seller share allocated to this
     transfer; ``reversed_amount`` is the sum of its recorded reversals
-    (:class:`TransferReversal`, recomputed under the row lock, never incremented).
+    (:class:`SellerTransferReversal`, recomputed under the row lock, never incremented).
     ``netted_amount`` is what was withheld from this transfer to settle parked reversals
     of the seller's earlier transfers. ``leased_until`` keeps other workers off a row
     while its provider call is under way (no lock is held across the call).
@@ -204,7 +204,7 @@ class ProviderIntent(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class TransferReversal(Base):
+class SellerTransferReversal(Base):
     """A reversal the provider made, keyed by its id: recording it twice changes nothing."""
 
     __tablename__ = "ledger_transfer_reversals"

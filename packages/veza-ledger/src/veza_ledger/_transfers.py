@@ -5,7 +5,7 @@ key; the Stripe transfer id is recorded with the state change to ``completed``, 
 transaction. A crash between Stripe's answer and that commit leaves a ``pending`` row
 whose retry (same key) gets Stripe's replay of the same transfer: never a second one.
 
-Reversals are recorded one by one (:class:`TransferReversal`, keyed by the provider's
+Reversals are recorded one by one (:class:`SellerTransferReversal`, keyed by the provider's
 reversal id); a transfer's ``reversed_amount`` is their sum, recomputed under the row
 lock, so recording the same reversal twice changes nothing. Every write to a transfer
 row happens under its row lock (PostgreSQL) or the database's single writer (SQLite).
@@ -23,7 +23,7 @@ from veza_ledger import _journal
 from veza_ledger._base import Accounts, LedgerBase, check_id, check_money, new_id
 from veza_ledger._errors import IllegalTransition, LedgerConfigurationError
 from veza_ledger._machines import PAYOUT, TRANSFER
-from veza_ledger._schema import ProviderIntent, SellerPayout, SellerTransfer, TransferReversal
+from veza_ledger._schema import ProviderIntent, SellerPayout, SellerTransfer, SellerTransferReversal
 
 MAX_ERROR = 500
 
@@ -126,14 +126,17 @@ class TransfersMixin(LedgerBase):
             updated_at=self.now(),
         )
 
-    def reversals_of(self, transfer_id: str) -> list[TransferReversal]:
+    def reversals_of(self, transfer_id: str) -> list[SellerTransferReversal]:
         """The reversals recorded for a transfer, oldest first."""
         with self.transaction() as session:
             return list(
                 session.scalars(
-                    sa.select(TransferReversal)
-                    .where(TransferReversal.transfer_id == transfer_id)
-                    .order_by(TransferReversal.created_at, TransferReversal.provider_reversal_id)
+                    sa.select(SellerTransferReversal)
+                    .where(SellerTransferReversal.transfer_id == transfer_id)
+                    .order_by(
+                        SellerTransferReversal.created_at,
+                        SellerTransferReversal.provider_reversal_id,
+                    )
                 )
             )
 
@@ -257,7 +260,7 @@ class TransfersMixin(LedgerBase):
         amount, _ = check_money(amount, transfer.currency)
         if transfer.status in ("pending", "failed"):
             raise IllegalTransition("transfer", transfer.id, transfer.status, "reversed")
-        existing = session.get(TransferReversal, provider_reversal_id)
+        existing = session.get(SellerTransferReversal, provider_reversal_id)
         if existing is not None:
             if existing.transfer_id != transfer.id or existing.amount != amount:
                 msg = (
@@ -270,7 +273,7 @@ class TransfersMixin(LedgerBase):
             msg = f"reversing {amount} would exceed transfer {transfer.id}'s {transfer.amount}"
             raise LedgerConfigurationError(msg)
         session.add(
-            TransferReversal(
+            SellerTransferReversal(
                 provider_reversal_id=provider_reversal_id,
                 transfer_id=transfer.id,
                 intent_id=intent_id,
@@ -282,8 +285,8 @@ class TransfersMixin(LedgerBase):
         session.flush()
         reversed_amount = int(
             session.scalar(
-                sa.select(sa.func.coalesce(sa.func.sum(TransferReversal.amount), 0)).where(
-                    TransferReversal.transfer_id == transfer.id
+                sa.select(sa.func.coalesce(sa.func.sum(SellerTransferReversal.amount), 0)).where(
+                    SellerTransferReversal.transfer_id == transfer.id
                 )
             )
             or 0
