@@ -165,6 +165,8 @@ def test_the_retry_budget_parks_transient_failures_and_retry_now_resumes(
     [intent] = ledger.intents(status="parked")
     assert (intent.attempts, intent.error_class) == (3, "transient")
     assert len(ledger.findings(rule=PARKED_RULE, status="open")) == 1
+    with pytest.raises(LedgerConfigurationError, match="provider_checked"):
+        ledger.write_off_intent(intent.id, actor="ops", reason="unknown outcome")
     fake.advance(25 * 3600)  # Stripe forgot the key and its saved 503
     ledger.retry_intent(intent.id, actor="ops", reason="Stripe incident over")
     assert run_reversal_worker(ledger, stripe, now=at).done == [intent.object_id]

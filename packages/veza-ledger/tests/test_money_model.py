@@ -296,9 +296,13 @@ class MoneyModel(RuleBasedStateMachine):
             if action == "retry":
                 self.ledger.retry_intent(intent.id, actor="ops", reason="model")
             elif action == "write_off":
-                self.ledger.write_off_intent(intent.id, actor="ops", reason="model")
+                self.ledger.write_off_intent(
+                    intent.id, actor="ops", reason="model", provider_checked=True
+                )
             else:
-                self.ledger.net_intent(intent.id, actor="ops", reason="model")
+                self.ledger.net_intent(
+                    intent.id, actor="ops", reason="model", provider_checked=True
+                )
         except LedgerError:
             assert intent.kind == "transfer" and action != "retry"
 

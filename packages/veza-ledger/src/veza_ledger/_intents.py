@@ -112,14 +112,26 @@ class IntentsMixin(TransfersMixin):
             )
             return intent
 
-    def write_off_intent(self, intent_id: str, *, actor: str, reason: str) -> ProviderIntent:
+    def write_off_intent(
+        self, intent_id: str, *, actor: str, reason: str, provider_checked: bool = False
+    ) -> ProviderIntent:
         """``parked -> written_off`` (reversals): the platform absorbs the seller's debt.
 
         The journal moves the amount from the seller's payable (which the refund made
         negative) to ``platform_write_offs``; the transfer stops asking for it.
+
+        Args:
+            intent_id: The parked reversal intent.
+            actor: Who decided (audited).
+            reason: Why (audited).
+            provider_checked: Required when an earlier attempt's outcome is unknown
+                (a transient failure, a timeout): you checked at Stripe that no
+                reversal carries the intent's id in its metadata.
         """
         with self.transaction() as session:
-            intent, transfer = self._operator_lock(session, intent_id, "written_off", actor, reason)
+            intent, transfer = self._operator_lock(
+                session, intent_id, "written_off", actor, reason, provider_checked
+            )
             self._move(session, ProviderIntent, INTENT, intent, "written_off")
             legs = [
                 _journal.debit(Accounts.WRITE_OFFS, intent.currency, intent.amount),
@@ -142,15 +154,20 @@ class IntentsMixin(TransfersMixin):
             )
             return intent
 
-    def net_intent(self, intent_id: str, *, actor: str, reason: str) -> ProviderIntent:
+    def net_intent(
+        self, intent_id: str, *, actor: str, reason: str, provider_checked: bool = False
+    ) -> ProviderIntent:
         """``parked -> netted`` (reversals): withhold it from the seller's next transfer.
 
         :meth:`create_transfer` takes netted intents of the seller (same currency,
         oldest first) out of the next transfer that leaves something to pay; the
         journal needs no posting (the seller's payable stays negative until then).
+        ``provider_checked`` as for :meth:`write_off_intent`.
         """
         with self.transaction() as session:
-            intent, transfer = self._operator_lock(session, intent_id, "netted", actor, reason)
+            intent, transfer = self._operator_lock(
+                session, intent_id, "netted", actor, reason, provider_checked
+            )
             self._move(session, ProviderIntent, INTENT, intent, "netted")
             if transfer is not None:
                 self._settle_transfer(session, transfer, {})
@@ -166,8 +183,14 @@ class IntentsMixin(TransfersMixin):
 
     # ------------------------------------------------------------------ internals
 
-    def _operator_lock(
-        self, session: Session, intent_id: str, to_status: str, actor: str, reason: str
+    def _operator_lock(  # noqa: PLR0917 - private
+        self,
+        session: Session,
+        intent_id: str,
+        to_status: str,
+        actor: str,
+        reason: str,
+        provider_checked: bool = True,
     ) -> tuple[ProviderIntent, SellerTransfer | None]:
         if not reason.strip() or not actor.strip():
             msg = "an operator action on an intent needs a reason and an actor"
@@ -181,6 +204,13 @@ class IntentsMixin(TransfersMixin):
         if to_status in ("written_off", "netted") and intent.kind != "reversal":
             what = to_status.replace("_", " ")
             msg = f"only a reversal can be {what}; {intent.id} is a {intent.kind}"
+            raise LedgerConfigurationError(msg)
+        unknown = intent.attempts > 1 or intent.error_class == TRANSIENT
+        if to_status in ("written_off", "netted") and unknown and not provider_checked:
+            msg = (
+                f"an earlier attempt of {intent.id} may have reached the provider: check that "
+                "no object carries its id in its metadata, then pass provider_checked=True"
+            )
             raise LedgerConfigurationError(msg)
         return intent, transfer
 
