@@ -168,7 +168,12 @@ class TransfersMixin(LedgerBase):
             return transfer
 
     def _transfer_completed(
-        self, session: Session, transfer: SellerTransfer, stripe_transfer_id: str
+        self,
+        session: Session,
+        transfer: SellerTransfer,
+        stripe_transfer_id: str,
+        *,
+        extra: dict[str, object] | None = None,
     ) -> None:
         check_id(stripe_transfer_id, "stripe_transfer_id")
         self._move(
@@ -181,6 +186,7 @@ class TransfersMixin(LedgerBase):
                 "stripe_transfer_id": stripe_transfer_id,
                 "last_error": None,
                 "next_attempt_at": None,
+                **(extra or {}),
             },
         )
         seller, currency, amount = transfer.seller_id, transfer.currency, transfer.amount
@@ -250,6 +256,7 @@ class TransfersMixin(LedgerBase):
         amount: int,
         *,
         intent_id: str | None = None,
+        extra: dict[str, object] | None = None,
     ) -> bool:
         """Record one provider reversal on a transfer locked by the caller.
 
@@ -311,6 +318,7 @@ class TransfersMixin(LedgerBase):
                 "last_error": None,
                 "next_attempt_at": None,
                 "attempts": 0,
+                **(extra or {}),
             },
         )
         return True

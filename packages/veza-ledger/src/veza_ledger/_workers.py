@@ -145,10 +145,12 @@ def _job(intent: ProviderIntent, transfer: SellerTransfer, at: dt.datetime) -> _
     )
 
 
-def _lease(session: Session, transfer: SellerTransfer, policy: _Policy) -> None:
+def _lease(session: Session, ids: list[str], policy: _Policy) -> None:
+    if not ids:
+        return
     session.execute(
         sa.update(SellerTransfer)
-        .where(SellerTransfer.id == transfer.id)
+        .where(SellerTransfer.id.in_(ids))
         .values(leased_until=policy.at + policy.lease)
     )
 
@@ -273,8 +275,9 @@ def _call_transfer(creator: TransferCreator, job: _Job, policy: _Policy) -> str:
 
 
 def _locked(ledger: Ledger, session: Session, job: _Job) -> tuple[SellerTransfer, ProviderIntent]:
+    """The transfer under its row lock, then its intent (only written under that lock)."""
     transfer = ledger._get(session, SellerTransfer, job.transfer_id, lock=True)
-    intent = ledger._get(session, ProviderIntent, job.intent_id, lock=True)
+    intent = ledger._get(session, ProviderIntent, job.intent_id)
     return transfer, intent
 
 
@@ -291,11 +294,18 @@ def _succeeded(ledger: Ledger, job: _Job, provider_id: str) -> None:
                 values={"provider_object_id": provider_id, "last_error": None},
             )
         if job.kind == "reversal":
-            ledger._record_reversal(
-                session, transfer, provider_id, job.amount, intent_id=job.intent_id
-            )
+            if ledger._record_reversal(
+                session,
+                transfer,
+                provider_id,
+                job.amount,
+                intent_id=job.intent_id,
+                extra={"leased_until": None},
+            ):
+                return
         elif transfer.status == "pending":
-            ledger._transfer_completed(session, transfer, provider_id)
+            ledger._transfer_completed(session, transfer, provider_id, extra={"leased_until": None})
+            return
         _release(session, transfer)
 
 
@@ -372,8 +382,8 @@ def _work(
                 seen.add(transfer.id)
                 job = intend(ledger, session, transfer, policy)
                 if job is not None:
-                    _lease(session, transfer, policy)
                     jobs.append(job)
+            _lease(session, [j.transfer_id for j in jobs], policy)
         for job in jobs:  # the intents and leases are committed; no lock is held
             if cancel.is_set():
                 return report  # the leases run out; the next run takes over
@@ -515,7 +525,7 @@ def retry_transfer_now(
         transfer = ledger._get(session, SellerTransfer, transfer_id, lock=True)
         job = _intend_transfer(ledger, session, transfer, policy)
         if job is not None:
-            _lease(session, transfer, policy)
+            _lease(session, [transfer.id], policy)
     ok = job is not None and _run_job(
         ledger, job, lambda j, p: _call_transfer(creator, j, p), policy, WorkerReport()
     )
