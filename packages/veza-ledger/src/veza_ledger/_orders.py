@@ -314,7 +314,7 @@ class OrdersMixin(LedgerBase):
     def _claw_back(self, session: Session, order: Order, seller_share: int) -> None:  # noqa: ARG002 - kept for subclasses; the allocation is cumulative
         """Make the order's refunded seller share due on its transfers (one rule).
 
-        Every transfer of the order is locked (oldest first, the same order everywhere)
+        Every transfer of the order is locked (in id order, as the workers lock them)
         and its due set to its part of :func:`allocate_reversals` of the *cumulative*
         refunded seller share: re-applying changes nothing, and a due never shrinks. A
         worker's provider call holds no lock, so this never waits for Stripe; the
@@ -323,12 +323,12 @@ class OrdersMixin(LedgerBase):
         query = (
             sa.select(SellerTransfer)
             .where(SellerTransfer.order_id == order.id)
-            .order_by(SellerTransfer.created_at, SellerTransfer.id)
+            .order_by(SellerTransfer.id)  # lock order: by id, as the workers lock
             .execution_options(populate_existing=True)
         )
         if self._pg:
             query = query.with_for_update()
-        transfers = session.scalars(query).all()
+        transfers = sorted(session.scalars(query).all(), key=lambda t: (t.created_at, t.id))
         dues = allocate_reversals(
             refunded_seller_share(order), [(t.id, t.amount) for t in transfers]
         )

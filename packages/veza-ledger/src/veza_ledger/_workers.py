@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veza_ledger._base import new_id
@@ -274,76 +275,114 @@ def _call_transfer(creator: TransferCreator, job: _Job, policy: _Policy) -> str:
 # ---------------------------------------------------------------------------- step 3
 
 
-def _locked(ledger: Ledger, session: Session, job: _Job) -> tuple[SellerTransfer, ProviderIntent]:
+_Locked = dict[str, SellerTransfer | ProviderIntent]
+
+
+def _lock_all(ledger: Ledger, session: Session, jobs: list[_Job]) -> _Locked:
+    """Lock the batch's transfers (in id order, as refunds do) and read their intents."""
+    query = (
+        sa.select(SellerTransfer)
+        .where(SellerTransfer.id.in_(sorted({j.transfer_id for j in jobs})))
+        .order_by(SellerTransfer.id)
+        .execution_options(populate_existing=True)
+    )
+    if ledger.engine.dialect.name == "postgresql":
+        query = query.with_for_update()
+    locked: _Locked = {f"t:{t.id}": t for t in session.scalars(query)}
+    intents = session.scalars(
+        sa.select(ProviderIntent)
+        .where(ProviderIntent.id.in_([j.intent_id for j in jobs]))
+        .execution_options(populate_existing=True)
+    )
+    locked.update({f"i:{i.id}": i for i in intents})
+    return locked
+
+
+def _locked(
+    ledger: Ledger, session: Session, job: _Job, cache: _Locked | None = None
+) -> tuple[SellerTransfer, ProviderIntent]:
     """The transfer under its row lock, then its intent (only written under that lock)."""
-    transfer = ledger._get(session, SellerTransfer, job.transfer_id, lock=True)
-    intent = ledger._get(session, ProviderIntent, job.intent_id)
+    transfer, intent = (
+        (cache or {}).get(f"t:{job.transfer_id}"),
+        (cache or {}).get(f"i:{job.intent_id}"),
+    )
+    if not isinstance(transfer, SellerTransfer):
+        transfer = ledger._get(session, SellerTransfer, job.transfer_id, lock=True)
+    if not isinstance(intent, ProviderIntent):
+        intent = ledger._get(session, ProviderIntent, job.intent_id)
     return transfer, intent
 
 
-def _succeeded(ledger: Ledger, job: _Job, provider_id: str) -> None:
-    with ledger.transaction() as session:
-        transfer, intent = _locked(ledger, session, job)
-        if intent.status == "pending":
-            ledger._move(
-                session,
-                ProviderIntent,
-                INTENT,
-                intent,
-                "succeeded",
-                values={"provider_object_id": provider_id, "last_error": None},
-            )
-        if job.kind == "reversal":
-            if ledger._record_reversal(
-                session,
-                transfer,
-                provider_id,
-                job.amount,
-                intent_id=job.intent_id,
-                extra={"leased_until": None},
-            ):
-                return
-        elif transfer.status == "pending":
-            ledger._transfer_completed(session, transfer, provider_id, extra={"leased_until": None})
+def _succeeded(
+    ledger: Ledger, session: Session, job: _Job, provider_id: str, cache: _Locked | None = None
+) -> None:
+    transfer, intent = _locked(ledger, session, job, cache)
+    if intent.status == "pending":
+        ledger._move(
+            session,
+            ProviderIntent,
+            INTENT,
+            intent,
+            "succeeded",
+            values={"provider_object_id": provider_id, "last_error": None},
+        )
+    if job.kind == "reversal":
+        if ledger._record_reversal(
+            session,
+            transfer,
+            provider_id,
+            job.amount,
+            intent_id=job.intent_id,
+            extra={"leased_until": None},
+        ):
             return
-        _release(session, transfer)
+    elif transfer.status == "pending":
+        ledger._transfer_completed(session, transfer, provider_id, extra={"leased_until": None})
+        return
+    _release(session, transfer)
 
 
-def _failed(ledger: Ledger, job: _Job, exc: Exception, policy: _Policy) -> bool:
+def _failed(  # noqa: PLR0917 - private
+    ledger: Ledger,
+    session: Session,
+    job: _Job,
+    exc: Exception,
+    policy: _Policy,
+    cache: _Locked | None = None,
+) -> bool:
     """Record a failed call; whether the intent was parked."""
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
     error_class = policy.classify(exc)
-    with ledger.transaction() as session:
-        transfer, intent = _locked(ledger, session, job)
-        attempts = intent.attempts + 1
-        park = error_class == PERMANENT or attempts >= policy.max_attempts
-        logger.warning(
-            "intent %s (%s of transfer %s): provider call failed (attempt %d, %s%s): %s",
-            intent.id,
-            job.kind,
-            transfer.id,
-            attempts,
-            error_class,
-            ", parked" if park else "",
-            type(exc).__name__,
+    transfer, intent = _locked(ledger, session, job, cache)
+    attempts = intent.attempts + 1
+    park = error_class == PERMANENT or attempts >= policy.max_attempts
+    logger.warning(
+        "intent %s (%s of transfer %s): provider call failed (attempt %d, %s%s): %s",
+        intent.id,
+        job.kind,
+        transfer.id,
+        attempts,
+        error_class,
+        ", parked" if park else "",
+        type(exc).__name__,
+    )
+    intent.attempts = attempts
+    intent.last_error = error
+    intent.error_class = error_class
+    intent.updated_at = policy.at
+    retry_at = None if park else policy.at + backoff(attempts)
+    values = {"attempts": attempts, "next_attempt_at": retry_at, "last_error": error}
+    if job.kind == "transfer" and transfer.status == "pending":
+        ledger._move(session, SellerTransfer, TRANSFER, transfer, "failed", values=values)
+    else:
+        session.execute(
+            sa.update(SellerTransfer)
+            .where(SellerTransfer.id == transfer.id)
+            .values(**values, updated_at=policy.at)
         )
-        intent.attempts = attempts
-        intent.last_error = error
-        intent.error_class = error_class
-        intent.updated_at = policy.at
-        retry_at = None if park else policy.at + backoff(attempts)
-        values = {"attempts": attempts, "next_attempt_at": retry_at, "last_error": error}
-        if job.kind == "transfer" and transfer.status == "pending":
-            ledger._move(session, SellerTransfer, TRANSFER, transfer, "failed", values=values)
-        else:
-            session.execute(
-                sa.update(SellerTransfer)
-                .where(SellerTransfer.id == transfer.id)
-                .values(**values, updated_at=policy.at)
-            )
-        if park and intent.status == "pending":
-            ledger._park(session, intent, error, error_class, policy.at)
-        _release(session, transfer)
+    if park and intent.status == "pending":
+        ledger._park(session, intent, error, error_class, policy.at)
+    _release(session, transfer)
     return park
 
 
@@ -384,11 +423,77 @@ def _work(
                 if job is not None:
                     jobs.append(job)
             _lease(session, [j.transfer_id for j in jobs], policy)
+        outcomes: list[tuple[_Job, str | Exception]] = []
         for job in jobs:  # the intents and leases are committed; no lock is held
             if cancel.is_set():
-                return report  # the leases run out; the next run takes over
-            _run_job(ledger, job, call, policy, report)
+                break  # the other leases run out; the next run takes over
+            outcomes.append((job, _call(job, call, policy)))
+        _record(ledger, outcomes, policy, report)
     return report
+
+
+def _call(job: _Job, call: Callable[[_Job, _Policy], str], policy: _Policy) -> str | Exception:
+    try:
+        return call(job, policy)
+    except Exception as exc:  # noqa: BLE001 - any provider failure is recorded and classified
+        return exc
+
+
+def _record(
+    ledger: Ledger,
+    outcomes: list[tuple[_Job, str | Exception]],
+    policy: _Policy,
+    report: WorkerReport,
+) -> None:
+    """Record a batch's outcomes in one transaction, each in its savepoint.
+
+    Rows are locked in id order (as refunds lock them), so the two never deadlock; an
+    outcome that cannot be recorded is logged and left to the lease (the intent stays
+    ``pending`` and the next run replays it with the same key).
+    """
+    if not outcomes:
+        return
+    try:  # the common case: the whole batch in one transaction, no savepoints
+        with ledger.transaction() as session:
+            done = WorkerReport()
+            cache = _lock_all(ledger, session, [job for job, _ in outcomes])
+            for job, outcome in outcomes:
+                _record_one(ledger, session, job, outcome, policy, done, cache)
+    except (LedgerError, IntegrityError):
+        pass  # one outcome cannot be recorded: again, each in its savepoint
+    else:
+        report.done.extend(done.done)
+        report.failed.extend(done.failed)
+        report.parked.extend(done.parked)
+        return
+    with ledger.transaction() as session:
+        for job, outcome in outcomes:
+            try:
+                with session.begin_nested():
+                    _record_one(ledger, session, job, outcome, policy, report, None)
+            except (LedgerError, IntegrityError) as exc:
+                logger.error(  # noqa: TRY400 - the intent replays; no traceback needed
+                    "intent %s: recording the outcome failed (%s); the next run replays it",
+                    job.intent_id,
+                    type(exc).__name__,
+                )
+
+
+def _record_one(  # noqa: PLR0917 - private
+    ledger: Ledger,
+    session: Session,
+    job: _Job,
+    outcome: str | Exception,
+    policy: _Policy,
+    report: WorkerReport,
+    cache: _Locked | None,
+) -> None:
+    if isinstance(outcome, Exception):
+        parked = _failed(ledger, session, job, outcome, policy, cache)
+        (report.parked if parked else report.failed).append(job.transfer_id)
+    else:
+        _succeeded(ledger, session, job, outcome, cache)
+        report.done.append(job.transfer_id)
 
 
 def _run_job(
@@ -398,15 +503,8 @@ def _run_job(
     policy: _Policy,
     report: WorkerReport,
 ) -> bool:
-    try:
-        provider_id = call(job, policy)
-    except Exception as exc:  # noqa: BLE001 - any provider failure is recorded and classified
-        parked = _failed(ledger, job, exc, policy)
-        (report.parked if parked else report.failed).append(job.transfer_id)
-        return False
-    _succeeded(ledger, job, provider_id)
-    report.done.append(job.transfer_id)
-    return True
+    _record(ledger, [(job, _call(job, call, policy))], policy, report)
+    return job.transfer_id in report.done
 
 
 def _policy(
