@@ -247,6 +247,7 @@ class MoneyModel(RuleBasedStateMachine):
         self.provider.crash_next = crash
         self._work(reversal)
         self.provider.inside = None
+        self.provider.crash_next = False  # no call was made: the crash does not carry over
 
     def _work(self, reversal: bool) -> None:
         at = self._tick()
@@ -276,6 +277,7 @@ class MoneyModel(RuleBasedStateMachine):
             self.provider.fail_next = RefusedError("account_invalid")
         self._work(reversal)
         self.provider.fail_next = None
+        self.provider.crash_next = False
 
     @rule(seller=st.integers(0, 1), amount=st.integers(1, 3000))
     def seller_paid_out(self, seller: int, amount: int) -> None:
