@@ -12,6 +12,7 @@ EXPECTED_EXPORTS = {
     "EligibilityReason",
     "EventOutcome",
     "Finding",
+    "INTENT",
     "IllegalTransition",
     "JournalConflict",
     "JournalEntry",
@@ -26,11 +27,13 @@ EXPECTED_EXPORTS = {
     "ORDER",
     "Order",
     "Override",
+    "PARKED_RULE",
     "PAYOUT",
     "PaymentState",
     "Problem",
     "ProcessedEvent",
     "ProviderEvent",
+    "ProviderIntent",
     "ProviderView",
     "REFUND",
     "RULES",
@@ -38,6 +41,7 @@ EXPECTED_EXPORTS = {
     "Refund",
     "RefundExceedsCaptured",
     "RefundState",
+    "ReversalFinder",
     "Rule",
     "SQLWebhookLog",
     "SUBSCRIPTION",
@@ -50,6 +54,8 @@ EXPECTED_EXPORTS = {
     "SweepReport",
     "TRANSFER",
     "TransferCreator",
+    "TransferFinder",
+    "SellerTransferReversal",
     "TransferReverser",
     "TransferState",
     "TransitionConflict",
@@ -58,7 +64,9 @@ EXPECTED_EXPORTS = {
     "WebhookLogRow",
     "WorkerReport",
     "__version__",
+    "allocate_reversals",
     "check_schema",
+    "classify_provider_error",
     "configure_engine",
     "create_engine",
     "credit",
@@ -103,4 +111,4 @@ def test_ships_py_typed_marker():
 def test_adapters_module_exports():
     import veza_ledger.adapters
 
-    assert veza_ledger.adapters.__all__ == ["PaymentsProviderView"]
+    assert veza_ledger.adapters.__all__ == ["PaymentsProviderView", "StripeWorkerProvider"]

@@ -370,8 +370,9 @@ def test_a_crash_between_the_providers_ack_and_the_commit_heals(ledger: Ledger) 
 
     with pytest.raises(SystemExit):
         run_transfer_worker(ledger, CrashAfterAck(), now=T0)
-    assert ledger.transfer(t.id).status == "pending"  # the transaction never committed
-    run_transfer_worker(ledger, stripe, now=T0)
+    assert ledger.transfer(t.id).status == "pending"  # the outcome never committed
+    assert run_transfer_worker(ledger, stripe, now=T0).done == []  # leased to the dead worker
+    run_transfer_worker(ledger, stripe, now=T0 + dt.timedelta(minutes=10))  # the lease ran out
     assert ledger.transfer(t.id).stripe_transfer_id == "tr_0" and stripe.created == 1
 
 
@@ -396,12 +397,19 @@ def test_reversal_worker_reverses_what_is_due_once(ledger: Ledger) -> None:
     pending = ledger.transfer(t.id)
     assert pending.status == "reversal_pending" and pending.attempts == 1
     assert run_reversal_worker(ledger, stripe, now=T0 + dt.timedelta(minutes=5)).done == [t.id]
-    assert list(stripe.reversals) == ["tr-row-9"]  # keyed by the transfer row's id
+    first = ledger.intents(kind="reversal", object_id=t.id)
+    assert [(i.amount, i.status) for i in first] == [(360, "succeeded")]
+    assert list(stripe.reversals) == [first[0].id]  # keyed by its durable intent
     ledger.refund_succeeded(ledger.create_refund(order.id).id)
     run_reversal_worker(ledger, stripe, now=T0 + dt.timedelta(minutes=10))
     final = ledger.transfer(t.id)
     assert (final.status, final.reversed_amount) == ("reversed", 900)
-    assert list(stripe.reversals) == ["tr-row-9", "tr-row-9-r360"]
+    intents = ledger.intents(kind="reversal", object_id=t.id)
+    assert [(i.seq, i.amount, i.status) for i in intents] == [
+        (1, 360, "succeeded"),
+        (2, 540, "succeeded"),
+    ]
+    assert list(stripe.reversals) == [i.id for i in intents]
     assert ledger.trial_balance() == {"EUR": 0}
 
 

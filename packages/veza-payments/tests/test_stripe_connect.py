@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import stripe
 
@@ -115,6 +116,7 @@ def test_a_transfer_and_its_reversal_may_share_the_row_id(
 def test_payouts_go_to_the_connected_account(
     connect: StripeConnect, fake_stripe: FakeStripe
 ) -> None:
+    connect.create_transfer("fund", amount=2500, currency="EUR", destination="acct_seller")
     fake_stripe.inject(Fault("status", status=503, after_commit=True))
     payout = connect.create_payout(
         "payout-row-1", amount=2500, currency="EUR", stripe_account="acct_seller", method="standard"
@@ -214,8 +216,6 @@ def test_configuration_is_validated(fake_stripe: FakeStripe) -> None:
 
 
 def test_the_fake_replays_like_stripe(fake_stripe: FakeStripe) -> None:
-    import httpx
-
     headers = {"Authorization": f"Bearer {fake_stripe.api_key}", "Idempotency-Key": "k1"}
     form = {"amount": "5", "currency": "eur", "destination": "acct_1"}
     first = httpx.post(f"{fake_stripe.url}/v1/transfers", data=form, headers=headers)
@@ -227,3 +227,147 @@ def test_the_fake_replays_like_stripe(fake_stripe: FakeStripe) -> None:
     )
     assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
     assert len(fake_stripe.transfers) == 1
+
+
+# ---------------------------------------------------------------------------- the fake itself
+# Stripe's documented idempotency (docs.stripe.com/api/idempotent_requests): keys are
+# scoped to the account, the first result is saved once the endpoint began executing
+# (500s included) and replayed, parameters are compared, validation failures and
+# concurrent conflicts are not saved, and keys may be pruned once 24 hours old.
+
+
+def _raw(
+    fake: FakeStripe, path: str, form: dict[str, str], key: str, account: str | None = None
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {fake.api_key}", "Idempotency-Key": key}
+    if account:
+        headers["Stripe-Account"] = account
+    return httpx.post(f"{fake.url}{path}", data=form, headers=headers)
+
+
+def test_the_fake_scopes_keys_per_account_not_per_path(fake_stripe: FakeStripe) -> None:
+    first = _raw(
+        fake_stripe,
+        "/v1/transfers",
+        {"amount": "900", "currency": "eur", "destination": "acct_1"},
+        "k",
+    )
+    assert first.status_code == 200
+    other_path = _raw(
+        fake_stripe, f"/v1/transfers/{first.json()['id']}/reversals", {"amount": "100"}, "k"
+    )
+    assert other_path.status_code == 400
+    assert other_path.json()["error"]["type"] == "idempotency_error"
+    assert fake_stripe.transfers[first.json()["id"]]["amount_reversed"] == 0
+    # The same key on a connected account is another key.
+    payout = _raw(
+        fake_stripe, "/v1/payouts", {"amount": "100", "currency": "eur"}, "k", account="acct_1"
+    )
+    assert payout.status_code == 200 and len(fake_stripe.payouts) == 1
+
+
+def test_the_fake_refuses_a_reversal_key_reused_with_another_amount(
+    fake_stripe: FakeStripe,
+) -> None:
+    tr = _raw(
+        fake_stripe,
+        "/v1/transfers",
+        {"amount": "850", "currency": "eur", "destination": "acct_1"},
+        "t",
+    ).json()
+    path = f"/v1/transfers/{tr['id']}/reversals"
+    assert _raw(fake_stripe, path, {"amount": "340"}, "r").status_code == 200
+    again = _raw(fake_stripe, path, {"amount": "510"}, "r")
+    assert again.status_code == 400 and again.json()["error"]["type"] == "idempotency_error"
+    assert fake_stripe.transfers[tr["id"]]["amount_reversed"] == 340
+
+
+def test_the_fake_replays_a_500_and_forgets_keys_after_the_ttl(fake_stripe: FakeStripe) -> None:
+    form = {"amount": "500", "currency": "eur", "destination": "acct_1"}
+    fake_stripe.fail_inside(500, path_prefix="/v1/transfers")
+    first = _raw(fake_stripe, "/v1/transfers", form, "k5")
+    replay = _raw(fake_stripe, "/v1/transfers", form, "k5")
+    assert (first.status_code, replay.status_code) == (500, 500)
+    assert replay.headers["Idempotent-Replayed"] == "true" and fake_stripe.transfers == {}
+    fake_stripe.advance(24 * 3600 - 1)
+    assert _raw(fake_stripe, "/v1/transfers", form, "k5").status_code == 500
+    fake_stripe.advance(1)  # the key is 24 hours old: pruned, the request is new
+    assert _raw(fake_stripe, "/v1/transfers", form, "k5").status_code == 200
+    assert len(fake_stripe.transfers) == 1
+
+
+def test_the_fake_pays_twice_when_a_key_is_reused_after_the_ttl(fake_stripe: FakeStripe) -> None:
+    form = {"amount": "500", "currency": "eur", "destination": "acct_1"}
+    one = _raw(fake_stripe, "/v1/transfers", form, "k").json()
+    fake_stripe.advance(3600)
+    assert _raw(fake_stripe, "/v1/transfers", form, "k").json()["id"] == one["id"]
+    fake_stripe.advance(24 * 3600)
+    two = _raw(fake_stripe, "/v1/transfers", form, "k").json()
+    assert two["id"] != one["id"] and len(fake_stripe.transfers) == 2
+    assert two["created"] >= one["created"] + 25 * 3600  # created on the fake's clock
+
+
+def test_the_fake_does_not_store_validation_errors(fake_stripe: FakeStripe) -> None:
+    bad = _raw(
+        fake_stripe,
+        "/v1/transfers",
+        {"amount": "-1", "currency": "eur", "destination": "acct_1"},
+        "kv",
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "parameter_invalid_integer"
+    good = _raw(
+        fake_stripe,
+        "/v1/transfers",
+        {"amount": "1", "currency": "eur", "destination": "acct_1"},
+        "kv",
+    )
+    assert good.status_code == 200 and "Idempotent-Replayed" not in good.headers
+
+
+def test_the_fake_needs_the_destination_balance_to_reverse(fake_stripe: FakeStripe) -> None:
+    tr = _raw(
+        fake_stripe,
+        "/v1/transfers",
+        {"amount": "1000", "currency": "eur", "destination": "acct_s"},
+        "t",
+    ).json()
+    assert fake_stripe.balance("acct_s", "eur") == 1000
+    paid = _raw(
+        fake_stripe, "/v1/payouts", {"amount": "800", "currency": "eur"}, "p", account="acct_s"
+    )
+    assert paid.status_code == 200 and fake_stripe.balance("acct_s", "eur") == 200
+    path = f"/v1/transfers/{tr['id']}/reversals"
+    refused = _raw(fake_stripe, path, {"amount": "500"}, "r")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "balance_insufficient"
+    replay = _raw(fake_stripe, path, {"amount": "500"}, "r")  # the endpoint ran: saved
+    assert replay.status_code == 400 and replay.headers["Idempotent-Replayed"] == "true"
+    too_much = _raw(
+        fake_stripe, "/v1/payouts", {"amount": "201", "currency": "eur"}, "p2", account="acct_s"
+    )
+    assert too_much.json()["error"]["code"] == "balance_insufficient"
+    assert _raw(fake_stripe, path, {"amount": "200"}, "r2").status_code == 200
+    assert fake_stripe.balance("acct_s", "eur") == 0
+
+
+def test_the_fake_can_block_inside_a_call(fake_stripe: FakeStripe) -> None:
+    import threading
+
+    hold = fake_stripe.hold("/v1/transfers")
+    results: list[int] = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            _raw(
+                fake_stripe,
+                "/v1/transfers",
+                {"amount": "5", "currency": "eur", "destination": "acct_1"},
+                "kh",
+            ).status_code
+        )
+    )
+    thread.start()
+    assert hold.entered.wait(5)
+    assert fake_stripe.transfers == {} and results == []
+    hold.release()
+    thread.join(5)
+    assert results == [200] and len(fake_stripe.transfers) == 1

@@ -5,6 +5,7 @@ journal, idempotent provider events, the webhook log with its retention sweep, a
 migrations that ship inside the package.
 """
 
+from veza_ledger._allocation import allocate_reversals
 from veza_ledger._base import Accounts
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
@@ -19,9 +20,19 @@ from veza_ledger._errors import (
     UnbalancedTransaction,
 )
 from veza_ledger._events import EventOutcome, ProviderEvent, event_from_hyperswitch
+from veza_ledger._intents import PARKED_RULE, classify_provider_error
 from veza_ledger._journal import Leg, credit, debit
 from veza_ledger._ledger import Ledger
-from veza_ledger._machines import MACHINES, ORDER, PAYOUT, REFUND, SUBSCRIPTION, TRANSFER, Machine
+from veza_ledger._machines import (
+    INTENT,
+    MACHINES,
+    ORDER,
+    PAYOUT,
+    REFUND,
+    SUBSCRIPTION,
+    TRANSFER,
+    Machine,
+)
 from veza_ledger._migrations import (
     VERSION_TABLE,
     check_schema,
@@ -35,7 +46,9 @@ from veza_ledger._provider import (
     PaymentState,
     ProviderView,
     RefundState,
+    ReversalFinder,
     TransferCreator,
+    TransferFinder,
     TransferReverser,
     TransferState,
 )
@@ -52,9 +65,11 @@ from veza_ledger._schema import (
     Order,
     Override,
     ProcessedEvent,
+    ProviderIntent,
     Refund,
     SellerPayout,
     SellerTransfer,
+    SellerTransferReversal,
     Subscription,
     WebhookLogRow,
     metadata,
@@ -75,8 +90,10 @@ from veza_ledger._workers import (
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
+    "INTENT",
     "MACHINES",
     "ORDER",
+    "PARKED_RULE",
     "PAYOUT",
     "REFUND",
     "RULES",
@@ -104,21 +121,25 @@ __all__ = [
     "Problem",
     "ProcessedEvent",
     "ProviderEvent",
+    "ProviderIntent",
     "ProviderView",
     "ReconcileSettings",
     "Refund",
     "RefundExceedsCaptured",
     "RefundState",
+    "ReversalFinder",
     "Rule",
     "SQLWebhookLog",
     "SchemaDrift",
     "SchemaOutOfDate",
     "SellerPayout",
     "SellerTransfer",
+    "SellerTransferReversal",
     "Subscription",
     "SweepItem",
     "SweepReport",
     "TransferCreator",
+    "TransferFinder",
     "TransferReverser",
     "TransferState",
     "TransitionConflict",
@@ -126,7 +147,9 @@ __all__ = [
     "WebhookLogRow",
     "WorkerReport",
     "__version__",
+    "allocate_reversals",
     "check_schema",
+    "classify_provider_error",
     "configure_engine",
     "create_engine",
     "credit",

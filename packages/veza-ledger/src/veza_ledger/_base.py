@@ -64,6 +64,8 @@ class Accounts:
     """Revenue: the platform's fee on orders."""
     STRIPE_BALANCE = "stripe_balance"
     """Asset: the platform's Stripe balance, which funds transfers."""
+    WRITE_OFFS = "platform_write_offs"
+    """Expense: seller debts the platform gave up on (a parked reversal written off)."""
 
     @staticmethod
     def seller_payable(seller_id: str) -> str:

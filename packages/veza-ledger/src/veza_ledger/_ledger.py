@@ -15,15 +15,15 @@ import sqlalchemy as sa
 from veza_ledger import _journal
 from veza_ledger._errors import LedgerConfigurationError, NotFound
 from veza_ledger._events import EventsMixin
+from veza_ledger._intents import IntentsMixin
 from veza_ledger._journal import Leg
 from veza_ledger._schema import Finding
 from veza_ledger._subscriptions import DEFAULT_PLAN_RANKS, SubscriptionsMixin
-from veza_ledger._transfers import TransfersMixin
 from veza_ledger._types import utcnow
 from veza_ledger._webhook_log import SQLWebhookLog
 
 
-class Ledger(EventsMixin, SubscriptionsMixin, TransfersMixin):
+class Ledger(EventsMixin, SubscriptionsMixin, IntentsMixin):
     """The money ledger over a SQLAlchemy engine (PostgreSQL, or SQLite embedded).
 
     Args:

@@ -118,6 +118,28 @@ SUBSCRIPTION = Machine(
 )
 """Subscriptions: created ``pending_payment``; only a payment confirmation activates."""
 
+INTENT = Machine(
+    "intent",
+    "pending",
+    _table(
+        pending="succeeded parked",
+        parked="pending written_off netted",
+        succeeded="",
+        written_off="",
+        netted="",
+    ),
+)
+"""Provider intents: one money-moving provider call (transfer, reversal, payout).
+
+``pending`` from the moment the row is committed (before the call) until the outcome is
+recorded: ``succeeded`` with the provider's object id, or ``parked`` after a permanent
+error or the retry budget. A parked intent calls nobody until an operator acts: retry
+(back to ``pending``, same key, same amount), write off, or net against the seller's
+next transfer.
+"""
+
 MACHINES: Mapping[str, Machine] = {
     m.name: m for m in (ORDER, REFUND, TRANSFER, PAYOUT, SUBSCRIPTION)
 }
+"""The row machines (``force_transition`` works on these). :data:`INTENT` is separate:
+an intent's status is only ever moved by the workers and the operator actions."""

@@ -19,7 +19,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from veza_ledger._errors import LedgerConfigurationError
-from veza_ledger._schema import Finding, Order, Refund, SellerTransfer, WebhookLogRow
+from veza_ledger._schema import (
+    Finding,
+    Order,
+    ProviderIntent,
+    Refund,
+    SellerTransfer,
+    WebhookLogRow,
+)
 from veza_ledger._sweep import SweepReport
 from veza_ledger._types import utcnow
 
@@ -94,6 +101,21 @@ class _HealthCollector(Collector):
                 count = connection.execute(sa.select(sa.func.count()).where(condition)).scalar_one()
                 gauge.add_metric(base, count)
                 yield gauge
+            parked = self._gauge(
+                "parked_intents",
+                "Provider intents parked until an operator acts (retry, write off, net).",
+                ["kind"],
+            )
+            counts = dict(
+                connection.execute(
+                    sa.select(ProviderIntent.kind, sa.func.count())
+                    .where(ProviderIntent.status == "parked")
+                    .group_by(ProviderIntent.kind)
+                ).all()
+            )
+            for kind in ("transfer", "reversal", "payout"):
+                parked.add_metric([*base, kind], counts.get(kind, 0))
+            yield parked
             invalid = connection.execute(
                 sa.select(sa.func.count()).where(
                     WebhookLogRow.signature_valid.is_(False),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from veza_ledger import _journal
+from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._base import Accounts, LedgerBase, check_id, check_money, new_id
 from veza_ledger._errors import (
     IllegalTransition,
@@ -310,23 +311,31 @@ class OrdersMixin(LedgerBase):
         _journal.post(session, f"refund:{refund.id}:succeeded", "refund", legs)
         self._claw_back(session, order, seller_share)
 
-    def _claw_back(self, session: Session, order: Order, seller_share: int) -> None:
-        """Make ``seller_share`` due for reversal on the order's transfers."""
-        remaining = seller_share
-        transfers = session.scalars(
+    def _claw_back(self, session: Session, order: Order, seller_share: int) -> None:  # noqa: ARG002 - kept for subclasses; the allocation is cumulative
+        """Make the order's refunded seller share due on its transfers (one rule).
+
+        Every transfer of the order is locked (in id order, as the workers lock them)
+        and its due set to its part of :func:`allocate_reversals` of the *cumulative*
+        refunded seller share: re-applying changes nothing, and a due never shrinks. A
+        worker's provider call holds no lock, so this never waits for Stripe; the
+        worker re-reads the row under its lock before it records the outcome.
+        """
+        query = (
             sa.select(SellerTransfer)
-            .where(SellerTransfer.order_id == order.id, SellerTransfer.status != "failed")
-            .order_by(SellerTransfer.created_at, SellerTransfer.id)
+            .where(SellerTransfer.order_id == order.id)
+            .order_by(SellerTransfer.id)  # lock order: by id, as the workers lock
             .execution_options(populate_existing=True)
-        ).all()
+        )
+        if self._pg:
+            query = query.with_for_update()
+        transfers = sorted(session.scalars(query).all(), key=lambda t: (t.created_at, t.id))
+        dues = allocate_reversals(
+            refunded_seller_share(order), [(t.id, t.amount) for t in transfers]
+        )
         for transfer in transfers:
-            if remaining <= 0:
-                break
-            take = min(remaining, transfer.amount - transfer.reversal_due)
-            if take <= 0:
+            due = dues[transfer.id]
+            if due <= transfer.reversal_due:
                 continue
-            remaining -= take
-            due = transfer.reversal_due + take
             if transfer.status in ("completed", "partially_reversed"):
                 self._move(
                     session,
@@ -336,7 +345,7 @@ class OrdersMixin(LedgerBase):
                     "reversal_pending",
                     values={"reversal_due": due, "attempts": 0, "next_attempt_at": None},
                 )
-            else:  # pending, or already reversal_pending: the due amount grows
+            else:  # pending, failed, or already reversal_pending: the due amount grows
                 session.execute(
                     sa.update(SellerTransfer)
                     .where(SellerTransfer.id == transfer.id)

@@ -89,7 +89,7 @@ class ProviderView(Protocol):
 
 
 class ReversalResult(Protocol):
-    """What a reversal call returns (veza-payments' ``TransferReversal`` fits)."""
+    """What a reversal call returns (veza-payments' ``SellerTransferReversal`` fits)."""
 
     @property
     def id(self) -> str:
@@ -129,4 +129,24 @@ class TransferCreator(Protocol):
         transfer_group: str | None = None,
     ) -> TransferResult:
         """Transfer ``amount`` to ``destination``; the same key never pays twice."""
+        ...
+
+
+@runtime_checkable
+class ReversalFinder(Protocol):
+    """A reverser that can also find a reversal it made, by the key in its metadata."""
+
+    def find_reversal(self, transfer_id: str, idempotency_key: str) -> str | None:
+        """The id of ``transfer_id``'s reversal made with ``idempotency_key``, if any."""
+        ...
+
+
+@runtime_checkable
+class TransferFinder(Protocol):
+    """A creator that can also find a transfer it made, by the key in its metadata."""
+
+    def find_transfer_by_key(
+        self, idempotency_key: str, *, destination: str, created_after: dt.datetime
+    ) -> str | None:
+        """The id of the transfer made with ``idempotency_key`` (destination, window)."""
         ...

@@ -11,13 +11,14 @@ fix does.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._provider import PaymentState, ProviderView, RefundState, TransferState
 from veza_ledger._schema import Order, Refund, SellerTransfer, Subscription
 
@@ -322,18 +323,40 @@ TRANSFERS_WITHOUT_STRIPE_ID = Rule(
 # ---------------------------------------------------------------- 5. unreversed refunds
 
 
-def expected_reversal(order: Order, transfer: SellerTransfer) -> int:
-    """The seller's share of the order's succeeded refunds, capped by the transfer."""
-    return min(transfer.amount, order.refunded_amount - order.fee_refunded)
+@attrs.frozen
+class OrderTransfers:
+    """An order with all its transfers (oldest first), for the allocation rule."""
+
+    order: Order
+    transfers: tuple[tuple[str, int], ...]
+
+
+def expected_reversal(
+    order: Order, transfer: SellerTransfer, transfers: Sequence[tuple[str, int]] | None = None
+) -> int:
+    """This transfer's part of the order's refunded seller share (:func:`allocate_reversals`).
+
+    ``transfers`` are the order's ``(id, amount)`` oldest first; without them the
+    transfer is taken as the order's only one.
+    """
+    siblings = list(transfers) if transfers is not None else [(transfer.id, transfer.amount)]
+    return allocate_reversals(refunded_seller_share(order), siblings).get(transfer.id, 0)
 
 
 def check_unreversed_refund(
-    transfer: SellerTransfer, order: Order | None, now: dt.datetime, settings: ReconcileSettings
+    transfer: SellerTransfer,
+    order: Order | OrderTransfers | None,
+    now: dt.datetime,
+    settings: ReconcileSettings,
 ) -> Problem | None:
     """A refunded order whose seller transfer was never (fully) set for reversal."""
     if order is None or transfer.status not in ("completed", "partially_reversed"):
         return None
-    due = expected_reversal(order, transfer)
+    if isinstance(order, OrderTransfers):
+        due = expected_reversal(order.order, transfer, order.transfers)
+        order = order.order
+    else:
+        due = expected_reversal(order, transfer)
     if due <= transfer.reversal_due:
         return None
     evidence = {
@@ -352,6 +375,18 @@ def check_unreversed_refund(
     )
 
 
+def _order_and_transfers(ctx: Context, transfer: SellerTransfer) -> OrderTransfers | None:
+    order = _order_of(ctx, transfer)
+    if order is None:
+        return None
+    rows = ctx.session.execute(
+        sa.select(SellerTransfer.id, SellerTransfer.amount)
+        .where(SellerTransfer.order_id == order.id)
+        .order_by(SellerTransfer.created_at, SellerTransfer.id)
+    ).all()
+    return OrderTransfers(order, tuple((str(i), int(a)) for i, a in rows))
+
+
 def _order_of(ctx: Context, transfer: SellerTransfer) -> Order | None:
     if transfer.order_id is None:
         return None
@@ -368,7 +403,7 @@ UNREVERSED_REFUNDS = Rule(
             sa.select(Order.id).where(Order.status.in_(("partially_refunded", "refunded")))
         ),
     ),
-    _order_of,
+    _order_and_transfers,
     check_unreversed_refund,
     needs_provider=False,
 )

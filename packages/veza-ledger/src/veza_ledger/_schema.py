@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from veza_ledger._machines import ORDER, PAYOUT, REFUND, SUBSCRIPTION, TRANSFER, Machine
+from veza_ledger._machines import INTENT, ORDER, PAYOUT, REFUND, SUBSCRIPTION, TRANSFER, Machine
 from veza_ledger._types import BigIntPK, UTCDateTime, utcnow
 
 NAMING = {
@@ -123,8 +123,12 @@ class Refund(Base):
 class SellerTransfer(Base):
     """A Stripe Connect transfer of the seller's share of an order.
 
-    ``reversal_due`` is the seller's share of succeeded refunds; ``reversed_amount`` is
-    what Stripe actually reversed. The reversal worker closes the gap.
+    ``reversal_due`` is the part of the order's refunded seller share allocated to this
+    transfer; ``reversed_amount`` is the sum of its recorded reversals
+    (:class:`SellerTransferReversal`, recomputed under the row lock, never incremented).
+    ``netted_amount`` is what was withheld from this transfer to settle parked reversals
+    of the seller's earlier transfers. ``leased_until`` keeps other workers off a row
+    while its provider call is under way (no lock is held across the call).
     """
 
     __tablename__ = "ledger_seller_transfers"
@@ -152,11 +156,68 @@ class SellerTransfer(Base):
     stripe_reversal_id: Mapped[str | None] = mapped_column(sa.String(64))
     reversal_due: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     reversed_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    netted_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime | None]
+    leased_until: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ProviderIntent(Base):
+    """One provider call that moves money, written and committed before the call.
+
+    Its ``id`` is the call's idempotency key; ``id``, ``kind``, ``object_id``, ``seq``,
+    ``amount`` and ``currency`` never change once committed (a refund that lands while
+    the call is in flight makes the *next* intent, never a bigger one). The outcome is
+    recorded against it: the provider's object id (unique: one ledger record per
+    provider object), or the errors until it is parked.
+    """
+
+    __tablename__ = "ledger_provider_intents"
+    __table_args__ = (
+        *_money_checks(),
+        _status_check(INTENT),
+        sa.CheckConstraint("kind IN ('transfer', 'reversal', 'payout')", name="kind"),
+        sa.UniqueConstraint("kind", "object_id", "seq"),
+        unique_when_present("ledger_provider_intents", "provider_object_id"),
+        sa.Index("ix_ledger_provider_intents_status_kind", "status", "kind"),
+        sa.Index("ix_ledger_provider_intents_seller_id_status", "seller_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    object_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    seq: Mapped[int]
+    seller_id: Mapped[str] = mapped_column(sa.String(64))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16), default=INTENT.initial)
+    provider_object_id: Mapped[str | None] = mapped_column(sa.String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    first_sent_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    error_class: Mapped[str | None] = mapped_column(sa.String(16))
+    netted_into: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SellerTransferReversal(Base):
+    """A reversal the provider made, keyed by its id: recording it twice changes nothing."""
+
+    __tablename__ = "ledger_transfer_reversals"
+    __table_args__ = (*_money_checks(),)
+
+    provider_reversal_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    transfer_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("ledger_seller_transfers.id"), index=True
+    )
+    intent_id: Mapped[str | None] = mapped_column(sa.String(64))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class SellerPayout(Base):

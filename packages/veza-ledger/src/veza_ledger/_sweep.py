@@ -1,16 +1,26 @@
 """``run_sweep``: every rule over its candidates, safely under any number of workers.
 
-Each rule claims candidate rows in batches (``SELECT … ORDER BY id LIMIT n FOR UPDATE
-SKIP LOCKED`` on PostgreSQL, keyset-paged), examines them, applies fixes through the
-state machines and the journal, upserts findings and marks each row as examined, and
-commits per batch. Rows another worker holds are skipped; rows another worker examined
-within ``recheck_after`` are excluded, re-checked in a fresh snapshot after the lock is
-taken, so each candidate is handled by exactly one worker. Objects with open findings
-are examined again (second pass) so fixed problems resolve.
+Each batch goes through three steps, and no row lock is held across a provider call:
 
-On SQLite there is one writer: every batch transaction begins ``IMMEDIATE`` and holds
-the database for the batch (provider calls included). Run a single worker with small
-batches there; the result is the same, the concurrency is not.
+1. **Claim** (a short transaction): candidate rows are locked (``SELECT … ORDER BY id
+   LIMIT n FOR UPDATE SKIP LOCKED`` on PostgreSQL, keyset-paged), re-checked in a fresh
+   snapshot, and leased: their examination mark is written so that it expires
+   ``lease`` after the claim (``checked_at = claim time - recheck_after + lease``).
+   The commit releases the locks; other workers skip the leased rows.
+2. **Read the provider** for each row, holding no lock (a webhook for an order in the
+   batch does not wait for the sweep).
+3. **Apply** (a short transaction): each row is locked again and re-read; if it is
+   still a candidate, the rule decides on the fresh row, fixes go through the state
+   machines and the journal, findings are upserted, and the row's mark is stamped with
+   the time it was examined (not the sweep's start), so a later sweep that overlaps a
+   long one does not poll it again within ``recheck_after``.
+
+Rules that read only the ledger are read in step 3, under the lock. A worker that dies
+after step 1 leaves leases that expire: the rows are picked up again then. Objects with
+open findings are examined again (second pass) so fixed problems resolve.
+
+On SQLite there is one writer: every transaction begins ``IMMEDIATE``. Run a single
+worker with small batches there; the result is the same, the concurrency is not.
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -45,6 +56,11 @@ from veza_ledger._schema import Order, Refund, RuleCheck, SellerTransfer, Subscr
 from veza_ledger._types import utcnow
 
 logger = logging.getLogger("veza_ledger.reconcile")
+
+DEFAULT_LEASE = dt.timedelta(minutes=2)
+"""How long a claimed batch is left to its worker (its provider reads included)."""
+
+_FAILED = object()
 
 MAX_ITEMS = 1000
 """Problems a :class:`SweepReport` keeps in full (all are counted, and all are findings)."""
@@ -197,8 +213,13 @@ class _Sweeper:
         dry_run: bool,
         batch_size: int,
         cancel: threading.Event,
+        lease: dt.timedelta = DEFAULT_LEASE,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.ledger = ledger
+        self.lease = lease
+        started = time.monotonic()
+        self.clock = clock or (lambda: now + dt.timedelta(seconds=time.monotonic() - started))
         self.provider = provider
         self.settings = settings
         self.now = now
@@ -207,7 +228,7 @@ class _Sweeper:
         self.cancel = cancel
         self.pg = ledger.engine.dialect.name == "postgresql"
         self.report = SweepReport(dry_run=dry_run)
-        self._examined_ids: list[str] = []
+        self._examined_ids: list[tuple[str, dt.datetime]] = []
         self._healthy_ids: list[str] = []
         self._findings: list[dict[str, Any]] = []
 
@@ -269,15 +290,33 @@ class _Sweeper:
                 if last is None:
                     return
                 after = last
-                for row in rows:
-                    self._examine(session, rule, row)
+                if rows and not self.dry_run:
+                    self._lease(session, rule, [r.id for r in rows])
+            # committed: the rows are leased and no lock is held while the provider is read
+            read = [(row, self._fetch(rule, row) if rule.needs_provider else None) for row in rows]
+            with self.ledger.transaction() as session:
+                for row, state in read:
+                    if state is not _FAILED:
+                        self._examine(session, rule, condition, row, state)
                 if not self.dry_run:
+                    failed = [row.id for row, state in read if state is _FAILED]
+                    if failed:  # not examined: free for the next sweep at once
+                        session.execute(
+                            sa.delete(RuleCheck).where(
+                                RuleCheck.rule == rule.name, RuleCheck.object_id.in_(failed)
+                            )
+                        )
                     self._flush(session, rule)
 
-    def _examine(self, session: Session, rule: Rule, row: Any) -> None:  # noqa: ANN401
-        ctx = Context(session, self.provider)
+    def _lease(self, session: Session, rule: Rule, ids: list[str]) -> None:
+        """Mark claimed rows so that other workers skip them for ``lease``."""
+        expires = self.clock() - self.settings.recheck_after + self.lease
+        self._marks(session, rule, [(i, expires) for i in ids])
+
+    def _fetch(self, rule: Rule, row: Any) -> Any:  # noqa: ANN401 - whatever the rule reads
         try:
-            state = rule.fetch(ctx, row)
+            with self.ledger.transaction() as session:
+                return rule.fetch(Context(session, self.provider), row)
         except Exception as exc:  # noqa: BLE001 - a provider outage must not stop the sweep
             self.report.errors += 1
             logger.warning(
@@ -287,7 +326,37 @@ class _Sweeper:
                 row.id,
                 type(exc).__name__,
             )
+            return _FAILED
+
+    def _examine(
+        self,
+        session: Session,
+        rule: Rule,
+        condition: Any,  # noqa: ANN401 - a SQL expression
+        claimed: Any,  # noqa: ANN401 - any ledger row
+        state: Any,  # noqa: ANN401 - what the provider said (None: read it now)
+    ) -> None:
+        model = rule.model
+        query = (
+            sa.select(model)
+            .where(model.id == claimed.id, condition)
+            .execution_options(populate_existing=True)
+        )
+        if self.pg and not self.dry_run:
+            query = query.with_for_update(of=model)
+        row = session.scalars(query).one_or_none()
+        if row is None:  # settled meanwhile (a webhook, another worker): nothing to decide
+            self.report.examined[rule.name] += 1
+            if not self.dry_run:
+                self._examined_ids.append((claimed.id, self.clock()))
             return
+        if not rule.needs_provider:
+            try:
+                state = rule.fetch(Context(session, self.provider), row)
+            except LedgerError as exc:
+                self.report.errors += 1
+                logger.warning("%s: reading %s failed: %s", rule.name, row.id, exc)
+                return
         self.report.examined[rule.name] += 1
         problem = rule.check(row, state, self.now, self.settings)
         if self.dry_run:
@@ -308,7 +377,7 @@ class _Sweeper:
             self._healthy_ids.append(row.id)
         else:
             self._record(session, rule, row, problem)
-        self._examined_ids.append(row.id)
+        self._examined_ids.append((row.id, self.clock()))
 
     def _record(self, session: Session, rule: Rule, row: Any, problem: Problem) -> None:  # noqa: ANN401
         applied, error = False, None
@@ -359,14 +428,16 @@ class _Sweeper:
             now=self.now,
         )
         self._healthy_ids.clear()
-        if not self._examined_ids:
+        self._marks(session, rule, self._examined_ids)
+        self._examined_ids.clear()
+
+    def _marks(self, session: Session, rule: Rule, marks: list[tuple[str, dt.datetime]]) -> None:
+        """Upsert examination marks (one statement)."""
+        if not marks:
             return
         dialect = postgresql if self.pg else sqlite
         statement = dialect.insert(RuleCheck).values(
-            [
-                {"rule": rule.name, "object_id": i, "checked_at": self.now}
-                for i in self._examined_ids
-            ]
+            [{"rule": rule.name, "object_id": i, "checked_at": at} for i, at in marks]
         )
         session.execute(
             statement.on_conflict_do_update(
@@ -374,7 +445,6 @@ class _Sweeper:
                 set_={"checked_at": statement.excluded.checked_at},
             )
         )
-        self._examined_ids.clear()
 
     def journal(self) -> None:
         """The books as a whole: the trial balance nets to zero per currency."""
@@ -428,6 +498,8 @@ def run_sweep(
     dry_run: bool = False,
     settings: ReconcileSettings | None = None,
     now: dt.datetime | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> SweepReport:
     """Run the reconciliation rules once.
 
@@ -440,7 +512,11 @@ def run_sweep(
         cancel: Set it to stop between batches.
         dry_run: Propose, write nothing (no findings, no fixes, no marks).
         settings: Thresholds and windows.
-        now: The current time (tests).
+        now: The current time (tests); rules judge ages from it.
+        lease: How long a claimed batch is left to this worker before others may take
+            it (longer than its provider reads).
+        clock: When each item is examined (default: ``now`` plus the time elapsed);
+            examination marks carry it.
 
     Raises:
         LedgerConfigurationError: An unknown rule name or a bad batch size.
@@ -462,6 +538,8 @@ def run_sweep(
         dry_run=dry_run,
         batch_size=batch_size,
         cancel=cancel or threading.Event(),
+        lease=lease,
+        clock=clock,
     )
     for name in names:
         if sweeper.cancel.is_set():

@@ -4,6 +4,11 @@ A transfer row exists **before** the Stripe call, and its id is the call's idemp
 key; the Stripe transfer id is recorded with the state change to ``completed``, in one
 transaction. A crash between Stripe's answer and that commit leaves a ``pending`` row
 whose retry (same key) gets Stripe's replay of the same transfer: never a second one.
+
+Reversals are recorded one by one (:class:`SellerTransferReversal`, keyed by the provider's
+reversal id); a transfer's ``reversed_amount`` is their sum, recomputed under the row
+lock, so recording the same reversal twice changes nothing. Every write to a transfer
+row happens under its row lock (PostgreSQL) or the database's single writer (SQLite).
 """
 
 from __future__ import annotations
@@ -12,22 +17,27 @@ import datetime as dt
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value as setattr_committed
 
 from veza_ledger import _journal
 from veza_ledger._base import Accounts, LedgerBase, check_id, check_money, new_id
-from veza_ledger._errors import LedgerConfigurationError
+from veza_ledger._errors import IllegalTransition, LedgerConfigurationError
 from veza_ledger._machines import PAYOUT, TRANSFER
-from veza_ledger._schema import SellerPayout, SellerTransfer
+from veza_ledger._schema import ProviderIntent, SellerPayout, SellerTransfer, SellerTransferReversal
 
 MAX_ERROR = 500
 
 
-def reversal_key(transfer: SellerTransfer) -> str:
-    """The idempotency key of the next reversal of ``transfer``.
+COVERED = ("written_off", "netted")
+"""Statuses of reversal intents whose amount is settled without a provider reversal."""
 
-    The first reversal uses the transfer row's id itself; later partial reversals add
-    the amount already reversed, which makes each step's key distinct and stable
-    across retries of that step.
+
+def reversal_key(transfer: SellerTransfer) -> str:
+    """A key for a reversal made by hand, derived from what the row has reversed.
+
+    Deprecated for workers: a key derived from the row changes meaning when a refund
+    lands between a crash and the retry (issue 13, finding 2). The reversal worker keys
+    each call by its durable intent's id instead (:class:`ProviderIntent`).
     """
     if transfer.reversed_amount == 0:
         return transfer.id
@@ -49,10 +59,59 @@ class TransfersMixin(LedgerBase):
         order_id: str | None = None,
         transfer_id: str | None = None,
     ) -> SellerTransfer:
-        """Create a ``pending`` transfer row; call Stripe with its id as the key after."""
+        """Create a ``pending`` transfer row; call Stripe with its id as the key after.
+
+        Reversals an operator chose to net (:meth:`net_intent`) are withheld from this
+        transfer, oldest first, as long as something is left to pay: the row's
+        ``amount`` is what Stripe will move, ``netted_amount`` what was withheld, and
+        each netted intent records this transfer's id (``netted_into``).
+        """
         amount, currency = check_money(amount, currency)
-        transfer = SellerTransfer(
-            id=check_id(transfer_id or new_id(), "transfer_id"),
+        row_id = check_id(transfer_id or new_id(), "transfer_id")
+        with self.transaction() as session:
+            netted = self._net_parked(session, seller_id, currency, amount, row_id)
+            transfer = self._new_transfer(
+                row_id, order_id, seller_id, destination, amount - netted, currency
+            )
+            transfer.netted_amount = netted
+            session.add(transfer)
+        return transfer
+
+    def _net_parked(
+        self, session: Session, seller_id: str, currency: str, amount: int, into: str
+    ) -> int:
+        query = (
+            sa.select(ProviderIntent)
+            .where(
+                ProviderIntent.seller_id == seller_id,
+                ProviderIntent.status == "netted",
+                ProviderIntent.netted_into.is_(None),
+                ProviderIntent.currency == currency,
+            )
+            .order_by(ProviderIntent.created_at, ProviderIntent.id)
+        )
+        if self._pg:
+            query = query.with_for_update()
+        taken = 0
+        for intent in session.scalars(query):
+            if taken + intent.amount >= amount:
+                continue  # it does not fit; a later (larger) transfer takes it
+            taken += intent.amount
+            intent.netted_into = into
+            intent.updated_at = self.now()
+        return taken
+
+    def _new_transfer(  # noqa: PLR0917 - private, the row's fields in order
+        self,
+        row_id: str,
+        order_id: str | None,
+        seller_id: str,
+        destination: str,
+        amount: int,
+        currency: str,
+    ) -> SellerTransfer:
+        return SellerTransfer(
+            id=row_id,
             order_id=order_id,
             seller_id=check_id(seller_id, "seller_id"),
             destination=check_id(destination, "destination"),
@@ -61,13 +120,25 @@ class TransfersMixin(LedgerBase):
             status=TRANSFER.initial,
             reversal_due=0,
             reversed_amount=0,
+            netted_amount=0,
             attempts=0,
             created_at=self.now(),
             updated_at=self.now(),
         )
+
+    def reversals_of(self, transfer_id: str) -> list[SellerTransferReversal]:
+        """The reversals recorded for a transfer, oldest first."""
         with self.transaction() as session:
-            session.add(transfer)
-        return transfer
+            return list(
+                session.scalars(
+                    sa.select(SellerTransferReversal)
+                    .where(SellerTransferReversal.transfer_id == transfer_id)
+                    .order_by(
+                        SellerTransferReversal.created_at,
+                        SellerTransferReversal.provider_reversal_id,
+                    )
+                )
+            )
 
     def transfer(self, transfer_id: str) -> SellerTransfer:
         """Read a transfer."""
@@ -97,7 +168,12 @@ class TransfersMixin(LedgerBase):
             return transfer
 
     def _transfer_completed(
-        self, session: Session, transfer: SellerTransfer, stripe_transfer_id: str
+        self,
+        session: Session,
+        transfer: SellerTransfer,
+        stripe_transfer_id: str,
+        *,
+        extra: dict[str, object] | None = None,
     ) -> None:
         check_id(stripe_transfer_id, "stripe_transfer_id")
         self._move(
@@ -110,6 +186,7 @@ class TransfersMixin(LedgerBase):
                 "stripe_transfer_id": stripe_transfer_id,
                 "last_error": None,
                 "next_attempt_at": None,
+                **(extra or {}),
             },
         )
         seller, currency, amount = transfer.seller_id, transfer.currency, transfer.amount
@@ -153,40 +230,73 @@ class TransfersMixin(LedgerBase):
     def reversal_completed(
         self, transfer_id: str, stripe_reversal_id: str, amount: int
     ) -> SellerTransfer:
-        """Record a Stripe reversal of ``amount``: ``reversal_pending -> (partially_)reversed``.
+        """Record a Stripe reversal of ``amount`` (once: keyed by ``stripe_reversal_id``).
 
-        A transfer reversed in full is ``reversed``; otherwise ``partially_reversed``,
-        and straight back to ``reversal_pending`` if more became due meanwhile.
+        ``reversed_amount`` becomes the sum of the recorded reversals and the status
+        follows: ``reversed`` when all of it came back, ``reversal_pending`` while more
+        is due, ``partially_reversed`` otherwise. Recording the same reversal again
+        changes nothing, in the journal or on the row.
         """
         with self.transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
-            self._reversal_completed(session, transfer, stripe_reversal_id, amount)
+            self._record_reversal(session, transfer, stripe_reversal_id, amount)
             return transfer
 
     def _reversal_completed(
         self, session: Session, transfer: SellerTransfer, stripe_reversal_id: str, amount: int
     ) -> None:
-        check_id(stripe_reversal_id, "stripe_reversal_id")
+        """Kept for callers of the old private name: :meth:`_record_reversal`."""
+        self._record_reversal(session, transfer, stripe_reversal_id, amount)
+
+    def _record_reversal(
+        self,
+        session: Session,
+        transfer: SellerTransfer,
+        provider_reversal_id: str,
+        amount: int,
+        *,
+        intent_id: str | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> bool:
+        """Record one provider reversal on a transfer locked by the caller.
+
+        Returns:
+            Whether it was new (``False``: already recorded; nothing changed).
+        """
+        check_id(provider_reversal_id, "stripe_reversal_id")
         amount, _ = check_money(amount, transfer.currency)
-        reversed_amount = transfer.reversed_amount + amount
-        if reversed_amount > transfer.amount:
+        if transfer.status in ("pending", "failed"):
+            raise IllegalTransition("transfer", transfer.id, transfer.status, "reversed")
+        existing = session.get(SellerTransferReversal, provider_reversal_id)
+        if existing is not None:
+            if existing.transfer_id != transfer.id or existing.amount != amount:
+                msg = (
+                    f"reversal {provider_reversal_id} is recorded for transfer "
+                    f"{existing.transfer_id} ({existing.amount}), not {transfer.id} ({amount})"
+                )
+                raise LedgerConfigurationError(msg)
+            return False
+        if transfer.reversed_amount + amount > transfer.amount:
             msg = f"reversing {amount} would exceed transfer {transfer.id}'s {transfer.amount}"
             raise LedgerConfigurationError(msg)
-        status = "reversed" if reversed_amount == transfer.amount else "partially_reversed"
-        self._move(
-            session,
-            SellerTransfer,
-            TRANSFER,
-            transfer,
-            status,
-            values={
-                "stripe_reversal_id": stripe_reversal_id,
-                "reversed_amount": reversed_amount,
-                "reversal_due": max(transfer.reversal_due, reversed_amount),
-                "last_error": None,
-                "next_attempt_at": None,
-                "attempts": 0,
-            },
+        session.add(
+            SellerTransferReversal(
+                provider_reversal_id=provider_reversal_id,
+                transfer_id=transfer.id,
+                intent_id=intent_id,
+                amount=amount,
+                currency=transfer.currency,
+                created_at=self.now(),
+            )
+        )
+        session.flush()
+        reversed_amount = int(
+            session.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(SellerTransferReversal.amount), 0)).where(
+                    SellerTransferReversal.transfer_id == transfer.id
+                )
+            )
+            or 0
         )
         seller, currency = transfer.seller_id, transfer.currency
         legs = [
@@ -196,10 +306,72 @@ class TransfersMixin(LedgerBase):
             _journal.credit(Accounts.connected_balance(seller), currency, amount),
         ]
         _journal.post(
-            session, f"transfer:{transfer.id}:reversal:{stripe_reversal_id}", "reversal", legs
+            session, f"transfer:{transfer.id}:reversal:{provider_reversal_id}", "reversal", legs
         )
-        if status == "partially_reversed" and transfer.reversal_due > reversed_amount:
-            self._move(session, SellerTransfer, TRANSFER, transfer, "reversal_pending")
+        self._settle_transfer(
+            session,
+            transfer,
+            {
+                "stripe_reversal_id": provider_reversal_id,
+                "reversed_amount": reversed_amount,
+                "reversal_due": max(transfer.reversal_due, reversed_amount),
+                "last_error": None,
+                "next_attempt_at": None,
+                "attempts": 0,
+                **(extra or {}),
+            },
+        )
+        return True
+
+    def _covered(self, session: Session, transfer_id: str) -> int:
+        """What parked reversals settled without Stripe (written off or netted)."""
+        return int(
+            session.scalar(
+                sa.select(sa.func.coalesce(sa.func.sum(ProviderIntent.amount), 0)).where(
+                    ProviderIntent.kind == "reversal",
+                    ProviderIntent.object_id == transfer_id,
+                    ProviderIntent.status.in_(COVERED),
+                )
+            )
+            or 0
+        )
+
+    def _settle_transfer(
+        self, session: Session, transfer: SellerTransfer, values: dict[str, object]
+    ) -> None:
+        """Write ``values`` and move the (locked) transfer to the status they imply."""
+        if transfer.status in ("pending", "failed"):
+            target = transfer.status
+        else:
+            reversed_amount = int(values.get("reversed_amount", transfer.reversed_amount))  # type: ignore[call-overload]
+            due = int(values.get("reversal_due", transfer.reversal_due))  # type: ignore[call-overload]
+            settled = reversed_amount + self._covered(session, transfer.id)
+            if reversed_amount == transfer.amount:
+                target = "reversed"
+            elif due > settled:
+                target = "reversal_pending"
+            elif settled > 0:
+                target = "partially_reversed"
+            else:
+                target = transfer.status
+        path = _path(transfer.status, target)
+        if not path:
+            changes = {**values, "updated_at": self.now()}
+            session.execute(
+                sa.update(SellerTransfer).where(SellerTransfer.id == transfer.id).values(**changes)
+            )
+            for name, value in changes.items():
+                setattr_committed(transfer, name, value)
+            return
+        for index, status in enumerate(path):
+            self._move(
+                session,
+                SellerTransfer,
+                TRANSFER,
+                transfer,
+                status,
+                values=values if index == 0 else None,
+            )
 
     def reversal_failed(
         self, transfer_id: str, error: str, *, retry_at: dt.datetime | None = None
@@ -306,3 +478,27 @@ class TransfersMixin(LedgerBase):
             payout = self._get(session, SellerPayout, payout_id, lock=True)
             self._move(session, SellerPayout, PAYOUT, payout, "pending")
             return payout
+
+
+def _path(start: str, end: str) -> list[str]:
+    """The shortest chain of transfer moves from ``start`` to ``end`` (``[]`` if equal)."""
+    if start == end:
+        return []
+    previous: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt: list[str] = []
+        for state in frontier:
+            for target in sorted(TRANSFER.transitions.get(state, frozenset())):
+                if target in previous or target == start:
+                    continue
+                previous[target] = state
+                if target == end:
+                    chain = [end]
+                    while chain[-1] != start and previous[chain[-1]] != start:
+                        chain.append(previous[chain[-1]])
+                    return list(reversed(chain))
+                nxt.append(target)
+        frontier = nxt
+    TRANSFER.check("?", start, end)  # raises IllegalTransition
+    return []

@@ -1,13 +1,25 @@
 """The reversal worker, the transfer worker, and ``run_forever``.
 
-Both workers claim rows with ``FOR UPDATE SKIP LOCKED`` (any number may run), call the
-provider with a deterministic idempotency key derived from the row, and record the
-provider's id with the state change in the same transaction. A crash between the
-provider's answer and the commit leaves the row as it was; the next run calls again
-with the same key and the provider answers with the object it already made (Stripe
-replays the request): no second transfer, no second reversal. Failures keep the row
-where it is with an attempt count and an exponential backoff; a refund never waits for
-a reversal.
+Each provider call that moves money goes through three steps, so that a refund never
+waits for Stripe and a crash never makes the ledger and Stripe disagree:
+
+1. **Claim and intend** (one short transaction): due transfer rows are claimed with
+   ``FOR UPDATE SKIP LOCKED`` (any number of workers may run), each gets a lease
+   (``leased_until``) and its :class:`ProviderIntent`: the amount, currency and
+   idempotency key of the call, committed before the call and never changed after.
+2. **Call** the provider holding no lock and no transaction.
+3. **Record** (one transaction, under the transfer's row lock, re-read): the
+   provider's object id against the intent, the reversal or transfer on the row, the
+   journal; or the failure: a transient one backs off, a permanent one or the last of
+   the budget parks the intent (no further call until an operator acts).
+
+A crash between the provider's answer and step 3 leaves the intent ``pending``; once
+the lease runs out, the next run calls again with the same key and the same amount and
+Stripe replays its answer. A refund that landed meanwhile makes the *next* intent,
+after this one is recorded. If the intent was first sent longer ago than the
+provider remembers keys (``key_memory``, 24 h for Stripe), the worker first looks the
+object up (when the provider can: :class:`TransferFinder`, :class:`ReversalFinder`)
+and adopts it instead of making a second one.
 """
 
 from __future__ import annotations
@@ -19,18 +31,34 @@ from collections.abc import Callable
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from veza_ledger._base import new_id
 from veza_ledger._errors import LedgerError
+from veza_ledger._intents import PERMANENT, classify_provider_error
 from veza_ledger._ledger import Ledger
-from veza_ledger._machines import TRANSFER
-from veza_ledger._provider import TransferCreator, TransferReverser
-from veza_ledger._schema import SellerTransfer
-from veza_ledger._transfers import MAX_ERROR, reversal_key
+from veza_ledger._machines import INTENT, TRANSFER
+from veza_ledger._provider import (
+    ReversalFinder,
+    TransferCreator,
+    TransferFinder,
+    TransferReverser,
+)
+from veza_ledger._schema import ProviderIntent, SellerTransfer
+from veza_ledger._transfers import COVERED, MAX_ERROR
 from veza_ledger._types import utcnow
 
 logger = logging.getLogger("veza_ledger.workers")
 
 MAX_ATTEMPTS = 12
+"""The retry budget: attempts before an intent is parked."""
+
+DEFAULT_LEASE = dt.timedelta(minutes=5)
+"""How long a claimed row is left alone by other workers (longer than a provider call)."""
+
+KEY_MEMORY = dt.timedelta(hours=24)
+"""How long Stripe remembers an idempotency key (at least)."""
 
 
 def backoff(attempts: int, *, base: float = 60.0, cap: float = 3600.0) -> dt.timedelta:
@@ -40,18 +68,55 @@ def backoff(attempts: int, *, base: float = 60.0, cap: float = 3600.0) -> dt.tim
 
 @attrs.define
 class WorkerReport:
-    """What one worker run did."""
+    """What one worker run did (transfer row ids)."""
 
     done: list[str] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
+    parked: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class _Job:
+    """One provider call to make, read from its committed intent."""
+
+    intent_id: str
+    kind: str
+    transfer_id: str
+    amount: int
+    currency: str
+    destination: str
+    stripe_transfer_id: str | None
+    order_id: str | None
+    first_sent_at: dt.datetime
+
+
+@attrs.frozen
+class _Policy:
+    at: dt.datetime
+    lease: dt.timedelta
+    max_attempts: int
+    key_memory: dt.timedelta
+    classify: Callable[[BaseException], str]
 
 
 def _ledger(engine: sa.Engine | Ledger) -> Ledger:
     return engine if isinstance(engine, Ledger) else Ledger(engine)
 
 
+def _not_parked() -> sa.ColumnElement[bool]:
+    return ~sa.exists().where(
+        ProviderIntent.object_id == SellerTransfer.id,
+        ProviderIntent.kind.in_(("transfer", "reversal")),
+        ProviderIntent.status == "parked",
+    )
+
+
+def _lease_free(at: dt.datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(SellerTransfer.leased_until.is_(None), SellerTransfer.leased_until <= at)
+
+
 def _claim(
-    ledger: Ledger, session: sa.orm.Session, condition: sa.ColumnElement[bool], limit: int
+    ledger: Ledger, session: Session, condition: sa.ColumnElement[bool], limit: int
 ) -> list[SellerTransfer]:
     query = (
         sa.select(SellerTransfer)
@@ -65,6 +130,393 @@ def _claim(
     return list(session.scalars(query))
 
 
+def _job(intent: ProviderIntent, transfer: SellerTransfer, at: dt.datetime) -> _Job:
+    if intent.first_sent_at is None:
+        intent.first_sent_at = at
+    return _Job(
+        intent.id,
+        intent.kind,
+        transfer.id,
+        intent.amount,
+        intent.currency,
+        transfer.destination,
+        transfer.stripe_transfer_id,
+        transfer.order_id,
+        intent.first_sent_at,
+    )
+
+
+def _lease(session: Session, ids: list[str], policy: _Policy) -> None:
+    if not ids:
+        return
+    session.execute(
+        sa.update(SellerTransfer)
+        .where(SellerTransfer.id.in_(ids))
+        .values(leased_until=policy.at + policy.lease)
+    )
+
+
+# ---------------------------------------------------------------------------- step 1
+
+
+def _intend_reversal(
+    ledger: Ledger,  # noqa: ARG001 - the shape every intend step shares
+    session: Session,
+    transfer: SellerTransfer,
+    policy: _Policy,
+) -> _Job | None:
+    """The open reversal intent of a locked transfer, or a new one for what is left."""
+    if not transfer.stripe_transfer_id:
+        return None  # no Stripe id yet (a rule reports it)
+    intents = list(
+        session.scalars(
+            sa.select(ProviderIntent)
+            .where(ProviderIntent.kind == "reversal", ProviderIntent.object_id == transfer.id)
+            .order_by(ProviderIntent.seq)
+        )
+    )
+    open_ = [i for i in intents if i.status in ("pending", "parked")]
+    if open_:
+        intent = open_[-1]
+        if intent.status == "parked":
+            return None
+    else:
+        covered = sum(i.amount for i in intents if i.status in COVERED)
+        outstanding = transfer.reversal_due - transfer.reversed_amount - covered
+        if outstanding <= 0:
+            return None
+        intent = ProviderIntent(
+            id=new_id(),
+            kind="reversal",
+            object_id=transfer.id,
+            seq=(intents[-1].seq + 1) if intents else 1,
+            seller_id=transfer.seller_id,
+            amount=outstanding,
+            currency=transfer.currency,
+            status=INTENT.initial,
+            attempts=0,
+            created_at=policy.at,
+            updated_at=policy.at,
+        )
+        session.add(intent)
+    job = _job(intent, transfer, policy.at)
+    session.flush()
+    return job
+
+
+def _intend_transfer(
+    ledger: Ledger, session: Session, transfer: SellerTransfer, policy: _Policy
+) -> _Job | None:
+    """The transfer's intent (its id is the row id: the key it always had)."""
+    intent = session.get(ProviderIntent, transfer.id, populate_existing=True)
+    if intent is None:
+        intent = ProviderIntent(
+            id=transfer.id,
+            kind="transfer",
+            object_id=transfer.id,
+            seq=1,
+            seller_id=transfer.seller_id,
+            amount=transfer.amount,
+            currency=transfer.currency,
+            status=INTENT.initial,
+            attempts=0,
+            created_at=policy.at,
+            updated_at=policy.at,
+        )
+        session.add(intent)
+    elif intent.status != "pending":
+        return None
+    if transfer.status == "failed":
+        ledger._move(session, SellerTransfer, TRANSFER, transfer, "pending")
+    job = _job(intent, transfer, policy.at)
+    session.flush()
+    return job
+
+
+# ---------------------------------------------------------------------------- step 2
+
+
+def _call_reversal(reverser: TransferReverser, job: _Job, policy: _Policy) -> str:
+    if policy.at - job.first_sent_at >= policy.key_memory and isinstance(reverser, ReversalFinder):
+        found = reverser.find_reversal(job.stripe_transfer_id or "", job.intent_id)
+        if found is not None:
+            logger.info(
+                "intent %s: adopting reversal %s found at the provider", job.intent_id, found
+            )
+            return found
+    result = reverser.reverse_transfer(
+        job.intent_id, job.stripe_transfer_id or "", amount=job.amount
+    )
+    return result.id
+
+
+def _call_transfer(creator: TransferCreator, job: _Job, policy: _Policy) -> str:
+    if policy.at - job.first_sent_at >= policy.key_memory and isinstance(creator, TransferFinder):
+        found = creator.find_transfer_by_key(
+            job.intent_id,
+            destination=job.destination,
+            created_after=job.first_sent_at - dt.timedelta(hours=1),
+        )
+        if found is not None:
+            logger.info(
+                "intent %s: adopting transfer %s found at the provider", job.intent_id, found
+            )
+            return found
+    result = creator.create_transfer(
+        job.intent_id,
+        amount=job.amount,
+        currency=job.currency,
+        destination=job.destination,
+        transfer_group=f"order-{job.order_id}" if job.order_id else None,
+    )
+    return result.id
+
+
+# ---------------------------------------------------------------------------- step 3
+
+
+_Locked = dict[str, SellerTransfer | ProviderIntent]
+
+
+def _lock_all(ledger: Ledger, session: Session, jobs: list[_Job]) -> _Locked:
+    """Lock the batch's transfers (in id order, as refunds do) and read their intents."""
+    query = (
+        sa.select(SellerTransfer)
+        .where(SellerTransfer.id.in_(sorted({j.transfer_id for j in jobs})))
+        .order_by(SellerTransfer.id)
+        .execution_options(populate_existing=True)
+    )
+    if ledger.engine.dialect.name == "postgresql":
+        query = query.with_for_update()
+    locked: _Locked = {f"t:{t.id}": t for t in session.scalars(query)}
+    intents = session.scalars(
+        sa.select(ProviderIntent)
+        .where(ProviderIntent.id.in_([j.intent_id for j in jobs]))
+        .execution_options(populate_existing=True)
+    )
+    locked.update({f"i:{i.id}": i for i in intents})
+    return locked
+
+
+def _locked(
+    ledger: Ledger, session: Session, job: _Job, cache: _Locked | None = None
+) -> tuple[SellerTransfer, ProviderIntent]:
+    """The transfer under its row lock, then its intent (only written under that lock)."""
+    transfer, intent = (
+        (cache or {}).get(f"t:{job.transfer_id}"),
+        (cache or {}).get(f"i:{job.intent_id}"),
+    )
+    if not isinstance(transfer, SellerTransfer):
+        transfer = ledger._get(session, SellerTransfer, job.transfer_id, lock=True)
+    if not isinstance(intent, ProviderIntent):
+        intent = ledger._get(session, ProviderIntent, job.intent_id)
+    return transfer, intent
+
+
+def _succeeded(
+    ledger: Ledger, session: Session, job: _Job, provider_id: str, cache: _Locked | None = None
+) -> None:
+    transfer, intent = _locked(ledger, session, job, cache)
+    if intent.status == "pending":
+        ledger._move(
+            session,
+            ProviderIntent,
+            INTENT,
+            intent,
+            "succeeded",
+            values={"provider_object_id": provider_id, "last_error": None},
+        )
+    if job.kind == "reversal":
+        if ledger._record_reversal(
+            session,
+            transfer,
+            provider_id,
+            job.amount,
+            intent_id=job.intent_id,
+            extra={"leased_until": None},
+        ):
+            return
+    elif transfer.status == "pending":
+        ledger._transfer_completed(session, transfer, provider_id, extra={"leased_until": None})
+        return
+    _release(session, transfer)
+
+
+def _failed(  # noqa: PLR0917 - private
+    ledger: Ledger,
+    session: Session,
+    job: _Job,
+    exc: Exception,
+    policy: _Policy,
+    cache: _Locked | None = None,
+) -> bool:
+    """Record a failed call; whether the intent was parked."""
+    error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+    error_class = policy.classify(exc)
+    transfer, intent = _locked(ledger, session, job, cache)
+    attempts = intent.attempts + 1
+    park = error_class == PERMANENT or attempts >= policy.max_attempts
+    logger.warning(
+        "intent %s (%s of transfer %s): provider call failed (attempt %d, %s%s): %s",
+        intent.id,
+        job.kind,
+        transfer.id,
+        attempts,
+        error_class,
+        ", parked" if park else "",
+        type(exc).__name__,
+    )
+    intent.attempts = attempts
+    intent.last_error = error
+    intent.error_class = error_class
+    intent.updated_at = policy.at
+    retry_at = None if park else policy.at + backoff(attempts)
+    values = {"attempts": attempts, "next_attempt_at": retry_at, "last_error": error}
+    if job.kind == "transfer" and transfer.status == "pending":
+        ledger._move(session, SellerTransfer, TRANSFER, transfer, "failed", values=values)
+    else:
+        session.execute(
+            sa.update(SellerTransfer)
+            .where(SellerTransfer.id == transfer.id)
+            .values(**values, updated_at=policy.at)
+        )
+    if park and intent.status == "pending":
+        ledger._park(session, intent, error, error_class, policy.at)
+    _release(session, transfer)
+    return park
+
+
+def _release(session: Session, transfer: SellerTransfer) -> None:
+    session.execute(
+        sa.update(SellerTransfer).where(SellerTransfer.id == transfer.id).values(leased_until=None)
+    )
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+def _work(
+    ledger: Ledger,
+    due: sa.ColumnElement[bool],
+    intend: Callable[[Ledger, Session, SellerTransfer, _Policy], _Job | None],
+    call: Callable[[_Job, _Policy], str],
+    policy: _Policy,
+    *,
+    batch_size: int,
+    cancel: threading.Event | None,
+) -> WorkerReport:
+    """Claim due rows in batches (each row once per run), then call and record each."""
+    cancel = cancel or threading.Event()
+    report = WorkerReport()
+    seen: set[str] = set()
+    while not cancel.is_set():
+        jobs: list[_Job] = []
+        with ledger.transaction() as session:
+            fresh = SellerTransfer.id.not_in(seen) if seen else sa.true()
+            condition = sa.and_(due, fresh, _lease_free(policy.at), _not_parked())
+            rows = _claim(ledger, session, condition, batch_size)
+            if not rows:
+                return report
+            for transfer in rows:
+                seen.add(transfer.id)
+                job = intend(ledger, session, transfer, policy)
+                if job is not None:
+                    jobs.append(job)
+            _lease(session, [j.transfer_id for j in jobs], policy)
+        outcomes: list[tuple[_Job, str | Exception]] = []
+        for job in jobs:  # the intents and leases are committed; no lock is held
+            if cancel.is_set():
+                break  # the other leases run out; the next run takes over
+            outcomes.append((job, _call(job, call, policy)))
+        _record(ledger, outcomes, policy, report)
+    return report
+
+
+def _call(job: _Job, call: Callable[[_Job, _Policy], str], policy: _Policy) -> str | Exception:
+    try:
+        return call(job, policy)
+    except Exception as exc:  # noqa: BLE001 - any provider failure is recorded and classified
+        return exc
+
+
+def _record(
+    ledger: Ledger,
+    outcomes: list[tuple[_Job, str | Exception]],
+    policy: _Policy,
+    report: WorkerReport,
+) -> None:
+    """Record a batch's outcomes in one transaction, each in its savepoint.
+
+    Rows are locked in id order (as refunds lock them), so the two never deadlock; an
+    outcome that cannot be recorded is logged and left to the lease (the intent stays
+    ``pending`` and the next run replays it with the same key).
+    """
+    if not outcomes:
+        return
+    try:  # the common case: the whole batch in one transaction, no savepoints
+        with ledger.transaction() as session:
+            done = WorkerReport()
+            cache = _lock_all(ledger, session, [job for job, _ in outcomes])
+            for job, outcome in outcomes:
+                _record_one(ledger, session, job, outcome, policy, done, cache)
+    except (LedgerError, IntegrityError):
+        pass  # one outcome cannot be recorded: again, each in its savepoint
+    else:
+        report.done.extend(done.done)
+        report.failed.extend(done.failed)
+        report.parked.extend(done.parked)
+        return
+    with ledger.transaction() as session:
+        for job, outcome in outcomes:
+            try:
+                with session.begin_nested():
+                    _record_one(ledger, session, job, outcome, policy, report, None)
+            except (LedgerError, IntegrityError) as exc:
+                logger.error(  # noqa: TRY400 - the intent replays; no traceback needed
+                    "intent %s: recording the outcome failed (%s); the next run replays it",
+                    job.intent_id,
+                    type(exc).__name__,
+                )
+
+
+def _record_one(  # noqa: PLR0917 - private
+    ledger: Ledger,
+    session: Session,
+    job: _Job,
+    outcome: str | Exception,
+    policy: _Policy,
+    report: WorkerReport,
+    cache: _Locked | None,
+) -> None:
+    if isinstance(outcome, Exception):
+        parked = _failed(ledger, session, job, outcome, policy, cache)
+        (report.parked if parked else report.failed).append(job.transfer_id)
+    else:
+        _succeeded(ledger, session, job, outcome, cache)
+        report.done.append(job.transfer_id)
+
+
+def _run_job(
+    ledger: Ledger,
+    job: _Job,
+    call: Callable[[_Job, _Policy], str],
+    policy: _Policy,
+    report: WorkerReport,
+) -> bool:
+    _record(ledger, [(job, _call(job, call, policy))], policy, report)
+    return job.transfer_id in report.done
+
+
+def _policy(
+    now: dt.datetime | None,
+    lease: dt.timedelta,
+    max_attempts: int,
+    key_memory: dt.timedelta,
+    classify: Callable[[BaseException], str],
+) -> _Policy:
+    return _Policy(now or utcnow(), lease, max_attempts, key_memory, classify)
+
+
 def run_reversal_worker(
     engine: sa.Engine | Ledger,
     reverser: TransferReverser,
@@ -72,82 +524,41 @@ def run_reversal_worker(
     batch_size: int = 50,
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    max_attempts: int = MAX_ATTEMPTS,
+    key_memory: dt.timedelta = KEY_MEMORY,
+    classify: Callable[[BaseException], str] = classify_provider_error,
 ) -> WorkerReport:
-    """Reverse what is due on ``reversal_pending`` transfers (key: :func:`reversal_key`)."""
+    """Reverse what is due on ``reversal_pending`` transfers, one intent at a time.
+
+    Args:
+        engine: The ledger (or its engine).
+        reverser: The provider (veza-payments' ``StripeConnect`` fits; the adapter
+            :class:`veza_ledger.adapters.StripeWorkerProvider` also finds lost objects).
+        batch_size: Rows claimed per transaction.
+        cancel: Set to stop after the current call.
+        now: The time the run acts at (tests).
+        lease: How long a claimed row is left alone by other workers.
+        max_attempts: The retry budget before an intent is parked.
+        key_memory: How long the provider remembers idempotency keys.
+        classify: ``permanent`` or ``transient`` for a provider error.
+    """
     ledger = _ledger(engine)
-    at = now or utcnow()
+    policy = _policy(now, lease, max_attempts, key_memory, classify)
     due = sa.and_(
         SellerTransfer.status == "reversal_pending",
-        sa.or_(SellerTransfer.next_attempt_at.is_(None), SellerTransfer.next_attempt_at <= at),
+        sa.or_(
+            SellerTransfer.next_attempt_at.is_(None), SellerTransfer.next_attempt_at <= policy.at
+        ),
     )
-
-    def reverse(session: sa.orm.Session, transfer: SellerTransfer) -> bool | None:
-        amount = transfer.reversal_due - transfer.reversed_amount
-        if amount <= 0 or not transfer.stripe_transfer_id:
-            return None  # nothing to reverse, or no Stripe id yet (a rule reports it)
-        try:
-            result = reverser.reverse_transfer(
-                reversal_key(transfer), transfer.stripe_transfer_id, amount=amount
-            )
-        except Exception as exc:  # noqa: BLE001 - any provider failure: back off
-            _failed(session, transfer, exc, at)
-            return False
-        ledger._reversal_completed(session, transfer, result.id, amount)
-        return True
-
-    return _work(ledger, due, reverse, batch_size=batch_size, cancel=cancel)
-
-
-def _work(
-    ledger: Ledger,
-    due: sa.ColumnElement[bool],
-    step: Callable[[sa.orm.Session, SellerTransfer], bool | None],
-    *,
-    batch_size: int,
-    cancel: threading.Event | None,
-) -> WorkerReport:
-    """Claim due rows in batches (each row once per run) and apply ``step`` to each.
-
-    ``step`` answers ``True`` (done), ``False`` (failed, backing off) or ``None``
-    (nothing to do); each batch commits on its own.
-    """
-    cancel = cancel or threading.Event()
-    report = WorkerReport()
-    seen: set[str] = set()
-    while not cancel.is_set():
-        with ledger.transaction() as session:
-            fresh = SellerTransfer.id.not_in(seen) if seen else sa.true()
-            rows = _claim(ledger, session, sa.and_(due, fresh), batch_size)
-            if not rows:
-                return report
-            for transfer in rows:
-                seen.add(transfer.id)
-                outcome = step(session, transfer)
-                if outcome is not None:
-                    (report.done if outcome else report.failed).append(transfer.id)
-    return report
-
-
-def _failed(
-    session: sa.orm.Session, transfer: SellerTransfer, exc: Exception, at: dt.datetime
-) -> None:
-    attempts = transfer.attempts + 1
-    retry_at = at + backoff(attempts) if attempts < MAX_ATTEMPTS else None
-    logger.warning(
-        "transfer %s: provider call failed (attempt %d): %s",
-        transfer.id,
-        attempts,
-        type(exc).__name__,
-    )
-    session.execute(
-        sa.update(SellerTransfer)
-        .where(SellerTransfer.id == transfer.id)
-        .values(
-            attempts=attempts,
-            next_attempt_at=retry_at,
-            updated_at=at,
-            last_error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR],
-        )
+    return _work(
+        ledger,
+        due,
+        _intend_reversal,
+        lambda job, p: _call_reversal(reverser, job, p),
+        policy,
+        batch_size=batch_size,
+        cancel=cancel,
     )
 
 
@@ -158,51 +569,32 @@ def run_transfer_worker(
     batch_size: int = 50,
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    max_attempts: int = MAX_ATTEMPTS,
+    key_memory: dt.timedelta = KEY_MEMORY,
+    classify: Callable[[BaseException], str] = classify_provider_error,
 ) -> WorkerReport:
     """Pay ``pending`` transfers and retry ``failed`` ones whose backoff elapsed.
 
-    The key is the transfer row's id, so a row left ``pending`` by a crash after
-    Stripe's answer gets the same transfer back.
+    The key is the transfer row's id (its intent's id), so a row left ``pending`` by a
+    crash after Stripe's answer gets the same transfer back. Arguments as for
+    :func:`run_reversal_worker`.
     """
     ledger = _ledger(engine)
-    at = now or utcnow()
+    policy = _policy(now, lease, max_attempts, key_memory, classify)
     due = sa.or_(
         SellerTransfer.status == "pending",
-        sa.and_(SellerTransfer.status == "failed", SellerTransfer.next_attempt_at <= at),
+        sa.and_(SellerTransfer.status == "failed", SellerTransfer.next_attempt_at <= policy.at),
     )
     return _work(
         ledger,
         due,
-        lambda session, transfer: _pay(ledger, session, transfer, creator, at),
+        _intend_transfer,
+        lambda job, p: _call_transfer(creator, job, p),
+        policy,
         batch_size=batch_size,
         cancel=cancel,
     )
-
-
-def _pay(
-    ledger: Ledger,
-    session: sa.orm.Session,
-    transfer: SellerTransfer,
-    creator: TransferCreator,
-    at: dt.datetime,
-) -> bool:
-    if transfer.status == "failed":
-        ledger._move(session, SellerTransfer, TRANSFER, transfer, "pending")
-    group = f"order-{transfer.order_id}" if transfer.order_id else None
-    try:
-        result = creator.create_transfer(
-            transfer.id,
-            amount=transfer.amount,
-            currency=transfer.currency,
-            destination=transfer.destination,
-            transfer_group=group,
-        )
-    except Exception as exc:  # noqa: BLE001 - any provider failure: back off
-        ledger._move(session, SellerTransfer, TRANSFER, transfer, "failed")
-        _failed(session, transfer, exc, at)
-        return False
-    ledger._transfer_completed(session, transfer, result.id)
-    return True
 
 
 def retry_transfer_now(
@@ -210,17 +602,31 @@ def retry_transfer_now(
 ) -> SellerTransfer:
     """The admin's "retry": pay one ``pending``/``failed`` transfer now, same key.
 
+    A parked transfer intent goes back to ``pending`` first (audited as the actor
+    ``retry_transfer_now``).
+
     Raises:
         IllegalTransition: The transfer is not pending or failed.
         LedgerError: The provider refused again (the row is ``failed`` with the error).
     """
     ledger = _ledger(engine)
-    at = utcnow()
+    policy = _policy(None, DEFAULT_LEASE, MAX_ATTEMPTS, KEY_MEMORY, classify_provider_error)
     with ledger.transaction() as session:
         transfer = ledger._get(session, SellerTransfer, transfer_id, lock=True)
         if transfer.status not in ("pending", "failed"):
             TRANSFER.check(transfer.id, transfer.status, "completed")
-        ok = _pay(ledger, session, transfer, creator, at)
+        parked = session.get(ProviderIntent, transfer.id, populate_existing=True)
+        retry_parked = parked is not None and parked.status == "parked"
+    if retry_parked:
+        ledger.retry_intent(transfer_id, actor="retry_transfer_now", reason="admin retry")
+    with ledger.transaction() as session:
+        transfer = ledger._get(session, SellerTransfer, transfer_id, lock=True)
+        job = _intend_transfer(ledger, session, transfer, policy)
+        if job is not None:
+            _lease(session, [transfer.id], policy)
+    ok = job is not None and _run_job(
+        ledger, job, lambda j, p: _call_transfer(creator, j, p), policy, WorkerReport()
+    )
     if not ok:
         msg = f"transfer {transfer_id} failed again: {ledger.transfer(transfer_id).last_error}"
         raise LedgerError(msg)

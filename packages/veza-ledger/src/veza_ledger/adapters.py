@@ -9,7 +9,9 @@ these; your code can too::
 
     view = PaymentsProviderView(hyperswitch_client, stripe_connect)
     run_sweep(engine, view)
-    run_reversal_worker(engine, stripe_connect)
+    provider = StripeWorkerProvider(stripe_connect)
+    run_reversal_worker(engine, provider)
+    run_transfer_worker(engine, provider)
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from veza_payments import (
     HyperswitchClient,
     NotFoundError,
     StripeConnect,
+    Transfer,
+    TransferReversal,
     payment_id_for,
     refund_id_for,
 )
 
-__all__ = ["PaymentsProviderView"]
+METADATA_KEY = "veza_idempotency_key"
+"""Where veza-payments writes the caller's idempotency key on every Stripe object."""
+
+__all__ = ["PaymentsProviderView", "StripeWorkerProvider"]
 
 
 class PaymentsProviderView:
@@ -96,4 +103,72 @@ class PaymentsProviderView:
                 transfer.destination,
                 dict(transfer.metadata),
             )
+        return None
+
+
+class StripeWorkerProvider:
+    """``StripeConnect`` for the workers, able to find what a lost call made.
+
+    The workers call :meth:`create_transfer` / :meth:`reverse_transfer` as they would
+    on ``StripeConnect``. When an intent's outcome is unknown and older than Stripe's
+    key memory (24 h), they first ask :meth:`find_transfer_by_key` /
+    :meth:`find_reversal` (by the key veza-payments writes into the object's metadata)
+    and adopt what exists instead of making a second one.
+
+    A transfer carries its 10 most recent reversals; an older one is not found here
+    (``StripeConnect`` has no reversal list call yet).
+
+    Args:
+        stripe: The Stripe Connect client.
+    """
+
+    def __init__(self, stripe: StripeConnect) -> None:
+        self.stripe = stripe
+
+    def create_transfer(
+        self,
+        idempotency_key: str,
+        *,
+        amount: int,
+        currency: str,
+        destination: str,
+        transfer_group: str | None = None,
+    ) -> Transfer:
+        """``StripeConnect.create_transfer``."""
+        return self.stripe.create_transfer(
+            idempotency_key,
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            transfer_group=transfer_group,
+        )
+
+    def reverse_transfer(
+        self, idempotency_key: str, transfer_id: str, *, amount: int | None = None
+    ) -> TransferReversal:
+        """``StripeConnect.reverse_transfer``."""
+        return self.stripe.reverse_transfer(idempotency_key, transfer_id, amount=amount)
+
+    def find_transfer_by_key(
+        self, idempotency_key: str, *, destination: str, created_after: dt.datetime
+    ) -> str | None:
+        """The transfer to ``destination`` since ``created_after`` made with that key."""
+        for transfer in self.stripe.find_transfers(
+            destination=destination,
+            created={"gte": int(created_after.timestamp())},
+            metadata={METADATA_KEY: idempotency_key},
+        ):
+            return transfer.id
+        return None
+
+    def find_reversal(self, transfer_id: str, idempotency_key: str) -> str | None:
+        """The reversal of ``transfer_id`` made with that key (among its latest 10)."""
+        try:
+            transfer = self.stripe.retrieve_transfer(transfer_id)
+        except NotFoundError:
+            return None
+        reversals = (transfer.raw.get("reversals") or {}).get("data") or []
+        for reversal in reversals:
+            if (reversal.get("metadata") or {}).get(METADATA_KEY) == idempotency_key:
+                return str(reversal["id"])
         return None

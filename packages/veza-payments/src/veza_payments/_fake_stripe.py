@@ -7,12 +7,18 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+import attrs
+
 from veza_payments._fakeserver import FakeServer, Fault, Request, Response, counter
 
-__all__ = ["FakeStripe"]
+__all__ = ["FakeStripe", "Hold"]
+
+KEY_TTL = 24 * 3600.0
+"""Seconds Stripe keeps an idempotency key at least (it may prune it afterwards)."""
 # ---------------------------------------------------------------------------- Stripe
 
 
@@ -44,31 +50,118 @@ def _st_error(
     return Response(status, {"error": error})
 
 
-class FakeStripe(FakeServer):
-    """A Stripe Connect stand-in: transfers, reversals, payouts, with idempotent replay.
+class _Invalid(Exception):  # noqa: N818 - a control-flow signal inside the fake
+    """Raised by a handler for a validation failure: Stripe saves no result for it."""
 
-    A request whose ``Idempotency-Key`` was seen (per account, method and path) gets
-    the first response again with ``Idempotent-Replayed: true`` when the parameters
-    match, and ``400 idempotency_error`` when they differ; a key still in flight
-    answers ``409``.
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+@attrs.define
+class Hold:
+    """A gate inside the fake's handler: the next matching request waits in it.
+
+    ``entered`` is set once the request is inside the provider's call: before it
+    executes, or with ``after_commit`` once it executed but before the answer leaves
+    (the client may die then, never hearing of the object). The test does what must
+    happen meanwhile and calls :meth:`release`.
+    """
+
+    method: str
+    path_prefix: str
+    after_commit: bool = False
+    entered: threading.Event = attrs.field(factory=threading.Event)
+    released: threading.Event = attrs.field(factory=threading.Event)
+
+    def release(self) -> None:
+        """Let the held request execute and answer."""
+        self.released.set()
+
+
+@attrs.define
+class _Saved:
+    method: str
+    path: str
+    fingerprint: str
+    saved_at: float
+    response: Response | None = None
+
+
+class FakeStripe(FakeServer):
+    """A Stripe Connect stand-in: transfers, reversals, payouts, with Stripe's idempotency.
+
+    As documented for API v1: an ``Idempotency-Key`` is scoped to the account (the
+    ``Stripe-Account`` header, or the platform), not to a path. Once the endpoint began
+    executing, its result is saved, 500s and refusals such as ``balance_insufficient``
+    included, and a retry with the same key and parameters gets it again with
+    ``Idempotent-Replayed: true``; other parameters or another endpoint get
+    ``400 idempotency_error``; a key still in flight answers ``409``. Validation
+    failures are not saved (the key may be used again). Keys are forgotten
+    ``key_ttl`` seconds after first use, on the fake's clock (:meth:`advance`), after
+    which the same request creates a second object, as Stripe does.
+
+    Money moves like on Stripe: a transfer credits its destination's balance, a payout
+    debits the connected account, and a reversal needs the destination to hold the
+    amount (``400 balance_insufficient`` otherwise).
 
     Args:
         api_key: The secret key requests must carry.
+        clock: UNIX time (``time.time`` by default); :meth:`advance` adds to it.
+        key_ttl: Seconds an idempotency key is remembered (Stripe: at least 24 h).
 
     Attributes:
         transfers: Stored transfers by id.
         payouts: Stored payouts by id.
     """
 
-    def __init__(self, api_key: str = "sk_test_fake") -> None:
+    def __init__(
+        self,
+        api_key: str = "sk_test_fake",
+        *,
+        clock: Callable[[], float] = time.time,
+        key_ttl: float = KEY_TTL,
+    ) -> None:
         super().__init__()
         self.api_key = api_key
+        self.key_ttl = key_ttl
         self.transfers: dict[str, dict[str, Any]] = {}
         self.payouts: dict[str, dict[str, Any]] = {}
-        self._idempotency: dict[tuple[str, str, str, str], tuple[str, Response | None]] = {}
+        self._balances: dict[tuple[str, str], int] = {}
+        self._idempotency: dict[tuple[str, str], _Saved] = {}
         self._next = counter()
+        self._clock = clock
+        self._offset = 0.0
         self._clock_lock = threading.Lock()
         self._last_created = 0
+        self._holds: list[Hold] = []
+        self._inside_failures: list[tuple[int, str]] = []
+
+    def now(self) -> float:
+        """The fake's time (UNIX seconds): the clock plus what :meth:`advance` added."""
+        return self._clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock forward (idempotency keys age, ``created`` moves on)."""
+        with self._clock_lock:
+            self._offset += seconds
+
+    def hold(self, path_prefix: str, method: str = "POST", *, after_commit: bool = False) -> Hold:
+        """Block the next matching request inside the call until ``release()``."""
+        gate = Hold(method, path_prefix, after_commit)
+        with self.lock:
+            self._holds.append(gate)
+        return gate
+
+    def fail_inside(self, status: int = 500, *, path_prefix: str = "/") -> None:
+        """Make the next matching POST fail after the endpoint began (Stripe saves it)."""
+        with self.lock:
+            self._inside_failures.append((status, path_prefix))
+
+    def balance(self, account: str, currency: str) -> int:
+        """A connected account's available balance in minor units."""
+        with self.lock:
+            return self._balances.get((account, currency.lower()), 0)
 
     def extra_headers(self) -> dict[str, str]:
         """Every response carries a ``Request-Id``."""
@@ -94,9 +187,36 @@ class FakeStripe(FakeServer):
         return _st_error(fault.status, "api_error", "An unknown error occurred")
 
     def _created(self) -> int:
+        now = int(self.now())
         with self._clock_lock:
-            self._last_created = max(self._last_created + 1, int(time.time()))
+            self._last_created = max(self._last_created + 1, now)
             return self._last_created
+
+    def _wait_in_hold(self, request: Request, *, after_commit: bool = False) -> None:
+        with self.lock:
+            gate = next(
+                (
+                    g
+                    for g in self._holds
+                    if g.method == request.method
+                    and request.path.startswith(g.path_prefix)
+                    and g.after_commit == after_commit
+                ),
+                None,
+            )
+            if gate is not None:
+                self._holds.remove(gate)
+        if gate is not None:
+            gate.entered.set()
+            gate.released.wait(60)
+
+    def _inside_failure(self, request: Request) -> Response | None:
+        with self.lock:
+            for index, (status, prefix) in enumerate(self._inside_failures):
+                if request.method == "POST" and request.path.startswith(prefix):
+                    del self._inside_failures[index]
+                    return _st_error(status, "api_error", "An unknown error occurred")
+        return None
 
     def route(self, request: Request) -> Response:
         """Dispatch one request, applying Stripe's idempotency layer to POSTs."""
@@ -107,43 +227,68 @@ class FakeStripe(FakeServer):
         params = _form(request.body, request.query)
         key = request.headers.get("idempotency-key")
         if request.method != "POST" or not key:
-            return self._route(request, params)
-        scope = (request.headers.get("stripe-account", ""), request.method, request.path, key)
+            self._wait_in_hold(request)
+            response = self._execute(request, params)
+            self._wait_in_hold(request, after_commit=True)
+            return response
+        scope = (request.headers.get("stripe-account", ""), key)
         fingerprint = json.dumps(params, sort_keys=True)
+        now = self.now()
         with self.lock:
             seen = self._idempotency.get(scope)
+            if seen is not None and now - seen.saved_at >= self.key_ttl:
+                del self._idempotency[scope]  # pruned: the request is new again
+                seen = None
             if seen is None:
-                self._idempotency[scope] = (fingerprint, None)
+                self._idempotency[scope] = _Saved(request.method, request.path, fingerprint, now)
         if seen is not None:
-            first_params, first_response = seen
-            if first_params != fingerprint:
-                return _st_error(
-                    400,
-                    "idempotency_error",
-                    f"Keys for idempotent requests can only be used with the same parameters "
-                    f"they were first used with. Try using a key other than '{key}' if you "
-                    "meant to execute a different request.",
-                )
-            if first_response is None:
-                return _st_error(
-                    409,
-                    "invalid_request_error",
-                    "There is currently another in-progress request using this "
-                    f"Idempotent Key (that probably means you submitted twice): {key}.",
-                    code="idempotency_key_in_use",
-                )
-            return Response(
-                first_response.status,
-                first_response.body,
-                {**first_response.headers, "Idempotent-Replayed": "true"},
-            )
-        response = self._route(request, params)
-        with self.lock:
-            if response.status >= 500:  # noqa: PLR2004 - not executed: the key may be reused
+            return self._replay(seen, request, fingerprint, key)
+        self._wait_in_hold(request)
+        try:
+            response = self._inside_failure(request) or self._route(request, params)
+        except _Invalid as invalid:
+            with self.lock:  # validation failed before the endpoint ran: nothing saved
                 del self._idempotency[scope]
-            else:
-                self._idempotency[scope] = (fingerprint, response)
+            return invalid.response
+        with self.lock:
+            self._idempotency[scope].response = response
+        self._wait_in_hold(request, after_commit=True)
         return response
+
+    def _execute(self, request: Request, params: dict[str, Any]) -> Response:
+        try:
+            return self._route(request, params)
+        except _Invalid as invalid:
+            return invalid.response
+
+    @staticmethod
+    def _replay(seen: _Saved, request: Request, fingerprint: str, key: str) -> Response:
+        if (seen.method, seen.path) != (request.method, request.path):
+            return _st_error(
+                400,
+                "idempotency_error",
+                f"Keys for idempotent requests can only be used for the same endpoint they "
+                f"were first used for ('{seen.method} {seen.path}'). Try using a key other "
+                f"than '{key}' if you meant to execute a different request.",
+            )
+        if seen.fingerprint != fingerprint:
+            return _st_error(
+                400,
+                "idempotency_error",
+                f"Keys for idempotent requests can only be used with the same parameters "
+                f"they were first used with. Try using a key other than '{key}' if you "
+                "meant to execute a different request.",
+            )
+        if seen.response is None:
+            return _st_error(
+                409,
+                "invalid_request_error",
+                "There is currently another in-progress request using this "
+                f"Idempotent Key (that probably means you submitted twice): {key}.",
+                code="idempotency_key_in_use",
+            )
+        first = seen.response
+        return Response(first.status, first.body, {**first.headers, "Idempotent-Replayed": "true"})
 
     def _route(self, request: Request, params: dict[str, Any]) -> Response:
         parts = [unquote(p) for p in request.path.strip("/").split("/")]
@@ -178,40 +323,45 @@ class FakeStripe(FakeServer):
         )
 
     @staticmethod
-    def _amount(params: dict[str, Any], required: bool = True) -> int | Response | None:
+    def _amount(params: dict[str, Any], required: bool = True) -> int | None:
         raw = params.get("amount")
         if raw is None:
             if required:
-                return _st_error(
-                    400,
-                    "invalid_request_error",
-                    "Missing required param: amount.",
-                    code="parameter_missing",
-                    param="amount",
+                raise _Invalid(
+                    _st_error(
+                        400,
+                        "invalid_request_error",
+                        "Missing required param: amount.",
+                        code="parameter_missing",
+                        param="amount",
+                    )
                 )
             return None
         if not str(raw).isdigit() or int(raw) <= 0:
-            return _st_error(
-                400,
-                "invalid_request_error",
-                "Invalid positive integer",
-                code="parameter_invalid_integer",
-                param="amount",
+            raise _Invalid(
+                _st_error(
+                    400,
+                    "invalid_request_error",
+                    "Invalid positive integer",
+                    code="parameter_invalid_integer",
+                    param="amount",
+                )
             )
         return int(raw)
 
     def _create_transfer(self, params: dict[str, Any]) -> Response:
         amount = self._amount(params)
-        if isinstance(amount, Response):
-            return amount
+        assert amount is not None  # noqa: S101 - required=True raised otherwise
         destination = params.get("destination", "")
         if not str(destination).startswith("acct_"):
-            return _st_error(
-                400,
-                "invalid_request_error",
-                f"No such destination: '{destination}'",
-                code="resource_missing",
-                param="destination",
+            raise _Invalid(
+                _st_error(
+                    400,
+                    "invalid_request_error",
+                    f"No such destination: '{destination}'",
+                    code="resource_missing",
+                    param="destination",
+                )
             )
         transfer_id = f"tr_{uuid.uuid4().hex[:24]}"
         transfer = {
@@ -237,6 +387,7 @@ class FakeStripe(FakeServer):
         }
         with self.lock:
             self.transfers[transfer_id] = transfer
+            self._credit(str(destination), transfer["currency"], amount)
         return Response(200, dict(transfer))
 
     def _list_transfers(self, params: dict[str, Any]) -> Response:
@@ -284,23 +435,27 @@ class FakeStripe(FakeServer):
 
     def _reverse(self, transfer_id: str, params: dict[str, Any]) -> Response:
         amount = self._amount(params, required=False)
-        if isinstance(amount, Response):
-            return amount
         with self.lock:
             transfer = self.transfers.get(transfer_id)
             if transfer is None:
-                return self._missing("transfer", transfer_id)
+                raise _Invalid(self._missing("transfer", transfer_id))
             remaining = transfer["amount"] - transfer["amount_reversed"]
             amount = remaining if amount is None else amount
             if amount <= 0 or amount > remaining:
-                return _st_error(
-                    400,
-                    "invalid_request_error",
-                    f"Amount ({amount}) is greater than the amount that can be reversed "
-                    f"({remaining}).",
-                    code="amount_too_large",
-                    param="amount",
+                raise _Invalid(
+                    _st_error(
+                        400,
+                        "invalid_request_error",
+                        f"Amount ({amount}) is greater than the amount that can be reversed "
+                        f"({remaining}).",
+                        code="amount_too_large",
+                        param="amount",
+                    )
                 )
+            destination, currency = transfer["destination"], transfer["currency"]
+            if self._balances.get((destination, currency), 0) < amount:
+                return self._insufficient(destination)
+            self._credit(destination, currency, -amount)
             reversal = {
                 "id": f"trr_{uuid.uuid4().hex[:24]}",
                 "object": "transfer_reversal",
@@ -318,8 +473,12 @@ class FakeStripe(FakeServer):
 
     def _create_payout(self, params: dict[str, Any], account: str | None) -> Response:
         amount = self._amount(params)
-        if isinstance(amount, Response):
-            return amount
+        assert amount is not None  # noqa: S101 - required=True raised otherwise
+        currency = str(params.get("currency", "")).lower()
+        with self.lock:
+            if self._balances.get((account or "", currency), 0) < amount:
+                return self._insufficient(account or "the platform")
+            self._credit(account or "", currency, -amount)
         payout = {
             "id": f"po_{uuid.uuid4().hex[:24]}",
             "object": "payout",
@@ -338,6 +497,19 @@ class FakeStripe(FakeServer):
             self.payouts[payout["id"]] = payout
         return Response(200, dict(payout))
 
+    def _credit(self, account: str, currency: str, amount: int) -> None:
+        key = (account, currency)
+        self._balances[key] = self._balances.get(key, 0) + amount
+
+    @staticmethod
+    def _insufficient(account: str) -> Response:
+        return _st_error(
+            400,
+            "invalid_request_error",
+            f"Insufficient funds in the Stripe account {account} to complete this request.",
+            code="balance_insufficient",
+        )
+
     # ------------------------------------------------------------------ test helpers
 
     def reset(self) -> None:
@@ -347,6 +519,10 @@ class FakeStripe(FakeServer):
             self.transfers.clear()
             self.payouts.clear()
             self._idempotency.clear()
+            self._balances.clear()
+            self._holds.clear()
+            self._inside_failures.clear()
+            self._offset = 0.0
 
     def reversals_of(self, transfer_id: str) -> list[dict[str, Any]]:
         """The reversals stored on a transfer."""

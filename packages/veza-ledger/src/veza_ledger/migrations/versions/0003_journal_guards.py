@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0002a"
 branch_labels = None
 depends_on = None
 
