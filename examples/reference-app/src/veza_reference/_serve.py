@@ -30,6 +30,7 @@ from veza_ledger import (
     run_sweep,
     run_transfer_worker,
 )
+from veza_ledger.adapters import StripeWorkerProvider
 from veza_reference._app import create_app
 from veza_reference._config import AppConfig, AppConfigurationError
 from veza_reference._db import create_app_tables
@@ -84,8 +85,10 @@ def reap_uploads_at_start(services: Services) -> int:
 def worker_pass(services: Services) -> None:
     """One pass of the background jobs: pay transfers, reverse what is due, reconcile."""
     if services.stripe is not None:
-        run_transfer_worker(services.ledger, services.stripe)
-        run_reversal_worker(services.ledger, services.stripe)
+        # StripeWorkerProvider finds what a lost call made once Stripe forgot its key (24 h)
+        stripe = StripeWorkerProvider(services.stripe)
+        run_transfer_worker(services.ledger, stripe)
+        run_reversal_worker(services.ledger, stripe)
     run_sweep(services.ledger, services.provider_view)
 
 
