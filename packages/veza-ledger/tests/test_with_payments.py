@@ -37,7 +37,8 @@ T0 = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[tuple[FakeHyperswitch, FakeStripe]]:
-    with FakeHyperswitch() as hs, FakeStripe() as sp:
+    # the chaos includes a 429 from a gateway in front of the router (the router sends none)
+    with FakeHyperswitch(rate_limit_faults=True) as hs, FakeStripe() as sp:
         yield hs, sp
 
 
