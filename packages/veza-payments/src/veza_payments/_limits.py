@@ -45,54 +45,63 @@ def read_limited(
         BodyTooLargeError: More than ``limit`` bytes arrived (pulling stopped at the
             chunk that crossed ``limit``) or were declared.
     """
-    _check(limit, declared_length)
-    body = bytearray()
-    received = 0
+    body = _Body(limit, declared_length)
     iterator = iter(chunks)
     try:
         for chunk in iterator:
-            received += len(chunk)
-            body += chunk[: limit + 1 - len(body)]
-            if len(body) > limit:
-                raise BodyTooLargeError(
-                    limit=limit,
-                    received=received,
-                    declared_length=declared_length,
-                    head=bytes(body[:HEAD_BYTES]),
-                )
+            body.add(chunk)
     finally:
         close = getattr(iterator, "close", None)
-        if close is not None and len(body) > limit:
+        if close is not None and body.over:
             with contextlib.suppress(Exception):
                 close()
-    return bytes(body)
+    return body.value()
 
 
 async def aread_limited(
     chunks: AsyncIterable[bytes], *, limit: int, declared_length: int | None = None
 ) -> bytes:
     """The asyncio twin of :func:`read_limited` (same arguments, same refusals)."""
-    _check(limit, declared_length)
-    body = bytearray()
-    received = 0
+    body = _Body(limit, declared_length)
     iterator = aiter(chunks)
     try:
         async for chunk in iterator:
-            received += len(chunk)
-            body += chunk[: limit + 1 - len(body)]
-            if len(body) > limit:
-                raise BodyTooLargeError(
-                    limit=limit,
-                    received=received,
-                    declared_length=declared_length,
-                    head=bytes(body[:HEAD_BYTES]),
-                )
+            body.add(chunk)
     finally:
         aclose = getattr(iterator, "aclose", None)
-        if aclose is not None and len(body) > limit:
+        if aclose is not None and body.over:
             with contextlib.suppress(Exception):
                 await aclose()
-    return bytes(body)
+    return body.value()
+
+
+class _Body:
+    """What the sync and async readers share: keep at most ``limit + 1`` bytes, then refuse."""
+
+    def __init__(self, limit: int, declared: int | None) -> None:
+        _check(limit, declared)
+        self.limit = limit
+        self.declared = declared
+        self.received = 0
+        self.buffer = bytearray()
+
+    @property
+    def over(self) -> bool:
+        return len(self.buffer) > self.limit
+
+    def add(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        self.buffer += chunk[: self.limit + 1 - len(self.buffer)]
+        if self.over:
+            raise BodyTooLargeError(
+                limit=self.limit,
+                received=self.received,
+                declared_length=self.declared,
+                head=bytes(self.buffer[:HEAD_BYTES]),
+            )
+
+    def value(self) -> bytes:
+        return bytes(self.buffer)
 
 
 def declared_length(value: str | None) -> int | None:
