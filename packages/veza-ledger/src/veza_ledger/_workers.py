@@ -45,8 +45,8 @@ from veza_ledger._provider import (
     TransferFinder,
     TransferReverser,
 )
-from veza_ledger._schema import ProviderIntent, SellerTransfer
-from veza_ledger._transfers import COVERED, MAX_ERROR
+from veza_ledger._schema import ProviderIntent, SellerTransfer, SellerTransferReversal
+from veza_ledger._transfers import COVERED, MAX_ERROR, ReversalFacts
 from veza_ledger._types import utcnow
 
 logger = logging.getLogger("veza_ledger.workers")
@@ -159,22 +159,45 @@ def _lease(session: Session, ids: list[str], policy: _Policy) -> None:
 # ---------------------------------------------------------------------------- step 1
 
 
-def _intend_reversal(
+def _intend_reversals(
     ledger: Ledger,  # noqa: ARG001 - the shape every intend step shares
     session: Session,
+    transfers: list[SellerTransfer],
+    policy: _Policy,
+) -> list[_Job]:
+    """The open reversal intent of each locked transfer, or a new one for what is left.
+
+    The claimed transfers' intents are read in one statement (under the claim's row
+    locks, which every intent write also takes) and new intents inserted in one flush.
+    """
+    intents: dict[str, list[ProviderIntent]] = {t.id: [] for t in transfers}
+    with_id = [t.id for t in transfers if t.stripe_transfer_id]
+    if with_id:
+        for intent in session.scalars(
+            sa.select(ProviderIntent)
+            .where(ProviderIntent.kind == "reversal", ProviderIntent.object_id.in_(with_id))
+            .order_by(ProviderIntent.object_id, ProviderIntent.seq)
+            .execution_options(populate_existing=True)
+        ):
+            intents[intent.object_id].append(intent)
+    jobs = [
+        job
+        for transfer in transfers
+        if (job := _intend_reversal(session, transfer, intents[transfer.id], policy)) is not None
+    ]
+    session.flush()
+    return jobs
+
+
+def _intend_reversal(
+    session: Session,
     transfer: SellerTransfer,
+    intents: list[ProviderIntent],
     policy: _Policy,
 ) -> _Job | None:
-    """The open reversal intent of a locked transfer, or a new one for what is left."""
+    """The open reversal intent of a locked transfer (``intents``: all of them, by seq)."""
     if not transfer.stripe_transfer_id:
         return None  # no Stripe id yet (a rule reports it)
-    intents = list(
-        session.scalars(
-            sa.select(ProviderIntent)
-            .where(ProviderIntent.kind == "reversal", ProviderIntent.object_id == transfer.id)
-            .order_by(ProviderIntent.seq)
-        )
-    )
     open_ = [i for i in intents if i.status in ("pending", "parked")]
     if open_:
         intent = open_[-1]
@@ -199,9 +222,17 @@ def _intend_reversal(
             updated_at=policy.at,
         )
         session.add(intent)
-    job = _job(intent, transfer, policy.at)
-    session.flush()
-    return job
+    return _job(intent, transfer, policy.at)
+
+
+def _intend_transfers(
+    ledger: Ledger, session: Session, transfers: list[SellerTransfer], policy: _Policy
+) -> list[_Job]:
+    return [
+        job
+        for transfer in transfers
+        if (job := _intend_transfer(ledger, session, transfer, policy)) is not None
+    ]
 
 
 def _intend_transfer(
@@ -278,8 +309,16 @@ def _call_transfer(creator: TransferCreator, job: _Job, policy: _Policy) -> str:
 _Locked = dict[str, SellerTransfer | ProviderIntent]
 
 
-def _lock_all(ledger: Ledger, session: Session, jobs: list[_Job]) -> _Locked:
-    """Lock the batch's transfers (in id order, as refunds do) and read their intents."""
+def _lock_all(
+    ledger: Ledger, session: Session, outcomes: list[tuple[_Job, str | Exception]]
+) -> tuple[_Locked, ReversalFacts]:
+    """Lock the batch's transfers (in id order, as refunds do), then read the rest.
+
+    Read after the locks, in one statement each for the whole batch: the jobs' intents
+    (with every reversal intent of the reversal jobs' transfers, for what is covered) and
+    the recorded reversals (of those transfers, and any with a provider id to record).
+    """
+    jobs = [job for job, _ in outcomes]
     query = (
         sa.select(SellerTransfer)
         .where(SellerTransfer.id.in_(sorted({j.transfer_id for j in jobs})))
@@ -289,13 +328,38 @@ def _lock_all(ledger: Ledger, session: Session, jobs: list[_Job]) -> _Locked:
     if ledger.engine.dialect.name == "postgresql":
         query = query.with_for_update()
     locked: _Locked = {f"t:{t.id}": t for t in session.scalars(query)}
+    reversing = sorted({j.transfer_id for j in jobs if j.kind == "reversal"})
+    facts = ReversalFacts(reversed=dict.fromkeys(reversing, 0), covered=dict.fromkeys(reversing, 0))
     intents = session.scalars(
         sa.select(ProviderIntent)
-        .where(ProviderIntent.id.in_([j.intent_id for j in jobs]))
+        .where(
+            sa.or_(
+                ProviderIntent.id.in_([j.intent_id for j in jobs]),
+                sa.and_(ProviderIntent.kind == "reversal", ProviderIntent.object_id.in_(reversing)),
+            )
+        )
         .execution_options(populate_existing=True)
     )
-    locked.update({f"i:{i.id}": i for i in intents})
-    return locked
+    for intent in intents:
+        locked[f"i:{intent.id}"] = intent
+        if intent.kind == "reversal" and intent.status in COVERED:
+            facts.covered[intent.object_id] += intent.amount
+    recording = [o for j, o in outcomes if j.kind == "reversal" and isinstance(o, str)]
+    if recording:
+        for reversal in session.scalars(
+            sa.select(SellerTransferReversal)
+            .where(
+                sa.or_(
+                    SellerTransferReversal.transfer_id.in_(reversing),
+                    SellerTransferReversal.provider_reversal_id.in_(recording),
+                )
+            )
+            .execution_options(populate_existing=True)
+        ):
+            facts.reversals[reversal.provider_reversal_id] = reversal
+            if reversal.transfer_id in facts.reversed:
+                facts.reversed[reversal.transfer_id] += reversal.amount
+    return locked, facts
 
 
 def _locked(
@@ -313,8 +377,13 @@ def _locked(
     return transfer, intent
 
 
-def _succeeded(
-    ledger: Ledger, session: Session, job: _Job, provider_id: str, cache: _Locked | None = None
+def _succeeded(  # noqa: PLR0917 - private
+    ledger: Ledger,
+    session: Session,
+    job: _Job,
+    provider_id: str,
+    cache: _Locked | None = None,
+    facts: ReversalFacts | None = None,
 ) -> None:
     transfer, intent = _locked(ledger, session, job, cache)
     if intent.status == "pending":
@@ -334,6 +403,7 @@ def _succeeded(
             job.amount,
             intent_id=job.intent_id,
             extra={"leased_until": None},
+            facts=facts,
         ):
             return
     elif transfer.status == "pending":
@@ -398,7 +468,7 @@ def _release(session: Session, transfer: SellerTransfer) -> None:
 def _work(
     ledger: Ledger,
     due: sa.ColumnElement[bool],
-    intend: Callable[[Ledger, Session, SellerTransfer, _Policy], _Job | None],
+    intend: Callable[[Ledger, Session, list[SellerTransfer], _Policy], list[_Job]],
     call: Callable[[_Job, _Policy], str],
     policy: _Policy,
     *,
@@ -417,11 +487,8 @@ def _work(
             rows = _claim(ledger, session, condition, batch_size)
             if not rows:
                 return report
-            for transfer in rows:
-                seen.add(transfer.id)
-                job = intend(ledger, session, transfer, policy)
-                if job is not None:
-                    jobs.append(job)
+            seen.update(transfer.id for transfer in rows)
+            jobs = intend(ledger, session, rows, policy)
             _lease(session, [j.transfer_id for j in jobs], policy)
         outcomes: list[tuple[_Job, str | Exception]] = []
         for job in jobs:  # the intents and leases are committed; no lock is held
@@ -456,9 +523,9 @@ def _record(
     try:  # the common case: the whole batch in one transaction, no savepoints
         with ledger.transaction() as session:
             done = WorkerReport()
-            cache = _lock_all(ledger, session, [job for job, _ in outcomes])
+            cache, facts = _lock_all(ledger, session, outcomes)
             for job, outcome in outcomes:
-                _record_one(ledger, session, job, outcome, policy, done, cache)
+                _record_one(ledger, session, job, outcome, policy, done, cache, facts)
     except (LedgerError, IntegrityError):
         pass  # one outcome cannot be recorded: again, each in its savepoint
     else:
@@ -470,7 +537,7 @@ def _record(
         for job, outcome in outcomes:
             try:
                 with session.begin_nested():
-                    _record_one(ledger, session, job, outcome, policy, report, None)
+                    _record_one(ledger, session, job, outcome, policy, report, None, None)
             except (LedgerError, IntegrityError) as exc:
                 logger.error(  # noqa: TRY400 - the intent replays; no traceback needed
                     "intent %s: recording the outcome failed (%s); the next run replays it",
@@ -487,12 +554,13 @@ def _record_one(  # noqa: PLR0917 - private
     policy: _Policy,
     report: WorkerReport,
     cache: _Locked | None,
+    facts: ReversalFacts | None,
 ) -> None:
     if isinstance(outcome, Exception):
         parked = _failed(ledger, session, job, outcome, policy, cache)
         (report.parked if parked else report.failed).append(job.transfer_id)
     else:
-        _succeeded(ledger, session, job, outcome, cache)
+        _succeeded(ledger, session, job, outcome, cache, facts)
         report.done.append(job.transfer_id)
 
 
@@ -554,7 +622,7 @@ def run_reversal_worker(
     return _work(
         ledger,
         due,
-        _intend_reversal,
+        _intend_reversals,
         lambda job, p: _call_reversal(reverser, job, p),
         policy,
         batch_size=batch_size,
@@ -589,7 +657,7 @@ def run_transfer_worker(
     return _work(
         ledger,
         due,
-        _intend_transfer,
+        _intend_transfers,
         lambda job, p: _call_transfer(creator, job, p),
         policy,
         batch_size=batch_size,
