@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = f"{ROOT / 'tools' / 'griffe_roles.py'}:SphinxRoles"
-PACKAGES = sorted(p.parent.parent.name.replace("-", "_") for p in ROOT.glob("packages/*/src"))
+PACKAGES = sorted(p.parent.name.replace("-", "_") for p in ROOT.glob("packages/*/src"))
 RAW_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|exc|mod|data|obj|const):`")
 LINK = re.compile(r"\[`([^`]+)`\]\[([\w.]+)\]")
 
