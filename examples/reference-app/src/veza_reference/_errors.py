@@ -108,7 +108,7 @@ def install(app: FastAPI) -> None:
     async def package_error(request: Request, exc: Exception) -> JSONResponse:
         for kind, status in STATUS:
             if isinstance(exc, kind):
-                if status >= 500:  # noqa: PLR2004
+                if status >= 500:
                     logger.warning(
                         "%s %s: %s", request.method, request.url.path, type(exc).__name__
                     )

@@ -135,7 +135,7 @@ def _self_or_admin(principal: Principal, user_id: str) -> None:
         raise ClientError(403, "only this user (or an admin) may see or do this")
 
 
-def build_router(services: Services, access: Access) -> APIRouter:  # noqa: PLR0915 - one route per function
+def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901, PLR0915 - mccabe counts each nested route
     """The money routes."""
     router = APIRouter()
 

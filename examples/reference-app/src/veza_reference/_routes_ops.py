@@ -34,7 +34,7 @@ class TransitionRequest(BaseModel):
     reason: str = Field(min_length=3, max_length=1000)
 
 
-def build_router(services: Services) -> APIRouter:  # noqa: PLR0915 - one route per function
+def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mccabe counts each nested route
     """The admin and operations routes."""
     router = APIRouter()
     admin = role_required(Role.ADMIN)

@@ -129,7 +129,7 @@ class Sandbox:
             except httpx.HTTPError:
                 answered = 0
             self.delivered.append((key, answered))
-            if not 200 <= answered < 300 and attempts < 20:  # noqa: PLR2004 - retried, like Hyperswitch
+            if not 200 <= answered < 300 and attempts < 20:
                 still.append((key, body, attempts + 1))
         self._pending = still
 

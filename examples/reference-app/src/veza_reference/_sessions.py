@@ -80,13 +80,13 @@ class SessionCodec:
 
     def verify(self, cookie: str | None, *, now: float | None = None) -> Principal | None:
         """The principal of a valid, unexpired, unrevoked cookie; ``None`` otherwise."""
-        if not cookie or len(cookie) > 512:  # noqa: PLR2004
+        if not cookie or len(cookie) > 512:
             return None
         payload, _, signature = cookie.rpartition("|")
         if not hmac.compare_digest(self._sign(payload), signature):
             return None
         parts = payload.split("|")
-        if len(parts) != 4:  # noqa: PLR2004
+        if len(parts) != 4:
             return None
         user_id, role, session_id, expires = parts
         if not expires.isdigit() or int(expires) < (time.time() if now is None else now):

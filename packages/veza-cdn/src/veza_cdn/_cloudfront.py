@@ -68,7 +68,7 @@ _HASHES: dict[str, type[hashes.SHA1 | hashes.SHA256]] = {
 
 def _check_key(key: PrivateKey | PublicKey, what: str) -> None:
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        if key.key_size != 2048:  # noqa: PLR2004 - CloudFront accepts RSA-2048 only
+        if key.key_size != 2048:
             msg = f"{what}: CloudFront accepts RSA-2048 keys only, got RSA-{key.key_size}"
             raise CDNConfigurationError(msg)
     elif isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):

@@ -99,7 +99,7 @@ def verify_presigned_url(
     if amz["X-Amz-SignedHeaders"] != "host":
         return Verification.fail(FailureReason.MALFORMED, "only 'host' may be signed")
     credential = amz["X-Amz-Credential"].split("/")
-    if len(credential) != 5 or credential[4] != "aws4_request":  # noqa: PLR2004
+    if len(credential) != 5 or credential[4] != "aws4_request":
         return Verification.fail(FailureReason.MALFORMED, "bad X-Amz-Credential")
     key_id, date, region, service, _ = credential
     if key_id != access_key_id:

@@ -49,7 +49,7 @@ def check_money(amount: object, currency: object, *, field: str = "amount") -> t
 
 def check_id(value: object, what: str) -> str:
     """A non-empty id of at most 64 characters."""
-    if not isinstance(value, str) or not value.strip() or len(value) > 64:  # noqa: PLR2004
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
         msg = f"{what} must be a non-empty string of at most 64 characters, got {value!r}"
         raise LedgerConfigurationError(msg)
     return value

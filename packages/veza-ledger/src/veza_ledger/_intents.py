@@ -50,7 +50,7 @@ def classify_provider_error(exc: BaseException) -> str:
     status = getattr(exc, "status", None)
     if not isinstance(status, int):
         status = getattr(exc, "http_status", None)
-    if isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE_4XX:  # noqa: PLR2004
+    if isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE_4XX:
         return PERMANENT
     return TRANSIENT
 

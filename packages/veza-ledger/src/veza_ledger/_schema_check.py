@@ -160,7 +160,7 @@ def _from_alembic(diff: Any) -> list[SchemaDrift]:  # noqa: ANN401 - Alembic's d
         words = {True: "NULL", False: "NOT NULL"}
         return [SchemaDrift("nullability", table, column, words[expected], words[found])]
     # modify_default, modify_comment and anything a newer Alembic reports
-    table, column = (diff[2], diff[3]) if len(diff) > 3 else ("?", "?")  # noqa: PLR2004
+    table, column = (diff[2], diff[3]) if len(diff) > 3 else ("?", "?")
     return [SchemaDrift("column", str(table), str(column), str(diff[-1]), str(diff[-2]))]
 
 

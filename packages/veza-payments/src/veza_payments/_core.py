@@ -135,21 +135,21 @@ def error_class(status: int, kind: str, code: str | None, message: str = "") -> 
     and code family (a connector's 401 is the connector's failure, not a bad API
     key), then the status (a 500 is a server error whatever its code).
     """
-    if kind == "blocked" or (200 <= status < 300 and code == "HE_03"):  # noqa: PLR2004
+    if kind == "blocked" or (200 <= status < 300 and code == "HE_03"):
         # The blocklist answers HTTP 200 with an error body (a DomainError): the type,
         # or HE_03 inside a 2xx, says so; never the wording of the message.
         return PaymentBlockedError
     if kind == "connector" or (code or "").startswith("CE_"):
         return ConnectorError
-    if status >= 500:  # noqa: PLR2004
+    if status >= 500:
         return ServerError
     if status in (401, 403) or code == "IR_01":
         return AuthenticationError
-    if status == 404:  # noqa: PLR2004
+    if status == 404:
         return NotFoundError
-    if status == 429:  # noqa: PLR2004
+    if status == 429:
         return RateLimitError
-    if status == 422 and code == "HE_00" and CURRENCY_CONVERSION_FAILED not in message:  # noqa: PLR2004
+    if status == 422 and code == "HE_00" and CURRENCY_CONVERSION_FAILED not in message:
         return ServerError  # resource busy: another request holds the payment's lock
     return InvalidRequestError
 
@@ -169,7 +169,7 @@ def outcome_unknown(error: ProviderError) -> bool:
     """The provider may have acted: no answer, a 5xx, or a 2xx that is not the object."""
     if isinstance(error, UnexpectedResponseError):
         return True
-    return error.status is None or (error.status >= 500 and not isinstance(error, ConnectorError))  # noqa: PLR2004
+    return error.status is None or (error.status >= 500 and not isinstance(error, ConnectorError))
 
 
 def _resolvable(error: ProviderError) -> bool:
@@ -272,7 +272,7 @@ class Core:
                 retry_after = reply.headers.get("retry-after")
                 error = None
                 body = reply.json()
-                if not 200 <= reply.status < 300:  # noqa: PLR2004
+                if not 200 <= reply.status < 300:
                     error = error_from(reply)
                 elif isinstance(body, dict) and isinstance(body.get("error"), dict):
                     error = error_from(reply)  # an error inside a 2xx: the blocklist

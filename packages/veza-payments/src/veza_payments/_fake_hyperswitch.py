@@ -143,8 +143,7 @@ class FakeHyperswitch(FakeServer):
             ValueError: A 429 fault on a fake built without ``rate_limit_faults``.
         """
         if not self.rate_limit_faults and any(
-            f.kind == "status" and f.status == 429  # noqa: PLR2004
-            for f in faults
+            f.kind == "status" and f.status == 429 for f in faults
         ):
             msg = "the Hyperswitch router never answers 429; pass rate_limit_faults=True"
             raise ValueError(msg)
@@ -152,11 +151,11 @@ class FakeHyperswitch(FakeServer):
 
     def error_for_fault(self, fault: Fault) -> Response:
         """Hyperswitch-shaped answers for injected statuses."""
-        if fault.status == 422:  # noqa: PLR2004
+        if fault.status == 422:
             return _busy()
-        if fault.status == 429:  # noqa: PLR2004
+        if fault.status == 429:
             return _hs_error(429, "invalid_request", "RE_00", "Too many requests")
-        if fault.status >= 502:  # noqa: PLR2004 - gateways answer in their own words
+        if fault.status >= 502:
             return Response(fault.status, b"<html><body>Bad Gateway</body></html>")
         return _hs_error(fault.status, "api", "HE_00", "Something went wrong")
 
@@ -218,7 +217,7 @@ class FakeHyperswitch(FakeServer):
         amount, currency = body.get("amount"), body.get("currency")
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             return _invalid_format("amount", "positive integer")
-        if not isinstance(currency, str) or len(currency) != 3:  # noqa: PLR2004
+        if not isinstance(currency, str) or len(currency) != 3:
             return _hs_error(400, "invalid_request", "IR_04", "Missing required param: currency")
         payment_id = body.get("payment_id") or f"pay_{uuid.uuid4().hex[:20]}"
         if not isinstance(payment_id, str) or not _ID.match(payment_id):

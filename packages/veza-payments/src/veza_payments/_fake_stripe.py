@@ -169,7 +169,7 @@ class FakeStripe(FakeServer):
 
     def error_for_fault(self, fault: Fault) -> Response:
         """Stripe-shaped answers for injected statuses."""
-        if fault.status == 429:  # noqa: PLR2004
+        if fault.status == 429:
             return _st_error(
                 429,
                 "invalid_request_error",

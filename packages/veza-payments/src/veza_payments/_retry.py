@@ -52,7 +52,7 @@ class RetryPolicy:
         """Whether an outcome may be retried (``status`` ``None`` means no response)."""
         if status is None:
             return True
-        return status in RETRY_STATUSES or (status == 422 and code == "HE_00")  # noqa: PLR2004
+        return status in RETRY_STATUSES or (status == 422 and code == "HE_00")
 
     def delay(self, retry_after: str | None, rng: random.Random | None = None) -> float:
         """Seconds to wait before the next attempt: ``Retry-After`` or full jitter."""

@@ -67,7 +67,7 @@ def verify_signature(raw_body: bytes, signature: str | None, keys: Keys) -> bool
     if not isinstance(signature, str):
         return False
     candidate = signature.strip().lower()
-    if len(candidate) != 128 or not _HEX.issuperset(candidate):  # noqa: PLR2004
+    if len(candidate) != 128 or not _HEX.issuperset(candidate):
         return False
     given = candidate.encode("ascii")
     matched = False
@@ -93,7 +93,7 @@ def _parse_stripe_header(header: str) -> tuple[int, list[bytes]] | None:
             continue
         if name == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
-        elif name == "v1" and len(value) == 64 and _HEX.issuperset(value.lower()):  # noqa: PLR2004
+        elif name == "v1" and len(value) == 64 and _HEX.issuperset(value.lower()):
             signatures.append(value.lower().encode("ascii"))
     if timestamp is None or not signatures:
         return None

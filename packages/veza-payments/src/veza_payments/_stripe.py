@@ -242,11 +242,11 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
         mapped = stripe_error(AuthenticationError)(message, **kwargs)
     elif isinstance(exc, stripe.RateLimitError):
         mapped = stripe_error(RateLimitError)(message, **kwargs)
-    elif exc.http_status == 404:  # noqa: PLR2004
+    elif exc.http_status == 404:
         mapped = stripe_error(NotFoundError)(message, **kwargs)
     elif isinstance(exc, stripe.InvalidRequestError | stripe.CardError):
         mapped = stripe_error(InvalidRequestError)(message, **kwargs)
-    elif exc.http_status is not None and (exc.http_status >= 500 or exc.http_status == 409):  # noqa: PLR2004
+    elif exc.http_status is not None and (exc.http_status >= 500 or exc.http_status == 409):
         mapped = stripe_error(ServerError)(message, **kwargs)
     else:
         mapped = StripeError(message, **kwargs)
@@ -264,7 +264,7 @@ def _retryable(exc: Exception) -> bool:
     if should == "true" or isinstance(exc, stripe.APIConnectionError):
         return True
     status = exc.http_status
-    return status is not None and (status in (409, 429) or status >= 500)  # noqa: PLR2004
+    return status is not None and (status in (409, 429) or status >= 500)
 
 
 class StripeConnect:

@@ -143,7 +143,7 @@ def _sha256_of(storage: Storage, key: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def migrate(
+def migrate(  # noqa: C901 - one resumable loop: checkpoint, copy, verify, report in order
     source: Storage,
     destination: Storage,
     *,

@@ -200,9 +200,9 @@ class S3Storage:
 
     def _error(self, exc: Exception, key: str) -> Exception:
         code, status = _code(exc)
-        if code in ("NoSuchKey", "NotFound") or status == 404:  # noqa: PLR2004
+        if code in ("NoSuchKey", "NotFound") or status == 404:
             return ObjectNotFoundError(f"no object has the key {key!r}")
-        if code == "PreconditionFailed" or status == 412:  # noqa: PLR2004
+        if code == "PreconditionFailed" or status == 412:
             return ObjectExistsError(f"an object already has the key {key!r}")
         return exc
 
@@ -466,7 +466,7 @@ class S3Storage:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), **extra)
         except Exception as exc:
             code, status = _code(exc)
-            if code == "InvalidRange" or status == 416:  # noqa: PLR2004
+            if code == "InvalidRange" or status == 416:
                 raise RangeNotSatisfiableError(self.stat(key).size) from None
             raise self._error(exc, key) from exc
         length = int(answer["ContentLength"])

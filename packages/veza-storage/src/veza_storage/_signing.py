@@ -53,7 +53,7 @@ class LocalURLSigner:
 
     def __init__(self, secret: str | bytes, base_url: str) -> None:
         raw = secret.encode("utf-8") if isinstance(secret, str) else secret
-        if len(raw) < 16:  # noqa: PLR2004
+        if len(raw) < 16:
             msg = "the local URL signing key must be at least 16 bytes"
             raise StorageConfigurationError(msg)
         self._secret = raw

@@ -428,7 +428,7 @@ def _known(session: UploadSession, index: int, digest: str) -> bool:
 
 
 def _incomplete(indices: list[int], why: str) -> UploadIncompleteError:
-    shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")  # noqa: PLR2004
+    shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")
     return UploadIncompleteError(f"{len(indices)} chunk(s) {why}: {shown}; send them again")
 
 

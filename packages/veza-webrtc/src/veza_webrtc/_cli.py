@@ -87,7 +87,7 @@ def _coturn_config(args: argparse.Namespace) -> int:
 def _peer(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) <= 65535:  # noqa: PLR2004
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
         msg = f"--peer must be HOST:PORT (IPv6 in brackets), got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return host, int(port)

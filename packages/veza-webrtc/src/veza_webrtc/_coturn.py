@@ -211,7 +211,7 @@ def _already_denied(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
     return None
 
 
-def coturn_config(  # noqa: PLR0912, PLR0915 - one line per option, each with its reason
+def coturn_config(  # noqa: C901, PLR0912, PLR0915 - one check per option
     *,
     realm: str,
     secrets: Sequence[str | Secret[str]],

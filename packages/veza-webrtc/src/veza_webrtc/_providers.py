@@ -214,7 +214,7 @@ def _call(client: Any, method: str, path: str, provider: str, **kwargs: Any) -> 
     except httpx.HTTPError as exc:
         msg = f"{provider} TURN request failed: {type(exc).__name__}"
         raise TurnProviderError(msg) from None
-    if response.status_code >= 400:  # noqa: PLR2004
+    if response.status_code >= 400:
         msg = f"{provider} TURN request answered HTTP {response.status_code}"
         raise TurnProviderError(msg)
     try:

@@ -165,7 +165,7 @@ def encode(
         integrity_key: The HMAC-SHA1 key (:func:`long_term_key` for TURN).
         fingerprint: Append FINGERPRINT (RFC 8489 section 14.7).
     """
-    if len(message.transaction_id) != 12:  # noqa: PLR2004 - RFC 8489: 96 bits
+    if len(message.transaction_id) != 12:
         msg = "a transaction id is 12 bytes"
         raise StunParseError(msg)
     body = b"".join(_attribute(kind, value) for kind, value in message.attributes)
@@ -206,7 +206,7 @@ def _walk(data: bytes) -> Iterable[tuple[int, int, bytes]]:
 
 def is_stun(data: bytes) -> bool:
     """Whether ``data`` starts like a STUN message (top bits 00 and the magic cookie)."""
-    return len(data) >= HEADER_SIZE and data[0] < 0x40 and data[4:8] == _COOKIE_BYTES  # noqa: PLR2004
+    return len(data) >= HEADER_SIZE and data[0] < 0x40 and data[4:8] == _COOKIE_BYTES
 
 
 def decode(data: bytes) -> StunMessage:
@@ -290,7 +290,7 @@ def encode_xor_address(address: Address, transaction_id: bytes) -> bytes:
     host, port = address
     ip = ipaddress.ip_address(host)
     xport = port ^ (MAGIC_COOKIE >> 16)
-    if ip.version == 4:  # noqa: PLR2004
+    if ip.version == 4:
         packed = (int(ip) ^ MAGIC_COOKIE).to_bytes(4, "big")
         return struct.pack("!BBH", 0, _FAMILY_V4, xport) + packed
     mask = int.from_bytes(_COOKIE_BYTES + transaction_id, "big")
@@ -303,15 +303,15 @@ def decode_xor_address(value: bytes, transaction_id: bytes) -> Address:
     Raises:
         StunParseError: An unknown family or a wrong length.
     """
-    if len(value) < 4:  # noqa: PLR2004
+    if len(value) < 4:
         msg = "an address attribute is at least 4 bytes"
         raise StunParseError(msg)
     _, family, xport = struct.unpack_from("!BBH", value)
     port = xport ^ (MAGIC_COOKIE >> 16)
-    if family == _FAMILY_V4 and len(value) == 8:  # noqa: PLR2004
+    if family == _FAMILY_V4 and len(value) == 8:
         number = int.from_bytes(value[4:8], "big") ^ MAGIC_COOKIE
         return str(ipaddress.IPv4Address(number)), port
-    if family == _FAMILY_V6 and len(value) == 20:  # noqa: PLR2004
+    if family == _FAMILY_V6 and len(value) == 20:
         mask = int.from_bytes(_COOKIE_BYTES + transaction_id, "big")
         number = int.from_bytes(value[4:20], "big") ^ mask
         return str(ipaddress.IPv6Address(number)), port
@@ -321,7 +321,7 @@ def decode_xor_address(value: bytes, transaction_id: bytes) -> Address:
 
 def encode_error_code(code: int, reason: str) -> bytes:
     """ERROR-CODE value: class (hundreds) and number, then a UTF-8 reason."""
-    if not 300 <= code <= 699:  # noqa: PLR2004 - RFC 8489 14.8
+    if not 300 <= code <= 699:
         msg = f"error code {code} is outside 300-699"
         raise StunParseError(msg)
     return struct.pack("!HBB", 0, code // 100, code % 100) + reason.encode()
@@ -329,7 +329,7 @@ def encode_error_code(code: int, reason: str) -> bytes:
 
 def decode_error_code(value: bytes) -> tuple[int, str]:
     """``(code, reason)`` from an ERROR-CODE value."""
-    if len(value) < 4:  # noqa: PLR2004
+    if len(value) < 4:
         msg = "ERROR-CODE is at least 4 bytes"
         raise StunParseError(msg)
     klass, number = value[2] & 0x07, value[3]
@@ -348,7 +348,7 @@ def encode_channel_data(channel: int, payload: bytes, *, pad: bool) -> bytes:
 
 def decode_channel_data(data: bytes) -> tuple[int, bytes]:
     """``(channel, payload)`` of a ChannelData message (trailing padding ignored)."""
-    if len(data) < 4:  # noqa: PLR2004
+    if len(data) < 4:
         msg = "ChannelData is at least 4 bytes"
         raise StunParseError(msg)
     channel, length = struct.unpack_from("!HH", data)
@@ -364,7 +364,7 @@ def frame_length(head: bytes) -> int:
     Raises:
         StunParseError: Neither STUN (top bits 00) nor ChannelData (top bits 01).
     """
-    if len(head) < 4:  # noqa: PLR2004
+    if len(head) < 4:
         msg = "a frame header is 4 bytes"
         raise StunParseError(msg)
     first, length = (int(v) for v in struct.unpack_from("!HH", head))

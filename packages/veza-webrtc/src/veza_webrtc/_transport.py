@@ -77,7 +77,7 @@ class Channel:
             self._sock.settimeout(_remaining(deadline))
             return self._sock.recv(_MAX_DATAGRAM)
         while True:
-            if len(self._buffer) >= 4:  # noqa: PLR2004 - a frame header
+            if len(self._buffer) >= 4:
                 size = frame_length(self._buffer[:4])
                 if len(self._buffer) >= size:
                     frame, self._buffer = self._buffer[:size], self._buffer[size:]

@@ -254,7 +254,7 @@ class TurnSession:
         """
         attributes = [(REQUESTED_TRANSPORT, bytes([UDP_PROTOCOL, 0, 0, 0]))]
         if family is not None:
-            attributes.append((REQUESTED_ADDRESS_FAMILY, bytes([1 if family == 4 else 2, 0, 0, 0])))  # noqa: PLR2004
+            attributes.append((REQUESTED_ADDRESS_FAMILY, bytes([1 if family == 4 else 2, 0, 0, 0])))
         return self.transact(ALLOCATE, attributes, deadline=deadline)
 
     def create_permission(self, peer: Address, *, deadline: float) -> StunMessage:

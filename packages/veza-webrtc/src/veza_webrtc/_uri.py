@@ -37,9 +37,9 @@ def _whatwg_ipv4_number(part: str) -> int | None:
     if not part:
         return None
     text, base = part, 10
-    if len(text) >= 2 and text[:2] in ("0x", "0X"):  # noqa: PLR2004
+    if len(text) >= 2 and text[:2] in ("0x", "0X"):
         text, base = text[2:], 16
-    elif len(text) >= 2 and text[0] == "0":  # noqa: PLR2004
+    elif len(text) >= 2 and text[0] == "0":
         text, base = text[1:], 8
     if not text:
         return 0
@@ -64,13 +64,13 @@ def _valid_ipv4(host: str) -> bool:
     parts = host.split(".")
     if parts[-1] == "" and len(parts) > 1:
         parts = parts[:-1]
-    if len(parts) > 4:  # noqa: PLR2004
+    if len(parts) > 4:
         return False
     numbers = [_whatwg_ipv4_number(p) for p in parts]
     if any(n is None for n in numbers):
         return False
     values = cast("list[int]", numbers)
-    if any(n > 255 for n in values[:-1]):  # noqa: PLR2004
+    if any(n > 255 for n in values[:-1]):
         return False
     limit: int = 256 ** (5 - len(values))
     return values[-1] < limit
