@@ -41,6 +41,7 @@ from veza_reference._auth import Caller, Creator, User
 from veza_reference._db import Track, UploadOwner
 from veza_reference._edge import ORIGIN_SECRET_HEADER, secret_matches
 from veza_reference._errors import ClientError
+from veza_reference._playlists import sign_stored_playlist
 from veza_reference._services import Services
 from veza_reference._sessions import Principal
 from veza_storage import LocalStorage, ObjectNotFoundError, answer_range
@@ -343,7 +344,11 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
         "/api/v1/tracks/{track_id}/hls", tags=["playback"], response_class=PlainTextResponse
     )
     def hls_playlist(track_id: TrackId, principal: Caller) -> Response:
-        """The track's HLS playlist, every segment URL signed (one directory token)."""
+        """The track's HLS playlist, every URI signed by veza-cdn's playlist signer.
+
+        Segment lines and ``URI="…"`` attributes alike, with the CDN's signer (one
+        directory token) or, with the CDN off, the storage's presigned URLs.
+        """
         access.require_play(principal, track_id)
         track = get_track(services, track_id)
         if not track.hls_key:
@@ -353,15 +358,8 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
         if services.cdn.is_enabled:
             signed = services.cdn.sign_playlist(text, playlist_key=track.hls_key)
         else:
-            base = track.hls_key.rsplit("/", 1)[0]
-            signed = (
-                "\n".join(
-                    line
-                    if not line.strip() or line.startswith("#")
-                    else services.storage.presign_get(f"{base}/{line.strip()}", expires_in=3600)
-                    for line in text.splitlines()
-                )
-                + "\n"
+            signed = sign_stored_playlist(
+                text, playlist_key=track.hls_key, storage=services.storage
             )
         return Response(
             signed,
