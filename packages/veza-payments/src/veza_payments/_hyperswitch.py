@@ -17,6 +17,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from veza_payments import _ids
 from veza_payments._core import Call, Core, Reply, Sleep
 from veza_payments._errors import (
     APIConnectionError,
@@ -82,6 +83,31 @@ class _ClientBase:
             f"{type(self).__name__}(base_url={self.base_url!r}, "
             f"idempotency_namespace={self.idempotency_namespace!r}, api_key=<hidden>)"
         )
+
+    def payment_id_for(self, idempotency_key: str) -> str:
+        """The ``payment_id`` ``create_payment(idempotency_key, ...)`` gives its payment.
+
+        Derived with this client's ``idempotency_namespace``, by the same function the
+        call uses: store it before the call (a webhook that arrives first finds the row)
+        or look a payment up without re-deriving the id, and never get it wrong for a
+        client with a namespace.
+
+        Raises:
+            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            InvalidIdempotencyKeyError: The key is outside the documented alphabet.
+        """
+        return _ids.payment_id_for(idempotency_key, namespace=self._core.namespace)
+
+    def refund_id_for(self, idempotency_key: str) -> str:
+        """The ``refund_id`` ``create_refund(idempotency_key, ...)`` gives its refund.
+
+        Derived with this client's ``idempotency_namespace`` (see :meth:`payment_id_for`).
+
+        Raises:
+            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            InvalidIdempotencyKeyError: The key is outside the documented alphabet.
+        """
+        return _ids.refund_id_for(idempotency_key, namespace=self._core.namespace)
 
     def _default_headers(self) -> dict[str, str]:
         return {
