@@ -10,9 +10,11 @@ from veza_ledger._base import Accounts
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
     IllegalTransition,
+    InvalidAmount,
     JournalConflict,
     LedgerConfigurationError,
     LedgerError,
+    NaiveDatetime,
     NotFound,
     RefundExceedsCaptured,
     SchemaOutOfDate,
@@ -106,6 +108,7 @@ __all__ = [
     "EventOutcome",
     "Finding",
     "IllegalTransition",
+    "InvalidAmount",
     "JournalConflict",
     "JournalEntry",
     "JournalTransaction",
@@ -114,6 +117,7 @@ __all__ = [
     "LedgerError",
     "Leg",
     "Machine",
+    "NaiveDatetime",
     "NotFound",
     "Order",
     "Override",

@@ -13,14 +13,20 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from veza_ledger._engine import configure_engine
-from veza_ledger._errors import LedgerConfigurationError, NotFound, TransitionConflict
+from veza_ledger._errors import (
+    InvalidAmount,
+    LedgerConfigurationError,
+    NaiveDatetime,
+    NotFound,
+    TransitionConflict,
+)
 from veza_ledger._machines import Machine
 from veza_ledger._schema import Base
 from veza_ledger._types import utcnow
@@ -29,6 +35,9 @@ M = TypeVar("M", bound=Base)
 
 CURRENCY_LENGTH = 3
 
+MAX_AMOUNT = 2**63 - 1
+"""The largest amount the ``BIGINT`` money columns (and journal sums) can hold."""
+
 
 def new_id() -> str:
     """A fresh row id (32 hex digits) when the caller does not bring one."""
@@ -36,15 +45,40 @@ def new_id() -> str:
 
 
 def check_money(amount: object, currency: object, *, field: str = "amount") -> tuple[int, str]:
-    """Validate integer minor units and an ISO 4217-shaped code."""
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        msg = f"{field} must be a positive int of minor units, got {amount!r}"
-        raise LedgerConfigurationError(msg)
+    """Validate integer minor units (up to :data:`MAX_AMOUNT`) and an ISO 4217-shaped code.
+
+    Raises:
+        InvalidAmount: Before any SQL, naming ``field``, so an out-of-range number is
+            never the database's raw ``DataError``.
+        LedgerConfigurationError: The currency is not a three-letter code.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT:
+        msg = f"{field} must be a positive int of minor units up to {MAX_AMOUNT}, got {amount!r}"
+        raise InvalidAmount(field, msg)
     code = str(currency).strip().upper()
     if len(code) != CURRENCY_LENGTH or not code.isalpha() or not code.isascii():
         msg = f"currency must be an ISO 4217 code, got {currency!r}"
         raise LedgerConfigurationError(msg)
     return amount, code
+
+
+@overload
+def check_aware(value: dt.datetime, field: str) -> dt.datetime: ...
+@overload
+def check_aware(value: dt.datetime | None, field: str) -> dt.datetime | None: ...
+def check_aware(value: object, field: str) -> dt.datetime | None:
+    """``value`` unchanged if it is ``None`` or a timezone-aware datetime.
+
+    Raises:
+        NaiveDatetime: Before any SQL, naming ``field`` (the column type would refuse
+            it too, but wrapped in SQLAlchemy's ``StatementError``).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+        msg = f"{field} must be a timezone-aware datetime (e.g. in dt.UTC), got {value!r}"
+        raise NaiveDatetime(field, msg)
+    return value
 
 
 def check_id(value: object, what: str) -> str:
@@ -69,7 +103,12 @@ class Accounts:
 
     @staticmethod
     def seller_payable(seller_id: str) -> str:
-        """Liability: what the platform owes the seller (negative after a clawback)."""
+        """Liability: what the platform owes the seller.
+
+        ``balance`` is debits minus credits, so it is negative while the platform owes
+        the seller and positive while the seller owes the platform (a refund after the
+        transfer, until the reversal).
+        """
         return f"seller_payable:{seller_id}"
 
     @staticmethod
@@ -97,8 +136,8 @@ class LedgerBase:
         self._clock = clock
 
     def now(self) -> dt.datetime:
-        """The ledger's clock (UTC, aware)."""
-        return self._clock()
+        """The ledger's clock (UTC, aware); a clock returning naive times is refused."""
+        return check_aware(self._clock(), "clock")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

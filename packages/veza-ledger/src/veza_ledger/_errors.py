@@ -11,6 +11,37 @@ class LedgerConfigurationError(LedgerError, ValueError):
     """A setting (environment variable, engine, argument) is invalid."""
 
 
+class InvalidAmount(LedgerConfigurationError):  # noqa: N818 - reads as "ledger.InvalidAmount"
+    """An amount is not a positive int of minor units that fits the ``BIGINT`` columns.
+
+    Raised before any SQL, so the caller never sees the database's own ``DataError``
+    (PostgreSQL) or ``OverflowError`` (SQLite) for a number the ledger cannot store.
+
+    Attributes:
+        field: The argument's name (``amount``, ``fee_amount``...).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NaiveDatetime(LedgerConfigurationError):  # noqa: N818 - reads as "ledger.NaiveDatetime"
+    """A datetime without a time zone reached the ledger (an argument or the clock).
+
+    Raised before any SQL: a naive time in a money ledger is ambiguous (which zone?
+    which side of a DST change?), and SQLAlchemy would otherwise wrap the column
+    type's refusal in a ``StatementError`` that names neither the field nor the fix.
+
+    Attributes:
+        field: The argument's name (``retry_at``, ``now``, ``clock``...).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class NotFound(LedgerError, LookupError):  # noqa: N818 - reads as "ledger.NotFound"
     """No row with that id (or provider id)."""
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from veza_ledger._base import LedgerBase, check_id
+from veza_ledger._base import LedgerBase, check_aware, check_id
 from veza_ledger._errors import LedgerConfigurationError, LedgerError
 from veza_ledger._machines import MACHINES
 from veza_ledger._orders import OrdersMixin
@@ -142,6 +142,7 @@ class EventsMixin(OrdersMixin, LedgerBase):
             IllegalTransition: Never for events: impossible moves are ``no_change``.
         """
         check_id(event.object_id, "object_id")
+        check_aware(event.occurred_at, "occurred_at")
         if not event.event_id.strip() or len(event.event_id) > MAX_EVENT_ID:
             msg = f"event_id must be 1 to {MAX_EVENT_ID} characters, got {event.event_id!r}"
             raise LedgerConfigurationError(msg)

@@ -99,11 +99,15 @@ PAYOUT = Machine(
         pending="in_transit paid failed canceled",
         in_transit="paid failed",
         failed="pending",
-        paid="",
+        paid="failed",
         canceled="",
     ),
 )
-"""Payouts from a connected account to its bank."""
+"""Payouts from a connected account to its bank.
+
+``paid -> failed`` is a bank return: Stripe reports ``payout.failed`` days after
+``payout.paid`` when the seller's bank sends the money back to the connected account.
+"""
 
 SUBSCRIPTION = Machine(
     "subscription",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 
 import sqlalchemy as sa
 
+from veza_ledger._base import check_aware
 from veza_ledger._errors import LedgerConfigurationError
 from veza_ledger._types import utcnow
 
@@ -92,7 +93,7 @@ def sweep_webhook_log(
     if batch_size <= 0:
         msg = f"batch_size must be positive, got {batch_size}"
         raise LedgerConfigurationError(msg)
-    cutoff = (now or utcnow()) - dt.timedelta(days=days)
+    cutoff = (check_aware(now, "now") or utcnow()) - dt.timedelta(days=days)
     postgres = engine.dialect.name == "postgresql"
     # SQLite holds the text SQLAlchemy wrote: compare with the same format.
     bound: object = cutoff if postgres else cutoff.astimezone(dt.UTC).strftime(_SQLITE_TIME)

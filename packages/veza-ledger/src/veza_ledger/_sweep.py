@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from veza_ledger._base import check_aware
 from veza_ledger._errors import LedgerConfigurationError, LedgerError
 from veza_ledger._findings import (
     finding_values,
@@ -534,7 +535,7 @@ def run_sweep(
         ledger,
         provider,
         settings or ReconcileSettings(),
-        now or utcnow(),
+        check_aware(now, "now") or utcnow(),
         dry_run=dry_run,
         batch_size=batch_size,
         cancel=cancel or threading.Event(),

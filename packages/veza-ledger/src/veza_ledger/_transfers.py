@@ -21,10 +21,23 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value as setattr_committed
 
 from veza_ledger import _journal
-from veza_ledger._base import Accounts, LedgerBase, check_id, check_money, new_id
+from veza_ledger._base import (
+    Accounts,
+    LedgerBase,
+    check_aware,
+    check_id,
+    check_money,
+    new_id,
+)
 from veza_ledger._errors import IllegalTransition, LedgerConfigurationError
 from veza_ledger._machines import PAYOUT, TRANSFER
-from veza_ledger._schema import ProviderIntent, SellerPayout, SellerTransfer, SellerTransferReversal
+from veza_ledger._schema import (
+    JournalTransaction,
+    ProviderIntent,
+    SellerPayout,
+    SellerTransfer,
+    SellerTransferReversal,
+)
 
 MAX_ERROR = 500
 
@@ -226,6 +239,7 @@ class TransfersMixin(LedgerBase):
         self, transfer_id: str, error: str, *, retry_at: dt.datetime | None = None
     ) -> SellerTransfer:
         """``pending -> failed``, counting the attempt; ``retry_transfer`` re-queues it."""
+        retry_at = check_aware(retry_at, "retry_at")
         with self.transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             self._move(
@@ -424,6 +438,7 @@ class TransfersMixin(LedgerBase):
         self, transfer_id: str, error: str, *, retry_at: dt.datetime | None = None
     ) -> SellerTransfer:
         """Keep the transfer ``reversal_pending``, counting the attempt and backing off."""
+        retry_at = check_aware(retry_at, "retry_at")
         with self.transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             if transfer.status != "reversal_pending":
@@ -489,8 +504,24 @@ class TransfersMixin(LedgerBase):
             )
             return payout
 
+    @staticmethod
+    def _payout_returns(session: Session, payout_id: str) -> int:
+        """How many bank returns of the payout were journaled (each has its own entry)."""
+        prefix = f"payout:{payout_id}:returned:"
+        count = session.scalar(
+            sa.select(sa.func.count()).where(
+                JournalTransaction.id.startswith(prefix, autoescape=True)
+            )
+        )
+        return int(count or 0)
+
     def payout_paid(self, payout_id: str, external_payout_id: str | None = None) -> SellerPayout:
-        """``pending|in_transit -> paid``, posting the payout to the seller's memo accounts."""
+        """``pending|in_transit -> paid``, posting the payout to the seller's memo accounts.
+
+        The first payment is journaled as ``payout:<id>:paid``; a payment after ``n``
+        bank returns (the row retried) as ``payout:<id>:paid:<n + 1>``, so each is
+        posted once and none is mistaken for a replay of the one before.
+        """
         with self.transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
             values = {}
@@ -502,13 +533,22 @@ class TransfersMixin(LedgerBase):
                 _journal.debit(Accounts.connected_paid_out(seller), currency, amount),
                 _journal.credit(Accounts.connected_balance(seller), currency, amount),
             ]
-            _journal.post(session, f"payout:{payout.id}:paid", "payout", legs)
+            returns = self._payout_returns(session, payout.id)
+            suffix = "" if returns == 0 else f":{returns + 1}"
+            _journal.post(session, f"payout:{payout.id}:paid{suffix}", "payout", legs)
             return payout
 
     def payout_failed(self, payout_id: str, error: str) -> SellerPayout:
-        """``pending|in_transit -> failed``."""
+        """``pending|in_transit|paid -> failed``, counting the attempt.
+
+        From ``paid`` it is a bank return: the money came back to the connected
+        account, so the payout's posting is reversed (``payout:<id>:returned:<n>``,
+        debit ``connected_balance``, credit ``connected_paid_out``). ``retry_payout``
+        re-queues the row either way.
+        """
         with self.transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
+            returned = payout.status == "paid"
             self._move(
                 session,
                 SellerPayout,
@@ -517,6 +557,14 @@ class TransfersMixin(LedgerBase):
                 "failed",
                 values={"attempts": payout.attempts + 1, "last_error": error[:MAX_ERROR]},
             )
+            if returned:
+                seller, currency, amount = payout.seller_id, payout.currency, payout.amount
+                legs = [
+                    _journal.debit(Accounts.connected_balance(seller), currency, amount),
+                    _journal.credit(Accounts.connected_paid_out(seller), currency, amount),
+                ]
+                number = self._payout_returns(session, payout.id) + 1
+                _journal.post(session, f"payout:{payout.id}:returned:{number}", "payout", legs)
             return payout
 
     def retry_payout(self, payout_id: str) -> SellerPayout:
