@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from veza_ledger import Ledger, create_engine, metadata, upgrade
+from veza_payments import RetryPolicy, StripeConnect
+from veza_payments.testing import FakeStripe
 
 LEDGER_TABLES = [t.name for t in reversed(metadata.sorted_tables)]
 
@@ -92,3 +95,28 @@ def ledger(engine: sa.Engine, clock: Clock) -> Ledger:
 
 def is_pg(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    """A strict Stripe fake (veza-payments' testing) for the worker tests."""
+    with FakeStripe() as server:
+        yield server
+
+
+@pytest.fixture
+def stripe_client(fake: FakeStripe) -> Iterator[Callable[..., StripeConnect]]:
+    """Build a ``StripeConnect`` on ``fake`` with a test's timeout and retry budget."""
+    with contextlib.ExitStack() as stack:
+
+        def build(*, timeout: float, retries: int) -> StripeConnect:
+            client = StripeConnect(
+                fake.api_key,
+                base_url=fake.url,
+                timeout=timeout,
+                max_retries=RetryPolicy(total=retries),
+                sleep=lambda _s: None,
+            )
+            return stack.enter_context(client)
+
+        yield build

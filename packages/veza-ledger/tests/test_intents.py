@@ -8,7 +8,7 @@ the provider again until an operator retries, writes off or nets it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -28,7 +28,6 @@ from veza_ledger._metrics import LedgerMetrics
 from veza_payments import (
     IdempotencyConflict,
     InvalidRequestError,
-    RetryPolicy,
     ServerError,
     StripeConnect,
 )
@@ -38,21 +37,8 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe(fake: FakeStripe) -> Iterator[StripeConnect]:
-    with StripeConnect(
-        fake.api_key,
-        base_url=fake.url,
-        timeout=10,
-        max_retries=RetryPolicy(total=0),
-        sleep=lambda _s: None,
-    ) as client:
-        yield client
+def stripe(stripe_client: Callable[..., StripeConnect]) -> StripeConnect:
+    return stripe_client(timeout=10, retries=0)
 
 
 def _paid_and_transferred(ledger: Ledger, stripe: StripeConnect, seller: str = "s") -> str:

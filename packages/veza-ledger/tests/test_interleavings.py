@@ -14,35 +14,22 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from veza_ledger import Accounts, Ledger, run_reversal_worker, run_transfer_worker
-from veza_payments import RetryPolicy, StripeConnect
+from veza_payments import StripeConnect
 from veza_payments.testing import FakeStripe
 
 DAY = 24 * 3600
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe(fake: FakeStripe) -> Iterator[StripeConnect]:
-    with StripeConnect(
-        fake.api_key,
-        base_url=fake.url,
-        timeout=30,
-        max_retries=RetryPolicy(total=2),
-        sleep=lambda _s: None,
-    ) as client:
-        yield client
+def stripe(stripe_client: Callable[..., StripeConnect]) -> StripeConnect:
+    return stripe_client(timeout=30, retries=2)
 
 
 def _order_with_transfer(ledger: Ledger, *, pay: StripeConnect | None) -> tuple[str, str]:

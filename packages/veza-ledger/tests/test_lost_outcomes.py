@@ -10,14 +10,14 @@ exists.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
 
 from veza_ledger import Ledger, run_reversal_worker, run_transfer_worker
 from veza_ledger.adapters import StripeWorkerProvider
-from veza_payments import RetryPolicy, StripeConnect
+from veza_payments import StripeConnect
 from veza_payments.testing import FakeStripe
 
 NOW = dt.datetime.now(dt.UTC)
@@ -25,21 +25,8 @@ LATER = NOW + dt.timedelta(hours=25)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as server:
-        yield server
-
-
-@pytest.fixture
-def stripe(fake: FakeStripe) -> Iterator[StripeConnect]:
-    with StripeConnect(
-        fake.api_key,
-        base_url=fake.url,
-        timeout=0.5,
-        max_retries=RetryPolicy(total=0),
-        sleep=lambda _s: None,
-    ) as client:
-        yield client
+def stripe(stripe_client: Callable[..., StripeConnect]) -> StripeConnect:
+    return stripe_client(timeout=0.5, retries=0)
 
 
 def _order(ledger: Ledger) -> tuple[str, str]:
