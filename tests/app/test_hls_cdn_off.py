@@ -172,3 +172,15 @@ def test_the_storage_signer_refuses_urls_it_did_not_resolve() -> None:
     for url in ("https://other.example/x.ts", "https://storage.invalid/"):
         with pytest.raises(SigningError):
             signer.sign_url(url, expires=2**31)
+
+
+def test_a_playlist_uri_outside_its_folder_is_refused() -> None:
+    from veza_cdn import SigningError
+
+    storage = _RecordingStorage()
+    for uri in ("../other/a.wav", "/tracks/secret.wav", "../../tracks/x.wav"):
+        with pytest.raises(SigningError):
+            sign_stored_playlist(
+                f"#EXTM3U\n#EXTINF:2.0,\n{uri}\n", playlist_key="hls/t1/index.m3u8", storage=storage
+            )
+    assert storage.keys == []

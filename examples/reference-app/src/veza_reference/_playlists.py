@@ -34,11 +34,17 @@ class StorageURLSigner:
         storage: Any veza-storage backend with ``presign_get`` (local or S3).
         clock: Epoch seconds now; ``expires`` is turned into the ``expires_in`` the
             storage wants.
+        scope: A key prefix ending in ``/`` (the playlist's folder): a URI resolving
+            outside it (``../other-track/a.wav``) is refused, as the CDN edge refuses a
+            path outside a directory token. ``""`` signs any key.
     """
 
-    def __init__(self, storage: _Presigner, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, storage: _Presigner, *, clock: Callable[[], float] = time.time, scope: str = ""
+    ) -> None:
         self._storage = storage
         self._clock = clock
+        self._scope = scope
 
     def sign_url(self, url: str, *, expires: int) -> str:
         """Presign the storage key ``url`` names under the pseudo-origin.
@@ -52,6 +58,9 @@ class StorageURLSigner:
             msg = "the storage signer only signs keys resolved from a stored playlist"
             raise SigningError(msg)
         key = unquote(parts.path.lstrip("/"))
+        if not key.startswith(self._scope):
+            msg = "a playlist URI resolves outside the playlist's folder"
+            raise SigningError(msg)
         expires_in = max(1, int(expires - self._clock()))
         return self._storage.presign_get(key, expires_in=expires_in)
 
@@ -73,6 +82,6 @@ def sign_stored_playlist(
     return sign_playlist(
         playlist,
         playlist_url=f"{_STORAGE_ORIGIN}/{quote(playlist_key, safe='/')}",
-        signer=StorageURLSigner(storage, clock=clock),
+        signer=StorageURLSigner(storage, clock=clock, scope=playlist_key.rpartition("/")[0] + "/"),
         expires=int(clock()) + expires_in,
     )
