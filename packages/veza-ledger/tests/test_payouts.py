@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -240,3 +241,30 @@ def test_payouts_never_exceed_what_the_seller_may_pay_out(
         paid = sum(r.amount for r in rows if r.status == "paid")
         assert ledger.payout_available(seller, "EUR") == funded - paid - in_flight >= 0
         assert ledger.balance(Accounts.connected_paid_out(seller), "EUR") == paid
+
+
+def test_concurrent_payouts_cannot_spend_the_same_balance(
+    pg_only: sa.Engine, fake: FakeStripe, stripe: StripeConnect
+) -> None:
+    """Eight threads ask 200 each of 850 at once: the per-seller lock lets exactly four in."""
+    ledger = Ledger(pg_only)
+    _funded(ledger, stripe)
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        try:
+            ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=200, currency="EUR")
+        except PayoutExceedsBalance:
+            outcomes.append("refused")
+        else:
+            outcomes.append("made")
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["made"] * 4 + ["refused"] * 4
+    assert ledger.payout_available("s", "EUR") == 50
