@@ -226,3 +226,32 @@ def test_a_payout_worker_killed_after_stripe_answered_is_adopted_after_the_key_t
     _deliver_payout_events(ledger, fake)
     _assert_seller_totals(ledger, fake, transfer_id)
     assert ledger.balance(Accounts.connected_balance("s"), "EUR") == 450
+
+
+def test_a_payout_retried_while_its_failed_call_is_in_flight_keeps_the_new_attempt(
+    engine: sa.Engine, fake: FakeStripe, stripe: StripeConnect
+) -> None:
+    """``payout.failed`` lands mid-call and the operator retries before the answer arrives."""
+    ledger = Ledger(engine)
+    _, transfer_id = _funded(ledger, stripe)
+    payout = ledger.create_payout(
+        seller_id="s", stripe_account="acct_s", amount=850, currency="EUR"
+    )
+    gate = fake.hold("/v1/payouts", after_commit=True)
+    worker, worker_errors = _in_thread(lambda: run_payout_worker(ledger, stripe))
+    assert gate.entered.wait(10)
+    [first] = fake.payouts
+    ledger.apply_payout_event(fake.settle_payout(first, "failed"))
+    ledger.retry_payout(payout.id)  # the next intent, a fresh key
+    gate.release()
+    worker.join(20)
+    assert not worker_errors
+    row = ledger.payout(payout.id)
+    assert (row.status, row.external_payout_id) == ("pending", None)  # not the failed one
+    assert run_payout_worker(ledger, stripe).done == [payout.id]
+    second = ledger.payout(payout.id).external_payout_id
+    assert second is not None and second != first
+    _deliver_payout_events(ledger, fake)
+    assert ledger.payout(payout.id).status == "paid"
+    _assert_seller_totals(ledger, fake, transfer_id)
+    assert ledger.balance(Accounts.connected_paid_out("s"), "EUR") == 850

@@ -239,10 +239,11 @@ def _succeeded(ledger: Ledger, session: Session, job: _PayoutJob, provider_id: s
         )
         raise LedgerConfigurationError(msg)
     done = {"leased_until": None, "next_attempt_at": None, "last_error": None}
-    if payout.status == "pending":
+    latest = ledger._payout_intents(session, payout.id)[-1]
+    if payout.status == "pending" and latest.id == intent.id:
         values = {"external_payout_id": provider_id, **done}
         ledger._move(session, SellerPayout, PAYOUT, payout, "in_transit", values=values)
-    else:  # a webhook moved it while the call was in flight
+    else:  # a webhook moved it while the call was in flight (and it may be retried since)
         session.execute(sa.update(SellerPayout).where(SellerPayout.id == payout.id).values(**done))
 
 
