@@ -255,3 +255,30 @@ def test_a_payout_retried_while_its_failed_call_is_in_flight_keeps_the_new_attem
     assert ledger.payout(payout.id).status == "paid"
     _assert_seller_totals(ledger, fake, transfer_id)
     assert ledger.balance(Accounts.connected_paid_out("s"), "EUR") == 850
+
+
+def test_a_webhook_before_a_timed_out_answer_leaves_nothing_to_retry(
+    engine: sa.Engine, fake: FakeStripe, stripe_client: Callable[..., StripeConnect]
+) -> None:
+    """``payout.paid`` lands, then the worker's call times out: the payout is settled."""
+    ledger = Ledger(engine)
+    stripe = stripe_client(timeout=3, retries=0)  # the webhook lands well before the timeout
+    _, transfer_id = _funded(ledger, stripe)
+    payout = ledger.create_payout(
+        seller_id="s", stripe_account="acct_s", amount=850, currency="EUR"
+    )
+    gate = fake.hold("/v1/payouts", after_commit=True)
+    reports: list[object] = []
+    worker, worker_errors = _in_thread(lambda: reports.append(run_payout_worker(ledger, stripe)))
+    assert gate.entered.wait(10)
+    [made] = fake.payouts
+    ledger.apply_payout_event(fake.settle_payout(made, "paid"))
+    worker.join(20)  # the call times out while the fake still holds the answer
+    gate.release()
+    assert not worker_errors and not worker.is_alive()
+    row = ledger.payout(payout.id)
+    assert (row.status, row.leased_until, row.attempts) == ("paid", None, 0)
+    intent = ledger.intent(payout.id)
+    assert (intent.status, intent.provider_object_id, intent.attempts) == ("succeeded", made, 0)
+    assert run_payout_worker(ledger, stripe).done == []
+    _assert_seller_totals(ledger, fake, transfer_id)

@@ -254,8 +254,11 @@ def _failed(
     error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
     error_class = policy.classify(exc)
     payout, intent = _locked(ledger, session, job)
-    if intent.status != "pending":
-        return False  # recorded meanwhile (a webhook): nothing to count
+    if intent.status != "pending":  # recorded meanwhile (a webhook): nothing to count
+        session.execute(
+            sa.update(SellerPayout).where(SellerPayout.id == payout.id).values(leased_until=None)
+        )
+        return False
     attempts = intent.attempts + 1
     park = error_class == PERMANENT or attempts >= policy.max_attempts
     logger.warning(
