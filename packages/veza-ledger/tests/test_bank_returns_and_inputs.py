@@ -27,7 +27,18 @@ BIGINT_MAX = 2**63 - 1
 NAIVE = dt.datetime(2026, 11, 26, 12, 0)  # noqa: DTZ001 - the hostile input under test
 
 
+def _fund(ledger: Ledger, seller: str, amount: int) -> None:
+    """Give the seller's connected account ``amount`` (a payout never exceeds it)."""
+    order = ledger.create_order(buyer_id="b", seller_id=seller, amount=amount, currency="EUR")
+    ledger.mark_paid(order.id)
+    transfer = ledger.create_transfer(
+        seller_id=seller, destination="acct_1", amount=amount, currency="EUR", order_id=order.id
+    )
+    ledger.transfer_completed(transfer.id, f"tr_{uuid.uuid4().hex[:24]}")
+
+
 def _paid_payout(ledger: Ledger, payout_id: str = "po-row-1", amount: int = 700) -> str:
+    _fund(ledger, "seller", amount)
     payout = ledger.create_payout(
         seller_id="seller",
         stripe_account="acct_1",
@@ -48,12 +59,12 @@ def test_a_paid_payout_can_fail_later_and_its_posting_is_reversed(ledger: Ledger
     paid_out = Accounts.connected_paid_out("seller")
     balance = Accounts.connected_balance("seller")
     assert ledger.balance(paid_out, "EUR") == 700
-    assert ledger.balance(balance, "EUR") == -700
+    assert ledger.balance(balance, "EUR") == 0  # the funding transfer, paid out
     returned = ledger.payout_failed(payout_id, "bank return: account closed")
     assert (returned.status, returned.attempts) == ("failed", 1)
     assert returned.last_error == "bank return: account closed"
     assert ledger.balance(paid_out, "EUR") == 0  # the money is back in the connected account
-    assert ledger.balance(balance, "EUR") == 0
+    assert ledger.balance(balance, "EUR") == 700
     assert ledger.trial_balance() == {"EUR": 0}
 
 
@@ -70,12 +81,14 @@ def test_a_returned_payout_retried_and_paid_again_is_journaled_each_time(ledger:
 
 
 def test_a_payout_that_failed_before_paid_posts_nothing(ledger: Ledger) -> None:
+    _fund(ledger, "seller", 5)
     payout = ledger.create_payout(
         seller_id="seller", stripe_account="acct_1", amount=5, currency="EUR"
     )
     ledger.payout_failed(payout.id, "rejected")
     assert ledger.balance(Accounts.connected_paid_out("seller"), "EUR") == 0
-    assert ledger.trial_balance() == {}
+    assert ledger.balance(Accounts.connected_balance("seller"), "EUR") == 5
+    assert ledger.trial_balance() == {"EUR": 0}
 
 
 def test_the_payout_table_has_the_bank_return_edge() -> None:
@@ -93,6 +106,7 @@ def test_the_payout_table_has_the_bank_return_edge() -> None:
 def test_payout_journal_follows_any_sequence_of_moves(ledger: Ledger, steps: list[str]) -> None:
     """Whatever the sequence, ``connected_paid_out`` holds the amount iff the row is paid."""
     seller = uuid.uuid4().hex  # the fixture's database outlives one example
+    _fund(ledger, seller, 9)
     payout = ledger.create_payout(
         seller_id=seller, stripe_account="acct_1", amount=9, currency="EUR"
     )

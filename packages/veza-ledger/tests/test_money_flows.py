@@ -241,6 +241,10 @@ def test_provider_ids_are_unique_only_when_present(ledger: Ledger, engine: sa.En
 
 
 def test_payouts(ledger: Ledger) -> None:
+    funding = ledger.create_transfer(
+        seller_id="s", destination="acct_1", amount=705, currency="EUR"
+    )
+    ledger.transfer_completed(funding.id, "tr_funding")  # a payout never exceeds the balance
     payout = ledger.create_payout(
         seller_id="s", stripe_account="acct_1", amount=700, currency="EUR"
     )

@@ -20,6 +20,7 @@ from veza_ledger import (
     IllegalTransition,
     Ledger,
     LedgerError,
+    PayoutExceedsBalance,
     ProviderEvent,
     RefundExceedsCaptured,
     TransitionConflict,
@@ -165,9 +166,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(amount=st.integers(1, 10**6), paid=st.booleans())
     def payout(self, amount: int, paid: bool) -> None:
-        payout = self.ledger.create_payout(
-            seller_id="s1", stripe_account="acct_1", amount=amount, currency="EUR"
-        )
+        available = self.ledger.payout_available("s1", "EUR")
+        try:
+            payout = self.ledger.create_payout(
+                seller_id="s1", stripe_account="acct_1", amount=amount, currency="EUR"
+            )
+        except PayoutExceedsBalance:
+            assert amount > available
+            return
+        assert amount <= available
         if paid:
             self.ledger.payout_paid(payout.id, f"po_{payout.id}")
         else:

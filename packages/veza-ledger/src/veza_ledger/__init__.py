@@ -44,6 +44,12 @@ from veza_ledger._migrations import (
     upgrade,
 )
 from veza_ledger._orders import fee_captured, refund_split
+from veza_ledger._payout_worker import (
+    PayoutCreator,
+    PayoutFinder,
+    cancel_parked_payout,
+    run_payout_worker,
+)
 from veza_ledger._provider import (
     PaymentState,
     ProviderView,
@@ -79,7 +85,7 @@ from veza_ledger._schema import (
 from veza_ledger._schema_check import SchemaDrift, schema_drift
 from veza_ledger._subscriptions import Eligibility, EligibilityReason
 from veza_ledger._sweep import SweepItem, SweepReport, run_sweep
-from veza_ledger._transfers import reversal_key
+from veza_ledger._transfers import PayoutExceedsBalance, reversal_key
 from veza_ledger._version import __version__
 from veza_ledger._webhook_log import SQLWebhookLog
 from veza_ledger._workers import (
@@ -122,6 +128,9 @@ __all__ = [
     "Order",
     "Override",
     "PaymentState",
+    "PayoutCreator",
+    "PayoutExceedsBalance",
+    "PayoutFinder",
     "Problem",
     "ProcessedEvent",
     "ProviderEvent",
@@ -152,6 +161,7 @@ __all__ = [
     "WorkerReport",
     "__version__",
     "allocate_reversals",
+    "cancel_parked_payout",
     "check_schema",
     "classify_provider_error",
     "configure_engine",
@@ -169,6 +179,7 @@ __all__ = [
     "retry_transfer_now",
     "reversal_key",
     "run_forever",
+    "run_payout_worker",
     "run_reversal_worker",
     "run_sweep",
     "run_transfer_worker",

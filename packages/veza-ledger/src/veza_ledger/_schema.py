@@ -221,7 +221,13 @@ class SellerTransferReversal(Base):
 
 
 class SellerPayout(Base):
-    """A payout from a seller's connected account to their bank."""
+    """A payout from a seller's connected account to their bank.
+
+    Its Stripe calls are :class:`ProviderIntent` rows (kind ``payout``); the first one's
+    id is the row's id. ``leased_until`` keeps other payout workers off the row while
+    its call is under way (no lock is held across the call); ``next_attempt_at`` is when
+    a call that failed transiently may be made again.
+    """
 
     __tablename__ = "ledger_seller_payouts"
     __table_args__ = (
@@ -238,6 +244,8 @@ class SellerPayout(Base):
     status: Mapped[str] = mapped_column(sa.String(32), default=PAYOUT.initial)
     external_payout_id: Mapped[str | None] = mapped_column(sa.String(64))
     attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    leased_until: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -14,6 +14,8 @@ row happens under its row lock (PostgreSQL) or the database's single writer (SQL
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -29,8 +31,8 @@ from veza_ledger._base import (
     check_money,
     new_id,
 )
-from veza_ledger._errors import IllegalTransition, LedgerConfigurationError
-from veza_ledger._machines import PAYOUT, TRANSFER
+from veza_ledger._errors import IllegalTransition, LedgerConfigurationError, LedgerError, NotFound
+from veza_ledger._machines import INTENT, PAYOUT, TRANSFER
 from veza_ledger._schema import (
     JournalTransaction,
     ProviderIntent,
@@ -40,6 +42,9 @@ from veza_ledger._schema import (
 )
 
 MAX_ERROR = 500
+
+METADATA_KEY = "veza_idempotency_key"
+"""Where veza-payments writes the caller's key (the intent's id) on Stripe objects."""
 
 
 COVERED = ("written_off", "netted")
@@ -458,6 +463,11 @@ class TransfersMixin(LedgerBase):
             return self._get(session, SellerTransfer, transfer_id)
 
     # ------------------------------------------------------------------ payouts
+    #
+    # A payout is a row (its status follows Stripe's payout) plus its intents: the
+    # first one (id = the row id, the key payouts always had) is written with the row,
+    # a retry after a failed payout writes the next (a fresh id: Stripe replays a key's
+    # first answer, the failed payout, for 24 h). ``run_payout_worker`` makes the calls.
 
     def create_payout(
         self,
@@ -468,22 +478,134 @@ class TransfersMixin(LedgerBase):
         currency: str,
         payout_id: str | None = None,
     ) -> SellerPayout:
-        """Create a ``pending`` payout row; its id keys the Stripe call."""
+        """Create a ``pending`` payout row and its intent, if the seller can pay it out.
+
+        The intent (amount, currency, the key: the row id, the destination account on
+        the row) is committed here, before any call; ``run_payout_worker`` makes the
+        call. Checked under a per-seller lock against :meth:`payout_available`, so two
+        concurrent payouts cannot both spend the same balance.
+
+        Raises:
+            PayoutExceedsBalance: ``amount`` is more than the seller may pay out now.
+            LedgerConfigurationError: Bad ids, or ``payout_id`` already keys an intent.
+        """
         amount, currency = check_money(amount, currency)
-        payout = SellerPayout(
-            id=check_id(payout_id or new_id(), "payout_id"),
-            seller_id=check_id(seller_id, "seller_id"),
-            stripe_account=check_id(stripe_account, "stripe_account"),
-            amount=amount,
-            currency=currency,
-            status=PAYOUT.initial,
+        row_id = check_id(payout_id or new_id(), "payout_id")
+        seller = check_id(seller_id, "seller_id")
+        account = check_id(stripe_account, "stripe_account")
+        with self.transaction() as session:
+            self._check_payable(session, seller, currency, amount)
+            if session.get(ProviderIntent, row_id) is not None:
+                msg = f"payout_id {row_id!r} already keys a provider intent; use another id"
+                raise LedgerConfigurationError(msg)
+            payout = SellerPayout(
+                id=row_id,
+                seller_id=seller,
+                stripe_account=account,
+                amount=amount,
+                currency=currency,
+                status=PAYOUT.initial,
+                attempts=0,
+                created_at=self.now(),
+                updated_at=self.now(),
+            )
+            session.add(payout)
+            session.add(self._payout_intent(payout, intent_id=row_id, seq=1))
+        return payout
+
+    def payout_available(self, seller_id: str, currency: str) -> int:
+        """What the seller may pay out now, in minor units (see :meth:`create_payout`).
+
+        The seller's connected balance in the journal, less payouts not yet journaled
+        (``pending`` / ``in_transit``: Stripe already took them from the balance) and
+        less the claw-backs still due on the seller's transfers (the connected account
+        must keep them for the reversals; written-off or netted ones excepted).
+        """
+        _, currency = check_money(1, currency)
+        with self.transaction() as session:
+            return self._payout_available(session, seller_id, currency)
+
+    def _check_payable(self, session: Session, seller: str, currency: str, amount: int) -> None:
+        if self._pg:  # one payout decision per seller at a time (SQLite: one writer)
+            session.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"payout:{seller}")))
+            )
+        available = self._payout_available(session, seller, currency)
+        if amount > available:
+            raise PayoutExceedsBalance(seller, currency, amount, available)
+
+    def _payout_available(self, session: Session, seller: str, currency: str) -> int:
+        connected = _journal.balance(session, Accounts.connected_balance(seller), currency)
+        in_flight = session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(SellerPayout.amount), 0)).where(
+                SellerPayout.seller_id == seller,
+                SellerPayout.currency == currency,
+                SellerPayout.status.in_(("pending", "in_transit")),
+            )
+        )
+        due = session.scalar(
+            sa.select(
+                sa.func.coalesce(
+                    sa.func.sum(SellerTransfer.reversal_due - SellerTransfer.reversed_amount), 0
+                )
+            ).where(
+                SellerTransfer.seller_id == seller,
+                SellerTransfer.currency == currency,
+                SellerTransfer.status.in_(("completed", "reversal_pending", "partially_reversed")),
+            )
+        )
+        covered = session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(ProviderIntent.amount), 0)).where(
+                ProviderIntent.seller_id == seller,
+                ProviderIntent.currency == currency,
+                ProviderIntent.kind == "reversal",
+                ProviderIntent.status.in_(COVERED),
+            )
+        )
+        owed = max(0, int(due or 0) - int(covered or 0))
+        return connected - int(in_flight or 0) - owed
+
+    def _payout_intent(self, payout: SellerPayout, *, intent_id: str, seq: int) -> ProviderIntent:
+        return ProviderIntent(
+            id=intent_id,
+            kind="payout",
+            object_id=payout.id,
+            seq=seq,
+            seller_id=payout.seller_id,
+            amount=payout.amount,
+            currency=payout.currency,
+            status=INTENT.initial,
             attempts=0,
             created_at=self.now(),
             updated_at=self.now(),
         )
-        with self.transaction() as session:
-            session.add(payout)
-        return payout
+
+    @staticmethod
+    def _payout_intents(session: Session, payout_id: str) -> list[ProviderIntent]:
+        """The payout's intents by ``seq`` (read under the payout row's lock)."""
+        return list(
+            session.scalars(
+                sa.select(ProviderIntent)
+                .where(ProviderIntent.kind == "payout", ProviderIntent.object_id == payout_id)
+                .order_by(ProviderIntent.seq)
+                .execution_options(populate_existing=True)
+            )
+        )
+
+    def _payout_sent(self, session: Session, payout: SellerPayout, external_id: str) -> None:
+        """Record Stripe's payout id on the payout's open intent (one record per object)."""
+        intents = self._payout_intents(session, payout.id)
+        if any(intent.provider_object_id == external_id for intent in intents):
+            return
+        if intents and intents[-1].status == "pending":
+            self._move(
+                session,
+                ProviderIntent,
+                INTENT,
+                intents[-1],
+                "succeeded",
+                values={"provider_object_id": external_id, "last_error": None},
+            )
 
     def payout(self, payout_id: str) -> SellerPayout:
         """Read a payout."""
@@ -491,17 +613,19 @@ class TransfersMixin(LedgerBase):
             return self._get(session, SellerPayout, payout_id)
 
     def payout_submitted(self, payout_id: str, external_payout_id: str) -> SellerPayout:
-        """``pending -> in_transit`` with Stripe's payout id."""
+        """``pending -> in_transit`` with Stripe's payout id (recorded on its intent)."""
         with self.transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
+            external = check_id(external_payout_id, "external_payout_id")
             self._move(
                 session,
                 SellerPayout,
                 PAYOUT,
                 payout,
                 "in_transit",
-                values={"external_payout_id": check_id(external_payout_id, "external_payout_id")},
+                values={"external_payout_id": external, "leased_until": None},
             )
+            self._payout_sent(session, payout, external)
             return payout
 
     @staticmethod
@@ -524,19 +648,26 @@ class TransfersMixin(LedgerBase):
         """
         with self.transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
-            values = {}
-            if external_payout_id is not None:
-                values["external_payout_id"] = check_id(external_payout_id, "external_payout_id")
-            self._move(session, SellerPayout, PAYOUT, payout, "paid", values=values)
-            seller, currency, amount = payout.seller_id, payout.currency, payout.amount
-            legs = [
-                _journal.debit(Accounts.connected_paid_out(seller), currency, amount),
-                _journal.credit(Accounts.connected_balance(seller), currency, amount),
-            ]
-            returns = self._payout_returns(session, payout.id)
-            suffix = "" if returns == 0 else f":{returns + 1}"
-            _journal.post(session, f"payout:{payout.id}:paid{suffix}", "payout", legs)
+            self._payout_paid(session, payout, external_payout_id)
             return payout
+
+    def _payout_paid(
+        self, session: Session, payout: SellerPayout, external_payout_id: str | None
+    ) -> None:
+        values: dict[str, object] = {}
+        if external_payout_id is not None:
+            values["external_payout_id"] = check_id(external_payout_id, "external_payout_id")
+        self._move(session, SellerPayout, PAYOUT, payout, "paid", values=values)
+        if external_payout_id is not None:
+            self._payout_sent(session, payout, external_payout_id)
+        seller, currency, amount = payout.seller_id, payout.currency, payout.amount
+        legs = [
+            _journal.debit(Accounts.connected_paid_out(seller), currency, amount),
+            _journal.credit(Accounts.connected_balance(seller), currency, amount),
+        ]
+        returns = self._payout_returns(session, payout.id)
+        suffix = "" if returns == 0 else f":{returns + 1}"
+        _journal.post(session, f"payout:{payout.id}:paid{suffix}", "payout", legs)
 
     def payout_failed(self, payout_id: str, error: str) -> SellerPayout:
         """``pending|in_transit|paid -> failed``, counting the attempt.
@@ -548,31 +679,176 @@ class TransfersMixin(LedgerBase):
         """
         with self.transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
-            returned = payout.status == "paid"
+            self._payout_failed(session, payout, error)
+            return payout
+
+    def _payout_failed(self, session: Session, payout: SellerPayout, error: str) -> None:
+        returned = payout.status == "paid"
+        self._move(
+            session,
+            SellerPayout,
+            PAYOUT,
+            payout,
+            "failed",
+            values={"attempts": payout.attempts + 1, "last_error": error[:MAX_ERROR]},
+        )
+        if returned:
+            seller, currency, amount = payout.seller_id, payout.currency, payout.amount
+            legs = [
+                _journal.debit(Accounts.connected_balance(seller), currency, amount),
+                _journal.credit(Accounts.connected_paid_out(seller), currency, amount),
+            ]
+            number = self._payout_returns(session, payout.id) + 1
+            _journal.post(session, f"payout:{payout.id}:returned:{number}", "payout", legs)
+
+    def retry_payout(self, payout_id: str) -> SellerPayout:
+        """``failed -> pending`` with the payout's next intent, if the seller can pay it.
+
+        A failed payout cannot be retried with its old key (Stripe would replay the
+        failed payout): the next intent has a fresh id, written here with the balance
+        check of :meth:`create_payout`. An intent that never reached Stripe is reused.
+
+        Raises:
+            PayoutExceedsBalance: The seller cannot pay it out now.
+            LedgerConfigurationError: The last call's outcome is still unknown (its
+                intent was sent and nothing recorded): record it first.
+        """
+        with self.transaction() as session:
+            payout = self._get(session, SellerPayout, payout_id, lock=True)
+            PAYOUT.check(payout.id, payout.status, "pending")
+            intents = self._payout_intents(session, payout.id)
+            last = intents[-1] if intents else None
+            if last is not None and last.status in ("pending", "parked"):
+                if last.first_sent_at is not None:
+                    msg = (
+                        f"payout {payout.id}: the outcome of intent {last.id} is unknown; "
+                        "record the Stripe payout it made (payout_submitted) first"
+                    )
+                    raise LedgerConfigurationError(msg)
+            else:
+                self._check_payable(session, payout.seller_id, payout.currency, payout.amount)
+                seq = last.seq + 1 if last is not None else 1
+                intent_id = new_id() if last is not None else payout.id
+                session.add(self._payout_intent(payout, intent_id=intent_id, seq=seq))
             self._move(
                 session,
                 SellerPayout,
                 PAYOUT,
                 payout,
-                "failed",
-                values={"attempts": payout.attempts + 1, "last_error": error[:MAX_ERROR]},
+                "pending",
+                values={"external_payout_id": None, "next_attempt_at": None},
             )
-            if returned:
-                seller, currency, amount = payout.seller_id, payout.currency, payout.amount
-                legs = [
-                    _journal.debit(Accounts.connected_balance(seller), currency, amount),
-                    _journal.credit(Accounts.connected_paid_out(seller), currency, amount),
-                ]
-                number = self._payout_returns(session, payout.id) + 1
-                _journal.post(session, f"payout:{payout.id}:returned:{number}", "payout", legs)
             return payout
 
-    def retry_payout(self, payout_id: str) -> SellerPayout:
-        """``failed -> pending`` (same key on the next attempt)."""
+    def apply_payout_event(self, event: Mapping[str, Any]) -> SellerPayout | None:
+        """Apply a Stripe ``payout.paid`` / ``payout.failed`` / ``payout.canceled`` event.
+
+        The payout is found by Stripe's id or, while the worker's call is still in
+        flight (the id not recorded yet), by the key in its metadata
+        (``veza_idempotency_key``: the intent's id). The id is recorded on the intent,
+        then the row moves and the journal posts (``paid``; ``failed`` after ``paid`` is
+        a bank return). A replay, or an event about an earlier attempt of a retried
+        payout, changes nothing.
+
+        Returns:
+            The payout, or ``None`` for another event type.
+
+        Raises:
+            NotFound: No payout carries that id or key (yet): answer 500, Stripe
+                delivers it again later.
+        """
+        parsed = _parse_payout_event(event)
+        if parsed is None:
+            return None
+        target, external_id, key, error = parsed
         with self.transaction() as session:
-            payout = self._get(session, SellerPayout, payout_id, lock=True)
-            self._move(session, SellerPayout, PAYOUT, payout, "pending")
+            intent = session.scalars(
+                sa.select(ProviderIntent).where(
+                    ProviderIntent.kind == "payout",
+                    sa.or_(
+                        ProviderIntent.provider_object_id == external_id,
+                        ProviderIntent.id == key,
+                    ),
+                )
+            ).first()
+            if intent is None:
+                msg = f"no payout intent for Stripe payout {external_id!r} (key {key!r})"
+                raise NotFound(msg)
+            payout = self._get(session, SellerPayout, intent.object_id, lock=True)
+            intents = self._payout_intents(session, payout.id)
+            current = next(i for i in intents if i.id == intent.id)
+            if current is not intents[-1]:
+                return payout  # an earlier attempt's event: the row has moved on
+            if current.status == "pending":
+                self._move(
+                    session,
+                    ProviderIntent,
+                    INTENT,
+                    current,
+                    "succeeded",
+                    values={"provider_object_id": external_id, "last_error": None},
+                )
+            if payout.external_payout_id is None:
+                session.execute(
+                    sa.update(SellerPayout)
+                    .where(SellerPayout.id == payout.id)
+                    .values(external_payout_id=external_id, updated_at=self.now())
+                )
+                setattr_committed(payout, "external_payout_id", external_id)
+            if payout.status == target or not PAYOUT.allows(payout.status, target):
+                return payout  # a replay, or news older than what the row knows
+            if target == "paid":
+                self._payout_paid(session, payout, None)
+            elif target == "failed":
+                self._payout_failed(session, payout, error)
+            else:
+                self._move(session, SellerPayout, PAYOUT, payout, "canceled")
             return payout
+
+
+class PayoutExceedsBalance(LedgerError, ValueError):  # noqa: N818 - says what happened
+    """A payout larger than what the seller may pay out (:meth:`payout_available`).
+
+    Attributes:
+        seller_id: The seller.
+        currency: The payout's currency.
+        amount: What was asked.
+        available: What the seller may pay out now.
+    """
+
+    def __init__(self, seller_id: str, currency: str, amount: int, available: int) -> None:
+        super().__init__(
+            f"a payout of {amount} {currency} exceeds what seller {seller_id} may pay out "
+            f"({available})"
+        )
+        self.seller_id = seller_id
+        self.currency = currency
+        self.amount = amount
+        self.available = available
+
+
+PAYOUT_EVENTS = {"payout.paid": "paid", "payout.failed": "failed", "payout.canceled": "canceled"}
+
+
+def _parse_payout_event(event: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
+    """``(target status, Stripe payout id, key, error)`` of a payout event, or ``None``.
+
+    Raises:
+        LedgerConfigurationError: A payout event without a payout id.
+    """
+    target = PAYOUT_EVENTS.get(str(event.get("type")))
+    if target is None:
+        return None
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("id"), str) or not obj["id"]:
+        msg = "a payout event needs data.object.id"
+        raise LedgerConfigurationError(msg)
+    external_id = check_id(obj["id"], "payout id")
+    metadata = obj.get("metadata")
+    key = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
+    error = str(obj.get("failure_code") or obj.get("failure_message") or f"payout.{target}")
+    return target, external_id, str(key) if isinstance(key, str) and key else "", error
 
 
 def _path(start: str, end: str) -> list[str]:

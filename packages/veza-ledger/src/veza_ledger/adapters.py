@@ -1,8 +1,9 @@
 """Adapters from veza-payments' clients to the ledger's protocols (``[payments]`` extra).
 
 ``PaymentsProviderView`` is the :class:`~veza_ledger.ProviderView` the reconciliation
-rules read; veza-payments' ``StripeConnect`` already is a ``TransferReverser`` and a
-``TransferCreator``, so the workers take it as it is. The reference application wires
+rules read; veza-payments' ``StripeConnect`` already is a ``TransferReverser``, a
+``TransferCreator`` and a ``PayoutCreator``, so the workers take it as it is;
+``StripeWorkerProvider`` adds the look-ups of lost objects. The reference application wires
 these; your code can too::
 
     from veza_ledger.adapters import PaymentsProviderView
@@ -12,6 +13,7 @@ these; your code can too::
     provider = StripeWorkerProvider(stripe_connect)
     run_reversal_worker(engine, provider)
     run_transfer_worker(engine, provider)
+    run_payout_worker(engine, provider)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from veza_ledger._provider import PaymentState, RefundState, TransferState
 from veza_payments import (
     HyperswitchClient,
     NotFoundError,
+    Payout,
     StripeConnect,
     Transfer,
     TransferReversal,
@@ -109,14 +112,12 @@ class PaymentsProviderView:
 class StripeWorkerProvider:
     """``StripeConnect`` for the workers, able to find what a lost call made.
 
-    The workers call :meth:`create_transfer` / :meth:`reverse_transfer` as they would
-    on ``StripeConnect``. When an intent's outcome is unknown and older than Stripe's
-    key memory (24 h), they first ask :meth:`find_transfer_by_key` /
-    :meth:`find_reversal` (by the key veza-payments writes into the object's metadata)
-    and adopt what exists instead of making a second one.
-
-    A transfer carries its 10 most recent reversals; an older one is not found here
-    (``StripeConnect`` has no reversal list call yet).
+    The workers call :meth:`create_transfer` / :meth:`reverse_transfer` /
+    :meth:`create_payout` as they would on ``StripeConnect``. When an intent's outcome
+    is unknown and older than Stripe's key memory (24 h), they first ask
+    :meth:`find_transfer_by_key` / :meth:`find_reversal` / :meth:`find_payout_by_key`
+    (by the key veza-payments writes into the object's metadata) and adopt what exists
+    instead of making a second one.
 
     Args:
         stripe: The Stripe Connect client.
@@ -161,14 +162,37 @@ class StripeWorkerProvider:
             return transfer.id
         return None
 
+    def create_payout(
+        self, idempotency_key: str, *, amount: int, currency: str, stripe_account: str
+    ) -> Payout:
+        """``StripeConnect.create_payout`` (on the connected account)."""
+        return self.stripe.create_payout(
+            idempotency_key, amount=amount, currency=currency, stripe_account=stripe_account
+        )
+
     def find_reversal(self, transfer_id: str, idempotency_key: str) -> str | None:
-        """The reversal of ``transfer_id`` made with that key (among its latest 10)."""
+        """The reversal of ``transfer_id`` made with that key, among all its reversals.
+
+        Read through ``StripeConnect.list_reversals`` (paged): the transfer object
+        embeds only its 10 most recent, and the lost one is the oldest by then when
+        others were made by hand meanwhile.
+        """
         try:
-            transfer = self.stripe.retrieve_transfer(transfer_id)
+            for reversal in self.stripe.list_reversals(transfer_id):
+                if reversal.metadata.get(METADATA_KEY) == idempotency_key:
+                    return reversal.id
         except NotFoundError:
             return None
-        reversals = (transfer.raw.get("reversals") or {}).get("data") or []
-        for reversal in reversals:
-            if (reversal.get("metadata") or {}).get(METADATA_KEY) == idempotency_key:
-                return str(reversal["id"])
+        return None
+
+    def find_payout_by_key(
+        self, idempotency_key: str, *, stripe_account: str, created_after: dt.datetime
+    ) -> str | None:
+        """The payout on ``stripe_account`` since ``created_after`` made with that key."""
+        for payout in self.stripe.find_payouts(
+            stripe_account=stripe_account,
+            created={"gte": int(created_after.timestamp())},
+            metadata={METADATA_KEY: idempotency_key},
+        ):
+            return payout.id
         return None

@@ -19,6 +19,11 @@ __all__ = ["FakeStripe", "Hold"]
 
 KEY_TTL = 24 * 3600.0
 """Seconds Stripe keeps an idempotency key at least (it may prune it afterwards)."""
+
+EMBEDDED_REVERSALS = 10
+"""How many of its most recent reversals Stripe embeds in a transfer object."""
+
+PAYOUT_OUTCOMES = frozenset({"paid", "failed", "canceled"})
 # ---------------------------------------------------------------------------- Stripe
 
 
@@ -102,8 +107,15 @@ class FakeStripe(FakeServer):
     which the same request creates a second object, as Stripe does.
 
     Money moves like on Stripe: a transfer credits its destination's balance, a payout
-    debits the connected account, and a reversal needs the destination to hold the
-    amount (``400 balance_insufficient`` otherwise).
+    debits the connected account (a failed or canceled one gives it back:
+    :meth:`settle_payout`), and a reversal needs the destination to hold the amount
+    (``400 balance_insufficient`` otherwise).
+
+    Lists page like Stripe's: newest first, ``limit`` (1 to 100, default 10) and
+    ``starting_after``. A transfer object embeds only its 10 most recent reversals
+    (``has_more`` tells there are others); ``GET /v1/transfers/{id}/reversals`` pages
+    through all of them. ``GET /v1/payouts`` lists the payouts of the account named by
+    the ``Stripe-Account`` header.
 
     Args:
         api_key: The secret key requests must carry.
@@ -300,8 +312,12 @@ class FakeStripe(FakeServer):
             case "GET", ["v1", "transfers", transfer_id]:
                 with self.lock:
                     if transfer_id in self.transfers:
-                        return Response(200, dict(self.transfers[transfer_id]))
+                        return Response(200, self._shown(self.transfers[transfer_id]))
                 return self._missing("transfer", transfer_id)
+            case "GET", ["v1", "transfers", transfer_id, "reversals"]:
+                return self._list_reversals(transfer_id, params)
+            case "GET", ["v1", "payouts"]:
+                return self._list_payouts(params, request.headers.get("stripe-account"))
             case "POST", ["v1", "transfers", transfer_id, "reversals"]:
                 return self._reverse(transfer_id, params)
             case "POST", ["v1", "payouts"]:
@@ -388,50 +404,104 @@ class FakeStripe(FakeServer):
         with self.lock:
             self.transfers[transfer_id] = transfer
             self._credit(str(destination), transfer["currency"], amount)
-        return Response(200, dict(transfer))
+            return Response(200, self._shown(transfer))
 
-    def _list_transfers(self, params: dict[str, Any]) -> Response:
-        limit = max(1, min(int(params.get("limit", 10)), 100))
-        created = params.get("created")
-        with self.lock:
-            items = sorted(self.transfers.values(), key=lambda t: t["created"], reverse=True)
-        selected = []
-        for transfer in items:
-            if params.get("destination") and transfer["destination"] != params["destination"]:
-                continue
-            if params.get("transfer_group") and (
-                transfer["transfer_group"] != params["transfer_group"]
-            ):
-                continue
-            if isinstance(created, dict):
-                bounds = {k: int(v) for k, v in created.items()}
-                value = transfer["created"]
-                if (
-                    ("gt" in bounds and not value > bounds["gt"])
-                    or ("gte" in bounds and not value >= bounds["gte"])
-                    or ("lt" in bounds and not value < bounds["lt"])
-                    or ("lte" in bounds and not value <= bounds["lte"])
-                ):
-                    continue
-            elif created is not None and transfer["created"] != int(created):
-                continue
-            selected.append(transfer)
+    @staticmethod
+    def _shown(transfer: dict[str, Any]) -> dict[str, Any]:
+        """A transfer as Stripe shows it: only its 10 most recent reversals embedded."""
+        stored = transfer["reversals"]
+        shown = dict(transfer)
+        shown["reversals"] = {
+            **stored,
+            "data": [dict(r) for r in stored["data"][:EMBEDDED_REVERSALS]],
+            "has_more": len(stored["data"]) > EMBEDDED_REVERSALS,
+        }
+        return shown
+
+    @staticmethod
+    def _in_created(value: int, created: object) -> bool:
+        if isinstance(created, dict):
+            bounds = {k: int(v) for k, v in created.items()}
+            return not (
+                ("gt" in bounds and not value > bounds["gt"])
+                or ("gte" in bounds and not value >= bounds["gte"])
+                or ("lt" in bounds and not value < bounds["lt"])
+                or ("lte" in bounds and not value <= bounds["lte"])
+            )
+        return created is None or value == int(str(created))
+
+    def _page(
+        self, kind: str, url: str, selected: list[dict[str, Any]], params: dict[str, Any]
+    ) -> Response:
+        """One page of ``selected`` (newest first) after ``starting_after``, ``limit`` long."""
+        raw = str(params.get("limit", 10))
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            return _st_error(
+                400,
+                "invalid_request_error",
+                "This value must be greater than or equal to 1 and less than or equal to 100.",
+                code="parameter_invalid_integer",
+                param="limit",
+            )
+        limit = int(raw)
         after = params.get("starting_after")
         if after:
-            ids = [t["id"] for t in selected]
+            ids = [item["id"] for item in selected]
             if after not in ids:
-                return self._missing("transfer", after)
+                return self._missing(kind, after)
             selected = selected[ids.index(after) + 1 :]
         page = selected[:limit]
         return Response(
             200,
             {
                 "object": "list",
-                "url": "/v1/transfers",
+                "url": url,
                 "has_more": len(selected) > limit,
-                "data": [dict(t) for t in page],
+                "data": page,
             },
         )
+
+    def _list_transfers(self, params: dict[str, Any]) -> Response:
+        created = params.get("created")
+        with self.lock:
+            items = sorted(self.transfers.values(), key=lambda t: t["created"], reverse=True)
+            selected = [
+                self._shown(transfer)
+                for transfer in items
+                if (
+                    not params.get("destination")
+                    or transfer["destination"] == params["destination"]
+                )
+                and (
+                    not params.get("transfer_group")
+                    or transfer["transfer_group"] == params["transfer_group"]
+                )
+                and self._in_created(transfer["created"], created)
+            ]
+        return self._page("transfer", "/v1/transfers", selected, params)
+
+    def _list_reversals(self, transfer_id: str, params: dict[str, Any]) -> Response:
+        with self.lock:
+            transfer = self.transfers.get(transfer_id)
+            if transfer is None:
+                return self._missing("transfer", transfer_id)
+            selected = [dict(r) for r in transfer["reversals"]["data"]]  # newest first
+        return self._page(
+            "transfer_reversal", f"/v1/transfers/{transfer_id}/reversals", selected, params
+        )
+
+    def _list_payouts(self, params: dict[str, Any], account: str | None) -> Response:
+        created, status = params.get("created"), params.get("status")
+        with self.lock:
+            items = sorted(self.payouts.values(), key=lambda p: p["created"], reverse=True)
+            selected = [
+                dict(payout)
+                for payout in items
+                if payout["account"] == account
+                and (not status or payout["status"] == status)
+                and self._in_created(payout["created"], created)
+            ]
+        return self._page("payout", "/v1/payouts", selected, params)
 
     def _reverse(self, transfer_id: str, params: dict[str, Any]) -> Response:
         amount = self._amount(params, required=False)
@@ -490,12 +560,42 @@ class FakeStripe(FakeServer):
             "arrival_date": self._created() + 2 * 86400,
             "created": self._created(),
             "metadata": dict(params.get("metadata") or {}),
+            "failure_code": None,
+            "failure_message": None,
             "livemode": False,
             "account": account,
         }
         with self.lock:
             self.payouts[payout["id"]] = payout
         return Response(200, dict(payout))
+
+    def settle_payout(self, payout_id: str, status: str) -> dict[str, Any]:
+        """Settle a payout as the bank does, and return the ``payout.<status>`` event.
+
+        ``failed`` (also after ``paid``: a bank return) and ``canceled`` give the
+        amount back to the connected account's balance, as Stripe does. The returned
+        dict is the Stripe ``Event`` a webhook would carry (``data.object`` the payout).
+        """
+        if status not in PAYOUT_OUTCOMES:
+            msg = f"status must be one of {sorted(PAYOUT_OUTCOMES)}, got {status!r}"
+            raise ValueError(msg)
+        with self.lock:
+            payout = self.payouts[payout_id]
+            if status in ("failed", "canceled") and payout["status"] not in ("failed", "canceled"):
+                self._credit(payout["account"] or "", payout["currency"], payout["amount"])
+            payout["status"] = status
+            if status == "failed":
+                payout["failure_code"] = "account_closed"
+                payout["failure_message"] = "The bank account has been closed."
+            shown = dict(payout)
+        return {
+            "id": f"evt_{uuid.uuid4().hex[:24]}",
+            "object": "event",
+            "type": f"payout.{status}",
+            "account": shown["account"],
+            "created": self._created(),
+            "data": {"object": shown},
+        }
 
     def _credit(self, account: str, currency: str, amount: int) -> None:
         key = (account, currency)

@@ -450,6 +450,41 @@ class StripeConnect:
         )
         return Transfer.from_stripe(result)
 
+    def list_reversals(
+        self, transfer_id: str, *, page_size: int = 100
+    ) -> Iterator[TransferReversal]:
+        """Every reversal of a transfer, newest first, paging past Stripe's embedded 10.
+
+        A transfer object carries only its 10 most recent reversals; an older one (the
+        one a lost call made, looked up a day later) is only reached through
+        ``GET /v1/transfers/{id}/reversals`` with ``limit`` and ``starting_after``.
+
+        Args:
+            transfer_id: The transfer (``tr_…``).
+            page_size: Reversals per request (Stripe allows 1 to 100).
+        """
+        if is_blank(transfer_id):
+            msg = f"transfer_id is required, got {transfer_id!r}"
+            raise PaymentsConfigurationError(msg)
+        params: dict[str, Any] = {"limit": max(1, min(page_size, 100))}
+        while True:
+            page_params = dict(params)
+            page = self._call(
+                "list reversals",
+                page_params,
+                partial(
+                    self._client.v1.transfers.reversals.list,
+                    transfer_id,
+                    cast("Any", page_params),
+                ),
+            )
+            data = list(page.data)
+            for obj in data:
+                yield TransferReversal.from_stripe(obj)
+            if not page.has_more or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
+
     def find_transfers(
         self,
         *,
@@ -533,3 +568,50 @@ class StripeConnect:
             ),
         )
         return Payout.from_stripe(result, stripe_account)
+
+    def find_payouts(
+        self,
+        *,
+        stripe_account: str,
+        created: int | Mapping[str, int] | None = None,
+        status: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Payout]:
+        """Page through a connected account's payouts, filtering ``metadata`` here.
+
+        The list is read on the connected account (``Stripe-Account`` header), where
+        :meth:`create_payout` made them. Stripe cannot filter payouts by metadata, so
+        narrow with ``created`` (an exact time or ``{"gte": …, "lt": …}``).
+
+        Yields:
+            Payouts, newest first, whose metadata contains every ``metadata`` item.
+        """
+        if is_blank(stripe_account):
+            msg = f"stripe_account is required (acct_...), got {stripe_account!r}"
+            raise PaymentsConfigurationError(msg)
+        params: dict[str, Any] = {"limit": max(1, min(page_size, 100))}
+        if created is not None:
+            params["created"] = dict(created) if isinstance(created, Mapping) else created
+        if status is not None:
+            params["status"] = status
+        wanted = {str(k): str(v) for k, v in (metadata or {}).items()}
+        while True:
+            page_params = dict(params)
+            page = self._call(
+                "list payouts",
+                {"stripe_account": stripe_account, **page_params},
+                partial(
+                    self._client.v1.payouts.list,
+                    cast("Any", page_params),
+                    options={"stripe_account": stripe_account},
+                ),
+            )
+            data = list(page.data)
+            for obj in data:
+                payout = Payout.from_stripe(obj, stripe_account)
+                if all(payout.metadata.get(k) == v for k, v in wanted.items()):
+                    yield payout
+            if not page.has_more or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
