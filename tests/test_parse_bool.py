@@ -90,14 +90,13 @@ def test_unset_or_blank_gives_the_default(package: str, value: str | None, defau
 @given(st.text(max_size=12), st.booleans())
 def test_the_parsers_agree_on_any_text(value: str, default: bool) -> None:
     """Property: for any text, every copy gives the same answer or every copy refuses."""
-    answers = set()
+    answers: set[object] = set()
     for parse, error in PARSERS.values():
         try:
             answers.add(parse("ANY_FLAG", value, default=default))
         except error as exc:
-            assert "ANY_FLAG" in str(exc)
-            answers.add("refused")
-    assert len(answers) == 1, (value, answers)
+            answers.add(("refused", "ANY_FLAG" in str(exc)))
+    assert answers in ({True}, {False}, {("refused", True)}), (value, answers)
 
 
 # ---- the packages' boolean variables go through it -------------------------------------
