@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +27,19 @@ from veza_services import free_port, service_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("VEZA_TEST_OUTPUT", ROOT / "test-output"))
+REDIS_URL = os.environ.get("VEZA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis on 127.0.0.1:6379 (``VEZA_TEST_REDIS_URL``), checked with a PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(16).startswith(b"+PONG")
+    except OSError as exc:
+        service_unavailable("Redis", str(exc), "start redis-server on 127.0.0.1:6379")
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -577,4 +577,5 @@ def test_storage_is_configured_with_the_new_names(tmp_path: Any) -> None:
         assert services.storage_config.local_root == tmp_path / "storage"
         assert services.storage_config.production is False
         assert services.storage_config.public_url == f"{services.public_url}/files"
-        assert "VEZA_STORAGE_SIGNING_KEY" in services.env
+        assert services.storage_config.signing_key  # generated, handed over typed
+        assert "VEZA_STORAGE_SIGNING_KEY" not in services.env

@@ -311,7 +311,7 @@ def _snapshot(world: World) -> tuple[Any, ...]:
         for name in sorted(sa.inspect(engine).get_table_names()):
             rows = connection.execute(sa.text(f'SELECT * FROM "{name}"')).all()
             tables.append((name, sorted(repr(tuple(r)) for r in rows)))
-    root = Path(world.services.env["VEZA_STORAGE_LOCAL_ROOT"])
+    root = Path(world.services.storage_config.local_root)
     files = sorted(
         (str(p.relative_to(root)), hashlib.sha256(p.read_bytes()).hexdigest())
         for p in root.rglob("*")

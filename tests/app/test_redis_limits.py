@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from veza_services import service_unavailable
-
-REDIS_URL = os.environ.get("VEZA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            assert sock.recv(16).startswith(b"+PONG")
-    except OSError as exc:
-        service_unavailable("Redis", str(exc), "start redis-server on 127.0.0.1:6379")
-    return REDIS_URL
 
 
 @pytest.fixture(scope="module")

@@ -82,4 +82,12 @@ def test_ships_py_typed_marker():
 def test_testing_module_exports_the_fakes():
     import veza_payments.testing
 
-    assert set(veza_payments.testing.__all__) == {"FakeHyperswitch", "FakeStripe", "Fault"}
+    assert set(veza_payments.testing.__all__) == {
+        "PAYMENT_EVENTS",
+        "REFUND_EVENTS",
+        "Delivery",
+        "FakeHyperswitch",
+        "FakeStripe",
+        "Fault",
+        "WebhookEmitter",
+    }

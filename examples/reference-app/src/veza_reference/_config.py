@@ -18,24 +18,47 @@ import sqlalchemy as sa
 
 from veza_cdn import Secret
 
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off"}
-
 
 class AppConfigurationError(ValueError):
     """A setting is missing or invalid (the message names the variable)."""
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(name: str, value: str | None, *, default: bool = False) -> bool:
+    """Read a boolean variable the way every veza package does.
+
+    Accepted, in any case and with surrounding blanks ignored: ``1``/``0``,
+    ``true``/``false``, ``yes``/``no``, ``on``/``off``; unset or blank gives ``default``.
+    Anything else is refused instead of being read as false, because a typo such as
+    ``ENABLED=ture`` must stop start-up rather than quietly switch a feature off. The
+    packages share no dependency, so each keeps this same function in its config
+    module, and so does this app; ``tests/test_parse_bool.py`` runs one table through
+    all of them so they cannot drift apart.
+
+    Args:
+        name: The variable's name, for the error message.
+        value: Its raw value (``None`` when unset).
+        default: The answer for an unset or blank variable.
+
+    Raises:
+        AppConfigurationError: ``value`` is none of those words (the message names ``name``).
+    """
+    if value is None or not value.strip():
         return default
-    if raw in TRUE:
+    word = value.strip().lower()
+    if word in TRUE:
         return True
-    if raw in FALSE:
+    if word in FALSE:
         return False
-    msg = f"{name} must be true or false, got {raw!r}"
+    msg = f"{name} must be one of 1/0, true/false, yes/no, on/off, got {value!r}"
     raise AppConfigurationError(msg)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    return parse_bool(name, env.get(name), default=default)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -2,36 +2,23 @@
 
 It is the same fake Hyperswitch and Stripe that veza-payments' tests use (real HTTP
 servers on 127.0.0.1, the providers' idempotency rules and error shapes), plus what a
-real provider does on its own: when a payment or refund changes status, a signed
-webhook is delivered to the app a moment later, and retried while the app answers an
-error, as Hyperswitch does. The "customer pays" step of the browser SDK is
-``confirm_payment``.
+real provider does on its own, through veza-payments' :class:`WebhookEmitter`: when a
+payment or refund changes status, a signed webhook is delivered to the app a moment
+later, and retried while the app answers an error, as Hyperswitch does. The "customer
+pays" step of the browser SDK is ``confirm_payment``.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
-import threading
-import time
 from typing import Any
 
-import httpx
-
-from veza_payments.testing import FakeHyperswitch, FakeStripe
-
-logger = logging.getLogger("veza_reference.sandbox")
-
-PAYMENT_EVENTS = {
-    "succeeded": "payment_succeeded",
-    "failed": "payment_failed",
-    "cancelled": "payment_cancelled",
-}
-REFUND_EVENTS = {"succeeded": "refund_succeeded", "failed": "refund_failed"}
+from veza_payments import PaymentsConfig
+from veza_payments.testing import Delivery, FakeHyperswitch, FakeStripe, WebhookEmitter
 
 
 class Sandbox:
-    """Fake providers plus a webhook emitter thread."""
+    """Fake providers plus their webhook emitter."""
 
     def __init__(
         self,
@@ -46,12 +33,7 @@ class Sandbox:
         self.stripe = stripe
         self.webhook_url = webhook_url
         self.webhook_key = webhook_key
-        self.interval = interval
-        self._seen: dict[str, str] = {}
-        self._pending: list[tuple[str, bytes, int]] = []  # (key, body, attempts)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.delivered: list[tuple[str, int]] = []
+        self.emitter = WebhookEmitter(hyperswitch, webhook_url, webhook_key, interval=interval)
 
     @classmethod
     def start(cls, *, webhook_url: str) -> Sandbox:
@@ -60,15 +42,19 @@ class Sandbox:
             FakeHyperswitch().start(), FakeStripe().start(), webhook_url, secrets.token_urlsafe(32)
         )
 
-    def environment(self) -> dict[str, str]:
-        """The ``HYPERSWITCH_*``/``STRIPE_*`` variables pointing at the fakes."""
-        return {
-            "HYPERSWITCH_API_KEY": self.hyperswitch.api_key,
-            "HYPERSWITCH_BASE_URL": self.hyperswitch.url,
-            "HYPERSWITCH_WEBHOOK_KEYS": self.webhook_key,
-            "STRIPE_SECRET_KEY": self.stripe.api_key,
-            "STRIPE_API_BASE": self.stripe.url,
-        }
+    def payments_config(self) -> PaymentsConfig:
+        """veza-payments' config pointing at the fakes (a typed value, not variables).
+
+        In sandbox mode the providers are these fakes: the ``HYPERSWITCH_*`` and
+        ``STRIPE_*`` variables are not read.
+        """
+        return PaymentsConfig(
+            hyperswitch_api_key=self.hyperswitch.api_key,
+            webhook_keys=(self.webhook_key,),
+            hyperswitch_base_url=self.hyperswitch.url,
+            stripe_secret_key=self.stripe.api_key,
+            stripe_api_base=self.stripe.url,
+        )
 
     def confirm_payment(self, payment_id: str, *, succeed: bool = True) -> dict[str, Any]:
         """What the customer's browser does with the client secret: pay (or fail)."""
@@ -78,66 +64,25 @@ class Sandbox:
         """What the connector does later to a pending refund."""
         return self.hyperswitch.set_refund_status(refund_id, "succeeded" if succeed else "failed")
 
-    # ------------------------------------------------------------------ the emitter
+    @property
+    def delivered(self) -> list[Delivery]:
+        """Every webhook POST the emitter made."""
+        return self.emitter.delivered
 
     def run_emitter(self) -> None:
         """Deliver webhooks for status changes, in a daemon thread."""
-        self._thread = threading.Thread(target=self._loop, name="sandbox-webhooks", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the emitter and both fakes."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.hyperswitch.stop()
-        self.stripe.stop()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.tick()
-            except Exception:
-                logger.exception("sandbox webhook emitter failed")
+        self.emitter.start()
 
     def tick(self) -> None:
-        """One pass: queue events for changed objects, try to deliver the queue."""
-        with self.hyperswitch.lock:
-            payments = {k: dict(v) for k, v in self.hyperswitch.payments.items()}
-            refunds = {k: dict(v) for k, v in self.hyperswitch.refunds.items()}
-        for kind, objects, events in (
-            ("payment", payments, PAYMENT_EVENTS),
-            ("refund", refunds, REFUND_EVENTS),
-        ):
-            for object_id, obj in objects.items():
-                key = f"{kind}:{object_id}"
-                status = str(obj.get("status"))
-                if self._seen.get(key) == status:
-                    continue
-                self._seen[key] = status
-                if status in events:
-                    body = self.hyperswitch.webhook_body(
-                        events[status], obj, event_id=f"evt_{key}_{status}"
-                    )
-                    self._pending.append((key, body, 0))
-        still: list[tuple[str, bytes, int]] = []
-        for key, body, attempts in self._pending:
-            try:
-                answered = self.hyperswitch.deliver_webhook(
-                    self.webhook_url, self.webhook_key, body, timeout=5
-                ).status_code
-            except httpx.HTTPError:
-                answered = 0
-            self.delivered.append((key, answered))
-            if not 200 <= answered < 300 and attempts < 20:
-                still.append((key, body, attempts + 1))
-        self._pending = still
+        """One pass of the emitter (tests call it to deliver now)."""
+        self.emitter.tick()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every queued webhook was delivered (tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._pending:
-                return True
-            time.sleep(0.05)
-        return False
+        return self.emitter.wait_idle(timeout)
+
+    def stop(self) -> None:
+        """Stop the emitter and both fakes."""
+        self.emitter.stop()
+        self.hyperswitch.stop()
+        self.stripe.stop()

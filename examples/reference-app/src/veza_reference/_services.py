@@ -1,11 +1,14 @@
 """Where the packages are built from the environment, once, at start-up.
 
 Each package reads its own variables (``CDNConfig.from_env``, ``StorageConfig.from_env``,
-``IceConfig.from_env``, ``PaymentsConfig.from_env``…); this module only fills in the
-embedded defaults of a development machine (SQLite, a local storage directory, the local
-edge with a generated Bunny key, the sandbox payment provider) and wires the objects
-together. In production none of those defaults apply: a missing variable fails here,
-named.
+``IceConfig.from_env``, ``PaymentsConfig.from_env``…). The embedded defaults of a
+development machine (a local storage directory, the local edge with a generated Bunny
+key, the sandbox payment provider, short TURN credentials) are typed values: this module
+builds each package's config object itself (or evolves the one ``from_env`` read) and
+hands it over. It never writes a default back into an environment mapping as a string
+for a package to parse again: a value the app computed cannot be misread, and
+``services.env`` stays exactly what the operator set. In production none of the
+development defaults apply: a missing variable fails here, named.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import attrs
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 
-from veza_cdn import CDN, CDNConfig, CDNMetrics, PlaybackResolver
+from veza_cdn import CDN, CDNConfig, CDNMetrics, PlaybackResolver, Secret
 from veza_ledger import Ledger, check_schema, create_engine, upgrade
 from veza_ledger.adapters import PaymentsProviderView
 from veza_ledger.metrics import LedgerMetrics
@@ -130,6 +133,7 @@ class Services:
     storage_config: StorageConfig
     uploads: ResumableUploads
     cdn: CDN
+    cdn_config: CDNConfig
     resolver: PlaybackResolver
     ice: IceConfig
     payments: PaymentsConfig
@@ -161,23 +165,39 @@ class Services:
         self.engine.dispose()
 
 
-def _defaults(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -> MaskedEnvironment:
-    """The embedded development defaults, under whatever the environment says."""
-    out = MaskedEnvironment(env)
-    out.setdefault("WEBRTC_TURN_TTL", str(TURN_TTL))  # short-lived TURN credentials
-    if config.production:
-        return out
-    out.setdefault("VEZA_STORAGE_LOCAL_ROOT", str(config.data_dir / "storage"))
-    out.setdefault("VEZA_STORAGE_SIGNING_KEY", secrets.token_urlsafe(32))
-    if edge_url is not None and not out.get("CDN_PROVIDER"):
-        out.update(
-            CDN_ENABLED="true",
-            CDN_PROVIDER="bunny",
-            CDN_BASE_URL=edge_url,
-            CDN_SECURITY_KEY=secrets.token_urlsafe(32),
-            CDN_TTL="3600",
+def _storage_config(config: AppConfig, env: Mapping[str, str]) -> StorageConfig:
+    """veza-storage's config: its variables, then the app's typed defaults where unset."""
+    storage = StorageConfig.from_env(env, production=config.production)
+    changes: dict[str, Any] = {}
+    if not env.get("VEZA_STORAGE_PUBLIC_URL", "").strip():
+        changes["public_url"] = f"{config.public_url}/files"
+    if not config.production:
+        if not env.get("VEZA_STORAGE_LOCAL_ROOT", "").strip():
+            changes["local_root"] = config.data_dir / "storage"
+        if not env.get("VEZA_STORAGE_SIGNING_KEY", "").strip():
+            changes["signing_key"] = secrets.token_urlsafe(32)
+    return attrs.evolve(storage, **changes)
+
+
+def _cdn_config(config: AppConfig, env: Mapping[str, str], edge_url: str | None) -> CDNConfig:
+    """veza-cdn's config: Bunny through the local edge in development unless ``CDN_*`` say."""
+    if edge_url is not None and not config.production and not env.get("CDN_PROVIDER"):
+        return CDNConfig(
+            enabled=True,
+            provider="bunny",
+            base_url=edge_url,
+            security_key=Secret(secrets.token_urlsafe(32)),
+            ttl=3600,
         )
-    return out
+    return CDNConfig.from_env(env)
+
+
+def _ice_config(env: Mapping[str, str]) -> IceConfig:
+    """veza-webrtc's config, with short-lived TURN credentials unless ``WEBRTC_TURN_TTL`` says."""
+    ice = IceConfig.from_env(env)
+    if not env.get("WEBRTC_TURN_TTL", "").strip():
+        ice = attrs.evolve(ice, turn_ttl=TURN_TTL)
+    return ice
 
 
 def build_services(
@@ -198,8 +218,7 @@ def build_services(
         edge_port = config.edge_port or free_port()
         config = attrs.evolve(config, edge_port=edge_port)
         edge_url = f"http://{config.host}:{edge_port}"
-    env = _defaults(config, environ, edge_url)
-    env.setdefault("VEZA_STORAGE_PUBLIC_URL", f"{config.public_url}/files")
+    env = MaskedEnvironment(environ)
 
     engine = create_engine(config.database_url.reveal())
     if config.production:
@@ -222,21 +241,21 @@ def build_services(
         raise AppConfigurationError(msg)
 
     registry = registry or CollectorRegistry()
-    storage_config = StorageConfig.from_env(env, production=config.production)
+    storage_config = _storage_config(config, env)
     storage = build_storage(storage_config)
     uploads = ResumableUploads(storage, SQLUploadSessionStore(engine, UPLOAD_SESSIONS))
     cdn_metrics = CDNMetrics(registry)
-    cdn = CDN(CDNConfig.from_env(env), metrics=cdn_metrics)
+    cdn_config = _cdn_config(config, env, edge_url)
+    cdn = CDN(cdn_config, metrics=cdn_metrics)
     resolver = PlaybackResolver(
         cdn, lambda key: storage.presign_get(key, expires_in=3600), metrics=cdn_metrics
     )
-    ice = IceConfig.from_env(env)
+    ice = _ice_config(env)
 
     sandbox = None
     if config.payments_sandbox:
         sandbox = Sandbox.start(webhook_url=f"{config.public_url}/webhooks/hyperswitch")
-        env.update(sandbox.environment())
-    payments = PaymentsConfig.from_env(env)
+    payments = sandbox.payments_config() if sandbox is not None else PaymentsConfig.from_env(env)
     hyperswitch = payments.hyperswitch_client()
     stripe = payments.stripe_connect() if payments.stripe_secret_key else None
     ledger = Ledger(engine)
@@ -251,6 +270,7 @@ def build_services(
         storage_config=storage_config,
         uploads=uploads,
         cdn=cdn,
+        cdn_config=cdn_config,
         resolver=resolver,
         ice=ice,
         payments=payments,

@@ -20,8 +20,6 @@ from veza_cdn._secret import Secret
 
 Provider = Literal["bunny", "cloudfront", "google", "akamai", "cloudflare", "r2"]
 PROVIDERS: tuple[str, ...] = get_args(Provider)
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 # What each provider needs when enabled: (attribute, environment variable).
 _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
@@ -45,6 +43,39 @@ _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
         ("r2_bucket", "CDN_R2_BUCKET"),
     ),
 }
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(name: str, value: str | None, *, default: bool = False) -> bool:
+    """Read a boolean variable the way every veza package does.
+
+    Accepted, in any case and with surrounding blanks ignored: ``1``/``0``,
+    ``true``/``false``, ``yes``/``no``, ``on``/``off``; unset or blank gives ``default``.
+    Anything else is refused instead of being read as false, because a typo such as
+    ``ENABLED=ture`` must stop start-up rather than quietly switch a feature off. The
+    packages share no dependency, so each keeps this same function in its config
+    module; ``tests/test_parse_bool.py`` runs one table through all of them so they
+    cannot drift apart.
+
+    Args:
+        name: The variable's name, for the error message.
+        value: Its raw value (``None`` when unset).
+        default: The answer for an unset or blank variable.
+
+    Raises:
+        CDNConfigurationError: ``value`` is none of those words (the message names ``name``).
+    """
+    if value is None or not value.strip():
+        return default
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    msg = f"{name} must be one of 1/0, true/false, yes/no, on/off, got {value!r}"
+    raise CDNConfigurationError(msg)
 
 
 def _filled(value: object) -> bool:
@@ -157,17 +188,14 @@ class CDNConfig:
                 msg = f"{name} must be an integer number of seconds, got {raw!r}"
                 raise CDNConfigurationError(msg) from None
 
-        enabled_raw = (env.get("CDN_ENABLED") or "").strip().lower()
-        if enabled_raw not in _TRUE | _FALSE:
-            msg = f"CDN_ENABLED must be true or false, got {env.get('CDN_ENABLED')!r}"
-            raise CDNConfigurationError(msg)
+        enabled = parse_bool("CDN_ENABLED", env.get("CDN_ENABLED"))
         provider = (text("CDN_PROVIDER") or "").lower() or None
         key_path = text("CDN_PRIVATE_KEY_PATH")
         verify_keys = tuple(
             Secret(k.strip()) for k in (env.get("CDN_VERIFY_KEYS") or "").split(",") if k.strip()
         )
         return cls(
-            enabled=enabled_raw in _TRUE,
+            enabled=enabled,
             provider=cast("Provider | None", provider),
             base_url=(text("CDN_BASE_URL") or "").rstrip("/") or None,
             security_key=secret("CDN_SECURITY_KEY"),

@@ -19,8 +19,38 @@ from veza_payments._signatures import HYPERSWITCH_RETRY_WINDOW
 from veza_payments._stripe import StripeConnect
 from veza_payments._webhooks import WebhookIntake, WebhookLog
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(name: str, value: str | None, *, default: bool = False) -> bool:
+    """Read a boolean variable the way every veza package does.
+
+    Accepted, in any case and with surrounding blanks ignored: ``1``/``0``,
+    ``true``/``false``, ``yes``/``no``, ``on``/``off``; unset or blank gives ``default``.
+    Anything else is refused instead of being read as false, because a typo such as
+    ``ENABLED=ture`` must stop start-up rather than quietly switch a feature off. The
+    packages share no dependency, so each keeps this same function in its config
+    module; ``tests/test_parse_bool.py`` runs one table through all of them so they
+    cannot drift apart.
+
+    Args:
+        name: The variable's name, for the error message.
+        value: Its raw value (``None`` when unset).
+        default: The answer for an unset or blank variable.
+
+    Raises:
+        PaymentsConfigurationError: ``value`` is none of those words (the message names ``name``).
+    """
+    if value is None or not value.strip():
+        return default
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    msg = f"{name} must be one of 1/0, true/false, yes/no, on/off, got {value!r}"
+    raise PaymentsConfigurationError(msg)
 
 
 def _secret_repr(value: object) -> str:
@@ -117,10 +147,10 @@ class PaymentsConfig:
         except PaymentsConfigurationError:
             msg = f"HYPERSWITCH_IDEMPOTENCY_NAMESPACE must be 0-8 of [a-z0-9], got {namespace!r}"
             raise PaymentsConfigurationError(msg) from None
-        compat_raw = env.get("HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE", "").strip().lower()
-        if compat_raw not in _TRUE | _FALSE:
-            msg = f"HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE must be true or false, got {compat_raw!r}"
-            raise PaymentsConfigurationError(msg)
+        compatible = parse_bool(
+            "HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE",
+            env.get("HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE"),
+        )
         tolerance_raw = env.get("HYPERSWITCH_WEBHOOK_STRIPE_TOLERANCE", "").strip().lower()
         tolerance = (
             None
@@ -142,7 +172,7 @@ class PaymentsConfig:
             timeout=number("HYPERSWITCH_TIMEOUT", 30.0),
             max_retries=int(number("HYPERSWITCH_MAX_RETRIES", 4, integer=True)),
             idempotency_namespace=namespace,
-            stripe_compatible_webhooks=compat_raw in _TRUE,
+            stripe_compatible_webhooks=compatible,
             stripe_webhook_tolerance=tolerance,
             stripe_secret_key=stripe_key,
             stripe_api_base=stripe_base,

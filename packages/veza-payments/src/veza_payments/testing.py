@@ -6,7 +6,9 @@ unique ``payment_id``/``refund_id`` with ``400 HE_01`` (and ignores the
 holds the same payment, sends a blocklist rejection as HTTP 200 with an error body,
 and uses its real error shape; Stripe replays idempotent requests (same key and
 parameters: the first response; different parameters: ``idempotency_error``). Both
-inject faults on either side of the commit (see :class:`Fault`).
+inject faults on either side of the commit (see :class:`Fault`). :class:`WebhookEmitter`
+does what Hyperswitch does after a status change: it signs and POSTs the webhook to your
+endpoint, retries on errors, and on request duplicates and reorders deliveries.
 
 Example:
     >>> from veza_payments import HyperswitchClient
@@ -21,8 +23,17 @@ Example:
 
 from __future__ import annotations
 
+from veza_payments._emitter import PAYMENT_EVENTS, REFUND_EVENTS, Delivery, WebhookEmitter
 from veza_payments._fake_hyperswitch import FakeHyperswitch
 from veza_payments._fake_stripe import FakeStripe
 from veza_payments._fakeserver import Fault
 
-__all__ = ["FakeHyperswitch", "FakeStripe", "Fault"]
+__all__ = [
+    "PAYMENT_EVENTS",
+    "REFUND_EVENTS",
+    "Delivery",
+    "FakeHyperswitch",
+    "FakeStripe",
+    "Fault",
+    "WebhookEmitter",
+]

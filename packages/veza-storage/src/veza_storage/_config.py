@@ -40,6 +40,39 @@ _LEGACY = {
     "VEZA_STORAGE_PUBLIC_URL": "TRACK_STORAGE_PUBLIC_URL",
 }
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(name: str, value: str | None, *, default: bool = False) -> bool:
+    """Read a boolean variable the way every veza package does.
+
+    Accepted, in any case and with surrounding blanks ignored: ``1``/``0``,
+    ``true``/``false``, ``yes``/``no``, ``on``/``off``; unset or blank gives ``default``.
+    Anything else is refused instead of being read as false, because a typo such as
+    ``ENABLED=ture`` must stop start-up rather than quietly switch a feature off. The
+    packages share no dependency, so each keeps this same function in its config
+    module; ``tests/test_parse_bool.py`` runs one table through all of them so they
+    cannot drift apart.
+
+    Args:
+        name: The variable's name, for the error message.
+        value: Its raw value (``None`` when unset).
+        default: The answer for an unset or blank variable.
+
+    Raises:
+        StorageConfigurationError: ``value`` is none of those words (the message names ``name``).
+    """
+    if value is None or not value.strip():
+        return default
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    msg = f"{name} must be one of 1/0, true/false, yes/no, on/off, got {value!r}"
+    raise StorageConfigurationError(msg)
+
 
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(
@@ -142,7 +175,12 @@ class StorageConfig:
             raise StorageConfigurationError(msg)
         if backend == "s3":
             missing = []
-            if (env.get("AWS_S3_ENABLED") or "").strip().lower() != "true":
+            try:
+                s3_enabled = parse_bool("AWS_S3_ENABLED", env.get("AWS_S3_ENABLED"))
+            except StorageConfigurationError as exc:  # like any other problem: fatal in production
+                problem(str(exc))
+                s3_enabled = False
+            if not s3_enabled:
                 missing.append("AWS_S3_ENABLED=true")
             missing += [
                 name

@@ -1,0 +1,265 @@
+"""``/healthz`` latency of the reference app, idle beside loaded, in one run.
+
+Run: ``uv run python bench/healthz.py`` (PostgreSQL on 127.0.0.1:5432 or
+``VEZA_TEST_DATABASE_URL``).
+
+The app runs in its own process (``veza-reference``: uvicorn, one worker), as in
+production. A probe in this process sends ``GET /healthz`` one after the other on a
+kept-alive connection and times each answer. First the app is idle; then, in the same
+run, other processes load it: ``VEZA_BENCH_UPLOADERS`` creators each uploading a
+1.3 MiB track in 256 KiB chunks again and again (begin, PUT chunks, complete), and one
+process sending bursts of signed 64 KiB Hyperswitch webhooks (each verified, parsed and
+written to the webhook log on PostgreSQL). A route that ran storage or database work on
+the event loop would hold every ``/healthz`` behind it: the loaded p99 would be many
+times the idle one.
+
+Goal (issue 16): loaded p99 within 2x of idle. On a machine with fewer cores than
+processes, the load competes with the probe for the CPU as well; the output prints the
+CPU count beside the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from veza_payments import SIGNATURE_HEADER, sign_payload
+from veza_payments.testing import FakeHyperswitch
+from veza_reference._media import tone
+from veza_reference._services import free_port
+from veza_reference._users import Users
+
+BASE_URL = os.environ.get(
+    "VEZA_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PROBES = int(os.environ.get("VEZA_BENCH_PROBES", "1500"))
+UPLOADERS = int(os.environ.get("VEZA_BENCH_UPLOADERS", "3"))
+BURST = 20  # webhooks per burst
+CHUNK = 256 * 1024
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def probe(url: str, count: int) -> list[float]:
+    """Milliseconds of ``count`` sequential ``GET /healthz``."""
+    timings = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(50):  # warm the connection
+            client.get("/healthz")
+        for _ in range(count):
+            started = time.perf_counter()
+            answer = client.get("/healthz")
+            timings.append((time.perf_counter() - started) * 1000)
+            if answer.status_code != 200:
+                raise SystemExit(f"/healthz answered {answer.status_code}")
+    return timings
+
+
+def uploader(url: str, account: tuple[str, str], audio: bytes, stop: Event, done: object) -> None:
+    """Upload ``audio`` in chunks until ``stop``; counts completed uploads in ``done``."""
+    user, password = account
+    with httpx.Client(base_url=url, timeout=60) as client:
+        login = client.post("/api/v1/auth/login", json={"user_id": user, "password": password})
+        login.raise_for_status()
+        client.headers["x-csrf-token"] = login.json()["csrf_token"]
+        while not stop.is_set():
+            begin = client.post(
+                "/api/v1/uploads",
+                json={
+                    "filename": "bench.wav",
+                    "size": len(audio),
+                    "content_type": "audio/wav",
+                    "chunk_size": CHUNK,
+                    "title": "bench",
+                },
+            )
+            begin.raise_for_status()
+            upload = begin.json()
+            for index in range(upload["chunk_count"]):
+                client.put(
+                    f"/api/v1/uploads/{upload['upload_id']}/chunks/{index}",
+                    content=audio[index * CHUNK : (index + 1) * CHUNK],
+                ).raise_for_status()
+            client.post(f"/api/v1/uploads/{upload['upload_id']}/complete").raise_for_status()
+            with done.get_lock():  # type: ignore[attr-defined]
+                done.value += 1  # type: ignore[attr-defined]
+
+
+def webhooks(url: str, key: str, stop: Event, done: object) -> None:
+    """Bursts of signed 64 KiB webhooks until ``stop``; counts 2xx answers in ``done``."""
+    pad = "x" * (65_536 - 200)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while not stop.is_set():
+            for _ in range(BURST):
+                body = json.dumps(
+                    {
+                        "event_id": f"evt_bench_{uuid.uuid4().hex}",
+                        "event_type": "mandate_revoked",
+                        "content": {"type": "mandate_details", "object": {"pad": pad}},
+                    }
+                ).encode()
+                answer = client.post(
+                    "/webhooks/hyperswitch",
+                    content=body,
+                    headers={
+                        "content-type": "application/json",
+                        SIGNATURE_HEADER: sign_payload(body, key),
+                    },
+                )
+                if not 200 <= answer.status_code < 300:
+                    raise SystemExit(f"webhook answered {answer.status_code}: {answer.text[:200]}")
+                with done.get_lock():  # type: ignore[attr-defined]
+                    done.value += 1  # type: ignore[attr-defined]
+            time.sleep(0.05)  # a burst, then a breath, as a provider's retries come
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the app exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the app never answered:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def main() -> None:
+    name = f"veza_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(BASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    database_url = sa.make_url(BASE_URL).set(database=name).render_as_string(hide_password=False)
+    data = Path(tempfile.mkdtemp(prefix="veza-bench-healthz-"))
+    fake = FakeHyperswitch().start()  # the app's provider; it calls nothing during the run
+    webhook_key = secrets.token_urlsafe(32)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "VEZA_DATA_DIR": str(data),
+        "VEZA_PORT": str(port),
+        "VEZA_DATABASE_URL": database_url,
+        "VEZA_WORKERS": "0",
+        "VEZA_LOCAL_EDGE": "0",
+        "VEZA_LOGIN_RATE": "100/60",
+        "VEZA_PAYMENTS_SANDBOX": "0",
+        "HYPERSWITCH_API_KEY": fake.api_key,
+        "HYPERSWITCH_BASE_URL": fake.url,
+        "HYPERSWITCH_WEBHOOK_KEYS": webhook_key,
+    }
+    log = data / "app.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from veza_reference._serve import main; raise SystemExit(main())",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, no forked state
+    stop = context.Event()
+    loaders: list[multiprocessing.process.BaseProcess] = []
+    uploads = context.Value("i", 0)
+    delivered = context.Value("i", 0)
+    try:
+        _wait_healthy(url, server, log)
+        engine = sa.create_engine(database_url)
+        users = Users(engine)
+        accounts = []
+        for index in range(UPLOADERS):
+            password = secrets.token_urlsafe(16)
+            users.create(f"bench-creator-{index}", password, "creator")
+            accounts.append((f"bench-creator-{index}", password))
+        engine.dispose()
+        audio = tone([330.0, 440.0] * 15)
+        idle = probe(url, PROBES)
+        for user, password in accounts:
+            loaders.append(
+                context.Process(target=uploader, args=(url, (user, password), audio, stop, uploads))
+            )
+        loaders.append(context.Process(target=webhooks, args=(url, webhook_key, stop, delivered)))
+        for process in loaders:
+            process.start()
+        deadline = time.monotonic() + 120  # spawned interpreters import veza first
+        while delivered.value == 0 or (UPLOADERS and uploads.value < UPLOADERS):
+            if time.monotonic() > deadline:
+                raise SystemExit("the load processes never got going")
+            time.sleep(0.1)
+        before = (uploads.value, delivered.value)
+        started = time.monotonic()
+        loaded = probe(url, PROBES)
+        elapsed = time.monotonic() - started
+        after = (uploads.value, delivered.value)
+    finally:
+        stop.set()
+        for process in loaders:
+            if process.pid is None:
+                continue
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        fake.stop()
+        shutil.rmtree(data, ignore_errors=True)
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    dead = [p.exitcode for p in loaders if p.exitcode not in (0, None)]
+    if dead:
+        raise SystemExit(f"a load process failed (exit codes {dead})")
+    rows = [("idle", idle), ("loaded", loaded)]
+    print(
+        f"# /healthz latency: {platform.python_implementation()} {sys.version.split()[0]}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs; app in its own process (uvicorn, "
+        f"1 worker, PostgreSQL); {PROBES} sequential probes per phase"
+    )
+    print(
+        f"# load: {UPLOADERS} uploader processes ({len(audio) / 2**20:.1f} MiB tracks, "
+        f"256 KiB chunks) + 1 process of {BURST}-webhook bursts (64 KiB, signed)"
+    )
+    print(f"{'phase':8} {'p50':>9} {'p99':>9} {'max':>9}")
+    for label, values in rows:
+        print(
+            f"{label:8} {statistics.median(values):7.2f}ms {_percentile(values, 0.99):7.2f}ms "
+            f"{max(values):7.2f}ms"
+        )
+    ratio = _percentile(loaded, 0.99) / _percentile(idle, 0.99)
+    print(
+        f"loaded p99 / idle p99: {ratio:.2f} (goal <= 2); during the loaded phase "
+        f"({elapsed:.1f} s): {after[0] - before[0]} uploads completed, "
+        f"{after[1] - before[1]} webhooks accepted"
+    )
+
+
+if __name__ == "__main__":
+    main()
