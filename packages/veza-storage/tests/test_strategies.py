@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from veza_storage import (
     ByteRange,
     InvalidKeyError,
+    RangeNotSatisfiableError,
     parse_range,
     validate_key,
 )
