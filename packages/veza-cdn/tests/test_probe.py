@@ -407,3 +407,25 @@ def test_probe_of_a_closed_port_over_the_cli(monkeypatch, capsys):
     assert "unreachable" in capsys.readouterr().out
     with socket.socket() as sock:  # the port really was closed
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_probe_is_one_span_with_an_event_per_check(origin):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for base in _edge(origin, BunnySigner("the-edge-key")):
+        report = probe_cdn(
+            f"{base}/hls/1/a.ts", BunnySigner("the-apps-key"), tracer_provider=provider
+        )
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "cdn probe"
+    assert span.attributes["url.full"] == report.url
+    assert span.attributes["veza.probe.ok"] is False
+    assert [e.name for e in span.events] == ["valid", "unsigned", "tampered", "expired"]
+    assert span.status.status_code is StatusCode.ERROR
+    assert "token" not in json.dumps(dict(span.attributes))

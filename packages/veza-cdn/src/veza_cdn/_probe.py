@@ -32,10 +32,11 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
+from veza_cdn import _tracing
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hls import DEFAULT_CACHE_POLICY, CachePolicy, UnknownMediaTypeError
 from veza_cdn._service import Signer
@@ -354,6 +355,7 @@ def probe_cdn(
     cache_policy: CachePolicy | None = DEFAULT_CACHE_POLICY,
     fetch: Fetch | None = None,
     now: float | None = None,
+    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
 ) -> CDNProbeReport:
     """Ask a deployed edge whether it really checks the tokens ``signer`` makes.
 
@@ -371,12 +373,39 @@ def probe_cdn(
             (``None``: do not compare).
         fetch: How to ask the edge (default :func:`http_fetch`; tests pass their own).
         now: The current time, epoch seconds (default: the clock).
+        tracer_provider: OpenTelemetry tracer provider (``veza-cdn[otel]``); the global
+            one by default. One span, an event per check; no token is recorded.
 
     Raises:
         CDNConfigurationError: ``ip_bound`` with a signer that cannot bind an IP, or a
             URL that is not absolute http(s).
         SigningError: The signer refused the URL.
     """
+    parts = urllib.parse.urlsplit(url)
+    attributes = {"url.full": url.split("?", 1)[0], "server.address": parts.hostname or ""}
+    with _tracing.span(_tracing.tracer(tracer_provider), "cdn probe", attributes) as current:
+        report = _probe(url, signer, ttl, ip_bound, client_ip, cache_policy, fetch, now)
+        if current is not None:
+            for check in report.checks:
+                current.add_event(
+                    check.name, {"veza.probe.outcome": check.outcome, "veza.probe.ok": check.ok}
+                )
+            current.set_attribute("veza.probe.ok", report.ok)
+            if not report.ok:
+                current.set_status(_tracing.error_status(report.diagnosis[0]))
+        return report
+
+
+def _probe(  # noqa: PLR0917 - the public function's options, passed through
+    url: str,
+    signer: Signer,
+    ttl: int,
+    ip_bound: bool,
+    client_ip: str | None,
+    cache_policy: CachePolicy | None,
+    fetch: Fetch | None,
+    now: float | None,
+) -> CDNProbeReport:
     started = time.perf_counter()
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -65,3 +65,8 @@ def inject(headers: MutableMapping[str, str]) -> None:
     """Add the current trace context (``traceparent``) to outgoing request headers."""
     if _otel is not None:
         _otel.propagate.inject(headers)
+
+
+def error_status(description: str) -> Any:  # noqa: ANN401 - an opentelemetry Status
+    """An ERROR span status (call only with a live span: the extra is installed)."""
+    return _otel.trace.Status(_otel.trace.StatusCode.ERROR, description)
