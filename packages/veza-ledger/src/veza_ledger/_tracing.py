@@ -3,17 +3,18 @@
 Without the extra every helper here is a no-op costing one attribute lookup. With it,
 spans go to the tracer provider the caller passes, or to the global one the
 application configured (the OpenTelemetry API's own convention for libraries): veza
-never installs a provider, an exporter or a propagator. Attributes follow the HTTP
-client semantic conventions (``http.request.method``, ``url.full`` without the query,
-``server.address``, ``http.response.status_code``, ``http.request.resend_count``,
-``error.type``); keys, signatures and bodies are never recorded.
+never installs a provider, an exporter or a propagator. Sweep and worker spans carry
+the run's counts (rows examined, done, failed, parked); ids of money rows and provider
+objects are not recorded on them (the provider call spans of veza-payments nest inside
+when the worker uses it).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any, ParamSpec, TypeVar
 
 from veza_ledger._version import __version__
 
@@ -70,3 +71,45 @@ def inject(headers: MutableMapping[str, str]) -> None:
 def error_status(description: str) -> Any:  # noqa: ANN401 - an opentelemetry Status
     """An ERROR span status (call only with a live span: the extra is installed)."""
     return _otel.trace.Status(_otel.trace.StatusCode.ERROR, description)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _counts(report: object) -> dict[str, int]:
+    """Numbers worth a span attribute from an attrs report: ints, list lengths, dict sums."""
+    counts: dict[str, int] = {}
+    for field in getattr(report, "__attrs_attrs__", ()):
+        value = getattr(report, field.name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            counts[field.name] = value
+        elif isinstance(value, list):
+            counts[field.name] = len(value)
+        elif isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+            counts[field.name] = sum(value.values())
+    return counts
+
+
+def traced_run(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a sweep or worker batch inside a span named ``name`` with its report's counts.
+
+    Uses the global tracer provider (the application's), like every other library
+    instrumented with the OpenTelemetry API; no-op without the ``otel`` extra.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with span(tracer(), name, {"veza.ledger.run": name}) as current:
+                result = fn(*args, **kwargs)
+                if current is not None:
+                    for key, value in _counts(result).items():
+                        current.set_attribute(f"veza.ledger.{key}", value)
+                return result
+
+        return run
+
+    return decorate
