@@ -208,3 +208,20 @@ def test_cli_probe_configuration_error_is_one_line(monkeypatch, capsys):
     assert main(["probe"]) == 2
     err = capsys.readouterr().err
     assert err == "veza-payments: error: HYPERSWITCH_API_KEY is required\n"
+
+
+def test_the_probe_is_one_span_with_an_event_per_check(fake, fake_stripe, endpoint):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    report = probe_payments(
+        _config(fake, fake_stripe), webhook_url=endpoint.url, tracer_provider=provider
+    )
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "payments probe"
+    assert span.attributes["veza.probe.ok"] is report.ok is True
+    assert [e.name for e in span.events] == [c.name for c in report.checks]

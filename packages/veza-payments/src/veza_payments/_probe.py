@@ -27,11 +27,12 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 import httpx
 
+from veza_payments import _tracing
 from veza_payments._config import PaymentsConfig
 from veza_payments._signatures import SIGNATURE_HEADER, sign_payload
 
@@ -277,6 +278,7 @@ def probe_payments(
     max_skew: float = 10.0,
     clock: Callable[[], float] = time.time,
     client: httpx.Client | None = None,
+    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
 ) -> PaymentsProbeReport:
     """Check the API keys, the webhook key against a live endpoint, and the clock.
 
@@ -288,10 +290,31 @@ def probe_payments(
         max_skew: Largest clock difference with the providers, in seconds, that passes.
         clock: This host's clock (tests shift it).
         client: An ``httpx.Client`` to use (proxies, a private CA); closed by the caller.
+        tracer_provider: OpenTelemetry tracer provider (``veza-payments[otel]``): one
+            ``payments probe`` span with an event per check; no key recorded.
 
     Returns:
         The report; :attr:`PaymentsProbeReport.ok` is the health check's answer.
     """
+    with _tracing.span(_tracing.tracer(tracer_provider), "payments probe", {}) as current:
+        report = _run(config, webhook_url, timeout, max_skew, clock, client)
+        if current is not None:
+            for check in report.checks:
+                current.add_event(check.name, {"veza.probe.ok": check.ok})
+            current.set_attribute("veza.probe.ok", report.ok)
+            if not report.ok:
+                current.set_status(_tracing.error_status(report.diagnosis[0]))
+        return report
+
+
+def _run(  # noqa: PLR0917 - the public function's options, passed through
+    config: PaymentsConfig,
+    webhook_url: str | None,
+    timeout: float,
+    max_skew: float,
+    clock: Callable[[], float],
+    client: httpx.Client | None,
+) -> PaymentsProbeReport:
     started = time.perf_counter()
     own = client is None
     http = client or httpx.Client(timeout=timeout, follow_redirects=False)
