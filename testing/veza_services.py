@@ -375,3 +375,84 @@ def uclient(
     )  # fmt: skip
     elapsed = time.perf_counter() - started
     return TurnClientResult(result.returncode, result.stdout + result.stderr), elapsed
+
+
+# ------------------------------------------------------------------ nginx (Debian's)
+# (veza-cdn's probe tests: a real edge with ``secure_link``, configured right and wrong)
+
+
+class NginxServer:
+    """A running ``nginx`` on 127.0.0.1 serving one directory under a given ``location``."""
+
+    def __init__(self, workdir: Path, location: str, root: Path, binary: str = "nginx") -> None:
+        import subprocess
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        (workdir / "logs").mkdir(parents=True, exist_ok=True)
+        config = workdir / "nginx.conf"
+        config.write_text(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\n"
+            f"pid {workdir}/nginx.pid;\nerror_log {workdir}/logs/error.log;\n"
+            "events { worker_connections 64; }\n"
+            "http {\n"
+            f"  access_log {workdir}/logs/access.log;\n"
+            f"  client_body_temp_path {workdir}/body;\n  proxy_temp_path {workdir}/proxy;\n"
+            f"  fastcgi_temp_path {workdir}/fcgi;\n  uwsgi_temp_path {workdir}/uwsgi;\n"
+            f"  scgi_temp_path {workdir}/scgi;\n"
+            "  types { video/mp2t ts; audio/mpeg mp3; application/vnd.apple.mpegurl m3u8; }\n"
+            f"  server {{\n    listen 127.0.0.1:{self.port};\n    root {root};\n"
+            f"    location / {{\n{location}\n    }}\n  }}\n}}\n"
+        )
+        stderr = workdir / "logs" / "stderr.log"
+        with stderr.open("wb") as sink:
+            self._process = subprocess.Popen(
+                [binary, "-p", str(workdir), "-c", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+            )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    error = stderr.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"nginx did not start: {error}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except Exception:  # noqa: BLE001 - best effort, then kill
+                self._process.kill()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Callable[[str, Path], NginxServer]]:
+    """Start Debian's nginx with a given ``location /`` body over a root folder (a factory)."""
+    import shutil
+
+    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if binary is None:
+        service_unavailable(
+            "nginx", "nginx is not installed", "apt-get install nginx (.ci/run does)"
+        )
+    servers: list[NginxServer] = []
+
+    def start(location: str, root: Path) -> NginxServer:
+        workdir = tmp_path / f"nginx-{len(servers)}"
+        workdir.mkdir()
+        server = NginxServer(workdir, location, root, binary)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

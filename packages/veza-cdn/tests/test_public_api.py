@@ -50,6 +50,9 @@ EXPECTED_EXPORTS = {
     "canonical_path",
     "normalize_url",
     "sign_playlist",
+    "CDNProbeReport",
+    "ProbeCheck",
+    "probe_cdn",
     "verify_presigned_url",
 }
 

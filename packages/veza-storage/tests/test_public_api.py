@@ -38,6 +38,7 @@ EXPECTED_EXPORTS = {
     "StorageError",
     "SupportsUploadStaging",
     "SymlinkRefusedError",
+    "TracedStorage",
     "UploadError",
     "UploadIncompleteError",
     "UploadNotFoundError",

@@ -29,6 +29,7 @@ from veza_cdn._hls import (
 )
 from veza_cdn._metrics import CDNMetrics
 from veza_cdn._paths import CanonicalPath, UnsafePathError, canonical_path
+from veza_cdn._probe import CDNProbeReport, ProbeCheck, probe_cdn
 from veza_cdn._providers import (
     AkamaiConfig,
     BunnyConfig,
@@ -65,6 +66,7 @@ __all__ = [
     "CDNDisabledError",
     "CDNError",
     "CDNMetrics",
+    "CDNProbeReport",
     "CachePolicy",
     "CanonicalPath",
     "CloudFrontConfig",
@@ -79,6 +81,7 @@ __all__ = [
     "InvalidTokenError",
     "PlaybackResolver",
     "PlaylistError",
+    "ProbeCheck",
     "ProviderConfig",
     "R2Config",
     "R2Presigner",
@@ -96,6 +99,7 @@ __all__ = [
     "cache_control_for",
     "canonical_path",
     "normalize_url",
+    "probe_cdn",
     "provider_config",
     "sign_playlist",
     "verify_presigned_url",

@@ -1,14 +1,19 @@
-"""``veza-cdn``: sign, verify and explain CDN URLs from the command line.
+"""``veza-cdn``: sign, verify, explain and probe CDN URLs from the command line.
 
-Prints one result on stdout. Exit codes: 0 success (a valid token for ``verify``),
-1 a negative answer (``verify``: the token is invalid, the reason on stderr),
-2 usage or configuration errors (message on stderr). Keys are read from options, never
-echoed; prefer ``--key @FILE`` to keep them out of shell history.
+Prints one result on stdout. Exit codes: 0 success (a valid token for ``verify``, an
+edge that answered every check right for ``probe``), 1 a negative answer (``verify``:
+the token is invalid, the reason on stderr; ``probe``: the edge got a check wrong or
+could not be reached), 2 usage or configuration errors (message on stderr). Keys are
+read from options (``probe``: from the ``CDN_*`` environment), never echoed; prefer
+``--key @FILE`` to keep them out of shell history.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +31,7 @@ from veza_cdn._cloudfront import (
     build_policy,
     load_private_key,
 )
+from veza_cdn._config import CDNConfig
 from veza_cdn._encoding import (
     encode_component,
     normalize_url,
@@ -35,6 +41,9 @@ from veza_cdn._encoding import (
 )
 from veza_cdn._errors import CDNError
 from veza_cdn._google import GoogleCDNSigner
+from veza_cdn._hls import DEFAULT_CACHE_POLICY
+from veza_cdn._probe import CDNProbeReport, http_fetch, probe_cdn
+from veza_cdn._service import build_signer
 from veza_cdn._verification import Verification
 from veza_cdn._version import __version__
 
@@ -467,6 +476,65 @@ def _add_explain_commands(commands: argparse._SubParsersAction[argparse.Argument
     p.add_argument("--issued-at", type=int, metavar="EPOCH")
 
 
+def _add_probe_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    probe = commands.add_parser(
+        "probe",
+        help="ask a deployed edge whether it really checks tokens",
+        description=(
+            "Sign URL with the provider and key of the CDN_* environment (as the "
+            "application does), then fetch it from the edge valid, unsigned, tampered, "
+            "expired and (with --ip-bound) bound to another IP. Exit 0 when the edge "
+            "answered every check right, 1 when it did not (each problem on stdout)."
+        ),
+    )
+    probe.add_argument(
+        "url", metavar="URL", help="an existing object: absolute, or a key under CDN_BASE_URL"
+    )
+    probe.add_argument("--ip-bound", action="store_true", help="tokens bind the client IP")
+    probe.add_argument(
+        "--client-ip", metavar="IP", help="with --ip-bound: this host's address as the edge sees it"
+    )
+    probe.add_argument("--ttl", type=int, default=300, metavar="SECONDS", help="valid token life")
+    probe.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    probe.add_argument("--cafile", type=Path, metavar="PEM", help="trust this CA for https edges")
+    probe.add_argument("--no-cache-check", action="store_true", help="do not compare Cache-Control")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _probe(args: argparse.Namespace) -> int:
+    config = CDNConfig.from_env(os.environ)
+    signer = build_signer(config)
+    url: str = args.url
+    if not url.startswith(("http://", "https://")):
+        if not config.base_url:
+            msg = f"{url!r} is not an absolute URL and CDN_BASE_URL is not set"
+            raise _UsageError(msg)
+        url = f"{config.base_url.rstrip('/')}/{url.lstrip('/')}"
+    context = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
+    report = probe_cdn(
+        url,
+        signer,
+        ttl=args.ttl,
+        ip_bound=args.ip_bound,
+        client_ip=args.client_ip,
+        cache_policy=None if args.no_cache_check else DEFAULT_CACHE_POLICY,
+        fetch=http_fetch(timeout=args.timeout, ssl_context=context),
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else _probe_text(report))
+    return 0 if report.ok else 1
+
+
+def _probe_text(report: CDNProbeReport) -> str:
+    lines = [f"probe {report.url} ({report.elapsed_ms:.0f} ms)"]
+    for check in report.checks:
+        mark = "ok  " if check.ok else "FAIL"
+        status = check.status if check.status is not None else "-"
+        lines.append(f"  {mark} {check.name:<9} {status!s:>4}  {check.detail}")
+    lines.extend(f"problem: {problem}" for problem in report.diagnosis)
+    lines.append("the edge checks tokens" if report.ok else "the edge got something wrong")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``veza-cdn`` argument parser (the command-line contract)."""
     parser = argparse.ArgumentParser(
@@ -477,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sign_commands(commands)
     _add_verify_commands(commands)
     _add_explain_commands(commands)
+    _add_probe_command(commands)
     return parser
 
 
@@ -488,7 +557,7 @@ def _fail(message: str) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    handlers = {"sign": _sign, "verify": _verify, "explain": _explain}
+    handlers = {"sign": _sign, "verify": _verify, "explain": _explain, "probe": _probe}
     try:
         return handlers[args.command](args)
     except (CDNError, _UsageError, OSError) as exc:

@@ -54,6 +54,7 @@ from veza_ledger._machines import ORDER, REFUND, SUBSCRIPTION, TRANSFER
 from veza_ledger._provider import ProviderView
 from veza_ledger._rules import RULES, Context, Problem, ReconcileSettings, Rule
 from veza_ledger._schema import Order, Refund, RuleCheck, SellerTransfer, Subscription
+from veza_ledger._tracing import traced_run
 from veza_ledger._types import utcnow
 
 logger = logging.getLogger("veza_ledger.reconcile")
@@ -489,6 +490,7 @@ class _Sweeper:
                 self.report.resolved += 1
 
 
+@traced_run("ledger sweep")
 def run_sweep(
     engine: sa.Engine | Ledger,
     provider: ProviderView | None,

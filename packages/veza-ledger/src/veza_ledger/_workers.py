@@ -46,6 +46,7 @@ from veza_ledger._provider import (
     TransferReverser,
 )
 from veza_ledger._schema import ProviderIntent, SellerTransfer, SellerTransferReversal
+from veza_ledger._tracing import traced_run
 from veza_ledger._transfers import COVERED, MAX_ERROR, ReversalFacts
 from veza_ledger._types import utcnow
 
@@ -585,6 +586,7 @@ def _policy(
     return _Policy(now or utcnow(), lease, max_attempts, key_memory, classify)
 
 
+@traced_run("ledger reversal worker")
 def run_reversal_worker(
     engine: sa.Engine | Ledger,
     reverser: TransferReverser,
@@ -630,6 +632,7 @@ def run_reversal_worker(
     )
 
 
+@traced_run("ledger transfer worker")
 def run_transfer_worker(
     engine: sa.Engine | Ledger,
     creator: TransferCreator,

@@ -34,6 +34,7 @@ from veza_payments._ids import payment_id_for, refund_id_for
 from veza_payments._limits import aread_limited, read_limited
 from veza_payments._models import Payment, Refund
 from veza_payments._money import check_amount, exponent, format_amount, normalise_currency
+from veza_payments._probe import PaymentsCheck, PaymentsProbeReport, probe_payments
 from veza_payments._retry import RetryPolicy
 from veza_payments._signatures import (
     HYPERSWITCH_RETRY_WINDOW,
@@ -79,9 +80,11 @@ __all__ = [
     "NotFoundError",
     "Payment",
     "PaymentBlockedError",
+    "PaymentsCheck",
     "PaymentsConfig",
     "PaymentsConfigurationError",
     "PaymentsError",
+    "PaymentsProbeReport",
     "Payout",
     "ProviderError",
     "RateLimitError",
@@ -105,6 +108,7 @@ __all__ = [
     "format_amount",
     "normalise_currency",
     "payment_id_for",
+    "probe_payments",
     "read_limited",
     "refund_id_for",
     "sign_payload",

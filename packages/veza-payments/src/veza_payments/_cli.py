@@ -1,18 +1,26 @@
-"""``veza-payments``: sign and verify webhook bodies from the shell.
+"""``veza-payments``: sign and verify webhook bodies, probe a deployment, from the shell.
 
 For integrators testing their endpoint: pipe a body in, get the signature Hyperswitch
 would send (``webhook-sign``), or check one (``webhook-verify``: exit 0 valid, 1
 invalid, 2 usage error). The key is read from ``--key`` or, better (shell history),
 from the environment variable named by ``--key-env``.
+
+For operators: ``probe`` checks the API keys of the environment's configuration
+against the providers, the webhook key against the deployed endpoint, and the clock
+(exit 0 all good, 1 a check failed, 2 a configuration error).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 
+from veza_payments._config import PaymentsConfig
+from veza_payments._errors import PaymentsConfigurationError
+from veza_payments._probe import PaymentsProbeReport, probe_payments
 from veza_payments._signatures import sign_payload, verify_signature
 from veza_payments._version import __version__
 
@@ -51,13 +59,50 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="HEX",
                 help="the X-Webhook-Signature-512 header value",
             )
+    probe = sub.add_parser(
+        "probe",
+        help="check the API keys, the webhook key and the clock of this environment",
+        description=(
+            "Read HYPERSWITCH_* and STRIPE_* like the application, check each API key with "
+            "a read, post a signed and a forged self-test delivery to --webhook-url (event "
+            "type veza_probe, which nothing acts on), and compare clocks. Exit 0 when all "
+            "checks pass, 1 when one fails, 2 for a configuration error."
+        ),
+    )
+    probe.add_argument("--webhook-url", metavar="URL", help="the deployed webhook endpoint")
+    probe.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    probe.add_argument("--max-skew", type=float, default=10.0, metavar="SECONDS")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _probe(args: argparse.Namespace) -> int:
+    try:
+        config = PaymentsConfig.from_env(require_webhook_keys=bool(args.webhook_url))
+    except PaymentsConfigurationError as exc:
+        print(f"veza-payments: error: {exc}", file=sys.stderr)
+        return 2
+    report = probe_payments(
+        config, webhook_url=args.webhook_url, timeout=args.timeout, max_skew=args.max_skew
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else _probe_text(report))
+    return 0 if report.ok else 1
+
+
+def _probe_text(report: PaymentsProbeReport) -> str:
+    lines = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<15} {c.detail}" for c in report.checks]
+    lines.append(
+        "payments configuration works" if report.ok else "payments configuration has problems"
+    )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``veza-payments`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "probe":
+        return _probe(args)
     key = _key(args, parser)
     body = sys.stdin.buffer.read()
     if args.command == "webhook-sign":

@@ -322,10 +322,24 @@ class FakeStripe(FakeServer):
                 return self._reverse(transfer_id, params)
             case "POST", ["v1", "payouts"]:
                 return self._create_payout(params, request.headers.get("stripe-account"))
+            case "GET", ["v1", "balance"]:
+                return self._balance_of(request.headers.get("stripe-account") or "")
         return _st_error(
             404,
             "invalid_request_error",
             f"Unrecognized request URL ({request.method}: {request.path}).",
+        )
+
+    def _balance_of(self, account: str) -> Response:
+        """``GET /v1/balance``: the account's available funds per currency (a read)."""
+        with self.lock:
+            available = [
+                {"amount": amount, "currency": currency, "source_types": {"card": amount}}
+                for (holder, currency), amount in sorted(self._balances.items())
+                if holder == account
+            ]
+        return Response(
+            200, {"object": "balance", "available": available, "pending": [], "livemode": False}
         )
 
     @staticmethod

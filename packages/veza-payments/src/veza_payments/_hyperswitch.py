@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 
-from veza_payments import _ids
+from veza_payments import _ids, _tracing
 from veza_payments._core import Call, Core, Reply, Sleep
 from veza_payments._errors import (
     APIConnectionError,
@@ -37,6 +39,8 @@ SANDBOX_URL = "https://sandbox.hyperswitch.io"
 logger = logging.getLogger("veza_payments")
 
 _REPLY_HEADERS = ("x-request-id", "retry-after")
+_ROUTE_IDS = re.compile(r"/(payments|refunds)/(?!list\b)[^/]+")
+_HTTP_ERROR = 400
 
 
 def _policy(max_retries: int | RetryPolicy) -> RetryPolicy:
@@ -59,6 +63,7 @@ class _ClientBase:
         timeout: float,
         max_retries: int | RetryPolicy,
         idempotency_namespace: str,
+        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
     ) -> None:
         if is_blank(api_key):
             msg = "api_key is required (the Hyperswitch secret key, snd_... or dev_...)"
@@ -77,6 +82,12 @@ class _ClientBase:
         self._core = Core(
             namespace=self.idempotency_namespace, retry=self.retry, timeout=self.timeout
         )
+        self._tracer = _tracing.tracer(tracer_provider)
+        parts = urllib.parse.urlsplit(self.base_url)
+        self._server: dict[str, str | int] = {
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or 443,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -128,15 +139,46 @@ class _ClientBase:
     def _request(self, call: Call) -> tuple[httpx.Request, float]:
         """The httpx request for ``call`` and the monotonic time its attempt must end."""
         seconds = call.timeout if call.timeout is not None else self.timeout
+        headers = self._headers(call) or {}
+        _tracing.inject(headers)  # traceparent, when the application traces
         request = self._http_client().build_request(
             call.method,
             call.path,
             json=call.json,
             params=call.params,
-            headers=self._headers(call),
+            headers=headers or None,
             timeout=httpx.Timeout(seconds),
         )
         return request, time.monotonic() + seconds
+
+    def _operation_span(self, flow: Generator[Any, Any, Any]) -> Any:  # noqa: ANN401 - a span context
+        """The span of one client call (``hyperswitch create_refund``), attempts inside it."""
+        operation = getattr(flow, "__name__", "call")
+        return _tracing.span(
+            self._tracer,
+            f"hyperswitch {operation}",
+            {"veza.provider": "hyperswitch", "veza.operation": operation},
+        )
+
+    def _attempt_span(self, call: Call, attempt: int) -> Any:  # noqa: ANN401 - a span context
+        """An HTTP client span per attempt (semantic conventions; no key, no body)."""
+        route = _ROUTE_IDS.sub(r"/\1/{id}", call.path)
+        attributes: dict[str, str | int] = {
+            "http.request.method": call.method,
+            "url.full": self.base_url + call.path,
+            "url.template": route,
+            **self._server,
+        }
+        if attempt:
+            attributes["http.request.resend_count"] = attempt
+        return _tracing.span(self._tracer, f"{call.method} {route}", attributes, client=True)
+
+    @staticmethod
+    def _record_status(current: Any, reply: Reply) -> None:  # noqa: ANN401 - a span or None
+        if current is not None:
+            current.set_attribute("http.response.status_code", reply.status)
+            if reply.status >= _HTTP_ERROR:
+                current.set_attribute("error.type", str(reply.status))
 
     def _http_client(self) -> httpx.Client | httpx.AsyncClient:
         raise NotImplementedError
@@ -183,6 +225,8 @@ class HyperswitchClient(_ClientBase):
         idempotency_namespace: Up to 8 of ``[a-z0-9]`` prefixed to derived ids, so
             two services sharing a merchant account never collide.
         sleep: How to wait between retries (tests pass a fake clock).
+        tracer_provider: OpenTelemetry tracer provider for spans (``veza-payments[otel]``);
+            the global one by default, none recorded without the extra.
     """
 
     def __init__(
@@ -195,6 +239,7 @@ class HyperswitchClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
         idempotency_namespace: str = "",
         sleep: Callable[[float], None] = time.sleep,
+        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
     ) -> None:
         super().__init__(
             api_key,
@@ -202,6 +247,7 @@ class HyperswitchClient(_ClientBase):
             timeout=timeout,
             max_retries=max_retries,
             idempotency_namespace=idempotency_namespace,
+            tracer_provider=tracer_provider,
         )
         self._sleep = sleep
         self._http = httpx.Client(
@@ -254,23 +300,31 @@ class HyperswitchClient(_ClientBase):
         return self._reply(response, bytes(body))
 
     def _drive(self, flow: Generator[Call | Sleep, Reply | None, T]) -> T:
-        reply: Reply | None = None
-        failure: APIConnectionError | None = None
-        while True:
-            try:
-                step = flow.send(reply) if failure is None else flow.throw(failure)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            reply, failure = None, None
-            if isinstance(step, Sleep):
-                _log_sleep(step)
-                self._sleep(step.seconds)
-                continue
-            try:
-                reply = self._send(step)
-            except httpx.RequestError as exc:
-                failure = self._connection_error(step, exc)
+        with self._operation_span(flow):
+            reply: Reply | None = None
+            failure: APIConnectionError | None = None
+            attempt = 0
+            while True:
+                try:
+                    step = flow.send(reply) if failure is None else flow.throw(failure)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                reply, failure = None, None
+                if isinstance(step, Sleep):
+                    _log_sleep(step)
+                    self._sleep(step.seconds)
+                    continue
+                with self._attempt_span(step, attempt) as current:
+                    attempt += 1
+                    try:
+                        reply = self._send(step)
+                    except httpx.RequestError as exc:
+                        failure = self._connection_error(step, exc)
+                        if current is not None:
+                            current.set_attribute("error.type", type(exc).__name__)
+                    else:
+                        self._record_status(current, reply)
 
     def create_payment(
         self,
@@ -376,6 +430,7 @@ class AsyncHyperswitchClient(_ClientBase):
         transport: An httpx async transport.
         idempotency_namespace: Up to 8 of ``[a-z0-9]`` prefixed to derived ids.
         sleep: How to wait between retries (a coroutine function).
+        tracer_provider: OpenTelemetry tracer provider for spans (``veza-payments[otel]``).
     """
 
     def __init__(
@@ -388,6 +443,7 @@ class AsyncHyperswitchClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         idempotency_namespace: str = "",
         sleep: Callable[[float], Any] = asyncio.sleep,
+        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
     ) -> None:
         super().__init__(
             api_key,
@@ -395,6 +451,7 @@ class AsyncHyperswitchClient(_ClientBase):
             timeout=timeout,
             max_retries=max_retries,
             idempotency_namespace=idempotency_namespace,
+            tracer_provider=tracer_provider,
         )
         self._sleep = sleep
         self._http = httpx.AsyncClient(
@@ -434,23 +491,31 @@ class AsyncHyperswitchClient(_ClientBase):
         return self._reply(response, response.content)
 
     async def _drive(self, flow: Generator[Call | Sleep, Reply | None, T]) -> T:
-        reply: Reply | None = None
-        failure: APIConnectionError | None = None
-        while True:
-            try:
-                step = flow.send(reply) if failure is None else flow.throw(failure)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            reply, failure = None, None
-            if isinstance(step, Sleep):
-                _log_sleep(step)
-                await self._sleep(step.seconds)
-                continue
-            try:
-                reply = await self._send(step)
-            except httpx.RequestError as exc:
-                failure = self._connection_error(step, exc)
+        with self._operation_span(flow):
+            reply: Reply | None = None
+            failure: APIConnectionError | None = None
+            attempt = 0
+            while True:
+                try:
+                    step = flow.send(reply) if failure is None else flow.throw(failure)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                reply, failure = None, None
+                if isinstance(step, Sleep):
+                    _log_sleep(step)
+                    await self._sleep(step.seconds)
+                    continue
+                with self._attempt_span(step, attempt) as current:
+                    attempt += 1
+                    try:
+                        reply = await self._send(step)
+                    except httpx.RequestError as exc:
+                        failure = self._connection_error(step, exc)
+                        if current is not None:
+                            current.set_attribute("error.type", type(exc).__name__)
+                    else:
+                        self._record_status(current, reply)
 
     async def create_payment(
         self,

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import attrs
 
+from veza_payments import _tracing
 from veza_payments._errors import (
     APIConnectionError,
     AuthenticationError,
@@ -279,6 +281,8 @@ class StripeConnect:
         idempotency_namespace: Up to 8 of ``[a-z0-9]`` prefixed to every key.
         client: A ready ``stripe.StripeClient`` (then ``base_url``/``timeout`` are unused).
         sleep: How to wait between retries.
+        tracer_provider: OpenTelemetry tracer provider for spans (``veza-payments[otel]``);
+            the global one by default, none recorded without the extra.
     """
 
     def __init__(
@@ -291,6 +295,7 @@ class StripeConnect:
         idempotency_namespace: str = "",
         client: stripe.StripeClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
     ) -> None:
         try:
             import stripe  # noqa: PLC0415
@@ -318,6 +323,8 @@ class StripeConnect:
                 api_key, base_addresses=addresses, max_network_retries=0, http_client=self._http
             )
         self._client = client
+        self._tracer = _tracing.tracer(tracer_provider)
+        self._server = urllib.parse.urlsplit(base_url or "https://api.stripe.com").hostname or ""
 
     def __repr__(self) -> str:
         return (
@@ -348,12 +355,30 @@ class StripeConnect:
         return f"{prefix}{operation}:{key}"
 
     def _call(self, what: str, requested: Mapping[str, Any], fn: Callable[[], T]) -> T:
+        attributes = {"veza.provider": "stripe", "veza.operation": what}
+        with _tracing.span(
+            self._tracer,
+            f"stripe {what}",
+            {**attributes, "server.address": self._server},
+            client=True,
+        ) as current:
+            return self._attempts(what, requested, fn, current)
+
+    def _attempts(
+        self,
+        what: str,
+        requested: Mapping[str, Any],
+        fn: Callable[[], T],
+        current: Any,  # noqa: ANN401 - the call's span, or None
+    ) -> T:
         policy = self.retry
         started = time.monotonic()
         while True:
             try:
                 return fn()
             except Exception as exc:
+                if current is not None:
+                    current.add_event("attempt failed", {"error.type": type(exc).__name__})
                 mapped = map_stripe_error(exc, requested=requested)
                 if mapped is exc:
                     raise

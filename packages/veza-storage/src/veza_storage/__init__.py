@@ -42,6 +42,7 @@ from veza_storage._sessions import (
 from veza_storage._signing import LocalURLSigner, SignedRequest
 from veza_storage._staging import LostChunksError
 from veza_storage._stream import ObjectReader
+from veza_storage._traced import TracedStorage
 from veza_storage._types import ByteRange, ObjectInfo
 from veza_storage._uploads import ResumableUploads, UploadStatus
 from veza_storage._version import __version__
@@ -79,6 +80,7 @@ __all__ = [
     "StorageError",
     "SupportsUploadStaging",
     "SymlinkRefusedError",
+    "TracedStorage",
     "UploadError",
     "UploadIncompleteError",
     "UploadNotFoundError",

@@ -19,6 +19,7 @@ UDP from the relay.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ipaddress
 import os
 import socket
@@ -26,10 +27,11 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
+from veza_webrtc import _tracing
 from veza_webrtc._config import IceConfig
 from veza_webrtc._errors import IceURLSyntaxError
 from veza_webrtc._secret import Secret
@@ -364,6 +366,7 @@ def probe_turn_url(
     channel_data: bool = False,
     payload_size: int = 100,
     separator: str = ":",
+    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
 ) -> ProbeResult:
     """Probe one STUN or TURN URL; never raises for a server problem.
 
@@ -379,11 +382,59 @@ def probe_turn_url(
             indications.
         payload_size: Bytes sent through the relay and expected back.
         separator: The TURN REST separator, to tell expired credentials from wrong ones.
+        tracer_provider: OpenTelemetry tracer provider (``veza-webrtc[otel]``); the
+            global one by default. One span per URL, never a credential in it.
 
     Raises:
         IceURLSyntaxError: ``url`` is not a valid ICE server URL.
     """
     parsed = parse_ice_url(url) if isinstance(url, str) else url
+    attributes: dict[str, str | int] = {
+        "veza.ice.url": str(parsed),
+        "server.address": parsed.host.strip("[]"),
+        "server.port": parsed.effective_port,
+        "network.transport": "udp" if _transport_of(parsed) == "udp" else "tcp",
+        "network.protocol.name": "turn" if parsed.is_turn else "stun",
+    }
+    with _tracing.span(
+        _tracing.tracer(tracer_provider), f"{parsed.scheme} probe", attributes, client=True
+    ) as current:
+        result = _probe_url(
+            parsed,
+            url=str(url),
+            username=username,
+            credential=credential,
+            timeout=timeout,
+            peer=peer,
+            tls_context=tls_context,
+            channel_data=channel_data,
+            payload_size=payload_size,
+            separator=separator,
+        )
+        if current is not None:
+            current.set_attribute("veza.probe.ok", result.ok)
+            current.set_attribute("veza.probe.bytes_echoed", result.bytes_echoed)
+            if result.rtt_ms is not None:
+                current.set_attribute("veza.probe.rtt_ms", result.rtt_ms)
+            if result.failure is not None:
+                current.set_attribute("error.type", result.failure)
+                current.set_status(_tracing.error_status(result.failure))
+        return result
+
+
+def _probe_url(
+    parsed: IceURL,
+    *,
+    url: str,
+    username: str | None,
+    credential: str | Secret[str] | None,
+    timeout: float,
+    peer: Address | None,
+    tls_context: ssl.SSLContext | None,
+    channel_data: bool,
+    payload_size: int,
+    separator: str,
+) -> ProbeResult:
     secret = Secret(credential) if isinstance(credential, str) else credential
     started = time.monotonic()
     probe = _Probe(
@@ -404,7 +455,7 @@ def probe_turn_url(
         failure = exc
     elapsed = round((time.monotonic() - started) * _MS, 3)
     return ProbeResult(
-        url=str(url),
+        url=url,
         transport=_transport_of(parsed),
         failure=failure.code if failure else None,
         diagnosis=failure.diagnosis if failure else None,
@@ -423,6 +474,7 @@ def probe_ice_servers(
     tls_context: ssl.SSLContext | None = None,
     channel_data: bool = False,
     separator: str | None = None,
+    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
 ) -> list[ProbeResult]:
     """Probe every URL of an ICE configuration, concurrently; results in URL order.
 
@@ -438,6 +490,8 @@ def probe_ice_servers(
         channel_data: Use ChannelBind + ChannelData.
         separator: The TURN REST separator (default: the config's, or ``:``), to tell
             expired credentials from wrong ones.
+        tracer_provider: OpenTelemetry tracer provider (``veza-webrtc[otel]``): one
+            ``ice probe`` span with a child span per URL.
     """
     if isinstance(config, IceConfig):
         separator = separator or config.separator
@@ -491,7 +545,17 @@ def probe_ice_servers(
             tls_context=tls_context,
             channel_data=channel_data,
             separator=separator or ":",
+            tracer_provider=tracer_provider,
         )
 
-    with ThreadPoolExecutor(max_workers=min(len(jobs), 8)) as pool:
-        return [*pool.map(one, jobs), *dropped]
+    tracer = _tracing.tracer(tracer_provider)
+    with (
+        _tracing.span(tracer, "ice probe", {"veza.ice.urls": len(jobs)}) as current,
+        ThreadPoolExecutor(max_workers=min(len(jobs), 8)) as pool,
+    ):
+        # each worker thread runs in a copy of this context, so URL spans are children
+        contexts = [contextvars.copy_context() for _ in jobs]
+        results = [*pool.map(lambda c, job: c.run(one, job), contexts, jobs), *dropped]
+        if current is not None:
+            current.set_attribute("veza.probe.failed", sum(not r.ok for r in results))
+        return results

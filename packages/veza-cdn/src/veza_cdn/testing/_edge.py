@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import hmac
 import json
 import threading
@@ -166,7 +167,13 @@ class LocalEdge:
     # ------------------------------------------------------------------ the edge itself
 
     def handle(
-        self, method: str, raw_path: str, query: str, headers: Mapping[str, str]
+        self,
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: Mapping[str, str],
+        *,
+        client_ip: str | None = None,
     ) -> EdgeResponse:
         """Answer one request: the whole edge, independent of any HTTP server.
 
@@ -175,6 +182,8 @@ class LocalEdge:
             raw_path: The path exactly as requested (percent-encoded).
             query: The raw query string, without ``?``.
             headers: Request headers, lower-case names (``range`` is read).
+            client_ip: The client's address, checked against IP-bound tokens (a real edge
+                sees it on the connection; an IP-bound token without it is refused).
         """
         if method not in ("GET", "HEAD"):
             return EdgeResponse(405, {"Allow": "GET, HEAD", **DENIED_HEADERS})
@@ -184,7 +193,7 @@ class LocalEdge:
             ).encode()
             return EdgeResponse(_OK, {"Content-Type": "application/json"}, body)
         url = self.base_url + raw_path + (f"?{query}" if query else "")
-        verification = self.cdn.verify(url)
+        verification = self.cdn.verify(url, user_ip=client_ip)
         if not verification or verification.path is None:
             self._count("denied")
             detail = verification.detail if not verification else "no verified path to serve"
@@ -299,12 +308,16 @@ class LocalEdge:
             return
         raw = scope.get("raw_path") or scope["path"].encode("utf-8")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
         answer = await asyncio.to_thread(
-            self.handle,
-            scope["method"],
-            _wire_path(raw),
-            scope.get("query_string", b"").decode("latin-1"),
-            headers,
+            functools.partial(
+                self.handle,
+                scope["method"],
+                _wire_path(raw),
+                scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                client_ip=client[0] if client else None,
+            )
         )
         await send(
             {
@@ -340,6 +353,7 @@ class LocalEdge:
                     _wire_path(path.encode("latin-1")),
                     query,
                     {k.lower(): v for k, v in self.headers.items()},
+                    client_ip=self.client_address[0],
                 )
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():

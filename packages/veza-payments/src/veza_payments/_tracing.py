@@ -1,0 +1,72 @@
+"""OpenTelemetry spans for provider calls, when ``veza-payments[otel]`` is installed.
+
+Without the extra every helper here is a no-op costing one attribute lookup. With it,
+spans go to the tracer provider the caller passes, or to the global one the
+application configured (the OpenTelemetry API's own convention for libraries): veza
+never installs a provider, an exporter or a propagator. Attributes follow the HTTP
+client semantic conventions (``http.request.method``, ``url.full`` without the query,
+``server.address``, ``http.response.status_code``, ``http.request.resend_count``,
+``error.type``); keys, signatures and bodies are never recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from veza_payments._version import __version__
+
+try:  # the [otel] extra
+    import opentelemetry.propagate
+    import opentelemetry.trace
+
+    _otel: Any = opentelemetry
+except ImportError:  # pragma: no cover - exercised by the isolated import check
+    _otel = None
+
+Attributes = Mapping[str, str | int | float | bool]
+
+
+def tracer(provider: Any = None) -> Any:  # noqa: ANN401 - an opentelemetry Tracer, or None
+    """The package's tracer from ``provider`` (default: the global provider), or ``None``."""
+    if _otel is None:
+        return None
+    source = provider if provider is not None else _otel.trace.get_tracer_provider()
+    return source.get_tracer("veza_payments", __version__)
+
+
+@contextlib.contextmanager
+def span(
+    active: Any,  # noqa: ANN401 - a Tracer or None
+    name: str,
+    attributes: Attributes,
+    *,
+    client: bool = False,
+) -> Iterator[Any]:
+    """A span around a block; exceptions are recorded with ``error.type``, then re-raised."""
+    if active is None:
+        yield None
+        return
+    trace = _otel.trace
+    kind = trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL
+    with active.start_as_current_span(
+        name, kind=kind, attributes=dict(attributes), record_exception=False
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            current.set_attribute("error.type", type(exc).__name__)
+            current.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+            raise
+
+
+def inject(headers: MutableMapping[str, str]) -> None:
+    """Add the current trace context (``traceparent``) to outgoing request headers."""
+    if _otel is not None:
+        _otel.propagate.inject(headers)
+
+
+def error_status(description: str) -> Any:  # noqa: ANN401 - an opentelemetry Status
+    """An ERROR span status (call only with a live span: the extra is installed)."""
+    return _otel.trace.Status(_otel.trace.StatusCode.ERROR, description)
