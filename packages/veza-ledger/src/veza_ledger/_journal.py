@@ -180,13 +180,12 @@ def post_many(session: Session, postings: Sequence[Posting]) -> list[bool]:
     inserted = _insert_new(session, rows)
     existing = [row["id"] for row in rows if row["id"] not in inserted]
     if existing:
-        hashes = dict(
-            session.execute(
-                sa.select(JournalTransaction.id, JournalTransaction.content_hash).where(
-                    JournalTransaction.id.in_(existing)
-                )
-            ).tuples()
+        found = session.execute(
+            sa.select(JournalTransaction.id, JournalTransaction.content_hash).where(
+                JournalTransaction.id.in_(existing)
+            )
         )
+        hashes = {row[0]: row[1] for row in found}
         for transaction_id in existing:
             if hashes.get(transaction_id) != first[transaction_id][1]:
                 msg = f"journal transaction {transaction_id} was posted before with other entries"
