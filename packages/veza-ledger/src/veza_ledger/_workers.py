@@ -13,6 +13,12 @@ waits for Stripe and a crash never makes the ledger and Stripe disagree:
    journal; or the failure: a transient one backs off, a permanent one or the last of
    the budget parks the intent (no further call until an operator acts).
 
+Each step costs a fixed number of SQL statements per claimed batch, not per item (the
+throughput acceptance of issue 13): the claim and the lease are one ``UPDATE …
+RETURNING``, intents are read and inserted once per batch, and the outcomes are written
+with one statement per kind of write (:func:`_record_all`). A batch that cannot be
+written in bulk is recorded again item by item, each in its savepoint.
+
 A crash between the provider's answer and step 3 leaves the intent ``pending``; once
 the lease runs out, the next run calls again with the same key and the same amount and
 Stripe replays its answer. A refund that landed meanwhile makes the *next* intent,
