@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from veza_ledger._errors import JournalConflict, UnbalancedTransaction
@@ -117,6 +119,107 @@ def post(
         ],
     )
     return True
+
+
+@attrs.frozen
+class Posting:
+    """One transaction for :func:`post_many`: its id (the idempotency key), kind and legs."""
+
+    transaction_id: str
+    kind: str
+    legs: Sequence[Leg]
+    description: str | None = None
+
+
+def post_many(session: Session, postings: Sequence[Posting]) -> list[bool]:
+    """Post several balanced transactions with :func:`post`'s rules, in three statements.
+
+    A worker records a batch of provider outcomes in one database transaction; posting
+    each with :func:`post` cost two statements per posting (the transaction, then its
+    entries). Here every transaction is inserted by one ``INSERT … ON CONFLICT DO
+    NOTHING RETURNING id``, the content hashes of the ids already there are read in one
+    ``SELECT`` (only when there are any), and the new transactions' entries go in one
+    ``INSERT``. The rules are :func:`post`'s: the same id with the same legs is a no-op
+    (also twice within ``postings``), with other legs :class:`JournalConflict`.
+
+    Returns:
+        For each posting, in order, whether it was posted (``False``: already there).
+
+    Raises:
+        UnbalancedTransaction: Some legs do not balance per currency (or are empty),
+            checked for every posting before any SQL.
+        JournalConflict: An id was posted before (or earlier in ``postings``) with
+            different legs.
+    """
+    prepared: list[tuple[Posting, list[Leg], str]] = []
+    for posting in postings:
+        normalised = _normalise(posting.legs)
+        if not normalised:
+            msg = f"transaction {posting.transaction_id} has no legs"
+            raise UnbalancedTransaction(msg)
+        prepared.append((posting, normalised, _hash(posting.kind, normalised)))
+    first: dict[str, tuple[list[Leg], str]] = {}
+    rows: list[dict[str, Any]] = []
+    for posting, normalised, digest in prepared:
+        seen = first.get(posting.transaction_id)
+        if seen is None:
+            first[posting.transaction_id] = (normalised, digest)
+            rows.append(
+                {
+                    "id": posting.transaction_id,
+                    "kind": posting.kind,
+                    "content_hash": digest,
+                    "description": posting.description,
+                }
+            )
+        elif seen[1] != digest:
+            msg = f"journal transaction {posting.transaction_id} is posted twice with other entries"
+            raise JournalConflict(msg)
+    if not rows:
+        return []
+    inserted = _insert_new(session, rows)
+    existing = [row["id"] for row in rows if row["id"] not in inserted]
+    if existing:
+        found = session.execute(
+            sa.select(JournalTransaction.id, JournalTransaction.content_hash).where(
+                JournalTransaction.id.in_(existing)
+            )
+        )
+        hashes = {row[0]: row[1] for row in found}
+        for transaction_id in existing:
+            if hashes.get(transaction_id) != first[transaction_id][1]:
+                msg = f"journal transaction {transaction_id} was posted before with other entries"
+                raise JournalConflict(msg)
+    entries = [
+        {
+            "transaction_id": tid,
+            "account": leg.account,
+            "currency": leg.currency,
+            "amount": leg.amount,
+        }
+        for row in rows
+        if (tid := row["id"]) in inserted
+        for leg in first[tid][0]
+    ]
+    if entries:
+        session.execute(sa.insert(JournalEntry), entries)
+    claimed: set[str] = set()
+    out: list[bool] = []
+    for posting, _, _ in prepared:  # only the first posting of a new id counts as posted
+        tid = posting.transaction_id
+        out.append(tid in inserted and tid not in claimed)
+        claimed.add(tid)
+    return out
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the transactions whose id is new (one statement); the ids inserted."""
+    table: Any = JournalTransaction.__table__
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    # executemany with RETURNING: SQLAlchemy sends one multi-row INSERT per 1000 rows
+    return set(session.scalars(statement, rows))
 
 
 def balance(session: Session, account: str, currency: str) -> int:

@@ -13,6 +13,12 @@ waits for Stripe and a crash never makes the ledger and Stripe disagree:
    journal; or the failure: a transient one backs off, a permanent one or the last of
    the budget parks the intent (no further call until an operator acts).
 
+Each step costs a fixed number of SQL statements per claimed batch, not per item (the
+throughput acceptance of issue 13): the claim and the lease are one ``UPDATE …
+RETURNING``, intents are read and inserted once per batch, and the outcomes are written
+with one statement per kind of write (:func:`_record_all`). A batch that cannot be
+written in bulk is recorded again item by item, each in its savepoint.
+
 A crash between the provider's answer and step 3 leaves the intent ``pending``; once
 the lease runs out, the next run calls again with the same key and the same amount and
 Stripe replays its answer. A refund that landed meanwhile makes the *next* intent,
@@ -27,15 +33,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from veza_ledger._base import new_id
-from veza_ledger._errors import LedgerError
+from veza_ledger import _journal
+from veza_ledger._base import Accounts, check_id, check_money, new_id
+from veza_ledger._errors import (
+    IllegalTransition,
+    LedgerConfigurationError,
+    LedgerError,
+    TransitionConflict,
+)
 from veza_ledger._intents import PERMANENT, classify_provider_error
 from veza_ledger._ledger import Ledger
 from veza_ledger._machines import INTENT, TRANSFER
@@ -47,10 +61,14 @@ from veza_ledger._provider import (
 )
 from veza_ledger._schema import ProviderIntent, SellerTransfer, SellerTransferReversal
 from veza_ledger._tracing import traced_run
-from veza_ledger._transfers import COVERED, MAX_ERROR, ReversalFacts
+from veza_ledger._transfers import COVERED, MAX_ERROR, ReversalFacts, _path
 from veza_ledger._types import utcnow
 
 logger = logging.getLogger("veza_ledger.workers")
+
+_TRANSFERS = cast("sa.Table", SellerTransfer.__table__)
+_INTENTS = cast("sa.Table", ProviderIntent.__table__)
+_REVERSALS = cast("sa.Table", SellerTransferReversal.__table__)
 
 MAX_ATTEMPTS = 12
 """The retry budget: attempts before an intent is parked."""
@@ -157,6 +175,142 @@ def _lease(session: Session, ids: list[str], policy: _Policy) -> None:
     )
 
 
+def _claim_and_lease(
+    ledger: Ledger,
+    session: Session,
+    condition: sa.ColumnElement[bool],
+    limit: int,
+    policy: _Policy,
+) -> list[SellerTransfer]:
+    """Claim up to ``limit`` due rows and lease them in one statement, in id order.
+
+    ``UPDATE … SET leased_until WHERE id IN (SELECT id … FOR UPDATE SKIP LOCKED LIMIT n)
+    RETURNING *``: the claim (row locks, skipping rows another worker holds) and the
+    lease are one round trip instead of two. Rows the intend step then finds nothing to
+    do for are released in the same transaction (:func:`_release_ids`), so only rows
+    whose call is under way stay leased.
+    """
+    pick = (
+        sa.select(SellerTransfer.id)
+        .where(condition)
+        .order_by(SellerTransfer.id)
+        .limit(limit)
+        .correlate(None)  # the subquery reads the table itself, not the UPDATE's row
+    )
+    if ledger.engine.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    statement = (
+        sa.update(SellerTransfer)
+        .where(SellerTransfer.id.in_(pick))
+        .values(leased_until=policy.at + policy.lease)
+        .returning(SellerTransfer)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return sorted(session.scalars(statement), key=lambda transfer: transfer.id)
+
+
+def _release_ids(session: Session, ids: Sequence[str]) -> None:
+    """Clear the lease of the rows ``ids`` (one statement; none when ``ids`` is empty)."""
+    if ids:
+        session.execute(
+            sa.update(_TRANSFERS).where(_TRANSFERS.c.id.in_(ids)).values(leased_until=None)
+        )
+
+
+@attrs.frozen
+class _IntentView:
+    """The columns of a committed intent the intend step decides on (read by Core)."""
+
+    id: str
+    object_id: str
+    status: str
+    seq: int
+    amount: int
+    currency: str
+    first_sent_at: dt.datetime | None
+
+
+def _intent_views(session: Session, condition: sa.ColumnElement[bool]) -> list[_IntentView]:
+    """The intents matching ``condition``, by transfer and seq, in one Core ``SELECT``."""
+    rows = session.execute(
+        sa.select(
+            _INTENTS.c.object_id,
+            _INTENTS.c.id,
+            _INTENTS.c.status,
+            _INTENTS.c.seq,
+            _INTENTS.c.amount,
+            _INTENTS.c.currency,
+            _INTENTS.c.first_sent_at,
+        )
+        .where(condition)
+        .order_by(_INTENTS.c.object_id, _INTENTS.c.seq)
+    )
+    return [
+        _IntentView(
+            row.id, row.object_id, row.status, row.seq, row.amount, row.currency, row.first_sent_at
+        )
+        for row in rows
+    ]
+
+
+def _intent_row(  # noqa: PLR0917 - private, the new row's fields
+    intent_id: str, kind: str, transfer: SellerTransfer, seq: int, amount: int, policy: _Policy
+) -> dict[str, Any]:
+    return {
+        "id": intent_id,
+        "kind": kind,
+        "object_id": transfer.id,
+        "seq": seq,
+        "seller_id": transfer.seller_id,
+        "amount": amount,
+        "currency": transfer.currency,
+        "status": INTENT.initial,
+        "attempts": 0,
+        "first_sent_at": policy.at,
+        "created_at": policy.at,
+        "updated_at": policy.at,
+    }
+
+
+def _job_for(  # noqa: PLR0917 - private
+    intent_id: str,
+    kind: str,
+    amount: int,
+    currency: str,
+    transfer: SellerTransfer,
+    first_sent_at: dt.datetime,
+) -> _Job:
+    return _Job(
+        intent_id,
+        kind,
+        transfer.id,
+        amount,
+        currency,
+        transfer.destination,
+        transfer.stripe_transfer_id,
+        transfer.order_id,
+        first_sent_at,
+    )
+
+
+def _write_intents(
+    session: Session, new: list[dict[str, Any]], stamp: list[str], policy: _Policy
+) -> None:
+    """Insert the new intents (one statement) and stamp ``first_sent_at`` where missing.
+
+    Every intent is committed before its call: the caller's transaction commits these
+    before any provider is called.
+    """
+    if new:
+        session.execute(sa.insert(_INTENTS), new)
+    if stamp:
+        session.execute(
+            sa.update(_INTENTS)
+            .where(_INTENTS.c.id.in_(stamp), _INTENTS.c.first_sent_at.is_(None))
+            .values(first_sent_at=policy.at)
+        )
+
+
 # ---------------------------------------------------------------------------- step 1
 
 
@@ -168,25 +322,47 @@ def _intend_reversals(
 ) -> list[_Job]:
     """The open reversal intent of each locked transfer, or a new one for what is left.
 
-    The claimed transfers' intents are read in one statement (under the claim's row
-    locks, which every intent write also takes) and new intents inserted in one flush.
+    The claimed transfers' intents are read in one Core statement (under the claim's
+    row locks, which every intent write also takes) and the new intents inserted in one.
     """
-    intents: dict[str, list[ProviderIntent]] = {t.id: [] for t in transfers}
+    intents: dict[str, list[_IntentView]] = {t.id: [] for t in transfers}
     with_id = [t.id for t in transfers if t.stripe_transfer_id]
     if with_id:
-        for intent in session.scalars(
-            sa.select(ProviderIntent)
-            .where(ProviderIntent.kind == "reversal", ProviderIntent.object_id.in_(with_id))
-            .order_by(ProviderIntent.object_id, ProviderIntent.seq)
-            .execution_options(populate_existing=True)
-        ):
-            intents[intent.object_id].append(intent)
-    jobs = [
-        job
-        for transfer in transfers
-        if (job := _intend_reversal(session, transfer, intents[transfer.id], policy)) is not None
-    ]
-    session.flush()
+        condition = sa.and_(_INTENTS.c.kind == "reversal", _INTENTS.c.object_id.in_(with_id))
+        for view in _intent_views(session, condition):
+            intents[view.object_id].append(view)
+    jobs: list[_Job] = []
+    new: list[dict[str, Any]] = []
+    stamp: list[str] = []
+    for transfer in transfers:
+        if not transfer.stripe_transfer_id:
+            continue  # no Stripe id yet (a rule reports it)
+        mine = intents[transfer.id]
+        open_ = [i for i in mine if i.status in ("pending", "parked")]
+        if open_:
+            intent = open_[-1]
+            if intent.status == "parked":
+                continue
+            if intent.first_sent_at is None:
+                stamp.append(intent.id)
+            first_sent = intent.first_sent_at or policy.at
+            jobs.append(
+                _job_for(
+                    intent.id, "reversal", intent.amount, intent.currency, transfer, first_sent
+                )
+            )
+            continue
+        covered = sum(i.amount for i in mine if i.status in COVERED)
+        outstanding = transfer.reversal_due - transfer.reversed_amount - covered
+        if outstanding <= 0:
+            continue
+        seq = (mine[-1].seq + 1) if mine else 1
+        row = _intent_row(new_id(), "reversal", transfer, seq, outstanding, policy)
+        new.append(row)
+        jobs.append(
+            _job_for(row["id"], "reversal", outstanding, transfer.currency, transfer, policy.at)
+        )
+    _write_intents(session, new, stamp, policy)
     return jobs
 
 
@@ -229,40 +405,66 @@ def _intend_reversal(
 def _intend_transfers(
     ledger: Ledger, session: Session, transfers: list[SellerTransfer], policy: _Policy
 ) -> list[_Job]:
-    return [
-        job
-        for transfer in transfers
-        if (job := _intend_transfer(ledger, session, transfer, policy)) is not None
-    ]
+    """Each locked transfer's intent (its id is the row id: the key it always had).
+
+    One Core ``SELECT`` reads the batch's intents, one ``INSERT`` writes the new ones,
+    and one compare-and-set ``UPDATE`` moves the ``failed`` rows back to ``pending``.
+    """
+    ids = [t.id for t in transfers]
+    existing = {v.id: v for v in _intent_views(session, _INTENTS.c.id.in_(ids))}
+    jobs: list[_Job] = []
+    new: list[dict[str, Any]] = []
+    stamp: list[str] = []
+    revive: list[SellerTransfer] = []
+    for transfer in transfers:
+        intent = existing.get(transfer.id)
+        if intent is None:
+            new.append(_intent_row(transfer.id, "transfer", transfer, 1, transfer.amount, policy))
+            amount, currency, first_sent = transfer.amount, transfer.currency, policy.at
+        elif intent.status != "pending":
+            continue
+        else:
+            if intent.first_sent_at is None:
+                stamp.append(intent.id)
+            amount, currency = intent.amount, intent.currency
+            first_sent = intent.first_sent_at or policy.at
+        if transfer.status == "failed":
+            TRANSFER.check(transfer.id, transfer.status, "pending")
+            revive.append(transfer)
+        jobs.append(_job_for(transfer.id, "transfer", amount, currency, transfer, first_sent))
+    _write_intents(session, new, stamp, policy)
+    if revive:
+        at = ledger.now()
+        result = session.execute(
+            sa.update(_TRANSFERS)
+            .where(_TRANSFERS.c.id.in_([t.id for t in revive]), _TRANSFERS.c.status == "failed")
+            .values(status="pending", updated_at=at)
+        )
+        _check_count(result, len(revive), "failed -> pending")
+        for transfer in revive:
+            set_committed_value(transfer, "status", "pending")
+            set_committed_value(transfer, "updated_at", at)
+    return jobs
 
 
 def _intend_transfer(
     ledger: Ledger, session: Session, transfer: SellerTransfer, policy: _Policy
 ) -> _Job | None:
     """The transfer's intent (its id is the row id: the key it always had)."""
-    intent = session.get(ProviderIntent, transfer.id, populate_existing=True)
-    if intent is None:
-        intent = ProviderIntent(
-            id=transfer.id,
-            kind="transfer",
-            object_id=transfer.id,
-            seq=1,
-            seller_id=transfer.seller_id,
-            amount=transfer.amount,
-            currency=transfer.currency,
-            status=INTENT.initial,
-            attempts=0,
-            created_at=policy.at,
-            updated_at=policy.at,
-        )
-        session.add(intent)
-    elif intent.status != "pending":
-        return None
-    if transfer.status == "failed":
-        ledger._move(session, SellerTransfer, TRANSFER, transfer, "pending")
-    job = _job(intent, transfer, policy.at)
-    session.flush()
-    return job
+    jobs = _intend_transfers(ledger, session, [transfer], policy)
+    return jobs[0] if jobs else None
+
+
+def _check_count(result: sa.Result[Any], expected: int, what: str) -> None:
+    """Raise :class:`TransitionConflict` unless a batched write matched every row.
+
+    The rows are locked (PostgreSQL) or the writer is alone (SQLite), so a mismatch
+    means a bug, not a race; the caller falls back to recording item by item.
+    """
+    count = getattr(result, "rowcount", expected)
+    if count != expected:
+        msg = f"a batched write ({what}) matched {count} of {expected} rows"
+        raise TransitionConflict(msg)
 
 
 # ---------------------------------------------------------------------------- step 2
@@ -485,12 +687,13 @@ def _work(
         with ledger.transaction() as session:
             fresh = SellerTransfer.id.not_in(seen) if seen else sa.true()
             condition = sa.and_(due, fresh, _lease_free(policy.at), _not_parked())
-            rows = _claim(ledger, session, condition, batch_size)
+            rows = _claim_and_lease(ledger, session, condition, batch_size, policy)
             if not rows:
                 return report
             seen.update(transfer.id for transfer in rows)
             jobs = intend(ledger, session, rows, policy)
-            _lease(session, [j.transfer_id for j in jobs], policy)
+            working = {job.transfer_id for job in jobs}
+            _release_ids(session, [t.id for t in rows if t.id not in working])
         outcomes: list[tuple[_Job, str | Exception]] = []
         for job in jobs:  # the intents and leases are committed; no lock is held
             if cancel.is_set():
@@ -513,7 +716,7 @@ def _record(
     policy: _Policy,
     report: WorkerReport,
 ) -> None:
-    """Record a batch's outcomes in one transaction, each in its savepoint.
+    """Record a batch's outcomes in one transaction (if one fails, each in its savepoint).
 
     Rows are locked in id order (as refunds lock them), so the two never deadlock; an
     outcome that cannot be recorded is logged and left to the lease (the intent stays
@@ -525,8 +728,7 @@ def _record(
         with ledger.transaction() as session:
             done = WorkerReport()
             cache, facts = _lock_all(ledger, session, outcomes)
-            for job, outcome in outcomes:
-                _record_one(ledger, session, job, outcome, policy, done, cache, facts)
+            _record_all(ledger, session, outcomes, policy, done, cache, facts)
     except (LedgerError, IntegrityError):
         pass  # one outcome cannot be recorded: again, each in its savepoint
     else:
@@ -545,6 +747,211 @@ def _record(
                     job.intent_id,
                     type(exc).__name__,
                 )
+
+
+@attrs.define
+class _Writes:
+    """The batch's successful outcomes as rows for a handful of batched statements."""
+
+    intents: list[dict[str, Any]] = attrs.field(factory=list)
+    completed: list[dict[str, Any]] = attrs.field(factory=list)
+    reversed: list[dict[str, Any]] = attrs.field(factory=list)
+    reversals: list[dict[str, Any]] = attrs.field(factory=list)
+    postings: list[_journal.Posting] = attrs.field(factory=list)
+    release: list[str] = attrs.field(factory=list)
+
+    def apply(self, session: Session, at: dt.datetime) -> None:
+        """Send the writes: one statement per kind of write, whatever the batch size."""
+        if self.intents:
+            result = session.execute(
+                sa.update(_INTENTS)
+                .where(_INTENTS.c.id == sa.bindparam("b_id"), _INTENTS.c.status == "pending")
+                .values(
+                    status="succeeded",
+                    provider_object_id=sa.bindparam("b_object"),
+                    last_error=None,
+                    updated_at=at,
+                ),
+                self.intents,
+            )
+            _check_count(result, len(self.intents), "intents pending -> succeeded")
+        if self.reversals:
+            session.execute(sa.insert(_REVERSALS), self.reversals)
+        _journal.post_many(session, self.postings)
+        if self.completed:
+            result = session.execute(
+                sa.update(_TRANSFERS)
+                .where(
+                    _TRANSFERS.c.id == sa.bindparam("b_id"),
+                    _TRANSFERS.c.status == sa.bindparam("b_from"),
+                )
+                .values(
+                    status=sa.bindparam("b_to"),
+                    stripe_transfer_id=sa.bindparam("b_object"),
+                    last_error=None,
+                    next_attempt_at=None,
+                    leased_until=None,
+                    updated_at=at,
+                ),
+                self.completed,
+            )
+            _check_count(result, len(self.completed), "transfers completed")
+        if self.reversed:
+            result = session.execute(
+                sa.update(_TRANSFERS)
+                .where(
+                    _TRANSFERS.c.id == sa.bindparam("b_id"),
+                    _TRANSFERS.c.status == sa.bindparam("b_from"),
+                )
+                .values(
+                    status=sa.bindparam("b_to"),
+                    stripe_reversal_id=sa.bindparam("b_object"),
+                    reversed_amount=sa.bindparam("b_reversed"),
+                    reversal_due=sa.bindparam("b_due"),
+                    last_error=None,
+                    next_attempt_at=None,
+                    attempts=0,
+                    leased_until=None,
+                    updated_at=at,
+                ),
+                self.reversed,
+            )
+            _check_count(result, len(self.reversed), "reversals recorded")
+        _release_ids(session, self.release)
+
+
+def _record_all(  # noqa: PLR0917 - private
+    ledger: Ledger,
+    session: Session,
+    outcomes: list[tuple[_Job, str | Exception]],
+    policy: _Policy,
+    report: WorkerReport,
+    cache: _Locked,
+    facts: ReversalFacts,
+) -> None:
+    """Record a batch's outcomes under the locks :func:`_lock_all` took, in bulk.
+
+    Each success is decided in Python exactly as :func:`_succeeded` decides it (same
+    checks, same statuses, same journal transactions, same errors), from the rows read
+    under the locks; the writes then go out as one statement per kind
+    (:class:`_Writes`) instead of four or five per item. Failures are rare and keep
+    :func:`_failed`. Any error rolls the whole batch back and :func:`_record` records
+    the outcomes again one by one.
+    """
+    writes = _Writes()
+    for job, outcome in outcomes:
+        if isinstance(outcome, Exception):
+            parked = _failed(ledger, session, job, outcome, policy, cache)
+            (report.parked if parked else report.failed).append(job.transfer_id)
+            continue
+        transfer, intent = _locked(ledger, session, job, cache)
+        if intent.status == "pending":
+            INTENT.check(intent.id, intent.status, "succeeded")
+            writes.intents.append({"b_id": intent.id, "b_object": outcome})
+        if job.kind == "reversal":
+            _plan_reversal(ledger, transfer, job, outcome, facts, writes)
+        elif transfer.status == "pending":
+            _plan_completed(transfer, outcome, writes)
+        else:
+            writes.release.append(transfer.id)
+        report.done.append(job.transfer_id)
+    writes.apply(session, ledger.now())
+
+
+def _plan_completed(transfer: SellerTransfer, provider_id: str, writes: _Writes) -> None:
+    """:meth:`Ledger._transfer_completed` as rows: ``completed`` (or on to reversal)."""
+    check_id(provider_id, "stripe_transfer_id")
+    TRANSFER.check(transfer.id, transfer.status, "completed")
+    target = "completed"
+    if transfer.reversal_due > transfer.reversed_amount:  # a refund landed meanwhile
+        TRANSFER.check(transfer.id, target, "reversal_pending")
+        target = "reversal_pending"
+    writes.completed.append(
+        {"b_id": transfer.id, "b_from": transfer.status, "b_to": target, "b_object": provider_id}
+    )
+    seller, currency, amount = transfer.seller_id, transfer.currency, transfer.amount
+    legs = [
+        _journal.debit(Accounts.seller_payable(seller), currency, amount),
+        _journal.credit(Accounts.STRIPE_BALANCE, currency, amount),
+        _journal.debit(Accounts.connected_balance(seller), currency, amount),
+        _journal.credit(Accounts.connected_funding(seller), currency, amount),
+    ]
+    writes.postings.append(_journal.Posting(f"transfer:{transfer.id}:completed", "transfer", legs))
+
+
+def _plan_reversal(  # noqa: PLR0917 - private
+    ledger: Ledger,
+    transfer: SellerTransfer,
+    job: _Job,
+    provider_id: str,
+    facts: ReversalFacts,
+    writes: _Writes,
+) -> None:
+    """:meth:`Ledger._record_reversal` with ``facts`` as rows (the same rules, in order).
+
+    Recording a provider reversal already recorded for this transfer and amount changes
+    nothing (the lease is released); for another transfer or amount it raises.
+    """
+    check_id(provider_id, "stripe_reversal_id")
+    amount, _ = check_money(job.amount, transfer.currency)
+    if transfer.status in ("pending", "failed"):
+        raise IllegalTransition("transfer", transfer.id, transfer.status, "reversed")
+    existing = facts.reversals.get(provider_id)
+    if existing is not None:
+        if existing.transfer_id != transfer.id or existing.amount != amount:
+            msg = (
+                f"reversal {provider_id} is recorded for transfer "
+                f"{existing.transfer_id} ({existing.amount}), not {transfer.id} ({amount})"
+            )
+            raise LedgerConfigurationError(msg)
+        writes.release.append(transfer.id)
+        return
+    if transfer.reversed_amount + amount > transfer.amount:
+        msg = f"reversing {amount} would exceed transfer {transfer.id}'s {transfer.amount}"
+        raise LedgerConfigurationError(msg)
+    row = {
+        "provider_reversal_id": provider_id,
+        "transfer_id": transfer.id,
+        "intent_id": job.intent_id,
+        "amount": amount,
+        "currency": transfer.currency,
+        "created_at": ledger.now(),
+    }
+    writes.reversals.append(row)
+    facts.reversals[provider_id] = SellerTransferReversal(**row)
+    reversed_amount = facts.reversed.get(transfer.id, 0) + amount
+    facts.reversed[transfer.id] = reversed_amount
+    seller, currency = transfer.seller_id, transfer.currency
+    legs = [
+        _journal.debit(Accounts.STRIPE_BALANCE, currency, amount),
+        _journal.credit(Accounts.seller_payable(seller), currency, amount),
+        _journal.debit(Accounts.connected_funding(seller), currency, amount),
+        _journal.credit(Accounts.connected_balance(seller), currency, amount),
+    ]
+    writes.postings.append(
+        _journal.Posting(f"transfer:{transfer.id}:reversal:{provider_id}", "reversal", legs)
+    )
+    due = max(transfer.reversal_due, reversed_amount)
+    settled = reversed_amount + facts.covered.get(transfer.id, 0)
+    if reversed_amount == transfer.amount:  # the statuses of Ledger._settle_transfer
+        target = "reversed"
+    elif due > settled:
+        target = "reversal_pending"
+    elif settled > 0:
+        target = "partially_reversed"
+    else:
+        target = transfer.status
+    _path(transfer.status, target)  # raises IllegalTransition when no chain of moves leads there
+    writes.reversed.append(
+        {
+            "b_id": transfer.id,
+            "b_from": transfer.status,
+            "b_to": target,
+            "b_object": provider_id,
+            "b_reversed": reversed_amount,
+            "b_due": due,
+        }
+    )
 
 
 def _record_one(  # noqa: PLR0917 - private
