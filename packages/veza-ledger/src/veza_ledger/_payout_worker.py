@@ -46,6 +46,7 @@ from veza_ledger._intents import PARKED_RULE, PERMANENT, classify_provider_error
 from veza_ledger._ledger import Ledger
 from veza_ledger._machines import INTENT, PAYOUT
 from veza_ledger._schema import Override, ProviderIntent, SellerPayout
+from veza_ledger._tracing import traced_run
 from veza_ledger._transfers import MAX_ERROR
 from veza_ledger._types import utcnow
 from veza_ledger._workers import DEFAULT_LEASE, KEY_MEMORY, MAX_ATTEMPTS, WorkerReport, backoff
@@ -356,6 +357,7 @@ def _record(
 # ---------------------------------------------------------------------------- the loop
 
 
+@traced_run("ledger payout worker")
 def run_payout_worker(
     engine: sa.Engine | Ledger,
     creator: PayoutCreator,
