@@ -16,9 +16,7 @@ chunks striped over several threads. If every chunk on disk is the chunk recorde
 the running digest is the digest of the assembled bytes; any difference is a lost
 chunk, asked for again. Anything else (chunks out of order, chunks written by another
 process, a write whose record failed, a restart) falls back to one pass over the
-assembled file. The extra SHA-256 pass costs CPU, not time: it runs on the core the
-chunk's copy into the page cache leaves idle. Measured with ``bench/storage.py
---quick`` (figures in the CHANGELOG).
+assembled file. Measured figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -6,15 +6,8 @@ refused); ``status`` says which chunks are in; ``complete`` checks the size and 
 object's SHA-256 and makes the object visible atomically; ``abort`` discards it. The
 session lives in an :class:`UploadSessionStore`, so an upload resumes after a restart.
 
-Local disk: each chunk is written at its offset into one sparse staging file
-(``.veza-uploads/<id>/data``), so nothing is copied twice; ``complete`` checks it and
-renames it onto the key. A process that received every chunk in order kept the whole
-object's SHA-256 running meanwhile and only checks each chunk on disk against its
-recorded digest (on several threads); otherwise it hashes the staged file in one pass.
-Chunks are not fsynced one by one (write-back starts as each is written, ``complete``
-fsyncs once). What that guarantees: an acknowledged chunk survives a crash of the
-process; after a crash of the host it may be lost, and is then never published:
-``complete`` finds it (every chunk is checked after a reboot) and asks for it again.
+Local disk: chunks are written to a staging directory (``.veza-uploads/<id>/``) and
+assembled by streaming into a temporary file beside the target, in constant memory.
 
 S3: nothing is re-assembled locally. Chunks of 5 MiB or more are multipart parts;
 smaller chunks are grouped (as tusd does): each group of ``ceil(5 MiB / chunk_size)``
