@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
 from veza_storage._errors import ChecksumMismatchError, UploadError, UploadIncompleteError
 from veza_storage._sessions import UploadSession
@@ -24,21 +23,6 @@ class LostChunksError(UploadError):
     def __init__(self, indices: list[int]) -> None:
         super().__init__(f"lost chunks {indices[:10]}")
         self.indices = indices
-
-
-@runtime_checkable
-class ObservesRecords(Protocol):
-    """A staging that wants to hear which digest was recorded for a chunk it wrote.
-
-    Private to veza-storage: ``LocalStaging`` keeps the whole object's SHA-256 running
-    over chunks written in order and must tie it to the digests the session recorded
-    (a write whose record failed must not count). ``ResumableUploads`` calls it under
-    the chunk lock, right after the record succeeded.
-    """
-
-    def chunk_recorded(self, session: UploadSession, index: int, sha256: str) -> None:
-        """Chunk ``index``, just written by this staging, was recorded with ``sha256``."""
-        ...
 
 
 def assembled(sha256: str) -> Callable[[UploadSession], None]:

@@ -1,31 +1,10 @@
-"""Resumable-upload staging on local disk: one sparse file per session, renamed onto the key.
-
-Where the time goes (1 GiB in 8 MiB chunks, profiled with ``perf`` on the 2-core
-reference VM): copying the chunks into the page cache (``pwrite``) costs the most, as
-it does for ``cp``; then two SHA-256 passes, about 0.6 s each per GiB: every chunk's
-own digest when it arrives (a chunk is immutable: a resend is compared with it), and
-the whole object's at ``complete``. Both passes are required: the chunk digests are
-the reference a chunk lost or changed on disk is recognised by, and the whole digest
-must describe the bytes on disk at ``complete``, not the bytes received.
-
-What is not required is running the whole-object pass *after* the upload, on one
-core. A process that writes chunks 0, 1, 2, ... in order hashes the whole object
-while it writes them (a third thread, beside the chunk's digest and the ``pwrite``),
-and at ``complete`` verifies each chunk's bytes on disk against its recorded digest,
-chunks striped over several threads. If every chunk on disk is the chunk recorded,
-the running digest is the digest of the assembled bytes; any difference is a lost
-chunk, asked for again. Anything else (chunks out of order, chunks written by another
-process, a write whose record failed, a restart) falls back to one pass over the
-assembled file. Measured figures: docs/benchmarks.md.
-"""
+"""Resumable-upload staging on local disk: one sparse file per session, renamed onto the key."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
-import hmac
 import json
 import os
 import queue
@@ -50,11 +29,9 @@ class LocalStaging:
 
     Nothing is copied twice: ``put_chunk`` ``pwrite``s each chunk into
     ``.veza-uploads/<id>/data`` (same filesystem as the root), ``complete`` reads it once
-    to check the assembled bytes (each chunk against its recorded digest when this
-    process wrote them all in order and hashed the whole object meanwhile; otherwise
-    the whole object, and each chunk only if needed), records the verified digest in
-    the session, then renames it onto the key, atomically. A crash after the rename is
-    recognised on resume by that digest.
+    to hash the assembled bytes (the whole object and each chunk, on two threads),
+    records the verified digest in the session, then renames it onto the key,
+    atomically. A crash after the rename is recognised on resume by that digest.
 
     Every path is walked through directory descriptors (see ``_fs``), staging folders
     and the key's folders alike, so a symbolic link planted anywhere is refused.
@@ -62,36 +39,6 @@ class LocalStaging:
 
     def __init__(self, storage: LocalStorage) -> None:
         self._storage = storage
-        # Per-session running digests of in-order chunks: an optimisation only, bounded
-        # (oldest forgotten first), dropped whenever it could disagree with the disk.
-        self._running: dict[str, _Running] = {}
-        self._running_lock = threading.Lock()
-
-    def _feed(self, session: UploadSession, index: int) -> _Running | None:
-        """The running digest chunk ``index`` continues, or ``None`` (and forget it)."""
-        with self._running_lock:
-            running = self._running.get(session.id)
-            if running is None and index == 0:
-                running = self._running[session.id] = _Running()
-                while len(self._running) > _TRACKED:
-                    del self._running[next(iter(self._running))]
-            elif running is not None and (running.pending is not None or index != running.next):
-                # out of order, a chunk written again, or the last one never recorded
-                del self._running[session.id]
-                return None
-            return running
-
-    def _forget(self, session_id: str) -> _Running | None:
-        with self._running_lock:
-            return self._running.pop(session_id, None)
-
-    def chunk_recorded(self, session: UploadSession, index: int, sha256: str) -> None:
-        """Tie the chunk just fed to the running digest to the digest the session recorded."""
-        with self._running_lock:
-            running = self._running.get(session.id)
-            if running is not None and running.pending == index:
-                running.recorded.update(sha256.encode("ascii"))
-                running.pending = None
 
     def _walk(
         self, session: UploadSession | None, *, create: bool
@@ -138,27 +85,14 @@ class LocalStaging:
     ) -> tuple[int, dict[str, str]] | None:
         # No fsync per chunk: complete() fsyncs once, and checks every chunk's digest
         # against the assembled bytes, so a chunk a host crash lost is asked for again.
-        running = self._feed(session, index)
+        with self._walk(session, create=False) as chain:
+            fd = os.open("data", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=chain[-1])
         try:
-            with self._walk(session, create=False) as chain:
-                fd = os.open("data", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=chain[-1])
-        except BaseException:
-            self._forget(session.id)
-            raise
-        try:
-            write = functools.partial(write_all, fd, memoryview(data), index * session.chunk_size)
-            if running is None:
-                write()
-            else:
-                _alongside(running.whole.update, data, write)
-                running.pending, running.next = index, index + 1
+            write_all(fd, memoryview(data), offset=index * session.chunk_size)
             if self._storage.durable:
                 # start writing this chunk back now (asynchronously): complete()'s fsync
                 # then finds most of the object on disk instead of a GiB of dirty pages
                 start_write_back(fd, index * session.chunk_size, len(data))
-        except BaseException:
-            self._forget(session.id)  # the running digest may hold bytes the disk lacks
-            raise
         finally:
             os.close(fd)
         return None
@@ -171,7 +105,6 @@ class LocalStaging:
 
     def complete(self, session: UploadSession, update: Callable[..., UploadSession]) -> ObjectInfo:
         *folders, name = session.key.split("/")
-        running = self._forget(session.id)
         with self._walk(session, create=False) as staging:
             fd = _open_staged(staging[-1])
             if fd is None:
@@ -182,14 +115,9 @@ class LocalStaging:
                 msg = "the staged upload is gone and the key does not hold it"
                 raise UploadIncompleteError(msg)
             try:
-                if running is not None and running.covers(session):
-                    sha256 = _verify_chunks(
-                        session, fd, whole=running.whole.hexdigest(), flush=self._storage.durable
-                    )
-                else:
-                    sha256 = _verify_staged(
-                        session, fd, flush=self._storage.durable, per_chunk=_may_have_lost(session)
-                    )
+                sha256 = _verify_staged(
+                    session, fd, flush=self._storage.durable, per_chunk=_may_have_lost(session)
+                )
                 record = {
                     "content_type": session.content_type,
                     "sha256": sha256,
@@ -214,7 +142,6 @@ class LocalStaging:
         return self._storage.stat(session.key)
 
     def cleanup(self, session: UploadSession) -> None:
-        self._forget(session.id)
         with contextlib.suppress(FileNotFoundError), self._walk(None, create=False) as chain:
             shutil.rmtree(session.id, dir_fd=chain[-1], ignore_errors=True)
 
@@ -233,58 +160,6 @@ class LocalStaging:
                     shutil.rmtree(name, dir_fd=chain[-1], ignore_errors=True)
                     removed += 1
         return removed
-
-
-# Sessions whose running digest one staging keeps (each about 0.5 KiB); beyond, the
-# oldest falls back to hashing at ``complete``.
-_TRACKED = 1024
-# Below this a chunk is hashed before it is written: a thread costs more than it saves.
-_OVERLAP_FROM = 1024 * 1024
-
-
-class _Running:
-    """The SHA-256 of chunks 0..next-1 as this process wrote them, and of their records.
-
-    ``recorded`` hashes the digests the session recorded for those chunks, in order, so
-    ``complete`` can tell in one comparison that each chunk fed here is the chunk the
-    session holds (and not one another process wrote after this one's record failed).
-    """
-
-    __slots__ = ("next", "pending", "recorded", "whole")
-
-    def __init__(self) -> None:
-        self.whole = hashlib.sha256()
-        self.recorded = hashlib.sha256()
-        self.next = 0
-        self.pending: int | None = None  # fed, not yet recorded
-
-    def covers(self, session: UploadSession) -> bool:
-        """Whether every chunk of ``session`` was fed here, in order, as recorded."""
-        if self.pending is not None or self.next != session.chunk_count:
-            return False
-        recorded = hashlib.sha256()
-        for index in range(session.chunk_count):
-            digest = session.chunks.get(index)
-            if digest is None:  # forgotten meanwhile (lost): the slow path reports it
-                return False
-            recorded.update(digest.encode("ascii"))
-        return hmac.compare_digest(recorded.digest(), self.recorded.digest())
-
-
-def _alongside(
-    hash_update: Callable[[bytes], None], data: bytes, write: Callable[[], None]
-) -> None:
-    """Run ``hash_update(data)`` on a second thread while ``write`` runs; join both."""
-    if len(data) < _OVERLAP_FROM:
-        write()
-        hash_update(data)
-        return
-    hasher = threading.Thread(target=hash_update, args=(data,), name="veza-storage-whole-hash")
-    hasher.start()
-    try:
-        write()
-    finally:
-        hasher.join()
 
 
 _STAGED = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -361,72 +236,6 @@ class _Behind:
             thread.join()
         if self._failure:
             raise self._failure[0]
-
-
-def _verify_chunks(session: UploadSession, fd: int, *, whole: str, flush: bool) -> str:
-    """Check each staged chunk against its recorded digest; ``whole`` is then the object's.
-
-    ``whole`` was computed from the chunks as they were written; if every chunk on disk
-    hashes to the digest recorded for it, ``whole`` is the SHA-256 of the assembled
-    bytes. Chunks are independent, so they are striped over threads (each reads and
-    hashes its own; ``preadv`` and ``hashlib`` release the GIL) while another thread
-    ``fdatasync``s the file.
-
-    Raises:
-        LostChunksError: Chunks whose bytes on disk are not the recorded ones.
-        UploadIncompleteError, ChecksumMismatchError: See ``check_whole``.
-    """
-    lost: list[int] = []
-    stride = max(1, min(_VERIFIERS, os.cpu_count() or 1, session.chunk_count))
-
-    def verify(first: int) -> None:
-        view = memoryview(bytearray(COPY_BUFFER))
-        for index in range(first, session.chunk_count, stride):
-            offset, remaining = index * session.chunk_size, session.expected_size(index)
-            digest = hashlib.sha256()
-            while remaining:
-                count = os.preadv(fd, [view[: min(len(view), remaining)]], offset)
-                if not count:
-                    break
-                digest.update(view[:count])
-                offset += count
-                remaining -= count
-            if remaining or digest.hexdigest() != session.chunks[index]:
-                lost.append(index)
-
-    work: list[Callable[[], object]] = [functools.partial(verify, first) for first in range(stride)]
-    if flush:
-        work.append(functools.partial(os.fdatasync, fd))
-    _in_threads(work)
-    if lost:
-        raise LostChunksError(sorted(lost))
-    check_whole(session, session.total_size, whole)
-    return whole
-
-
-# Threads that verify chunks at ``complete`` (at most one per core).
-_VERIFIERS = 4
-
-
-def _in_threads(work: list[Callable[[], object]]) -> None:
-    """Run each callable on its own thread; join all; raise the first failure."""
-    failures: list[BaseException] = []
-
-    def run(job: Callable[[], object]) -> None:
-        try:
-            job()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            failures.append(exc)
-
-    threads = [
-        threading.Thread(target=run, args=(job,), name="veza-storage-verify") for job in work
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
 
 
 def _verify_staged(session: UploadSession, fd: int, *, flush: bool, per_chunk: bool) -> str:

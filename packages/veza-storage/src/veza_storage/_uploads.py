@@ -45,7 +45,7 @@ from veza_storage._errors import (
 from veza_storage._keys import validate_key
 from veza_storage._protocol import Storage
 from veza_storage._sessions import UploadSession, UploadSessionStore
-from veza_storage._staging import LostChunksError, ObservesRecords
+from veza_storage._staging import LostChunksError
 from veza_storage._staging_local import boot_id
 from veza_storage._types import ObjectInfo, validate_metadata
 
@@ -133,7 +133,6 @@ class ResumableUploads:
             )
             raise StorageConfigurationError(msg)
         self._staging: UploadStaging = storage.upload_staging()
-        self._observer = self._staging if isinstance(self._staging, ObservesRecords) else None
         self.storage: Storage = storage
         self._store = store
         self._ttl = ttl
@@ -277,8 +276,6 @@ class ResumableUploads:
                     boots.append(boot)
 
             session = self._update(session_id, record)
-            if self._observer is not None:  # still under the lock: nothing came between
-                self._observer.chunk_recorded(session, index, recorded)
         ready, lost = self._staging.ready_parts(session)
         for number, state in ready:
             self._update(session_id, _record_part(number, state))
