@@ -6,7 +6,9 @@ comes from ``wait4`` for that process alone. Rows:
 * ``put`` of a file into LocalStorage (fsync on) beside ``cp`` + ``sync FILE`` (the same
   durability), and ``put`` with fsync off beside plain ``cp``;
 * a resumable upload (8 MiB chunks, then ``complete``) of the same file;
-* each at 100 MiB and 1 GiB: peak RSS must stay under 64 MiB whatever the size;
+* each at 100 MiB and 1 GiB: peak RSS must stay under 64 MiB whatever the size, and
+  the CPU seconds each child used (a row far slower than its CPU seconds waited for a
+  core or the disk: read the load average printed in the header);
 * S3: ``S3Storage.put`` (multipart) beside boto3's ``upload_file`` into moto's server.
 
 Targets (issue #5): put at least 80% of cp's throughput; peak RSS under 64 MiB.
@@ -103,11 +105,13 @@ print(time.perf_counter() - started)
 """
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of one child process.
+def measure(command: list[str]) -> tuple[float, float, float]:
+    """Seconds, peak RSS (MiB) and CPU seconds (user + system, all threads) of one child.
 
     A Python child prints the duration of the operation itself; for other commands
-    (``cp``) the whole process is timed.
+    (``cp``) the whole process is timed. CPU seconds cover the whole child (a Python
+    child's interpreter start-up included): on a shared machine they say how much of a
+    slow row is waiting for a core rather than work.
     """
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -121,7 +125,8 @@ def measure(command: list[str]) -> tuple[float, float]:
     if process.returncode != 0:
         msg = f"{command[:3]} failed with {process.returncode}"
         raise RuntimeError(msg)
-    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss / 1024, cpu  # ru_maxrss is KiB on Linux
 
 
 def make_file(path: Path, size: int) -> None:
@@ -139,33 +144,39 @@ def settle() -> None:
 
 def interleaved(
     variants: dict[str, list[str]], rounds: int, before: Callable[[], None]
-) -> dict[str, tuple[float, float]]:
-    """Median seconds and max peak RSS per variant, variants interleaved round by round.
+) -> dict[str, tuple[float, float, float]]:
+    """Median seconds, max peak RSS and median CPU seconds per variant, interleaved.
 
     Disk write-back on a shared machine drifts over a run; interleaving spreads that
     drift over every variant instead of penalising whichever ran last.
     """
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, command in variants.items():
             before()
             settle()
             runs[name].append(measure(command))
     return {
-        name: (statistics.median(r[0] for r in results), max(r[1] for r in results))
+        name: (
+            statistics.median(r[0] for r in results),
+            max(r[1] for r in results),
+            statistics.median(r[2] for r in results),
+        )
         for name, results in runs.items()
     }
 
 
-def report(rows: list[tuple[str, float, float, str]]) -> None:
-    """Print the table."""
+def report(rows: list[tuple[str, float, float, float, str]]) -> None:
+    """Print the table, with the load average (other work sharing the cores)."""
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
         f"# veza-storage benchmark: {platform.python_implementation()} "
-        f"{sys.version.split()[0]}, {platform.machine()}, {os.cpu_count()} CPUs"
+        f"{sys.version.split()[0]}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {load}"
     )
-    print(f"{'operation':44} {'MiB/s':>9} {'peak RSS':>10}  comparison")
-    for name, throughput, rss, ratio in rows:
-        print(f"{name:44} {throughput:>9.0f} {rss:>7.1f} MiB  {ratio}")
+    print(f"{'operation':44} {'MiB/s':>9} {'peak RSS':>10} {'CPU s':>6}  comparison")
+    for name, throughput, rss, cpu, ratio in rows:
+        print(f"{name:44} {throughput:>9.0f} {rss:>7.1f} MiB {cpu:>6.2f}  {ratio}")
 
 
 QUICK_ROWS = ("cp + sync FILE", "LocalStorage.put (fsync)", "ResumableUploads, 8 MiB chunks")
@@ -218,14 +229,14 @@ def main() -> None:
                 variants = {name: variants[name] for name in QUICK_ROWS}
             results = interleaved(variants, rounds, clean)
             baseline = {"LocalStorage.put (no fsync)": "cp"}
-            for name, (seconds, rss) in results.items():
+            for name, (seconds, rss, cpu) in results.items():
                 base = (
                     baseline.get(name, "cp + sync FILE")
                     if name not in ("cp", "cp + sync FILE")
                     else None
                 )
                 ratio = f"{results[base][0] / seconds:.0%} of {base}" if base else ""
-                rows.append((f"{name} [{mib:.0f} MiB]", mib / seconds, rss, ratio))
+                rows.append((f"{name} [{mib:.0f} MiB]", mib / seconds, rss, cpu, ratio))
             source.unlink()
             clean()
         if quick:
@@ -272,12 +283,15 @@ def main() -> None:
                 lambda: None,
             )
             boto, ours = s3["boto3"], s3["ours"]
-            rows.append(("boto3 upload_file [256 MiB, moto]", size / MiB / boto[0], boto[1], ""))
+            rows.append(
+                ("boto3 upload_file [256 MiB, moto]", size / MiB / boto[0], boto[1], boto[2], "")
+            )
             rows.append(
                 (
                     "S3Storage.put [256 MiB, moto]",
                     size / MiB / ours[0],
                     ours[1],
+                    ours[2],
                     f"{boto[0] / ours[0]:.0%} of boto3",
                 )
             )

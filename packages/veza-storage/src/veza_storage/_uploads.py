@@ -6,8 +6,13 @@ refused); ``status`` says which chunks are in; ``complete`` checks the size and 
 object's SHA-256 and makes the object visible atomically; ``abort`` discards it. The
 session lives in an :class:`UploadSessionStore`, so an upload resumes after a restart.
 
-Local disk: chunks are written to a staging directory (``.veza-uploads/<id>/``) and
-assembled by streaming into a temporary file beside the target, in constant memory.
+Local disk: each chunk is written at its offset into one sparse staging file
+(``.veza-uploads/<id>/data``), so nothing is copied twice; ``complete`` hashes it in
+one pass and renames it onto the key. Chunks are not fsynced one by one (write-back
+starts as each is written; ``complete`` fsyncs once). What that guarantees: an
+acknowledged chunk survives a crash of the process; a crash of the host may lose it,
+and it is then never published: after a reboot ``complete`` checks every chunk against
+its recorded digest and asks for the lost ones again.
 
 S3: nothing is re-assembled locally. Chunks of 5 MiB or more are multipart parts;
 smaller chunks are grouped (as tusd does): each group of ``ceil(5 MiB / chunk_size)``
