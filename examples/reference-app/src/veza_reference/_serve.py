@@ -36,6 +36,7 @@ from veza_reference._config import AppConfig, AppConfigurationError
 from veza_reference._db import create_app_tables
 from veza_reference._edge import LocalEdge
 from veza_reference._services import Services, build_services
+from veza_reference._telemetry import configure_tracing
 from veza_reference._users import Role, UserError, Users
 from veza_reference._version import __version__
 
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "add-user":
             return _add_user(environ, args.user_id, args.role)
         config = AppConfig.from_env(environ)
+        configure_tracing(environ)  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
         if port_in_use(config.host, config.port):
             print(  # noqa: T201 - the CLI's error
                 f"veza-reference: port {config.port} on {config.host} is in use: "

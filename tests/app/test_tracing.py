@@ -1,0 +1,125 @@
+"""One purchase through the reference app as OpenTelemetry spans (the SDK's in-memory exporter).
+
+The buy request, the payment's webhook and the seller's transfer are three traces: the
+buyer's click, the provider's delivery and the worker's batch. Inside each, the
+packages' spans are children of the request (or batch) span, the Hyperswitch call sends
+the trace on as ``traceparent``, and no secret appears in any attribute. The span tree
+is written to the test output folder: docs/tracing.md shows one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _global_provider() -> None:
+    """The application's provider, as ``configure_tracing`` installs one (in memory here)."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+    trace.set_tracer_provider(provider)
+
+
+def _wait(predicate: Any, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _tree(spans: list[ReadableSpan], trace_id: int) -> list[str]:
+    mine = [s for s in spans if s.context.trace_id == trace_id]
+    children: dict[int | None, list[ReadableSpan]] = {}
+    for span in sorted(mine, key=lambda s: s.start_time or 0):
+        children.setdefault(span.parent.span_id if span.parent else None, []).append(span)
+    lines: list[str] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for span in children.get(parent, []):
+            keys = ("http.response.status_code", "veza.ledger.done", "http.request.resend_count")
+            extra = " ".join(f"{k}={span.attributes[k]}" for k in keys if k in span.attributes)
+            lines.append(f"{'  ' * depth}{span.name} [{span.kind.name.lower()}] {extra}".rstrip())
+            walk(span.context.span_id, depth + 1)
+
+    roots = {s.parent.span_id for s in mine if s.parent} - {s.context.span_id for s in mine}
+    for root in [None, *roots]:
+        walk(root, 0)
+    return lines
+
+
+def test_one_purchase_as_spans(demo: Any, login: Any, output_dir: Any) -> None:
+    EXPORTER.clear()
+    buyer = login(demo.url, "listener", demo.services.extra["demo_passwords"]["listener"])
+    order = buyer.post("/api/v1/orders", json={"track_id": "demo-2"}).json()
+    buyer.post(f"/api/v1/sandbox/payments/{order['payment_id']}/confirm").raise_for_status()
+    _wait(lambda: buyer.get(f"/api/v1/orders/{order['order_id']}").json()["status"] == "paid")
+    _wait(
+        lambda: (
+            buyer.get(f"/api/v1/orders/{order['order_id']}").json()["transfers"][0]["status"]
+            == "completed"
+        )
+    )
+    spans = list(EXPORTER.get_finished_spans())
+    by_name: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        by_name.setdefault(span.name, []).append(span)
+
+    # 1. the buyer's click: the server span, the Hyperswitch call inside it
+    (buy,) = by_name["POST /api/v1/orders"]
+    assert buy.kind is trace.SpanKind.SERVER
+    assert buy.attributes["http.route"] == "/api/v1/orders"
+    payment = next(
+        s
+        for s in by_name["hyperswitch create_payment"]
+        if s.context.trace_id == buy.context.trace_id
+    )
+    assert payment.parent is not None
+    http_attempt = next(
+        s for s in by_name["POST /payments"] if s.parent.span_id == payment.context.span_id
+    )
+    assert http_attempt.attributes["http.response.status_code"] == 200
+    # 2. the provider's webhook: its own server span
+    (hook,) = by_name["POST /webhooks/hyperswitch"]
+    assert hook.attributes["http.response.status_code"] == 200
+    # 3. the worker's batch that paid the seller, the Stripe call inside it
+    batch = next(
+        s for s in by_name["ledger transfer worker"] if s.attributes.get("veza.ledger.done")
+    )
+    stripe_call = next(
+        s for s in by_name["stripe transfer"] if s.context.trace_id == batch.context.trace_id
+    )
+    assert stripe_call.parent is not None
+    # never a secret
+    dumped = json.dumps([dict(s.attributes or {}) for s in spans])
+    for secret in (demo.services.extra["demo_passwords"]["listener"], "api-key", "Bearer"):
+        assert secret not in dumped
+    # the trees, for the docs
+    text = []
+    for title, span in (("buy", buy), ("webhook", hook), ("transfer", batch)):
+        text.append(f"# {title}")
+        text.extend(_tree(spans, span.context.trace_id))
+    (output_dir / "purchase-trace.txt").write_text("\n".join(text) + "\n")
+    print("\n".join(text))  # noqa: T201 - shown with -s, kept in the output folder
+
+
+def test_an_incoming_traceparent_is_continued(demo: Any) -> None:
+    EXPORTER.clear()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with httpx.Client(base_url=demo.url) as http:
+        http.get("/healthz", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    (span,) = [s for s in EXPORTER.get_finished_spans() if s.name == "GET /healthz"]
+    assert format(span.context.trace_id, "032x") == trace_id
+    assert span.parent is not None and span.parent.is_remote
