@@ -120,9 +120,7 @@ def test_an_older_event_never_regresses_a_newer_state(ledger: Ledger) -> None:
         == EventOutcome.APPLIED
     )
     before = ledger.balances()
-    assert (
-        ledger.apply_event(ev("old", "payment_failed", "pay_2", minutes=5)) == EventOutcome.STALE
-    )
+    assert ledger.apply_event(ev("old", "payment_failed", "pay_2", minutes=5)) == EventOutcome.STALE
     assert ledger.order_by_payment_id("pay_2").status == "paid"
     assert ledger.balances() == before
     # (An older *capture* after a failure is never stale: money was captured. See

@@ -9,6 +9,7 @@ from veza_ledger._allocation import allocate_reversals
 from veza_ledger._base import Accounts
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
+    AmountMismatch,
     IllegalTransition,
     InvalidAmount,
     JournalConflict,
@@ -24,6 +25,7 @@ from veza_ledger._errors import (
 from veza_ledger._events import EventOutcome, ProviderEvent, event_from_hyperswitch
 from veza_ledger._intents import PARKED_RULE, classify_provider_error
 from veza_ledger._journal import Leg, credit, debit
+from veza_ledger._late_captures import bookable_capture, capture_amount_problem
 from veza_ledger._ledger import Ledger
 from veza_ledger._machines import (
     INTENT,
@@ -45,6 +47,7 @@ from veza_ledger._migrations import (
 )
 from veza_ledger._orders import fee_captured, refund_split
 from veza_ledger._provider import (
+    LegacyTransferFinder,
     PaymentState,
     ProviderView,
     RefundState,
@@ -103,6 +106,7 @@ __all__ = [
     "TRANSFER",
     "VERSION_TABLE",
     "Accounts",
+    "AmountMismatch",
     "Eligibility",
     "EligibilityReason",
     "EventOutcome",
@@ -116,6 +120,7 @@ __all__ = [
     "LedgerConfigurationError",
     "LedgerError",
     "Leg",
+    "LegacyTransferFinder",
     "Machine",
     "NaiveDatetime",
     "NotFound",
@@ -152,6 +157,8 @@ __all__ = [
     "WorkerReport",
     "__version__",
     "allocate_reversals",
+    "bookable_capture",
+    "capture_amount_problem",
     "check_schema",
     "classify_provider_error",
     "configure_engine",
