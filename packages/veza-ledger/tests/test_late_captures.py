@@ -312,7 +312,8 @@ def test_money_mismatch_sees_a_payment_failed_at_the_psp(ledger: Ledger, clock: 
     view = View()
     _order(ledger, "o1")
     ledger.mark_paid("o1")
-    view.payments["p_o1"] = PaymentState("p_o1", "failed", 1000, 0, "EUR")
+    # a failed payment states no amount received: only its status tells
+    view.payments["p_o1"] = PaymentState("p_o1", "failed", 1000, None, "EUR")
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["money_mismatch"], now=clock.now)
     [finding] = _open(ledger, "money_mismatch", "o1")
