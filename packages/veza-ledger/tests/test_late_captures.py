@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import uuid
 from typing import Protocol
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from veza_ledger import (
@@ -29,6 +30,7 @@ from veza_ledger import (
     capture_amount_problem,
     run_sweep,
 )
+from veza_ledger._schema import Refund
 
 
 class Clock(Protocol):
@@ -458,3 +460,48 @@ def test_capture_amounts_are_never_clipped_silently(
     assert (problem is None) == (0 < received <= order_amount)
     if problem is None:
         assert booked == received
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    captured=st.integers(1, 10_000),
+    asked_pct=st.integers(1, 100),
+    other_pct=st.integers(0, 100),
+    psp=st.integers(-5, 12_000),
+)
+def test_a_refund_books_the_psp_amount_exactly_when_it_fits(
+    ledger: Ledger, captured: int, asked_pct: int, other_pct: int, psp: int
+) -> None:
+    """Property: what the PSP refunded is booked iff 0 < it <= what is left; never clipped."""
+    oid = f"o{uuid.uuid4().hex[:10]}"
+    ledger.create_order(
+        order_id=oid, buyer_id="b", seller_id="s", amount=captured, currency="EUR", fee_amount=0
+    )
+    ledger.mark_paid(oid)
+    other = captured * other_pct // 100
+    if other:
+        ledger.refund_succeeded(ledger.create_refund(oid, other).id)
+    left = captured - other
+    if left <= 0:
+        return
+    asked = max(1, left * asked_pct // 100)
+    refund = ledger.create_refund(oid, asked)
+    before = ledger.balance(Accounts.PSP_CLEARING, "EUR")
+    if 0 < psp <= left:
+        with ledger.transaction() as session:
+            ledger._refund_succeeded(session, session.get(Refund, refund.id), psp)  # type: ignore[arg-type]
+        row = ledger.refund(refund.id)
+        assert (row.amount, row.status) == (psp, "succeeded")
+        assert row.requested_amount == (None if psp == asked else asked)
+        assert ledger.order(oid).refunded_amount == other + psp
+        assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == before - psp
+    else:
+        with pytest.raises(AmountMismatch), ledger.transaction() as session:
+            ledger._refund_succeeded(session, session.get(Refund, refund.id), psp)  # type: ignore[arg-type]
+        assert ledger.refund(refund.id).status == "pending"
+        assert ledger.order(oid).refunded_amount == other
+        assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == before

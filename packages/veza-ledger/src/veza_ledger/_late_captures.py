@@ -33,7 +33,9 @@ from veza_ledger._schema import Order, Override, Refund
 CLOSED_ORDER_STATUSES = frozenset({"failed", "cancelled", "expired"})
 """Order statuses a late capture can land on (each has an edge to ``paid``)."""
 
-CAPTURED_STATUSES = frozenset({"succeeded", "partially_captured"})
+CAPTURED_STATUSES = frozenset(
+    {"succeeded", "partially_captured", "partially_captured_and_capturable"}
+)
 """Hyperswitch payment statuses that mean money was captured."""
 
 LATE_CAPTURE_DECISIONS = ("fulfil", "refund")
