@@ -505,3 +505,17 @@ def test_a_refund_books_the_psp_amount_exactly_when_it_fits(
         assert ledger.refund(refund.id).status == "pending"
         assert ledger.order(oid).refunded_amount == other
         assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == before
+
+
+def test_stuck_orders_never_books_a_zero_capture(ledger: Ledger, clock: Clock) -> None:
+    view = View()
+    _order(ledger, "zero")
+    _order(ledger, "part")
+    view.payments["p_zero"] = PaymentState("p_zero", "succeeded", 1000, 0, "EUR")
+    view.payments["p_part"] = PaymentState("p_part", "partially_captured", 1000, 400, "EUR")
+    clock.advance(hours=1)
+    run_sweep(ledger, view, rules=["stuck_orders"], now=clock.now)
+    assert ledger.order("zero").status == "pending_payment"
+    assert _open(ledger, "stuck_orders", "zero")
+    assert ledger.order("part").captured_amount == 400
+    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 400

@@ -168,11 +168,12 @@ def check_stuck_order(
         return Problem("info", "no payment at the PSP yet", evidence)
     targets = {
         "succeeded": "mark_paid",
+        "partially_captured": "mark_paid",
         "failed": "mark_failed",
         "cancelled": "cancel_order",
         "expired": "expire_order",
     }
-    if payment.status == "succeeded":
+    if payment.status in ("succeeded", "partially_captured"):
         received = payment.amount_received
         problem = capture_amount_problem(order.amount, received)
         if received is not None and received <= 0:  # nothing to book; never a full capture
@@ -187,7 +188,9 @@ def check_stuck_order(
             )
     if payment.status in targets:
         params = (
-            {"captured_amount": payment.amount_received} if payment.status == "succeeded" else {}
+            {"captured_amount": payment.amount_received}
+            if targets[payment.status] == "mark_paid"
+            else {}
         )
         return Problem(
             "warning",
