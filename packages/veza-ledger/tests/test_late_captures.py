@@ -28,6 +28,7 @@ from veza_ledger import (
     TransferState,
     bookable_capture,
     capture_amount_problem,
+    event_from_hyperswitch,
     run_sweep,
 )
 from veza_ledger._schema import Refund
@@ -519,3 +520,15 @@ def test_stuck_orders_never_books_a_zero_capture(ledger: Ledger, clock: Clock) -
     assert _open(ledger, "stuck_orders", "zero")
     assert ledger.order("part").captured_amount == 400
     assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 400
+
+
+def test_a_refund_webhook_carries_the_refunded_amount() -> None:
+    event = event_from_hyperswitch(
+        {
+            "event_id": "evt_1",
+            "event_type": "refund_succeeded",
+            "timestamp": "2026-11-26T12:00:00Z",
+            "content": {"type": "refund_details", "object": {"refund_id": "hr_1", "amount": 450}},
+        }
+    )
+    assert event is not None and (event.object_id, event.amount) == ("hr_1", 450)
