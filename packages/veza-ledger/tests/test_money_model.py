@@ -10,7 +10,11 @@ every step, per transfer and per seller:
   outcome is still unknown after a crash, that intent's object) <= the refunded seller
   share allocated to the transfer;
 * the seller's payable balance in the journal = what the rows say;
-* every provider object belongs to exactly one ledger record (one intent, one row).
+* every provider object belongs to exactly one ledger record (one intent, one row);
+* every capture the PSP made (late ones included: on a failed, cancelled or expired
+  order, with an amount that may differ from the order's) that the ledger has observed
+  (a webhook, or a sweep since) is booked in the journal or an open finding, and a
+  booked amount is never more than the PSP captured, nor less unless a finding says so.
 
 ``VEZA_LEDGER_MODEL_EXAMPLES`` raises the example count (>= 500 for a long run on
 PostgreSQL: ``VEZA_LEDGER_MODEL_EXAMPLES=500 pytest tests/test_money_model.py -k postgresql``).
@@ -39,6 +43,8 @@ from veza_ledger import (
     IllegalTransition,
     Ledger,
     LedgerError,
+    PaymentState,
+    ProviderEvent,
     RefundExceedsCaptured,
     TransitionConflict,
     allocate_reversals,
@@ -50,6 +56,8 @@ from veza_ledger import (
     upgrade,
 )
 from veza_ledger._schema import (
+    Finding,
+    JournalTransaction,
     Order,
     ProviderIntent,
     SellerTransfer,
@@ -167,6 +175,30 @@ class Provider:
         return self._idempotent(f"reversal:{idempotency_key}", (transfer_id, amount), make)
 
 
+class PaymentsView:
+    """The PSP's payments as the sweep reads them (a ``ProviderView``)."""
+
+    def __init__(self) -> None:
+        self.payments: dict[str, PaymentState] = {}
+
+    def payment(self, psp_payment_id: str) -> PaymentState | None:
+        return self.payments.get(psp_payment_id)
+
+    def payment_for_order(self, order_id: str) -> PaymentState | None:
+        return self.payments.get(f"p_{order_id}")
+
+    def refund(self, provider_refund_id: str) -> None:
+        return None
+
+    def refund_for_row(self, refund_row_id: str) -> None:
+        return None
+
+    def find_transfer(
+        self, transfer_row_id: str, *, destination: str, created_after: dt.datetime | None
+    ) -> None:
+        return None
+
+
 class MoneyModel(RuleBasedStateMachine):
     orders = Bundle("orders")
     engine: sa.Engine  # set by the test function
@@ -180,6 +212,9 @@ class MoneyModel(RuleBasedStateMachine):
         self.provider = Provider(self.run)
         self.sellers = [f"s{self.run}{i}" for i in range(2)]
         self.crashed: set[str] = set()  # intents whose outcome is unknown after a crash
+        self.view = PaymentsView()
+        self.captures: dict[str, int] = {}  # order id -> what the PSP captured (late ones)
+        self.observed: set[str] = set()  # captures the ledger was told of, or swept since
         with self.engine.begin() as connection:  # earlier examples' rows: out of reach
             connection.execute(
                 sa.update(SellerTransfer).values(leased_until=T0 + dt.timedelta(days=3650))
@@ -328,6 +363,54 @@ class MoneyModel(RuleBasedStateMachine):
             thread.join()
         assert not errors
 
+    @rule(
+        amount=st.integers(2, 5000),
+        seller=st.integers(0, 1),
+        closed=st.sampled_from(["failed", "cancelled", "expired"]),
+        received=st.sampled_from(["full", "partial", "zero", "over"]),
+        webhook=st.booleans(),
+    )
+    def capture_lands_on_a_closed_order(
+        self, amount: int, seller: int, closed: str, received: str, webhook: bool
+    ) -> None:
+        """Hyperswitch retried a failed payment (or the buyer paid after the expiry)."""
+        oid = self._next("late")
+        fee = amount // 10
+        self.ledger.create_order(
+            order_id=oid,
+            buyer_id="b",
+            seller_id=self.sellers[seller],
+            amount=amount,
+            currency="EUR",
+            fee_amount=fee,
+            psp_payment_id=f"p_{oid}",
+        )
+        {"failed": self.ledger.mark_failed, "cancelled": self.ledger.cancel_order}.get(
+            closed, self.ledger.expire_order
+        )(oid)
+        got = {"full": amount, "partial": amount // 2, "zero": 0, "over": amount + 7}[received]
+        self.view.payments[f"p_{oid}"] = PaymentState(f"p_{oid}", "succeeded", amount, got, "EUR")
+        self.captures[oid] = got
+        if webhook:  # its timestamp may be older than the failure the ledger applied
+            self.ledger.apply_event(
+                ProviderEvent(f"ev_{oid}", "payment_succeeded", f"p_{oid}", T0, got)
+            )
+            self.observed.add(oid)
+
+    @rule()
+    def sweep_late_captures(self) -> None:
+        run_sweep(self.ledger, self.view, rules=["late_captures"], now=self._tick())
+        self.observed |= set(self.captures)
+
+    @rule(refund=st.booleans())
+    def operator_decides_a_late_capture(self, refund: bool) -> None:
+        waiting = [o for o in self.ledger.late_captures() if o.id in self.captures]
+        # an operator fulfils only when the whole capture was booked (else: refund it)
+        waiting = [o for o in waiting if refund or o.captured_amount == self.captures[o.id]]
+        if waiting:
+            decision = "refund" if refund else "fulfil"
+            self.ledger.decide_late_capture(waiting[0].id, decision, actor="ops", reason="model")
+
     @rule()
     def sweep(self) -> None:
         run_sweep(self.ledger, None, rules=["unreversed_refunds"], now=self._tick())
@@ -394,6 +477,45 @@ class MoneyModel(RuleBasedStateMachine):
                 assert intent.provider_object_id == rid and intent.status == "succeeded"
             else:
                 assert r["key"] in self.crashed and intent.status in ("pending", "parked"), rid
+
+    @invariant()
+    def every_provider_capture_is_booked_or_an_open_finding(self) -> None:
+        if not self.captures:
+            return
+        with self.engine.connect() as c:
+            orders = {
+                o.id: o
+                for o in c.execute(sa.select(Order).where(Order.id.in_(list(self.captures))))
+            }
+            booked = set(
+                c.execute(
+                    sa.select(JournalTransaction.id).where(
+                        JournalTransaction.id.in_([f"order:{o}:captured" for o in self.captures])
+                    )
+                ).scalars()
+            )
+            flagged = set(
+                c.execute(
+                    sa.select(Finding.object_id).where(
+                        Finding.object_id.in_(list(self.captures)),
+                        Finding.status == "open",
+                        Finding.rule.in_(("late_captures", "money_mismatch", "stuck_orders")),
+                    )
+                ).scalars()
+            )
+        for oid, got in self.captures.items():
+            order = orders[oid]
+            in_journal = f"order:{oid}:captured" in booked
+            assert in_journal == (order.captured_amount > 0), oid
+            assert order.captured_amount <= max(got, 0), oid  # never more than captured
+            if oid not in self.observed:
+                continue
+            if got > 0:
+                assert in_journal or oid in flagged, oid
+            if order.captured_amount < got:  # not all of it booked: a finding says so
+                assert oid in flagged, oid
+            if in_journal and order.late_capture_decision is None:
+                assert order.late_capture_from is not None and oid in flagged, oid
 
     @invariant()
     def seller_payable_matches_the_rows(self) -> None:

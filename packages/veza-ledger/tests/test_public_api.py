@@ -7,6 +7,10 @@ import veza_ledger
 
 EXPECTED_EXPORTS = {
     "Accounts",
+    "AmountMismatch",
+    "LegacyTransferFinder",
+    "bookable_capture",
+    "capture_amount_problem",
     "DEFAULT_RETENTION_DAYS",
     "Eligibility",
     "EligibilityReason",

@@ -9,6 +9,7 @@ from veza_ledger._allocation import allocate_reversals
 from veza_ledger._base import Accounts
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
+    AmountMismatch,
     IllegalTransition,
     InvalidAmount,
     JournalConflict,
@@ -24,6 +25,7 @@ from veza_ledger._errors import (
 from veza_ledger._events import EventOutcome, ProviderEvent, event_from_hyperswitch
 from veza_ledger._intents import PARKED_RULE, classify_provider_error
 from veza_ledger._journal import Leg, credit, debit
+from veza_ledger._late_captures import bookable_capture, capture_amount_problem
 from veza_ledger._ledger import Ledger
 from veza_ledger._machines import (
     INTENT,
@@ -51,6 +53,7 @@ from veza_ledger._payout_worker import (
     run_payout_worker,
 )
 from veza_ledger._provider import (
+    LegacyTransferFinder,
     PaymentState,
     ProviderView,
     RefundState,
@@ -109,6 +112,7 @@ __all__ = [
     "TRANSFER",
     "VERSION_TABLE",
     "Accounts",
+    "AmountMismatch",
     "Eligibility",
     "EligibilityReason",
     "EventOutcome",
@@ -122,6 +126,7 @@ __all__ = [
     "LedgerConfigurationError",
     "LedgerError",
     "Leg",
+    "LegacyTransferFinder",
     "Machine",
     "NaiveDatetime",
     "NotFound",
@@ -161,7 +166,9 @@ __all__ = [
     "WorkerReport",
     "__version__",
     "allocate_reversals",
+    "bookable_capture",
     "cancel_parked_payout",
+    "capture_amount_problem",
     "check_schema",
     "classify_provider_error",
     "configure_engine",

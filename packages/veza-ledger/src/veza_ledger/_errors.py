@@ -84,3 +84,21 @@ class UnbalancedTransaction(LedgerError, ValueError):  # noqa: N818 - says what 
 
 class SchemaOutOfDate(LedgerError):  # noqa: N818 - says what it is
     """The database schema is behind (or ahead of) this version of veza-ledger."""
+
+
+class AmountMismatch(LedgerError, ValueError):  # noqa: N818 - says what happened
+    """A provider's amount cannot be booked as it stands (0, or more than fits).
+
+    The ledger never clips or assumes a provider amount: what it cannot book is refused
+    with this error (API) or kept as an open finding carrying both amounts (sweeps and
+    webhooks).
+
+    Attributes:
+        ledger_amount: What the ledger has (or asked for).
+        provider_amount: What the provider reports.
+    """
+
+    def __init__(self, message: str, *, ledger_amount: int, provider_amount: int) -> None:
+        super().__init__(message)
+        self.ledger_amount = ledger_amount
+        self.provider_amount = provider_amount

@@ -22,9 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veza_ledger._base import LedgerBase, check_aware, check_id
-from veza_ledger._errors import LedgerConfigurationError, LedgerError
+from veza_ledger._errors import AmountMismatch, LedgerConfigurationError, LedgerError
+from veza_ledger._findings import upsert_finding
+from veza_ledger._late_captures import CLOSED_ORDER_STATUSES, LateCapturesMixin
 from veza_ledger._machines import MACHINES
-from veza_ledger._orders import OrdersMixin
 from veza_ledger._schema import (
     Order,
     Override,
@@ -53,6 +54,8 @@ class EventOutcome(enum.StrEnum):
     STALE = "stale"
     NO_CHANGE = "no_change"
     IGNORED = "ignored"
+    FLAGGED = "flagged"
+    """Recorded with an open finding: the provider's amount could not be booked as is."""
 
 
 @attrs.frozen
@@ -66,7 +69,8 @@ class ProviderEvent:
             recorded and ignored).
         object_id: The PSP payment id or refund id the event is about.
         occurred_at: When the provider says it happened (orders events per object).
-        amount: The captured amount for payments (``amount_received``), if known.
+        amount: The captured amount for payments (``amount_received``) or the refunded
+            amount for refunds, if the provider stated it.
     """
 
     event_id: str
@@ -111,7 +115,13 @@ def event_from_hyperswitch(payload: Mapping[str, Any]) -> ProviderEvent | None:
     if not isinstance(object_id, str) or not object_id:
         return None
     occurred = _parse_time(payload.get("timestamp")) or _parse_time(obj.get("updated"))
-    amount = obj.get("amount_received") if event_type in PAYMENT_TARGETS else None
+    amount = (
+        obj.get("amount_received")
+        if event_type in PAYMENT_TARGETS
+        else obj.get("amount")
+        if event_type in REFUND_TARGETS
+        else None
+    )
     return ProviderEvent(
         event_id=event_id,
         event_type=event_type,
@@ -131,7 +141,7 @@ def _parse_time(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-class EventsMixin(OrdersMixin, LedgerBase):
+class EventsMixin(LateCapturesMixin, LedgerBase):
     """Provider events and manual overrides."""
 
     def apply_event(self, event: ProviderEvent) -> EventOutcome:
@@ -179,8 +189,17 @@ class EventsMixin(OrdersMixin, LedgerBase):
     def _dispatch(self, session: Session, event: ProviderEvent) -> EventOutcome:
         if event.event_type in PAYMENT_TARGETS:
             order = self._order_by_payment(session, event.object_id)
+            # A capture is never stale: ``succeeded`` is terminal at the PSP, so an older
+            # capture than the failure we applied is money captured all the same.
+            capture = PAYMENT_TARGETS[event.event_type] == "paid" and (
+                order.status in CLOSED_ORDER_STATUSES or order.status == "pending_payment"
+            )
             return self._apply_to(
-                session, order, event, lambda: self._payment_effect(session, order, event)
+                session,
+                order,
+                event,
+                lambda: self._payment_effect(session, order, event),
+                never_stale=capture,
             )
         if event.event_type in REFUND_TARGETS:
             refund = self._refund_by_provider(session, event.object_id)
@@ -195,25 +214,25 @@ class EventsMixin(OrdersMixin, LedgerBase):
         row: Order | Refund,
         event: ProviderEvent,
         effect: Callable[[], EventOutcome],
+        *,
+        never_stale: bool = False,
     ) -> EventOutcome:
-        if row.last_event_at is not None and event.occurred_at < row.last_event_at:
+        last = row.last_event_at
+        if last is not None and event.occurred_at < last and not never_stale:
             return EventOutcome.STALE
         outcome = effect()
         model = type(row)
-        session.execute(
-            sa.update(model).where(model.id == row.id).values(last_event_at=event.occurred_at)
-        )
+        newest = event.occurred_at if last is None else max(last, event.occurred_at)
+        session.execute(sa.update(model).where(model.id == row.id).values(last_event_at=newest))
         return outcome
 
     def _payment_effect(self, session: Session, order: Order, event: ProviderEvent) -> EventOutcome:
         target = PAYMENT_TARGETS[event.event_type]
+        if target == "paid":  # booked or flagged, whatever the order's status (late captures)
+            return EventOutcome(self._apply_capture(session, order, event.amount))
         if order.status != "pending_payment":
             return EventOutcome.NO_CHANGE
-        if target == "paid":
-            captured = event.amount if event.amount and event.amount <= order.amount else None
-            self._mark_paid(session, order, captured)
-        else:
-            self._move(session, Order, MACHINES["order"], order, target)
+        self._move(session, Order, MACHINES["order"], order, target)
         return EventOutcome.APPLIED
 
     def _refund_effect(
@@ -221,12 +240,49 @@ class EventsMixin(OrdersMixin, LedgerBase):
     ) -> EventOutcome:
         target = REFUND_TARGETS[event.event_type]
         if refund.status != "pending":
+            if (
+                target == "succeeded"
+                and refund.status == "succeeded"
+                and event.amount is not None
+                and event.amount != refund.amount
+            ):
+                self._flag_refund_amount(session, refund, event.amount)
+                return EventOutcome.FLAGGED
             return EventOutcome.NO_CHANGE
         if target == "succeeded":
-            self._refund_succeeded(session, refund)
+            try:
+                with session.begin_nested():
+                    self._refund_succeeded(session, refund, event.amount)
+            except AmountMismatch:
+                session.expire(refund)
+                self._flag_refund_amount(session, refund, event.amount or 0)
+                return EventOutcome.FLAGGED
+            if refund.requested_amount is not None:
+                self._flag_refund_amount(session, refund, refund.amount)
         else:
             self._move(session, Refund, MACHINES["refund"], refund, "failed")
         return EventOutcome.APPLIED
+
+    def _flag_refund_amount(self, session: Session, refund: Refund, provider_amount: int) -> None:
+        """A refund whose PSP amount differs from what veza asked: a finding, both amounts."""
+        upsert_finding(
+            session,
+            rule="stuck_refunds",
+            object_type="refund",
+            object_id=refund.id,
+            severity="critical",
+            summary="the PSP refunded another amount than the row asked",
+            evidence={
+                "refund_status": refund.status,
+                "requested": refund.requested_amount or refund.amount,
+                "booked": refund.amount if refund.status == "succeeded" else 0,
+                "psp_refunded": provider_amount,
+                "currency": refund.currency,
+            },
+            proposed_action=None,
+            applied_action=None,
+            now=self.now(),
+        )
 
     def processed_event(self, event_id: str) -> ProcessedEvent | None:
         """The record of an applied event, if any."""

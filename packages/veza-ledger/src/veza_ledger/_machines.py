@@ -63,13 +63,21 @@ ORDER = Machine(
         pending_payment="paid failed cancelled expired",
         paid="partially_refunded refunded",
         partially_refunded="partially_refunded refunded",
-        failed="",
-        cancelled="",
-        expired="",
+        failed="paid",
+        cancelled="paid",
+        expired="paid",
         refunded="",
     ),
 )
-"""Orders: paid once, refunded in parts, never back to unpaid."""
+"""Orders: paid once, refunded in parts, never back to unpaid.
+
+``failed``, ``cancelled`` and ``expired -> paid`` are **late captures** only: the PSP
+captured money for an order the ledger had already closed (Hyperswitch lets a failed
+payment be retried and succeed; the sweep expires orders itself). The money is booked,
+the order remembers which closed status it came from (``late_capture_from``) and an
+open ``late_captures`` finding asks an operator to fulfil or refund. Nothing else takes
+these edges (``mark_paid`` still refuses anything but ``pending_payment``).
+"""
 
 REFUND = Machine(
     "refund",

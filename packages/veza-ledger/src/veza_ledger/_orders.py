@@ -19,6 +19,7 @@ from veza_ledger import _journal
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._base import Accounts, LedgerBase, check_id, check_money, new_id
 from veza_ledger._errors import (
+    AmountMismatch,
     IllegalTransition,
     LedgerConfigurationError,
     NotFound,
@@ -141,6 +142,20 @@ class OrdersMixin(LedgerBase):
             return order
 
     def _mark_paid(self, session: Session, order: Order, captured_amount: int | None) -> None:
+        if order.status != ORDER.initial:  # closed -> paid is a late capture only
+            raise IllegalTransition("order", order.id, order.status, "paid")
+        self._book_capture(session, order, captured_amount)
+        self._activate_subscriptions_paid_by(session, order)
+
+    def _book_capture(
+        self,
+        session: Session,
+        order: Order,
+        captured_amount: int | None,
+        *,
+        values: dict[str, object] | None = None,
+    ) -> None:
+        """Move the order to ``paid`` and post the capture (shared with late captures)."""
         captured = order.amount if captured_amount is None else captured_amount
         if isinstance(captured, bool) or not isinstance(captured, int):
             msg = f"captured_amount must be an int, got {captured!r}"
@@ -148,7 +163,14 @@ class OrdersMixin(LedgerBase):
         if not 0 < captured <= order.amount:
             msg = f"captured_amount must be in 1..{order.amount}, got {captured}"
             raise LedgerConfigurationError(msg)
-        self._move(session, Order, ORDER, order, "paid", values={"captured_amount": captured})
+        self._move(
+            session,
+            Order,
+            ORDER,
+            order,
+            "paid",
+            values={"captured_amount": captured, **(values or {})},
+        )
         fee = fee_captured(order)
         legs = [
             _journal.debit(Accounts.PSP_CLEARING, order.currency, captured),
@@ -158,7 +180,6 @@ class OrdersMixin(LedgerBase):
             _journal.credit(Accounts.PLATFORM_FEES, order.currency, fee),
         ]
         _journal.post(session, f"order:{order.id}:captured", "payment", legs)
-        self._activate_subscriptions_paid_by(session, order)
 
     def _activate_subscriptions_paid_by(self, session: Session, order: Order) -> None:
         """Hook for the subscriptions part (a paid order activates its subscription)."""
@@ -289,8 +310,11 @@ class OrdersMixin(LedgerBase):
             self._refund_succeeded(session, refund)
             return refund
 
-    def _refund_succeeded(self, session: Session, refund: Refund) -> None:
+    def _refund_succeeded(
+        self, session: Session, refund: Refund, provider_amount: int | None = None
+    ) -> None:
         order = self._get(session, Order, refund.order_id, lock=True)
+        self._take_provider_refund_amount(session, order, refund, provider_amount)
         self._move(session, Refund, REFUND, refund, "succeeded")
         fee_share, seller_share = refund_split(order, refund.amount)
         refunded = order.refunded_amount + refund.amount
@@ -310,6 +334,46 @@ class OrdersMixin(LedgerBase):
         ]
         _journal.post(session, f"refund:{refund.id}:succeeded", "refund", legs)
         self._claw_back(session, order, seller_share)
+
+    def _take_provider_refund_amount(
+        self, session: Session, order: Order, refund: Refund, provider_amount: int | None
+    ) -> None:
+        """Make a pending refund row's amount what the PSP refunded, before it is booked.
+
+        The journal must book the money that moved, not the money asked for: a PSP that
+        refunded another amount (a dashboard edit, a connector's partial refund) is
+        believed, the row keeps what veza asked in ``requested_amount``, and the rules
+        report the difference (``stuck_refunds`` keeps a finding with both amounts).
+        Nothing is clipped: an amount that is 0 or does not fit in what the order has
+        left to refund is refused, and the row stays pending.
+
+        Raises:
+            AmountMismatch: The PSP's amount cannot be booked on this order.
+        """
+        if provider_amount is None or provider_amount == refund.amount:
+            return
+        others = session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
+                Refund.order_id == order.id,
+                Refund.status.in_(OPEN_REFUND),
+                Refund.id != refund.id,
+            )
+        )
+        room = order.captured_amount - int(others or 0)
+        if isinstance(provider_amount, bool) or not 0 < provider_amount <= room:
+            msg = (
+                f"refund {refund.id}: the PSP refunded {provider_amount} {order.currency}, "
+                f"the row asked {refund.amount} and the order has {room} left to refund"
+            )
+            raise AmountMismatch(msg, ledger_amount=refund.amount, provider_amount=provider_amount)
+        requested = refund.requested_amount or refund.amount
+        session.execute(
+            sa.update(Refund)
+            .where(Refund.id == refund.id)
+            .values(amount=provider_amount, requested_amount=requested, updated_at=self.now())
+        )
+        set_committed_value(refund, "amount", provider_amount)
+        set_committed_value(refund, "requested_amount", requested)
 
     def _claw_back(self, session: Session, order: Order, seller_share: int) -> None:  # noqa: ARG002 - kept for subclasses; the allocation is cumulative
         """Make the order's refunded seller share due on its transfers (one rule).

@@ -21,6 +21,16 @@ import attrs
 
 
 @attrs.frozen
+class RefundState:
+    """A refund as the PSP sees it."""
+
+    refund_id: str
+    status: str
+    amount: int
+    payment_id: str = ""
+
+
+@attrs.frozen
 class PaymentState:
     """A payment as the PSP sees it.
 
@@ -31,6 +41,9 @@ class PaymentState:
         amount: The amount asked for, in minor units.
         amount_received: What was captured.
         currency: ISO 4217 code.
+        refunds: The refunds the PSP lists for this payment (Hyperswitch's payment
+            object carries them), ``None`` when the view cannot tell: ``money_mismatch``
+            reports the ones the ledger lacks (made in the PSP's dashboard).
     """
 
     payment_id: str
@@ -38,16 +51,7 @@ class PaymentState:
     amount: int
     amount_received: int | None = None
     currency: str = ""
-
-
-@attrs.frozen
-class RefundState:
-    """A refund as the PSP sees it."""
-
-    refund_id: str
-    status: str
-    amount: int
-    payment_id: str = ""
+    refunds: tuple[RefundState, ...] | None = None
 
 
 @attrs.frozen
@@ -85,6 +89,22 @@ class ProviderView(Protocol):
         self, transfer_row_id: str, *, destination: str, created_after: dt.datetime | None
     ) -> TransferState | None:
         """The Stripe transfer created for a transfer row, found by its metadata."""
+        ...
+
+
+@runtime_checkable
+class LegacyTransferFinder(Protocol):
+    """A view that can also find transfers the original platform made.
+
+    The original platform wrote its order id into each transfer's ``metadata[order_id]``
+    and kept no Stripe id: ``transfers_without_stripe_id`` looks a row up by its own
+    key first (``veza_idempotency_key``) and then, for a row with an order, by this.
+    """
+
+    def find_transfer_by_order(
+        self, order_id: str, *, destination: str, created_after: dt.datetime | None
+    ) -> TransferState | None:
+        """The Stripe transfer to ``destination`` whose ``metadata[order_id]`` is ``order_id``."""
         ...
 
 

@@ -19,8 +19,22 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
-from veza_ledger._provider import PaymentState, ProviderView, RefundState, TransferState
-from veza_ledger._schema import Order, Refund, SellerTransfer, Subscription
+from veza_ledger._late_captures import (
+    CAPTURED_STATUSES,
+    CLOSED_ORDER_STATUSES,
+    LATE_CAPTURES_RULE,
+    bookable_capture,
+    capture_amount_problem,
+    late_capture_evidence,
+)
+from veza_ledger._provider import (
+    LegacyTransferFinder,
+    PaymentState,
+    ProviderView,
+    RefundState,
+    TransferState,
+)
+from veza_ledger._schema import Order, Refund, RuleCheck, SellerTransfer, Subscription
 
 PAID = ("paid", "partially_refunded", "refunded")
 
@@ -35,7 +49,14 @@ class ReconcileSettings:
         stuck_refund_after: A ``pending`` refund this old is polled.
         stale_refund_after: Past this, a still-pending refund is critical.
         missing_id_after: A row without its provider id this old is a finding.
-        amount_lookback: Paid orders changed within this window are compared with the PSP.
+        amount_lookback: Orders changed within this window are compared with the PSP
+            every ``recheck_after``; older ones too, at the slower ``old_order_recheck``.
+        old_order_recheck: The cadence for orders older than ``amount_lookback``
+            (``money_mismatch`` covers every age; ``late_captures`` closed orders up to
+            ``late_capture_lookback``). Paged by id like every claim, so a large backlog
+            is spread over sweeps by the examination marks, never read at once.
+        late_capture_lookback: Closed orders changed within this window are polled for a
+            capture that landed after they closed.
         recheck_after: A rule examines one object at most once per this interval, which
             is what lets several workers share a sweep without doing work twice.
     """
@@ -47,6 +68,8 @@ class ReconcileSettings:
     missing_id_after: dt.timedelta = dt.timedelta(minutes=10)
     amount_lookback: dt.timedelta = dt.timedelta(days=2)
     recheck_after: dt.timedelta = dt.timedelta(minutes=5)
+    old_order_recheck: dt.timedelta = dt.timedelta(days=1)
+    late_capture_lookback: dt.timedelta = dt.timedelta(days=30)
 
 
 @attrs.frozen
@@ -59,6 +82,8 @@ class Problem:
         evidence: What the ledger and the provider said.
         action: The fix the sweep applies outside dry-run (``None``: a human decides).
         params: The action's arguments.
+        keep_open: The finding stays open after the fix (a human still has to decide,
+            e.g. fulfil or refund a late capture).
     """
 
     severity: str
@@ -66,6 +91,7 @@ class Problem:
     evidence: Mapping[str, Any] = attrs.field(factory=dict)
     action: str | None = None
     params: Mapping[str, Any] = attrs.field(factory=dict)
+    keep_open: bool = False
 
 
 @attrs.frozen
@@ -91,6 +117,9 @@ class Rule:
         fetch: Reads the other side (provider, related rows); ``None`` if none.
         check: The pure decision.
         needs_provider: Whether ``fetch`` calls the provider.
+        claim: An extra condition for claiming candidates only (not for re-checking a
+            claimed row under its lock): the cadence of old rows, read from the
+            examination marks that the lease itself rewrites.
     """
 
     name: str
@@ -100,6 +129,7 @@ class Rule:
     fetch: Callable[[Context, Any], Any]
     check: Check
     needs_provider: bool = True
+    claim: Callable[[dt.datetime, ReconcileSettings], Any] | None = None
 
 
 def _age(row: Any, now: dt.datetime) -> dt.timedelta:  # noqa: ANN401 - any ledger row
@@ -138,13 +168,29 @@ def check_stuck_order(
         return Problem("info", "no payment at the PSP yet", evidence)
     targets = {
         "succeeded": "mark_paid",
+        "partially_captured": "mark_paid",
         "failed": "mark_failed",
         "cancelled": "cancel_order",
         "expired": "expire_order",
     }
+    if payment.status in ("succeeded", "partially_captured"):
+        received = payment.amount_received
+        problem = capture_amount_problem(order.amount, received)
+        if received is not None and received <= 0:  # nothing to book; never a full capture
+            return Problem("critical", f"{problem}: nothing booked", evidence)
+        if problem is not None:  # booked up to the order; money_mismatch keeps both amounts
+            return Problem(
+                "critical",
+                f"{problem}: book the order's amount, refund the excess",
+                evidence | {"psp_received": received},
+                "mark_paid",
+                {"captured_amount": bookable_capture(order.amount, received)},
+            )
     if payment.status in targets:
         params = (
-            {"captured_amount": payment.amount_received} if payment.status == "succeeded" else {}
+            {"captured_amount": payment.amount_received}
+            if targets[payment.status] == "mark_paid"
+            else {}
         )
         return Problem(
             "warning",
@@ -186,21 +232,42 @@ STUCK_ORDERS = Rule(
 def check_stuck_refund(
     refund: Refund, state: RefundState | None, now: dt.datetime, settings: ReconcileSettings
 ) -> Problem | None:
-    """A ``pending`` refund past the threshold (pending refunds send no webhook)."""
+    """A ``pending`` refund past the threshold (pending refunds send no webhook).
+
+    What the PSP refunded is what is booked: a PSP amount other than the row's is booked
+    (if it fits) and the finding stays open with both amounts until an operator
+    acknowledges it (suppress); one that does not fit is booked nowhere.
+    """
     age = _age(refund, now)
-    if refund.status != "pending" or age < settings.stuck_refund_after:
-        return None
     evidence = {
         "refund_status": refund.status,
         "age_seconds": int(age.total_seconds()),
         "provider_status": state.status if state else None,
         "amount": refund.amount,
+        "requested": refund.requested_amount or refund.amount,
+        "psp_refunded": state.amount if state else None,
     }
+    if refund.status == "succeeded" and refund.requested_amount is not None:
+        return Problem(
+            "critical", "the PSP refunded another amount than the row asked (booked)", evidence
+        )
+    if refund.status != "pending" or age < settings.stuck_refund_after:
+        return None
     if state is None:
         return Problem(
             "critical" if age >= settings.stale_refund_after else "warning",
             "the PSP has no such refund",
             evidence,
+        )
+    if state.status == "succeeded" and state.amount != refund.amount:
+        return Problem(
+            "critical",
+            "refund succeeded at the PSP with another amount than the row asked: "
+            "book what the PSP refunded",
+            evidence,
+            "refund_succeeded",
+            {"amount": state.amount},
+            keep_open=True,
         )
     if state.status == "succeeded":
         return Problem(
@@ -232,6 +299,7 @@ STUCK_REFUNDS = Rule(
     _fetch_refund,
     check_stuck_refund,
 )
+"""Refunds booked with another amount than asked come back through their open finding."""
 
 # ---------------------------------------------------------------- 3. refunds without id
 
@@ -284,13 +352,29 @@ def check_transfer_without_id(
     now: dt.datetime,
     settings: ReconcileSettings,
 ) -> Problem | None:
-    """A completed transfer with no Stripe id: find it by its row id in Stripe's metadata."""
-    if transfer.status != "completed" or transfer.stripe_transfer_id:
+    """A transfer Stripe made, with no Stripe id: find it by its key or legacy order id.
+
+    Examined in every status where a Stripe transfer exists (``completed`` and, after a
+    refund, ``reversal_pending`` / ``partially_reversed``): the reversal worker cannot
+    reverse without the id, so the finding stays open until the id is recorded.
+    """
+    if transfer.status not in WITH_STRIPE_TRANSFER or transfer.stripe_transfer_id:
         return None
     evidence = {
         "amount": transfer.amount,
+        "status": transfer.status,
+        "order_id": transfer.order_id,
         "destination": transfer.destination,
         "found": state.transfer_id if state else None,
+        "matched_by": (
+            None
+            if state is None
+            else "veza_idempotency_key"
+            if state.metadata.get("veza_idempotency_key") == transfer.id
+            else "order_id"
+            if transfer.order_id and state.metadata.get("order_id") == transfer.order_id
+            else "veza_idempotency_key"
+        ),
     }
     if state is None:
         return Problem(
@@ -307,16 +391,33 @@ def check_transfer_without_id(
     )
 
 
+WITH_STRIPE_TRANSFER = ("completed", "reversal_pending", "partially_reversed")
+"""Transfer statuses in which a Stripe transfer exists (its id is needed to reverse)."""
+
+
+def _find_transfer(ctx: Context, transfer: SellerTransfer) -> TransferState | None:
+    """By the row's key first; then, for a legacy row, by its order id in the metadata."""
+    assert ctx.provider is not None  # noqa: S101
+    after = transfer.created_at - dt.timedelta(days=1)
+    found = ctx.provider.find_transfer(
+        transfer.id, destination=transfer.destination, created_after=after
+    )
+    if found is None and transfer.order_id and isinstance(ctx.provider, LegacyTransferFinder):
+        found = ctx.provider.find_transfer_by_order(
+            transfer.order_id, destination=transfer.destination, created_after=after
+        )
+    return found
+
+
 TRANSFERS_WITHOUT_STRIPE_ID = Rule(
     "transfers_without_stripe_id",
     SellerTransfer,
     "transfer",
     lambda now, s: sa.and_(
-        SellerTransfer.status == "completed", _missing(SellerTransfer.stripe_transfer_id)
+        SellerTransfer.status.in_(WITH_STRIPE_TRANSFER),
+        _missing(SellerTransfer.stripe_transfer_id),
     ),
-    lambda ctx, t: ctx.provider.find_transfer(  # type: ignore[union-attr]
-        t.id, destination=t.destination, created_after=t.created_at - dt.timedelta(days=1)
-    ),
+    _find_transfer,
     check_transfer_without_id,
 )
 
@@ -442,16 +543,31 @@ UNPAID_ACTIVE_SUBSCRIPTIONS = Rule(
 
 @attrs.frozen
 class MoneyState:
-    """The other side of a paid order: the PSP's payment and the refund rows' sum."""
+    """The other side of a paid order: the PSP's payment and the refund rows.
+
+    Attributes:
+        payment: The PSP's payment (``None``: it has none).
+        succeeded_refunds: The sum of the order's succeeded refund rows.
+        refund_ids: The PSP refund ids the ledger's rows carry.
+        refunds_without_id: Rows (pending or succeeded) whose PSP id is not recorded
+            yet: that many unknown PSP refunds may be theirs.
+    """
 
     payment: PaymentState | None
     succeeded_refunds: int
+    refund_ids: frozenset[str] = frozenset()
+    refunds_without_id: int = 0
 
 
 def check_money(
     order: Order, state: MoneyState, now: dt.datetime, settings: ReconcileSettings
 ) -> Problem | None:
-    """Money that does not add up on a paid order (a human decides)."""
+    """Money that does not add up on a paid order (a human decides).
+
+    Every amount the PSP states is compared with the ledger's: what it captured, in
+    which currency, its status (a payment ``failed`` at the PSP is no capture), and the
+    refunds it lists (one the ledger lacks was made in the PSP's dashboard).
+    """
     evidence: dict[str, Any] = {
         "captured": order.captured_amount,
         "refunded": order.refunded_amount,
@@ -475,31 +591,126 @@ def check_money(
     }
     if payment.status == "conflicted":
         return Problem("critical", "the PSP marks this payment conflicted", evidence)
+    if payment.status not in CAPTURED_STATUSES:
+        return Problem(
+            "critical", f"paid here, {payment.status} at the PSP (nothing captured)", evidence
+        )
     if payment.amount_received is not None and payment.amount_received != order.captured_amount:
         return Problem("critical", "the PSP captured a different amount", evidence)
     if payment.currency and payment.currency.upper() != order.currency:
         return Problem("critical", "the PSP charged another currency", evidence)
+    if payment.refunds is not None:
+        unknown = [
+            r
+            for r in payment.refunds
+            if r.refund_id not in state.refund_ids and r.status in ("succeeded", "pending")
+        ]
+        if len(unknown) > state.refunds_without_id:
+            evidence["psp_refunds_unknown_here"] = [
+                {"refund_id": r.refund_id, "status": r.status, "amount": r.amount} for r in unknown
+            ]
+            return Problem(
+                "critical",
+                "the PSP lists refunds the ledger lacks (made outside veza)",
+                evidence,
+            )
     return None
 
 
 def _fetch_money(ctx: Context, order: Order) -> MoneyState:
     assert ctx.provider is not None  # noqa: S101
-    total = ctx.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
-            Refund.order_id == order.id, Refund.status == "succeeded"
+    rows = ctx.session.execute(
+        sa.select(Refund.amount, Refund.status, Refund.hyperswitch_refund_id).where(
+            Refund.order_id == order.id, Refund.status.in_(("pending", "succeeded"))
         )
-    )
+    ).all()
+    total = sum(int(a) for a, status, _ in rows if status == "succeeded")
+    ids = frozenset(str(i) for _, _, i in rows if i)
     payment = ctx.provider.payment(order.psp_payment_id) if order.psp_payment_id else None
-    return MoneyState(payment, int(total or 0))
+    return MoneyState(payment, total, ids, sum(1 for _, _, i in rows if not i))
+
+
+def _not_examined_since(rule: str, since: Any) -> Any:  # noqa: ANN401 - SQL expressions
+    return ~sa.exists().where(
+        RuleCheck.rule == rule, RuleCheck.object_id == Order.id, RuleCheck.checked_at >= since
+    )
 
 
 MONEY_MISMATCH = Rule(
     "money_mismatch",
     Order,
     "order",
-    lambda now, s: sa.and_(Order.status.in_(PAID), Order.updated_at >= now - s.amount_lookback),
+    lambda now, s: Order.status.in_(PAID),
     _fetch_money,
     check_money,
+    claim=lambda now, s: sa.or_(
+        Order.updated_at >= now - s.amount_lookback,
+        _not_examined_since("money_mismatch", now - s.old_order_recheck),
+    ),
+)
+"""Every paid order, whatever its age: recent ones each ``recheck_after``, older ones
+each ``old_order_recheck`` (keyset-paged by id like every claim)."""
+
+# ---------------------------------------------------------------- 8. late captures
+
+
+def check_late_capture(
+    order: Order, payment: PaymentState | None, now: dt.datetime, settings: ReconcileSettings
+) -> Problem | None:
+    """A closed order the PSP captured money for: booked, then open until an operator decides.
+
+    Policy (``late-captures.md``): book and flag. The capture is posted (the books follow
+    the money) and the finding stays open until ``decide_late_capture`` records
+    ``fulfil`` or ``refund``.
+    """
+    evidence = late_capture_evidence(order, now) | {
+        "order_amount": order.amount,
+        "psp_payment_id": order.psp_payment_id,
+        "psp_status": payment.status if payment else None,
+        "psp_received": payment.amount_received if payment else None,
+    }
+    if order.late_capture_from is not None and order.late_capture_decision is None:
+        return Problem(
+            "warning",
+            f"captured after the order was {order.late_capture_from}: fulfil or refund",
+            evidence,
+        )
+    if order.status not in CLOSED_ORDER_STATUSES:
+        return None
+    if payment is None or payment.status not in CAPTURED_STATUSES:
+        return None
+    received = payment.amount_received
+    if received is not None and received <= 0:
+        problem = capture_amount_problem(order.amount, received)
+        return Problem("critical", f"{problem} on a {order.status} order: nothing booked", evidence)
+    return Problem(
+        "critical",
+        f"the PSP captured money for a {order.status} order: booked, fulfil or refund",
+        evidence,
+        "book_late_capture",
+        {"captured_amount": bookable_capture(order.amount, received)},
+        keep_open=True,
+    )
+
+
+LATE_CAPTURES = Rule(
+    LATE_CAPTURES_RULE,
+    Order,
+    "order",
+    lambda now, s: sa.or_(
+        sa.and_(
+            Order.status.in_(tuple(CLOSED_ORDER_STATUSES)),
+            Order.updated_at >= now - s.late_capture_lookback,
+        ),
+        sa.and_(Order.late_capture_from.is_not(None), Order.late_capture_decision.is_(None)),
+    ),
+    _fetch_payment,
+    check_late_capture,
+    claim=lambda now, s: sa.or_(
+        Order.updated_at >= now - s.amount_lookback,
+        Order.late_capture_from.is_not(None),
+        _not_examined_since(LATE_CAPTURES_RULE, now - s.old_order_recheck),
+    ),
 )
 
 RULES: Mapping[str, Rule] = {
@@ -511,6 +722,7 @@ RULES: Mapping[str, Rule] = {
         TRANSFERS_WITHOUT_STRIPE_ID,
         UNREVERSED_REFUNDS,
         UNPAID_ACTIVE_SUBSCRIPTIONS,
+        LATE_CAPTURES,
         MONEY_MISMATCH,
     )
 }

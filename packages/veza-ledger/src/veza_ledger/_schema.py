@@ -92,6 +92,11 @@ class Order(Base):
     refunded_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     fee_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     last_event_at: Mapped[dt.datetime | None]
+    # Late captures (0004): the closed status a capture landed on, when it was booked,
+    # and the operator's decision (``fulfil`` or ``refund``); NULL for ordinary orders.
+    late_capture_from: Mapped[str | None] = mapped_column(sa.String(32))
+    late_capture_at: Mapped[dt.datetime | None]
+    late_capture_decision: Mapped[str | None] = mapped_column(sa.String(16))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -115,6 +120,9 @@ class Refund(Base):
     status: Mapped[str] = mapped_column(sa.String(32), default=REFUND.initial)
     hyperswitch_refund_id: Mapped[str | None] = mapped_column(sa.String(64))
     reason: Mapped[str | None] = mapped_column(sa.String(255))
+    # 0004: what veza asked for, kept when the PSP refunded another amount (``amount``
+    # is then what the PSP refunded, which is what the journal books); NULL otherwise.
+    requested_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
     last_event_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -137,7 +137,9 @@ def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None
         target = {"mark_failed": "failed", "cancel_order": "cancelled", "expire_order": "expired"}
         ledger._move(session, Order, ORDER, row, target[action])
     elif action == "refund_succeeded":
-        ledger._refund_succeeded(session, row)
+        ledger._refund_succeeded(session, row, params.get("amount"))
+    elif action == "book_late_capture":
+        ledger._book_late_capture(session, row, params.get("captured_amount"))
     elif action == "refund_failed":
         ledger._move(session, Refund, REFUND, row, "failed")
     elif action == "set_refund_provider_id":
@@ -183,6 +185,7 @@ def candidate_query(
     after: str = "",
     limit: int = 100,
     lock: bool = False,
+    claim: Any = None,  # noqa: ANN401 - SQL expression
 ) -> sa.Select[Any]:
     """The keyset-paged claim of a rule's candidates (``EXPLAIN`` it to see the index used).
 
@@ -193,8 +196,11 @@ def candidate_query(
         after: The last id of the previous batch.
         limit: The batch size.
         lock: ``FOR UPDATE SKIP LOCKED`` (PostgreSQL).
+        claim: The rule's claim-only condition (the cadence of old rows), if any.
     """
     model = rule.model
+    if claim is not None:
+        condition = sa.and_(condition, claim)
     query = (
         sa.select(model)
         .where(condition, model.id > after, _unchecked(rule, since))
@@ -240,6 +246,7 @@ class _Sweeper:
         rule: Rule,
         condition: Any,  # noqa: ANN401 - a SQL expression
         after: str,
+        claim: Any = None,  # noqa: ANN401 - a SQL expression
     ) -> tuple[list[Any], str | None]:
         """Lock the next batch; return the rows to examine and the last id claimed."""
         lock = self.pg and not self.dry_run
@@ -250,6 +257,7 @@ class _Sweeper:
             after=after,
             limit=self.batch_size,
             lock=lock,
+            claim=claim,
         )
         rows = list(session.scalars(query.execution_options(populate_existing=True)))
         if not rows:
@@ -275,7 +283,8 @@ class _Sweeper:
             self.report.skipped_rules[rule.name] = "no provider view"
             return
         self.report.examined.setdefault(rule.name, 0)
-        self._pass(rule, rule.where(self.now, self.settings))
+        claim = rule.claim(self.now, self.settings) if rule.claim is not None else None
+        self._pass(rule, rule.where(self.now, self.settings), claim)
         ids = self._open_finding_ids(rule)
         if ids:
             self._pass(rule, rule.model.id.in_(ids))
@@ -284,11 +293,11 @@ class _Sweeper:
         with self.ledger.transaction() as session:
             return open_finding_objects(session, rule.name, limit=10_000)
 
-    def _pass(self, rule: Rule, condition: Any) -> None:  # noqa: ANN401
+    def _pass(self, rule: Rule, condition: Any, claim: Any = None) -> None:  # noqa: ANN401
         after = ""
         while not self.cancel.is_set():
             with self.ledger.transaction() as session:
-                rows, last = self._claim(session, rule, condition, after)
+                rows, last = self._claim(session, rule, condition, after, claim)
                 if last is None:
                     return
                 after = last
@@ -402,7 +411,8 @@ class _Sweeper:
                 proposed_action=problem.action,
                 applied_action=problem.action if applied else None,
                 now=self.now,
-                resolved=applied,  # fixed: the finding stays as a record, resolved
+                # fixed: the finding stays as a record, resolved (open if a human decides)
+                resolved=applied and not problem.keep_open,
             )
         )
         self.report.add(

@@ -35,6 +35,9 @@ from veza_payments import (
 METADATA_KEY = "veza_idempotency_key"
 """Where veza-payments writes the caller's idempotency key on every Stripe object."""
 
+LEGACY_ORDER_KEY = "order_id"
+"""Where the original platform wrote its order id on the transfers it made."""
+
 __all__ = ["PaymentsProviderView", "StripeWorkerProvider"]
 
 
@@ -44,7 +47,10 @@ class PaymentsProviderView:
     Payments are read with ``force_sync`` (Hyperswitch sends no webhook for non-terminal
     payments, and its stored status can lag the connector's). Transfers are found by the
     row id veza-payments writes into each transfer's metadata, paging the list endpoint
-    (Stripe's Events API only reaches back 30 days).
+    (Stripe's Events API only reaches back 30 days); the original platform's transfers by
+    their ``metadata[order_id]`` (:class:`~veza_ledger.LegacyTransferFinder`). A payment's
+    refunds are read from the list Hyperswitch returns with it, so ``money_mismatch`` can
+    see refunds made in the dashboard.
 
     Args:
         hyperswitch: The Hyperswitch client (its idempotency namespace derives ids).
@@ -67,6 +73,7 @@ class PaymentsProviderView:
             payment.amount,
             payment.amount_received,
             payment.currency,
+            _listed_refunds(payment.raw.get("refunds"), payment.payment_id),
         )
 
     def payment_for_order(self, order_id: str) -> PaymentState | None:
@@ -107,6 +114,45 @@ class PaymentsProviderView:
                 dict(transfer.metadata),
             )
         return None
+
+    def find_transfer_by_order(
+        self, order_id: str, *, destination: str, created_after: dt.datetime | None
+    ) -> TransferState | None:
+        """The original platform's transfer: its ``metadata[order_id]`` is ``order_id``."""
+        if self.stripe is None:
+            return None
+        created = {"gte": int(created_after.timestamp())} if created_after else None
+        for transfer in self.stripe.find_transfers(
+            destination=destination, created=created, metadata={LEGACY_ORDER_KEY: order_id}
+        ):
+            return TransferState(
+                transfer.id,
+                transfer.amount,
+                transfer.amount_reversed,
+                transfer.destination,
+                dict(transfer.metadata),
+            )
+        return None
+
+
+def _listed_refunds(value: object, payment_id: str) -> tuple[RefundState, ...] | None:
+    """The refunds Hyperswitch lists on a payment (``None``: the response has no list)."""
+    if not isinstance(value, list):
+        return None
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("refund_id"), str):
+            return None  # an unexpected shape: do not guess (no false "made outside veza")
+        amount = item.get("amount")
+        out.append(
+            RefundState(
+                item["refund_id"],
+                str(item.get("status", "")),
+                amount if isinstance(amount, int) and not isinstance(amount, bool) else 0,
+                payment_id,
+            )
+        )
+    return tuple(out)
 
 
 class StripeWorkerProvider:
