@@ -9,6 +9,7 @@ from veza_ledger._allocation import allocate_reversals
 from veza_ledger._base import Accounts
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
+    FlowConflictError,
     IllegalTransition,
     InvalidAmount,
     JournalConflict,
@@ -18,6 +19,9 @@ from veza_ledger._errors import (
     NotFound,
     RefundExceedsCaptured,
     SchemaOutOfDate,
+    TransferCurrencyMismatchError,
+    TransferExceedsShareError,
+    TransferNotAllowedError,
     TransitionConflict,
     UnbalancedTransaction,
 )
@@ -43,7 +47,7 @@ from veza_ledger._migrations import (
     head_revision,
     upgrade,
 )
-from veza_ledger._orders import fee_captured, refund_split
+from veza_ledger._orders import fee_captured, refund_split, seller_share
 from veza_ledger._provider import (
     PaymentState,
     ProviderView,
@@ -107,6 +111,7 @@ __all__ = [
     "EligibilityReason",
     "EventOutcome",
     "Finding",
+    "FlowConflictError",
     "IllegalTransition",
     "InvalidAmount",
     "JournalConflict",
@@ -143,7 +148,10 @@ __all__ = [
     "SweepItem",
     "SweepReport",
     "TransferCreator",
+    "TransferCurrencyMismatchError",
+    "TransferExceedsShareError",
     "TransferFinder",
+    "TransferNotAllowedError",
     "TransferReverser",
     "TransferState",
     "TransitionConflict",
@@ -173,6 +181,7 @@ __all__ = [
     "run_sweep",
     "run_transfer_worker",
     "schema_drift",
+    "seller_share",
     "sweep_webhook_log",
     "upgrade",
 ]
