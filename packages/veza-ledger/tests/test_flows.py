@@ -7,6 +7,7 @@ derived without it (the old docs' ``payment_id_for(order_id)``) would differ.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 
 from veza_ledger import FlowConflictError, Ledger, seller_share
 from veza_ledger.flows import (
+    astart_payment,
+    astart_refund,
     queue_seller_transfer,
     seller_transfer_id,
     start_payment,
@@ -22,6 +25,7 @@ from veza_ledger.flows import (
 )
 from veza_payments import (
     APIConnectionError,
+    AsyncHyperswitchClient,
     HyperswitchClient,
     InvalidRequestError,
     RetryPolicy,
@@ -238,3 +242,56 @@ def test_queue_tops_up_to_the_share_and_never_past_it(
     total = sum(t.amount for t in ledger.transfers_of(order.id))
     assert total == share
     assert (queued is None) == (first == share)
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+def test_the_async_twins_follow_the_same_rule(ledger: Ledger, psp: FakeHyperswitch) -> None:
+    """``astart_payment`` / ``astart_refund``: ids stored before the awaited call."""
+    psp.reset()
+
+    async def scenario() -> tuple[str, str]:
+        async with AsyncHyperswitchClient(
+            psp.api_key,
+            base_url=psp.url,
+            idempotency_namespace=NAMESPACE,
+            max_retries=RetryPolicy(total=0),
+            sleep=_no_sleep,
+        ) as client:
+            psp.inject(Fault("drop", method="POST", path_prefix="/payments"))
+            with pytest.raises(APIConnectionError):
+                await astart_payment(
+                    ledger,
+                    client,
+                    order_id="order-a",
+                    buyer_id="b",
+                    seller_id="s",
+                    amount=700,
+                    currency="EUR",
+                )
+            lost_id = ledger.order("order-a").psp_payment_id or ""
+            started = await astart_payment(
+                ledger,
+                client,
+                order_id="order-a",
+                buyer_id="b",
+                seller_id="s",
+                amount=700,
+                currency="EUR",
+            )  # the retry: same order, same payment
+            psp.set_payment_status(started.payment.payment_id, "succeeded")
+            ledger.mark_paid("order-a")
+            psp.inject(Fault("drop", after_commit=True, method="POST", path_prefix="/refunds"))
+            psp.inject(Fault("drop", method="GET", path_prefix="/refunds"))
+            with pytest.raises(APIConnectionError):
+                await astart_refund(ledger, client, "order-a", refund_id="refund-a")
+            return lost_id, started.payment.payment_id
+
+    lost_id, paid_id = asyncio.run(scenario())
+    assert lost_id == paid_id == payment_id_for("order-a", namespace=NAMESPACE)
+    assert list(psp.payments) == [paid_id]
+    row = ledger.refund("refund-a")
+    assert row.hyperswitch_refund_id == refund_id_for("refund-a", namespace=NAMESPACE)
+    assert list(psp.refunds) == [row.hyperswitch_refund_id]

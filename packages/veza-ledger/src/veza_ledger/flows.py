@@ -27,12 +27,16 @@ Example::
     queue_seller_transfer(ledger, started.order.id, destination="acct_s")
     start_refund(ledger, hyperswitch, started.order.id)  # everything left, or an amount
 
-The calls are synchronous (the ledger is); in an ``async`` web handler run them in the
-threadpool (FastAPI does for ``def`` routes), never on the event loop.
+The calls are synchronous (the ledger is): in an ``async`` web handler run them in the
+threadpool (FastAPI does for ``def`` routes), never on the event loop, or use the twins
+:func:`astart_payment` / :func:`astart_refund` with ``AsyncHyperswitchClient``, which
+run the ledger's writes in a worker thread and await the provider.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +48,12 @@ from veza_ledger._errors import FlowConflictError, NotFound, TransferExceedsShar
 from veza_ledger._ledger import Ledger
 from veza_ledger._orders import seller_share
 from veza_ledger._schema import Order, Refund, SellerTransfer
-from veza_payments import HyperswitchClient, InvalidRequestError, Payment
+from veza_payments import (
+    AsyncHyperswitchClient,
+    HyperswitchClient,
+    InvalidRequestError,
+    Payment,
+)
 from veza_payments import Refund as ProviderRefund
 
 __all__ = [
@@ -52,6 +61,8 @@ __all__ = [
     "FlowConflictError",
     "PaymentStarted",
     "RefundStarted",
+    "astart_payment",
+    "astart_refund",
     "queue_seller_transfer",
     "seller_transfer_id",
     "start_payment",
@@ -130,10 +141,43 @@ def start_payment(
         FlowConflictError: ``order_id`` exists with other fields or another payment id.
         veza_payments.PaymentsError: The provider call failed (the order is kept).
     """
-    order_id = order_id or new_id()
+    order = _order_for_payment(
+        ledger,
+        hyperswitch,
+        order_id=order_id or new_id(),
+        buyer_id=buyer_id,
+        seller_id=seller_id,
+        amount=amount,
+        currency=currency,
+        fee_amount=fee_amount,
+    )
+    payment = hyperswitch.create_payment(
+        order.id,
+        amount=order.amount,
+        currency=order.currency,
+        customer_id=customer_id or buyer_id,
+        description=description,
+        metadata={**(metadata or {}), "order_id": order.id},
+        return_url=return_url,
+    )
+    return PaymentStarted(order, payment)
+
+
+def _order_for_payment(
+    ledger: Ledger,
+    hyperswitch: HyperswitchClient | AsyncHyperswitchClient,
+    *,
+    order_id: str,
+    buyer_id: str,
+    seller_id: str,
+    amount: int,
+    currency: str,
+    fee_amount: int,
+) -> Order:
+    """The order row with its provider payment id, written before any provider call."""
     payment_id = hyperswitch.payment_id_for(order_id)
     try:
-        order = ledger.create_order(
+        return ledger.create_order(
             order_id=order_id,
             psp_payment_id=payment_id,
             buyer_id=buyer_id,
@@ -150,17 +194,7 @@ def start_payment(
             "currency": currency.strip().upper(),
             "fee_amount": fee_amount,
         }
-        order = _same_order(ledger, order_id, payment_id, fields)
-    payment = hyperswitch.create_payment(
-        order.id,
-        amount=order.amount,
-        currency=order.currency,
-        customer_id=customer_id or buyer_id,
-        description=description,
-        metadata={**(metadata or {}), "order_id": order.id},
-        return_url=return_url,
-    )
-    return PaymentStarted(order, payment)
+        return _same_order(ledger, order_id, payment_id, fields)
 
 
 def _same_order(
@@ -218,18 +252,101 @@ def start_refund(
         FlowConflictError: The order has no provider payment id.
         veza_payments.PaymentsError: The provider call failed.
     """
+    payment_id, row = _refund_row(ledger, hyperswitch, order_id, amount, reason, refund_id)
+    try:
+        provider_refund = hyperswitch.create_refund(
+            row.id, payment_id=payment_id, amount=row.amount, reason=reason
+        )
+    except InvalidRequestError:
+        ledger.refund_failed(row.id)
+        raise
+    return RefundStarted(row, provider_refund)
+
+
+def _refund_row(  # noqa: PLR0917 - private, start_refund's arguments in order
+    ledger: Ledger,
+    hyperswitch: HyperswitchClient | AsyncHyperswitchClient,
+    order_id: str,
+    amount: int | None,
+    reason: str | None,
+    refund_id: str | None,
+) -> tuple[str, Refund]:
+    """The order's payment id and the new refund row, its provider id already stored."""
     order = ledger.order(order_id)
     if not order.psp_payment_id:
         msg = f"order {order_id!r} has no provider payment id; start its payment first"
         raise FlowConflictError(msg)
     row = ledger.create_refund(order.id, amount, refund_id=refund_id, reason=reason)
-    row = ledger.set_refund_provider_id(row.id, hyperswitch.refund_id_for(row.id))
+    return order.psp_payment_id, ledger.set_refund_provider_id(
+        row.id, hyperswitch.refund_id_for(row.id)
+    )
+
+
+async def astart_payment(
+    ledger: Ledger,
+    hyperswitch: AsyncHyperswitchClient,
+    *,
+    buyer_id: str,
+    seller_id: str,
+    amount: int,
+    currency: str,
+    fee_amount: int = 0,
+    order_id: str | None = None,
+    customer_id: str | None = None,
+    description: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    return_url: str | None = None,
+) -> PaymentStarted:
+    """:func:`start_payment` with ``AsyncHyperswitchClient``.
+
+    The ledger is synchronous: its writes run in a worker thread
+    (``asyncio.to_thread``), never on the event loop; the provider call is awaited.
+    Same order of steps, same arguments, same errors.
+    """
+    order = await asyncio.to_thread(
+        functools.partial(
+            _order_for_payment,
+            ledger,
+            hyperswitch,
+            order_id=order_id or new_id(),
+            buyer_id=buyer_id,
+            seller_id=seller_id,
+            amount=amount,
+            currency=currency,
+            fee_amount=fee_amount,
+        )
+    )
+    payment = await hyperswitch.create_payment(
+        order.id,
+        amount=order.amount,
+        currency=order.currency,
+        customer_id=customer_id or buyer_id,
+        description=description,
+        metadata={**(metadata or {}), "order_id": order.id},
+        return_url=return_url,
+    )
+    return PaymentStarted(order, payment)
+
+
+async def astart_refund(
+    ledger: Ledger,
+    hyperswitch: AsyncHyperswitchClient,
+    order_id: str,
+    amount: int | None = None,
+    *,
+    reason: str | None = None,
+    refund_id: str | None = None,
+) -> RefundStarted:
+    """:func:`start_refund` with ``AsyncHyperswitchClient`` (ledger writes in a thread)."""
+    payment_id, row = await asyncio.to_thread(
+        _refund_row, ledger, hyperswitch, order_id, amount, reason, refund_id
+    )
     try:
-        provider_refund = hyperswitch.create_refund(
-            row.id, payment_id=order.psp_payment_id, amount=row.amount, reason=reason
+        provider_refund = await hyperswitch.create_refund(
+            row.id, payment_id=payment_id, amount=row.amount, reason=reason
         )
     except InvalidRequestError:
-        ledger.refund_failed(row.id)
+        await asyncio.to_thread(ledger.refund_failed, row.id)
         raise
     return RefundStarted(row, provider_refund)
 
