@@ -119,7 +119,7 @@ def test_a_full_refund_whose_response_is_lost_keeps_the_provider_id(
     """Issue 14: the retry of a full refund is IR_13; the client reads the id back."""
     payment_id = _paid(ledger, hyperswitch, psp, "order-2")
     psp.inject(Fault("drop", after_commit=True, method="POST", path_prefix="/refunds"))
-    started = start_refund(ledger, hyperswitch, "order-2", refund_id="refund-2")
+    started = start_refund(ledger, hyperswitch, order_id="order-2", refund_id="refund-2")
     expected = refund_id_for("refund-2", namespace=NAMESPACE)
     assert started.provider_refund.refund_id == expected == started.row.hyperswitch_refund_id
     assert ledger.refund("refund-2").hyperswitch_refund_id == expected
@@ -145,7 +145,7 @@ def test_the_refund_id_is_recorded_even_when_the_client_gives_up(
         ) as once,
         pytest.raises(APIConnectionError),
     ):
-        start_refund(ledger, once, "order-3", refund_id="refund-3")
+        start_refund(ledger, once, order_id="order-3", refund_id="refund-3")
     row = ledger.refund("refund-3")
     expected = refund_id_for("refund-3", namespace=NAMESPACE)
     assert (row.status, row.hyperswitch_refund_id) == ("pending", expected)
@@ -160,7 +160,7 @@ def test_a_refusal_fails_the_row_and_frees_its_amount(
     _buy(ledger, hyperswitch, "order-4")
     ledger.mark_paid("order-4")  # the ledger believes it; the provider does not
     with pytest.raises(InvalidRequestError):
-        start_refund(ledger, hyperswitch, "order-4", 400, refund_id="refund-4")
+        start_refund(ledger, hyperswitch, order_id="order-4", amount=400, refund_id="refund-4")
     assert ledger.refund("refund-4").status == "failed"
     assert psp.refunds == {}
     assert ledger.create_refund("order-4", 1000).amount == 1000  # all of it is refundable
@@ -174,7 +174,7 @@ def test_a_refund_without_a_payment_id_is_refused(
     )
     ledger.mark_paid(order.id)
     with pytest.raises(FlowConflictError, match="no provider payment id"):
-        start_refund(ledger, hyperswitch, order.id)
+        start_refund(ledger, hyperswitch, order_id=order.id)
     assert ledger.refunds_of(order.id) == []
 
 
@@ -206,7 +206,7 @@ def test_a_fully_refunded_order_owes_no_transfer(
     ledger: Ledger, hyperswitch: HyperswitchClient, psp: FakeHyperswitch
 ) -> None:
     _paid(ledger, hyperswitch, psp, "order-7")
-    started = start_refund(ledger, hyperswitch, "order-7")
+    started = start_refund(ledger, hyperswitch, order_id="order-7")
     ledger.refund_succeeded(started.row.id)
     assert queue_seller_transfer(ledger, "order-7", destination="acct_s") is None
     assert ledger.transfers_of("order-7") == []
@@ -286,7 +286,7 @@ def test_the_async_twins_follow_the_same_rule(ledger: Ledger, psp: FakeHyperswit
             psp.inject(Fault("drop", after_commit=True, method="POST", path_prefix="/refunds"))
             psp.inject(Fault("drop", method="GET", path_prefix="/refunds"))
             with pytest.raises(APIConnectionError):
-                await astart_refund(ledger, client, "order-a", refund_id="refund-a")
+                await astart_refund(ledger, client, order_id="order-a", refund_id="refund-a")
             return lost_id, started.payment.payment_id
 
     lost_id, paid_id = asyncio.run(scenario())

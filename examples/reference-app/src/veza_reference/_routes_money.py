@@ -205,7 +205,11 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
         if not principal.is_admin and principal.user_id != order.seller_id:
             raise ClientError(403, "only the order's seller (or an admin) refunds it")
         started = start_refund(
-            services.ledger, services.hyperswitch, order.id, request.amount, reason=request.reason
+            services.ledger,
+            services.hyperswitch,
+            order_id=order.id,
+            amount=request.amount,
+            reason=request.reason,
         )
         row, result = started.row, started.provider_refund
         return {

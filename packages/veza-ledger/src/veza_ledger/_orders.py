@@ -85,9 +85,10 @@ class OrdersMixin(LedgerBase):
     ) -> Order:
         """Create an order in ``pending_payment``.
 
-        Pass ``psp_payment_id`` when you know it before calling the PSP (veza-payments
-        derives it from the order id: ``payment_id_for(order_id)``), so a webhook that
-        arrives before the PSP's response finds the order.
+        Pass ``psp_payment_id``, known before calling the PSP (the client derives it
+        from the order id: ``hyperswitch.payment_id_for(order_id)``, its namespace
+        included), so a webhook that arrives before the PSP's response finds the order;
+        :func:`veza_ledger.flows.start_payment` does exactly that.
         """
         amount, currency = check_money(amount, currency)
         if isinstance(fee_amount, bool) or not isinstance(fee_amount, int):

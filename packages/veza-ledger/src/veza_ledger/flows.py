@@ -25,7 +25,7 @@ Example::
     )
     # ... the payment webhook marks the order paid (ledger.apply_event) ...
     queue_seller_transfer(ledger, started.order.id, destination="acct_s")
-    start_refund(ledger, hyperswitch, started.order.id)  # everything left, or an amount
+    start_refund(ledger, hyperswitch, order_id=started.order.id)  # all that is left, or amount=
 
 The calls are synchronous (the ledger is): in an ``async`` web handler run them in the
 threadpool (FastAPI does for ``def`` routes), never on the event loop, or use the twins
@@ -218,9 +218,9 @@ def _same_order(
 def start_refund(
     ledger: Ledger,
     hyperswitch: HyperswitchClient,
+    *,
     order_id: str,
     amount: int | None = None,
-    *,
     reason: str | None = None,
     refund_id: str | None = None,
 ) -> RefundStarted:
@@ -331,9 +331,9 @@ async def astart_payment(
 async def astart_refund(
     ledger: Ledger,
     hyperswitch: AsyncHyperswitchClient,
+    *,
     order_id: str,
     amount: int | None = None,
-    *,
     reason: str | None = None,
     refund_id: str | None = None,
 ) -> RefundStarted:
