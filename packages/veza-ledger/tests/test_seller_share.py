@@ -27,6 +27,7 @@ from veza_ledger import (
     fee_captured,
     seller_share,
 )
+from veza_ledger._rules import ReconcileSettings, check_unreversed_refund
 from veza_ledger._schema import Order
 
 
@@ -133,8 +134,17 @@ def test_refunds_do_not_lower_the_cap_they_are_reversed(ledger: Ledger) -> None:
     refund = ledger.create_refund(order.id, 500)
     ledger.refund_succeeded(refund.id)
     transfer = _transfer(ledger, order, 850)
+    assert ledger.transfer(transfer).reversal_due == 425  # born owing the refunded share
     with pytest.raises(TransferExceedsShareError):
         _transfer(ledger, order, 1)
+    completed = ledger.transfer_completed(transfer, "tr_1")
+    assert (completed.status, completed.reversal_due) == ("reversal_pending", 425)
+    assert (
+        check_unreversed_refund(
+            completed, ledger.order(order.id), ledger.now(), ReconcileSettings()
+        )
+        is None
+    )
     ledger.refund_succeeded(ledger.create_refund(order.id, 100).id)
     row = ledger.transfer(transfer)
     refunded_share = ledger.order(order.id).refunded_amount - ledger.order(order.id).fee_refunded

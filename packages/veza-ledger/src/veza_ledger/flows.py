@@ -368,7 +368,8 @@ def queue_seller_transfer(
     The amount is :func:`~veza_ledger.seller_share` minus what the order's transfers
     already carry. Refunds are not subtracted: the ledger recovers a refunded seller
     share from the order's transfers by reversal (one allocation rule), so a transfer
-    queued after a partial refund is paid, then reversed by that share.
+    queued after a partial refund is born owing that share (``reversal_due``) and is
+    reversed by it once paid.
 
     Idempotent: a second call (a webhook delivered twice, two instances at once)
     answers the transfer already queued under ``transfer_id``.
