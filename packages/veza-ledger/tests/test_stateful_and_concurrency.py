@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -23,8 +25,10 @@ from veza_ledger import (
     PayoutExceedsBalance,
     ProviderEvent,
     RefundExceedsCaptured,
+    TransferExceedsShareError,
     TransitionConflict,
     create_engine,
+    seller_share,
     upgrade,
 )
 from veza_ledger._schema import Order, Refund, SellerPayout, SellerTransfer, Subscription
@@ -136,15 +140,21 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=transfers, order=orders)
     def create_transfer(self, order: str) -> str:
         row = self.ledger.order(order)
-        if row.amount - row.fee_amount <= 0:
-            return "missing"
-        return self.ledger.create_transfer(
+        room = seller_share(row) - sum(
+            t.amount + t.netted_amount for t in self.ledger.transfers_of(order)
+        )
+        create = functools.partial(
+            self.ledger.create_transfer,
             seller_id=row.seller_id,
             destination="acct_x",
-            amount=row.amount - row.fee_amount,
             currency=row.currency,
             order_id=order,
-        ).id
+        )
+        if room <= 0:  # unpaid, or its share already transferred: refused, nothing written
+            with pytest.raises(TransferExceedsShareError):
+                create(amount=max(1, seller_share(row)))
+            return "missing"
+        return create(amount=room).id
 
     @rule(transfer=transfers)
     def complete_transfer(self, transfer: str) -> None:

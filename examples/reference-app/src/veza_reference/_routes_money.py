@@ -1,11 +1,13 @@
 """Orders, refunds, the Hyperswitch webhook, subscriptions and the distribution gate.
 
-The order of operations is the point: the ledger row exists **before** the provider is
-called, its id is the idempotency key, and the provider's id is derived from it (so it
-is recorded before the call, and a webhook that beats the response still finds the
-order). A refund row is created inside the captured amount first, then the PSP is
-called with the row's id. Everything after that (webhooks, polling, transfers,
-reversals) is the ledger's and its workers'.
+The money steps are veza-ledger's (:mod:`veza_ledger.flows`), not spelled out here:
+``start_payment`` writes the order first with the provider id the client derives
+(``payment_id_for``, its namespace included) and then calls the provider with the
+order's id as the key; ``start_refund`` writes the refund row inside what is left,
+records ``refund_id_for(row id)`` on it, and only then calls the provider, so a lost
+response still leaves the provider's id on the row. The seller's transfer is queued
+from ``seller_share`` (the webhook handlers). Everything after that (webhooks, polling,
+transfers, reversals) is the ledger's and its workers'.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from veza_ledger import EligibilityReason, NotFound
-from veza_payments import payment_id_for
+from veza_ledger.flows import start_payment, start_refund
 from veza_reference._access import Access
 from veza_reference._auth import Admin, User
 from veza_reference._db import Purchase, Track
@@ -97,25 +99,19 @@ def _pay(
     fee: int,
     description: str,
 ) -> dict[str, Any]:
-    namespace = services.hyperswitch.idempotency_namespace
-    services.ledger.create_order(
+    started = start_payment(
+        services.ledger,
+        services.hyperswitch,
         order_id=order_id,
         buyer_id=buyer_id,
         seller_id=seller_id,
         amount=amount,
         currency="EUR",
         fee_amount=fee,
-        psp_payment_id=payment_id_for(order_id, namespace=namespace),
-    )
-    payment = services.hyperswitch.create_payment(
-        order_id,
-        amount=amount,
-        currency="EUR",
-        customer_id=buyer_id,
         description=description,
-        metadata={"order_id": order_id},
         return_url=f"{services.public_url}/",
     )
+    payment = started.payment
     return {
         "order_id": order_id,
         "payment_id": payment.payment_id,
@@ -208,16 +204,19 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
         order = visible_order(principal, order_id)
         if not principal.is_admin and principal.user_id != order.seller_id:
             raise ClientError(403, "only the order's seller (or an admin) refunds it")
-        row = services.ledger.create_refund(order.id, request.amount, reason=request.reason)
-        result = services.hyperswitch.create_refund(
-            row.id, payment_id=order.psp_payment_id or "", amount=row.amount, reason=request.reason
+        started = start_refund(
+            services.ledger,
+            services.hyperswitch,
+            order_id=order.id,
+            amount=request.amount,
+            reason=request.reason,
         )
-        services.ledger.set_refund_provider_id(row.id, result.refund_id)
+        row, result = started.row, started.provider_refund
         return {
             "refund_id": row.id,
             "amount": row.amount,
             "status": row.status,
-            "provider_refund_id": result.refund_id,
+            "provider_refund_id": row.hyperswitch_refund_id,
             "provider_status": result.status,
         }
 

@@ -8,13 +8,10 @@ an order becomes paid, its seller's transfer row is queued for the transfer work
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import IntegrityError
-
-from veza_ledger import EventOutcome, event_from_hyperswitch
+from veza_ledger import EventOutcome, event_from_hyperswitch, flows
 from veza_payments import WebhookEvent
 
 if TYPE_CHECKING:
@@ -31,19 +28,13 @@ def seller_account(seller_id: str) -> str:
 
 
 def queue_seller_transfer(services: Services, order_id: str) -> None:
-    """Create the seller's transfer row for a paid order (idempotent by its id)."""
+    """Queue the seller's transfer of ``seller_share`` for a paid order (once, by its id)."""
     order = services.ledger.order(order_id)
-    if order.seller_id == PLATFORM or order.status != "paid" or services.stripe is None:
+    if order.seller_id == PLATFORM or services.stripe is None:
         return
-    with contextlib.suppress(IntegrityError):  # already queued by an earlier delivery
-        services.ledger.create_transfer(
-            transfer_id=f"{order.id}-seller",
-            order_id=order.id,
-            seller_id=order.seller_id,
-            destination=seller_account(order.seller_id),
-            amount=order.captured_amount - order.fee_amount,
-            currency=order.currency,
-        )
+    flows.queue_seller_transfer(
+        services.ledger, order.id, destination=seller_account(order.seller_id)
+    )
 
 
 def register_handlers(services: Services) -> None:

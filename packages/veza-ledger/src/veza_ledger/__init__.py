@@ -10,6 +10,7 @@ from veza_ledger._base import Accounts
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
     AmountMismatch,
+    FlowConflictError,
     IllegalTransition,
     InvalidAmount,
     JournalConflict,
@@ -19,6 +20,9 @@ from veza_ledger._errors import (
     NotFound,
     RefundExceedsCaptured,
     SchemaOutOfDate,
+    TransferCurrencyMismatchError,
+    TransferExceedsShareError,
+    TransferNotAllowedError,
     TransitionConflict,
     UnbalancedTransaction,
 )
@@ -45,7 +49,7 @@ from veza_ledger._migrations import (
     head_revision,
     upgrade,
 )
-from veza_ledger._orders import fee_captured, refund_split
+from veza_ledger._orders import fee_captured, refund_split, seller_share
 from veza_ledger._payout_worker import (
     PayoutCreator,
     PayoutFinder,
@@ -117,6 +121,7 @@ __all__ = [
     "EligibilityReason",
     "EventOutcome",
     "Finding",
+    "FlowConflictError",
     "IllegalTransition",
     "InvalidAmount",
     "JournalConflict",
@@ -157,7 +162,10 @@ __all__ = [
     "SweepItem",
     "SweepReport",
     "TransferCreator",
+    "TransferCurrencyMismatchError",
+    "TransferExceedsShareError",
     "TransferFinder",
+    "TransferNotAllowedError",
     "TransferReverser",
     "TransferState",
     "TransitionConflict",
@@ -191,6 +199,7 @@ __all__ = [
     "run_sweep",
     "run_transfer_worker",
     "schema_drift",
+    "seller_share",
     "sweep_webhook_log",
     "upgrade",
 ]

@@ -74,6 +74,67 @@ class RefundExceedsCaptured(LedgerError, ValueError):  # noqa: N818 - says what 
     """Succeeded plus pending refunds would exceed what the order captured."""
 
 
+class TransferNotAllowedError(LedgerError, ValueError):
+    """A seller transfer the order it names cannot carry (raised before any row is written).
+
+    Attributes:
+        order_id: The order the transfer was for.
+    """
+
+    def __init__(self, order_id: str, message: str) -> None:
+        super().__init__(message)
+        self.order_id = order_id
+
+
+class TransferCurrencyMismatchError(TransferNotAllowedError):
+    """The transfer's currency is not its order's.
+
+    A USD transfer on an EUR order would make the EUR seller share look paid with
+    dollars: the journal's per-currency balances would never net to zero again.
+
+    Attributes:
+        order_currency: The order's currency.
+        currency: The transfer's.
+    """
+
+    def __init__(self, order_id: str, *, order_currency: str, currency: str) -> None:
+        super().__init__(
+            order_id,
+            f"transfer in {currency} on order {order_id}, whose currency is {order_currency}",
+        )
+        self.order_currency = order_currency
+        self.currency = currency
+
+
+class TransferExceedsShareError(TransferNotAllowedError):
+    """The order's transfers would add up to more than the seller's share of the capture.
+
+    Attributes:
+        share: ``seller_share(order)``: captured minus the (scaled) fee, minor units.
+        transferred: What the order's earlier transfers already carry (gross: paid
+            plus netted).
+        requested: This transfer's amount.
+    """
+
+    def __init__(self, order_id: str, *, share: int, transferred: int, requested: int) -> None:
+        super().__init__(
+            order_id,
+            f"a transfer of {requested} on order {order_id} exceeds the seller's share: "
+            f"{share} of the capture, {transferred} already transferred",
+        )
+        self.share = share
+        self.transferred = transferred
+        self.requested = requested
+
+
+class FlowConflictError(LedgerError):
+    """A money flow step (:mod:`veza_ledger.flows`) met rows that are not what it asked for.
+
+    A retried ``start_payment`` whose order id exists with another amount, buyer or
+    provider id; a refund started on an order that has no provider payment id.
+    """
+
+
 class JournalConflict(LedgerError):  # noqa: N818 - says what happened
     """A journal transaction id was posted before with different entries."""
 

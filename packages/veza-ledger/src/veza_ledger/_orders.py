@@ -39,6 +39,21 @@ def fee_captured(order: Order) -> int:
     return order.fee_amount * order.captured_amount // order.amount
 
 
+def seller_share(order: Order) -> int:
+    """The seller's share of what was captured: ``captured_amount - fee_captured(order)``.
+
+    The one place the share is computed: the capture's journal posting, the cap on the
+    order's transfers and :func:`veza_ledger.flows.queue_seller_transfer` all use it,
+    so a partial capture (whose fee scales down) never pays the seller ``amount - fee``
+    computed by hand. Refunds do not lower it: a refunded seller share is recovered
+    from the order's transfers by reversals (:func:`allocate_reversals`).
+
+    Returns:
+        Minor units, ``0`` while nothing is captured.
+    """
+    return order.captured_amount - fee_captured(order)
+
+
 def refund_split(order: Order, refund_amount: int) -> tuple[int, int]:
     """``(fee share, seller share)`` of a refund, under the documented fee policy.
 
@@ -71,9 +86,10 @@ class OrdersMixin(LedgerBase):
     ) -> Order:
         """Create an order in ``pending_payment``.
 
-        Pass ``psp_payment_id`` when you know it before calling the PSP (veza-payments
-        derives it from the order id: ``payment_id_for(order_id)``), so a webhook that
-        arrives before the PSP's response finds the order.
+        Pass ``psp_payment_id``, known before calling the PSP (the client derives it
+        from the order id: ``hyperswitch.payment_id_for(order_id)``, its namespace
+        included), so a webhook that arrives before the PSP's response finds the order;
+        :func:`veza_ledger.flows.start_payment` does exactly that.
         """
         amount, currency = check_money(amount, currency)
         if isinstance(fee_amount, bool) or not isinstance(fee_amount, int):
@@ -175,7 +191,7 @@ class OrdersMixin(LedgerBase):
         legs = [
             _journal.debit(Accounts.PSP_CLEARING, order.currency, captured),
             _journal.credit(
-                Accounts.seller_payable(order.seller_id), order.currency, captured - fee
+                Accounts.seller_payable(order.seller_id), order.currency, seller_share(order)
             ),
             _journal.credit(Accounts.PLATFORM_FEES, order.currency, fee),
         ]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value as setattr_committed
 
 from veza_ledger import _journal
+from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._base import (
     Accounts,
     LedgerBase,
@@ -31,10 +32,20 @@ from veza_ledger._base import (
     check_money,
     new_id,
 )
-from veza_ledger._errors import IllegalTransition, LedgerConfigurationError, LedgerError, NotFound
+from veza_ledger._errors import (
+    IllegalTransition,
+    LedgerConfigurationError,
+    LedgerError,
+    NotFound,
+    TransferCurrencyMismatchError,
+    TransferExceedsShareError,
+    TransferNotAllowedError,
+)
 from veza_ledger._machines import INTENT, PAYOUT, TRANSFER
+from veza_ledger._orders import seller_share
 from veza_ledger._schema import (
     JournalTransaction,
+    Order,
     ProviderIntent,
     SellerPayout,
     SellerTransfer,
@@ -105,17 +116,94 @@ class TransfersMixin(LedgerBase):
         transfer, oldest first, as long as something is left to pay: the row's
         ``amount`` is what Stripe will move, ``netted_amount`` what was withheld, and
         each netted intent records this transfer's id (``netted_into``).
+
+        A transfer for an order is bound to it: same seller, same currency, and the
+        order's transfers (gross: ``amount + netted_amount`` of each) never add up to
+        more than :func:`~veza_ledger.seller_share` of the order, checked under the
+        order's row lock so two concurrent transfers cannot both fit. Refunds do not
+        lower that cap: the refunded seller share is recovered from the transfers by
+        reversals (:func:`~veza_ledger.allocate_reversals`), and subtracting it here
+        too would take it from the seller twice; a transfer created after a partial refund
+        is born with its part of the refunded share as ``reversal_due`` (the same
+        allocation), so it goes to ``reversal_pending`` as it completes.
+
+        Raises:
+            TransferCurrencyMismatchError: ``currency`` is not the order's.
+            TransferExceedsShareError: The order's share has no room for ``amount``
+                (nothing captured yet: the share is 0).
+            TransferNotAllowedError: ``seller_id`` is not the order's seller.
+            NotFound: No order ``order_id``.
         """
         amount, currency = check_money(amount, currency)
         row_id = check_id(transfer_id or new_id(), "transfer_id")
         with self.transaction() as session:
+            order = (
+                None
+                if order_id is None
+                else self._check_order_room(session, order_id, seller_id, amount, currency)
+            )
             netted = self._net_parked(session, seller_id, currency, amount, row_id)
             transfer = self._new_transfer(
                 row_id, order_id, seller_id, destination, amount - netted, currency
             )
             transfer.netted_amount = netted
+            if order is not None:
+                transfer.reversal_due = self._due_at_creation(session, order, transfer)
             session.add(transfer)
         return transfer
+
+    @staticmethod
+    def _due_at_creation(session: Session, order: Order, transfer: SellerTransfer) -> int:
+        """The new transfer's part of the refunded seller share already on the order.
+
+        The one allocation rule (:func:`allocate_reversals`, what a refund and the
+        ``unreversed_refunds`` rule apply) over the order's transfers with this one: a
+        transfer made after a partial refund is born owing its part, so it moves to
+        ``reversal_pending`` when it completes instead of waiting for a finding.
+        """
+        rows = [
+            (created, tid, amount)
+            for tid, amount, created in session.execute(
+                sa.select(
+                    SellerTransfer.id, SellerTransfer.amount, SellerTransfer.created_at
+                ).where(SellerTransfer.order_id == order.id)
+            ).all()
+        ]
+        rows.append((transfer.created_at, transfer.id, transfer.amount))
+        rows.sort(key=lambda row: (row[0], row[1]))
+        dues = allocate_reversals(
+            refunded_seller_share(order), [(tid, amount) for _, tid, amount in rows]
+        )
+        return dues[transfer.id]
+
+    def _check_order_room(
+        self, session: Session, order_id: str, seller_id: str, amount: int, currency: str
+    ) -> Order:
+        """Refuse a transfer its order cannot carry (see :meth:`create_transfer`)."""
+        order = self._get(session, Order, order_id, lock=True)
+        if currency != order.currency:
+            raise TransferCurrencyMismatchError(
+                order.id, order_currency=order.currency, currency=currency
+            )
+        if seller_id != order.seller_id:
+            msg = f"transfer to seller {seller_id!r} on order {order.id} of another seller"
+            raise TransferNotAllowedError(order.id, msg)
+        transferred = int(
+            session.scalar(
+                sa.select(
+                    sa.func.coalesce(
+                        sa.func.sum(SellerTransfer.amount + SellerTransfer.netted_amount), 0
+                    )
+                ).where(SellerTransfer.order_id == order.id)
+            )
+            or 0
+        )
+        share = seller_share(order)
+        if transferred + amount > share:
+            raise TransferExceedsShareError(
+                order.id, share=share, transferred=transferred, requested=amount
+            )
+        return order
 
     def _net_parked(
         self, session: Session, seller_id: str, currency: str, amount: int, into: str
