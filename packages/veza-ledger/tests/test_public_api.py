@@ -7,6 +7,11 @@ import veza_ledger
 
 EXPECTED_EXPORTS = {
     "Accounts",
+    "ActivationRefused",
+    "DISPUTE",
+    "Dispute",
+    "DisputeAccounts",
+    "DisputeMismatch",
     "DEFAULT_RETENTION_DAYS",
     "Eligibility",
     "EligibilityReason",

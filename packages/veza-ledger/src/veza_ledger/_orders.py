@@ -310,6 +310,10 @@ class OrdersMixin(LedgerBase):
         ]
         _journal.post(session, f"refund:{refund.id}:succeeded", "refund", legs)
         self._claw_back(session, order, seller_share)
+        self._order_refunded(session, order)
+
+    def _order_refunded(self, session: Session, order: Order) -> None:
+        """Hook for the subscriptions part (a refunded order stops activating at once)."""
 
     def _claw_back(self, session: Session, order: Order, seller_share: int) -> None:  # noqa: ARG002 - kept for subclasses; the allocation is cumulative
         """Make the order's refunded seller share due on its transfers (one rule).

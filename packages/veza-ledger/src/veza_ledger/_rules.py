@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._provider import PaymentState, ProviderView, RefundState, TransferState
-from veza_ledger._schema import Order, Refund, SellerTransfer, Subscription
+from veza_ledger._schema import Dispute, Order, Refund, SellerTransfer, Subscription
 
 PAID = ("paid", "partially_refunded", "refunded")
 
@@ -38,6 +38,8 @@ class ReconcileSettings:
         amount_lookback: Paid orders changed within this window are compared with the PSP.
         recheck_after: A rule examines one object at most once per this interval, which
             is what lets several workers share a sweep without doing work twice.
+        dispute_open_after: A dispute still ``opened`` or ``challenged`` this long after
+            it opened is a finding (critical past twice as long).
     """
 
     stuck_order_after: dt.timedelta = dt.timedelta(minutes=30)
@@ -47,6 +49,7 @@ class ReconcileSettings:
     missing_id_after: dt.timedelta = dt.timedelta(minutes=10)
     amount_lookback: dt.timedelta = dt.timedelta(days=2)
     recheck_after: dt.timedelta = dt.timedelta(minutes=5)
+    dispute_open_after: dt.timedelta = dt.timedelta(days=45)
 
 
 @attrs.frozen
@@ -502,6 +505,47 @@ MONEY_MISMATCH = Rule(
     check_money,
 )
 
+# ---------------------------------------------------------------- 8. open disputes
+
+
+def check_open_dispute(
+    dispute: Dispute, state: None, now: dt.datetime, settings: ReconcileSettings
+) -> Problem | None:
+    """A dispute still open past the configured age (a lost webhook, or a forgotten case)."""
+    if dispute.status not in ("opened", "challenged"):
+        return None
+    age = now - dispute.opened_at
+    if age < settings.dispute_open_after:
+        return None
+    evidence = {
+        "psp_dispute_id": dispute.psp_dispute_id,
+        "order_id": dispute.order_id,
+        "status": dispute.status,
+        "amount": dispute.amount,
+        "currency": dispute.currency,
+        "age_days": age.days,
+    }
+    severity = "critical" if age >= 2 * settings.dispute_open_after else "warning"
+    return Problem(
+        severity,
+        f"dispute {dispute.status} for {age.days} days: its funds are still held",
+        evidence,
+    )
+
+
+OPEN_DISPUTES = Rule(
+    "open_disputes",
+    Dispute,
+    "dispute",
+    lambda now, s: sa.and_(
+        Dispute.status.in_(("opened", "challenged")),
+        Dispute.opened_at < now - s.dispute_open_after,
+    ),
+    lambda ctx, dispute: None,
+    check_open_dispute,
+    needs_provider=False,
+)
+
 RULES: Mapping[str, Rule] = {
     r.name: r
     for r in (
@@ -512,6 +556,7 @@ RULES: Mapping[str, Rule] = {
         UNREVERSED_REFUNDS,
         UNPAID_ACTIVE_SUBSCRIPTIONS,
         MONEY_MISMATCH,
+        OPEN_DISPUTES,
     )
 }
 """Every rule, by name, in the order a sweep runs them."""
