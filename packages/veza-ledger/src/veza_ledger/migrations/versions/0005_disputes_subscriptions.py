@@ -25,6 +25,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from veza_ledger._errors import LedgerError
+
 revision = "0005"
 down_revision = "0003"
 branch_labels = None
@@ -81,11 +83,12 @@ def _refuse_shared_orders() -> None:
             f"{', '.join(orders[:20])}. Decide which subscription each payment belongs to "
             "(cancel the others with force_transition) and upgrade again."
         )
-        raise RuntimeError(msg)
+        raise LedgerError(msg)
 
 
 def upgrade() -> None:
     """Apply this revision."""
+    _refuse_shared_orders()  # first: nothing changes when it refuses
     op.create_table(
         "ledger_disputes",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -133,7 +136,6 @@ def upgrade() -> None:
         unique=False,
     )
 
-    _refuse_shared_orders()
     op.drop_index(
         op.f("ix_ledger_subscriptions_payment_order_id"), table_name="ledger_subscriptions"
     )
