@@ -6,6 +6,8 @@ behaviour (SQLite relies on the library's check, tested on both).
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
@@ -257,3 +259,28 @@ def test_order_problem_property(
     assert (problem is None) == fits
     if problem is not None:
         assert "o1" in problem
+
+
+def test_two_concurrent_activations_with_one_order_leave_one_active(priced: Ledger) -> None:
+    """Row lock on the order (PostgreSQL) or the single writer (SQLite), then the index."""
+    paid(priced, "o1")
+    subs = [priced.create_subscription(user_id="u1", plan="creator").id for _ in range(2)]
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def activate(sid: str) -> None:
+        barrier.wait()
+        try:
+            priced.activate_subscription(sid, order_id="o1")
+            outcomes[sid] = "active"
+        except ActivationRefused:
+            outcomes[sid] = "refused"
+
+    threads = [threading.Thread(target=activate, args=(sid,)) for sid in subs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["active", "refused"]
+    statuses = sorted(priced.subscription(sid).status for sid in subs)
+    assert statuses == ["active", "pending_payment"]

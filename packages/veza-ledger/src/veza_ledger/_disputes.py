@@ -92,16 +92,17 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         """
         check_id(psp_dispute_id, "psp_dispute_id")
         with self.transaction() as session:
-            order = self._get(session, Order, order_id, lock=True)
+            # the dispute's lock before the order's, as update_dispute and events take them
             existing = self._dispute_by_provider(session, psp_dispute_id)
             if existing is not None:
-                if existing.order_id != order.id or existing.amount != amount:
+                if existing.order_id != order_id or existing.amount != amount:
                     msg = (
                         f"dispute {psp_dispute_id} is recorded for order {existing.order_id} "
-                        f"({existing.amount}), not {order.id} ({amount})"
+                        f"({existing.amount}), not {order_id} ({amount})"
                     )
                     raise DisputeMismatch(msg)
                 return existing
+            order = self._get(session, Order, order_id, lock=True)
             return self._open(
                 session,
                 order,

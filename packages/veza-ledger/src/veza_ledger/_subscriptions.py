@@ -197,8 +197,10 @@ class SubscriptionsMixin(OrdersMixin):
         """
         try:
             with self.transaction() as session:
-                subscription = self._get(session, Subscription, subscription_id, lock=True)
+                # the order's lock first, as refunds and disputes take it (then the rows
+                # it activated): the same order everywhere, so never a deadlock
                 order = self._get(session, Order, order_id, lock=True)
+                subscription = self._get(session, Subscription, subscription_id, lock=True)
                 self._activate(session, subscription, order)
                 return subscription
         except IntegrityError:
