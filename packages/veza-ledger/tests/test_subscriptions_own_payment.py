@@ -22,7 +22,9 @@ from veza_ledger import (
     LedgerError,
     Order,
     Subscription,
+    schema_drift,
 )
+from veza_ledger._subscription_guards import SUBSCRIPTION_GUARDS
 from veza_ledger._subscriptions import order_problem
 
 PRICES = {"creator": (990, "EUR"), "pro": (2990, "EUR")}
@@ -284,3 +286,32 @@ def test_two_concurrent_activations_with_one_order_leave_one_active(priced: Ledg
     assert sorted(outcomes.values()) == ["active", "refused"]
     statuses = sorted(priced.subscription(sid).status for sid in subs)
     assert statuses == ["active", "pending_payment"]
+
+
+def test_db_check_names_a_dropped_activation_guard(pg_only: sa.Engine) -> None:
+    """PostgreSQL: ``db check`` sees the trigger and the unique index go (drift)."""
+    assert schema_drift(pg_only) == []
+    try:
+        with pg_only.begin() as c:
+            c.execute(
+                sa.text(
+                    "DROP TRIGGER ledger_subscriptions_activation ON ledger_subscriptions; "
+                    "DROP INDEX uq_ledger_subscriptions_payment_order_id"
+                )
+            )
+        found = {(d.kind, d.name) for d in schema_drift(pg_only)}
+        assert ("trigger", "ledger_subscriptions_activation") in found
+        assert ("index", "uq_ledger_subscriptions_payment_order_id") in found
+    finally:
+        with pg_only.begin() as c:
+            for spec in SUBSCRIPTION_GUARDS:
+                for statement in spec.create:
+                    c.execute(sa.text(statement))
+            c.execute(
+                sa.text(
+                    "CREATE UNIQUE INDEX uq_ledger_subscriptions_payment_order_id ON "
+                    "ledger_subscriptions (payment_order_id) WHERE payment_order_id IS NOT "
+                    "NULL AND payment_order_id <> ''"
+                )
+            )
+    assert schema_drift(pg_only) == []

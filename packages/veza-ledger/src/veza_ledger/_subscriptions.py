@@ -99,8 +99,9 @@ def order_problem(
     if subscription.price_currency and order.currency != subscription.price_currency:
         return f"order {order.id} is in {order.currency}, the plan in {subscription.price_currency}"
     held = order.captured_amount - order.refunded_amount
-    if held < subscription.price_amount:
-        return f"order {order.id} holds {held} of the plan's price {subscription.price_amount}"
+    price = subscription.price_amount or 0  # a row built in memory has no default yet
+    if held < price:
+        return f"order {order.id} holds {held} of the plan's price {price}"
     if disputed:
         return f"order {order.id} is disputed"
     if used_by is not None and used_by != subscription.id:
