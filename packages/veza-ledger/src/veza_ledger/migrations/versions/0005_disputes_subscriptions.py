@@ -14,7 +14,10 @@ Create Date: 2026-12-02
   order is not the subscriber's own, paid, of at least the price and undisputed.
 
 Upgrading refuses (and changes nothing) when two subscriptions already share an
-activating order: which one the payment belongs to is a human decision.
+activating order: which one the payment belongs to is a human decision. Downgrading
+drops the disputes with their table, and fails while a subscription is ``canceled`` or
+``expired`` without an order (the old CHECK refuses that row): cancel nothing pending
+before going back, or go forward.
 
 The trigger DDL is a frozen copy, as a migration's must be; ``veza_ledger.
 _subscription_guards`` holds the same definition for ``create_all`` and the check.
