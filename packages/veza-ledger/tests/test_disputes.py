@@ -338,3 +338,61 @@ def test_disputes_open_too_long_are_findings(ledger: Ledger) -> None:
         ledger, None, rules=["open_disputes"], settings=week, now=later + dt.timedelta(hours=1)
     )
     assert ledger.findings(rule="open_disputes", status="open") == []
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    amount=st.integers(2, 10_000),
+    fee_pct=st.integers(0, 100),
+    refunded_pct=st.integers(0, 100),
+    disputed_pct=st.integers(1, 100),
+    chargeback_fee=st.integers(0, 2000),
+)
+def test_a_lost_dispute_splits_into_refund_and_platform_loss(
+    ledger: Ledger,
+    amount: int,
+    fee_pct: int,
+    refunded_pct: int,
+    disputed_pct: int,
+    chargeback_fee: int,
+) -> None:
+    """Money rule: refund part + unrefundable part = the dispute; every account balances."""
+    run = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
+    order_id = f"o{run}"
+    ledger.create_order(
+        order_id=order_id,
+        buyer_id="b",
+        seller_id=f"s{run}",
+        amount=amount,
+        currency="EUR",
+        fee_amount=amount * fee_pct // 100,
+    )
+    ledger.mark_paid(order_id)
+    refunded = amount * refunded_pct // 100
+    if refunded:
+        ledger.refund_succeeded(ledger.create_refund(order_id, refunded).id)
+    disputed = max(1, amount * disputed_pct // 100)
+    losses_before = ledger.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR")
+    fees_before = ledger.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR")
+    dispute = ledger.open_dispute(order_id, f"dp_{run}", amount=disputed)
+    ledger.update_dispute(dispute.id, "lost", chargeback_fee=chargeback_fee)
+    lost = ledger.dispute(dispute.id)
+    part = min(disputed, amount - refunded)
+    assert lost.unrefundable_amount == disputed - part
+    order = ledger.order(order_id)
+    assert order.refunded_amount == refunded + part <= order.captured_amount
+    if part:
+        assert ledger.refund(lost.refund_id or "").amount == part
+    else:
+        assert lost.refund_id is None
+    assert ledger.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR") - losses_before == (
+        disputed - part
+    )
+    assert ledger.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR") - fees_before == chargeback_fee
+    seller_left = (amount - order.fee_amount) - (order.refunded_amount - order.fee_refunded)
+    assert -ledger.balance(Accounts.seller_payable(f"s{run}"), "EUR") == seller_left >= 0
+    assert all(v == 0 for v in ledger.trial_balance().values())
