@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -152,7 +153,9 @@ def test_refund_events_and_partial_capture_amounts(ledger: Ledger) -> None:
     ledger.set_refund_provider_id(refund.id, "ref_3")
     assert ledger.apply_event(ev("r", "refund_succeeded", "ref_3", 1)) == EventOutcome.APPLIED
     assert ledger.apply_event(ev("r2", "refund_failed", "ref_3", 2)) == EventOutcome.NO_CHANGE
-    assert ledger.apply_event(ev("d", "dispute_opened", "pay_3", 3)) == EventOutcome.IGNORED
+    opened = attrs.evolve(ev("d", "dispute_opened", "dp_3", 3, 300), payment_id="pay_3")
+    assert ledger.apply_event(opened) == EventOutcome.APPLIED  # journaled, no longer ignored
+    assert ledger.balance("psp_disputed", "EUR") == 300
     assert ledger.refund(refund.id).status == "succeeded"
     assert ledger.trial_balance() == {"EUR": 0}
 

@@ -72,7 +72,7 @@ def test_an_event_for_an_unknown_payout_is_not_found(ledger: Ledger) -> None:
 
 def test_0004b_gives_pending_payouts_their_first_intent(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    upgrade(engine, "0003")
+    upgrade(engine, "0004")
     row = (
         "INSERT INTO ledger_seller_payouts (id, seller_id, stripe_account, amount, currency, "
         "status, attempts, created_at, updated_at) VALUES (:id, 's', 'acct_s', :amount, 'EUR', "

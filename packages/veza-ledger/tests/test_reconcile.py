@@ -149,8 +149,26 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
     )
     view.payments["p_sub"] = PaymentState("p_sub", "succeeded", 990, 990, "EUR")
     ledger.refund_succeeded(ledger.create_refund(sub_order.id).id)
+    assert ledger.subscription("sub-1").status == "past_due"  # at once since issue 15
+    _imported_active(ledger.engine, "sub-1")  # a legacy row the rule must still catch
     ids.update(order=o.id, transfer=t.id, legacy=t2.id)
     return ids
+
+
+def _imported_active(engine: sa.Engine, subscription_id: str) -> None:
+    """An imported row: ``active`` on a refunded order, as only a restore can write it.
+
+    The library moves such a subscription to ``past_due`` in the refund's transaction
+    and PostgreSQL's activation trigger refuses the row, so the import skips triggers
+    (the replica role, as ``pg_restore`` can).
+    """
+    with engine.begin() as c:
+        if engine.dialect.name == "postgresql":
+            c.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        c.execute(
+            sa.text("UPDATE ledger_subscriptions SET status = 'active' WHERE id = :i"),
+            {"i": subscription_id},
+        )
 
 
 def _row_counts(engine: sa.Engine) -> dict[str, object]:
@@ -497,6 +515,7 @@ def test_cli_reconcile_and_findings(tmp_path: Path) -> None:
     ledger.mark_paid(o.id)
     ledger.create_subscription(user_id="u", plan="creator", order_id=o.id, subscription_id="s1")
     ledger.refund_succeeded(ledger.create_refund(o.id).id)
+    _imported_active(engine, "s1")
     engine.dispose()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

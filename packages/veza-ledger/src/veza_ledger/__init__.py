@@ -7,6 +7,7 @@ migrations that ship inside the package.
 
 from veza_ledger._allocation import allocate_reversals
 from veza_ledger._base import Accounts
+from veza_ledger._disputes import DisputeAccounts, DisputeMismatch
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
     AmountMismatch,
@@ -32,6 +33,7 @@ from veza_ledger._journal import Leg, credit, debit
 from veza_ledger._late_captures import bookable_capture, capture_amount_problem
 from veza_ledger._ledger import Ledger
 from veza_ledger._machines import (
+    DISPUTE,
     INTENT,
     MACHINES,
     ORDER,
@@ -74,6 +76,7 @@ from veza_ledger._retention import (
 )
 from veza_ledger._rules import RULES, Problem, ReconcileSettings, Rule
 from veza_ledger._schema import (
+    Dispute,
     Finding,
     JournalEntry,
     JournalTransaction,
@@ -90,7 +93,7 @@ from veza_ledger._schema import (
     metadata,
 )
 from veza_ledger._schema_check import SchemaDrift, schema_drift
-from veza_ledger._subscriptions import Eligibility, EligibilityReason
+from veza_ledger._subscriptions import ActivationRefused, Eligibility, EligibilityReason
 from veza_ledger._sweep import SweepItem, SweepReport, run_sweep
 from veza_ledger._transfers import PayoutExceedsBalance, reversal_key
 from veza_ledger._version import __version__
@@ -105,6 +108,7 @@ from veza_ledger._workers import (
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
+    "DISPUTE",
     "INTENT",
     "MACHINES",
     "ORDER",
@@ -116,7 +120,11 @@ __all__ = [
     "TRANSFER",
     "VERSION_TABLE",
     "Accounts",
+    "ActivationRefused",
     "AmountMismatch",
+    "Dispute",
+    "DisputeAccounts",
+    "DisputeMismatch",
     "Eligibility",
     "EligibilityReason",
     "EventOutcome",

@@ -69,8 +69,14 @@ class ProviderEvent:
             recorded and ignored).
         object_id: The PSP payment id or refund id the event is about.
         occurred_at: When the provider says it happened (orders events per object).
-        amount: The captured amount for payments (``amount_received``) or the refunded
-            amount for refunds, if the provider stated it.
+        amount: The captured amount for payments (``amount_received``), the refunded
+            amount for refunds, the disputed amount for disputes, if the provider stated it.
+        payment_id: For disputes: the PSP payment disputed (finds the order).
+        currency: For disputes: the disputed amount's currency.
+        fee: For lost disputes: the chargeback fee, when the source reports one
+            (Hyperswitch's dispute payload does not).
+        reason: For disputes: the connector's reason.
+        stage: For disputes: ``pre_dispute``, ``dispute`` or ``pre_arbitration``.
     """
 
     event_id: str
@@ -78,6 +84,11 @@ class ProviderEvent:
     object_id: str
     occurred_at: dt.datetime
     amount: int | None = None
+    payment_id: str | None = None
+    currency: str | None = None
+    fee: int | None = None
+    reason: str | None = None
+    stage: str | None = None
 
 
 PAYMENT_TARGETS = {
@@ -106,6 +117,8 @@ def event_from_hyperswitch(payload: Mapping[str, Any]) -> ProviderEvent | None:
         or not isinstance(obj, dict)
     ):
         return None
+    if event_type.startswith("dispute_"):
+        return _dispute_from_hyperswitch(event_id, event_type, payload, obj)
     if event_type in REFUND_TARGETS:
         object_id = obj.get("refund_id")
     elif event_type.startswith("payment_"):
@@ -128,6 +141,52 @@ def event_from_hyperswitch(payload: Mapping[str, Any]) -> ProviderEvent | None:
         object_id=object_id,
         occurred_at=occurred or dt.datetime.now(dt.UTC),
         amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+    )
+
+
+def _minor_units(value: object) -> int | None:
+    """Hyperswitch's ``StringMinorUnit`` (``"1000"``) or an int; ``None`` if neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _dispute_from_hyperswitch(
+    event_id: str, event_type: str, payload: Mapping[str, Any], obj: Mapping[str, Any]
+) -> ProviderEvent | None:
+    """A ``dispute_*`` body (``content.object`` is Hyperswitch's ``DisputeResponse``).
+
+    Read: ``dispute_id`` (the object), ``payment_id``, ``amount`` (a string of minor
+    units), ``currency``, ``dispute_stage``, ``connector_reason``. Hyperswitch sends no
+    fee. The event time is the envelope's ``timestamp``, else ``connector_updated_at``.
+    """
+    object_id = _text(obj.get("dispute_id"))
+    if object_id is None:
+        return None
+    occurred = (
+        _parse_time(payload.get("timestamp"))
+        or _parse_time(obj.get("connector_updated_at"))
+        or _parse_time(obj.get("created_at"))
+    )
+    currency = _text(obj.get("currency"))
+    return ProviderEvent(
+        event_id=event_id,
+        event_type=event_type,
+        object_id=object_id,
+        occurred_at=occurred or dt.datetime.now(dt.UTC),
+        amount=_minor_units(obj.get("amount")),
+        payment_id=_text(obj.get("payment_id")),
+        currency=currency.upper() if currency else None,
+        reason=_text(obj.get("connector_reason")),
+        stage=_text(obj.get("dispute_stage")),
     )
 
 
@@ -206,6 +265,12 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
             return self._apply_to(
                 session, refund, event, lambda: self._refund_effect(session, refund, event)
             )
+        if event.event_type.startswith("dispute_"):
+            return self._dispute_event(session, event)
+        return EventOutcome.IGNORED
+
+    def _dispute_event(self, session: Session, event: ProviderEvent) -> EventOutcome:  # noqa: ARG002 - a hook
+        """Hook for the disputes part (``DisputesMixin``); without it disputes are ignored."""
         return EventOutcome.IGNORED
 
     def _apply_to(

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 import sqlalchemy as sa
 
 from veza_ledger import _journal
+from veza_ledger._disputes import DisputesMixin
 from veza_ledger._errors import LedgerConfigurationError, NotFound
-from veza_ledger._events import EventsMixin
 from veza_ledger._intents import IntentsMixin
 from veza_ledger._journal import Leg
 from veza_ledger._schema import Finding
@@ -23,7 +23,7 @@ from veza_ledger._types import utcnow
 from veza_ledger._webhook_log import SQLWebhookLog
 
 
-class Ledger(EventsMixin, SubscriptionsMixin, IntentsMixin):
+class Ledger(DisputesMixin, SubscriptionsMixin, IntentsMixin):
     """The money ledger over a SQLAlchemy engine (PostgreSQL, or SQLite embedded).
 
     Args:
@@ -32,6 +32,8 @@ class Ledger(EventsMixin, SubscriptionsMixin, IntentsMixin):
             are configured to lock properly (see :func:`configure_engine`).
         clock: Returns the current UTC time (tests pass a fake one).
         plan_ranks: Subscription plans and their order, for eligibility checks.
+        plan_prices: ``{plan: (amount, currency)}``: what an activating order must
+            cover (see :meth:`create_subscription`).
     """
 
     def __init__(
@@ -40,9 +42,11 @@ class Ledger(EventsMixin, SubscriptionsMixin, IntentsMixin):
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         plan_ranks: Mapping[str, int] = DEFAULT_PLAN_RANKS,
+        plan_prices: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         super().__init__(engine, clock=clock)
         self.plan_ranks = dict(plan_ranks)
+        self.plan_prices = dict(plan_prices or {})
 
     def __repr__(self) -> str:
         return f"Ledger({self.engine.url.render_as_string(hide_password=True)!r})"

@@ -150,6 +150,30 @@ error or the retry budget. A parked intent calls nobody until an operator acts: 
 next transfer.
 """
 
+DISPUTE = Machine(
+    "dispute",
+    "opened",
+    _table(
+        opened="challenged won lost accepted expired cancelled",
+        challenged="won lost",
+        won="",
+        lost="",
+        accepted="",
+        expired="",
+        cancelled="",
+    ),
+)
+"""Disputes (chargebacks), with Hyperswitch's statuses and its own transition rule.
+
+Hyperswitch's router accepts ``opened -> expired | accepted | cancelled | challenged |
+won | lost`` and ``challenged -> won | lost``; every other status is final (a repeated
+status is a no-op there and here). Money follows three outcomes: ``opened`` and
+``challenged`` hold the disputed amount, ``won`` and ``cancelled`` release it, and
+``lost``, ``accepted`` and ``expired`` lose it (Hyperswitch's Stripe-compatible API maps
+all three to Stripe's ``lost``). Like :data:`INTENT` it is not in :data:`MACHINES`:
+a dispute's status is moved only with its money (never by ``force_transition``).
+"""
+
 MACHINES: Mapping[str, Machine] = {
     m.name: m for m in (ORDER, REFUND, TRANSFER, PAYOUT, SUBSCRIPTION)
 }

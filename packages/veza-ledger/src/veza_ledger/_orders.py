@@ -350,6 +350,10 @@ class OrdersMixin(LedgerBase):
         ]
         _journal.post(session, f"refund:{refund.id}:succeeded", "refund", legs)
         self._claw_back(session, order, seller_share)
+        self._order_refunded(session, order)
+
+    def _order_refunded(self, session: Session, order: Order) -> None:
+        """Hook for the subscriptions part (a refunded order stops activating at once)."""
 
     def _take_provider_refund_amount(
         self, session: Session, order: Order, refund: Refund, provider_amount: int | None

@@ -34,7 +34,14 @@ from veza_ledger._provider import (
     RefundState,
     TransferState,
 )
-from veza_ledger._schema import Order, Refund, RuleCheck, SellerTransfer, Subscription
+from veza_ledger._schema import (
+    Dispute,
+    Order,
+    Refund,
+    RuleCheck,
+    SellerTransfer,
+    Subscription,
+)
 
 PAID = ("paid", "partially_refunded", "refunded")
 
@@ -59,6 +66,8 @@ class ReconcileSettings:
             capture that landed after they closed.
         recheck_after: A rule examines one object at most once per this interval, which
             is what lets several workers share a sweep without doing work twice.
+        dispute_open_after: A dispute still ``opened`` or ``challenged`` this long after
+            it opened is a finding (critical past twice as long).
     """
 
     stuck_order_after: dt.timedelta = dt.timedelta(minutes=30)
@@ -70,6 +79,7 @@ class ReconcileSettings:
     recheck_after: dt.timedelta = dt.timedelta(minutes=5)
     old_order_recheck: dt.timedelta = dt.timedelta(days=1)
     late_capture_lookback: dt.timedelta = dt.timedelta(days=30)
+    dispute_open_after: dt.timedelta = dt.timedelta(days=45)
 
 
 @attrs.frozen
@@ -713,6 +723,47 @@ LATE_CAPTURES = Rule(
     ),
 )
 
+# ---------------------------------------------------------------- 8. open disputes
+
+
+def check_open_dispute(
+    dispute: Dispute, state: None, now: dt.datetime, settings: ReconcileSettings
+) -> Problem | None:
+    """A dispute still open past the configured age (a lost webhook, or a forgotten case)."""
+    if dispute.status not in ("opened", "challenged"):
+        return None
+    age = now - dispute.opened_at
+    if age < settings.dispute_open_after:
+        return None
+    evidence = {
+        "psp_dispute_id": dispute.psp_dispute_id,
+        "order_id": dispute.order_id,
+        "status": dispute.status,
+        "amount": dispute.amount,
+        "currency": dispute.currency,
+        "age_days": age.days,
+    }
+    severity = "critical" if age >= 2 * settings.dispute_open_after else "warning"
+    return Problem(
+        severity,
+        f"dispute {dispute.status} for {age.days} days: its funds are still held",
+        evidence,
+    )
+
+
+OPEN_DISPUTES = Rule(
+    "open_disputes",
+    Dispute,
+    "dispute",
+    lambda now, s: sa.and_(
+        Dispute.status.in_(("opened", "challenged")),
+        Dispute.opened_at < now - s.dispute_open_after,
+    ),
+    lambda ctx, dispute: None,
+    check_open_dispute,
+    needs_provider=False,
+)
+
 RULES: Mapping[str, Rule] = {
     r.name: r
     for r in (
@@ -724,6 +775,7 @@ RULES: Mapping[str, Rule] = {
         UNPAID_ACTIVE_SUBSCRIPTIONS,
         LATE_CAPTURES,
         MONEY_MISMATCH,
+        OPEN_DISPUTES,
     )
 }
 """Every rule, by name, in the order a sweep runs them."""

@@ -17,7 +17,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from veza_ledger._machines import INTENT, ORDER, PAYOUT, REFUND, SUBSCRIPTION, TRANSFER, Machine
+from veza_ledger._machines import (
+    DISPUTE,
+    INTENT,
+    ORDER,
+    PAYOUT,
+    REFUND,
+    SUBSCRIPTION,
+    TRANSFER,
+    Machine,
+)
 from veza_ledger._types import BigIntPK, UTCDateTime, utcnow
 
 NAMING = {
@@ -260,28 +269,80 @@ class SellerPayout(Base):
 
 
 class Subscription(Base):
-    """A creator's plan. ``payment_order_id`` is the order whose payment activated it."""
+    """A creator's plan. ``payment_order_id`` is the order whose payment activated it.
+
+    ``price_amount``/``price_currency`` are the plan's price when it was subscribed: the
+    activating order must be the subscriber's own, in that currency, with at least that
+    much captured and not refunded, and used by no other subscription (a unique index;
+    on PostgreSQL a trigger checks the rest, on SQLite the library does).
+    """
 
     __tablename__ = "ledger_subscriptions"
     __table_args__ = (
         _status_check(SUBSCRIPTION),
         sa.Index("ix_ledger_subscriptions_status", "status"),
-        # The original platform's worst bug, made impossible in the schema too.
+        # The original platform's worst bug, made impossible in the schema too. Only the
+        # paid statuses need the order: a pending subscription may be canceled or expire.
         sa.CheckConstraint(
-            "status = 'pending_payment' OR payment_order_id IS NOT NULL", name="paid_to_activate"
+            "status NOT IN ('active', 'past_due') OR payment_order_id IS NOT NULL",
+            name="paid_to_activate",
         ),
+        sa.CheckConstraint("price_amount >= 0", name="price_range"),
+        # One order activates one subscription, ever (a canceled one keeps its order).
+        unique_when_present("ledger_subscriptions", "payment_order_id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(sa.String(64), index=True)
     plan: Mapped[str] = mapped_column(sa.String(32))
     status: Mapped[str] = mapped_column(sa.String(32), default=SUBSCRIPTION.initial)
-    payment_order_id: Mapped[str | None] = mapped_column(
-        sa.ForeignKey("ledger_orders.id"), index=True
-    )
+    payment_order_id: Mapped[str | None] = mapped_column(sa.ForeignKey("ledger_orders.id"))
     pending_order_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("ledger_orders.id"), index=True
     )
+    price_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    price_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    last_event_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Dispute(Base):
+    """A dispute (chargeback) of an order's payment, keyed by the PSP's dispute id.
+
+    ``amount`` is what the PSP took from the platform's balance when it opened (held in
+    ``psp_disputed`` until the outcome). On a loss, ``refund_id`` is the chargeback's
+    refund row (the seller's share is clawed back through the refund path),
+    ``unrefundable_amount`` the part the order had no room for (already refunded: the
+    buyer got the money twice) and ``fee_amount`` the chargeback fee, both platform
+    losses.
+    """
+
+    __tablename__ = "ledger_disputes"
+    __table_args__ = (
+        *_money_checks(),
+        _status_check(DISPUTE),
+        sa.CheckConstraint("fee_amount >= 0", name="fee_range"),
+        sa.CheckConstraint(
+            "unrefundable_amount >= 0 AND unrefundable_amount <= amount", name="unrefundable"
+        ),
+        sa.UniqueConstraint("psp_dispute_id"),
+        sa.Index("ix_ledger_disputes_status_opened_at", "status", "opened_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    psp_dispute_id: Mapped[str] = mapped_column(sa.String(64))
+    order_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_orders.id"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(32), default=DISPUTE.initial)
+    stage: Mapped[str | None] = mapped_column(sa.String(32))
+    reason: Mapped[str | None] = mapped_column(sa.String(255))
+    fee_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    unrefundable_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    refund_id: Mapped[str | None] = mapped_column(sa.String(64))
+    opened_at: Mapped[dt.datetime]
+    closed_at: Mapped[dt.datetime | None]
     last_event_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -454,3 +515,7 @@ metadata = Base.metadata
 from veza_ledger._guards import JOURNAL_GUARDS, attach_triggers  # noqa: E402 - see above
 
 attach_triggers(metadata, JOURNAL_GUARDS)
+
+from veza_ledger._subscription_guards import SUBSCRIPTION_GUARDS  # noqa: E402 - see above
+
+attach_triggers(metadata, SUBSCRIPTION_GUARDS)
