@@ -579,3 +579,46 @@ def test_storage_is_configured_with_the_new_names(tmp_path: Any) -> None:
         assert services.storage_config.public_url == f"{services.public_url}/files"
         assert services.storage_config.signing_key  # generated, handed over typed
         assert "VEZA_STORAGE_SIGNING_KEY" not in services.env
+
+
+def test_a_lost_dispute_reaches_the_ledger_through_the_webhook(
+    demo: Any, buyer: httpx.Client, http: httpx.Client
+) -> None:
+    services = demo.services
+    order = buyer.post("/api/v1/orders", json={"track_id": "demo-1"}).json()
+    buyer.post(f"/api/v1/sandbox/payments/{order['payment_id']}/confirm").raise_for_status()
+    paid = wait_for(
+        lambda: (
+            (o := buyer.get(f"/api/v1/orders/{order['order_id']}").json())["status"] == "paid" and o
+        )
+    )
+    key = services.sandbox.webhook_key
+    for status in ("dispute_opened", "dispute_lost"):
+        body = json.dumps(
+            {
+                "event_id": f"evt_{status}_{order['order_id']}",
+                "event_type": status,
+                "content": {
+                    "type": "dispute_details",
+                    "object": {
+                        "dispute_id": f"dp_{order['order_id'][:20]}",
+                        "payment_id": order["payment_id"],
+                        "amount": str(paid["captured"]),
+                        "currency": paid["currency"],
+                        "dispute_stage": "dispute",
+                        "dispute_status": status,
+                    },
+                },
+                "timestamp": "2026-12-02T12:00:00.000Z",
+            }
+        ).encode()
+        answer = http.post(
+            "/webhooks/hyperswitch",
+            content=body,
+            headers={"x-webhook-signature-512": sign_payload(body, key)},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"result": "ok"}
+    (dispute,) = services.ledger.disputes_of(order["order_id"])
+    assert dispute.status == "lost"
+    assert all(v == 0 for v in services.ledger.trial_balance().values())

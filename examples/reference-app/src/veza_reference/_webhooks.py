@@ -1,8 +1,9 @@
 """Webhook handlers: provider events into the ledger, nothing else.
 
 ``WebhookIntake`` (veza-payments) verifies, logs one record per delivery into the
-ledger's SQL log and deduplicates; the handlers turn the event into a
-``ProviderEvent`` and let the ledger apply it (once, in order, with its journal). When
+ledger's SQL log and deduplicates; the handlers turn the event (payments, refunds and
+disputes) into a ``ProviderEvent`` and let the ledger apply it (once, in order, with its
+journal). When
 an order becomes paid, its seller's transfer row is queued for the transfer worker.
 """
 
@@ -54,4 +55,5 @@ def register_handlers(services: Services) -> None:
 
     services.intake.on("payment_*", apply)
     services.intake.on("refund_*", apply)
-    services.intake.on("dispute_*", lambda _event: None)  # recorded in the log; handled by humans
+    # disputes: held, released or lost in the journal; a loss claws the seller's share back
+    services.intake.on("dispute_*", apply)
