@@ -123,3 +123,60 @@ def test_an_incoming_traceparent_is_continued(demo: Any) -> None:
     (span,) = [s for s in EXPORTER.get_finished_spans() if s.name == "GET /healthz"]
     assert format(span.context.trace_id, "032x") == trace_id
     assert span.parent is not None and span.parent.is_remote
+
+
+def test_otlp_export_when_the_endpoint_is_configured(tmp_path: Any) -> None:
+    """A real OTLP/HTTP receiver on 127.0.0.1 gets the app's spans (in a fresh process)."""
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.path, self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            del args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = (
+        "import os\n"
+        "from opentelemetry import trace\n"
+        "from veza_reference._telemetry import configure_tracing\n"
+        "assert configure_tracing(os.environ)\n"
+        "from veza_payments import HyperswitchClient\n"
+        "import httpx\n"
+        "missing = {'error': {'type': 'invalid_request', 'code': 'HE_02', 'message': 'no'}}\n"
+        "transport = httpx.MockTransport(lambda r: httpx.Response(404, json=missing))\n"
+        "client = HyperswitchClient('snd_k', base_url='http://hs.test', transport=transport)\n"
+        "try:\n    client.retrieve_payment('pay_x')\nexcept Exception:\n    pass\n"
+        "trace.get_tracer_provider().shutdown()\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+        "OTEL_SERVICE_NAME": "veza-reference-test",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    server.shutdown()
+    server.server_close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    paths = {path for path, _ in received}
+    assert paths == {"/v1/traces"}
+    body = b"".join(payload for _, payload in received)
+    assert b"hyperswitch retrieve_payment" in body and b"veza-reference-test" in body
+    assert b"snd_k" not in body
