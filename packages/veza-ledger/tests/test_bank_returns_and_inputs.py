@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from veza_ledger import (
     PAYOUT,
     Accounts,
-    IllegalTransition,
-    InvalidAmount,
+    IllegalTransitionError,
+    InvalidAmountError,
     Ledger,
     LedgerError,
-    NaiveDatetime,
+    NaiveDatetimeError,
     run_sweep,
     sweep_webhook_log,
 )
@@ -117,7 +117,7 @@ def test_payout_journal_follows_any_sequence_of_moves(ledger: Ledger, steps: lis
         "retry": lambda: ledger.retry_payout(payout.id),
     }
     for step in steps:
-        with contextlib.suppress(IllegalTransition):
+        with contextlib.suppress(IllegalTransitionError):
             calls[step]()
         status = ledger.payout(payout.id).status
         paid_out = ledger.balance(Accounts.connected_paid_out(seller), "EUR")
@@ -132,17 +132,17 @@ def test_payout_journal_follows_any_sequence_of_moves(ledger: Ledger, steps: lis
 def test_amounts_above_bigint_raise_a_typed_error_naming_the_field(
     ledger: Ledger, amount: int
 ) -> None:
-    with pytest.raises(InvalidAmount, match="amount") as raised:
+    with pytest.raises(InvalidAmountError, match="amount") as raised:
         ledger.create_order(buyer_id="b", seller_id="s", amount=amount, currency="EUR")
     assert isinstance(raised.value, LedgerError) and raised.value.field == "amount"
-    with pytest.raises(InvalidAmount, match="amount"):
+    with pytest.raises(InvalidAmountError, match="amount"):
         ledger.create_transfer(seller_id="s", destination="acct_1", amount=amount, currency="EUR")
-    with pytest.raises(InvalidAmount, match="amount"):
+    with pytest.raises(InvalidAmountError, match="amount"):
         ledger.create_payout(seller_id="s", stripe_account="acct_1", amount=amount, currency="EUR")
     order = ledger.create_order(buyer_id="b", seller_id="s", amount=BIGINT_MAX, currency="EUR")
     assert ledger.order(order.id).amount == BIGINT_MAX  # the largest BIGINT is stored
     ledger.mark_paid(order.id)
-    with pytest.raises(InvalidAmount, match="amount"):
+    with pytest.raises(InvalidAmountError, match="amount"):
         ledger.create_refund(order.id, amount)
 
 
@@ -150,16 +150,16 @@ def test_naive_datetimes_raise_a_typed_error_naming_the_field(
     ledger: Ledger, engine: sa.Engine
 ) -> None:
     transfer = ledger.create_transfer(seller_id="s", destination="acct_1", amount=5, currency="EUR")
-    with pytest.raises(NaiveDatetime, match="retry_at") as raised:
+    with pytest.raises(NaiveDatetimeError, match="retry_at") as raised:
         ledger.transfer_failed(transfer.id, "503", retry_at=NAIVE)
     assert isinstance(raised.value, LedgerError) and raised.value.field == "retry_at"
     assert ledger.transfer(transfer.id).status == "pending"  # refused before any write
-    with pytest.raises(NaiveDatetime, match="now"):
+    with pytest.raises(NaiveDatetimeError, match="now"):
         run_sweep(engine, None, now=NAIVE)
-    with pytest.raises(NaiveDatetime, match="now"):
+    with pytest.raises(NaiveDatetimeError, match="now"):
         sweep_webhook_log(engine, now=NAIVE)
     naive_clock = Ledger(engine, clock=lambda: NAIVE)
-    with pytest.raises(NaiveDatetime, match="clock"):
+    with pytest.raises(NaiveDatetimeError, match="clock"):
         naive_clock.create_order(buyer_id="b", seller_id="s", amount=5, currency="EUR")
 
 

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from veza_ledger import (
-    JournalConflict,
+    JournalConflictError,
     Ledger,
     LedgerError,
-    UnbalancedTransaction,
+    UnbalancedTransactionError,
     _journal,
     _workers,
     create_engine,
@@ -413,7 +413,9 @@ def test_post_many_posts_what_post_posts_one_by_one(
             errors = [o for o in reference if isinstance(o, type)]
             if errors:
                 expected = (
-                    UnbalancedTransaction if UnbalancedTransaction in errors else JournalConflict
+                    UnbalancedTransactionError
+                    if UnbalancedTransactionError in errors
+                    else JournalConflictError
                 )
                 with pytest.raises(expected):
                     _journal.post_many(session, postings)

@@ -23,12 +23,12 @@ from veza_ledger import (
     DISPUTE,
     Accounts,
     DisputeAccounts,
-    DisputeMismatch,
+    DisputeMismatchError,
     EventOutcome,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
-    NotFound,
     ReconcileSettings,
+    RecordNotFoundError,
     event_from_hyperswitch,
     run_reversal_worker,
     run_sweep,
@@ -238,7 +238,9 @@ def test_opened_holds_the_funds_and_won_releases_them(ledger: Ledger) -> None:
 
 
 def test_cancelled_releases_and_an_unknown_payment_is_retried_later(ledger: Ledger) -> None:
-    with pytest.raises(NotFound):  # nothing recorded: the webhook answers 500, Hyperswitch retries
+    with pytest.raises(
+        RecordNotFoundError
+    ):  # nothing recorded: the webhook answers 500, Hyperswitch retries
         apply(ledger, dispute_body("dispute_opened"))
     assert ledger.processed_event("evt_dispute_opened_0") is None
     paid_order(ledger)
@@ -305,14 +307,14 @@ def test_a_lost_dispute_after_a_full_refund_is_a_platform_loss(ledger: Ledger) -
 
 def test_mismatches_are_typed_errors(ledger: Ledger) -> None:
     paid_order(ledger)
-    with pytest.raises(DisputeMismatch):
+    with pytest.raises(DisputeMismatchError):
         ledger.open_dispute("o1", "dp_x", amount=10, currency="USD")
     first = ledger.open_dispute("o1", "dp_y", amount=10)
     assert ledger.open_dispute("o1", "dp_y", amount=10).id == first.id  # idempotent
-    with pytest.raises(DisputeMismatch):
+    with pytest.raises(DisputeMismatchError):
         ledger.open_dispute("o1", "dp_y", amount=11)
     ledger.update_dispute(first.id, "won")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         ledger.update_dispute(first.id, "lost")
     assert held(ledger) == 0
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from veza_ledger import (
     PARKED_RULE,
     Accounts,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerConfigurationError,
     classify_provider_error,
@@ -90,7 +90,7 @@ def test_recording_a_reversal_twice_changes_nothing(ledger: Ledger) -> None:
     done = ledger.reversal_completed(t.id, "trr_2", 85)
     assert (done.reversed_amount, done.status) == (425, "partially_reversed")
     pending = ledger.create_transfer(seller_id="s", destination="acct_s", amount=5, currency="EUR")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         ledger.reversal_completed(pending.id, "trr_3", 5)  # nothing was paid to reverse
 
 
@@ -172,7 +172,7 @@ def test_a_parked_reversal_is_netted_against_the_next_transfer(
     ledger.refund_succeeded(ledger.create_refund(order_id, 400).id)
     run_reversal_worker(ledger, stripe, now=NOW)
     [intent] = ledger.intents(status="parked")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         ledger.write_off_intent(ledger.intents(kind="transfer")[0].id, actor="o", reason="r")
     ledger.net_intent(intent.id, actor="ops", reason="take it from the next sale")
     assert ledger.transfer(intent.object_id).status == "partially_reversed"

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from veza_ledger import (
     EligibilityReason,
     EventOutcome,
-    JournalConflict,
+    JournalConflictError,
     Ledger,
     LedgerConfigurationError,
     LedgerError,
-    NotFound,
     ProviderEvent,
-    UnbalancedTransaction,
+    RecordNotFoundError,
+    UnbalancedTransactionError,
     credit,
     debit,
     event_from_hyperswitch,
@@ -43,7 +43,7 @@ def test_corrections_are_idempotent_by_id(ledger: Ledger) -> None:
     legs = [debit("cash", "EUR", 500), credit("equity", "EUR", 500)]
     assert ledger.post_correction("c-1", legs, description="opening balance")
     assert not ledger.post_correction("c-1", legs, description="opening balance")
-    with pytest.raises(JournalConflict):
+    with pytest.raises(JournalConflictError):
         ledger.post_correction(
             "c-1", [debit("cash", "EUR", 501), credit("equity", "EUR", 501)], description="typo"
         )
@@ -61,7 +61,7 @@ def test_corrections_are_idempotent_by_id(ledger: Ledger) -> None:
     ],
 )
 def test_unbalanced_transactions_are_refused(ledger: Ledger, legs: list[object]) -> None:
-    with pytest.raises(UnbalancedTransaction):
+    with pytest.raises(UnbalancedTransactionError):
         ledger.post_correction("bad", legs, description="x")  # type: ignore[arg-type]
     assert ledger.trial_balance() == {}
 
@@ -82,7 +82,7 @@ def test_normalised_legs_balance_or_are_refused(raw: list[tuple[str, str, int]])
     for _, c, v in raw:
         sums[c] = sums.get(c, 0) + v
     if any(sums.values()):
-        with pytest.raises(UnbalancedTransaction):
+        with pytest.raises(UnbalancedTransactionError):
             _normalise(legs)
     else:
         out = _normalise(legs)
@@ -129,7 +129,7 @@ def test_an_older_event_never_regresses_a_newer_state(ledger: Ledger) -> None:
 
 
 def test_unknown_objects_are_not_recorded_so_the_provider_retries(ledger: Ledger) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFoundError):
         ledger.apply_event(ev("e9", "payment_succeeded", "pay_unknown"))
     assert ledger.processed_event("e9") is None
     ledger.create_order(

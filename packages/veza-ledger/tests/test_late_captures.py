@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from veza_ledger import (
     Accounts,
-    AmountMismatch,
+    AmountMismatchError,
     EventOutcome,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerConfigurationError,
     PaymentState,
@@ -133,7 +133,7 @@ def test_a_capture_on_a_closed_order_is_booked_and_flagged(ledger: Ledger, close
 def test_mark_paid_still_refuses_a_closed_order(ledger: Ledger) -> None:
     _order(ledger, "o1")
     ledger.mark_failed("o1")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         ledger.mark_paid("o1")
     assert ledger.trial_balance() == {}
 
@@ -303,7 +303,7 @@ def test_the_refund_amount_is_checked_before_any_write(ledger: Ledger) -> None:
         refund = session.get(Refund, "rf1")
         order = session.get(Order, "o1")
         assert refund is not None and order is not None
-        with pytest.raises(AmountMismatch) as caught:
+        with pytest.raises(AmountMismatchError) as caught:
             ledger._take_provider_refund_amount(session, order, refund, 0)
     assert (caught.value.ledger_amount, caught.value.provider_amount) == (500, 0)
 
@@ -501,7 +501,7 @@ def test_a_refund_books_the_psp_amount_exactly_when_it_fits(
         assert ledger.order(oid).refunded_amount == other + psp
         assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == before - psp
     else:
-        with pytest.raises(AmountMismatch), ledger.transaction() as session:
+        with pytest.raises(AmountMismatchError), ledger.transaction() as session:
             ledger._refund_succeeded(session, session.get(Refund, refund.id), psp)  # type: ignore[arg-type]
         assert ledger.refund(refund.id).status == "pending"
         assert ledger.order(oid).refunded_amount == other

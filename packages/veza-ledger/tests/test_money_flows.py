@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from veza_ledger import (
     ORDER,
     Accounts,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerConfigurationError,
-    NotFound,
-    RefundExceedsCaptured,
-    TransitionConflict,
+    RecordNotFoundError,
+    RefundExceedsCapturedError,
+    TransitionConflictError,
     reversal_key,
 )
 from veza_ledger._orders import refund_split
@@ -42,11 +42,11 @@ def test_partial_refunds_carry_real_amounts_and_never_exceed_captured(ledger: Le
     order = paid_order(ledger)
     first = ledger.create_refund(order.id, 300, refund_id="rf-1")
     assert (first.amount, first.status) == (300, "pending")
-    with pytest.raises(RefundExceedsCaptured, match="700 of 1000"):
+    with pytest.raises(RefundExceedsCapturedError, match="700 of 1000"):
         ledger.create_refund(order.id, 701)  # pending refunds count against the cap
     second = ledger.create_refund(order.id, refund_id="rf-2")  # None: everything left
     assert second.amount == 700
-    with pytest.raises(RefundExceedsCaptured):
+    with pytest.raises(RefundExceedsCapturedError):
         ledger.create_refund(order.id, 1)
     ledger.refund_failed(second.id)  # a failed refund frees its amount again
     third = ledger.create_refund(order.id, 700, refund_id="rf-3")
@@ -70,18 +70,18 @@ def test_refund_amounts_are_positive_ints(ledger: Ledger, bad: object) -> None:
 
 def test_unpaid_orders_are_not_refundable(ledger: Ledger) -> None:
     order = ledger.create_order(buyer_id="b", seller_id="s", amount=10, currency="EUR")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         ledger.create_refund(order.id, 5)
 
 
 def test_illegal_transitions_raise(ledger: Ledger) -> None:
     order = paid_order(ledger)
-    with pytest.raises(IllegalTransition) as info:
+    with pytest.raises(IllegalTransitionError) as info:
         ledger.mark_failed(order.id)
     assert (info.value.from_status, info.value.to_status) == ("paid", "failed")
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         ledger.mark_paid(order.id)  # paid once
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFoundError):
         ledger.mark_paid("no-such-order")
 
 
@@ -103,7 +103,7 @@ def test_compare_and_set_refuses_a_stale_writer(ledger: Ledger, engine: sa.Engin
                 .values(status="cancelled")
                 .execution_options(synchronize_session=False)
             )
-        with pytest.raises(TransitionConflict):
+        with pytest.raises(TransitionConflictError):
             ledger._move(session, Order, ORDER, row, "paid")
 
 
@@ -113,7 +113,7 @@ def test_fee_scales_down_on_partial_capture(ledger: Ledger) -> None:
     )
     ledger.mark_paid(order.id, captured_amount=500)
     assert ledger.balance(Accounts.PLATFORM_FEES, "EUR") == -50
-    with pytest.raises(RefundExceedsCaptured):
+    with pytest.raises(RefundExceedsCapturedError):
         ledger.create_refund(order.id, 501)
 
 

@@ -40,13 +40,13 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from veza_ledger import (
     Accounts,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerError,
     PaymentState,
     ProviderEvent,
-    RefundExceedsCaptured,
-    TransitionConflict,
+    RefundExceedsCapturedError,
+    TransitionConflictError,
     allocate_reversals,
     create_engine,
     fee_captured,
@@ -267,7 +267,7 @@ class MoneyModel(RuleBasedStateMachine):
         try:
             refund = self.ledger.create_refund(order, amount)
             self.ledger.refund_succeeded(refund.id)
-        except (RefundExceedsCaptured, IllegalTransition, TransitionConflict):
+        except (RefundExceedsCapturedError, IllegalTransitionError, TransitionConflictError):
             return
 
     @rule(order=orders, fraction=st.integers(1, 100))

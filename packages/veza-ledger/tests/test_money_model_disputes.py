@@ -31,7 +31,7 @@ from hypothesis.stateful import Bundle, invariant, multiple, rule
 
 from veza_ledger import (
     DisputeAccounts,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerError,
     create_engine,
@@ -90,7 +90,7 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
     def close_dispute(self, dispute: str, status: str, fee: int) -> None:
         try:
             self.ledger.update_dispute(dispute, status, chargeback_fee=fee)
-        except IllegalTransition:
+        except IllegalTransitionError:
             assert self.ledger.dispute(dispute).status not in ("opened",)
 
     # ------------------------------------------------------------------ subscriptions

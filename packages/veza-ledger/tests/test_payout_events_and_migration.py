@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from veza_ledger import (
     Ledger,
     LedgerConfigurationError,
-    NotFound,
+    RecordNotFoundError,
     create_engine,
     upgrade,
 )
@@ -66,7 +66,7 @@ def test_a_well_formed_event_yields_its_id_key_and_target(
 def test_an_event_for_an_unknown_payout_is_not_found(ledger: Ledger) -> None:
     """The webhook answers 500 and Stripe delivers it again once the ledger knows it."""
     event = {"type": "payout.paid", "data": {"object": {"id": "po_x", "metadata": {}}}}
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFoundError):
         ledger.apply_payout_event(event)
 
 

@@ -23,10 +23,10 @@ from prometheus_client import CollectorRegistry
 from veza_ledger import (
     PARKED_RULE,
     Accounts,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerConfigurationError,
-    PayoutExceedsBalance,
+    PayoutExceedsBalanceError,
     cancel_parked_payout,
     run_payout_worker,
     run_transfer_worker,
@@ -103,13 +103,13 @@ def test_a_payout_never_exceeds_the_payable_balance(
     order_id = _funded(ledger, stripe)
     ledger.refund_succeeded(ledger.create_refund(order_id, 400).id)  # 340 to claw back
     assert ledger.payout_available("s", "EUR") == 510
-    with pytest.raises(PayoutExceedsBalance) as raised:
+    with pytest.raises(PayoutExceedsBalanceError) as raised:
         ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=511, currency="EUR")
     assert (raised.value.available, raised.value.amount) == (510, 511)
     assert ledger.intents(kind="payout") == []  # nothing written
     ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=510, currency="EUR")
     assert ledger.payout_available("s", "EUR") == 0  # the pending payout is reserved
-    with pytest.raises(PayoutExceedsBalance):
+    with pytest.raises(PayoutExceedsBalanceError):
         ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=1, currency="EUR")
     ledger.create_transfer(
         seller_id="s", destination="acct_s", amount=5, currency="EUR", transfer_id="t-x"
@@ -222,7 +222,7 @@ def test_payouts_never_exceed_what_the_seller_may_pay_out(
                     seller_id=seller, stripe_account="acct_1", amount=amount, currency="EUR"
                 )
                 open_.append(made.id)
-            except PayoutExceedsBalance:
+            except PayoutExceedsBalanceError:
                 assert not fits
             else:
                 assert fits
@@ -234,7 +234,7 @@ def test_payouts_never_exceed_what_the_seller_may_pay_out(
                 "failed": lambda p: ledger.payout_failed(p, "bank"),
                 "retry": ledger.retry_payout,
             }
-            with contextlib.suppress(IllegalTransition, PayoutExceedsBalance):
+            with contextlib.suppress(IllegalTransitionError, PayoutExceedsBalanceError):
                 calls[op](target)
         rows = [ledger.payout(p) for p in open_]
         in_flight = sum(r.amount for r in rows if r.status in ("pending", "in_transit"))
@@ -256,7 +256,7 @@ def test_concurrent_payouts_cannot_spend_the_same_balance(
         start.wait()
         try:
             ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=200, currency="EUR")
-        except PayoutExceedsBalance:
+        except PayoutExceedsBalanceError:
             outcomes.append("refused")
         else:
             outcomes.append("made")

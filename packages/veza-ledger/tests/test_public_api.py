@@ -3,19 +3,21 @@
 import importlib.metadata
 import importlib.resources
 
+import pytest
+
 import veza_ledger
 
 EXPECTED_EXPORTS = {
     "Accounts",
-    "AmountMismatch",
+    "AmountMismatchError",
     "LegacyTransferFinder",
     "bookable_capture",
     "capture_amount_problem",
-    "ActivationRefused",
+    "ActivationRefusedError",
     "DISPUTE",
     "Dispute",
     "DisputeAccounts",
-    "DisputeMismatch",
+    "DisputeMismatchError",
     "DEFAULT_RETENTION_DAYS",
     "Eligibility",
     "EligibilityReason",
@@ -23,9 +25,9 @@ EXPECTED_EXPORTS = {
     "Finding",
     "FlowConflictError",
     "INTENT",
-    "IllegalTransition",
-    "InvalidAmount",
-    "JournalConflict",
+    "IllegalTransitionError",
+    "InvalidAmountError",
+    "JournalConflictError",
     "JournalEntry",
     "JournalTransaction",
     "Ledger",
@@ -34,8 +36,8 @@ EXPECTED_EXPORTS = {
     "Leg",
     "MACHINES",
     "Machine",
-    "NaiveDatetime",
-    "NotFound",
+    "NaiveDatetimeError",
+    "RecordNotFoundError",
     "ORDER",
     "Order",
     "Override",
@@ -51,14 +53,14 @@ EXPECTED_EXPORTS = {
     "RULES",
     "ReconcileSettings",
     "Refund",
-    "RefundExceedsCaptured",
+    "RefundExceedsCapturedError",
     "RefundState",
     "ReversalFinder",
     "Rule",
     "SQLWebhookLog",
     "SUBSCRIPTION",
     "SchemaDrift",
-    "SchemaOutOfDate",
+    "SchemaOutOfDateError",
     "SellerPayout",
     "SellerTransfer",
     "Subscription",
@@ -73,8 +75,8 @@ EXPECTED_EXPORTS = {
     "SellerTransferReversal",
     "TransferReverser",
     "TransferState",
-    "TransitionConflict",
-    "UnbalancedTransaction",
+    "TransitionConflictError",
+    "UnbalancedTransactionError",
     "VERSION_TABLE",
     "WebhookLogRow",
     "WorkerReport",
@@ -100,7 +102,7 @@ EXPECTED_EXPORTS = {
     "run_payout_worker",
     "cancel_parked_payout",
     "PayoutCreator",
-    "PayoutExceedsBalance",
+    "PayoutExceedsBalanceError",
     "PayoutFinder",
     "run_reversal_worker",
     "run_sweep",
@@ -133,3 +135,25 @@ def test_adapters_module_exports():
     import veza_ledger.adapters
 
     assert veza_ledger.adapters.__all__ == ["PaymentsProviderView", "StripeWorkerProvider"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("IllegalTransition", "IllegalTransitionError"),
+        ("JournalConflict", "JournalConflictError"),
+        ("NotFound", "RecordNotFoundError"),
+        ("RefundExceedsCaptured", "RefundExceedsCapturedError"),
+        ("SchemaOutOfDate", "SchemaOutOfDateError"),
+        ("TransitionConflict", "TransitionConflictError"),
+        ("UnbalancedTransaction", "UnbalancedTransactionError"),
+    ],
+)
+def test_released_names_stay_as_deprecated_aliases(old, new):
+    with pytest.warns(DeprecationWarning, match=f"veza_ledger.{old} is deprecated, use"):
+        alias = getattr(veza_ledger, old)
+    assert alias is getattr(veza_ledger, new)
+    assert issubclass(alias, veza_ledger.LedgerError)
+    assert old not in veza_ledger.__all__
+    with pytest.raises(AttributeError):
+        veza_ledger.NoSuchName  # noqa: B018

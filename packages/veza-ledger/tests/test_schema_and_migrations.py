@@ -16,7 +16,7 @@ from alembic.migration import MigrationContext
 
 from veza_ledger import (
     VERSION_TABLE,
-    SchemaOutOfDate,
+    SchemaOutOfDateError,
     check_schema,
     create_engine,
     current_revision,
@@ -96,12 +96,12 @@ def test_the_host_applications_alembic_history_is_untouched(empty_engine: sa.Eng
 
 
 def test_the_startup_check_names_the_command(empty_engine: sa.Engine) -> None:
-    with pytest.raises(SchemaOutOfDate, match="veza-ledger db upgrade --database-url"):
+    with pytest.raises(SchemaOutOfDateError, match="veza-ledger db upgrade --database-url"):
         check_schema(empty_engine)
     upgrade(empty_engine)
     with empty_engine.begin() as connection:
         connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999_future'"))
-    with pytest.raises(SchemaOutOfDate, match="newer than the library"):
+    with pytest.raises(SchemaOutOfDateError, match="newer than the library"):
         check_schema(empty_engine)
 
 

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from veza_ledger import SchemaDrift, check_schema, create_engine, metadata, schema_drift, upgrade
+from veza_ledger import (
+    SchemaDrift,
+    check_schema,
+    create_engine,
+    metadata,
+    schema_drift,
+    upgrade,
+)
 
 Mutation = Callable[[sa.Engine], None]
 

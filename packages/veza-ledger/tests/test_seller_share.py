@@ -20,7 +20,7 @@ from veza_ledger import (
     Accounts,
     Ledger,
     LedgerError,
-    NotFound,
+    RecordNotFoundError,
     TransferCurrencyMismatchError,
     TransferExceedsShareError,
     TransferNotAllowedError,
@@ -116,7 +116,7 @@ def test_another_sellers_transfer_and_an_unknown_order_are_refused(ledger: Ledge
         ledger.create_transfer(
             seller_id="mallory", destination="acct_m", amount=1, currency="EUR", order_id=order.id
         )
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFoundError):
         ledger.create_transfer(
             seller_id="seller", destination="acct_s", amount=1, currency="EUR", order_id="nope"
         )

@@ -19,14 +19,14 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from veza_ledger import (
     MACHINES,
     EventOutcome,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerError,
-    PayoutExceedsBalance,
+    PayoutExceedsBalanceError,
     ProviderEvent,
-    RefundExceedsCaptured,
+    RefundExceedsCapturedError,
     TransferExceedsShareError,
-    TransitionConflict,
+    TransitionConflictError,
     create_engine,
     seller_share,
     upgrade,
@@ -78,7 +78,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def _try(self, fn: Callable[[], object]) -> object:
         try:
             return fn()
-        except (IllegalTransition, RefundExceedsCaptured, TransitionConflict):
+        except (IllegalTransitionError, RefundExceedsCapturedError, TransitionConflictError):
             return None
 
     @rule(
@@ -181,7 +181,7 @@ class LedgerMachine(RuleBasedStateMachine):
             payout = self.ledger.create_payout(
                 seller_id="s1", stripe_account="acct_1", amount=amount, currency="EUR"
             )
-        except PayoutExceedsBalance:
+        except PayoutExceedsBalanceError:
             assert amount > available
             return
         assert amount <= available
@@ -312,7 +312,7 @@ def test_eight_threads_refunding_past_captured(pg_ledger: Ledger) -> None:
     ledger.mark_paid(order.id)
     results = _race(8, lambda i: ledger.create_refund(order.id, 300, refund_id=f"race-{i}"))
     made = [r for r in results if not isinstance(r, BaseException)]
-    refused = [r for r in results if isinstance(r, RefundExceedsCaptured)]
+    refused = [r for r in results if isinstance(r, RefundExceedsCapturedError)]
     assert len(made) == 3 and len(refused) == 5  # 3 x 300 fit in 1000, the fourth does not
     assert sum(r.amount for r in ledger.refunds_of(order.id)) == 900
 
@@ -326,7 +326,9 @@ def test_eight_threads_applying_one_transition(pg_ledger: Ledger) -> None:
     ok = [r for r in results if not isinstance(r, BaseException)]
     assert len(ok) == 1
     assert all(
-        isinstance(r, IllegalTransition | TransitionConflict) for r in results if r not in ok
+        isinstance(r, IllegalTransitionError | TransitionConflictError)
+        for r in results
+        if r not in ok
     )
     assert ledger.trial_balance() == {"EUR": 0}
     assert ledger.balance("psp_clearing", "EUR") == 1000  # captured once

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import IntegrityError
 
 from veza_ledger import (
-    ActivationRefused,
+    ActivationRefusedError,
     EligibilityReason,
-    IllegalTransition,
+    IllegalTransitionError,
     Ledger,
     LedgerError,
     Order,
@@ -65,16 +65,16 @@ def test_a_pending_subscription_can_be_cancelled_and_expired(priced: Ledger, end
 def test_another_users_order_does_not_activate(priced: Ledger) -> None:
     paid(priced, "theirs", buyer="someone-else")
     sub = priced.create_subscription(user_id="u1", plan="creator")
-    with pytest.raises(ActivationRefused, match="another user") as caught:
+    with pytest.raises(ActivationRefusedError, match="another user") as caught:
         priced.activate_subscription(sub.id, order_id="theirs")
-    assert isinstance(caught.value, IllegalTransition)
+    assert isinstance(caught.value, IllegalTransitionError)
     assert priced.subscription(sub.id).status == "pending_payment"
 
 
 def test_a_one_cent_order_does_not_activate_a_priced_plan(priced: Ledger) -> None:
     paid(priced, "cent", amount=1)
     sub = priced.create_subscription(user_id="u1", plan="creator")
-    with pytest.raises(ActivationRefused, match="holds 1 of the plan's price 990"):
+    with pytest.raises(ActivationRefusedError, match="holds 1 of the plan's price 990"):
         priced.activate_subscription(sub.id, order_id="cent")
     paid(priced, "enough", amount=990)
     assert priced.activate_subscription(sub.id, order_id="enough").status == "active"
@@ -85,10 +85,10 @@ def test_one_order_activates_one_subscription(priced: Ledger) -> None:
     first = priced.create_subscription(user_id="u1", plan="creator", order_id="o1")
     assert first.status == "active"
     second = priced.create_subscription(user_id="u1", plan="creator")
-    with pytest.raises(ActivationRefused, match=f"already activated subscription {first.id}"):
+    with pytest.raises(ActivationRefusedError, match=f"already activated subscription {first.id}"):
         priced.activate_subscription(second.id, order_id="o1")
     priced.cancel_subscription(first.id)  # a canceled one keeps its order: still used
-    with pytest.raises(ActivationRefused):
+    with pytest.raises(ActivationRefusedError):
         priced.activate_subscription(second.id, order_id="o1")
 
 
@@ -155,7 +155,7 @@ def test_a_disputed_order_cannot_activate(priced: Ledger) -> None:
     paid(priced, "o1")
     priced.open_dispute("o1", "dp_1", amount=10)
     sub = priced.create_subscription(user_id="u1", plan="creator")
-    with pytest.raises(ActivationRefused, match="disputed"):
+    with pytest.raises(ActivationRefusedError, match="disputed"):
         priced.activate_subscription(sub.id, order_id="o1")
 
 
@@ -275,7 +275,7 @@ def test_two_concurrent_activations_with_one_order_leave_one_active(priced: Ledg
         try:
             priced.activate_subscription(sid, order_id="o1")
             outcomes[sid] = "active"
-        except ActivationRefused:
+        except ActivationRefusedError:
             outcomes[sid] = "refused"
 
     threads = [threading.Thread(target=activate, args=(sid,)) for sid in subs]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from veza_ledger import (
     Ledger,
     ReconcileSettings,
-    RefundExceedsCaptured,
+    RefundExceedsCapturedError,
     event_from_hyperswitch,
     run_reversal_worker,
     run_sweep,
@@ -226,7 +226,7 @@ def test_chaos_heals_within_two_sweeps(  # noqa: PLR0915 - one story, told in or
             )
             try:
                 row = ledger.create_refund(oid, amount, refund_id=f"{oid}-r{j}")
-            except RefundExceedsCaptured:
+            except RefundExceedsCapturedError:
                 continue
             sp_faults = rnd.sample(faults, rnd.randint(0, 1))
             hs.inject(*sp_faults)

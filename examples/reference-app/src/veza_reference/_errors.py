@@ -13,12 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from veza_ledger import (
-    IllegalTransition,
+    IllegalTransitionError,
     LedgerConfigurationError,
     LedgerError,
-    NotFound,
-    RefundExceedsCaptured,
-    TransitionConflict,
+    RecordNotFoundError,
+    RefundExceedsCapturedError,
+    TransitionConflictError,
 )
 from veza_payments import (
     APIConnectionError,
@@ -61,10 +61,10 @@ STATUS: list[tuple[type[Exception], int]] = [
     (SignatureError, 403),
     (StorageError, 503),
     # ledger
-    (NotFound, 404),
-    (RefundExceedsCaptured, 422),
-    (IllegalTransition, 409),
-    (TransitionConflict, 409),
+    (RecordNotFoundError, 404),
+    (RefundExceedsCapturedError, 422),
+    (IllegalTransitionError, 409),
+    (TransitionConflictError, 409),
     (LedgerConfigurationError, 400),
     (LedgerError, 409),
     # payments (the provider's refusals are the client's problem; its outages are not)

@@ -21,7 +21,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from veza_ledger import EligibilityReason, NotFound
+from veza_ledger import EligibilityReason, RecordNotFoundError
 from veza_ledger.flows import start_payment, start_refund
 from veza_reference._access import Access
 from veza_reference._auth import Admin, User
@@ -294,7 +294,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
                 raise ClientError(404, f"no sandbox payment {payment_id!r}")
             try:
                 order = services.ledger.order_by_payment_id(payment_id)
-            except NotFound:
+            except RecordNotFoundError:
                 raise ClientError(404, f"no order for payment {payment_id!r}") from None
             if not principal.is_admin and principal.user_id != order.buyer_id:
                 raise ClientError(403, "only the order's buyer pays it")

@@ -10,7 +10,7 @@ from fastapi import Path as PathParam
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from veza_ledger import RULES, SchemaOutOfDate, check_schema, retry_transfer_now, run_sweep
+from veza_ledger import RULES, SchemaOutOfDateError, check_schema, retry_transfer_now, run_sweep
 from veza_reference._auth import Admin, TooManyRequestsError, User, actor, role_required
 from veza_reference._errors import ClientError
 from veza_reference._services import Services
@@ -171,7 +171,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
         try:
             check_schema(services.engine)
             checks["ledger_schema"] = "ok"
-        except (SchemaOutOfDate, sa.exc.SQLAlchemyError) as exc:
+        except (SchemaOutOfDateError, sa.exc.SQLAlchemyError) as exc:
             checks["ledger_schema"] = f"failed: {exc}"
         if services.ice_probe is not None:
             checks["turn"] = services.ice_probe.status()

@@ -5,27 +5,29 @@ journal, idempotent provider events, the webhook log with its retention sweep, a
 migrations that ship inside the package.
 """
 
+import warnings
+
 from veza_ledger._allocation import allocate_reversals
 from veza_ledger._base import Accounts
-from veza_ledger._disputes import DisputeAccounts, DisputeMismatch
+from veza_ledger._disputes import DisputeAccounts, DisputeMismatchError
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
-    AmountMismatch,
+    AmountMismatchError,
     FlowConflictError,
-    IllegalTransition,
-    InvalidAmount,
-    JournalConflict,
+    IllegalTransitionError,
+    InvalidAmountError,
+    JournalConflictError,
     LedgerConfigurationError,
     LedgerError,
-    NaiveDatetime,
-    NotFound,
-    RefundExceedsCaptured,
-    SchemaOutOfDate,
+    NaiveDatetimeError,
+    RecordNotFoundError,
+    RefundExceedsCapturedError,
+    SchemaOutOfDateError,
     TransferCurrencyMismatchError,
     TransferExceedsShareError,
     TransferNotAllowedError,
-    TransitionConflict,
-    UnbalancedTransaction,
+    TransitionConflictError,
+    UnbalancedTransactionError,
 )
 from veza_ledger._events import EventOutcome, ProviderEvent, event_from_hyperswitch
 from veza_ledger._intents import PARKED_RULE, classify_provider_error
@@ -93,9 +95,9 @@ from veza_ledger._schema import (
     metadata,
 )
 from veza_ledger._schema_check import SchemaDrift, schema_drift
-from veza_ledger._subscriptions import ActivationRefused, Eligibility, EligibilityReason
+from veza_ledger._subscriptions import ActivationRefusedError, Eligibility, EligibilityReason
 from veza_ledger._sweep import SweepItem, SweepReport, run_sweep
-from veza_ledger._transfers import PayoutExceedsBalance, reversal_key
+from veza_ledger._transfers import PayoutExceedsBalanceError, reversal_key
 from veza_ledger._version import __version__
 from veza_ledger._webhook_log import SQLWebhookLog
 from veza_ledger._workers import (
@@ -120,19 +122,19 @@ __all__ = [
     "TRANSFER",
     "VERSION_TABLE",
     "Accounts",
-    "ActivationRefused",
-    "AmountMismatch",
+    "ActivationRefusedError",
+    "AmountMismatchError",
     "Dispute",
     "DisputeAccounts",
-    "DisputeMismatch",
+    "DisputeMismatchError",
     "Eligibility",
     "EligibilityReason",
     "EventOutcome",
     "Finding",
     "FlowConflictError",
-    "IllegalTransition",
-    "InvalidAmount",
-    "JournalConflict",
+    "IllegalTransitionError",
+    "InvalidAmountError",
+    "JournalConflictError",
     "JournalEntry",
     "JournalTransaction",
     "Ledger",
@@ -141,13 +143,12 @@ __all__ = [
     "Leg",
     "LegacyTransferFinder",
     "Machine",
-    "NaiveDatetime",
-    "NotFound",
+    "NaiveDatetimeError",
     "Order",
     "Override",
     "PaymentState",
     "PayoutCreator",
-    "PayoutExceedsBalance",
+    "PayoutExceedsBalanceError",
     "PayoutFinder",
     "Problem",
     "ProcessedEvent",
@@ -155,14 +156,15 @@ __all__ = [
     "ProviderIntent",
     "ProviderView",
     "ReconcileSettings",
+    "RecordNotFoundError",
     "Refund",
-    "RefundExceedsCaptured",
+    "RefundExceedsCapturedError",
     "RefundState",
     "ReversalFinder",
     "Rule",
     "SQLWebhookLog",
     "SchemaDrift",
-    "SchemaOutOfDate",
+    "SchemaOutOfDateError",
     "SellerPayout",
     "SellerTransfer",
     "SellerTransferReversal",
@@ -176,8 +178,8 @@ __all__ = [
     "TransferNotAllowedError",
     "TransferReverser",
     "TransferState",
-    "TransitionConflict",
-    "UnbalancedTransaction",
+    "TransitionConflictError",
+    "UnbalancedTransactionError",
     "WebhookLogRow",
     "WorkerReport",
     "__version__",
@@ -211,3 +213,29 @@ __all__ = [
     "sweep_webhook_log",
     "upgrade",
 ]
+
+# Names released in 0.1.0 without the ``Error`` suffix: kept one release as deprecated
+# aliases (removed in 0.3.0). Resolved lazily so only a caller who uses one is warned.
+_DEPRECATED_ALIASES = {
+    "IllegalTransition": "IllegalTransitionError",
+    "JournalConflict": "JournalConflictError",
+    "NotFound": "RecordNotFoundError",
+    "RefundExceedsCaptured": "RefundExceedsCapturedError",
+    "SchemaOutOfDate": "SchemaOutOfDateError",
+    "TransitionConflict": "TransitionConflictError",
+    "UnbalancedTransaction": "UnbalancedTransactionError",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The deprecated ``Error``-less names, with a ``DeprecationWarning``."""
+    new = _DEPRECATED_ALIASES.get(name)
+    if new is None:
+        msg = f"module 'veza_ledger' has no attribute {name!r}"
+        raise AttributeError(msg)
+    warnings.warn(
+        f"veza_ledger.{name} is deprecated, use veza_ledger.{new} (removed in 0.3.0)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

@@ -3,7 +3,7 @@
 A move reads the row's status, checks the machine's table, then applies
 ``UPDATE … SET status = :to WHERE id = :id AND status = :from``. Two writers that read
 the same status cannot both succeed: the second matches no row and gets
-:class:`TransitionConflict` (on PostgreSQL it waits for the first to commit, then
+:class:`TransitionConflictError` (on PostgreSQL it waits for the first to commit, then
 re-evaluates the ``WHERE``; on SQLite writers are serialised by ``BEGIN IMMEDIATE``).
 """
 
@@ -21,11 +21,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from veza_ledger._engine import configure_engine
 from veza_ledger._errors import (
-    InvalidAmount,
+    InvalidAmountError,
     LedgerConfigurationError,
-    NaiveDatetime,
-    NotFound,
-    TransitionConflict,
+    NaiveDatetimeError,
+    RecordNotFoundError,
+    TransitionConflictError,
 )
 from veza_ledger._machines import Machine
 from veza_ledger._schema import Base
@@ -48,13 +48,13 @@ def check_money(amount: object, currency: object, *, field: str = "amount") -> t
     """Validate integer minor units (up to :data:`MAX_AMOUNT`) and an ISO 4217-shaped code.
 
     Raises:
-        InvalidAmount: Before any SQL, naming ``field``, so an out-of-range number is
+        InvalidAmountError: Before any SQL, naming ``field``, so an out-of-range number is
             never the database's raw ``DataError``.
         LedgerConfigurationError: The currency is not a three-letter code.
     """
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT:
         msg = f"{field} must be a positive int of minor units up to {MAX_AMOUNT}, got {amount!r}"
-        raise InvalidAmount(field, msg)
+        raise InvalidAmountError(field, msg)
     code = str(currency).strip().upper()
     if len(code) != CURRENCY_LENGTH or not code.isalpha() or not code.isascii():
         msg = f"currency must be an ISO 4217 code, got {currency!r}"
@@ -70,14 +70,14 @@ def check_aware(value: object, field: str) -> dt.datetime | None:
     """``value`` unchanged if it is ``None`` or a timezone-aware datetime.
 
     Raises:
-        NaiveDatetime: Before any SQL, naming ``field`` (the column type would refuse
+        NaiveDatetimeError: Before any SQL, naming ``field`` (the column type would refuse
             it too, but wrapped in SQLAlchemy's ``StatementError``).
     """
     if value is None:
         return None
     if not isinstance(value, dt.datetime) or value.utcoffset() is None:
         msg = f"{field} must be a timezone-aware datetime (e.g. in dt.UTC), got {value!r}"
-        raise NaiveDatetime(field, msg)
+        raise NaiveDatetimeError(field, msg)
     return value
 
 
@@ -160,7 +160,7 @@ class LedgerBase:
         row = session.scalars(query).one_or_none()
         if row is None:
             msg = f"no {model.__name__} with id {object_id!r}"
-            raise NotFound(msg)
+            raise RecordNotFoundError(msg)
         return row
 
     def _move(
@@ -202,6 +202,6 @@ class LedgerBase:
                 f"{model.__name__} {object_id} left {from_status!r} before this transition to "
                 f"{to_status!r} (another writer applied one first)"
             )
-            raise TransitionConflict(msg)
+            raise TransitionConflictError(msg)
         for name, value in changes.items():
             set_committed_value(row, name, value)  # mirror the UPDATE; nothing left to flush

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from veza_ledger import _journal
 from veza_ledger._base import Accounts, check_id, check_money, new_id
-from veza_ledger._errors import LedgerConfigurationError, LedgerError, NotFound
+from veza_ledger._errors import LedgerConfigurationError, LedgerError, RecordNotFoundError
 from veza_ledger._events import EventOutcome, EventsMixin, ProviderEvent
 from veza_ledger._machines import DISPUTE
 from veza_ledger._orders import OPEN_REFUND, REFUNDABLE
@@ -65,7 +65,7 @@ class DisputeAccounts:
     """Expense: the fees the PSP charged for lost chargebacks."""
 
 
-class DisputeMismatch(LedgerError):  # noqa: N818 - says what happened
+class DisputeMismatchError(LedgerError):
     """A dispute event contradicts the ledger (another order, amount or currency)."""
 
 
@@ -86,9 +86,9 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         """Record an opened dispute and hold its amount (idempotent by ``psp_dispute_id``).
 
         Raises:
-            DisputeMismatch: The PSP dispute is recorded with another order or amount,
+            DisputeMismatchError: The PSP dispute is recorded with another order or amount,
                 or its currency is not the order's.
-            NotFound: No such order.
+            RecordNotFoundError: No such order.
         """
         check_id(psp_dispute_id, "psp_dispute_id")
         with self.transaction() as session:
@@ -100,7 +100,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
                         f"dispute {psp_dispute_id} is recorded for order {existing.order_id} "
                         f"({existing.amount}), not {order_id} ({amount})"
                     )
-                    raise DisputeMismatch(msg)
+                    raise DisputeMismatchError(msg)
                 return existing
             order = self._get(session, Order, order_id, lock=True)
             return self._open(
@@ -126,7 +126,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
             chargeback_fee: The PSP's fee for a lost dispute (minor units, >= 0).
 
         Raises:
-            IllegalTransition: Not allowed by :data:`~veza_ledger.DISPUTE`.
+            IllegalTransitionError: Not allowed by :data:`~veza_ledger.DISPUTE`.
         """
         with self.transaction() as session:
             dispute = self._get(session, Dispute, dispute_id, lock=True)
@@ -145,7 +145,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
             row = self._dispute_by_provider(session, psp_dispute_id)
             if row is None:
                 msg = f"no dispute with PSP id {psp_dispute_id!r}"
-                raise NotFound(msg)
+                raise RecordNotFoundError(msg)
             return row
 
     def disputes_of(self, order_id: str) -> list[Dispute]:
@@ -182,7 +182,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         value, code = check_money(amount, currency or order.currency)
         if code != order.currency:
             msg = f"dispute {psp_dispute_id} is in {code}, order {order.id} in {order.currency}"
-            raise DisputeMismatch(msg)
+            raise DisputeMismatchError(msg)
         now = self.now()
         dispute = Dispute(
             id=check_id(dispute_id or new_id(), "dispute_id"),
@@ -284,7 +284,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         if dispute is None:
             if not event.payment_id:
                 msg = f"dispute {event.object_id} is unknown and the event names no payment"
-                raise NotFound(msg)
+                raise RecordNotFoundError(msg)
             order = self._order_by_payment(session, event.payment_id)
             dispute = self._open(
                 session,

@@ -11,7 +11,7 @@ class LedgerConfigurationError(LedgerError, ValueError):
     """A setting (environment variable, engine, argument) is invalid."""
 
 
-class InvalidAmount(LedgerConfigurationError):  # noqa: N818 - reads as "ledger.InvalidAmount"
+class InvalidAmountError(LedgerConfigurationError):
     """An amount is not a positive int of minor units that fits the ``BIGINT`` columns.
 
     Raised before any SQL, so the caller never sees the database's own ``DataError``
@@ -26,7 +26,7 @@ class InvalidAmount(LedgerConfigurationError):  # noqa: N818 - reads as "ledger.
         self.field = field
 
 
-class NaiveDatetime(LedgerConfigurationError):  # noqa: N818 - reads as "ledger.NaiveDatetime"
+class NaiveDatetimeError(LedgerConfigurationError):
     """A datetime without a time zone reached the ledger (an argument or the clock).
 
     Raised before any SQL: a naive time in a money ledger is ambiguous (which zone?
@@ -42,11 +42,11 @@ class NaiveDatetime(LedgerConfigurationError):  # noqa: N818 - reads as "ledger.
         self.field = field
 
 
-class NotFound(LedgerError, LookupError):  # noqa: N818 - reads as "ledger.NotFound"
+class RecordNotFoundError(LedgerError, LookupError):
     """No row with that id (or provider id)."""
 
 
-class IllegalTransition(LedgerError, ValueError):  # noqa: N818 - the published name
+class IllegalTransitionError(LedgerError, ValueError):
     """The transition is not in the machine's table.
 
     Attributes:
@@ -66,11 +66,11 @@ class IllegalTransition(LedgerError, ValueError):  # noqa: N818 - the published 
         self.to_status = to_status
 
 
-class TransitionConflict(LedgerError):  # noqa: N818 - says what happened
+class TransitionConflictError(LedgerError):
     """Another writer changed the row first (the compare-and-set found another status)."""
 
 
-class RefundExceedsCaptured(LedgerError, ValueError):  # noqa: N818 - says what happened
+class RefundExceedsCapturedError(LedgerError, ValueError):
     """Succeeded plus pending refunds would exceed what the order captured."""
 
 
@@ -135,19 +135,19 @@ class FlowConflictError(LedgerError):
     """
 
 
-class JournalConflict(LedgerError):  # noqa: N818 - says what happened
+class JournalConflictError(LedgerError):
     """A journal transaction id was posted before with different entries."""
 
 
-class UnbalancedTransaction(LedgerError, ValueError):  # noqa: N818 - says what it is
+class UnbalancedTransactionError(LedgerError, ValueError):
     """Debits and credits of a journal transaction differ for some currency."""
 
 
-class SchemaOutOfDate(LedgerError):  # noqa: N818 - says what it is
+class SchemaOutOfDateError(LedgerError):
     """The database schema is behind (or ahead of) this version of veza-ledger."""
 
 
-class AmountMismatch(LedgerError, ValueError):  # noqa: N818 - says what happened
+class AmountMismatchError(LedgerError, ValueError):
     """A provider's amount cannot be booked as it stands (0, or more than fits).
 
     The ledger never clips or assumes a provider amount: what it cannot book is refused

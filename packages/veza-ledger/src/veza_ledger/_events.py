@@ -5,7 +5,7 @@ transaction** as its effect: a duplicate delivery finds the id and changes nothi
 concurrent deliveries race on the primary key and one rolls back. An event older than
 the last one applied to the same object (``last_event_at``) is recorded as ``stale``
 and changes nothing, so an out-of-order delivery never regresses a newer state. An
-event about an object the ledger does not know yet raises :class:`NotFound` (nothing
+event about an object the ledger does not know yet raises :class:`RecordNotFoundError` (nothing
 is recorded): the webhook answers 500 and the provider delivers it again later.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veza_ledger._base import LedgerBase, check_aware, check_id
-from veza_ledger._errors import AmountMismatch, LedgerConfigurationError, LedgerError
+from veza_ledger._errors import AmountMismatchError, LedgerConfigurationError, LedgerError
 from veza_ledger._findings import upsert_finding
 from veza_ledger._late_captures import CLOSED_ORDER_STATUSES, LateCapturesMixin
 from veza_ledger._machines import MACHINES
@@ -207,8 +207,8 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
         """Apply ``event`` once; see the module's documentation for the rules.
 
         Raises:
-            NotFound: The object is unknown (yet); nothing was recorded.
-            IllegalTransition: Never for events: impossible moves are ``no_change``.
+            RecordNotFoundError: The object is unknown (yet); nothing was recorded.
+            IllegalTransitionError: Never for events: impossible moves are ``no_change``.
         """
         check_id(event.object_id, "object_id")
         check_aware(event.occurred_at, "occurred_at")
@@ -318,7 +318,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
             try:
                 with session.begin_nested():
                     self._refund_succeeded(session, refund, event.amount)
-            except AmountMismatch:
+            except AmountMismatchError:
                 session.expire(refund)
                 self._flag_refund_amount(session, refund, event.amount or 0)
                 return EventOutcome.FLAGGED
@@ -367,7 +367,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
 
         Raises:
             LedgerConfigurationError: Unknown machine or status, or no reason or actor.
-            TransitionConflict: The row moved while the override was being applied.
+            TransitionConflictError: The row moved while the override was being applied.
         """
         if machine not in MACHINES:
             msg = f"unknown machine {machine!r}; known: {sorted(MACHINES)}"

@@ -4,7 +4,7 @@ A transaction is a set of legs ``(account, currency, amount)`` where a positive 
 is a debit and a negative one a credit; per currency they sum to zero. The transaction
 id is its idempotency key (TigerBeetle's and Formance's rule): posting the same id with
 the same legs again is a no-op, with different legs it raises
-:class:`JournalConflict`. Nothing updates or deletes entries (the migrations add
+:class:`JournalConflictError`. Nothing updates or deletes entries (the migrations add
 triggers that refuse it); corrections are new transactions. Balances are derived.
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from veza_ledger._errors import JournalConflict, UnbalancedTransaction
+from veza_ledger._errors import JournalConflictError, UnbalancedTransactionError
 from veza_ledger._schema import JournalEntry, JournalTransaction
 from veza_ledger._upsert import insert_ignore
 
@@ -50,7 +50,7 @@ def _normalise(legs: Iterable[Leg]) -> list[Leg]:
     for leg in legs:
         if isinstance(leg.amount, bool) or not isinstance(leg.amount, int):
             msg = f"journal amounts are int minor units, got {leg.amount!r}"
-            raise UnbalancedTransaction(msg)
+            raise UnbalancedTransactionError(msg)
         merged[(leg.account, leg.currency.upper())] += leg.amount
     out = [Leg(a, c, v) for (a, c), v in sorted(merged.items()) if v]
     sums: dict[str, int] = defaultdict(int)
@@ -59,7 +59,7 @@ def _normalise(legs: Iterable[Leg]) -> list[Leg]:
     unbalanced = {c: s for c, s in sums.items() if s}
     if unbalanced:
         msg = f"debits and credits differ: {unbalanced}"
-        raise UnbalancedTransaction(msg)
+        raise UnbalancedTransactionError(msg)
     return out
 
 
@@ -82,13 +82,13 @@ def post(
         ``True`` when posted, ``False`` when the same transaction was already there.
 
     Raises:
-        UnbalancedTransaction: The legs do not balance per currency (or are empty).
-        JournalConflict: The id was posted before with different legs.
+        UnbalancedTransactionError: The legs do not balance per currency (or are empty).
+        JournalConflictError: The id was posted before with different legs.
     """
     normalised = _normalise(legs)
     if not normalised:
         msg = f"transaction {transaction_id} has no legs"
-        raise UnbalancedTransaction(msg)
+        raise UnbalancedTransactionError(msg)
     digest = _hash(kind, normalised)
     inserted = insert_ignore(
         session,
@@ -104,7 +104,7 @@ def post(
         )
         if existing != digest:
             msg = f"journal transaction {transaction_id} was posted before with other entries"
-            raise JournalConflict(msg)
+            raise JournalConflictError(msg)
         return False
     session.execute(
         sa.insert(JournalEntry),
@@ -140,15 +140,15 @@ def post_many(session: Session, postings: Sequence[Posting]) -> list[bool]:
     NOTHING RETURNING id``, the content hashes of the ids already there are read in one
     ``SELECT`` (only when there are any), and the new transactions' entries go in one
     ``INSERT``. The rules are :func:`post`'s: the same id with the same legs is a no-op
-    (also twice within ``postings``), with other legs :class:`JournalConflict`.
+    (also twice within ``postings``), with other legs :class:`JournalConflictError`.
 
     Returns:
         For each posting, in order, whether it was posted (``False``: already there).
 
     Raises:
-        UnbalancedTransaction: Some legs do not balance per currency (or are empty),
+        UnbalancedTransactionError: Some legs do not balance per currency (or are empty),
             checked for every posting before any SQL.
-        JournalConflict: An id was posted before (or earlier in ``postings``) with
+        JournalConflictError: An id was posted before (or earlier in ``postings``) with
             different legs.
     """
     prepared: list[tuple[Posting, list[Leg], str]] = []
@@ -156,7 +156,7 @@ def post_many(session: Session, postings: Sequence[Posting]) -> list[bool]:
         normalised = _normalise(posting.legs)
         if not normalised:
             msg = f"transaction {posting.transaction_id} has no legs"
-            raise UnbalancedTransaction(msg)
+            raise UnbalancedTransactionError(msg)
         prepared.append((posting, normalised, _hash(posting.kind, normalised)))
     first: dict[str, tuple[list[Leg], str]] = {}
     rows: list[dict[str, Any]] = []
@@ -174,7 +174,7 @@ def post_many(session: Session, postings: Sequence[Posting]) -> list[bool]:
             )
         elif seen[1] != digest:
             msg = f"journal transaction {posting.transaction_id} is posted twice with other entries"
-            raise JournalConflict(msg)
+            raise JournalConflictError(msg)
     if not rows:
         return []
     inserted = _insert_new(session, rows)
@@ -189,7 +189,7 @@ def post_many(session: Session, postings: Sequence[Posting]) -> list[bool]:
         for transaction_id in existing:
             if hashes.get(transaction_id) != first[transaction_id][1]:
                 msg = f"journal transaction {transaction_id} was posted before with other entries"
-                raise JournalConflict(msg)
+                raise JournalConflictError(msg)
     entries = [
         {
             "transaction_id": tid,

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from veza_ledger._base import LedgerBase
-from veza_ledger._errors import LedgerConfigurationError, RefundExceedsCaptured
+from veza_ledger._errors import LedgerConfigurationError, RefundExceedsCapturedError
 from veza_ledger._findings import resolve_finding, upsert_finding
 from veza_ledger._orders import OrdersMixin
 from veza_ledger._schema import Order, Override, Refund
@@ -251,7 +251,7 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
         if decision == "refund":
             try:
                 return self.create_refund(order_id, reason="late capture refunded")
-            except RefundExceedsCaptured:  # refunded already (by hand, or in the PSP)
+            except RefundExceedsCapturedError:  # refunded already (by hand, or in the PSP)
                 return None
         return None
 

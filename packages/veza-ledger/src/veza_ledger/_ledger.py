@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from veza_ledger import _journal
 from veza_ledger._disputes import DisputesMixin
-from veza_ledger._errors import LedgerConfigurationError, NotFound
+from veza_ledger._errors import LedgerConfigurationError, RecordNotFoundError
 from veza_ledger._intents import IntentsMixin
 from veza_ledger._journal import Leg
 from veza_ledger._schema import Finding
@@ -79,7 +79,7 @@ class Ledger(DisputesMixin, SubscriptionsMixin, IntentsMixin):
             finding = session.get(Finding, finding_id)
             if finding is None:
                 msg = f"no finding {finding_id}"
-                raise NotFound(msg)
+                raise RecordNotFoundError(msg)
             finding.status = "suppressed"
             finding.suppressed_reason = reason.strip()[:500]
             finding.suppressed_by = actor.strip()[:128]

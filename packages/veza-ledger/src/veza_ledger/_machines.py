@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from veza_ledger._errors import IllegalTransition
+from veza_ledger._errors import IllegalTransitionError
 
 
 @attrs.frozen
@@ -47,9 +47,9 @@ class Machine:
         return to_status in self.transitions.get(from_status, frozenset())
 
     def check(self, object_id: str, from_status: str, to_status: str) -> None:
-        """Raise :class:`IllegalTransition` unless the table allows the move."""
+        """Raise :class:`IllegalTransitionError` unless the table allows the move."""
         if not self.allows(from_status, to_status):
-            raise IllegalTransition(self.name, object_id, from_status, to_status)
+            raise IllegalTransitionError(self.name, object_id, from_status, to_status)
 
 
 def _table(**edges: str) -> dict[str, frozenset[str]]:

@@ -4,7 +4,7 @@
 concurrent starters are serialised by an advisory lock held for the whole upgrade; on
 SQLite every transaction begins ``IMMEDIATE`` (see :func:`configure_engine`), which
 serialises them the same way. ``check_schema(engine)`` is the start-up check: it raises
-:class:`SchemaOutOfDate` with the command to run when the database is behind (or ahead
+:class:`SchemaOutOfDateError` with the command to run when the database is behind (or ahead
 of) the installed library, and returns every difference between the live schema and
 the models (:class:`SchemaDrift`) when it is at the head.
 """
@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 
 from veza_ledger import _alembic_filter
 from veza_ledger._engine import configure_engine
-from veza_ledger._errors import SchemaOutOfDate
+from veza_ledger._errors import SchemaOutOfDateError
 from veza_ledger._schema_check import SchemaDrift, schema_drift
 
 VERSION_TABLE = _alembic_filter.VERSION_TABLE
@@ -92,7 +92,7 @@ def check_schema(engine: sa.Engine) -> list[SchemaDrift]:
         need "at the head" may ignore it, as before.
 
     Raises:
-        SchemaOutOfDate: The database is not at this library's head revision (the
+        SchemaOutOfDateError: The database is not at this library's head revision (the
             message names the command to run).
     """
     current, head = current_revision(engine), head_revision()
@@ -116,7 +116,7 @@ def check_schema(engine: sa.Engine) -> list[SchemaDrift]:
                 f"the database schema is at revision {current}, unknown to this veza-ledger "
                 f"(head {head}): the database is newer than the library; upgrade veza-ledger"
             )
-    raise SchemaOutOfDate(msg)
+    raise SchemaOutOfDateError(msg)
 
 
 def revision_chain(revision: str) -> list[str]:

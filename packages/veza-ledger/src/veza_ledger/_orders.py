@@ -19,11 +19,11 @@ from veza_ledger import _journal
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._base import Accounts, LedgerBase, check_id, check_money, new_id
 from veza_ledger._errors import (
-    AmountMismatch,
-    IllegalTransition,
+    AmountMismatchError,
+    IllegalTransitionError,
     LedgerConfigurationError,
-    NotFound,
-    RefundExceedsCaptured,
+    RecordNotFoundError,
+    RefundExceedsCapturedError,
 )
 from veza_ledger._machines import ORDER, REFUND, TRANSFER
 from veza_ledger._schema import Order, Refund, SellerTransfer
@@ -134,7 +134,7 @@ class OrdersMixin(LedgerBase):
         row = session.scalars(query.execution_options(populate_existing=True)).one_or_none()
         if row is None:
             msg = f"no order with PSP payment id {psp_payment_id!r}"
-            raise NotFound(msg)
+            raise RecordNotFoundError(msg)
         return row
 
     def set_psp_payment_id(self, order_id: str, psp_payment_id: str) -> Order:
@@ -159,7 +159,7 @@ class OrdersMixin(LedgerBase):
 
     def _mark_paid(self, session: Session, order: Order, captured_amount: int | None) -> None:
         if order.status != ORDER.initial:  # closed -> paid is a late capture only
-            raise IllegalTransition("order", order.id, order.status, "paid")
+            raise IllegalTransitionError("order", order.id, order.status, "paid")
         self._book_capture(session, order, captured_amount)
         self._activate_subscriptions_paid_by(session, order)
 
@@ -241,13 +241,13 @@ class OrdersMixin(LedgerBase):
             reason: Free text, kept on the row.
 
         Raises:
-            RefundExceedsCaptured: The refund does not fit.
-            IllegalTransition: The order is not refundable (not paid).
+            RefundExceedsCapturedError: The refund does not fit.
+            IllegalTransitionError: The order is not refundable (not paid).
         """
         with self.transaction() as session:
             order = self._get(session, Order, order_id, lock=True)
             if order.status not in REFUNDABLE:
-                raise IllegalTransition("order", order.id, order.status, "partially_refunded")
+                raise IllegalTransitionError("order", order.id, order.status, "partially_refunded")
             committed = session.scalar(
                 sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
                     Refund.order_id == order.id, Refund.status.in_(OPEN_REFUND)
@@ -263,7 +263,7 @@ class OrdersMixin(LedgerBase):
                     f"refund of {value} {order.currency} on order {order.id} exceeds what is left "
                     f"({room} of {order.captured_amount} captured, pending refunds included)"
                 )
-                raise RefundExceedsCaptured(msg)
+                raise RefundExceedsCapturedError(msg)
             refund = Refund(
                 id=check_id(refund_id or new_id(), "refund_id"),
                 order_id=order.id,
@@ -310,7 +310,7 @@ class OrdersMixin(LedgerBase):
         row = session.scalars(query.execution_options(populate_existing=True)).one_or_none()
         if row is None:
             msg = f"no refund with provider id {provider_id!r}"
-            raise NotFound(msg)
+            raise RecordNotFoundError(msg)
         return row
 
     def refund_succeeded(self, refund_id: str) -> Refund:
@@ -368,7 +368,7 @@ class OrdersMixin(LedgerBase):
         left to refund is refused, and the row stays pending.
 
         Raises:
-            AmountMismatch: The PSP's amount cannot be booked on this order.
+            AmountMismatchError: The PSP's amount cannot be booked on this order.
         """
         if provider_amount is None or provider_amount == refund.amount:
             return
@@ -385,7 +385,9 @@ class OrdersMixin(LedgerBase):
                 f"refund {refund.id}: the PSP refunded {provider_amount} {order.currency}, "
                 f"the row asked {refund.amount} and the order has {room} left to refund"
             )
-            raise AmountMismatch(msg, ledger_amount=refund.amount, provider_amount=provider_amount)
+            raise AmountMismatchError(
+                msg, ledger_amount=refund.amount, provider_amount=provider_amount
+            )
         requested = refund.requested_amount or refund.amount
         session.execute(
             sa.update(Refund)

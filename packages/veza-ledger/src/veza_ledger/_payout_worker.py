@@ -3,7 +3,7 @@
 
 A payout's intent (amount, currency, key; the destination account is on the payout row,
 which never changes) is committed with the row by :meth:`Ledger.create_payout`, after
-the check that the seller may pay it out (:class:`PayoutExceedsBalance` otherwise), and
+the check that the seller may pay it out (:class:`PayoutExceedsBalanceError` otherwise), and
 never changed after. :func:`run_payout_worker` then makes the call in the three steps of
 the other workers (see :mod:`veza_ledger._workers`):
 

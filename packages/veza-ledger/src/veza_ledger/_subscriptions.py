@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veza_ledger._base import check_id, check_money, new_id
-from veza_ledger._errors import IllegalTransition, LedgerConfigurationError
+from veza_ledger._errors import IllegalTransitionError, LedgerConfigurationError
 from veza_ledger._machines import SUBSCRIPTION
 from veza_ledger._orders import OrdersMixin
 from veza_ledger._schema import Dispute, Order, Subscription
@@ -41,7 +41,7 @@ DEFAULT_PLAN_RANKS: Mapping[str, int] = {"free": 0, "creator": 1, "pro": 2}
 PAID_ORDER = frozenset({"paid", "partially_refunded"})
 
 
-class ActivationRefused(IllegalTransition):
+class ActivationRefusedError(IllegalTransitionError):
     """The order cannot activate the subscription (not the subscriber's, too small...).
 
     Attributes:
@@ -191,10 +191,10 @@ class SubscriptionsMixin(OrdersMixin):
         """Activate with the subscriber's own paid order (the only way to ``active``).
 
         Raises:
-            ActivationRefused: The order is not the subscriber's, not paid, too small,
+            ActivationRefusedError: The order is not the subscriber's, not paid, too small,
                 in another currency, disputed, or already activated another
                 subscription (also when a concurrent activation took it first).
-            IllegalTransition: The subscription cannot move to ``active``.
+            IllegalTransitionError: The subscription cannot move to ``active``.
         """
         try:
             with self.transaction() as session:
@@ -209,7 +209,7 @@ class SubscriptionsMixin(OrdersMixin):
             with self.transaction() as session:
                 current = self._get(session, Subscription, subscription_id)
             reason = f"the schema refuses order {order_id} for it (used or unfit)"
-            raise ActivationRefused(subscription_id, current.status, reason) from None
+            raise ActivationRefusedError(subscription_id, current.status, reason) from None
 
     def _order_disputed(self, session: Session, order_id: str) -> bool:
         return (
@@ -239,7 +239,7 @@ class SubscriptionsMixin(OrdersMixin):
     def _activate(self, session: Session, subscription: Subscription, order: Order) -> None:
         problem = self._activation_problem(session, subscription, order)
         if problem is not None:
-            raise ActivationRefused(subscription.id, subscription.status, problem)
+            raise ActivationRefusedError(subscription.id, subscription.status, problem)
         self._move(
             session,
             Subscription,

@@ -33,10 +33,10 @@ from veza_ledger._base import (
     new_id,
 )
 from veza_ledger._errors import (
-    IllegalTransition,
+    IllegalTransitionError,
     LedgerConfigurationError,
     LedgerError,
-    NotFound,
+    RecordNotFoundError,
     TransferCurrencyMismatchError,
     TransferExceedsShareError,
     TransferNotAllowedError,
@@ -132,7 +132,7 @@ class TransfersMixin(LedgerBase):
             TransferExceedsShareError: The order's share has no room for ``amount``
                 (nothing captured yet: the share is 0).
             TransferNotAllowedError: ``seller_id`` is not the order's seller.
-            NotFound: No order ``order_id``.
+            RecordNotFoundError: No order ``order_id``.
         """
         amount, currency = check_money(amount, currency)
         row_id = check_id(transfer_id or new_id(), "transfer_id")
@@ -399,7 +399,7 @@ class TransfersMixin(LedgerBase):
         check_id(provider_reversal_id, "stripe_reversal_id")
         amount, _ = check_money(amount, transfer.currency)
         if transfer.status in ("pending", "failed"):
-            raise IllegalTransition("transfer", transfer.id, transfer.status, "reversed")
+            raise IllegalTransitionError("transfer", transfer.id, transfer.status, "reversed")
         existing = (
             session.get(SellerTransferReversal, provider_reversal_id)
             if facts is None
@@ -574,7 +574,7 @@ class TransfersMixin(LedgerBase):
         concurrent payouts cannot both spend the same balance.
 
         Raises:
-            PayoutExceedsBalance: ``amount`` is more than the seller may pay out now.
+            PayoutExceedsBalanceError: ``amount`` is more than the seller may pay out now.
             LedgerConfigurationError: Bad ids, or ``payout_id`` already keys an intent.
         """
         amount, currency = check_money(amount, currency)
@@ -620,7 +620,7 @@ class TransfersMixin(LedgerBase):
             )
         available = self._payout_available(session, seller, currency)
         if amount > available:
-            raise PayoutExceedsBalance(seller, currency, amount, available)
+            raise PayoutExceedsBalanceError(seller, currency, amount, available)
 
     def _payout_available(self, session: Session, seller: str, currency: str) -> int:
         connected = _journal.balance(session, Accounts.connected_balance(seller), currency)
@@ -797,7 +797,7 @@ class TransfersMixin(LedgerBase):
         check of :meth:`create_payout`. An intent that never reached Stripe is reused.
 
         Raises:
-            PayoutExceedsBalance: The seller cannot pay it out now.
+            PayoutExceedsBalanceError: The seller cannot pay it out now.
             LedgerConfigurationError: The last call's outcome is still unknown (its
                 intent was sent and nothing recorded): record it first.
         """
@@ -842,7 +842,7 @@ class TransfersMixin(LedgerBase):
             The payout, or ``None`` for another event type.
 
         Raises:
-            NotFound: No payout carries that id or key (yet): answer 500, Stripe
+            RecordNotFoundError: No payout carries that id or key (yet): answer 500, Stripe
                 delivers it again later.
         """
         parsed = _parse_payout_event(event)
@@ -861,7 +861,7 @@ class TransfersMixin(LedgerBase):
             ).first()
             if intent is None:
                 msg = f"no payout intent for Stripe payout {external_id!r} (key {key!r})"
-                raise NotFound(msg)
+                raise RecordNotFoundError(msg)
             payout = self._get(session, SellerPayout, intent.object_id, lock=True)
             intents = self._payout_intents(session, payout.id)
             current = next(i for i in intents if i.id == intent.id)
@@ -894,7 +894,7 @@ class TransfersMixin(LedgerBase):
             return payout
 
 
-class PayoutExceedsBalance(LedgerError, ValueError):  # noqa: N818 - says what happened
+class PayoutExceedsBalanceError(LedgerError, ValueError):
     """A payout larger than what the seller may pay out (:meth:`payout_available`).
 
     Attributes:
@@ -959,5 +959,5 @@ def _path(start: str, end: str) -> list[str]:
                     return list(reversed(chain))
                 nxt.append(target)
         frontier = nxt
-    TRANSFER.check("?", start, end)  # raises IllegalTransition
+    TRANSFER.check("?", start, end)  # raises IllegalTransitionError
     return []

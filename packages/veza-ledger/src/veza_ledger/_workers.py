@@ -45,10 +45,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from veza_ledger import _journal
 from veza_ledger._base import Accounts, check_id, check_money, new_id
 from veza_ledger._errors import (
-    IllegalTransition,
+    IllegalTransitionError,
     LedgerConfigurationError,
     LedgerError,
-    TransitionConflict,
+    TransitionConflictError,
 )
 from veza_ledger._intents import PERMANENT, classify_provider_error
 from veza_ledger._ledger import Ledger
@@ -456,7 +456,7 @@ def _intend_transfer(
 
 
 def _check_count(result: sa.Result[Any], expected: int, what: str) -> None:
-    """Raise :class:`TransitionConflict` unless a batched write matched every row.
+    """Raise :class:`TransitionConflictError` unless a batched write matched every row.
 
     The rows are locked (PostgreSQL) or the writer is alone (SQLite), so a mismatch
     means a bug, not a race; the caller falls back to recording item by item.
@@ -464,7 +464,7 @@ def _check_count(result: sa.Result[Any], expected: int, what: str) -> None:
     count = getattr(result, "rowcount", expected)
     if count != expected:
         msg = f"a batched write ({what}) matched {count} of {expected} rows"
-        raise TransitionConflict(msg)
+        raise TransitionConflictError(msg)
 
 
 # ---------------------------------------------------------------------------- step 2
@@ -895,7 +895,7 @@ def _plan_reversal(  # noqa: PLR0917 - private
     check_id(provider_id, "stripe_reversal_id")
     amount, _ = check_money(job.amount, transfer.currency)
     if transfer.status in ("pending", "failed"):
-        raise IllegalTransition("transfer", transfer.id, transfer.status, "reversed")
+        raise IllegalTransitionError("transfer", transfer.id, transfer.status, "reversed")
     existing = facts.reversals.get(provider_id)
     if existing is not None:
         if existing.transfer_id != transfer.id or existing.amount != amount:
@@ -941,7 +941,9 @@ def _plan_reversal(  # noqa: PLR0917 - private
         target = "partially_reversed"
     else:
         target = transfer.status
-    _path(transfer.status, target)  # raises IllegalTransition when no chain of moves leads there
+    _path(
+        transfer.status, target
+    )  # raises IllegalTransitionError when no chain of moves leads there
     writes.reversed.append(
         {
             "b_id": transfer.id,
@@ -1084,7 +1086,7 @@ def retry_transfer_now(
     ``retry_transfer_now``).
 
     Raises:
-        IllegalTransition: The transfer is not pending or failed.
+        IllegalTransitionError: The transfer is not pending or failed.
         LedgerError: The provider refused again (the row is ``failed`` with the error).
     """
     ledger = _ledger(engine)

@@ -44,7 +44,7 @@ import attrs
 from sqlalchemy.exc import IntegrityError
 
 from veza_ledger._base import new_id
-from veza_ledger._errors import FlowConflictError, NotFound, TransferExceedsShareError
+from veza_ledger._errors import FlowConflictError, RecordNotFoundError, TransferExceedsShareError
 from veza_ledger._ledger import Ledger
 from veza_ledger._orders import seller_share
 from veza_ledger._schema import Order, Refund, SellerTransfer
@@ -203,7 +203,7 @@ def _same_order(
     """The existing order, when it is the one asked for (a retry); else a conflict."""
     try:
         order = ledger.order(order_id)
-    except NotFound:  # the unique violation was another order's payment id
+    except RecordNotFoundError:  # the unique violation was another order's payment id
         msg = f"payment id {payment_id!r} of order {order_id!r} belongs to another order"
         raise FlowConflictError(msg) from None
     differs = sorted(name for name, value in fields.items() if getattr(order, name) != value)
@@ -247,8 +247,8 @@ def start_refund(
         refund_id: The row's id, the call's idempotency key (default: a new id).
 
     Raises:
-        veza_ledger.RefundExceedsCaptured: The amount does not fit.
-        veza_ledger.IllegalTransition: The order is not refundable.
+        veza_ledger.RefundExceedsCapturedError: The amount does not fit.
+        veza_ledger.IllegalTransitionError: The order is not refundable.
         FlowConflictError: The order has no provider payment id.
         veza_payments.PaymentsError: The provider call failed.
     """
@@ -406,5 +406,5 @@ def queue_seller_transfer(
         # another caller queued it between the read and the order's lock
         try:
             return ledger.transfer(row_id)
-        except NotFound:
+        except RecordNotFoundError:
             return None

@@ -15,8 +15,9 @@ what catches a chunk changed on disk), so it costs a third SHA-256 pass: about 0
 CPU-seconds more per GiB, for a shorter ``complete`` only when cores are idle. Side by
 side with this code on the shared machine (load average 12 to 17) it was slower in
 three of four interleaved runs (medians 18.0 against 14.8 s, 19.1 against 17.8 s,
-20.8 against 16.7 s per GiB; faster once, 19.4 against 21.6 s). ``mmap`` for the read-back saved 0.03 CPU-seconds per GiB: not
-worth a ``SIGBUS`` if the file were truncated meanwhile.
+20.8 against 16.7 s per GiB; faster once, 19.4 against 21.6 s). ``mmap`` for the
+read-back saved 0.03 CPU-seconds per GiB: not worth a ``SIGBUS`` if the file were
+truncated meanwhile.
 """
 
 from __future__ import annotations
