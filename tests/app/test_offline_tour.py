@@ -187,3 +187,44 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
         "4-call.png",
         "5-metrics.png",
     ]
+
+
+def test_the_page_says_when_ffmpeg_is_missing(
+    browser: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """No ffmpeg on the server: no rendition, and the page says why in words."""
+    from veza_reference._demo import demo_environment, run_demo
+    from veza_reference._hls_jobs import NO_FFMPEG
+
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # the server process finds no ffmpeg
+    env = demo_environment(
+        {"VEZA_FAST_PASSWORD_HASHING": "true", "VEZA_WORKERS": "false", "PATH": str(empty)},
+        str(tmp_path_factory.mktemp("no-ffmpeg")),
+        0,
+    )
+    app = run_demo(env)
+    try:
+        tour = Tour(browser, tmp_path)
+        password = app.services.extra["demo_passwords"]["listener"]
+        logged_in = tour.context.request.post(
+            app.url + "/api/v1/auth/login", data={"user_id": "listener", "password": password}
+        )
+        assert logged_in.ok, logged_in.text()
+        page = tour.page()
+        page.goto(app.url + "/")
+        _wait(page, "document.querySelectorAll('#tracks tr').length >= 3")
+        message = _wait(page, "document.getElementById('hls-status').textContent")
+        assert message == NO_FFMPEG
+        assert page.evaluate("document.getElementById('hls-status').className") == "error"
+        assert page.evaluate("document.querySelectorAll('button.play-hls').length") == 0
+        tour.shot(page, "no-ffmpeg")
+        tour.context.close()
+    finally:
+        app.stop()
+    assert tour.blocked == [] and tour.failed == [], (tour.blocked, tour.failed)
+    assert tour.console_errors == [] and tour.page_errors == []
