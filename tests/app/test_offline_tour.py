@@ -189,6 +189,27 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
     ]
 
 
+@pytest.mark.parametrize("path", ["/", "/call", "/docs", "/redoc"])
+def test_no_page_names_another_host(offline_demo: Any, path: str) -> None:
+    """Every page's policy and markup stay on this origin: 'self', no inline script."""
+    import re
+
+    import httpx
+
+    answer = httpx.get(offline_demo.url + path)
+    assert answer.status_code == 200
+    policy = {
+        words[0]: words[1:]
+        for part in answer.headers["content-security-policy"].split(";")
+        if (words := part.split())
+    }
+    assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
+    assert "https:" not in answer.headers["content-security-policy"]
+    assert not re.search(r"<script>|\s(src|href)=\"(https?:)?//", answer.text)
+    for asset in re.findall(r"\s(?:src|href)=\"(/[^\"]+)\"", answer.text):
+        assert httpx.get(offline_demo.url + asset).status_code == 200, asset
+
+
 def test_the_page_says_when_ffmpeg_is_missing(
     browser: Any,
     tmp_path: Path,
