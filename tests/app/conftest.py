@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -201,27 +200,6 @@ def chromium_path() -> str:
             "Chromium", "/usr/bin/chromium is missing", "apt-get install chromium (.ci/run does)"
         )
     return path
-
-
-@pytest.fixture(scope="session")
-def hls_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """hls.js from the npm registry, installed for the tests."""
-    if shutil.which("npm") is None:
-        service_unavailable("npm", "npm is not on PATH", "apt-get install npm")
-    prefix = tmp_path_factory.mktemp("npm")
-    result = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), "hls.js@1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    script = prefix / "node_modules" / "hls.js" / "dist" / "hls.min.js"
-    if result.returncode != 0 or not script.is_file():
-        service_unavailable(
-            "hls.js", f"npm install failed: {result.stderr[-300:]}", "reach the npm registry"
-        )
-    return script
 
 
 @pytest.fixture(scope="session")

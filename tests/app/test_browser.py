@@ -2,8 +2,8 @@
 
 1. Upload through the page in chunks, then play: the ``<audio>`` time advances, the
    network shows 302 -> signed URL -> 200/206 from the edge, the origin is hit once.
-2. HLS with hls.js (from npm) of segments cut by ffmpeg: every segment carries the
-   directory token and succeeds.
+2. HLS with hls.js (the pinned copy the app's install ships) of segments cut by ffmpeg:
+   every segment carries the directory token and succeeds.
 3. A relayed WebRTC call between two pages through coturn with ephemeral credentials;
    then a wrong TURN secret shows the warning instead of hanging.
 4. An expired link shows a clear error, not a blank player.
@@ -46,12 +46,11 @@ def browser(chromium_path: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, hls_js: Path) -> Iterator[Any]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from veza_reference._demo import demo_environment, run_demo
 
     env = demo_environment(
         {
-            "VEZA_HLS_JS_PATH": str(hls_js),
             "VEZA_FAST_PASSWORD_HASHING": "true",
             "PATH": os.environ.get("PATH", ""),
         },

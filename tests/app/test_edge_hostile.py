@@ -8,6 +8,7 @@ hostile corpus is sent byte for byte over a socket to the running edge.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import httpx
@@ -32,8 +33,15 @@ def _raw_get(base: str, target: str) -> tuple[int, bytes]:
 
 
 def _folder_token(demo: Any) -> str:
-    """The directory-token prefix of demo-1's HLS segments, as the app hands it out."""
+    """The directory-token prefix of demo-1's HLS segments, as the app hands it out.
+
+    The rendition is cut by the app's background job (ffmpeg): wait until it is there.
+    """
     with httpx.Client(base_url=demo.url, timeout=15) as http:
+        deadline = time.monotonic() + 90
+        while not http.get(f"/api/v1/tracks/{TRACK}").json()["hls"]:
+            assert time.monotonic() < deadline, http.get("/api/v1/hls/status").json()
+            time.sleep(0.1)
         playlist = http.get(f"/api/v1/tracks/{TRACK}/hls")
     if playlist.status_code == 200:
         segment = next(line for line in playlist.text.splitlines() if "/hls/" in line)

@@ -3,31 +3,47 @@
 Everything it needs is built once by :func:`veza_reference.build_services`; the app is
 the HTTP translation layer over it. Every response carries the security headers of
 ``_headers`` (a strict CSP on pages); the pages build their DOM with text APIs only.
+
+Every asset a page loads is served by the app itself under ``/vendor/``, so the demo
+works offline and the CSP stays ``'self'``: Swagger UI from the ``swagger-ui-bundle-v2``
+wheel (a PyPI dependency), hls.js from the package data the build hook fetched (pinned
+by version and sha512, see ``hatch_build.py``). No page loads anything from a CDN.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from importlib.resources import files
+from pathlib import Path
 
+import swagger_ui_bundle  # type: ignore[import-untyped]  # ships no type information
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from veza_reference import _auth, _errors, _routes_media, _routes_money, _routes_ops
 from veza_reference._access import Access
-from veza_reference._headers import (
-    SecurityHeaders,
-    inline_hashes,
-    origin_of,
-    page_policy,
-)
+from veza_reference._headers import SecurityHeaders, origin_of, page_policy
+from veza_reference._hls_jobs import HlsJobs
 from veza_reference._services import Services
 from veza_reference._version import __version__
 
 STATIC = files("veza_reference") / "static"
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
+VENDOR = files("veza_reference") / "vendor"
+SWAGGER_UI = Path(swagger_ui_bundle.swagger_ui_path)
+NO_HLS_JS = (
+    "// hls.js is not installed: rebuild the app with npm available (uv sync "
+    "--reinstall-package veza-reference-app) or set VEZA_HLS_JS_PATH\n"
+)
+
+
+def hls_js_path(services: Services) -> Path | None:
+    """The hls.js to serve: ``VEZA_HLS_JS_PATH`` when set, else the pinned package data."""
+    if services.config.hls_js_path is not None:
+        return services.config.hls_js_path
+    bundled = Path(str(VENDOR / "hls.min.js"))
+    return bundled if bundled.is_file() else None
 
 
 def media_origins(services: Services) -> list[str]:
@@ -41,19 +57,15 @@ def media_origins(services: Services) -> list[str]:
     return sorted({o for o in origins if o})
 
 
-def _viewer(page: HTMLResponse, origins: list[str]) -> HTMLResponse:
-    """The API viewer's page with a CSP admitting exactly its inline script (by hash)."""
-    html = bytes(page.body).decode()
-    policy = page_policy(origins, scripts=[*inline_hashes(html), SWAGGER_CDN])
-    styles = " ".join(["'self'", *inline_hashes(html, "style"), "https:"])
-    policy = policy.replace("style-src 'self'", f"style-src {styles}; font-src 'self' https:")
-    policy = policy.replace("img-src 'self' data:", "img-src 'self' data: https:")
-    page.headers["Content-Security-Policy"] = policy
-    return page
+def create_app(services: Services, *, render_hls: bool = True) -> FastAPI:
+    """The ASGI application over ``services``.
 
-
-def create_app(services: Services) -> FastAPI:
-    """The ASGI application over ``services``."""
+    Args:
+        services: Everything the routes use.
+        render_hls: Cut HLS renditions in a background thread (tracks that lack one
+            are submitted now, uploads when they complete). Tests that compare the
+            storage before and after a request turn it off.
+    """
     app = FastAPI(
         title="veza reference app",
         version=__version__,
@@ -65,10 +77,13 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services  # the auth dependencies find it here
     access = Access(services)
     app.include_router(_auth.build_router(services))
-    app.include_router(_routes_media.build_router(services, access))
+    hls_jobs = HlsJobs(services, enabled=render_hls)
+    app.state.hls_jobs = hls_jobs
+    app.include_router(_routes_media.build_router(services, access, hls_jobs))
     app.include_router(_routes_money.build_router(services, access))
     app.include_router(_routes_ops.build_router(services))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.mount("/vendor/swagger-ui", StaticFiles(directory=str(SWAGGER_UI)), name="swagger-ui")
     origins = media_origins(services)
 
     @app.get("/", include_in_schema=False)
@@ -81,23 +96,23 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
-        return _viewer(page, origins)
+        """Swagger UI from ``/vendor/swagger-ui``, started by ``/static/docs.js``."""
+        return HTMLResponse((STATIC / "docs.html").read_text(encoding="utf-8"))
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return _viewer(get_redoc_html(openapi_url="/openapi.json", title=app.title), origins)
+        """Kept so old links work: the same offline viewer as ``/docs``."""
+        return docs()
 
     @app.get("/vendor/hls.min.js", include_in_schema=False)
     def hls_js() -> Response:
-        if services.config.hls_js_path is None:
-            return Response(
-                "// hls.js is not configured (VEZA_HLS_JS_PATH)\n",
-                status_code=404,
-                media_type="application/javascript",
-            )
-        return FileResponse(services.config.hls_js_path, media_type="application/javascript")
+        path = hls_js_path(services)
+        if path is None:
+            return Response(NO_HLS_JS, status_code=404, media_type="application/javascript")
+        return FileResponse(path, media_type="application/javascript")
 
     app.add_middleware(SecurityHeaders, html_policy=page_policy(origins))
     app.state.access = access
+    # the database scan runs off the caller's thread too: create_app returns at once
+    threading.Thread(target=hls_jobs.submit_missing, name="hls-scan", daemon=True).start()
     return app

@@ -105,7 +105,7 @@ def run_demo(env: Mapping[str, str]) -> Running:
     """
     services = build_services(env)
     services.extra["demo_passwords"] = seed_users(services)
-    seed(services)
+    seed(services, hls=False)  # renditions: a background job of the app (_hls_jobs)
     return start(services)
 
 

@@ -41,6 +41,7 @@ from veza_reference._auth import Caller, Creator, User
 from veza_reference._db import Track, UploadOwner
 from veza_reference._edge import ORIGIN_SECRET_HEADER, secret_matches
 from veza_reference._errors import ClientError
+from veza_reference._hls_jobs import AUDIO_PREFIX, HlsJobs
 from veza_reference._playlists import sign_stored_playlist
 from veza_reference._services import Services
 from veza_reference._sessions import Principal
@@ -161,9 +162,12 @@ def upload_owner(services: Services, principal: Principal, upload_id: str) -> No
         raise ClientError(403, "this upload belongs to another account")
 
 
-def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901, PLR0915 - mccabe counts each nested route
-    """The media routes."""
+def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
+    services: Services, access: Access, hls_jobs: HlsJobs | None = None
+) -> APIRouter:
+    """The media routes; ``hls_jobs`` cuts a rendition of each completed audio upload."""
     router = APIRouter()
+    jobs = hls_jobs if hls_jobs is not None else HlsJobs(services, enabled=False)
 
     @router.post("/api/v1/uploads", status_code=201, tags=["uploads"])
     def begin_upload(request: UploadRequest, principal: Creator) -> dict[str, Any]:
@@ -262,7 +266,19 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
             sha256=info.sha256,
             track_id=track_id_for_upload(upload_id),
         )
+        if not track.hls_key and track.content_type.startswith(AUDIO_PREFIX):
+            jobs.submit(track.id)  # a background job: this answer does not wait for ffmpeg
         return _track_json(track)
+
+    @router.get("/api/v1/hls/status", tags=["playback"])
+    def hls_status() -> dict[str, Any]:
+        """Whether HLS renditions can be cut here (ffmpeg) and each job's progress.
+
+        The demo page polls it while jobs run: ``message`` says in words what is going
+        on (``ffmpeg`` missing, or how many renditions are left), ``jobs`` maps a track
+        id to ``{"state": "queued"|"running"|"ready"|"failed", "detail": ...}``.
+        """
+        return jobs.status()
 
     @router.get("/api/v1/tracks", tags=["tracks"])
     def list_tracks() -> list[dict[str, Any]]:

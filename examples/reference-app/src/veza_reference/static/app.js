@@ -109,7 +109,28 @@ function playUrl(url, label) {
   $("player-error").textContent = "";
   player.src = url;
   $("now-playing").textContent = label || url;
-  return player.play().catch((err) => log(`play: ${err.message}`));
+  return startPlayback(label || url);
+}
+
+// hls.js (served by the app at /vendor/hls.min.js) when the browser has Media Source
+// Extensions; the browser's own HLS (Safari, iOS) otherwise. Every play() promise is
+// caught: a refused autoplay or an unplayable source becomes a message, never an
+// uncaught rejection.
+const hlsLoaded = new Promise((resolve) => {
+  const script = document.createElement("script");
+  script.src = "/vendor/hls.min.js";
+  script.onload = () => resolve(window.Hls || null);
+  script.onerror = () => { log("hls.js is not installed on this server: HLS plays only where the browser plays it natively"); resolve(null); };
+  document.head.append(script);
+});
+
+function startPlayback(label) {
+  return player.play().catch((err) => {
+    log(`play: ${err.message}`);
+    // a newer source replaced this one, or the source failed: the error event explains it
+    if (err.name === "AbortError" || err.name === "NotSupportedError") return;
+    $("player-error").textContent = `${label} could not start: ${err.message}`;
+  });
 }
 
 async function playHls(track) {
@@ -117,20 +138,46 @@ async function playHls(track) {
   const src = `/api/v1/tracks/${encodeURIComponent(track.id)}/hls`;
   $("player-error").textContent = "";
   $("now-playing").textContent = `${track.title} (HLS)`;
-  if (window.Hls && window.Hls.isSupported()) {
-    hls = new window.Hls();
-    hls.on(window.Hls.Events.ERROR, (_event, data) => {
+  const Hls = await hlsLoaded;
+  if (Hls && Hls.isSupported()) {
+    hls = new Hls();
+    hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) { $("player-error").textContent = `HLS error: ${data.details}`; }
       log(`hls: ${data.details}`);
     });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => { startPlayback(track.title); });
     hls.loadSource(src);
     hls.attachMedia(player);
-    hls.on(window.Hls.Events.MANIFEST_PARSED, () => player.play().catch((e) => log(e.message)));
   } else if (player.canPlayType("application/vnd.apple.mpegurl")) {
-    player.src = src; player.play();
+    player.src = src;
+    await startPlayback(track.title);
   } else {
-    $("player-error").textContent = "HLS needs hls.js (VEZA_HLS_JS_PATH) in this browser.";
+    $("player-error").textContent = "This browser cannot play HLS (no Media Source Extensions and no native HLS): use Play.";
   }
+}
+
+// ---- HLS renditions (a background job on the server) --------------------------------
+// The page polls /api/v1/hls/status while renditions are being cut and shows it; when
+// ffmpeg is missing it says so once. A finished job reloads the tracks (its Play HLS
+// button appears).
+let hlsPoll = null;
+let hlsReady = new Set();
+
+async function refreshHlsStatus() {
+  const status = await api("GET", "/api/v1/hls/status");
+  $("hls-status").textContent = status.message;
+  $("hls-status").className = status.ffmpeg || !status.enabled ? "" : "error";
+  const jobs = Object.entries(status.jobs);
+  const ready = jobs.filter(([, job]) => job.state === "ready").map(([id]) => id);
+  for (const [id, job] of jobs) {
+    const cell = document.querySelector(`tr[data-track-id="${CSS.escape(id)}"] .hls-state`);
+    if (cell) cell.textContent = job.state === "failed" ? `HLS failed: ${job.detail}` : (job.state === "ready" ? "" : `HLS ${job.state}…`);
+  }
+  if (ready.some((id) => !hlsReady.has(id))) { hlsReady = new Set(ready); await loadTracks(); }
+  const pending = jobs.some(([, job]) => job.state === "queued" || job.state === "running");
+  clearTimeout(hlsPoll);
+  if (pending) hlsPoll = setTimeout(() => refreshHlsStatus().catch((e) => log(`hls status: ${e.message}`)), 1000);
+  return status;
 }
 
 // ---- tracks and orders --------------------------------------------------------------
@@ -206,7 +253,8 @@ async function loadTracks() {
   const rows = tracks.map((track) => {
     const cell = el("td");
     cell.append(button("Play", "play", () => playUrl(track.stream_url, track.title)));
-    if (track.hls) cell.append(button("Play HLS", "play-hls", () => playHls(track)));
+    if (track.hls) cell.append(button("Play HLS", "play-hls", () => playHls(track).catch((e) => log(`hls: ${e.message}`))));
+    cell.append(el("span", { className: "hls-state" }));
     if (session.user && session.user !== track.owner_id) {
       cell.append(button("Buy", "buy", () => buy(track).catch((e) => log(`buy: ${e.message}`))));
     }
@@ -242,6 +290,7 @@ async function upload() {
   $("upload-status").dataset.trackId = track.id;
   log(`uploaded ${track.title} (${track.size} bytes) as ${track.storage_backend}:${track.storage_key}`);
   await loadTracks();
+  await refreshHlsStatus();  // its rendition is being cut in the background
   return track;
 }
 
@@ -270,13 +319,10 @@ $("upload").onclick = () => upload().catch((e) => { $("upload-status").textConte
 $("my-orders").onclick = () => loadOrders().catch((e) => log(e.message));
 $("subscribe").onclick = () => subscribe().catch((e) => log(e.message));
 $("eligibility").onclick = () => eligibility().catch((e) => log(e.message));
-window.veza = { playUrl, playHls, loadTracks, loadOrders, upload, buy, pay, refund, login, logout, api, session };
+window.veza = { playUrl, playHls, refreshHlsStatus, loadTracks, loadOrders, upload, buy, pay, refund, login, logout, api, session };
 
-const hlsScript = document.createElement("script");
-hlsScript.src = "/vendor/hls.min.js";
-hlsScript.onerror = () => log("hls.js not available: HLS plays only where the browser supports it");
-document.head.append(hlsScript);
 whoAmI()
   .then(loadTracks)
   .then((tracks) => log(`${tracks.length} tracks`))
+  .then(refreshHlsStatus)
   .catch((e) => log(e.message));
