@@ -72,6 +72,13 @@ def test_one_purchase_as_spans(demo: Any, login: Any, output_dir: Any) -> None:
             == "completed"
         )
     )
+    # the batch's span ends when the worker's run returns, a moment after the commit
+    _wait(
+        lambda: any(
+            s.name == "ledger transfer worker" and s.attributes.get("veza.ledger.done")
+            for s in EXPORTER.get_finished_spans()
+        )
+    )
     spans = list(EXPORTER.get_finished_spans())
     by_name: dict[str, list[ReadableSpan]] = {}
     for span in spans:
