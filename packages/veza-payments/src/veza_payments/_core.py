@@ -369,7 +369,7 @@ class Core:
         call = Call("POST", "/payments", json=body, idempotency_key=idempotency_key)
         return (yield from self.request(call, _payment, deadline=self.deadline(), resolve=resolve))
 
-    def retrieve_payment(self, payment_id: str, *, force_sync: bool = False) -> Flow[Payment]:
+    def retrieve_payment(self, payment_id: str, *, force_sync: bool) -> Flow[Payment]:
         """Read a payment (``force_sync`` asks the connector for the latest status)."""
         return (yield from self._read_payment(payment_id, self.deadline(), force_sync=force_sync))
 
@@ -388,6 +388,12 @@ class Core:
         an error is raised (a racing call may have done it).
         """
         require_key(idempotency_key)
+        call = Call(
+            "POST",
+            f"/payments/{_segment(payment_id, 'payment_id')}/{action}",
+            json=dict(body),
+            idempotency_key=idempotency_key,
+        )
         deadline = self.deadline()
         before = yield from self._read_payment(payment_id, deadline)
         if reached(before, before):
@@ -397,12 +403,6 @@ class Core:
             now = yield from self._read_payment(payment_id, deadline)
             return now if reached(before, now) else None
 
-        call = Call(
-            "POST",
-            f"/payments/{_segment(payment_id, 'payment_id')}/{action}",
-            json=dict(body),
-            idempotency_key=idempotency_key,
-        )
         return (yield from self.request(call, _payment, deadline=deadline, resolve=resolve))
 
     def capture_payment(

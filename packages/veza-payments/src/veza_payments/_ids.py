@@ -78,8 +78,8 @@ def check_namespace(namespace: str) -> str:
 def derive_id(kind: str, namespace: str, idempotency_key: str) -> str:
     """The provider id a key stands for (``kind``: ``p`` payment, ``r`` refund)."""
     key = require_key(idempotency_key)
-    digest = hashlib.sha256("\0".join((namespace, kind, key)).encode("utf-8")).digest()
-    encoded = base64.b32encode(digest).decode("ascii").lower().rstrip("=")
+    digest = hashlib.sha256("\0".join((namespace, kind, key)).encode()).digest()
+    encoded = base64.b32encode(digest).decode().lower().rstrip("=")
     head = f"{kind}_{namespace}_" if namespace else f"{kind}_"
     return head + encoded[: MAX_ID - len(head)]
 

@@ -36,7 +36,7 @@ Keys = str | bytes | Iterable[str | bytes]
 def _key_list(keys: Keys) -> list[bytes]:
     if isinstance(keys, str | bytes):
         keys = [keys]
-    out = [key.encode("utf-8") if isinstance(key, str) else bytes(key) for key in keys]
+    out = [key.encode() if isinstance(key, str) else bytes(key) for key in keys]
     if not out or not all(out):
         msg = "at least one non-empty webhook key is required"
         raise ValueError(msg)
@@ -69,10 +69,10 @@ def verify_signature(raw_body: bytes, signature: str | None, keys: Keys) -> bool
     candidate = signature.strip().lower()
     if len(candidate) != 128 or not _HEX.issuperset(candidate):
         return False
-    given = candidate.encode("ascii")
+    given = candidate.encode()
     matched = False
     for secret in secrets:
-        expected = hmac.new(secret, raw_body, hashlib.sha512).hexdigest().encode("ascii")
+        expected = hmac.new(secret, raw_body, hashlib.sha512).hexdigest().encode()
         matched |= hmac.compare_digest(expected, given)
     return matched
 
@@ -80,7 +80,7 @@ def verify_signature(raw_body: bytes, signature: str | None, keys: Keys) -> bool
 def stripe_signature_header(raw_body: bytes, key: str | bytes, *, timestamp: int) -> str:
     """A ``Stripe-Signature`` header value for ``raw_body`` signed at ``timestamp``."""
     (secret,) = _key_list(key)
-    mac = hmac.new(secret, f"{timestamp}.".encode("ascii") + raw_body, hashlib.sha256)
+    mac = hmac.new(secret, f"{timestamp}.".encode() + raw_body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
@@ -94,7 +94,7 @@ def _parse_stripe_header(header: str) -> tuple[int, list[bytes]] | None:
         if name == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif name == "v1" and len(value) == 64 and _HEX.issuperset(value.lower()):
-            signatures.append(value.lower().encode("ascii"))
+            signatures.append(value.lower().encode())
     if timestamp is None or not signatures:
         return None
     return timestamp, signatures
@@ -135,10 +135,10 @@ def verify_stripe_signature(
         current = time.time() if now is None else now
         if abs(current - timestamp) > tolerance:
             return False
-    signed = f"{timestamp}.".encode("ascii") + raw_body
+    signed = f"{timestamp}.".encode() + raw_body
     matched = False
     for secret in secrets:
-        expected = hmac.new(secret, signed, hashlib.sha256).hexdigest().encode("ascii")
+        expected = hmac.new(secret, signed, hashlib.sha256).hexdigest().encode()
         for candidate in given:
             matched |= hmac.compare_digest(expected, candidate)
     return matched

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 import threading
-import time
 import uuid
+import weakref
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any, Protocol, overload, runtime_checkable
 
@@ -227,8 +228,7 @@ def _headers(headers: RawHeaders) -> dict[str, str]:
 def _clip(value: object, field: str) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    return text[: _LIMITS[field]]
+    return str(value)[: _LIMITS[field]]
 
 
 class WebhookIntake:
@@ -273,7 +273,9 @@ class WebhookIntake:
         self._clock = clock
         self._handlers: dict[str, Handler] = {}
         self._prefix_handlers: list[tuple[str, Handler]] = []
-        self._inflight: dict[str, list[Any]] = {}
+        self._inflight: weakref.WeakValueDictionary[str, threading.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._inflight_guard = threading.Lock()
 
     def __repr__(self) -> str:
@@ -382,7 +384,7 @@ class WebhookIntake:
                 )
             except BodyTooLargeError as exc:
                 return self._body_refusal(parsed, source_ip, received_at, exc)
-            return self._handle(headers, body, source_ip, received_at)
+            return self._handle(parsed, body, source_ip, received_at)
 
         return self._guarded(received_at, source_ip, run)
 
@@ -412,13 +414,17 @@ class WebhookIntake:
         (verification, the handler, the log write) runs in a worker thread.
         """
         received_at = self._clock()
-        parsed = _headers(headers)
-        refused = await asyncio.to_thread(
-            self._guarded,
-            received_at,
-            source_ip,
-            lambda: self._header_refusal(parsed, source_ip, received_at),
-        )
+        # One guard for every synchronous step: each failure is recorded with the same
+        # arrival time and peer. Headers are parsed once (a one-shot iterable of pairs
+        # cannot be read twice) and inside the guard (reading them may fail).
+        guarded = functools.partial(self._guarded, received_at, source_ip)
+        parsed: dict[str, str] = {}
+
+        def header_step() -> WebhookOutcome | None:
+            parsed.update(_headers(headers))
+            return self._header_refusal(parsed, source_ip, received_at)
+
+        refused = await asyncio.to_thread(self._guarded, received_at, source_ip, header_step)
         if refused is not None:
             return refused
         try:
@@ -430,10 +436,7 @@ class WebhookIntake:
         except BodyTooLargeError as exc:
             too_large = exc
             return await asyncio.to_thread(
-                self._guarded,
-                received_at,
-                source_ip,
-                lambda: self._body_refusal(parsed, source_ip, received_at, too_large),
+                guarded, lambda: self._body_refusal(parsed, source_ip, received_at, too_large)
             )
         except Exception as exc:  # noqa: BLE001 - the stream broke (client gone): a 500, recorded
             broken = exc
@@ -441,15 +444,10 @@ class WebhookIntake:
             def fail() -> WebhookOutcome:
                 raise broken
 
-            return await asyncio.to_thread(self._guarded, received_at, source_ip, fail)
-        outcome = await asyncio.to_thread(
-            self._guarded,
-            received_at,
-            source_ip,
-            lambda: self._handle(headers, body, source_ip, received_at),
+            return await asyncio.to_thread(guarded, fail)
+        return await asyncio.to_thread(
+            guarded, lambda: self._handle(parsed, body, source_ip, received_at)
         )
-        assert outcome is not None  # noqa: S101 - _handle always answers
-        return outcome
 
     @overload
     def _guarded(
@@ -526,9 +524,9 @@ class WebhookIntake:
         request_id = _clip(headers.get("x-request-id"), "request_id") or str(uuid.uuid4())
         logger.warning("webhook refused (request id %s): %s", request_id, reason)
         record = WebhookRecord(
-            payload=head.decode("utf-8", "backslashreplace"),
+            payload=head.decode(errors="backslashreplace"),
             signature_valid=False,
-            processing_result=_clip(f"{REFUSED}: {reason}", "error") or REFUSED,
+            processing_result=f"{REFUSED}: {reason}"[: _LIMITS["error"]],
             source_ip=_clip(source_ip, "source_ip"),
             user_agent=_clip(headers.get("user-agent"), "user_agent"),
             request_id=request_id,
@@ -559,7 +557,7 @@ class WebhookIntake:
         body = bytes(body)  # bytearray/memoryview from some servers; a copy is fine at 64 KiB
         request_id = _clip(headers.get("x-request-id"), "request_id") or str(uuid.uuid4())
         try:
-            payload_text = body.decode("utf-8")
+            payload_text = body.decode()
         except UnicodeDecodeError:
             payload_text = ""
         parsed = _parse(payload_text)
@@ -618,7 +616,7 @@ class WebhookIntake:
                 message = str(exc) or type(exc).__name__
                 return finish(
                     500,
-                    _clip(f"error: {message}", "error") or "error",
+                    f"error: {message}"[: _LIMITS["error"]],
                     signature_valid=True,
                     event=event,
                 )
@@ -635,7 +633,6 @@ class WebhookIntake:
                 headers[STRIPE_SIGNATURE_HEADER],
                 self._keys,
                 tolerance=self.stripe_tolerance,
-                now=time.time(),
             )
         return False
 
@@ -664,32 +661,28 @@ class _EventLock:
     """Serialises concurrent deliveries of one event id within this process.
 
     The second delivery then sees the first one's ``ok`` record and is skipped. Across
-    processes, handlers must be idempotent (veza-ledger's state machines are).
+    processes, handlers must be idempotent (veza-ledger's state machines are). The
+    table holds its locks weakly: an entry lives exactly as long as a delivery holds
+    or waits for it, so no count has to be kept in step.
     """
 
     def __init__(self, intake: WebhookIntake, event_id: str | None) -> None:
         self._table = intake._inflight  # noqa: SLF001 - a helper of the intake
         self._guard = intake._inflight_guard  # noqa: SLF001
         self._event_id = event_id
-        self._entry: list[Any] | None = None
+        self._lock: threading.Lock | None = None
 
     def __enter__(self) -> None:
         if self._event_id is None:
             return
         with self._guard:
-            entry = self._table.setdefault(self._event_id, [threading.Lock(), 0])
-            entry[1] += 1
-        entry[0].acquire()
-        self._entry = entry
+            lock = self._table.setdefault(self._event_id, threading.Lock())
+        lock.acquire()
+        self._lock = lock
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._entry is None:
-            return
-        with self._guard:
-            self._entry[0].release()
-            self._entry[1] -= 1
-            if self._entry[1] == 0 and self._event_id is not None:
-                del self._table[self._event_id]
+        if self._lock is not None:
+            self._lock.release()
 
 
 def _parse(text: str) -> Any:  # noqa: ANN401 - JSON
