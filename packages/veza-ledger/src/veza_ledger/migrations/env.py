@@ -18,6 +18,10 @@ context.configure(
     target_metadata=metadata,
     version_table=VERSION_TABLE,
     render_as_batch=connection.dialect.name == "sqlite",
+    # SQLite runs DDL in transactions too: one transaction (BEGIN IMMEDIATE, the write
+    # lock) for the whole upgrade, so concurrent starters are serialised for all of it,
+    # not migration by migration (Alembic commits after each one when this is False).
+    transactional_ddl=True,
     compare_type=True,
     include_name=lambda name, type_, _parent: (
         type_ != "table" or (name or "").startswith("ledger_")
