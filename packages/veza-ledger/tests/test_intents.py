@@ -26,7 +26,7 @@ from veza_ledger import (
 )
 from veza_ledger._metrics import LedgerMetrics
 from veza_payments import (
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidRequestError,
     ServerError,
     StripeConnect,
@@ -199,7 +199,10 @@ def test_a_parked_reversal_is_netted_against_the_next_transfer(
     ("error", "expected"),
     [
         (InvalidRequestError("refused", status=400, code="balance_insufficient"), "permanent"),
-        (IdempotencyConflict("other params", status=400, existing=None, requested={}), "permanent"),
+        (
+            IdempotencyConflictError("other params", status=400, existing=None, requested={}),
+            "permanent",
+        ),
         (ServerError("down", status=503), "transient"),
         (ServerError("lock", status=409), "transient"),
         (TimeoutError("timed out"), "transient"),

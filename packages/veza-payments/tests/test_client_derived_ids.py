@@ -20,7 +20,7 @@ from veza_payments import (
     AsyncHyperswitchClient,
     HyperswitchClient,
     InvalidIdempotencyKeyError,
-    MissingIdempotencyKey,
+    MissingIdempotencyKeyError,
     payment_id_for,
     refund_id_for,
 )
@@ -89,8 +89,8 @@ def test_property_the_client_derives_what_it_sends(
 @pytest.mark.parametrize(
     ("key", "error"),
     [
-        ("", MissingIdempotencyKey),
-        ("  ", MissingIdempotencyKey),
+        ("", MissingIdempotencyKeyError),
+        ("  ", MissingIdempotencyKeyError),
         ("a b", InvalidIdempotencyKeyError),
     ],
 )

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from veza_payments import (
     HyperswitchClient,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidRequestError,
     RetryPolicy,
     StripeConnect,
@@ -217,7 +217,7 @@ def _replay_payment(ctx: Ctx, key: str, a: Any, b: Any) -> None:
     want = ctx.model.payments[old_key]
     if b:  # changed parameters: a conflict, never a second payment
         ctx.hs.clear_faults()
-        with pytest.raises(IdempotencyConflict) as info:
+        with pytest.raises(IdempotencyConflictError) as info:
             ctx.client.create_payment(old_key, amount=want["amount"] + 1, currency=want["currency"])
         assert info.value.existing.payment_id == want["id"]
         ctx.stats["conflicts"] += 1
@@ -257,7 +257,7 @@ def _replay_refund(ctx: Ctx, key: str, a: Any, b: Any) -> None:
     want = ctx.model.refunds[old_key]
     if b:
         ctx.hs.clear_faults()
-        with pytest.raises(IdempotencyConflict):
+        with pytest.raises(IdempotencyConflictError):
             ctx.client.create_refund(
                 old_key, payment_id=want["payment_id"], amount=want["amount"] + 1
             )
@@ -284,7 +284,7 @@ def _replay_transfer(ctx: Ctx, key: str, a: Any, b: Any) -> None:
     want = ctx.model.transfers[old_key]
     if b:
         ctx.sp.clear_faults()
-        with pytest.raises(IdempotencyConflict):
+        with pytest.raises(IdempotencyConflictError):
             ctx.connect.create_transfer(
                 old_key,
                 amount=want["amount"] + 1,

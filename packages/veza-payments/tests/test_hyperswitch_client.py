@@ -15,9 +15,9 @@ from veza_payments import (
     AsyncHyperswitchClient,
     AuthenticationError,
     HyperswitchClient,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidRequestError,
-    MissingIdempotencyKey,
+    MissingIdempotencyKeyError,
     NotFoundError,
     Payment,
     PaymentBlockedError,
@@ -42,13 +42,13 @@ def _posts(fake: FakeHyperswitch, path: str) -> int:
 def test_a_missing_key_fails_before_any_io(
     client: HyperswitchClient, fake: FakeHyperswitch, bad: str | None
 ) -> None:
-    with pytest.raises(MissingIdempotencyKey):
+    with pytest.raises(MissingIdempotencyKeyError):
         client.create_payment(bad, amount=100, currency="EUR")  # type: ignore[arg-type]
-    with pytest.raises(MissingIdempotencyKey):
+    with pytest.raises(MissingIdempotencyKeyError):
         client.create_refund(bad, payment_id="p_x")  # type: ignore[arg-type]
-    with pytest.raises(MissingIdempotencyKey):
+    with pytest.raises(MissingIdempotencyKeyError):
         client.capture_payment(bad, "p_x")  # type: ignore[arg-type]
-    with pytest.raises(MissingIdempotencyKey):
+    with pytest.raises(MissingIdempotencyKeyError):
         client.cancel_payment(bad, "p_x")  # type: ignore[arg-type]
     assert fake.requests == []
 
@@ -81,12 +81,12 @@ def test_a_reused_key_with_another_amount_is_a_conflict(
     client: HyperswitchClient, fake: FakeHyperswitch
 ) -> None:
     first = client.create_payment("order-1", amount=500, currency="EUR")
-    with pytest.raises(IdempotencyConflict) as info:
+    with pytest.raises(IdempotencyConflictError) as info:
         client.create_payment("order-1", amount=501, currency="EUR")
     assert info.value.existing == first
     assert info.value.requested == {"amount": 501, "currency": "EUR"}
     assert info.value.code == "HE_01" and info.value.status == 400
-    with pytest.raises(IdempotencyConflict):
+    with pytest.raises(IdempotencyConflictError):
         client.create_payment("order-1", amount=500, currency="USD")
     assert len(fake.payments) == 1
 
@@ -437,7 +437,7 @@ def test_a_refund_retried_after_commit_is_found_not_repeated(
     fake.inject(Fault("drop", after_commit=True, path_prefix="/refunds"))
     refund = client.create_refund("refund-1", payment_id=payment.payment_id, amount=400)
     assert list(fake.refunds) == [refund.refund_id] and refund.amount == 400
-    with pytest.raises(IdempotencyConflict) as info:
+    with pytest.raises(IdempotencyConflictError) as info:
         client.create_refund("refund-1", payment_id=payment.payment_id, amount=500)
     assert info.value.existing == refund
     assert client.retrieve_refund(refund.refund_id) == refund
@@ -468,11 +468,11 @@ def test_the_async_client_behaves_the_same(fake: FakeHyperswitch) -> None:
             fake.inject(Fault("drop", after_commit=True, method="POST"))
             first = await c.create_payment("order-1", amount=900, currency="EUR", confirm=True)
             again = await c.create_payment("order-1", amount=900, currency="EUR", confirm=True)
-            with pytest.raises(IdempotencyConflict):
+            with pytest.raises(IdempotencyConflictError):
                 await c.create_payment("order-1", amount=901, currency="EUR")
             refund = await c.create_refund("r-1", payment_id=first.payment_id, amount=100)
             assert (await c.retrieve_refund(refund.refund_id)).amount == 100
-            with pytest.raises(MissingIdempotencyKey):
+            with pytest.raises(MissingIdempotencyKeyError):
                 await c.create_payment("", amount=1, currency="EUR")
             assert slept == []  # the lost response was settled by reading, not retried
             return first, again, repr(c)

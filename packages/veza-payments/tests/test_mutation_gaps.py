@@ -16,7 +16,7 @@ import pytest
 
 from veza_payments import (
     HyperswitchClient,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InMemoryWebhookLog,
     InvalidRequestError,
     PaymentsConfigurationError,
@@ -257,7 +257,7 @@ def test_a_conflict_keeps_the_provider_request_id_body_and_says_what_it_is(
 ) -> None:
     payment = client.create_payment("o", amount=1000, currency="EUR", confirm=True)
     client.create_refund("r", payment_id=payment.payment_id, amount=10)
-    with pytest.raises(IdempotencyConflict) as info:
+    with pytest.raises(IdempotencyConflictError) as info:
         client.create_refund("r", payment_id=payment.payment_id, amount=11)
     error = info.value
     assert error.request_id and error.body["error"]["code"] == "HE_01"

@@ -3,6 +3,8 @@
 import importlib.metadata
 import importlib.resources
 
+import pytest
+
 import veza_payments
 
 EXPECTED_EXPORTS = {
@@ -14,13 +16,13 @@ EXPECTED_EXPORTS = {
     "HYPERSWITCH_RETRY_WINDOW",
     "HyperswitchClient",
     "HyperswitchError",
-    "IdempotencyConflict",
+    "IdempotencyConflictError",
     "InMemoryWebhookLog",
     "InvalidIdempotencyKeyError",
     "InvalidRequestError",
     "MAX_BODY",
     "MAX_HEADERS",
-    "MissingIdempotencyKey",
+    "MissingIdempotencyKeyError",
     "NotFoundError",
     "Payment",
     "PaymentBlockedError",
@@ -94,3 +96,19 @@ def test_testing_module_exports_the_fakes():
         "Fault",
         "WebhookEmitter",
     }
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("IdempotencyConflict", "IdempotencyConflictError"),
+        ("MissingIdempotencyKey", "MissingIdempotencyKeyError"),
+    ],
+)
+def test_released_names_stay_as_deprecated_aliases(old, new):
+    with pytest.warns(DeprecationWarning, match=f"veza_payments.{old} is deprecated, use"):
+        alias = getattr(veza_payments, old)
+    assert alias is getattr(veza_payments, new)
+    assert old not in veza_payments.__all__
+    with pytest.raises(AttributeError):
+        veza_payments.NoSuchName  # noqa: B018

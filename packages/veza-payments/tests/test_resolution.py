@@ -19,7 +19,7 @@ import pytest
 from veza_payments import (
     AsyncHyperswitchClient,
     HyperswitchClient,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidRequestError,
     NotFoundError,
     Payment,
@@ -204,7 +204,7 @@ def test_a_raced_refund_with_another_amount_is_a_conflict_with_both_sides(
 ) -> None:
     payment = _paid(client)
     refund = client.create_refund("row", payment_id=payment.payment_id)
-    with pytest.raises(IdempotencyConflict) as info:
+    with pytest.raises(IdempotencyConflictError) as info:
         client.create_refund("row", payment_id=payment.payment_id, amount=5)
     assert info.value.existing == refund
     assert info.value.requested == {"amount": 5, "payment_id": payment.payment_id}
@@ -217,7 +217,7 @@ def test_a_key_reused_on_another_payment_is_a_conflict(
     first = _paid(client, "order-1")
     second = _paid(client, "order-2")
     refund = client.create_refund("row", payment_id=first.payment_id, amount=100)
-    with pytest.raises(IdempotencyConflict) as info:
+    with pytest.raises(IdempotencyConflictError) as info:
         client.create_refund("row", payment_id=second.payment_id, amount=100)
     assert info.value.existing == refund
     assert fake.payments[second.payment_id]["amount_received"] == 1000
@@ -231,7 +231,7 @@ def test_the_provider_error_is_raised_only_when_no_object_exists(
     client.create_refund("a", payment_id=payment.payment_id)
     with pytest.raises(InvalidRequestError) as info:
         client.create_refund("b", payment_id=payment.payment_id)
-    assert info.value.code == "IR_13" and not isinstance(info.value, IdempotencyConflict)
+    assert info.value.code == "IR_13" and not isinstance(info.value, IdempotencyConflictError)
     assert refund_id_for("b") not in fake.refunds
     # And it was looked for before being raised.
     assert any(r.path == f"/refunds/{refund_id_for('b')}" for r in fake.requests)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from veza_payments import (
     InvalidIdempotencyKeyError,
-    MissingIdempotencyKey,
+    MissingIdempotencyKeyError,
     PaymentsConfigurationError,
     RetryPolicy,
     check_amount,
@@ -61,7 +61,7 @@ def test_namespaces_separate_merchants_sharing_an_account(key: str) -> None:
 
 @pytest.mark.parametrize("bad", [None, "", " ", "\t\n", 42, b"order-1"])
 def test_missing_keys_are_refused(bad: object) -> None:
-    with pytest.raises(MissingIdempotencyKey) as info:
+    with pytest.raises(MissingIdempotencyKeyError) as info:
         payment_id_for(bad)  # type: ignore[arg-type]
     assert isinstance(info.value, ValueError)
 
@@ -71,7 +71,7 @@ def test_keys_outside_the_alphabet_are_refused_and_inside_accepted(key: str) -> 
     """1-255 visible ASCII characters, nothing else, before any I/O: a ValueError."""
     valid = 1 <= len(key) <= 255 and all("!" <= c <= "~" for c in key)
     if not key.strip():
-        with pytest.raises(MissingIdempotencyKey):
+        with pytest.raises(MissingIdempotencyKeyError):
             payment_id_for(key)
     elif valid:
         assert payment_id_for(key).startswith("p_")

@@ -9,9 +9,9 @@ import stripe
 from veza_payments import (
     APIConnectionError,
     AuthenticationError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidRequestError,
-    MissingIdempotencyKey,
+    MissingIdempotencyKeyError,
     NotFoundError,
     PaymentsConfigurationError,
     RetryPolicy,
@@ -87,7 +87,7 @@ def test_a_reused_key_with_other_parameters_is_a_conflict(
     connect: StripeConnect, fake_stripe: FakeStripe
 ) -> None:
     connect.create_transfer("row-1", amount=100, currency="EUR", destination="acct_1")
-    with pytest.raises(IdempotencyConflict) as info:
+    with pytest.raises(IdempotencyConflictError) as info:
         connect.create_transfer("row-1", amount=101, currency="EUR", destination="acct_1")
     error = info.value
     assert error.provider == "stripe" and error.status == 400
@@ -194,11 +194,11 @@ def test_connection_failures_map_to_api_connection_error(sleeps: list[float]) ->
 def test_keys_are_mandatory(
     connect: StripeConnect, fake_stripe: FakeStripe, bad: str | None
 ) -> None:
-    with pytest.raises(MissingIdempotencyKey):
+    with pytest.raises(MissingIdempotencyKeyError):
         connect.create_transfer(bad, amount=1, currency="EUR", destination="acct_1")  # type: ignore[arg-type]
-    with pytest.raises(MissingIdempotencyKey):
+    with pytest.raises(MissingIdempotencyKeyError):
         connect.reverse_transfer(bad, "tr_1")  # type: ignore[arg-type]
-    with pytest.raises(MissingIdempotencyKey):
+    with pytest.raises(MissingIdempotencyKeyError):
         connect.create_payout(bad, amount=1, currency="EUR", stripe_account="acct_1")  # type: ignore[arg-type]
     assert fake_stripe.requests == []
 

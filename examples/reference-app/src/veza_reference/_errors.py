@@ -23,7 +23,7 @@ from veza_ledger import (
 from veza_payments import (
     APIConnectionError,
     AuthenticationError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidRequestError,
     PaymentBlockedError,
     PaymentsError,
@@ -68,7 +68,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (LedgerConfigurationError, 400),
     (LedgerError, 409),
     # payments (the provider's refusals are the client's problem; its outages are not)
-    (IdempotencyConflict, 409),
+    (IdempotencyConflictError, 409),
     (PaymentBlockedError, 402),
     (AuthenticationError, 503),
     (RateLimitError, 503),

@@ -8,6 +8,8 @@ and payouts with mandatory keys. Provider failures share ``ProviderError``; thei
 ``StripeError``.
 """
 
+import warnings
+
 from veza_payments._config import PaymentsConfig
 from veza_payments._errors import (
     APIConnectionError,
@@ -15,10 +17,10 @@ from veza_payments._errors import (
     BodyTooLargeError,
     ConnectorError,
     HyperswitchError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidIdempotencyKeyError,
     InvalidRequestError,
-    MissingIdempotencyKey,
+    MissingIdempotencyKeyError,
     NotFoundError,
     PaymentBlockedError,
     PaymentsConfigurationError,
@@ -72,11 +74,11 @@ __all__ = [
     "ConnectorError",
     "HyperswitchClient",
     "HyperswitchError",
-    "IdempotencyConflict",
+    "IdempotencyConflictError",
     "InMemoryWebhookLog",
     "InvalidIdempotencyKeyError",
     "InvalidRequestError",
-    "MissingIdempotencyKey",
+    "MissingIdempotencyKeyError",
     "NotFoundError",
     "Payment",
     "PaymentBlockedError",
@@ -116,3 +118,24 @@ __all__ = [
     "verify_signature",
     "verify_stripe_signature",
 ]
+
+# Names released in 0.1.0 without the ``Error`` suffix: kept one release as deprecated
+# aliases (removed in 0.3.0). Resolved lazily so only a caller who uses one is warned.
+_DEPRECATED_ALIASES = {
+    "IdempotencyConflict": "IdempotencyConflictError",
+    "MissingIdempotencyKey": "MissingIdempotencyKeyError",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The deprecated ``Error``-less names, with a ``DeprecationWarning``."""
+    new = _DEPRECATED_ALIASES.get(name)
+    if new is None:
+        msg = f"module 'veza_payments' has no attribute {name!r}"
+        raise AttributeError(msg)
+    warnings.warn(
+        f"veza_payments.{name} is deprecated, use veza_payments.{new} (removed in 0.3.0)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

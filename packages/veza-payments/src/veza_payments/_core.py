@@ -11,7 +11,7 @@ router checks a refund's amount *before* the insert whose unique violation is
 and concurrent calls with one key meet either code. So when an attempt's outcome is
 unknown (no answer, a timeout, a 5xx, a 2xx that is not the object) and before any
 error is raised, the flow reads the deterministic id: it returns what the provider
-holds when it matches, raises :class:`IdempotencyConflict` when it does not, and
+holds when it matches, raises :class:`IdempotencyConflictError` when it does not, and
 raises the provider's error only when nothing is there.
 """
 
@@ -30,7 +30,7 @@ from veza_payments._errors import (
     APIConnectionError,
     AuthenticationError,
     ConnectorError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidRequestError,
     NotFoundError,
     PaymentBlockedError,
@@ -198,8 +198,8 @@ def _conflict(
     error: ProviderError,
     existing: Payment | Refund,
     requested: dict[str, Any],
-) -> IdempotencyConflict:
-    return hyperswitch_error(IdempotencyConflict)(
+) -> IdempotencyConflictError:
+    return hyperswitch_error(IdempotencyConflictError)(
         f"idempotency key already used for {what}, now asked for {requested}",
         existing=existing,
         requested=requested,

@@ -20,7 +20,7 @@ class PaymentsError(Exception):
     """Base of every error veza-payments raises on purpose."""
 
 
-class MissingIdempotencyKey(PaymentsError, ValueError):  # noqa: N818 - the published name
+class MissingIdempotencyKeyError(PaymentsError, ValueError):
     """A money-moving call was made without an idempotency key (raised before any I/O)."""
 
 
@@ -153,7 +153,7 @@ class PaymentBlockedError(ProviderError):
     """The payment was blocked (blocklist, fraud rules), even if the HTTP status was 200."""
 
 
-class IdempotencyConflict(ProviderError):  # noqa: N818 - the published name
+class IdempotencyConflictError(ProviderError):
     """The idempotency key was used before for a different request.
 
     Attributes:
@@ -186,7 +186,7 @@ _KINDS: tuple[type[ProviderError], ...] = (
     RateLimitError,
     ServerError,
     PaymentBlockedError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
 )
 
 

@@ -104,7 +104,7 @@ class _ClientBase:
         client with a namespace.
 
         Raises:
-            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            MissingIdempotencyKeyError: ``idempotency_key`` is empty, blank or ``None``.
             InvalidIdempotencyKeyError: The key is outside the documented alphabet.
         """
         return _ids.payment_id_for(idempotency_key, namespace=self._core.namespace)
@@ -115,7 +115,7 @@ class _ClientBase:
         Derived with this client's ``idempotency_namespace`` (see :meth:`payment_id_for`).
 
         Raises:
-            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            MissingIdempotencyKeyError: ``idempotency_key`` is empty, blank or ``None``.
             InvalidIdempotencyKeyError: The key is outside the documented alphabet.
         """
         return _ids.refund_id_for(idempotency_key, namespace=self._core.namespace)
@@ -342,9 +342,9 @@ class HyperswitchClient(_ClientBase):
         """Create a payment, or return the one an earlier attempt of this call created.
 
         Raises:
-            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            MissingIdempotencyKeyError: ``idempotency_key`` is empty, blank or ``None``.
             InvalidIdempotencyKeyError: The key is outside the documented alphabet.
-            IdempotencyConflict: The key was used for a different amount or currency.
+            IdempotencyConflictError: The key was used for a different amount or currency.
             UnexpectedResponseError: A 2xx whose body is not a payment, and no payment
                 under the id when read back.
             HyperswitchError: The provider refused and holds no payment under the id.
@@ -394,9 +394,9 @@ class HyperswitchClient(_ClientBase):
         was refunded, pass the remainder explicitly (the router answers ``IR_13``).
 
         Raises:
-            MissingIdempotencyKey: ``idempotency_key`` is empty, blank or ``None``.
+            MissingIdempotencyKeyError: ``idempotency_key`` is empty, blank or ``None``.
             InvalidIdempotencyKeyError: The key is outside the documented alphabet.
-            IdempotencyConflict: The key was used for another payment or amount.
+            IdempotencyConflictError: The key was used for another payment or amount.
             HyperswitchError: The provider refused and holds no refund under the id.
         """
         return self._drive(

@@ -17,7 +17,7 @@ import re
 
 from veza_payments._errors import (
     InvalidIdempotencyKeyError,
-    MissingIdempotencyKey,
+    MissingIdempotencyKeyError,
     PaymentsConfigurationError,
 )
 
@@ -47,7 +47,7 @@ def require_key(idempotency_key: object) -> str:
     be retried as a connection error), so it is refused up front.
 
     Raises:
-        MissingIdempotencyKey: ``None``, not a string, empty or only whitespace.
+        MissingIdempotencyKeyError: ``None``, not a string, empty or only whitespace.
         InvalidIdempotencyKeyError: Outside the alphabet, or longer than 255.
     """
     if is_blank(idempotency_key):
@@ -55,7 +55,7 @@ def require_key(idempotency_key: object) -> str:
             "an idempotency key is required for every money-moving call (use the row id "
             f"that stands for this operation), got {idempotency_key!r}"
         )
-        raise MissingIdempotencyKey(msg)
+        raise MissingIdempotencyKeyError(msg)
     assert isinstance(idempotency_key, str)  # noqa: S101 - is_blank checked it
     if not _KEY.fullmatch(idempotency_key):
         msg = (

@@ -30,7 +30,7 @@ from veza_payments import _tracing
 from veza_payments._errors import (
     APIConnectionError,
     AuthenticationError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InvalidIdempotencyKeyError,
     InvalidRequestError,
     NotFoundError,
@@ -213,7 +213,7 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
 
     Args:
         exc: What ``stripe`` raised.
-        requested: The parameters sent (for :class:`IdempotencyConflict`).
+        requested: The parameters sent (for :class:`IdempotencyConflictError`).
 
     Returns:
         The equivalent kind (``NotFoundError``, ...) as a :class:`StripeError`
@@ -237,7 +237,7 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
     if isinstance(exc, stripe.APIConnectionError):
         mapped = stripe_error(APIConnectionError)(message, **kwargs)
     elif isinstance(exc, stripe.IdempotencyError):
-        mapped = stripe_error(IdempotencyConflict)(
+        mapped = stripe_error(IdempotencyConflictError)(
             message, existing=None, requested=dict(requested or {}), **kwargs
         )
     elif isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
@@ -416,8 +416,8 @@ class StripeConnect:
         """Move ``amount`` to a connected account, once per key.
 
         Raises:
-            MissingIdempotencyKey: No key (before any I/O).
-            IdempotencyConflict: The key was used with different parameters.
+            MissingIdempotencyKeyError: No key (before any I/O).
+            IdempotencyConflictError: The key was used with different parameters.
             StripeError: Any other Stripe failure (every error here is a ``StripeError``).
         """
         key = self.stripe_key("transfer", idempotency_key)
