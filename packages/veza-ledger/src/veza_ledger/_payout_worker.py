@@ -24,8 +24,8 @@ An intent first sent longer ago than the provider's key memory, with its outcome
 unknown, is looked up first (:class:`PayoutFinder`: the account's payouts in the
 creation window, matched on the key in their metadata) and adopted if found.
 
-The worker shares the public pieces of :mod:`veza_ledger._workers` (``backoff``, the
-defaults, ``WorkerReport``) and changes nothing there.
+The worker shares :mod:`veza_ledger._workers`' pieces (``backoff``, the defaults,
+``WorkerReport``, the run's ``_Policy``) rather than keeping copies.
 """
 
 from __future__ import annotations
@@ -48,8 +48,16 @@ from veza_ledger._machines import INTENT, PAYOUT
 from veza_ledger._schema import Override, ProviderIntent, SellerPayout
 from veza_ledger._tracing import traced_run
 from veza_ledger._transfers import MAX_ERROR
-from veza_ledger._types import utcnow
-from veza_ledger._workers import DEFAULT_LEASE, KEY_MEMORY, MAX_ATTEMPTS, WorkerReport, backoff
+from veza_ledger._workers import (
+    DEFAULT_LEASE,
+    KEY_MEMORY,
+    MAX_ATTEMPTS,
+    WorkerReport,
+    _ledger,
+    _Policy,
+    _policy,
+    backoff,
+)
 
 logger = logging.getLogger("veza_ledger.workers")
 
@@ -90,21 +98,6 @@ class PayoutFinder(Protocol):
     ) -> str | None:
         """The id of the payout made with ``idempotency_key`` on the account, if any."""
         ...
-
-
-@attrs.frozen
-class _Policy:
-    """A run's settings (a copy of ``_workers``' private one, which is being rewritten)."""
-
-    at: dt.datetime
-    lease: dt.timedelta
-    max_attempts: int
-    key_memory: dt.timedelta
-    classify: Callable[[BaseException], str]
-
-
-def _ledger(engine: sa.Engine | Ledger) -> Ledger:
-    return engine if isinstance(engine, Ledger) else Ledger(engine)
 
 
 @attrs.frozen
@@ -389,7 +382,7 @@ def run_payout_worker(
         (backing off) and parked.
     """
     ledger = _ledger(engine)
-    policy = _Policy(now or utcnow(), lease, max_attempts, key_memory, classify)
+    policy = _policy(now, lease, max_attempts, key_memory, classify)
     cancel = cancel or threading.Event()
     report = WorkerReport()
     seen: set[str] = set()
