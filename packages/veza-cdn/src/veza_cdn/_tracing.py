@@ -11,13 +11,12 @@ are never recorded.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from veza_cdn._version import __version__
 
 try:  # the [otel] extra
-    import opentelemetry.propagate
     import opentelemetry.trace
 
     _otel: Any = opentelemetry
@@ -58,12 +57,6 @@ def span(
             current.set_attribute("error.type", type(exc).__name__)
             current.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
             raise
-
-
-def inject(headers: MutableMapping[str, str]) -> None:
-    """Add the current trace context (``traceparent``) to outgoing request headers."""
-    if _otel is not None:
-        _otel.propagate.inject(headers)
 
 
 def error_status(description: str) -> Any:  # noqa: ANN401 - an opentelemetry Status

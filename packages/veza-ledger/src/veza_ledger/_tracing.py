@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from veza_ledger._version import __version__
 
 try:  # the [otel] extra
-    import opentelemetry.propagate
     import opentelemetry.trace
 
     _otel: Any = opentelemetry
@@ -60,17 +59,6 @@ def span(
             current.set_attribute("error.type", type(exc).__name__)
             current.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
             raise
-
-
-def inject(headers: MutableMapping[str, str]) -> None:
-    """Add the current trace context (``traceparent``) to outgoing request headers."""
-    if _otel is not None:
-        _otel.propagate.inject(headers)
-
-
-def error_status(description: str) -> Any:  # noqa: ANN401 - an opentelemetry Status
-    """An ERROR span status (call only with a live span: the extra is installed)."""
-    return _otel.trace.Status(_otel.trace.StatusCode.ERROR, description)
 
 
 P = ParamSpec("P")

@@ -9,6 +9,7 @@ behaviourally identical, the way httpx keeps ``Client`` and ``AsyncClient``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -162,6 +163,8 @@ class _ClientBase:
 
     def _attempt_span(self, call: Call, attempt: int) -> Any:  # noqa: ANN401 - a span context
         """An HTTP client span per attempt (semantic conventions; no key, no body)."""
+        if self._tracer is None:  # without the extra: no attributes built on the hot path
+            return contextlib.nullcontext()
         route = _ROUTE_IDS.sub(r"/\1/{id}", call.path)
         attributes: dict[str, str | int] = {
             "http.request.method": call.method,
