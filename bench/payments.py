@@ -68,10 +68,10 @@ def main() -> None:
         expected = hmac.new(key_bytes, body, hashlib.sha512).hexdigest()
         return hmac.compare_digest(expected, signature)
 
-    if not (floor() and verify_signature(body, signature, KEY)):
+    if not (floor() and verify_signature(body, signature, keys=KEY)):
         raise SystemExit("the two verifications disagree")
     verify_floor = per_call(floor)
-    verify_ours = per_call(lambda: verify_signature(body, signature, KEY))
+    verify_ours = per_call(lambda: verify_signature(body, signature, keys=KEY))
 
     delivery = json.dumps(
         {
@@ -87,9 +87,9 @@ def main() -> None:
     headers = {"X-Webhook-Signature-512": sign_payload(delivery, KEY), "X-Request-Id": "r"}
     intake = WebhookIntake(InMemoryWebhookLog(), KEY)
     intake.on("payment_succeeded", lambda _event: None)
-    handle = per_call(lambda: intake.handle(headers, delivery, "127.0.0.1"))
+    handle = per_call(lambda: intake.handle(headers, delivery, source_ip="127.0.0.1"))
     verify_small = per_call(
-        lambda: verify_signature(delivery, headers["X-Webhook-Signature-512"], KEY)
+        lambda: verify_signature(delivery, headers["X-Webhook-Signature-512"], keys=KEY)
     )
 
     with FakeHyperswitch() as fake:

@@ -109,7 +109,7 @@ def test_payments_objects_keep_their_keys() -> None:
         "STRIPE_SECRET_KEY": f"sk_test_{stripe}",
     }
     config = PaymentsConfig.from_env(env)
-    client = config.hyperswitch_client()
+    client = config.build()
     connect = config.stripe_connect()
     try:
         checked = sum(assert_no_secret(o, [api, hook, stripe]) for o in (config, client, connect))
@@ -119,7 +119,7 @@ def test_payments_objects_keep_their_keys() -> None:
 
 
 def test_storage_objects_keep_their_keys(tmp_path: Path) -> None:
-    from veza_storage import StorageConfig, build_storage
+    from veza_storage import StorageConfig
 
     key = _marker("st")
     env = {
@@ -128,7 +128,7 @@ def test_storage_objects_keep_their_keys(tmp_path: Path) -> None:
         "VEZA_STORAGE_SIGNING_KEY": key,
     }
     config = StorageConfig.from_env(env, production=False)
-    assert assert_no_secret(config, [key]) + assert_no_secret(build_storage(config), [key]) > 2
+    assert assert_no_secret(config, [key]) + assert_no_secret(config.build(), [key]) > 2
 
 
 def test_webrtc_objects_keep_their_secrets() -> None:

@@ -78,7 +78,7 @@ def test_start_up_reaps_expired_uploads(tmp_path_factory: pytest.TempPathFactory
     upload_id = services.uploads.begin(
         "tracks/stale.wav", 300_000, chunk_size=262_144, content_type="audio/wav"
     )
-    services.uploads.put_chunk(upload_id, 1, b"x" * 37_856)
+    services.uploads.put_chunk(upload_id, 1, data=b"x" * 37_856)
     with services.engine.begin() as connection:
         connection.execute(
             sa.update(UPLOAD_SESSIONS)

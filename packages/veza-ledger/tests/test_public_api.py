@@ -8,6 +8,8 @@ import pytest
 import veza_ledger
 
 EXPECTED_EXPORTS = {
+    "LedgerConfig",
+    "Secret",
     "Accounts",
     "AmountMismatchError",
     "LegacyTransferFinder",

@@ -437,10 +437,10 @@ def test_admin_retry_now(ledger: Ledger) -> None:
     ledger.transfer_failed(t.id, "card declined")
     stripe.fail = 1
     with pytest.raises(LedgerError, match="failed again"):
-        retry_transfer_now(ledger, stripe, t.id)
-    assert retry_transfer_now(ledger, stripe, t.id).status == "completed"
+        retry_transfer_now(ledger, stripe, transfer_id=t.id)
+    assert retry_transfer_now(ledger, stripe, transfer_id=t.id).status == "completed"
     with pytest.raises(LedgerError):
-        retry_transfer_now(ledger, stripe, t.id)  # completed: nothing to retry
+        retry_transfer_now(ledger, stripe, transfer_id=t.id)  # completed: nothing to retry
 
 
 def test_run_forever_keeps_going_and_stops_at_once() -> None:

@@ -76,8 +76,8 @@ def test_intake_into_the_ledger_end_to_end(ledger: Ledger, engine: sa.Engine) ->
         b'"content":{"type":"payment_details","object":{"payment_id":"pay_9","amount_received":500}}}'
     )
     headers = {"x-webhook-signature-512": sign_payload(body, KEY)}
-    assert intake.handle(headers, body, "198.51.100.7").status == 200
-    again = intake.handle(headers, body, "198.51.100.7")  # the provider's retry
+    assert intake.handle(headers, body, source_ip="198.51.100.7").status == 200
+    again = intake.handle(headers, body, source_ip="198.51.100.7")  # the provider's retry
     assert again.processing_result == "skipped"
     assert intake.handle({"x-webhook-signature-512": "0" * 128}, body).status == 401
     assert ledger.order(order.id).status == "paid"

@@ -7,9 +7,11 @@ import pytest
 from veza_payments import (
     HYPERSWITCH_RETRY_WINDOW,
     SANDBOX_URL,
+    HyperswitchClient,
     InMemoryWebhookLog,
     PaymentsConfig,
     PaymentsConfigurationError,
+    Secret,
     sign_payload,
 )
 from veza_payments.testing import FakeHyperswitch
@@ -23,11 +25,13 @@ BASE = {
 def test_defaults_and_secrets_hidden() -> None:
     config = PaymentsConfig.from_env(BASE)
     assert config.hyperswitch_base_url == SANDBOX_URL
-    assert config.webhook_keys == ("hash-new", "hash-old")
+    assert [key.reveal() for key in config.webhook_keys] == ["hash-new", "hash-old"]
+    assert config.hyperswitch_api_key.reveal() == "snd_secret_api_key"
     assert (config.timeout, config.max_retries, config.idempotency_namespace) == (30.0, 4, "")
     assert config.stripe_webhook_tolerance == HYPERSWITCH_RETRY_WINDOW
     text = repr(config)
-    assert "snd_secret_api_key" not in text and "hash-new" not in text and "<hidden>" in text
+    assert "snd_secret_api_key" not in text and "hash-new" not in text
+    assert "hyperswitch_api_key=Secret('********')" in text
 
 
 @pytest.mark.parametrize(
@@ -89,7 +93,7 @@ def test_the_built_objects_work() -> None:
                 "HYPERSWITCH_IDEMPOTENCY_NAMESPACE": "shop",
             }
         )
-        with config.hyperswitch_client() as client:
+        with config.build() as client:
             payment = client.create_payment("o", amount=10, currency="EUR")
         assert payment.payment_id.startswith("p_shop_")
     intake = config.webhook_intake(InMemoryWebhookLog())
@@ -102,3 +106,25 @@ def test_api_only_jobs_need_no_webhook_keys() -> None:
     assert config.webhook_keys == ()
     with pytest.raises(PaymentsConfigurationError, match="HYPERSWITCH_WEBHOOK_KEYS"):
         config.webhook_intake(InMemoryWebhookLog())
+
+
+def test_build_is_the_factory_and_hyperswitch_client_its_deprecated_alias() -> None:
+    config = PaymentsConfig.from_env(BASE)
+    with config.build() as client:
+        assert isinstance(client, HyperswitchClient)
+        assert "snd_secret_api_key" not in repr(client)
+    with (
+        pytest.warns(DeprecationWarning, match=r"PaymentsConfig\.build\(\)"),
+        config.hyperswitch_client() as legacy,
+    ):
+        assert isinstance(legacy, HyperswitchClient)
+
+
+def test_secret_fields_take_plain_strings_and_keep_them_masked() -> None:
+    config = PaymentsConfig(
+        hyperswitch_api_key="snd_plain", webhook_keys=["whk_plain"], stripe_secret_key="sk_plain"
+    )
+    assert all(isinstance(k, Secret) for k in config.webhook_keys)
+    assert config.stripe_secret_key.reveal() == "sk_plain"
+    for plain in ("snd_plain", "whk_plain", "sk_plain"):
+        assert plain not in repr(config) and plain not in str(config)

@@ -38,7 +38,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
-                signed = verify_signature(body, self.headers.get(SIGNATURE_HEADER), [KEY])
+                signed = verify_signature(body, self.headers.get(SIGNATURE_HEADER), keys=[KEY])
                 event = json.loads(body)
                 with receiver.lock:
                     status = receiver.script.pop(0) if receiver.script else 200

@@ -65,9 +65,9 @@ def test_every_entry_point_records_time_peer_and_request_id(mode: str) -> None:
     body = _body("evt_1")
     headers = {"x-webhook-signature-512": sign_payload(body, KEY), "x-request-id": "req-ok"}
     if mode == "handle":
-        outcome = intake.handle(headers, body, PEER)
+        outcome = intake.handle(headers, body, source_ip=PEER)
     elif mode == "handle_stream":
-        outcome = intake.handle_stream(headers, iter([body]), PEER)
+        outcome = intake.handle_stream(headers, iter([body]), source_ip=PEER)
     elif mode == "ahandle":
         outcome = asyncio.run(intake.ahandle(headers, body, PEER))
     else:
@@ -83,9 +83,9 @@ def test_every_refusal_records_time_peer_request_id_and_escaped_first_bytes(mode
     body = b"\xff\xfeabcdef"
     headers = {"x-request-id": "req-big", "user-agent": "ua"}
     if mode == "handle":
-        outcome = intake.handle(headers, body, PEER)
+        outcome = intake.handle(headers, body, source_ip=PEER)
     elif mode == "handle_stream":
-        outcome = intake.handle_stream(headers, iter([body]), PEER)
+        outcome = intake.handle_stream(headers, iter([body]), source_ip=PEER)
     else:
         outcome = asyncio.run(intake.ahandle_stream(headers, _stream(body), PEER))
     assert outcome.status == 413
@@ -115,7 +115,7 @@ def test_header_refusals_on_the_streaming_paths_are_recorded(mode: str) -> None:
             yield chunk
 
     if mode == "handle_stream":
-        outcome = intake.handle_stream(headers, chunks(), PEER)
+        outcome = intake.handle_stream(headers, chunks(), source_ip=PEER)
     else:
         outcome = asyncio.run(intake.ahandle_stream(headers, achunks(), PEER))
     assert outcome.status == 431 and pulled == []  # refused before the body is read
@@ -136,7 +136,7 @@ def test_a_broken_body_stream_is_a_recorded_500_never_an_exception(mode: str) ->
         raise ConnectionResetError
 
     if mode == "handle_stream":
-        outcome = intake.handle_stream({}, chunks(), PEER)
+        outcome = intake.handle_stream({}, chunks(), source_ip=PEER)
     else:
         outcome = asyncio.run(intake.ahandle_stream({}, achunks(), PEER))
     assert outcome.status == 500

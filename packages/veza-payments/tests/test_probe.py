@@ -37,7 +37,9 @@ class _Endpoint:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 status = (
-                    intake.handle(dict(self.headers.items()), body, self.client_address[0]).status
+                    intake.handle(
+                        dict(self.headers.items()), body, source_ip=self.client_address[0]
+                    ).status
                     if verify
                     else 200
                 )

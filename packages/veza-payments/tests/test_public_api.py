@@ -8,6 +8,7 @@ import pytest
 import veza_payments
 
 EXPECTED_EXPORTS = {
+    "Secret",
     "APIConnectionError",
     "AsyncHyperswitchClient",
     "AuthenticationError",

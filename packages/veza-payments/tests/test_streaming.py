@@ -138,7 +138,7 @@ def test_a_100_mb_body_is_never_buffered_and_is_logged() -> None:
     source = Source(HUNDRED_MB)
     tracemalloc.start()
     try:
-        outcome = intake.handle_stream({"user-agent": "x"}, source, "203.0.113.9")
+        outcome = intake.handle_stream({"user-agent": "x"}, source, source_ip="203.0.113.9")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -76,39 +76,41 @@ def test_we_accept_exactly_the_headers_stripe_python_accepts(
     if t_at is not None:
         items.insert(min(t_at, len(items)), f"t={t}")
     header = ",".join(items)
-    assert verify_stripe_signature(body, header, KEY, tolerance=None) == _stripe_accepts(
+    assert verify_stripe_signature(body, header, keys=KEY, tolerance=None) == _stripe_accepts(
         body, header, KEY
     )
 
 
 def test_no_header_is_refused() -> None:
-    assert not verify_stripe_signature(BODY, None, KEY, tolerance=None)
-    assert not verify_stripe_signature(BODY, None, KEY, tolerance=300, now=T)
+    assert not verify_stripe_signature(BODY, None, keys=KEY, tolerance=None)
+    assert not verify_stripe_signature(BODY, None, keys=KEY, tolerance=300, now=T)
 
 
 def test_a_header_without_t_is_refused_not_raised_with_a_tolerance() -> None:
     for signed in (b".", b"None.", b""):
         header = f"v1={_digest(signed + BODY)}"
-        assert not verify_stripe_signature(BODY, header, KEY, tolerance=None)
-        assert not verify_stripe_signature(BODY, header, KEY, tolerance=300, now=T)
+        assert not verify_stripe_signature(BODY, header, keys=KEY, tolerance=None)
+        assert not verify_stripe_signature(BODY, header, keys=KEY, tolerance=300, now=T)
 
 
 def test_items_without_an_equals_sign_are_skipped_not_the_end() -> None:
     header = f"junk,t={T},v1={GOOD}"
     assert _stripe_accepts(BODY, header, KEY)
-    assert verify_stripe_signature(BODY, header, KEY, tolerance=None)
+    assert verify_stripe_signature(BODY, header, keys=KEY, tolerance=None)
 
 
 def test_another_scheme_never_counts_as_v1() -> None:
     header = f"t={T},v0={GOOD}"
     assert not _stripe_accepts(BODY, header, KEY)
-    assert not verify_stripe_signature(BODY, header, KEY, tolerance=None)
+    assert not verify_stripe_signature(BODY, header, keys=KEY, tolerance=None)
 
 
 def test_a_malformed_v1_is_ignored_without_raising() -> None:
     for value in ("\u00e9", "xyz", GOOD[:-1], GOOD + "0", "g" * 64):
-        assert not verify_stripe_signature(BODY, f"t={T},v1={value}", KEY, tolerance=None)
-        assert verify_stripe_signature(BODY, f"t={T},v1={value},v1={GOOD}", KEY, tolerance=None)
+        assert not verify_stripe_signature(BODY, f"t={T},v1={value}", keys=KEY, tolerance=None)
+        assert verify_stripe_signature(
+            BODY, f"t={T},v1={value},v1={GOOD}", keys=KEY, tolerance=None
+        )
 
 
 def test_one_matching_v1_among_several_is_enough_wherever_it_stands() -> None:
@@ -117,17 +119,19 @@ def test_one_matching_v1_among_several_is_enough_wherever_it_stands() -> None:
         sigs = [*others]
         sigs.insert(position, GOOD)
         header = f"t={T}," + ",".join(f"v1={s}" for s in sigs)
-        assert verify_stripe_signature(BODY, header, KEY, tolerance=None)
+        assert verify_stripe_signature(BODY, header, keys=KEY, tolerance=None)
 
 
 @pytest.mark.parametrize(("offset", "accepted"), [(300, True), (-300, True), (301, False)])
 def test_the_tolerance_is_inclusive(offset: int, accepted: bool) -> None:
     header = stripe_signature_header(BODY, KEY, timestamp=T)
-    assert verify_stripe_signature(BODY, header, KEY, tolerance=300, now=T + offset) is accepted
+    assert (
+        verify_stripe_signature(BODY, header, keys=KEY, tolerance=300, now=T + offset) is accepted
+    )
 
 
 def test_now_defaults_to_the_system_clock() -> None:
     header = stripe_signature_header(BODY, KEY, timestamp=int(time.time()))
-    assert verify_stripe_signature(BODY, header, KEY, tolerance=3600)
+    assert verify_stripe_signature(BODY, header, keys=KEY, tolerance=3600)
     stale = stripe_signature_header(BODY, KEY, timestamp=int(time.time()) - 7200)
-    assert not verify_stripe_signature(BODY, stale, KEY, tolerance=3600)
+    assert not verify_stripe_signature(BODY, stale, keys=KEY, tolerance=3600)

@@ -40,7 +40,7 @@ def test_we_accept_what_stripe_python_signs_and_it_accepts_ours(
 ) -> None:
     raw = body.encode()
     theirs = _stripe_header(body, secret, t)
-    assert verify_stripe_signature(raw, theirs, secret, tolerance=None)
+    assert verify_stripe_signature(raw, theirs, keys=secret, tolerance=None)
     ours = stripe_signature_header(raw, secret, timestamp=t)
     assert stripe.WebhookSignature.verify_header(raw, ours, secret, tolerance=None)
 
@@ -54,9 +54,9 @@ def test_fixed_vectors_from_stripe_python() -> None:
     for body, secret, t in cases:
         expected = _stripe_header(body, secret, t)
         assert stripe_signature_header(body.encode(), secret, timestamp=t) == expected
-        assert verify_stripe_signature(body.encode(), expected, secret, tolerance=None)
+        assert verify_stripe_signature(body.encode(), expected, keys=secret, tolerance=None)
         # The signed string is "<t>." + body: without the dot the digest differs.
         no_dot = stripe.WebhookSignature._compute_signature(f"{t}{body}", secret)
         assert not verify_stripe_signature(
-            body.encode(), f"t={t},v1={no_dot}", secret, tolerance=None
+            body.encode(), f"t={t},v1={no_dot}", keys=secret, tolerance=None
         )

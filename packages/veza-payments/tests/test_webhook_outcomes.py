@@ -69,9 +69,9 @@ def test_every_handled_outcome_carries_its_event_and_a_valid_signature_flag() ->
             raise RuntimeError("database down")
 
     body = _body("evt_7")
-    failed = intake.handle(_headers(body), body, PEER)
-    ok = intake.handle(_headers(body), body, PEER)
-    skipped = intake.handle(_headers(body), body, PEER)
+    failed = intake.handle(_headers(body), body, source_ip=PEER)
+    ok = intake.handle(_headers(body), body, source_ip=PEER)
+    skipped = intake.handle(_headers(body), body, source_ip=PEER)
     assert [o.status for o in (failed, ok, skipped)] == [500, 200, 200]
     assert [o.processing_result for o in (failed, ok, skipped)] == [
         "error: database down",
@@ -88,7 +88,7 @@ def test_every_handled_outcome_carries_its_event_and_a_valid_signature_flag() ->
 def test_an_event_without_a_type_is_skipped_and_recorded_as_such() -> None:
     log = InMemoryWebhookLog()
     body = json.dumps({"event_id": "evt_2"}).encode()
-    outcome = _intake(log).handle(_headers(body), body, PEER)
+    outcome = _intake(log).handle(_headers(body), body, source_ip=PEER)
     assert (outcome.status, outcome.processing_result, outcome.event) == (200, "skipped", None)
     assert log.records[-1].processing_result == "skipped"
 
@@ -96,7 +96,7 @@ def test_an_event_without_a_type_is_skipped_and_recorded_as_such() -> None:
 def test_a_non_string_event_id_is_not_taken_for_one() -> None:
     log = InMemoryWebhookLog()
     body = _body(event_id=42)
-    _intake(log).handle(_headers(body), body, PEER)
+    _intake(log).handle(_headers(body), body, source_ip=PEER)
     assert log.records[-1].event_id is None
 
 
@@ -112,7 +112,7 @@ def test_a_handler_failure_without_a_message_records_its_type_and_is_logged(
 
     body = _body("evt_3")
     with caplog.at_level(logging.WARNING, logger="veza_payments.webhooks"):
-        outcome = intake.handle(_headers(body, **{"X-Request-Id": "req-3"}), body, PEER)
+        outcome = intake.handle(_headers(body, **{"X-Request-Id": "req-3"}), body, source_ip=PEER)
     assert outcome.processing_result == "error: ValueError"
     assert [r.getMessage() for r in caplog.records] == [
         "webhook handler for payment_succeeded failed (event evt_3, request id req-3): ValueError"
@@ -125,7 +125,7 @@ def test_an_invalid_signature_is_logged_with_request_id_and_source(
     body = _body()
     headers = {"X-Webhook-Signature-512": "0" * 128, "X-Request-Id": "req-4"}
     with caplog.at_level(logging.WARNING, logger="veza_payments.webhooks"):
-        outcome = _intake(InMemoryWebhookLog()).handle(headers, body, PEER)
+        outcome = _intake(InMemoryWebhookLog()).handle(headers, body, source_ip=PEER)
     assert outcome.status == 401
     assert [r.getMessage() for r in caplog.records] == [
         f"webhook signature invalid (request id req-4, source {PEER})"
@@ -145,7 +145,7 @@ def test_a_failing_log_lookup_is_logged_and_the_event_processed(
     intake.on("payment_succeeded", seen.append)
     body = _body("evt_5")
     with caplog.at_level(logging.WARNING, logger="veza_payments.webhooks"):
-        outcome = intake.handle(_headers(body), body, PEER)
+        outcome = intake.handle(_headers(body), body, source_ip=PEER)
     assert (outcome.status, len(seen)) == (200, 1)
     assert [r.getMessage() for r in caplog.records] == [
         "webhook log lookup failed for event evt_5; processing it"
@@ -162,7 +162,7 @@ def test_a_failing_log_write_is_logged_with_request_id_and_result(
     body = _body()
     with caplog.at_level(logging.ERROR, logger="veza_payments.webhooks"):
         outcome = _intake(WriteFails()).handle(
-            _headers(body, **{"X-Request-Id": "req-6"}), body, PEER
+            _headers(body, **{"X-Request-Id": "req-6"}), body, source_ip=PEER
         )
     assert outcome.status == 200
     assert [r.getMessage() for r in caplog.records] == [
@@ -178,8 +178,8 @@ def test_headers_exactly_at_the_limit_are_accepted_one_byte_more_refused() -> No
     headers = _headers(body)
     size = sum(len(k) + len(v) for k, v in headers.items())
     log = InMemoryWebhookLog()
-    assert _intake(log, max_headers=size).handle(headers, body, PEER).status == 200
-    refused = _intake(log, max_headers=size - 1).handle(headers, body, PEER)
+    assert _intake(log, max_headers=size).handle(headers, body, source_ip=PEER).status == 200
+    refused = _intake(log, max_headers=size - 1).handle(headers, body, source_ip=PEER)
     assert refused.status == 431
     record = log.records[-1]
     assert (record.payload, record.source_ip, record.received_at) == ("", PEER, NOW)
@@ -197,7 +197,7 @@ def test_bytes_header_pairs_and_malformed_items_are_read_like_asgi_sends_them() 
         (b"X-Webhook-Signature-512", signature),
     ]
     log = InMemoryWebhookLog()
-    outcome = _intake(log).handle(headers, body, PEER)  # type: ignore[arg-type]
+    outcome = _intake(log).handle(headers, body, source_ip=PEER)  # type: ignore[arg-type]
     assert outcome.status == 200
     assert log.records[-1].user_agent == "caf\u00e9"
 
@@ -214,7 +214,7 @@ def test_one_shot_header_iterables_work_on_the_streaming_paths() -> None:
     body = _body()
     log = InMemoryWebhookLog()
     intake = _intake(log)
-    assert intake.handle_stream(_one_shot(body), [body], PEER).record.signature_valid  # type: ignore[union-attr]
+    assert intake.handle_stream(_one_shot(body), [body], source_ip=PEER).record.signature_valid  # type: ignore[union-attr]
     outcome = asyncio.run(intake.ahandle_stream(_one_shot(body), _chunks(body), PEER))
     assert outcome.record is not None
     assert outcome.record.signature_valid
@@ -234,9 +234,9 @@ def test_broken_headers_are_a_recorded_500_never_an_exception(
     intake = _intake(log)
     with caplog.at_level(logging.ERROR, logger="veza_payments.webhooks"):
         if mode == "handle":
-            outcome = intake.handle(_broken_headers(), body, PEER)
+            outcome = intake.handle(_broken_headers(), body, source_ip=PEER)
         elif mode == "handle_stream":
-            outcome = intake.handle_stream(_broken_headers(), [body], PEER)
+            outcome = intake.handle_stream(_broken_headers(), [body], source_ip=PEER)
         else:
             outcome = asyncio.run(intake.ahandle_stream(_broken_headers(), _chunks(body), PEER))
     assert outcome.status == 500
@@ -294,5 +294,5 @@ def test_stripe_mode_deliveries_are_checked_against_the_current_time() -> None:
     fresh = stripe_signature_header(body, KEY, timestamp=int(time.time()))
     stale = stripe_signature_header(body, KEY, timestamp=int(time.time()) - 7200)
     intake = _intake(InMemoryWebhookLog(), stripe_compatible=True, stripe_tolerance=3600)
-    assert intake.handle({"Stripe-Signature": fresh}, body, PEER).status == 200
-    assert intake.handle({"Stripe-Signature": stale}, body, PEER).status == 401
+    assert intake.handle({"Stripe-Signature": fresh}, body, source_ip=PEER).status == 200
+    assert intake.handle({"Stripe-Signature": stale}, body, source_ip=PEER).status == 401

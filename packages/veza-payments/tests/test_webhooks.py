@@ -79,7 +79,7 @@ def test_signature_matches_an_independent_implementation() -> None:
     ).stdout.decode()
     expected = out.strip().rsplit(" ", 1)[-1]
     assert sign_payload(body, KEY) == expected
-    assert verify_signature(body, expected, KEY)
+    assert verify_signature(body, expected, keys=KEY)
 
 
 def test_reserialised_json_does_not_verify() -> None:
@@ -87,15 +87,15 @@ def test_reserialised_json_does_not_verify() -> None:
     signature = sign_payload(body, KEY)
     reserialised = json.dumps(json.loads(body)).encode()  # ASCII escapes: different bytes
     assert reserialised != body
-    assert verify_signature(body, signature, KEY)
-    assert not verify_signature(reserialised, signature, KEY)
+    assert verify_signature(body, signature, keys=KEY)
+    assert not verify_signature(reserialised, signature, keys=KEY)
 
 
 def test_rotation_accepts_any_listed_key() -> None:
     body = event_body()
     old = sign_payload(body, "old-key")
-    assert verify_signature(body, old, ["new-key", "old-key"])
-    assert not verify_signature(body, old, ["new-key"])
+    assert verify_signature(body, old, keys=["new-key", "old-key"])
+    assert not verify_signature(body, old, keys=["new-key"])
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_rotation_accepts_any_listed_key() -> None:
 )
 def test_harmless_variations_still_verify(mangle) -> None:
     body = event_body()
-    assert verify_signature(body, mangle(sign_payload(body, KEY)), KEY)
+    assert verify_signature(body, mangle(sign_payload(body, KEY)), keys=KEY)
 
 
 @pytest.mark.parametrize(
@@ -115,12 +115,12 @@ def test_harmless_variations_still_verify(mangle) -> None:
     [None, "", "00", "zz" * 64, "sha512=" + "0" * 128, "é" * 128, "0" * 127, "0" * 129],
 )
 def test_malformed_signatures_are_invalid_not_errors(bad: str | None) -> None:
-    assert verify_signature(b"{}", bad, KEY) is False
+    assert verify_signature(b"{}", bad, keys=KEY) is False
 
 
 def test_empty_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="key"):
-        verify_signature(b"{}", "00", [])
+        verify_signature(b"{}", "00", keys=[])
     with pytest.raises(PaymentsConfigurationError):
         WebhookIntake(InMemoryWebhookLog(), "")
 
@@ -128,42 +128,42 @@ def test_empty_keys_are_refused() -> None:
 @given(st.binary(max_size=2048), st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
 def test_no_body_verifies_under_a_wrong_key(body: bytes, key: str, other: str) -> None:
     signature = sign_payload(body, key)
-    assert verify_signature(body, signature, key)
+    assert verify_signature(body, signature, keys=key)
     if other != key:
-        assert not verify_signature(body, signature, other)
+        assert not verify_signature(body, signature, keys=other)
     if body:
-        assert not verify_signature(body[:-1], signature, key)
+        assert not verify_signature(body[:-1], signature, keys=key)
 
 
 def test_stripe_mode_signature_and_explicit_tolerance() -> None:
     body = event_body()
     t = 1_795_000_000
     header = stripe_signature_header(body, KEY, timestamp=t)
-    assert verify_stripe_signature(body, header, KEY, tolerance=300, now=t + 10)
+    assert verify_stripe_signature(body, header, keys=KEY, tolerance=300, now=t + 10)
     # Hyperswitch retries for ~24 h with the original t: a 300 s tolerance refuses them...
     retry_at = t + 6 * 3600
-    assert not verify_stripe_signature(body, header, KEY, tolerance=300, now=retry_at)
+    assert not verify_stripe_signature(body, header, keys=KEY, tolerance=300, now=retry_at)
     # ...the documented window accepts them, and no tolerance disables the check.
     assert verify_stripe_signature(
-        body, header, KEY, tolerance=HYPERSWITCH_RETRY_WINDOW, now=retry_at
+        body, header, keys=KEY, tolerance=HYPERSWITCH_RETRY_WINDOW, now=retry_at
     )
-    assert verify_stripe_signature(body, header, KEY, tolerance=None, now=t + 10**7)
-    assert not verify_stripe_signature(body + b" ", header, KEY, tolerance=None)
-    assert not verify_stripe_signature(body, header, "other", tolerance=None)
+    assert verify_stripe_signature(body, header, keys=KEY, tolerance=None, now=t + 10**7)
+    assert not verify_stripe_signature(body + b" ", header, keys=KEY, tolerance=None)
+    assert not verify_stripe_signature(body, header, keys="other", tolerance=None)
 
 
 def test_stripe_mode_accepts_any_v1_and_ignores_other_schemes() -> None:
     body = b'{"id":"evt_1","type":"payment_intent.succeeded"}'
     good = stripe_signature_header(body, KEY, timestamp=100).split("v1=")[1]
     header = f"t=100,v0={'a' * 64},v1={'b' * 64},v1={good}"
-    assert verify_stripe_signature(body, header, KEY, tolerance=None)
+    assert verify_stripe_signature(body, header, keys=KEY, tolerance=None)
     for bad in ["", "t=100", f"v1={good}", f"t=abc,v1={good}", f"t=100,v1={good[:-1]}"]:
-        assert not verify_stripe_signature(body, bad, KEY, tolerance=None)
+        assert not verify_stripe_signature(body, bad, keys=KEY, tolerance=None)
 
 
 def test_tolerance_is_a_required_argument() -> None:
     with pytest.raises(TypeError):
-        verify_stripe_signature(b"{}", "t=1,v1=00", KEY)  # type: ignore[call-arg]
+        verify_stripe_signature(b"{}", "t=1,v1=00", keys=KEY)  # type: ignore[call-arg]
 
 
 # --------------------------------------------------------------------------- intake
@@ -180,7 +180,7 @@ def test_a_good_delivery_is_processed_and_recorded_once(
     intake.on("payment_succeeded", seen.append)
     body = event_body(event_id="evt_1", amount=1000)
     headers = signed(body, **{"User-Agent": "Hyperswitch/1", "X-Request-Id": "req-123"})
-    outcome = intake.handle(headers, body, "203.0.113.9")
+    outcome = intake.handle(headers, body, source_ip="203.0.113.9")
     assert (outcome.status, outcome.processing_result) == (200, "ok")
     assert [e.object["amount"] for e in seen] == [1000]
     assert seen[0].event_id == "evt_1" and seen[0].request_id == "req-123"
@@ -204,7 +204,7 @@ def test_an_oversized_body_is_refused_but_still_recorded(
     intake: WebhookIntake, log: InMemoryWebhookLog
 ) -> None:
     body = b"{" + b" " * MAX_BODY + b"}"
-    outcome = intake.handle(signed(body), body, "198.51.100.1")
+    outcome = intake.handle(signed(body), body, source_ip="198.51.100.1")
     assert outcome.status == 413 and outcome.record is not None
     (record,) = log.records
     assert record is outcome.record and not record.signature_valid
@@ -223,7 +223,7 @@ def test_an_invalid_signature_is_401_and_recorded(
     handled: list[WebhookEvent] = []
     intake.on("payment_succeeded", handled.append)
     body = event_body(event_id="evt_x")
-    outcome = intake.handle(signed(body, key="attacker"), body, "192.0.2.66")
+    outcome = intake.handle(signed(body, key="attacker"), body, source_ip="192.0.2.66")
     assert outcome.status == 401 and handled == []
     (record,) = log.records
     assert (record.signature_valid, record.processing_result) == (False, "signature_invalid")
@@ -447,12 +447,12 @@ def test_fuzz_handle_never_raises_and_records_each_delivery_once(
     intake.on("refund_failed", lambda e: (_ for _ in ()).throw(RuntimeError("boom")))
     if sign:
         headers = [*headers, ("X-Webhook-Signature-512", sign_payload(body, KEY))]
-    outcome = intake.handle(headers, body, source_ip)
+    outcome = intake.handle(headers, body, source_ip=source_ip)
     assert outcome.status in {200, 400, 401, 500}
     assert len(log.records) == 1
     record = log.records[0]
     assert record is outcome.record
-    wrong_key_valid = verify_signature(body, sign_payload(body, "not-the-key"), KEY)
+    wrong_key_valid = verify_signature(body, sign_payload(body, "not-the-key"), keys=KEY)
     assert not wrong_key_valid
     if not record.signature_valid:
         assert (outcome.status, record.processing_result) == (401, "signature_invalid")

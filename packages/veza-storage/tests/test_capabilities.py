@@ -65,7 +65,7 @@ class MemoryStorage:
 
     def open(self, key, *, byte_range=None):
         info = self._info(key)
-        return ObjectReader(io.BytesIO(self.objects[key][0]), info, 0, info.size)
+        return ObjectReader(io.BytesIO(self.objects[key][0]), info, start=0, length=info.size)
 
     def stat(self, key):
         return self._info(key)
@@ -157,15 +157,15 @@ def test_a_third_party_storage_runs_resumable_uploads():
     )
     pieces = [data[i : i + 64 * KiB] for i in range(0, len(data), 64 * KiB)]
     for index in (3, 1, 0, 2):
-        uploads.put_chunk(session, index, pieces[index])
-    uploads.put_chunk(session, 1, pieces[1])  # idempotent
+        uploads.put_chunk(session, index, data=pieces[index])
+    uploads.put_chunk(session, 1, data=pieces[1])  # idempotent
     with pytest.raises(ChunkConflictError):
-        uploads.put_chunk(session, 1, os.urandom(64 * KiB))
+        uploads.put_chunk(session, 1, data=os.urandom(64 * KiB))
     staging = uploads._staging
     staging.chunks[session][2] = os.urandom(64 * KiB)  # the staged bytes went bad
     with pytest.raises(UploadIncompleteError, match="send them again"):
         uploads.complete(session)
-    uploads.put_chunk(session, 2, pieces[2])
+    uploads.put_chunk(session, 2, data=pieces[2])
     info = uploads.complete(session)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
     assert storage.objects["third/party.flac"][0] == data

@@ -77,7 +77,7 @@ def test_racing_senders_of_one_chunk_never_publish_a_mismatched_object(storage, 
 
     def send(name: str, data: bytes) -> None:
         try:
-            uploads.put_chunk(session, 0, data)
+            uploads.put_chunk(session, 0, data=data)
             outcomes[name] = "accepted"
         except ChunkError as exc:
             outcomes[name] = exc
@@ -92,14 +92,14 @@ def test_racing_senders_of_one_chunk_never_publish_a_mismatched_object(storage, 
     store.release.set()
     attacker.join(30)
     honest.join(30)
-    uploads.put_chunk(session, 1, tail)
+    uploads.put_chunk(session, 1, data=tail)
     for _ in range(3):  # the honest client resends whatever the server says is missing
         try:
             info = uploads.complete(session)
             break
         except UploadIncompleteError:
             for index in uploads.status(session).missing:
-                uploads.put_chunk(session, index, theirs if index == 0 else tail)
+                uploads.put_chunk(session, index, data=theirs if index == 0 else tail)
         except ChecksumMismatchError:  # refused, never published
             assert not storage.exists("race/t.flac")
             assert outcomes["attacker"] == "accepted"
@@ -120,7 +120,7 @@ def test_the_same_bytes_twice_are_idempotent_concurrently_too(storage, tmp_path)
 
     def send():
         try:
-            uploads.put_chunk(session, 0, data)
+            uploads.put_chunk(session, 0, data=data)
         except StorageError as exc:  # pragma: no cover - the assertion below shows it
             errors.append(exc)
 
@@ -202,6 +202,6 @@ def test_the_session_says_its_chunk_limit(storage, tmp_path):
     limit = uploads.status(session).chunk_size
     assert limit == 128 * KiB
     body = read_limited([os.urandom(64 * KiB)] * 2, limit=limit)
-    uploads.put_chunk(session, 0, body)
+    uploads.put_chunk(session, 0, data=body)
     with pytest.raises(ChunkTooLargeError):
         read_limited([os.urandom(64 * KiB)] * 3, limit=limit)

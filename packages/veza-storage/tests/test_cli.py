@@ -59,7 +59,7 @@ def test_uploads_reap_removes_expired_sessions_and_their_staged_data(tmp_path, c
     store = FileUploadSessionStore(tmp_path / "sessions")
     old = ResumableUploads(storage, store, ttl=60, clock=lambda: time.time() - 3600)
     stale = old.begin("stale.flac", 100 * KiB, chunk_size=64 * KiB, content_type="audio/flac")
-    old.put_chunk(stale, 0, os.urandom(64 * KiB))
+    old.put_chunk(stale, 0, data=os.urandom(64 * KiB))
     live = ResumableUploads(storage, store, ttl=3600).begin(
         "live.flac", 10, chunk_size=64 * KiB, content_type="x/y"
     )

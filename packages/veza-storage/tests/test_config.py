@@ -7,6 +7,7 @@ import pytest
 from veza_storage import (
     LocalStorage,
     S3Storage,
+    Secret,
     StorageConfig,
     StorageConfigurationError,
     build_storage,
@@ -67,7 +68,7 @@ def test_valid_s3_configuration_builds_the_backend():
         }
     )
     assert (config.backend, config.profile, config.prefix) == ("s3", "r2", "music/")
-    storage = build_storage(config)
+    storage = config.build()
     assert isinstance(storage, S3Storage)
     assert storage.client.meta.region_name == "auto"
     assert storage.client.meta.config.request_checksum_calculation == "when_required"
@@ -82,7 +83,7 @@ def test_local_defaults_and_signing(tmp_path):
             "VEZA_STORAGE_PUBLIC_URL": "/media",
         }
     )
-    storage = build_storage(config)
+    storage = config.build()
     assert isinstance(storage, LocalStorage)
     assert storage.presign_get("a", expires_in=60).startswith("/media/a?")
     assert "s" * 32 not in repr(config)
@@ -137,6 +138,20 @@ def test_the_old_track_names_still_work_with_a_deprecation_warning(old, new, val
     base = {"VEZA_STORAGE_SIGNING_KEY": "k" * 32} if field != "signing_key" else {}
     with pytest.warns(DeprecationWarning, match=new):
         config = StorageConfig.from_env(base | {old: value})
-    assert str(getattr(config, field)) == value
+    read = getattr(config, field)
+    assert str(read.reveal() if isinstance(read, Secret) else read) == value
     current = StorageConfig.from_env(base | {new: value, old: "ignored"})  # no warning
-    assert str(getattr(current, field)) == value
+    read = getattr(current, field)
+    assert str(read.reveal() if isinstance(read, Secret) else read) == value
+
+
+def test_build_is_the_factory_and_build_storage_its_deprecated_alias(tmp_path):
+    config = StorageConfig(backend="local", local_root=tmp_path, signing_key="k" * 32)
+    assert isinstance(config.signing_key, Secret)
+    assert "k" * 32 not in repr(config)
+    storage = config.build()
+    assert isinstance(storage, LocalStorage)
+    with pytest.warns(DeprecationWarning, match=r"config\.build\(\)"):
+        legacy = build_storage(config)
+    assert isinstance(legacy, LocalStorage)
+    assert legacy.root == storage.root

@@ -128,7 +128,7 @@ def test_killed_mid_complete_then_resumed_completes_with_the_right_checksum(targ
         sha256=digest,
     )
     for index in range(3):
-        uploads.put_chunk(session, index, data[index * 5 * MiB : (index + 1) * 5 * MiB])
+        uploads.put_chunk(session, index, data=data[index * 5 * MiB : (index + 1) * 5 * MiB])
     run_until(
         "ASSEMBLED",
         spec

@@ -6,6 +6,7 @@ import importlib.resources
 import veza_storage
 
 EXPECTED_EXPORTS = {
+    "Secret",
     "ByteRange",
     "Checkpoint",
     "ChecksumMismatchError",

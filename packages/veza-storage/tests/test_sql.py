@@ -144,7 +144,9 @@ def test_resumable_uploads_through_the_sql_store_with_concurrent_chunks(engine, 
     )
     threads = [
         threading.Thread(
-            target=uploads.put_chunk, args=(session, i, data[i * 65536 : (i + 1) * 65536])
+            target=uploads.put_chunk,
+            args=(session, i),
+            kwargs={"data": data[i * 65536 : (i + 1) * 65536]},
         )
         for i in range(8)
     ]

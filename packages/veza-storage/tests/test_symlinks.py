@@ -131,7 +131,7 @@ def test_resumable_complete_through_a_planted_link_creates_nothing_outside(
         sha256=hashlib.sha256(data).hexdigest(),
     )
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     with pytest.raises(InvalidKeyError) as refused:
         uploads.complete(session)
     assert everything_under(outside) == ["secret.txt"]
@@ -159,6 +159,6 @@ def test_a_session_folder_swapped_for_a_link_is_refused(root, outside, tmp_path)
     staged.rmdir()
     staged.symlink_to(outside)
     with pytest.raises(SymlinkRefusedError):
-        uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+        uploads.put_chunk(session, 0, data=os.urandom(64 * KiB))
     uploads.abort(session)  # removes the link itself, never what it points to
     assert everything_under(outside) == ["secret.txt"]

@@ -82,8 +82,8 @@ def test_resumable_uploads_still_see_the_backends_capabilities(traced, tmp_path)
     storage, _ = traced
     uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
     session_id = uploads.begin("up/x.bin", 8, chunk_size=4, content_type="application/octet-stream")
-    uploads.put_chunk(session_id, 0, b"abcd")
-    uploads.put_chunk(session_id, 1, b"efgh")
+    uploads.put_chunk(session_id, 0, data=b"abcd")
+    uploads.put_chunk(session_id, 1, data=b"efgh")
     info = uploads.complete(session_id)
     assert info.size == 8
     assert storage.stat("up/x.bin").size == 8

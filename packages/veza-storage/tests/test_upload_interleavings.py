@@ -63,12 +63,12 @@ def test_a_chunk_written_but_never_recorded_can_be_replaced_by_other_bytes(local
     store = FailingOnce(tmp_path / "s")
     first, second = ResumableUploads(local_storage, store), ResumableUploads(local_storage, store)
     session = first.begin("f", len(data), chunk_size=CHUNK, content_type="x/y")
-    first.put_chunk(session, 0, chunks_of(data)[0])
+    first.put_chunk(session, 0, data=chunks_of(data)[0])
     store.fail_next = True
     with pytest.raises(OSError, match="unreachable"):
-        first.put_chunk(session, 1, chunks_of(data)[1])  # written, never recorded
-    second.put_chunk(session, 1, other)  # the client retried elsewhere, other bytes
-    first.put_chunk(session, 2, chunks_of(data)[2])
+        first.put_chunk(session, 1, data=chunks_of(data)[1])  # written, never recorded
+    second.put_chunk(session, 1, data=other)  # the client retried elsewhere, other bytes
+    first.put_chunk(session, 2, data=chunks_of(data)[2])
     expected = data[:CHUNK] + other + data[2 * CHUNK :]
     assert first.complete(session).sha256 == sha(expected)
     assert published(local_storage, "f") == expected
@@ -101,7 +101,7 @@ def test_whatever_the_interleaving_the_published_bytes_match_their_digest(
         )
         for index in order:
             processes[senders[index]].put_chunk(
-                session, index, bytes(data[index * CHUNK : (index + 1) * CHUNK])
+                session, index, data=bytes(data[index * CHUNK : (index + 1) * CHUNK])
             )
         finisher = processes[completer]
         if lost is not None:
@@ -112,7 +112,7 @@ def test_whatever_the_interleaving_the_published_bytes_match_their_digest(
             if resend_other:
                 data[lost * CHUNK : (lost + 1) * CHUNK] = os.urandom(CHUNK)
             processes[senders[lost]].put_chunk(
-                session, lost, bytes(data[lost * CHUNK : (lost + 1) * CHUNK])
+                session, lost, data=bytes(data[lost * CHUNK : (lost + 1) * CHUNK])
             )
             if resend_other:  # the bytes no longer match the declared SHA-256
                 with pytest.raises(ChecksumMismatchError, match="does not match"):

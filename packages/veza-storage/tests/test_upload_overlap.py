@@ -86,7 +86,7 @@ def _upload(storage, size: int, chunk: int) -> tuple[ResumableUploads, str]:
 def test_a_chunk_is_hashed_while_it_is_written(local_storage, meeting):
     data = os.urandom(2 * MiB)
     uploads, session = _upload(local_storage, len(data), len(data))
-    uploads.put_chunk(session, 0, data)
+    uploads.put_chunk(session, 0, data=data)
     assert sorted(meeting.met) == ["hash saw the write", "write saw the hash"]
     info = uploads.complete(session)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
@@ -99,7 +99,7 @@ def test_a_chunk_with_a_wrong_declared_digest_is_never_written(local_storage, me
     data = os.urandom(2 * MiB)
     uploads, session = _upload(local_storage, len(data), len(data))
     with pytest.raises(ChecksumMismatchError):
-        uploads.put_chunk(session, 0, data, sha256="0" * 64)
+        uploads.put_chunk(session, 0, data=data, sha256="0" * 64)
     assert meeting.writes == []
     assert uploads.status(session).received == ()
 
@@ -108,10 +108,10 @@ def test_a_received_chunk_is_never_written_again(local_storage, meeting):
     meeting.patience = 0.1
     data, other = os.urandom(2 * MiB), os.urandom(2 * MiB)
     uploads, session = _upload(local_storage, 2 * len(data), len(data))
-    uploads.put_chunk(session, 0, data)
-    uploads.put_chunk(session, 0, data)  # idempotent
+    uploads.put_chunk(session, 0, data=data)
+    uploads.put_chunk(session, 0, data=data)  # idempotent
     with pytest.raises(ChunkConflictError):
-        uploads.put_chunk(session, 0, other)
+        uploads.put_chunk(session, 0, data=other)
     assert meeting.writes == [0]
-    uploads.put_chunk(session, 1, other)
+    uploads.put_chunk(session, 1, data=other)
     assert uploads.complete(session).sha256 == hashlib.sha256(data + other).hexdigest()

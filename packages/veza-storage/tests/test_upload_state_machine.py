@@ -55,12 +55,12 @@ class Uploads(RuleBasedStateMachine):
         data = version(index, which)
         if self.published is not None:
             with pytest.raises(UploadError, match="completed"):
-                self.uploads.put_chunk(self.session, index, data)
+                self.uploads.put_chunk(self.session, index, data=data)
         elif self.accepted.get(index, which) != which:
             with pytest.raises(ChunkConflictError):
-                self.uploads.put_chunk(self.session, index, data)
+                self.uploads.put_chunk(self.session, index, data=data)
         else:
-            status = self.uploads.put_chunk(self.session, index, data)
+            status = self.uploads.put_chunk(self.session, index, data=data)
             self.accepted[index] = which
             assert set(status.received) == set(self.accepted)
 

@@ -75,9 +75,10 @@ def test_chunks_in_any_order_make_one_verified_object(uploads, storage, total, c
     pieces = list(enumerate(chunks_of(data, chunk)))
     random.Random(4).shuffle(pieces)
     for index, piece in pieces[:-1]:
-        uploads.put_chunk(session, index, piece, sha256=hashlib.sha256(piece).hexdigest())
+        uploads.put_chunk(session, index, data=piece, sha256=hashlib.sha256(piece).hexdigest())
         assert not storage.exists("uploads/t.flac")  # nothing visible before complete
-    status = uploads.put_chunk(session, *pieces[-1])
+    last_index, last_piece = pieces[-1]
+    status = uploads.put_chunk(session, last_index, data=last_piece)
     assert status.ready
     assert status.missing == ()
     info = uploads.complete(session)
@@ -94,19 +95,19 @@ def test_resent_chunk_is_idempotent_and_conflicts_are_refused(uploads):
     session = uploads.begin(
         "k", len(data), chunk_size=64 * KiB, content_type="application/octet-stream"
     )
-    first = uploads.put_chunk(session, 0, data[: 64 * KiB])
-    again = uploads.put_chunk(session, 0, data[: 64 * KiB])
+    first = uploads.put_chunk(session, 0, data=data[: 64 * KiB])
+    again = uploads.put_chunk(session, 0, data=data[: 64 * KiB])
     assert first == again
     with pytest.raises(ChunkConflictError, match="different bytes") as conflict:
-        uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+        uploads.put_chunk(session, 0, data=os.urandom(64 * KiB))
     assert conflict.value.index == 0
     assert isinstance(conflict.value, ChunkError)  # existing handlers still catch it
     with pytest.raises(ChecksumMismatchError):
-        uploads.put_chunk(session, 1, data[64 * KiB : 128 * KiB], sha256="0" * 64)
+        uploads.put_chunk(session, 1, data=data[64 * KiB : 128 * KiB], sha256="0" * 64)
     with pytest.raises(ChunkError, match="must be"):
-        uploads.put_chunk(session, 1, data[:10])
+        uploads.put_chunk(session, 1, data=data[:10])
     with pytest.raises(ChunkError, match="outside"):
-        uploads.put_chunk(session, 9, data[:10])
+        uploads.put_chunk(session, 9, data=data[:10])
     assert uploads.status(session).received == (0,)
 
 
@@ -115,11 +116,11 @@ def test_complete_refuses_missing_chunks_and_a_wrong_whole_checksum(uploads, sto
     session = uploads.begin(
         "k", len(data), chunk_size=64 * KiB, content_type="x/y", sha256="f" * 64
     )
-    uploads.put_chunk(session, 0, data[: 64 * KiB])
+    uploads.put_chunk(session, 0, data=data[: 64 * KiB])
     with pytest.raises(UploadIncompleteError, match="2 chunk"):
         uploads.complete(session)
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     with pytest.raises(ChecksumMismatchError):
         uploads.complete(session)
     assert not storage.exists("k")
@@ -127,7 +128,7 @@ def test_complete_refuses_missing_chunks_and_a_wrong_whole_checksum(uploads, sto
 
 def test_abort_discards_everything(uploads, storage):
     session = uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
-    uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+    uploads.put_chunk(session, 0, data=os.urandom(64 * KiB))
     uploads.abort(session)
     with pytest.raises(UploadNotFoundError):
         uploads.status(session)
@@ -137,13 +138,13 @@ def test_abort_discards_everything(uploads, storage):
 
 def test_expired_sessions_are_reaped_with_their_staged_data(uploads, clock, storage, tmp_path):
     session = uploads.begin("k", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
-    uploads.put_chunk(session, 0, os.urandom(64 * KiB))
+    uploads.put_chunk(session, 0, data=os.urandom(64 * KiB))
     kept = uploads.begin("kept", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     clock.now += 1800
     late = uploads.begin("late", 100 * KiB, chunk_size=64 * KiB, content_type="x/y")
     clock.now += 1801
     with pytest.raises(UploadNotFoundError):
-        uploads.put_chunk(session, 1, os.urandom(100 * KiB - 64 * KiB))
+        uploads.put_chunk(session, 1, data=os.urandom(100 * KiB - 64 * KiB))
     assert uploads.reap_expired() == 2
     assert uploads.status(late).missing == (0, 1)  # not expired: untouched
     assert uploads._store.get(session) is None
@@ -173,11 +174,11 @@ def test_resumes_in_a_new_process_from_the_file_store(storage, tmp_path, clock):
         sha256=hashlib.sha256(data).hexdigest(),
     )
     for index, piece in list(enumerate(chunks_of(data, 64 * KiB)))[:3]:
-        first.put_chunk(session, index, piece)
+        first.put_chunk(session, index, data=piece)
     restarted = ResumableUploads(storage, FileUploadSessionStore(store_dir), clock=clock)
     assert restarted.status(session).missing == (3, 4)
     for index, piece in list(enumerate(chunks_of(data, 64 * KiB)))[3:]:
-        restarted.put_chunk(session, index, piece)
+        restarted.put_chunk(session, index, data=piece)
     assert restarted.complete(session).sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -186,7 +187,10 @@ def test_concurrent_chunks_never_lose_a_record(storage, tmp_path):
     uploads = ResumableUploads(storage, FileUploadSessionStore(tmp_path / "s"))
     session = uploads.begin("c", len(data), chunk_size=64 * KiB, content_type="x/y")
     pieces = list(enumerate(chunks_of(data, 64 * KiB)))
-    threads = [threading.Thread(target=uploads.put_chunk, args=(session, i, p)) for i, p in pieces]
+    threads = [
+        threading.Thread(target=uploads.put_chunk, args=(session, i), kwargs={"data": p})
+        for i, p in pieces
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -219,10 +223,10 @@ def test_empty_upload(uploads, storage):
 
 def test_completed_session_takes_no_more_chunks(uploads):
     session = uploads.begin("k", 10, chunk_size=64 * KiB, content_type="x/y")
-    uploads.put_chunk(session, 0, b"0123456789")
+    uploads.put_chunk(session, 0, data=b"0123456789")
     uploads.complete(session)
     with pytest.raises(UploadError, match="completed"):
-        uploads.put_chunk(session, 0, b"0123456789")
+        uploads.put_chunk(session, 0, data=b"0123456789")
 
 
 def test_s3_small_chunks_are_grouped_into_parts_without_local_assembly(s3_storage, s3_client):
@@ -230,7 +234,7 @@ def test_s3_small_chunks_are_grouped_into_parts_without_local_assembly(s3_storag
     data = os.urandom(11 * MiB)
     session = uploads.begin("grouped", len(data), chunk_size=512 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 512 * KiB)):
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     staged = uploads._store.get(session)
     assert staged.backend["group"] == 10  # 10 x 512 KiB = one 5 MiB part
     assert sorted(staged.backend["parts"], key=int) == ["1", "2", "3"]
@@ -270,7 +274,7 @@ def test_complete_hashes_the_assembled_bytes_not_the_received_ones(
         sha256=hashlib.sha256(data).hexdigest(),
     )
     for index, piece in enumerate(chunks_of(data, 5 * MiB)):  # in order, in this process
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     tampered = os.urandom(5 * MiB)
     if isinstance(storage, LocalStorage):
         with (storage.root / ".veza-uploads" / session / "data").open("r+b") as f:
@@ -290,7 +294,7 @@ def test_complete_hashes_the_assembled_bytes_not_the_received_ones(
         uploads.complete(session)
     assert not storage.exists("fast")
     assert uploads.status(session).missing == (1,)
-    uploads.put_chunk(session, 1, data[5 * MiB : 10 * MiB])
+    uploads.put_chunk(session, 1, data=data[5 * MiB : 10 * MiB])
     info = uploads.complete(session)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
     with storage.open("fast") as reader:
@@ -303,7 +307,7 @@ def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp
     uploads = ResumableUploads(local_storage, store)
     session = uploads.begin("lost", len(data), chunk_size=64 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     staged = local_storage.root / ".veza-uploads" / session / "data"
     with staged.open("r+b") as f:  # what a host crash before write-back leaves: zeros
         f.seek(2 * 64 * KiB)
@@ -317,7 +321,7 @@ def test_a_chunk_lost_before_reaching_disk_is_asked_for_again(local_storage, tmp
         restarted.complete(session)
     assert restarted.status(session).missing == (2,)
     assert not local_storage.exists("lost")
-    restarted.put_chunk(session, 2, data[2 * 64 * KiB : 3 * 64 * KiB])
+    restarted.put_chunk(session, 2, data=data[2 * 64 * KiB : 3 * 64 * KiB])
     assert restarted.complete(session).sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -331,7 +335,7 @@ def test_a_crash_right_after_publishing_resumes_to_the_same_object(
     uploads = ResumableUploads(local_storage, store)
     session = uploads.begin("pub", len(data), chunk_size=64 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     real_publish = module.publish_at
 
     def crash_after_rename(*args, **kwargs):
@@ -378,7 +382,7 @@ def test_complete_hashes_once_unless_the_host_rebooted(local_storage, tmp_path, 
     for name, rebooted in (("same-boot", False), ("rebooted", True)):
         session = uploads.begin(name, len(data), chunk_size=64 * KiB, content_type="x/y")
         for index, piece in enumerate(chunks_of(data, 64 * KiB)):
-            uploads.put_chunk(session, index, piece)
+            uploads.put_chunk(session, index, data=piece)
         if rebooted:
             stored = store.get(session)
             stored.backend["boots"] = ["an-earlier-boot", *stored.backend["boots"]]

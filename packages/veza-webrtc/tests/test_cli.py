@@ -35,7 +35,7 @@ def test_ice_config_from_the_environment():
     config = json.loads(result.stdout)
     turn = config["iceServers"][1]
     assert turn["username"].endswith(":u7")
-    assert check_credentials(["s3cret"], turn["username"], turn["credential"])
+    assert check_credentials(["s3cret"], turn["username"], credential=turn["credential"])
     assert config["hasTurn"] is True
 
 
@@ -63,7 +63,9 @@ def test_credentials_command():
     assert out["username"] == "1700003600:alice"
     assert out["ttl"] == 3600
     assert out["expires_at"] == 1700003600
-    assert check_credentials(["s3cret"], out["username"], out["credential"], now=1700000000)
+    assert check_credentials(
+        ["s3cret"], out["username"], credential=out["credential"], now=1700000000
+    )
 
 
 def test_credentials_refusal_does_not_echo_the_secret():

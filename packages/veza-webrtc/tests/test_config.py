@@ -78,8 +78,8 @@ def test_ephemeral_credentials_in_the_configuration():
     turn = rtc["iceServers"][1]
     assert turn["urls"] == TURN.split(",")
     assert turn["username"] == f"{NOW + 3600}:alice"
-    assert check_credentials(["new"], turn["username"], turn["credential"], now=NOW)
-    assert not check_credentials(["old"], turn["username"], turn["credential"], now=NOW)
+    assert check_credentials(["new"], turn["username"], credential=turn["credential"], now=NOW)
+    assert not check_credentials(["old"], turn["username"], credential=turn["credential"], now=NOW)
     assert rtc["expiresAt"] == NOW + 3600
     assert rtc["refreshAfter"] == NOW + 1800
     assert rtc["iceTransportPolicy"] == "all"

@@ -29,16 +29,18 @@ def test_formula_is_coturns(secret, user_id, ttl, now):
     expected = hmac.digest(secret.encode(), creds.username.encode(), hashlib.sha1)
     assert base64.b64decode(creds.credential) == expected
     assert creds.expires_at == now + ttl
-    assert check_credentials([secret], creds.username, creds.credential, now=now + ttl)
-    assert not check_credentials([secret], creds.username, creds.credential, now=now + ttl + 1)
+    assert check_credentials([secret], creds.username, credential=creds.credential, now=now + ttl)
+    assert not check_credentials(
+        [secret], creds.username, credential=creds.credential, now=now + ttl + 1
+    )
 
 
 def test_rotation_accepts_every_configured_secret():
     old = ephemeral_credentials("old", user_id="u", ttl=600, now=0)
     new = ephemeral_credentials("new", user_id="u", ttl=600, now=0)
-    assert check_credentials(["new", "old"], old.username, old.credential, now=1)
-    assert check_credentials(["new", "old"], new.username, new.credential, now=1)
-    assert not check_credentials(["new"], old.username, old.credential, now=1)
+    assert check_credentials(["new", "old"], old.username, credential=old.credential, now=1)
+    assert check_credentials(["new", "old"], new.username, credential=new.credential, now=1)
+    assert not check_credentials(["new"], old.username, credential=old.credential, now=1)
 
 
 def test_without_user_id_the_username_is_the_expiry():

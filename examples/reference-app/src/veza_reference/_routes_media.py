@@ -225,8 +225,8 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
             services.uploads.put_chunk,
             upload_id,
             index,
-            data,
-            request.headers.get("x-chunk-sha256"),
+            data=data,
+            sha256=request.headers.get("x-chunk-sha256"),
         )
         return {
             "upload_id": upload_id,

@@ -81,7 +81,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
         """Pay a pending or failed seller transfer now (same idempotency key)."""
         if services.stripe is None:
             raise ClientError(409, "Stripe Connect is not configured (STRIPE_SECRET_KEY)")
-        transfer = retry_transfer_now(services.ledger, services.stripe, transfer_id)
+        transfer = retry_transfer_now(services.ledger, services.stripe, transfer_id=transfer_id)
         return {
             "transfer_id": transfer.id,
             "status": transfer.status,

@@ -35,7 +35,7 @@ from veza_reference._redis_limits import RedisRateLimiter
 from veza_reference._sandbox import Sandbox
 from veza_reference._sessions import RateLimiter, SessionCodec
 from veza_reference._users import Users
-from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig, build_storage
+from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig
 from veza_storage.sql import SQLUploadSessionStore
 from veza_webrtc import CachedIceProbe, IceConfig
 
@@ -242,7 +242,7 @@ def build_services(
 
     registry = registry or CollectorRegistry()
     storage_config = _storage_config(config, env)
-    storage = build_storage(storage_config)
+    storage = storage_config.build()
     uploads = ResumableUploads(storage, SQLUploadSessionStore(engine, UPLOAD_SESSIONS))
     cdn_metrics = CDNMetrics(registry)
     cdn_config = _cdn_config(config, env, edge_url)
@@ -256,7 +256,7 @@ def build_services(
     if config.payments_sandbox:
         sandbox = Sandbox.start(webhook_url=f"{config.public_url}/webhooks/hyperswitch")
     payments = sandbox.payments_config() if sandbox is not None else PaymentsConfig.from_env(env)
-    hyperswitch = payments.hyperswitch_client()
+    hyperswitch = payments.build()
     stripe = payments.stripe_connect() if payments.stripe_secret_key else None
     ledger = Ledger(engine)
     intake = payments.webhook_intake(ledger.webhook_log)

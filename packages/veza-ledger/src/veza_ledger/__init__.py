@@ -9,6 +9,7 @@ import warnings
 
 from veza_ledger._allocation import allocate_reversals
 from veza_ledger._base import Accounts
+from veza_ledger._config import LedgerConfig
 from veza_ledger._disputes import DisputeAccounts, DisputeMismatchError
 from veza_ledger._engine import configure_engine, create_engine
 from veza_ledger._errors import (
@@ -95,6 +96,7 @@ from veza_ledger._schema import (
     metadata,
 )
 from veza_ledger._schema_check import SchemaDrift, schema_drift
+from veza_ledger._secret import Secret
 from veza_ledger._subscriptions import ActivationRefusedError, Eligibility, EligibilityReason
 from veza_ledger._sweep import SweepItem, SweepReport, run_sweep
 from veza_ledger._transfers import PayoutExceedsBalanceError, reversal_key
@@ -138,6 +140,7 @@ __all__ = [
     "JournalEntry",
     "JournalTransaction",
     "Ledger",
+    "LedgerConfig",
     "LedgerConfigurationError",
     "LedgerError",
     "Leg",
@@ -165,6 +168,7 @@ __all__ = [
     "SQLWebhookLog",
     "SchemaDrift",
     "SchemaOutOfDateError",
+    "Secret",
     "SellerPayout",
     "SellerTransfer",
     "SellerTransferReversal",

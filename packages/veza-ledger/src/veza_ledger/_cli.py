@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic.util import CommandError as AlembicCommandError
 
+from veza_ledger._config import DATABASE_VARIABLE
 from veza_ledger._engine import create_engine
 from veza_ledger._errors import LedgerConfigurationError, LedgerError
 from veza_ledger._ledger import Ledger
@@ -48,7 +49,6 @@ from veza_ledger._schema_check import SchemaDrift
 from veza_ledger._sweep import run_sweep
 from veza_ledger._version import __version__
 
-DATABASE_VARIABLE = "VEZA_DATABASE_URL"
 EXIT_PROBLEM = 1
 EXIT_CANNOT_RUN = 2
 
@@ -229,7 +229,7 @@ def _provider_from_env() -> ProviderView:
     except ValueError as exc:
         raise LedgerConfigurationError(str(exc)) from None
     stripe = config.stripe_connect() if config.stripe_secret_key else None
-    return PaymentsProviderView(config.hyperswitch_client(), stripe)
+    return PaymentsProviderView(config.build(), stripe)
 
 
 def _reconcile(args: argparse.Namespace, engine: sa.Engine) -> int:

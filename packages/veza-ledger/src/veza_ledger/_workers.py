@@ -44,6 +44,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from veza_ledger import _journal
 from veza_ledger._base import Accounts, check_id, check_money, new_id
+from veza_ledger._compat import positional_deprecated
 from veza_ledger._errors import (
     IllegalTransitionError,
     LedgerConfigurationError,
@@ -1077,8 +1078,9 @@ def run_transfer_worker(
     )
 
 
+@positional_deprecated
 def retry_transfer_now(
-    engine: sa.Engine | Ledger, creator: TransferCreator, transfer_id: str
+    engine: sa.Engine | Ledger, creator: TransferCreator, *, transfer_id: str
 ) -> SellerTransfer:
     """The admin's "retry": pay one ``pending``/``failed`` transfer now, same key.
 

@@ -38,6 +38,7 @@ from veza_payments._models import Payment, Refund
 from veza_payments._money import check_amount, exponent, format_amount, normalise_currency
 from veza_payments._probe import PaymentsCheck, PaymentsProbeReport, probe_payments
 from veza_payments._retry import RetryPolicy
+from veza_payments._secret import Secret
 from veza_payments._signatures import (
     HYPERSWITCH_RETRY_WINDOW,
     SIGNATURE_HEADER,
@@ -92,6 +93,7 @@ __all__ = [
     "RateLimitError",
     "Refund",
     "RetryPolicy",
+    "Secret",
     "ServerError",
     "StripeConnect",
     "StripeError",

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "webhook-sign":
         print(sign_payload(body, key))
         return 0
-    if verify_signature(body, args.signature, key):
+    if verify_signature(body, args.signature, keys=key):
         print("valid")
         return 0
     print("invalid: the signature does not match this body under this key", file=sys.stderr)

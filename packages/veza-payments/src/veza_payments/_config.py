@@ -8,13 +8,15 @@ webhook keys) never appear in the ``repr`` or in error messages.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 
 import attrs
 
 from veza_payments._errors import PaymentsConfigurationError
 from veza_payments._hyperswitch import SANDBOX_URL, AsyncHyperswitchClient, HyperswitchClient
 from veza_payments._ids import check_namespace
+from veza_payments._secret import Secret
 from veza_payments._signatures import HYPERSWITCH_RETRY_WINDOW
 from veza_payments._stripe import StripeConnect
 from veza_payments._webhooks import WebhookIntake, WebhookLog
@@ -53,18 +55,23 @@ def parse_bool(name: str, value: str | None, *, default: bool = False) -> bool:
     raise PaymentsConfigurationError(msg)
 
 
-def _secret_repr(value: object) -> str:
-    return "<hidden>" if value else "<unset>"
+def _secret(value: str | Secret[str]) -> Secret[str]:
+    return value if isinstance(value, Secret) else Secret(value)
 
 
-@attrs.frozen
+def _secrets(value: Iterable[str | Secret[str]]) -> tuple[Secret[str], ...]:
+    return tuple(_secret(item) for item in value)
+
+
+@attrs.frozen(kw_only=True)
 class PaymentsConfig:
     """Validated payments settings (see the Operations page for each variable).
 
     Attributes:
-        hyperswitch_api_key: ``HYPERSWITCH_API_KEY`` (secret).
+        hyperswitch_api_key: ``HYPERSWITCH_API_KEY``, held as a :class:`Secret` (a
+            ``str`` given is wrapped).
         webhook_keys: ``HYPERSWITCH_WEBHOOK_KEYS``: the payment response hash key, then
-            any being retired (secret).
+            any being retired, each a :class:`Secret`.
         hyperswitch_base_url: ``HYPERSWITCH_BASE_URL``.
         timeout: ``HYPERSWITCH_TIMEOUT`` seconds per attempt.
         max_retries: ``HYPERSWITCH_MAX_RETRIES``.
@@ -72,19 +79,20 @@ class PaymentsConfig:
         stripe_compatible_webhooks: ``HYPERSWITCH_WEBHOOK_STRIPE_COMPATIBLE``.
         stripe_webhook_tolerance: ``HYPERSWITCH_WEBHOOK_STRIPE_TOLERANCE`` seconds
             (``None``: no timestamp check).
-        stripe_secret_key: ``STRIPE_SECRET_KEY`` (secret), empty without Stripe Connect.
+        stripe_secret_key: ``STRIPE_SECRET_KEY`` as a :class:`Secret`, empty without
+            Stripe Connect.
         stripe_api_base: ``STRIPE_API_BASE`` (empty: Stripe's own).
     """
 
-    hyperswitch_api_key: str = attrs.field(repr=_secret_repr)
-    webhook_keys: tuple[str, ...] = attrs.field(repr=_secret_repr)
+    hyperswitch_api_key: Secret[str] = attrs.field(converter=_secret)
+    webhook_keys: tuple[Secret[str], ...] = attrs.field(converter=_secrets)
     hyperswitch_base_url: str = SANDBOX_URL
     timeout: float = 30.0
     max_retries: int = 4
     idempotency_namespace: str = ""
     stripe_compatible_webhooks: bool = False
     stripe_webhook_tolerance: float | None = HYPERSWITCH_RETRY_WINDOW
-    stripe_secret_key: str = attrs.field(default="", repr=_secret_repr)
+    stripe_secret_key: Secret[str] = attrs.field(default=Secret(""), converter=_secret)
     stripe_api_base: str = ""
 
     @classmethod
@@ -178,20 +186,39 @@ class PaymentsConfig:
             stripe_api_base=stripe_base,
         )
 
-    def hyperswitch_client(self) -> HyperswitchClient:
-        """A :class:`HyperswitchClient` with these settings."""
+    def build(self) -> HyperswitchClient:
+        """The :class:`HyperswitchClient` these settings describe.
+
+        ``PaymentsConfig.from_env().build()`` is the shape every veza package shares
+        (environment, then a frozen value, then the object). Stripe Connect and the
+        webhook intake need more than the settings (the ``stripe`` extra, a log), so
+        they keep their own factories: :meth:`stripe_connect`, :meth:`webhook_intake`.
+        """
         return HyperswitchClient(
-            self.hyperswitch_api_key,
+            self.hyperswitch_api_key.reveal(),
             base_url=self.hyperswitch_base_url,
             timeout=self.timeout,
             max_retries=self.max_retries,
             idempotency_namespace=self.idempotency_namespace,
         )
 
+    def hyperswitch_client(self) -> HyperswitchClient:
+        """Deprecated alias of :meth:`build` (the 0.1.0 name).
+
+        .. deprecated:: 0.2.0
+            Use :meth:`build`; this name goes in 0.3.0.
+        """
+        warnings.warn(
+            "PaymentsConfig.hyperswitch_client() is deprecated; use PaymentsConfig.build()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.build()
+
     def async_hyperswitch_client(self) -> AsyncHyperswitchClient:
         """An :class:`AsyncHyperswitchClient` with these settings."""
         return AsyncHyperswitchClient(
-            self.hyperswitch_api_key,
+            self.hyperswitch_api_key.reveal(),
             base_url=self.hyperswitch_base_url,
             timeout=self.timeout,
             max_retries=self.max_retries,
@@ -209,7 +236,7 @@ class PaymentsConfig:
             raise PaymentsConfigurationError(msg)
         return WebhookIntake(
             log,
-            self.webhook_keys,
+            tuple(key.reveal() for key in self.webhook_keys),
             stripe_compatible=self.stripe_compatible_webhooks,
             stripe_tolerance=self.stripe_webhook_tolerance,
         )
@@ -224,7 +251,7 @@ class PaymentsConfig:
             msg = "STRIPE_SECRET_KEY is required for Stripe Connect"
             raise PaymentsConfigurationError(msg)
         return StripeConnect(
-            self.stripe_secret_key,
+            self.stripe_secret_key.reveal(),
             base_url=self.stripe_api_base or None,
             timeout=self.timeout,
             max_retries=self.max_retries,

@@ -149,7 +149,7 @@ class _Probe:
         probe_id = f"veza_probe_{uuid.uuid4().hex[:16]}"
         url = f"{config.hyperswitch_base_url.rstrip('/')}/payments/{probe_id}"
         answer = self.get(
-            url, {"api-key": config.hyperswitch_api_key, "accept": "application/json"}
+            url, {"api-key": config.hyperswitch_api_key.reveal(), "accept": "application/json"}
         )
         if isinstance(answer, str):
             self.failed("hyperswitch_key", None, f"Hyperswitch is unreachable: {answer}")
@@ -172,7 +172,7 @@ class _Probe:
 
     def stripe(self, config: PaymentsConfig) -> None:
         url = f"{(config.stripe_api_base or STRIPE_API).rstrip('/')}/v1/balance"
-        answer = self.get(url, {"authorization": f"Bearer {config.stripe_secret_key}"})
+        answer = self.get(url, {"authorization": f"Bearer {config.stripe_secret_key.reveal()}"})
         if isinstance(answer, str):
             self.failed("stripe_key", None, f"Stripe is unreachable: {answer}")
         elif answer.status_code == _OK:
@@ -210,7 +210,7 @@ class _Probe:
             separators=(",", ":"),
         ).encode()
         deliveries: tuple[tuple[Literal["webhook_signed", "webhook_forged"], str], ...] = (
-            ("webhook_signed", config.webhook_keys[0]),
+            ("webhook_signed", config.webhook_keys[0].reveal()),
             ("webhook_forged", secrets.token_hex(32)),
         )
         for name, key in deliveries:

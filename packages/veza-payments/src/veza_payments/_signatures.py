@@ -19,6 +19,8 @@ import hmac
 import time
 from collections.abc import Iterable
 
+from veza_payments._compat import positional_deprecated
+
 SIGNATURE_HEADER = "x-webhook-signature-512"
 """Hyperswitch's signature header (lower-case; HTTP header names are case-insensitive)."""
 
@@ -49,7 +51,8 @@ def sign_payload(raw_body: bytes, key: str | bytes) -> str:
     return hmac.new(secret, raw_body, hashlib.sha512).hexdigest()
 
 
-def verify_signature(raw_body: bytes, signature: str | None, keys: Keys) -> bool:
+@positional_deprecated
+def verify_signature(raw_body: bytes, signature: str | None, *, keys: Keys) -> bool:
     """Whether ``signature`` is the HMAC-SHA512 of ``raw_body`` under one of ``keys``.
 
     Several keys are accepted so a key can be rotated without dropping deliveries.
@@ -100,11 +103,12 @@ def _parse_stripe_header(header: str) -> tuple[int, list[bytes]] | None:
     return timestamp, signatures
 
 
+@positional_deprecated
 def verify_stripe_signature(
     raw_body: bytes,
     header: str | None,
-    keys: Keys,
     *,
+    keys: Keys,
     tolerance: float | None,
     now: float | None = None,
 ) -> bool:

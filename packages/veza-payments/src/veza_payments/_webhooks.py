@@ -34,6 +34,7 @@ from typing import Any, Protocol, overload, runtime_checkable
 
 import attrs
 
+from veza_payments._compat import positional_deprecated
 from veza_payments._errors import BodyTooLargeError, PaymentsConfigurationError
 from veza_payments._ids import is_count
 from veza_payments._limits import aread_limited, declared_length, read_limited
@@ -331,10 +332,12 @@ class WebhookIntake:
 
     # ------------------------------------------------------------------ intake
 
+    @positional_deprecated
     def handle(
         self,
         headers: RawHeaders,
         body: bytes | bytearray | memoryview,
+        *,
         source_ip: str | None = None,
     ) -> WebhookOutcome:
         """Process one delivery; never raises (the worst case is a 500 outcome).
@@ -352,8 +355,9 @@ class WebhookIntake:
             received_at, source_ip, lambda: self._handle(headers, body, source_ip, received_at)
         )
 
+    @positional_deprecated
     def handle_stream(
-        self, headers: RawHeaders, chunks: Iterable[bytes], source_ip: str | None = None
+        self, headers: RawHeaders, chunks: Iterable[bytes], *, source_ip: str | None = None
     ) -> WebhookOutcome:
         """Process one delivery whose body arrives as chunks; never hold more than the limit.
 
@@ -400,7 +404,7 @@ class WebhookIntake:
         (``asyncio.to_thread``): handlers and SQL logs are synchronous, and the
         caller's event loop must never wait on them.
         """
-        return await asyncio.to_thread(self.handle, headers, body, source_ip)
+        return await asyncio.to_thread(self.handle, headers, body, source_ip=source_ip)
 
     async def ahandle_stream(
         self,
@@ -626,12 +630,12 @@ class WebhookIntake:
 
     def _signature_ok(self, headers: Mapping[str, str], body: bytes) -> bool:
         if SIGNATURE_HEADER in headers:
-            return verify_signature(body, headers[SIGNATURE_HEADER], self._keys)
+            return verify_signature(body, headers[SIGNATURE_HEADER], keys=self._keys)
         if self.stripe_compatible and STRIPE_SIGNATURE_HEADER in headers:
             return verify_stripe_signature(
                 body,
                 headers[STRIPE_SIGNATURE_HEADER],
-                self._keys,
+                keys=self._keys,
                 tolerance=self.stripe_tolerance,
             )
         return False

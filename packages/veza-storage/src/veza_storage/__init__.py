@@ -33,6 +33,7 @@ from veza_storage._orphans import OrphanReport, find_orphans
 from veza_storage._protocol import Storage
 from veza_storage._ranges import RangeAnswer, answer_range, parse_range
 from veza_storage._s3 import S3Storage
+from veza_storage._secret import Secret
 from veza_storage._sessions import (
     FileUploadSessionStore,
     InMemoryUploadSessionStore,
@@ -72,6 +73,7 @@ __all__ = [
     "RangeNotSatisfiableError",
     "ResumableUploads",
     "S3Storage",
+    "Secret",
     "SignatureError",
     "SignedRequest",
     "Storage",

@@ -27,6 +27,7 @@ import attrs
 from veza_storage._errors import StorageConfigurationError
 from veza_storage._local import LocalStorage
 from veza_storage._s3 import PROFILES, Profile, S3Storage
+from veza_storage._secret import Secret
 from veza_storage._signing import LocalURLSigner
 
 _log = logging.getLogger("veza_storage")
@@ -104,14 +105,21 @@ def _production(env: Mapping[str, str], production: bool | None) -> bool:
     return False
 
 
-@attrs.frozen
+def _secret(value: str | Secret[str] | None) -> Secret[str] | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(value)
+
+
+@attrs.frozen(kw_only=True)
 class StorageConfig:
     """Where tracks are stored.
 
     Attributes:
         backend: ``VEZA_STORAGE_BACKEND``: ``local`` (default) or ``s3``.
         local_root: ``VEZA_STORAGE_LOCAL_ROOT``: the local backend's directory.
-        signing_key: ``VEZA_STORAGE_SIGNING_KEY``: HMAC key for local signed URLs.
+        signing_key: ``VEZA_STORAGE_SIGNING_KEY``: HMAC key for local signed URLs, held
+            as a :class:`Secret` (a ``str`` given is wrapped).
         public_url: ``VEZA_STORAGE_PUBLIC_URL``: where the app serves local files.
         bucket: ``AWS_S3_BUCKET``.
         endpoint_url: ``AWS_S3_ENDPOINT`` (MinIO, R2, ...).
@@ -119,14 +127,14 @@ class StorageConfig:
         profile: ``AWS_S3_PROFILE``: ``aws``, ``minio`` or ``r2``.
         prefix: ``AWS_S3_PREFIX``: key prefix inside the bucket.
         access_key_id: ``AWS_ACCESS_KEY_ID``.
-        secret_access_key: ``AWS_SECRET_ACCESS_KEY`` (never shown).
+        secret_access_key: ``AWS_SECRET_ACCESS_KEY``, a :class:`Secret`.
         production: Configuration errors are fatal (the ``production`` argument).
         warnings: Problems that did not stop start-up.
     """
 
     backend: Backend = "local"
     local_root: Path = Path("storage")
-    signing_key: str | None = attrs.field(default=None, repr=False)
+    signing_key: Secret[str] | None = attrs.field(default=None, converter=_secret)
     public_url: str = "/files"
     bucket: str | None = None
     endpoint_url: str | None = None
@@ -134,7 +142,7 @@ class StorageConfig:
     profile: Profile = "aws"
     prefix: str = ""
     access_key_id: str | None = None
-    secret_access_key: str | None = attrs.field(default=None, repr=False)
+    secret_access_key: Secret[str] | None = attrs.field(default=None, converter=_secret)
     production: bool = False
     warnings: tuple[str, ...] = ()
 
@@ -221,19 +229,42 @@ class StorageConfig:
             _log.warning("veza-storage: %s", note)
         return config
 
+    def build(self) -> LocalStorage | S3Storage:
+        """The backend these settings describe.
+
+        ``StorageConfig.from_env(production=...).build()`` is the shape every veza
+        package shares: environment, then a frozen value, then the object.
+        """
+        if self.backend == "s3":
+            if self.bucket is None:
+                msg = "backend 's3' needs a bucket (AWS_S3_BUCKET)"
+                raise StorageConfigurationError(msg)
+            return S3Storage(
+                self.bucket,
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                access_key_id=self.access_key_id,
+                secret_access_key=(
+                    self.secret_access_key.reveal() if self.secret_access_key else None
+                ),
+                profile=self.profile,
+                prefix=self.prefix,
+            )
+        signer = (
+            LocalURLSigner(self.signing_key.reveal(), self.public_url) if self.signing_key else None
+        )
+        return LocalStorage(self.local_root, signer=signer)
+
 
 def build_storage(config: StorageConfig) -> LocalStorage | S3Storage:
-    """The backend ``config`` describes."""
-    if config.backend == "s3":
-        assert config.bucket is not None  # noqa: S101 - from_env checked it
-        return S3Storage(
-            config.bucket,
-            endpoint_url=config.endpoint_url,
-            region=config.region,
-            access_key_id=config.access_key_id,
-            secret_access_key=config.secret_access_key,
-            profile=config.profile,
-            prefix=config.prefix,
-        )
-    signer = LocalURLSigner(config.signing_key, config.public_url) if config.signing_key else None
-    return LocalStorage(config.local_root, signer=signer)
+    """Deprecated alias of :meth:`StorageConfig.build` (the 0.1.0 function).
+
+    .. deprecated:: 0.2.0
+        Use ``config.build()``; this function goes in 0.3.0.
+    """
+    warnings.warn(
+        "build_storage(config) is deprecated; use config.build()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return config.build()

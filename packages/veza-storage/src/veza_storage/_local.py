@@ -348,7 +348,7 @@ class LocalStorage:
         except BaseException:
             raw.close()
             raise
-        return ObjectReader(raw, info, start, length)
+        return ObjectReader(raw, info, start=start, length=length)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Objects under ``prefix`` in UTF-8 byte order (as S3 lists them)."""

@@ -476,7 +476,9 @@ class S3Storage:
             start, size = int(span.split("-")[0]), int(total)
         else:
             start, size = 0, length
-        return ObjectReader(answer["Body"], self._info_from(key, answer, size), start, length)
+        return ObjectReader(
+            answer["Body"], self._info_from(key, answer, size), start=start, length=length
+        )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Objects under ``prefix``, in UTF-8 byte order (S3's listing order)."""

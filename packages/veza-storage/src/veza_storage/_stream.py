@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Protocol, runtime_checkable
 
+from veza_storage._compat import positional_deprecated
 from veza_storage._types import ObjectInfo
 
 BLOCK = 1 << 20  # 1 MiB reads: large enough for throughput, small enough for memory
@@ -103,7 +104,8 @@ class ObjectReader(io.RawIOBase):
         length: Number of bytes this reader returns in total.
     """
 
-    def __init__(self, raw: IO[bytes] | Any, info: ObjectInfo, start: int, length: int) -> None:  # noqa: ANN401
+    @positional_deprecated
+    def __init__(self, raw: IO[bytes] | Any, info: ObjectInfo, *, start: int, length: int) -> None:  # noqa: ANN401
         super().__init__()
         self._raw = raw
         self.info = info

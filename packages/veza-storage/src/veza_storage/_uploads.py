@@ -38,6 +38,7 @@ from typing import TypeVar, cast
 import attrs
 
 from veza_storage._capabilities import SupportsUploadStaging, UploadStaging
+from veza_storage._compat import positional_deprecated
 from veza_storage._errors import (
     ChecksumMismatchError,
     ChunkConflictError,
@@ -221,8 +222,9 @@ class ResumableUploads:
         self._store.create(session)
         return session.id
 
+    @positional_deprecated
     def put_chunk(
-        self, session_id: str, index: int, data: bytes, sha256: str | None = None
+        self, session_id: str, index: int, *, data: bytes, sha256: str | None = None
     ) -> UploadStatus:
         """Accept one chunk, in any order; a received chunk is immutable.
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from veza_webrtc._compat import positional_deprecated
 from veza_webrtc._errors import WebRTCConfigurationError
 from veza_webrtc._secret import Secret
 
@@ -121,11 +122,12 @@ def ephemeral_credentials(
     )
 
 
+@positional_deprecated
 def check_credentials(
     secrets: Sequence[str | Secret[str]],
     username: str,
-    credential: str,
     *,
+    credential: str,
     now: float | None = None,
     separator: str = ":",
 ) -> bool:
