@@ -62,9 +62,10 @@ def main() -> None:
     )
     ours = per_call(lambda: ephemeral_credentials(SECRET, user_id="user-42", ttl=86400, now=NOW))
     config = IceConfig.from_env(ENV)
-    once = per_call(lambda: config.to_rtc_configuration(user_id="user-42", now=NOW))
+    servers = config.build()
+    once = per_call(lambda: servers.to_rtc_configuration(user_id="user-42", now=NOW))
     every = per_call(
-        lambda: IceConfig.from_env(ENV).to_rtc_configuration(user_id="user-42", now=NOW)
+        lambda: IceConfig.from_env(ENV).build().to_rtc_configuration(user_id="user-42", now=NOW)
     )
     print(
         f"# veza-webrtc benchmark: {platform.python_implementation()} "

@@ -21,7 +21,7 @@ from veza_cdn import CDNConfig
 from veza_payments import PaymentsConfig
 from veza_reference._services import TURN_TTL, services_from
 from veza_storage import StorageConfig
-from veza_webrtc import IceConfig
+from veza_webrtc import IceServers
 
 
 def test_development_defaults_are_typed_values_not_environment_strings(tmp_path: Path) -> None:
@@ -48,8 +48,8 @@ def test_development_defaults_are_typed_values_not_environment_strings(tmp_path:
         assert services.payments.hyperswitch_base_url == services.sandbox.hyperswitch.url
         assert services.payments.webhook_keys == (services.sandbox.webhook_key,)
         assert services.payments.stripe_api_base == services.sandbox.stripe.url
-        assert isinstance(services.ice, IceConfig)
-        assert services.ice.turn_ttl == TURN_TTL and services.ice.ephemeral
+        assert isinstance(services.ice, IceServers)
+        assert services.ice.config.turn_ttl == TURN_TTL and services.ice.ephemeral
 
 
 def test_the_operators_variables_win_over_the_typed_defaults(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_the_operators_variables_win_over_the_typed_defaults(tmp_path: Path) -> 
     with services_from(environ) as services:
         assert services.storage_config.local_root == root
         assert services.storage_config.signing_key == environ["VEZA_STORAGE_SIGNING_KEY"]
-        assert services.ice.turn_ttl == 1200
+        assert services.ice.config.turn_ttl == 1200
         assert not services.cdn_config.enabled and services.edge_url is None
 
 

@@ -8,6 +8,7 @@ from veza_webrtc import (
     ICE_CACHE_CONTROL,
     IceConfig,
     IceServerAccessError,
+    IceServers,
     IceURLSyntaxError,
     WebRTCConfigurationError,
     check_credentials,
@@ -52,7 +53,7 @@ def env(**values: str) -> dict[str, str]:
 def test_half_configured_turn_gives_stun_only_with_one_warning(values, has_turn, warning, caplog):
     with caplog.at_level(logging.WARNING, logger="veza_webrtc"):
         config = IceConfig.from_env(env(**values))
-    rtc = config.to_rtc_configuration(user_id="u1", now=NOW)
+    rtc = config.build().to_rtc_configuration(user_id="u1", now=NOW)
     assert config.has_turn is has_turn
     assert rtc["hasTurn"] is has_turn
     turn_blocks = [s for s in rtc["iceServers"] if s["urls"][0].startswith("turn")]
@@ -74,7 +75,7 @@ def test_ephemeral_credentials_in_the_configuration():
     config = IceConfig.from_env(
         env(WEBRTC_TURN_URLS=TURN, WEBRTC_TURN_SECRET="new,old", WEBRTC_TURN_TTL="3600")
     )
-    rtc = config.to_rtc_configuration(user_id="alice", now=NOW)
+    rtc = config.build().to_rtc_configuration(user_id="alice", now=NOW)
     turn = rtc["iceServers"][1]
     assert turn["urls"] == TURN.split(",")
     assert turn["username"] == f"{NOW + 3600}:alice"
@@ -83,17 +84,17 @@ def test_ephemeral_credentials_in_the_configuration():
     assert rtc["expiresAt"] == NOW + 3600
     assert rtc["refreshAfter"] == NOW + 1800
     assert rtc["iceTransportPolicy"] == "all"
-    response = config.to_response(user_id="alice", now=NOW)
+    response = config.build().to_response(user_id="alice", now=NOW)
     assert (response["ttl"], response["expires_at"]) == (3600, NOW + 3600)
     assert ICE_CACHE_CONTROL == "private, no-store"
 
 
 def test_static_credentials_have_no_expiry():
     config = IceConfig(stun_urls=STUN, turn_urls=TURN, turn_username="u", turn_credential="p")
-    rtc = config.to_rtc_configuration()
+    rtc = config.build().to_rtc_configuration()
     assert rtc["iceServers"][1] == {"urls": TURN.split(","), "username": "u", "credential": "p"}
     assert "expiresAt" not in rtc
-    assert config.to_response()["ttl"] is None
+    assert config.build().to_response()["ttl"] is None
 
 
 def test_secret_wins_over_static_credentials_with_a_warning():
@@ -108,7 +109,7 @@ def test_relay_policy_without_turn_fails_at_start_up():
     config = IceConfig.from_env(
         env(WEBRTC_ICE_TRANSPORT_POLICY="RELAY", WEBRTC_TURN_URLS=TURN, WEBRTC_TURN_SECRET="s")
     )
-    assert config.to_rtc_configuration(now=NOW)["iceTransportPolicy"] == "relay"
+    assert config.build().to_rtc_configuration(now=NOW)["iceTransportPolicy"] == "relay"
 
 
 @pytest.mark.parametrize(
@@ -152,11 +153,11 @@ def test_errors_never_include_credentials():
 
 
 def test_username_of_509_bytes_is_an_invalid_access_error():
-    IceConfig(turn_urls=TURN, turn_username="u" * 508, turn_credential="p")
+    IceConfig(turn_urls=TURN, turn_username="u" * 508, turn_credential="p").build()
     with pytest.raises(IceServerAccessError, match="509"):
-        IceConfig(turn_urls=TURN, turn_username="u" * 509, turn_credential="p")
+        IceConfig(turn_urls=TURN, turn_username="u" * 509, turn_credential="p").build()
     with pytest.raises(IceServerAccessError):
-        IceConfig(turn_urls=TURN, turn_username="é" * 255, turn_credential="p")  # 510 bytes
+        IceConfig(turn_urls=TURN, turn_username="é" * 255, turn_credential="p").build()
 
 
 def test_more_than_four_urls_warns():
@@ -176,7 +177,7 @@ def test_urls_are_trimmed_and_empty_items_ignored():
 def test_user_id_with_the_separator_is_refused():
     config = IceConfig(turn_urls=TURN, turn_secrets="s")
     with pytest.raises(WebRTCConfigurationError, match="separator"):
-        config.to_rtc_configuration(user_id="a:b")
+        config.build().to_rtc_configuration(user_id="a:b")
 
 
 def test_parsing_happens_once_not_per_request(monkeypatch):
@@ -184,13 +185,18 @@ def test_parsing_happens_once_not_per_request(monkeypatch):
 
     config = IceConfig(stun_urls=STUN, turn_urls=TURN, turn_secrets="s")
     monkeypatch.setattr(module, "parse_ice_url", lambda _: pytest.fail("parsed per request"))
-    config.to_rtc_configuration(user_id="x")
+    config.build().to_rtc_configuration(user_id="x")
 
 
 @pytest.mark.parametrize("ttl", [299, 0, -5])
 def test_short_ttls_are_refused(ttl):
+    config = IceConfig(turn_urls=TURN, turn_secrets="s", turn_ttl=ttl)  # a value: not checked
     with pytest.raises(WebRTCConfigurationError, match="300"):
-        IceConfig(turn_urls=TURN, turn_secrets="s", turn_ttl=ttl)
+        config.build()
+    with pytest.raises(WebRTCConfigurationError, match="WEBRTC_TURN_TTL"):
+        IceConfig.from_env(
+            {"WEBRTC_TURN_URLS": TURN, "WEBRTC_TURN_SECRET": "s", "WEBRTC_TURN_TTL": str(ttl)}
+        )
 
 
 def test_bad_username_on_the_access_error_path_is_not_a_syntax_error():
@@ -217,9 +223,32 @@ def test_derived_state_follows_evolve_and_equality_ignores_it():
     stun_only = attrs.evolve(config, turn_secrets=())
     assert not stun_only.has_turn and stun_only.warnings
     assert IceConfig(turn_urls=TURN, turn_secrets="s") == config
+    relay = attrs.evolve(stun_only, transport_policy="relay")  # values are not validated...
     with pytest.raises(WebRTCConfigurationError, match="relay"):
-        attrs.evolve(stun_only, transport_policy="relay")
+        relay.build()  # ...the factory is
 
 
-def test_the_value_is_validated_without_a_post_init_hook():
+def test_the_value_is_validated_in_factories_not_while_constructed():
     assert not hasattr(IceConfig, "__attrs_post_init__")
+    wrong = IceConfig(stun_urls="turn:t.example", turn_ttl=5)  # constructs: plain data
+    with pytest.raises(IceURLSyntaxError, match="WEBRTC_STUN_URLS"):
+        wrong.build()
+
+
+def test_build_gives_the_service_and_the_old_methods_are_deprecated_aliases():
+    config = IceConfig(turn_urls=TURN, turn_secrets="Sup3r-Secr3t")
+    servers = config.build()
+    assert isinstance(servers, IceServers)
+    assert servers.config is config and servers.ephemeral and servers.has_turn
+    assert "Sup3r-Secr3t" not in repr(servers)
+    assert "Secret('********')" in repr(servers)
+    expected = servers.to_rtc_configuration(user_id="u", now=NOW)
+    with pytest.warns(DeprecationWarning, match=r"IceConfig\.build\(\)"):
+        assert config.to_rtc_configuration(user_id="u", now=NOW) == expected
+    with pytest.warns(DeprecationWarning, match="to_response"):
+        assert config.to_response(user_id="u", now=NOW) == servers.to_response(user_id="u", now=NOW)
+
+
+def test_keyword_only_construction():
+    with pytest.raises(TypeError):
+        IceConfig(STUN)  # type: ignore[misc]

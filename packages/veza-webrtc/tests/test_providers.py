@@ -195,7 +195,7 @@ def test_builder_with_a_provider_and_its_outage(provider, caplog):
         stun_urls="stun:stun.example.org",
         turn_source=CloudflareTurnSource("k", "t", base_url=fake.url),
     )
-    rtc = config.to_rtc_configuration(now=100)
+    rtc = config.build().to_rtc_configuration(now=100)
     assert rtc["hasTurn"] is True
     assert rtc["expiresAt"] == 100 + 86400
     assert rtc["iceServers"][1]["username"] == "cf-user"
@@ -203,7 +203,7 @@ def test_builder_with_a_provider_and_its_outage(provider, caplog):
         stun_urls="stun:stun.example.org",
         turn_source=CloudflareTurnSource("k", "t", base_url="http://127.0.0.1:9", timeout=1),
     )
-    degraded = down.to_rtc_configuration(now=100)
+    degraded = down.build().to_rtc_configuration(now=100)
     assert degraded["hasTurn"] is False
     assert degraded["iceServers"] == [{"urls": ["stun:stun.example.org"]}]
     assert "STUN only" in caplog.text

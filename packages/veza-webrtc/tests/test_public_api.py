@@ -6,6 +6,7 @@ import importlib.resources
 import veza_webrtc
 
 EXPECTED_EXPORTS = {
+    "IceServers",
     "CachedIceProbe",
     "ICE_CACHE_CONTROL",
     "CloudflareTurnSource",

@@ -65,10 +65,10 @@ def test_configs_hold_secret_values():
 
 def test_the_browser_still_gets_the_revealed_values():
     static = IceConfig(turn_urls="turn:t.example", turn_username="u", turn_credential=PASSWORD)
-    servers = static.to_rtc_configuration()["iceServers"]
+    servers = static.build().to_rtc_configuration()["iceServers"]
     assert servers == [{"urls": ["turn:t.example"], "username": "u", "credential": PASSWORD}]
     ephemeral = IceConfig(turn_urls="turn:t.example", turn_secrets=[Secret(SECRET)])
-    issued = ephemeral.to_rtc_configuration(user_id="u", now=1_700_000_000)["iceServers"]
+    issued = ephemeral.build().to_rtc_configuration(user_id="u", now=1_700_000_000)["iceServers"]
     expected = ephemeral_credentials(SECRET, user_id="u", ttl=86_400, now=1_700_000_000)
     assert issued[0]["credential"] == expected.credential
 

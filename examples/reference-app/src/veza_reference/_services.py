@@ -37,7 +37,7 @@ from veza_reference._sessions import RateLimiter, SessionCodec
 from veza_reference._users import Users
 from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig
 from veza_storage.sql import SQLUploadSessionStore
-from veza_webrtc import CachedIceProbe, IceConfig
+from veza_webrtc import CachedIceProbe, IceConfig, IceServers
 
 
 def free_port() -> int:
@@ -135,7 +135,7 @@ class Services:
     cdn: CDN
     cdn_config: CDNConfig
     resolver: PlaybackResolver
-    ice: IceConfig
+    ice: IceServers
     payments: PaymentsConfig
     hyperswitch: HyperswitchClient
     stripe: StripeConnect | None
@@ -250,7 +250,7 @@ def build_services(
     resolver = PlaybackResolver(
         cdn, lambda key: storage.presign_get(key, expires_in=3600), metrics=cdn_metrics
     )
-    ice = _ice_config(env)
+    ice = _ice_config(env).build()
 
     sandbox = None
     if config.payments_sandbox:
@@ -287,7 +287,7 @@ def build_services(
         limits=Limits.from_config(config),
         sandbox=sandbox,
         # one TURN allocation per minute at most, whatever the readiness polling rate
-        ice_probe=CachedIceProbe(ice, ttl=60.0, timeout=3.0) if ice.turn_urls else None,
+        ice_probe=CachedIceProbe(ice, ttl=60.0, timeout=3.0) if ice.config.turn_urls else None,
     )
     from veza_reference._webhooks import register_handlers  # noqa: PLC0415 - wiring
 

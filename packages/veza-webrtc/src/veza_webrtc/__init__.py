@@ -4,7 +4,7 @@ Validated STUN/TURN, ephemeral TURN credentials with rotation, a hardened coturn
 configuration.
 """
 
-from veza_webrtc._config import ICE_CACHE_CONTROL, IceConfig, TurnGrant, TurnSource
+from veza_webrtc._config import ICE_CACHE_CONTROL, IceConfig, IceServers, TurnGrant, TurnSource
 from veza_webrtc._coturn import CoturnBuild, coturn_config
 from veza_webrtc._credentials import (
     TurnCredentials,
@@ -35,6 +35,7 @@ __all__ = [
     "CoturnOptionError",
     "IceConfig",
     "IceServerAccessError",
+    "IceServers",
     "IceURL",
     "IceURLSyntaxError",
     "ProbeResult",

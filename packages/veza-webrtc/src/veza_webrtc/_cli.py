@@ -26,7 +26,7 @@ from veza_webrtc._version import __version__
 
 def _ice_config(args: argparse.Namespace) -> int:
     config = IceConfig.from_env()
-    print(json.dumps(config.to_rtc_configuration(user_id=args.user), indent=2))
+    print(json.dumps(config.build().to_rtc_configuration(user_id=args.user), indent=2))
     return 0
 
 

@@ -1,7 +1,8 @@
 """The ICE configuration builder: environment in, the browser's RTCConfiguration out.
 
-Parse and validate once at start-up (``IceConfig.from_env()``); per request,
-``to_rtc_configuration(user_id)`` only signs fresh credentials. The half-config rule:
+The family's shape: ``IceConfig.from_env()`` reads and validates the variables once into
+a frozen value, and ``.build()`` gives :class:`IceServers`, whose
+``to_rtc_configuration(user_id)`` only signs fresh credentials per request. The half-config rule:
 TURN URLs without complete credentials (username and credential, or a secret), or
 credentials without TURN URLs, produce **no TURN block at all**, with one warning naming
 the missing variable. A clean STUN-only call beats authentication errors at call time.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol, cast
 
@@ -149,9 +151,9 @@ class _Derived:
 def _derive(config: IceConfig) -> _Derived:
     """Validate ``config`` across fields and derive its TURN mode; pure (no logging).
 
-    Runs once, while the value is built (an attrs default computed from the other
-    fields): a frozen value never changes afterwards, and logging is left to the
-    factories (:meth:`IceConfig.from_env`) so building a value has no side effects.
+    Runs in the factories (:meth:`IceConfig.from_env`, :meth:`IceConfig.build`), never
+    while a value is constructed: an ``IceConfig`` is plain data, and logging is left to
+    ``from_env`` so validating has no side effects.
 
     Raises:
         IceURLSyntaxError: STUN URLs among the TURN ones or the reverse.
@@ -242,9 +244,13 @@ def _turn_mode(config: IceConfig, warnings: list[str]) -> TurnMode | None:
     return None
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class IceConfig:
     """What the browser needs to traverse NATs: STUN/TURN servers and credentials.
+
+    A frozen value: constructing one converts its fields but validates nothing across
+    them. :meth:`from_env` and :meth:`build` validate; :meth:`build` gives the
+    :class:`IceServers` that answers each request.
 
     Attributes:
         stun_urls: ``WEBRTC_STUN_URLS``: ``stun:``/``stuns:`` URLs.
@@ -259,8 +265,6 @@ class IceConfig:
         transport_policy: ``WEBRTC_ICE_TRANSPORT_POLICY``: ``all`` or ``relay``.
         separator: ``WEBRTC_TURN_SEPARATOR``: coturn's ``rest-api-separator``.
         turn_source: A hosted TURN provider used instead of coturn credentials.
-        warnings: Problems that did not stop start-up (``from_env`` logs each once;
-            building the value directly has no side effects, log them yourself).
     """
 
     stun_urls: tuple[IceURL, ...] = attrs.field(default=(), converter=_stun_urls)
@@ -272,19 +276,110 @@ class IceConfig:
     transport_policy: TransportPolicy = "all"
     separator: str = ":"
     turn_source: TurnSource | None = attrs.field(default=None, repr=False)
-    _derived: _Derived = attrs.field(
-        init=False,
-        repr=False,
-        eq=False,
-        default=attrs.Factory(_derive, takes_self=True),
-    )
-    warnings: tuple[str, ...] = attrs.field(
-        init=False, default=attrs.Factory(lambda self: self._derived.warnings, takes_self=True)
-    )
 
     @property
-    def _mode(self) -> TurnMode | None:
-        return self._derived.mode
+    def warnings(self) -> tuple[str, ...]:
+        """Problems that do not stop start-up (``from_env`` logs each once).
+
+        Raises:
+            WebRTCConfigurationError: The value is invalid (see :meth:`build`).
+        """
+        return _derive(self).warnings
+
+    @property
+    def has_turn(self) -> bool:
+        """Whether configurations carry a TURN block (for the UI's warning)."""
+        return _derive(self).mode is not None
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether TURN credentials are issued per request (TURN REST API secret)."""
+        return _derive(self).mode == "ephemeral"
+
+    def build(self) -> IceServers:
+        """Validate across fields and return the :class:`IceServers` for these settings.
+
+        Raises:
+            IceURLSyntaxError: STUN URLs among the TURN ones or the reverse.
+            IceServerAccessError: A static username of 509 bytes or more.
+            WebRTCConfigurationError: A bad policy, TTL or separator, or ``relay``
+                without TURN.
+        """
+        return IceServers(self)
+
+    def to_rtc_configuration(
+        self, user_id: str | None = None, now: float | None = None
+    ) -> dict[str, object]:
+        """Deprecated: ``config.build().to_rtc_configuration(...)`` (the 0.1.0 path).
+
+        .. deprecated:: 0.2.0
+            Build once at start-up and keep the :class:`IceServers`; this validates the
+            configuration again on every call. Removed in 0.3.0.
+        """
+        _deprecated("to_rtc_configuration")
+        return IceServers(self).to_rtc_configuration(user_id, now)
+
+    def to_response(
+        self, user_id: str | None = None, now: float | None = None
+    ) -> dict[str, object]:
+        """Deprecated: ``config.build().to_response(...)`` (the 0.1.0 path).
+
+        .. deprecated:: 0.2.0
+            Build once at start-up and keep the :class:`IceServers`. Removed in 0.3.0.
+        """
+        _deprecated("to_response")
+        return IceServers(self).to_response(user_id, now)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        turn_source: TurnSource | None = None,
+    ) -> IceConfig:
+        """Read and validate the ``WEBRTC_*`` variables once, at start-up.
+
+        Warnings (a half-configured TURN block, too many URLs) are logged here, once.
+
+        Raises:
+            WebRTCConfigurationError: A bad value; the message names the variable and
+                the value (credentials are never repeated).
+        """
+        return _from_env(cls, os.environ if environ is None else environ, turn_source)
+
+
+def _deprecated(method: str) -> None:
+    warnings.warn(
+        f"IceConfig.{method}() is deprecated; build once with IceConfig.build() and call "
+        f"IceServers.{method}()",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+class IceServers:
+    """The ICE servers a validated :class:`IceConfig` describes, answering each request.
+
+    Built once at start-up (``IceConfig.from_env().build()``); per request it only signs
+    fresh TURN credentials (or asks the hosted provider).
+
+    Args:
+        config: The settings; validated here.
+
+    Raises:
+        WebRTCConfigurationError: ``config`` is invalid (see :meth:`IceConfig.build`).
+    """
+
+    __slots__ = ("_mode", "config", "warnings")
+
+    def __init__(self, config: IceConfig) -> None:
+        derived = _derive(config)
+        self.config = config
+        self._mode = derived.mode
+        self.warnings = derived.warnings
+
+    def __repr__(self) -> str:
+        return f"IceServers({self.config!r})"
 
     @property
     def has_turn(self) -> bool:
@@ -312,30 +407,30 @@ class IceConfig:
         """
         issued = time.time() if now is None else now
         servers: list[IceServer] = []
-        if self.stun_urls:
-            servers.append({"urls": [str(u) for u in self.stun_urls]})
+        if self.config.stun_urls:
+            servers.append({"urls": [str(u) for u in self.config.stun_urls]})
         config: dict[str, object] = {
             "iceServers": servers,
-            "iceTransportPolicy": self.transport_policy,
+            "iceTransportPolicy": self.config.transport_policy,
         }
-        turn_urls = [str(u) for u in self.turn_urls]
+        turn_urls = [str(u) for u in self.config.turn_urls]
         if self._mode == "static":
             servers.append(
                 {
                     "urls": turn_urls,
-                    "username": self.turn_username,
-                    "credential": self.turn_credential.reveal()
-                    if self.turn_credential is not None
+                    "username": self.config.turn_username,
+                    "credential": self.config.turn_credential.reveal()
+                    if self.config.turn_credential is not None
                     else None,
                 }
             )
         elif self._mode == "ephemeral":
             credentials = ephemeral_credentials(
-                self.turn_secrets[0],
+                self.config.turn_secrets[0],
                 user_id=user_id,
-                ttl=self.turn_ttl,
+                ttl=self.config.turn_ttl,
                 now=issued,
-                separator=self.separator,
+                separator=self.config.separator,
             )
             servers.append(
                 {
@@ -345,11 +440,13 @@ class IceConfig:
                 }
             )
             config["expiresAt"] = credentials.expires_at
-            config["refreshAfter"] = int(issued) + self.turn_ttl // 2
+            config["refreshAfter"] = int(issued) + self.config.turn_ttl // 2
         elif self._mode == "source":
-            assert self.turn_source is not None  # noqa: S101
+            assert self.config.turn_source is not None  # noqa: S101
             try:
-                grant = self.turn_source.fetch(ttl=self.turn_ttl, user_id=user_id, now=issued)
+                grant = self.config.turn_source.fetch(
+                    ttl=self.config.turn_ttl, user_id=user_id, now=issued
+                )
             except TurnProviderError as exc:
                 # STUN-only beats an error page: the client warns via hasTurn=false
                 _log.warning("veza-webrtc: TURN provider unavailable, STUN only: %s", exc)
@@ -375,57 +472,48 @@ class IceConfig:
         """
         config = self.to_rtc_configuration(user_id=user_id, now=now)
         expires_at = config.get("expiresAt")
-        config["ttl"] = self.turn_ttl if expires_at is not None else None
+        config["ttl"] = self.config.turn_ttl if expires_at is not None else None
         config["expires_at"] = expires_at
         return config
 
-    @classmethod
-    def from_env(
-        cls,
-        environ: Mapping[str, str] | None = None,
-        *,
-        turn_source: TurnSource | None = None,
-    ) -> IceConfig:
-        """Read and validate the ``WEBRTC_*`` variables once, at start-up.
 
-        Raises:
-            WebRTCConfigurationError: A bad value; the message names the variable and
-                the value (credentials are never repeated).
-        """
-        env = os.environ if environ is None else environ
-        ttl_text = (env.get("WEBRTC_TURN_TTL") or "").strip()
-        try:
-            ttl = int(ttl_text) if ttl_text else DEFAULT_TTL
-        except ValueError:
-            msg = f"WEBRTC_TURN_TTL must be a number of seconds, got {ttl_text!r}"
+def _from_env(
+    cls: type[IceConfig], env: Mapping[str, str], turn_source: TurnSource | None
+) -> IceConfig:
+    ttl_text = (env.get("WEBRTC_TURN_TTL") or "").strip()
+    try:
+        ttl = int(ttl_text) if ttl_text else DEFAULT_TTL
+    except ValueError:
+        msg = f"WEBRTC_TURN_TTL must be a number of seconds, got {ttl_text!r}"
+        raise WebRTCConfigurationError(msg) from None
+    policy = (env.get("WEBRTC_ICE_TRANSPORT_POLICY") or "all").strip().lower()
+    if policy not in ("all", "relay"):
+        msg = (
+            "WEBRTC_ICE_TRANSPORT_POLICY must be 'all' or 'relay', "
+            f"got {env.get('WEBRTC_ICE_TRANSPORT_POLICY')!r}"
+        )
+        raise WebRTCConfigurationError(msg)
+    try:
+        config = cls(
+            stun_urls=env.get("WEBRTC_STUN_URLS", ""),
+            turn_urls=env.get("WEBRTC_TURN_URLS", ""),
+            turn_username=(env.get("WEBRTC_TURN_USERNAME") or "").strip() or None,
+            turn_credential=env.get("WEBRTC_TURN_CREDENTIAL") or None,
+            turn_secrets=env.get("WEBRTC_TURN_SECRET", ""),
+            turn_ttl=ttl,
+            transport_policy=cast("TransportPolicy", policy),
+            separator=env.get("WEBRTC_TURN_SEPARATOR") or ":",
+            turn_source=turn_source,
+        )
+        derived = _derive(config)  # validated once, here, not while the value is built
+    except WebRTCConfigurationError as exc:
+        if "TTL" in str(exc):
+            msg = f"WEBRTC_TURN_TTL: {exc}"
             raise WebRTCConfigurationError(msg) from None
-        policy = (env.get("WEBRTC_ICE_TRANSPORT_POLICY") or "all").strip().lower()
-        if policy not in ("all", "relay"):
-            msg = (
-                "WEBRTC_ICE_TRANSPORT_POLICY must be 'all' or 'relay', "
-                f"got {env.get('WEBRTC_ICE_TRANSPORT_POLICY')!r}"
-            )
-            raise WebRTCConfigurationError(msg)
-        try:
-            config = cls(
-                stun_urls=env.get("WEBRTC_STUN_URLS", ""),
-                turn_urls=env.get("WEBRTC_TURN_URLS", ""),
-                turn_username=(env.get("WEBRTC_TURN_USERNAME") or "").strip() or None,
-                turn_credential=env.get("WEBRTC_TURN_CREDENTIAL") or None,
-                turn_secrets=env.get("WEBRTC_TURN_SECRET", ""),
-                turn_ttl=ttl,
-                transport_policy=cast("TransportPolicy", policy),
-                separator=env.get("WEBRTC_TURN_SEPARATOR") or ":",
-                turn_source=turn_source,
-            )
-        except WebRTCConfigurationError as exc:
-            if "TTL" in str(exc):
-                msg = f"WEBRTC_TURN_TTL: {exc}"
-                raise WebRTCConfigurationError(msg) from None
-            if "separator" in str(exc):
-                msg = f"WEBRTC_TURN_SEPARATOR: {exc}"
-                raise WebRTCConfigurationError(msg) from None
-            raise
-        for warning in config.warnings:
-            _log.warning("veza-webrtc: %s", warning)
-        return config
+        if "separator" in str(exc):
+            msg = f"WEBRTC_TURN_SEPARATOR: {exc}"
+            raise WebRTCConfigurationError(msg) from None
+        raise
+    for warning in derived.warnings:
+        _log.warning("veza-webrtc: %s", warning)
+    return config

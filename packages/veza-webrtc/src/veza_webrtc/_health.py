@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from veza_webrtc._config import IceConfig
+from veza_webrtc._config import IceConfig, IceServers
 from veza_webrtc._probe import ProbeResult, probe_ice_servers
 
 Probe = Callable[..., list[ProbeResult]]
@@ -32,7 +32,7 @@ class CachedIceProbe:
 
     def __init__(
         self,
-        config: IceConfig,
+        config: IceServers | IceConfig,
         *,
         ttl: float = 60.0,
         timeout: float = 3.0,

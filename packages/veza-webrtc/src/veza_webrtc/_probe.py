@@ -32,7 +32,7 @@ from typing import Any, Final
 import attrs
 
 from veza_webrtc import _tracing
-from veza_webrtc._config import IceConfig
+from veza_webrtc._config import IceConfig, IceServers
 from veza_webrtc._errors import IceURLSyntaxError
 from veza_webrtc._secret import Secret
 from veza_webrtc._stun import (
@@ -466,7 +466,7 @@ def _probe_url(
 
 
 def probe_ice_servers(
-    config: IceConfig | Mapping[str, object],
+    config: IceServers | IceConfig | Mapping[str, object],
     *,
     timeout: float = 5.0,
     user_id: str | None = "veza-probe",
@@ -479,10 +479,11 @@ def probe_ice_servers(
     """Probe every URL of an ICE configuration, concurrently; results in URL order.
 
     Args:
-        config: An :class:`IceConfig` (fresh credentials are issued for the probe, as for
-            a browser: ephemeral, static or from a hosted source; TURN URLs it leaves
-            out for want of credentials come back as ``no_credential`` failures) or an
-            ``RTCConfiguration`` dict (``{"iceServers": [...]}``).
+        config: :class:`IceServers`, or an :class:`IceConfig` (built here): fresh
+            credentials are issued for the probe, as for a browser (ephemeral, static or
+            from a hosted source; TURN URLs it leaves out for want of credentials come
+            back as ``no_credential`` failures); or an ``RTCConfiguration`` dict
+            (``{"iceServers": [...]}``).
         timeout: Seconds for each URL; the call returns within about that.
         user_id: Put into ephemeral usernames (coturn's logs show it).
         peer: A UDP echo server; default: the probe is its own peer.
@@ -493,11 +494,12 @@ def probe_ice_servers(
         tracer_provider: OpenTelemetry tracer provider (``veza-webrtc[otel]``): one
             ``ice probe`` span with a child span per URL.
     """
-    if isinstance(config, IceConfig):
-        separator = separator or config.separator
-        rtc: Mapping[str, object] = config.to_rtc_configuration(user_id=user_id)
+    servers_built = config.build() if isinstance(config, IceConfig) else config
+    if isinstance(servers_built, IceServers):
+        separator = separator or servers_built.config.separator
+        rtc: Mapping[str, object] = servers_built.to_rtc_configuration(user_id=user_id)
     else:
-        rtc = config
+        rtc = servers_built
     jobs: list[tuple[str, str | None, str | None]] = []
     servers = rtc.get("iceServers", [])
     for server in servers if isinstance(servers, Sequence) else []:
@@ -516,8 +518,12 @@ def probe_ice_servers(
     # TURN URLs the half-configuration rule left out (no complete credentials): the
     # browser gets no TURN server, which is exactly what an operator must hear about
     dropped = []
-    if isinstance(config, IceConfig) and config.turn_urls and not config.has_turn:
-        reason = next((w for w in config.warnings if "WEBRTC_TURN_URLS" in w), "")
+    if (
+        isinstance(servers_built, IceServers)
+        and servers_built.config.turn_urls
+        and not servers_built.has_turn
+    ):
+        reason = next((w for w in servers_built.warnings if "WEBRTC_TURN_URLS" in w), "")
         dropped = [
             ProbeResult(
                 url=str(url),
@@ -525,7 +531,7 @@ def probe_ice_servers(
                 failure=NO_CREDENTIAL,
                 diagnosis=f"not offered to browsers: {reason}",
             )
-            for url in config.turn_urls
+            for url in servers_built.config.turn_urls
         ]
     if not jobs:
         return dropped
