@@ -186,3 +186,35 @@ def test_rotation_keys_from_env():
         }
     )
     assert cdn.verify(old, now=1_900_000_000).valid
+
+
+BUNNY_ENV = {
+    "CDN_ENABLED": "true",
+    "CDN_PROVIDER": "bunny",
+    "CDN_BASE_URL": "https://cdn.example.com",
+    "CDN_SECURITY_KEY": SECRET,
+}
+
+
+def test_from_env_then_build_gives_the_cdn():
+    cdn = CDNConfig.from_env(BUNNY_ENV).build()
+    assert isinstance(cdn, CDN) and cdn.is_enabled
+    assert cdn.signed_url("tracks/a.mp3").startswith("https://cdn.example.com/tracks/a.mp3?")
+    assert SECRET not in repr(cdn)
+
+
+def test_a_value_is_plain_data_and_the_factories_validate():
+    # constructing checks nothing across fields (no __attrs_post_init__); build and CDN do
+    assert not hasattr(CDNConfig, "__attrs_post_init__")
+    half = CDNConfig(enabled=True, provider="bunny", base_url="https://cdn.example.com")
+    with pytest.raises(CDNConfigurationError, match="CDN_SECURITY_KEY"):
+        half.build()
+    with pytest.raises(CDNConfigurationError, match="CDN_SECURITY_KEY"):
+        CDN(half)
+    with pytest.raises(CDNConfigurationError, match="CDN_TTL"):
+        CDNConfig(ttl=0).validate()
+
+
+def test_the_config_is_keyword_only():
+    with pytest.raises(TypeError):
+        CDNConfig(True, "bunny")  # type: ignore[misc]

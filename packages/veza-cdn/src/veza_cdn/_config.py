@@ -9,14 +9,19 @@ unsigned URLs. Secrets are held in :class:`~veza_cdn.Secret` and never printed.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 import attrs
 
 from veza_cdn._errors import CDNConfigurationError
 from veza_cdn._secret import Secret
+
+if TYPE_CHECKING:
+    from veza_cdn._metrics import CDNMetrics
+    from veza_cdn._service import CDN, SignerFactory
 
 Provider = Literal["bunny", "cloudfront", "google", "akamai", "cloudflare", "r2"]
 PROVIDERS: tuple[str, ...] = get_args(Provider)
@@ -86,9 +91,13 @@ def _filled(value: object) -> bool:
     return value is not None
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class CDNConfig:
     """Everything the CDN service needs; build with :meth:`from_env` or directly.
+
+    A frozen value: constructing one checks nothing across fields. :meth:`from_env`,
+    :meth:`build` and :class:`CDN` validate (the family's rule: validation lives in the
+    factories, so a value can be built, compared and evolved freely).
 
     Attributes:
         enabled: ``CDN_ENABLED``. When false nothing else is required.
@@ -133,7 +142,37 @@ class CDNConfig:
     r2_bucket: str | None = None
     r2_endpoint_url: str | None = None
 
-    def __attrs_post_init__(self) -> None:
+    def build(
+        self,
+        *,
+        factories: Mapping[str, SignerFactory] | None = None,
+        metrics: CDNMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> CDN:
+        """The :class:`CDN` these settings describe: ``CDNConfig.from_env().build()``.
+
+        Args:
+            factories: Provider name → signer factory, consulted before the built-in
+                ones (see :func:`build_signer`).
+            metrics: Counters to update (see :class:`CDNMetrics`).
+            clock: Returns the current UTC epoch time (tests pass a fixed clock).
+
+        Raises:
+            CDNConfigurationError: The settings are invalid (the message names the
+                variable).
+        """
+        from veza_cdn._service import CDN  # noqa: PLC0415 - _service imports this module
+
+        return CDN(self, factories=factories, metrics=metrics, clock=clock)
+
+    def validate(self) -> None:
+        """Check the settings across fields; :meth:`from_env`, :meth:`build` and ``CDN`` call it.
+
+        Raises:
+            CDNConfigurationError: A non-positive TTL, a negative window or skew, an
+                unknown provider, a required value missing for the enabled provider, or a
+                base URL that is not absolute; the message names the variable.
+        """
         for name in ("ttl", "expiry_window", "backdate"):
             if getattr(self, name) < (1 if name == "ttl" else 0):
                 msg = f"{name} ({_ENV_OF[name]}) must be a positive number of seconds"
@@ -194,7 +233,7 @@ class CDNConfig:
         verify_keys = tuple(
             Secret(k.strip()) for k in (env.get("CDN_VERIFY_KEYS") or "").split(",") if k.strip()
         )
-        return cls(
+        config = cls(
             enabled=enabled,
             provider=cast("Provider | None", provider),
             base_url=(text("CDN_BASE_URL") or "").rstrip("/") or None,
@@ -214,6 +253,8 @@ class CDNConfig:
             r2_bucket=text("CDN_R2_BUCKET"),
             r2_endpoint_url=text("CDN_R2_ENDPOINT_URL"),
         )
+        config.validate()
+        return config
 
 
 _ENV_OF = {"ttl": "CDN_TTL", "expiry_window": "CDN_EXPIRY_WINDOW", "backdate": "CDN_CLOCK_SKEW"}

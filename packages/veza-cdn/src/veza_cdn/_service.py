@@ -78,6 +78,7 @@ def build_signer(
         CDNConfigurationError: The CDN is disabled, no factory knows the provider, or a
             provider value is unusable (for example an unreadable private key file).
     """
+    config.validate()
     if not config.enabled or config.provider is None:
         msg = "the CDN is disabled (CDN_ENABLED is not true): there is no signer to build"
         raise CDNConfigurationError(msg)
@@ -112,6 +113,7 @@ class CDN:
         metrics: CDNMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        config.validate()
         self._config = config
         self._metrics = metrics
         self._clock = clock
