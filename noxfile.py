@@ -68,12 +68,24 @@ def _extras(pkg_dir: Path) -> list[str]:
     return sorted(_project(pkg_dir).get("optional-dependencies", {}))  # type: ignore[call-overload]
 
 
+def _test_requirements(pkg_dir: Path) -> list[str]:
+    """The package's ``test`` dependency group (PEP 735; never published)."""
+    data = tomllib.loads((pkg_dir / "pyproject.toml").read_text(encoding="utf-8"))
+    return [r for r in data.get("dependency-groups", {}).get("test", []) if isinstance(r, str)]
+
+
+def _test_group(pkg_dir: Path) -> list[str]:
+    """``--group`` arguments installing the package's own ``test`` group, if it has one."""
+    return _group("test", pkg_dir / "pyproject.toml") if _test_requirements(pkg_dir) else []
+
+
 def _workspace_deps(pkg_dir: Path) -> list[Path]:
-    """Sibling workspace members a package declares (in its dependencies or any extra)."""
+    """Sibling workspace members a package declares (dependencies, extras, test group)."""
     project = _project(pkg_dir)
     raw: list[str] = list(project.get("dependencies", []))  # type: ignore[call-overload]
     for reqs in project.get("optional-dependencies", {}).values():  # type: ignore[attr-defined]
         raw += reqs
+    raw += _test_requirements(pkg_dir)
     found: list[Path] = []
     for req in raw:
         match = _NAME.match(req)
@@ -139,8 +151,8 @@ def _with_extras(wheel: Path, extras: list[str]) -> str:
     return f"{wheel}[{','.join(extras)}]" if extras else str(wheel)
 
 
-def _group(name: str) -> list[str]:
-    return ["--group", f"{ROOT / 'pyproject.toml'}:{name}"]
+def _group(name: str, pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    return ["--group", f"{pyproject}:{name}"]
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
@@ -167,10 +179,12 @@ def _make_test_session(pkg_dir: Path) -> Callable[[nox.Session], None]:
         # 1. Required dependencies only: every module imports or needs a declared extra.
         session.install(*constraints, str(wheels[pkg_dir]))
         session.run("python", "-I", str(ROOT / "tools" / "check_imports.py"), dist, import_name)
-        # 2. All extras (test included) and the siblings they declare, nothing else.
+        # 2. All extras, the package's own ``test`` group and the siblings they declare,
+        #    nothing else.
         session.install(
             *constraints,
             _with_extras(wheels[pkg_dir], _extras(pkg_dir)),
+            *_test_group(pkg_dir),
             *(str(wheels[s]) for s in siblings),
         )
         _pytest(session, str(pkg_dir / "tests"))
@@ -193,6 +207,7 @@ def integration(session: nox.Session) -> None:
         *constraints,
         *_group("integration"),
         *(_with_extras(wheels[d], _extras(d)) for d in dirs),
+        *(arg for d in dirs for arg in _test_group(d)),
     )
     # tests/release builds every wheel with uv and publishes it to a local index server
     session.env["VEZA_UV"] = UV
@@ -322,7 +337,10 @@ def bench(session: nox.Session) -> None:
     dirs = PACKAGE_DIRS + EXAMPLE_DIRS
     wheels = _build_wheels(session, dirs)
     session.install(
-        *constraints, *_group("bench"), *(_with_extras(wheels[d], _extras(d)) for d in dirs)
+        *constraints,
+        *_group("bench"),
+        *(_with_extras(wheels[d], _extras(d)) for d in dirs),
+        *(arg for d in dirs for arg in _test_group(d)),
     )
     scripts = sorted((ROOT / "bench").glob("*.py"))
     if session.posargs:
@@ -351,6 +369,7 @@ def mutation(session: nox.Session) -> None:
         *_group("integration"),
         "-e",
         _with_extras(pkg_dir, _extras(pkg_dir)),
+        *_test_group(pkg_dir),
         MUTMUT,
     )
     with session.chdir(pkg_dir):

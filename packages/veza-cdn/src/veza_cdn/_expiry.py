@@ -40,7 +40,7 @@ class ExpiryPolicy:
 
     ttl: int = attrs.field(validator=_positive)
     window: int = attrs.field(default=0, validator=_not_negative)
-    backdate: int = attrs.field(default=0, validator=_not_negative)
+    backdate: int = attrs.field(kw_only=True, default=0, validator=_not_negative)
 
     def expires_at(self, now: float | None = None) -> int:
         """The expiry (UTC epoch seconds) for a URL signed at ``now``."""

@@ -74,7 +74,7 @@ class CachePolicy:
 
     segment_max_age: int = 86400
     playlist_max_age: int = 60
-    low_latency_max_age: int = 1
+    low_latency_max_age: int = attrs.field(default=1, kw_only=True)
 
     def header_for(self, name: str, *, low_latency: bool = False) -> str:
         """The ``Cache-Control`` header for the object called ``name`` (path or URL)."""

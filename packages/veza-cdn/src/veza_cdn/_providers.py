@@ -40,7 +40,7 @@ class BunnyConfig:
 
     security_key: Secret[str]
     scheme: BunnyScheme = "hs256"
-    verify_keys: tuple[Secret[str], ...] = ()
+    verify_keys: tuple[Secret[str], ...] = attrs.field(default=(), kw_only=True)
 
     def build(self) -> BunnySigner:
         """The signer (raises :class:`CDNConfigurationError` for an empty key)."""
@@ -59,7 +59,7 @@ class CloudFrontConfig:
 
     key_pair_id: str
     private_key_path: Path
-    hash_algorithm: HashAlgorithm = "SHA1"
+    hash_algorithm: HashAlgorithm = attrs.field(default="SHA1", kw_only=True)
 
     def build(self) -> CloudFrontSigner:
         """The signer; the key file is read here, not when the config is made."""
@@ -102,7 +102,7 @@ class AkamaiConfig:
 
     key: Secret[str]
     algorithm: AkamaiAlgorithm = "sha256"
-    verify_keys: tuple[Secret[str], ...] = ()
+    verify_keys: tuple[Secret[str], ...] = attrs.field(default=(), kw_only=True)
 
     def build(self) -> AkamaiSigner:
         """The signer (raises :class:`CDNConfigurationError` for a malformed key)."""
@@ -121,7 +121,7 @@ class CloudflareConfig:
 
     secret: Secret[str]
     max_age: int = 3600
-    verify_keys: tuple[Secret[str], ...] = ()
+    verify_keys: tuple[Secret[str], ...] = attrs.field(default=(), kw_only=True)
 
     def build(self) -> CloudflareHMACSigner:
         """The signer."""
@@ -142,9 +142,9 @@ class R2Config:
 
     account_id: str
     access_key_id: str
-    secret_access_key: Secret[str]
-    bucket: str
-    endpoint_url: str | None = None
+    secret_access_key: Secret[str] = attrs.field(kw_only=True)
+    bucket: str = attrs.field(kw_only=True)
+    endpoint_url: str | None = attrs.field(default=None, kw_only=True)
 
     def build(self) -> R2Presigner:
         """The presigner (imports boto3 now)."""
@@ -193,23 +193,23 @@ def provider_config(config: CDNConfig) -> ProviderConfig:
     if provider == "bunny":
         scheme = _choice(config.token_scheme, ("hs256", "sha256", "md5"), "CDN_TOKEN_SCHEME")
         return BunnyConfig(
-            _present(config.security_key, "CDN_SECURITY_KEY"),
-            cast("BunnyScheme", scheme),
-            config.verify_keys,
+            security_key=_present(config.security_key, "CDN_SECURITY_KEY"),
+            scheme=cast("BunnyScheme", scheme),
+            verify_keys=config.verify_keys,
         )
     if provider == "cloudfront":
         hash_name = _choice(
             (config.hash_algorithm or "SHA1").upper(), ("SHA1", "SHA256"), "CDN_HASH_ALGORITHM"
         )
         return CloudFrontConfig(
-            _present(config.key_pair_id, "CDN_KEY_PAIR_ID"),
-            _present(config.private_key_path, "CDN_PRIVATE_KEY_PATH"),
-            cast("HashAlgorithm", hash_name),
+            key_pair_id=_present(config.key_pair_id, "CDN_KEY_PAIR_ID"),
+            private_key_path=_present(config.private_key_path, "CDN_PRIVATE_KEY_PATH"),
+            hash_algorithm=cast("HashAlgorithm", hash_name),
         )
     if provider == "google":
         return GoogleConfig(
-            _present(config.key_name, "CDN_KEY_NAME"),
-            _present(config.security_key, "CDN_SECURITY_KEY"),
+            key_name=_present(config.key_name, "CDN_KEY_NAME"),
+            key=_present(config.security_key, "CDN_SECURITY_KEY"),
         )
     if provider == "akamai":
         algorithm = _choice(
@@ -218,20 +218,20 @@ def provider_config(config: CDNConfig) -> ProviderConfig:
             "CDN_HASH_ALGORITHM",
         )
         return AkamaiConfig(
-            _present(config.security_key, "CDN_SECURITY_KEY"),
-            cast("AkamaiAlgorithm", algorithm),
-            config.verify_keys,
+            key=_present(config.security_key, "CDN_SECURITY_KEY"),
+            algorithm=cast("AkamaiAlgorithm", algorithm),
+            verify_keys=config.verify_keys,
         )
     if provider == "cloudflare":
         return CloudflareConfig(
-            _present(config.security_key, "CDN_SECURITY_KEY"),
-            config.ttl + config.expiry_window,
-            config.verify_keys,
+            secret=_present(config.security_key, "CDN_SECURITY_KEY"),
+            max_age=config.ttl + config.expiry_window,
+            verify_keys=config.verify_keys,
         )
     return R2Config(
-        _present(config.r2_account_id, "CDN_R2_ACCOUNT_ID"),
-        _present(config.r2_access_key_id, "CDN_R2_ACCESS_KEY_ID"),
-        _present(config.r2_secret_access_key, "CDN_R2_SECRET_ACCESS_KEY"),
-        _present(config.r2_bucket, "CDN_R2_BUCKET"),
-        config.r2_endpoint_url,
+        account_id=_present(config.r2_account_id, "CDN_R2_ACCOUNT_ID"),
+        access_key_id=_present(config.r2_access_key_id, "CDN_R2_ACCESS_KEY_ID"),
+        secret_access_key=_present(config.r2_secret_access_key, "CDN_R2_SECRET_ACCESS_KEY"),
+        bucket=_present(config.r2_bucket, "CDN_R2_BUCKET"),
+        endpoint_url=config.r2_endpoint_url,
     )

@@ -117,7 +117,7 @@ class CDN:
         self._config = config
         self._metrics = metrics
         self._clock = clock
-        self._expiry = ExpiryPolicy(config.ttl, config.expiry_window, config.backdate)
+        self._expiry = ExpiryPolicy(config.ttl, config.expiry_window, backdate=config.backdate)
         if signer is None and config.enabled:
             signer = build_signer(config, factories=factories)
         self._signer = signer

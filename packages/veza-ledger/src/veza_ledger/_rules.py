@@ -72,14 +72,14 @@ class ReconcileSettings:
 
     stuck_order_after: dt.timedelta = dt.timedelta(minutes=30)
     stale_order_after: dt.timedelta = dt.timedelta(hours=24)
-    stuck_refund_after: dt.timedelta = dt.timedelta(minutes=15)
-    stale_refund_after: dt.timedelta = dt.timedelta(days=3)
-    missing_id_after: dt.timedelta = dt.timedelta(minutes=10)
-    amount_lookback: dt.timedelta = dt.timedelta(days=2)
-    recheck_after: dt.timedelta = dt.timedelta(minutes=5)
-    old_order_recheck: dt.timedelta = dt.timedelta(days=1)
-    late_capture_lookback: dt.timedelta = dt.timedelta(days=30)
-    dispute_open_after: dt.timedelta = dt.timedelta(days=45)
+    stuck_refund_after: dt.timedelta = attrs.field(default=dt.timedelta(minutes=15), kw_only=True)
+    stale_refund_after: dt.timedelta = attrs.field(default=dt.timedelta(days=3), kw_only=True)
+    missing_id_after: dt.timedelta = attrs.field(default=dt.timedelta(minutes=10), kw_only=True)
+    amount_lookback: dt.timedelta = attrs.field(default=dt.timedelta(days=2), kw_only=True)
+    recheck_after: dt.timedelta = attrs.field(default=dt.timedelta(minutes=5), kw_only=True)
+    old_order_recheck: dt.timedelta = attrs.field(default=dt.timedelta(days=1), kw_only=True)
+    late_capture_lookback: dt.timedelta = attrs.field(default=dt.timedelta(days=30), kw_only=True)
+    dispute_open_after: dt.timedelta = attrs.field(default=dt.timedelta(days=45), kw_only=True)
 
 
 @attrs.frozen

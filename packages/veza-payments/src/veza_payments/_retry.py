@@ -33,10 +33,10 @@ class RetryPolicy:
 
     total: int = 4
     backoff_base: float = 0.25
-    backoff_max: float = 8.0
-    retry_after_max: float = 30.0
-    max_elapsed: float = 60.0
-    attempts: int = 0
+    backoff_max: float = attrs.field(default=8.0, kw_only=True)
+    retry_after_max: float = attrs.field(default=30.0, kw_only=True)
+    max_elapsed: float = attrs.field(default=60.0, kw_only=True)
+    attempts: int = attrs.field(default=0, kw_only=True)
 
     @property
     def exhausted(self) -> bool:
