@@ -90,14 +90,14 @@ def _secrets_of(services: Any, extra: list[str]) -> dict[str, str]:
     found["origin_secret"] = services.config.origin_secret.reveal()
     # the typed defaults the app generated and handed to the packages
     if services.storage_config.signing_key:
-        found["storage_signing_key"] = services.storage_config.signing_key
+        found["storage_signing_key"] = services.storage_config.signing_key.reveal()
     if services.cdn_config.security_key is not None:
         found["cdn_security_key"] = services.cdn_config.security_key.reveal()
-    found["hyperswitch_api_key"] = services.payments.hyperswitch_api_key
+    found["hyperswitch_api_key"] = services.payments.hyperswitch_api_key.reveal()
     for index, key in enumerate(services.payments.webhook_keys):
-        found[f"webhook_key{index}"] = key
+        found[f"webhook_key{index}"] = key.reveal()
     if services.payments.stripe_secret_key:
-        found["stripe_secret_key"] = services.payments.stripe_secret_key
+        found["stripe_secret_key"] = services.payments.stripe_secret_key.reveal()
     for index, value in enumerate(extra):
         found[f"extra{index}"] = value
     return found

@@ -46,7 +46,9 @@ def test_development_defaults_are_typed_values_not_environment_strings(tmp_path:
         assert isinstance(services.payments, PaymentsConfig)
         assert services.sandbox is not None
         assert services.payments.hyperswitch_base_url == services.sandbox.hyperswitch.url
-        assert services.payments.webhook_keys == (services.sandbox.webhook_key,)
+        assert [k.reveal() for k in services.payments.webhook_keys] == [
+            services.sandbox.webhook_key
+        ]
         assert services.payments.stripe_api_base == services.sandbox.stripe.url
         assert isinstance(services.ice, IceServers)
         assert services.ice.config.turn_ttl == TURN_TTL and services.ice.ephemeral
@@ -67,7 +69,9 @@ def test_the_operators_variables_win_over_the_typed_defaults(tmp_path: Path) -> 
     }
     with services_from(environ) as services:
         assert services.storage_config.local_root == root
-        assert services.storage_config.signing_key == environ["VEZA_STORAGE_SIGNING_KEY"]
+        signing_key = services.storage_config.signing_key
+        assert signing_key is not None
+        assert signing_key.reveal() == environ["VEZA_STORAGE_SIGNING_KEY"]
         assert services.ice.config.turn_ttl == 1200
         assert not services.cdn_config.enabled and services.edge_url is None
 
