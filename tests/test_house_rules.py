@@ -143,7 +143,7 @@ def test_each_package_exports_a_secret_that_masks_the_same_way(module_name):
     secret_type = importlib.import_module(module_name).Secret
     value = "hunter2-" + module_name
     secret = secret_type(value)
-    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret, format(secret)]  # noqa: UP031 - every formatting path
+    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", f"{secret!s}", format(secret)]
     assert shown == ["Secret('********')"] * len(shown)
     assert secret.reveal() == value
     assert secret == secret_type(value)
@@ -227,3 +227,29 @@ print(sorted(set(reads)))
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_0_1_positional_call_still_works_for_one_release_with_a_warning():
+    from veza_payments import sign_payload, verify_signature
+    from veza_webrtc import check_credentials, turn_credential
+
+    body, key = b'{"event_type":"x"}', "whk-key"
+    signature = sign_payload(body, key)
+    with pytest.warns(DeprecationWarning, match=r"pass keys by keyword.*0\.3\.0"):
+        assert verify_signature(body, signature, [key]) is True  # type: ignore[misc]
+    with pytest.warns(DeprecationWarning, match="pass keys by keyword"):
+        assert verify_signature(body, signature, ["other"]) is False  # type: ignore[misc]
+    assert verify_signature(body, signature, keys=[key]) is True
+    username = "1900000000:alice"
+    credential = turn_credential("s3cret", username)
+    with pytest.warns(DeprecationWarning, match="pass credential by keyword"):
+        assert check_credentials(["s3cret"], username, credential, now=0)  # type: ignore[misc]
+
+
+def test_the_shim_refuses_what_the_old_signature_refused():
+    from veza_payments import verify_signature
+
+    with pytest.raises(TypeError, match="at most"):
+        verify_signature(b"", "sig", ["k"], None, None)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="multiple values for argument 'keys'"):
+        verify_signature(b"", "sig", ["k"], keys=["k"])  # type: ignore[misc]

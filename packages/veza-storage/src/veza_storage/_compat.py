@@ -10,7 +10,7 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, cast
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,7 +61,8 @@ def positional_deprecated(func: Callable[P, R]) -> Callable[P, R]:
                 DeprecationWarning,
                 stacklevel=2,
             )
-            return func(*args[:positional], **kwargs)  # type: ignore[arg-type]
+            unchecked = cast("Callable[..., R]", func)  # args were re-split above
+            return unchecked(*args[:positional], **kwargs)
         return func(*args, **kwargs)
 
     return wrapper
