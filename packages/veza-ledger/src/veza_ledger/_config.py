@@ -96,7 +96,7 @@ class LedgerConfig:
         return cls(database_url=url, webhook_log_retention_days=retention_days_from_env(env))
 
     def build(self) -> Ledger:
-        """A :class:`Ledger` over a new engine for :attr:`database_url`.
+        """A :class:`Ledger` over a new engine for ``database_url``.
 
         The engine is configured as :func:`create_engine` does (SQLite pragmas); dispose
         of it with ``ledger.engine.dispose()`` when the process ends.
