@@ -32,7 +32,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
@@ -40,6 +40,9 @@ from veza_cdn import _tracing
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hls import DEFAULT_CACHE_POLICY, CachePolicy, UnknownMediaTypeError
 from veza_cdn._service import Signer
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 CheckName = Literal["valid", "unsigned", "tampered", "expired", "other_ip"]
 Outcome = Literal["served", "refused", "inconclusive", "unreachable", "skipped"]
@@ -355,7 +358,7 @@ def probe_cdn(
     cache_policy: CachePolicy | None = DEFAULT_CACHE_POLICY,
     fetch: Fetch | None = None,
     now: float | None = None,
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> CDNProbeReport:
     """Ask a deployed edge whether it really checks the tokens ``signer`` makes.
 

@@ -16,7 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 
@@ -31,6 +31,9 @@ from veza_payments._ids import check_namespace, is_blank, is_count
 from veza_payments._models import Payment, Refund
 from veza_payments._retry import RetryPolicy
 from veza_payments._version import __version__
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 T = TypeVar("T")
 
@@ -64,7 +67,7 @@ class _ClientBase:
         timeout: float,
         max_retries: int | RetryPolicy,
         idempotency_namespace: str,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if is_blank(api_key):
             msg = "api_key is required (the Hyperswitch secret key, snd_... or dev_...)"
@@ -242,7 +245,7 @@ class HyperswitchClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
         idempotency_namespace: str = "",
         sleep: Callable[[float], None] = time.sleep,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -446,7 +449,7 @@ class AsyncHyperswitchClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         idempotency_namespace: str = "",
         sleep: Callable[[float], Any] = asyncio.sleep,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         super().__init__(
             api_key,

@@ -27,7 +27,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 import httpx
@@ -35,6 +35,9 @@ import httpx
 from veza_payments import _tracing
 from veza_payments._config import PaymentsConfig
 from veza_payments._signatures import SIGNATURE_HEADER, sign_payload
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 CheckName = Literal[
     "hyperswitch_key", "stripe_key", "webhook_signed", "webhook_forged", "clock_skew"
@@ -278,7 +281,7 @@ def probe_payments(
     max_skew: float = 10.0,
     clock: Callable[[], float] = time.time,
     client: httpx.Client | None = None,
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> PaymentsProbeReport:
     """Check the API keys, the webhook key against a live endpoint, and the clock.
 

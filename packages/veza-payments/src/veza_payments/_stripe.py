@@ -47,6 +47,7 @@ from veza_payments._retry import RetryPolicy
 
 if TYPE_CHECKING:
     import stripe
+    from opentelemetry.trace import TracerProvider
 
 T = TypeVar("T")
 
@@ -295,7 +296,7 @@ class StripeConnect:
         idempotency_namespace: str = "",
         client: stripe.StripeClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         try:
             import stripe  # noqa: PLC0415

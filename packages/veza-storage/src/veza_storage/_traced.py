@@ -14,12 +14,15 @@ Spans are named ``storage <operation>`` (``storage put``) with ``veza.storage.ba
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veza_storage import _tracing
 from veza_storage._protocol import Storage
 from veza_storage._stream import ObjectReader, Source
 from veza_storage._types import ByteRange, ObjectInfo
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 
 class TracedStorage:
@@ -31,7 +34,7 @@ class TracedStorage:
             Without the ``otel`` extra the wrapper only delegates.
     """
 
-    def __init__(self, storage: Storage, *, tracer_provider: Any = None) -> None:  # noqa: ANN401
+    def __init__(self, storage: Storage, *, tracer_provider: TracerProvider | None = None) -> None:
         self.wrapped = storage
         self._tracer = _tracing.tracer(tracer_provider)
         backend = type(storage).__name__.removesuffix("Storage").lower() or "custom"

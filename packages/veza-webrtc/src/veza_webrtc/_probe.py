@@ -27,7 +27,7 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -46,6 +46,9 @@ from veza_webrtc._stun import (
 from veza_webrtc._transport import Channel, TransportName
 from veza_webrtc._turn_client import IntegrityError, TurnRefusedError, TurnSession
 from veza_webrtc._uri import IceURL, parse_ice_url
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 # failure codes (stable: health checks and dashboards match on them)
 UNREACHABLE: Final = "unreachable"
@@ -366,7 +369,7 @@ def probe_turn_url(
     channel_data: bool = False,
     payload_size: int = 100,
     separator: str = ":",
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> ProbeResult:
     """Probe one STUN or TURN URL; never raises for a server problem.
 
@@ -474,7 +477,7 @@ def probe_ice_servers(
     tls_context: ssl.SSLContext | None = None,
     channel_data: bool = False,
     separator: str | None = None,
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> list[ProbeResult]:
     """Probe every URL of an ICE configuration, concurrently; results in URL order.
 
