@@ -10,6 +10,7 @@ They find the services on ``request.app.state.services`` (set by ``create_app``)
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 from typing import TYPE_CHECKING, Annotated, Any
@@ -115,8 +116,6 @@ Creator = Annotated[Principal, Depends(role_required(Role.CREATOR))]
 def actor(principal: Principal, services: Services) -> str:
     """How the ledger's audit rows name the caller (the token by a digest, never itself)."""
     if principal.session_id is None:
-        import hashlib  # noqa: PLC0415
-
         return (
             "admin:" + hashlib.sha256(services.config.admin_token.reveal().encode()).hexdigest()[:8]
         )

@@ -45,7 +45,7 @@ from veza_reference._hls_jobs import AUDIO_PREFIX, HlsJobs
 from veza_reference._playlists import sign_stored_playlist
 from veza_reference._services import Services
 from veza_reference._sessions import Principal
-from veza_storage import LocalStorage, ObjectNotFoundError, answer_range
+from veza_storage import LocalStorage, ObjectNotFoundError, answer_range, content_disposition
 
 CHUNK = 1 << 20
 MAX_CHUNK = 16 * 2**20
@@ -445,8 +445,6 @@ def _local_files(router: APIRouter, services: Services) -> None:
             )
         disposition = None
         if grant.download_filename:
-            from veza_storage import content_disposition  # noqa: PLC0415
-
             disposition = content_disposition(grant.download_filename)
         try:
             return _serve_object(

@@ -200,7 +200,7 @@ def _add_user(environ: dict[str, str], user_id: str, role: str) -> int:
         Users(engine).create(user_id, password, role)
     finally:
         engine.dispose()
-    print(f"veza-reference: created {role} {user_id!r}")  # noqa: T201
+    print(f"veza-reference: created {role} {user_id!r}")
     return 0
 
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         config = AppConfig.from_env(environ)
         configure_tracing(environ)  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
         if port_in_use(config.host, config.port):
-            print(  # noqa: T201 - the CLI's error
+            print(
                 f"veza-reference: port {config.port} on {config.host} is in use: "
                 "stop what holds it or choose another with --port (or VEZA_PORT)",
                 file=sys.stderr,
@@ -227,12 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         running = start(build_services(environ))
     except (AppConfigurationError, UserError, ValueError) as exc:
-        print(f"veza-reference: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's error
+        print(f"veza-reference: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"veza reference app on {running.url}", flush=True)  # noqa: T201
+    print(f"veza reference app on {running.url}", flush=True)
     stop.wait()
     running.stop()
     return 0

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import argon2
 import attrs
+import redis
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 
@@ -107,7 +108,6 @@ class Limits:
                 login_address=RateLimiter(count * 5, window),
                 turn=RateLimiter(*config.turn_rate),
             )
-        import redis  # noqa: PLC0415 - only when configured
 
         client = redis.Redis.from_url(config.redis_url.reveal(), socket_timeout=2)
         prefix = config.redis_prefix

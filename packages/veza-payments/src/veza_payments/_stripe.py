@@ -220,7 +220,7 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
         The equivalent kind (``NotFoundError``, ...) as a :class:`StripeError`
         and Stripe's request id; ``exc`` itself when it is not a Stripe error.
     """
-    import stripe  # noqa: PLC0415 - optional dependency
+    import stripe
 
     if not isinstance(exc, stripe.StripeError):
         return exc
@@ -257,7 +257,7 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
 
 
 def _retryable(exc: Exception) -> bool:
-    import stripe  # noqa: PLC0415
+    import stripe
 
     if not isinstance(exc, stripe.StripeError):
         return False
@@ -299,7 +299,7 @@ class StripeConnect:
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         try:
-            import stripe  # noqa: PLC0415
+            import stripe
         except ImportError as exc:  # pragma: no cover - exercised without the extra
             msg = "StripeConnect needs the stripe extra: pip install 'veza-payments[stripe]'"
             raise PaymentsConfigurationError(msg) from exc

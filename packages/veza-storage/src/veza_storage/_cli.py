@@ -46,7 +46,7 @@ def _location(
 
 def _progress_bar(label: str) -> tuple[Callable[[MigrationItem], None], Callable[[], None]]:
     try:
-        from tqdm import tqdm  # noqa: PLC0415 - optional: veza-storage[cli]
+        from tqdm import tqdm
     except ImportError:
         count = [0]
 
@@ -108,7 +108,7 @@ def _session_store(args: argparse.Namespace) -> UploadSessionStore:
             raise StorageConfigurationError(msg)
         return FileUploadSessionStore(directory)
     try:
-        from sqlalchemy import MetaData, create_engine  # noqa: PLC0415 - optional extra
+        from sqlalchemy import MetaData, create_engine  # noqa: PLC0415 - the [sqlalchemy] extra
 
         from veza_storage._sql import (  # noqa: PLC0415 - needs the same extra
             SQLUploadSessionStore,

@@ -32,7 +32,7 @@ CLOUDFLARE_MAX_TTL = 48 * 3600
 
 def _client(base_url: str, timeout: float, transport: Any, **kwargs: Any) -> Any:  # noqa: ANN401
     try:
-        import httpx  # noqa: PLC0415 - optional extra
+        import httpx  # noqa: PLC0415 - the [providers] extra
     except ImportError:
         msg = "hosted TURN sources need httpx: pip install 'veza-webrtc[providers]'"
         raise WebRTCConfigurationError(msg) from None
@@ -207,7 +207,7 @@ class TwilioTurnSource(_CachingSource):
 
 
 def _call(client: Any, method: str, path: str, provider: str, **kwargs: Any) -> Mapping[str, Any]:  # noqa: ANN401
-    import httpx  # noqa: PLC0415 - optional extra, present once a client exists
+    import httpx  # noqa: PLC0415 - the [providers] extra
 
     try:
         response = client.request(method, path, **kwargs)

@@ -145,7 +145,7 @@ class LocalEdge:
         self.requests: Any = None
         self.origin_fetches: Any = None
         if registry is not None:
-            from prometheus_client import Counter  # noqa: PLC0415 - the [metrics] extra
+            from prometheus_client import Counter
 
             self.requests = Counter(
                 "veza_edge_requests", "Edge requests by result.", ["result"], registry=registry
