@@ -346,8 +346,7 @@ class IceConfig:
             )
             config["expiresAt"] = credentials.expires_at
             config["refreshAfter"] = int(issued) + self.turn_ttl // 2
-        elif self._mode == "source":
-            assert self.turn_source is not None  # noqa: S101
+        elif self._mode == "source" and self.turn_source is not None:
             try:
                 grant = self.turn_source.fetch(ttl=self.turn_ttl, user_id=user_id, now=issued)
             except TurnProviderError as exc:
