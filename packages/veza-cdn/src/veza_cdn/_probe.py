@@ -387,7 +387,16 @@ def probe_cdn(
     parts = urllib.parse.urlsplit(url)
     attributes = {"url.full": url.split("?", 1)[0], "server.address": parts.hostname or ""}
     with _tracing.span(_tracing.tracer(tracer_provider), "cdn probe", attributes) as current:
-        report = _probe(url, signer, ttl, ip_bound, client_ip, cache_policy, fetch, now)
+        report = _probe(
+            url,
+            signer,
+            ttl=ttl,
+            ip_bound=ip_bound,
+            client_ip=client_ip,
+            cache_policy=cache_policy,
+            fetch=fetch,
+            now=now,
+        )
         if current is not None:
             for check in report.checks:
                 current.add_event(
@@ -399,9 +408,10 @@ def probe_cdn(
         return report
 
 
-def _probe(  # noqa: PLR0917 - the public function's options, passed through
+def _probe(
     url: str,
     signer: Signer,
+    *,
     ttl: int,
     ip_bound: bool,
     client_ip: str | None,

@@ -300,7 +300,9 @@ def probe_payments(
         The report; :attr:`PaymentsProbeReport.ok` is the health check's answer.
     """
     with _tracing.span(_tracing.tracer(tracer_provider), "payments probe", {}) as current:
-        report = _run(config, webhook_url, timeout, max_skew, clock, client)
+        report = _run(
+            config, webhook_url, timeout=timeout, max_skew=max_skew, clock=clock, client=client
+        )
         if current is not None:
             for check in report.checks:
                 current.add_event(check.name, {"veza.probe.ok": check.ok})
@@ -310,9 +312,10 @@ def probe_payments(
         return report
 
 
-def _run(  # noqa: PLR0917 - the public function's options, passed through
+def _run(
     config: PaymentsConfig,
     webhook_url: str | None,
+    *,
     timeout: float,
     max_skew: float,
     clock: Callable[[], float],
