@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -90,7 +91,7 @@ async def current_user(request: Request) -> Principal:
     return principal
 
 
-def role_required(*roles: Role) -> Any:  # noqa: ANN401 - a FastAPI dependency
+def role_required(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting ``roles`` (and admins): 401 anonymous, 403 others."""
     allowed = {*roles, Role.ADMIN}
     names = " or ".join(sorted(r.value for r in allowed))

@@ -17,11 +17,11 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
 
 import attrs
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from veza_ledger import (
     create_engine,
@@ -48,7 +48,9 @@ class _Server(uvicorn.Server):
         return None
 
 
-def _serve_in_thread(app: Any, host: str, port: int, name: str) -> tuple[_Server, threading.Thread]:  # noqa: ANN401
+def _serve_in_thread(
+    app: ASGIApp, host: str, port: int, name: str
+) -> tuple[_Server, threading.Thread]:
     server = _Server(
         uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"

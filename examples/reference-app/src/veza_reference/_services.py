@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import argon2
@@ -296,7 +296,7 @@ def build_services(
 
 
 @contextlib.contextmanager
-def services_from(environ: Mapping[str, str]) -> Any:  # noqa: ANN401
+def services_from(environ: Mapping[str, str]) -> Iterator[Services]:
     """``build_services`` as a context manager (closes everything on exit)."""
     services = build_services(environ)
     try:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._late_captures import (
@@ -150,12 +150,16 @@ class Rule:
     claim: Callable[[dt.datetime, ReconcileSettings], Any] | None = None
 
 
-def _age(row: Any, now: dt.datetime) -> dt.timedelta:  # noqa: ANN401 - any ledger row
-    updated: dt.datetime = row.updated_at
-    return now - updated
+class _Updated(Protocol):
+    @property
+    def updated_at(self) -> dt.datetime: ...
 
 
-def _missing(column: Any) -> Any:  # noqa: ANN401 - SQL expression
+def _age(row: _Updated, now: dt.datetime) -> dt.timedelta:
+    return now - row.updated_at
+
+
+def _missing(column: QueryableAttribute[str | None]) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), column == "")
 
 
@@ -648,7 +652,7 @@ def _fetch_money(ctx: Context, order: Order) -> MoneyState:
     return MoneyState(payment, total, ids, sum(1 for _, _, i in rows if not i))
 
 
-def _not_examined_since(rule: str, since: Any) -> Any:  # noqa: ANN401 - SQL expressions
+def _not_examined_since(rule: str, since: dt.datetime) -> sa.ColumnElement[bool]:
     return ~sa.exists().where(
         RuleCheck.rule == rule, RuleCheck.object_id == Order.id, RuleCheck.checked_at >= since
     )

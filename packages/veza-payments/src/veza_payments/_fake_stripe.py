@@ -47,7 +47,7 @@ def _st_error(
     kind: str,
     message: str,
     code: str | None = None,
-    **extra: Any,  # noqa: ANN401
+    **extra: object,
 ) -> Response:
     error: dict[str, Any] = {"type": kind, "message": message, **extra}
     if code:

@@ -33,7 +33,7 @@ from veza_payments._retry import RetryPolicy
 from veza_payments._version import __version__
 
 if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.trace import Span, TracerProvider
 
 T = TypeVar("T")
 
@@ -155,7 +155,9 @@ class _ClientBase:
         )
         return request, time.monotonic() + seconds
 
-    def _operation_span(self, flow: Generator[Any, Any, Any]) -> Any:  # noqa: ANN401 - a span context
+    def _operation_span(
+        self, flow: Generator[Any, Any, Any]
+    ) -> contextlib.AbstractContextManager[Span | None]:
         """The span of one client call (``hyperswitch create_refund``), attempts inside it."""
         operation = getattr(flow, "__name__", "call")
         return _tracing.span(
@@ -164,7 +166,9 @@ class _ClientBase:
             {"veza.provider": "hyperswitch", "veza.operation": operation},
         )
 
-    def _attempt_span(self, call: Call, attempt: int) -> Any:  # noqa: ANN401 - a span context
+    def _attempt_span(
+        self, call: Call, attempt: int
+    ) -> contextlib.AbstractContextManager[Span | None]:
         """An HTTP client span per attempt (semantic conventions; no key, no body)."""
         if self._tracer is None:  # without the extra: no attributes built on the hot path
             return contextlib.nullcontext()
@@ -180,7 +184,7 @@ class _ClientBase:
         return _tracing.span(self._tracer, f"{call.method} {route}", attributes, client=True)
 
     @staticmethod
-    def _record_status(current: Any, reply: Reply) -> None:  # noqa: ANN401 - a span or None
+    def _record_status(current: Span | None, reply: Reply) -> None:
         if current is not None:
             current.set_attribute("http.response.status_code", reply.status)
             if reply.status >= _HTTP_ERROR:

@@ -13,6 +13,7 @@ Spans are named ``storage <operation>`` (``storage put``) with ``veza.storage.ba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from veza_storage._stream import ObjectReader, Source
 from veza_storage._types import ByteRange, ObjectInfo
 
 if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.trace import Span, TracerProvider
 
 
 class TracedStorage:
@@ -50,7 +51,9 @@ class TracedStorage:
         # capabilities (staging, copy, presign) and settings stay reachable
         return getattr(self.wrapped, name)
 
-    def _span(self, operation: str, key: str, **extra: str | int) -> Any:  # noqa: ANN401
+    def _span(
+        self, operation: str, key: str, **extra: str | int
+    ) -> contextlib.AbstractContextManager[Span | None]:
         attributes = {**self._base, "veza.storage.key": key, **extra}
         return _tracing.span(self._tracer, f"storage {operation}", attributes)
 
