@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from veza_reference._services import Services
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-TOKEN_USER = "admin-token"  # noqa: S105 - the principal name of the bearer token, not a secret
+BEARER_PRINCIPAL = "admin-token"
+"""How audit rows and sessions name whoever used the admin bearer token."""
 
 
 class LoginRequest(BaseModel):
@@ -62,7 +63,7 @@ def resolve(services: Services, request: Request) -> Principal | None:
         expected = services.config.admin_token.reveal().encode()
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
             raise ClientError(401, "the bearer token is not VEZA_ADMIN_TOKEN")
-        return Principal(TOKEN_USER, Role.ADMIN)
+        return Principal(BEARER_PRINCIPAL, Role.ADMIN)
     principal = services.sessions.verify(request.cookies.get(COOKIE))
     if principal is None:
         return None

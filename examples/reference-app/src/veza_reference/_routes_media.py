@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import veza_storage
-from veza_cdn import cache_control_for
+from veza_cdn import UnknownMediaTypeError, cache_control_for
 from veza_reference._access import Access
 from veza_reference._auth import Caller, Creator, User
 from veza_reference._db import Track, UploadOwner
@@ -45,7 +45,13 @@ from veza_reference._hls_jobs import AUDIO_PREFIX, HlsJobs
 from veza_reference._playlists import sign_stored_playlist
 from veza_reference._services import Services
 from veza_reference._sessions import Principal
-from veza_storage import LocalStorage, ObjectNotFoundError, answer_range, content_disposition
+from veza_storage import (
+    LocalStorage,
+    ObjectNotFoundError,
+    StorageError,
+    answer_range,
+    content_disposition,
+)
 
 CHUNK = 1 << 20
 MAX_CHUNK = 16 * 2**20
@@ -438,7 +444,7 @@ def _local_files(router: APIRouter, services: Services) -> None:
         query = dict(request.query_params.items())
         try:
             grant = signer.verify(key, query)
-        except Exception as exc:  # noqa: BLE001 - SignatureError and friends: a clear 403
+        except StorageError as exc:  # SignatureError, or a key the storage refuses: a 403
             return JSONResponse(
                 {"error": {"type": "link_invalid", "message": str(exc)}},
                 status_code=403,
@@ -472,7 +478,7 @@ def _origin(router: APIRouter, services: Services) -> None:
             return Response("403 Forbidden\n", status_code=403, media_type="text/plain")
         try:
             cache_control = cache_control_for(key)
-        except Exception:  # noqa: BLE001 - not a media type veza-cdn knows
+        except UnknownMediaTypeError:  # not a streaming object: cached like media
             cache_control = "public, max-age=86400"
         try:
             return _serve_object(

@@ -130,11 +130,11 @@ def _reap(args: argparse.Namespace) -> int:
 
 def _orphans(args: argparse.Namespace) -> int:
     storage = _storage(args)
-    source = (
-        sys.stdin if args.referenced == "-" else Path(args.referenced).open(encoding="utf-8")  # noqa: SIM115
-    )
-    with source:
-        referenced = [line.strip() for line in source if line.strip()]
+    if args.referenced == "-":
+        listed = sys.stdin.read()
+    else:
+        listed = Path(args.referenced).read_text(encoding="utf-8")
+    referenced = [line.strip() for line in listed.splitlines() if line.strip()]
     report = find_orphans(storage, referenced, grace=args.grace, delete=args.delete)
     for info in report.orphans:
         print(f"orphan\t{info.key}\t{info.size}")
