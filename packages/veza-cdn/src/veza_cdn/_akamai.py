@@ -242,9 +242,7 @@ class AkamaiSigner:
         return self._field.join(fields).encode("utf-8")
 
     def _append(self, url: str, token: str) -> str:
-        return (
-            f"{url}{'&' if '?' in url else '?'}{self._token_name}={quote(token, safe=_ACL_SAFE)}"
-        )
+        return f"{url}{'&' if '?' in url else '?'}{self._token_name}={quote(token, safe=_ACL_SAFE)}"
 
     def sign_url(
         self, url: str, *, expires: int, start_time: int | None = None, ip: str | None = None
