@@ -57,7 +57,7 @@ def fetch_hls_js(vendor: Path) -> None:
         )
         raise RuntimeError(msg)
     with tempfile.TemporaryDirectory(prefix="veza-hls-js-") as tmp:
-        result = subprocess.run(  # noqa: S603 - fixed arguments
+        result = subprocess.run(
             [npm, "pack", f"hls.js@{HLS_JS_VERSION}", "--json", "--pack-destination", tmp],
             capture_output=True,
             text=True,

@@ -157,7 +157,7 @@ def twins(template: Path, tmp_path: Path) -> Iterator[Any]:
         engine.dispose()
 
 
-def _forced_item_by_item(*_: Any) -> None:
+def _forced_item_by_item(*_: Any, **__: Any) -> None:
     raise LedgerError("forced: record item by item")
 
 

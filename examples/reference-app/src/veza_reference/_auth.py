@@ -10,8 +10,10 @@ They find the services on ``request.app.state.services`` (set by ``create_app``)
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from veza_reference._services import Services
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-TOKEN_USER = "admin-token"  # noqa: S105 - the principal name of the bearer token, not a secret
+BEARER_PRINCIPAL = "admin-token"
+"""How audit rows and sessions name whoever used the admin bearer token."""
 
 
 class LoginRequest(BaseModel):
@@ -60,7 +63,7 @@ def resolve(services: Services, request: Request) -> Principal | None:
         expected = services.config.admin_token.reveal().encode()
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
             raise ClientError(401, "the bearer token is not VEZA_ADMIN_TOKEN")
-        return Principal(TOKEN_USER, Role.ADMIN)
+        return Principal(BEARER_PRINCIPAL, Role.ADMIN)
     principal = services.sessions.verify(request.cookies.get(COOKIE))
     if principal is None:
         return None
@@ -89,7 +92,7 @@ async def current_user(request: Request) -> Principal:
     return principal
 
 
-def role_required(*roles: Role) -> Any:  # noqa: ANN401 - a FastAPI dependency
+def role_required(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting ``roles`` (and admins): 401 anonymous, 403 others."""
     allowed = {*roles, Role.ADMIN}
     names = " or ".join(sorted(r.value for r in allowed))
@@ -115,8 +118,6 @@ Creator = Annotated[Principal, Depends(role_required(Role.CREATOR))]
 def actor(principal: Principal, services: Services) -> str:
     """How the ledger's audit rows name the caller (the token by a digest, never itself)."""
     if principal.session_id is None:
-        import hashlib  # noqa: PLC0415
-
         return (
             "admin:" + hashlib.sha256(services.config.admin_token.reveal().encode()).hexdigest()[:8]
         )

@@ -79,7 +79,7 @@ class DatabaseURL(Secret[str]):
     def __repr__(self) -> str:
         try:
             shown = sa.make_url(self.reveal()).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - unparsable: show nothing of it rather than a secret
+        except (sa.exc.ArgumentError, ValueError):  # unparsable: show none of it
             shown = "<unparsable database URL>"
         return f"DatabaseURL({shown!r})"
 

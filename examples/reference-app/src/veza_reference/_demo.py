@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     config = running.services.config
     with Session(running.services.engine) as session:
         tracks = session.scalar(sa.select(sa.func.count()).select_from(Track))
-    print(f"\nveza demo is running: {running.url}/", flush=True)  # noqa: T201
-    print(  # noqa: T201
+    print(f"\nveza demo is running: {running.url}/", flush=True)
+    print(
         f"  {tracks} tracks, local edge {running.edge_url or 'off'}, "
         f"sandbox payments {'on' if running.services.sandbox else 'off'}"
     )
@@ -132,17 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         token_file = config.data_dir / "admin-token"
         token_file.write_text(config.admin_token.reveal() + "\n", encoding="utf-8")
         token_file.chmod(0o600)
-        print(f"  admin token (this run only) in {token_file}")  # noqa: T201
+        print(f"  admin token (this run only) in {token_file}")
     passwords = running.services.extra["demo_passwords"]
     if passwords:  # shown once, at creation: development accounts with random passwords
-        print("  demo accounts (shown once; development only):")  # noqa: T201
+        print("  demo accounts (shown once; development only):")
         for user_id, role in DEMO_USERS:
             if user_id in passwords:
-                print(f"    {role.value:8} {user_id:11} password {passwords[user_id]}")  # noqa: T201
+                print(f"    {role.value:8} {user_id:11} password {passwords[user_id]}")
     else:
         names = ", ".join(u for u, _ in DEMO_USERS)
-        print(f"  demo accounts: {names} (their passwords were shown when created)")  # noqa: T201
-    print("  Ctrl-C stops it.\n", flush=True)  # noqa: T201
+        print(f"  demo accounts: {names} (their passwords were shown when created)")
+    print("  Ctrl-C stops it.\n", flush=True)
     if args.once:
         running.stop()
         return 0

@@ -8,6 +8,4 @@ from __future__ import annotations
 
 from veza_cdn.testing import DENIED_HEADERS, ORIGIN_SECRET_HEADER, LocalEdge, secret_matches
 
-TOKEN_SEGMENT = "bcdn_token="  # noqa: S105 - a URL marker, kept for compatibility
-
-__all__ = ["DENIED_HEADERS", "ORIGIN_SECRET_HEADER", "TOKEN_SEGMENT", "LocalEdge", "secret_matches"]
+__all__ = ["DENIED_HEADERS", "ORIGIN_SECRET_HEADER", "LocalEdge", "secret_matches"]

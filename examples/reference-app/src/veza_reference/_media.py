@@ -59,10 +59,10 @@ def publish_hls(
     with tempfile.TemporaryDirectory(prefix="veza-hls-") as tmp:
         source = Path(tmp) / "source.wav"
         source.write_bytes(audio)
-        subprocess.run(  # noqa: S603 - fixed arguments, our own temporary files
-            # Debian's ffmpeg from PATH, as the docs say; shutil.which checked it exists
-            [  # noqa: S607
-                "ffmpeg",
+        ffmpeg = shutil.which("ffmpeg") or "ffmpeg"  # Debian's, from PATH, as the docs say
+        subprocess.run(
+            [
+                ffmpeg,
                 "-loglevel",
                 "error",
                 "-y",

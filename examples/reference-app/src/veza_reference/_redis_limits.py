@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from typing import Any
+
+import redis
 
 _SCRIPT = """
 local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -30,7 +31,9 @@ return false
 class RedisRateLimiter:
     """``hit(key)`` like :class:`RateLimiter`, counted in Redis across instances."""
 
-    def __init__(self, client: Any, name: str, limit: int, window: float, *, prefix: str) -> None:  # noqa: ANN401
+    def __init__(
+        self, client: redis.Redis, name: str, limit: int, window: float, *, prefix: str
+    ) -> None:
         """``client``: a ``redis.Redis``; ``name`` tells this limit's keys apart."""
         self.limit = limit
         self.window = window

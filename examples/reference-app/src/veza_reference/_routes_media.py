@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import veza_storage
-from veza_cdn import cache_control_for
+from veza_cdn import UnknownMediaTypeError, cache_control_for
 from veza_reference._access import Access
 from veza_reference._auth import Caller, Creator, User
 from veza_reference._db import Track, UploadOwner
@@ -45,7 +45,13 @@ from veza_reference._hls_jobs import AUDIO_PREFIX, HlsJobs
 from veza_reference._playlists import sign_stored_playlist
 from veza_reference._services import Services
 from veza_reference._sessions import Principal
-from veza_storage import LocalStorage, ObjectNotFoundError, answer_range
+from veza_storage import (
+    LocalStorage,
+    ObjectNotFoundError,
+    StorageError,
+    answer_range,
+    content_disposition,
+)
 
 CHUNK = 1 << 20
 MAX_CHUNK = 16 * 2**20
@@ -309,7 +315,8 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
         if track is None:
             track = await run_in_threadpool(access.load_track, track_id)
         if not access.decided(principal, track):
-            assert principal is not None  # noqa: S101 - decided() refuses anonymous callers
+            if principal is None:
+                raise ClientError(401, "log in to play this track")
             if not await run_in_threadpool(access.bought, principal.user_id, track.id):
                 raise ClientError(403, "buy this track to play it")
         resolution = services.resolver.resolve(track.key)
@@ -424,9 +431,9 @@ def _serve_object(
 
 
 def _local_files(router: APIRouter, services: Services) -> None:
-    assert isinstance(services.storage, LocalStorage)  # noqa: S101 - only mounted for it
-    signer = services.storage.signer
-    if signer is None:
+    storage = services.storage
+    signer = storage.signer if isinstance(storage, LocalStorage) else None
+    if signer is None:  # served by the storage's own presigned URLs instead
         return
 
     @router.api_route(
@@ -437,7 +444,7 @@ def _local_files(router: APIRouter, services: Services) -> None:
         query = dict(request.query_params.items())
         try:
             grant = signer.verify(key, query)
-        except Exception as exc:  # noqa: BLE001 - SignatureError and friends: a clear 403
+        except StorageError as exc:  # SignatureError, or a key the storage refuses: a 403
             return JSONResponse(
                 {"error": {"type": "link_invalid", "message": str(exc)}},
                 status_code=403,
@@ -445,8 +452,6 @@ def _local_files(router: APIRouter, services: Services) -> None:
             )
         disposition = None
         if grant.download_filename:
-            from veza_storage import content_disposition  # noqa: PLC0415
-
             disposition = content_disposition(grant.download_filename)
         try:
             return _serve_object(
@@ -473,7 +478,7 @@ def _origin(router: APIRouter, services: Services) -> None:
             return Response("403 Forbidden\n", status_code=403, media_type="text/plain")
         try:
             cache_control = cache_control_for(key)
-        except Exception:  # noqa: BLE001 - not a media type veza-cdn knows
+        except UnknownMediaTypeError:  # not a streaming object: cached like media
             cache_control = "public, max-age=86400"
         try:
             return _serve_object(

@@ -21,7 +21,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from veza_ledger import EligibilityReason, RecordNotFoundError
+from veza_ledger import EligibilityReason, Order, RecordNotFoundError
 from veza_ledger.flows import start_payment, start_refund
 from veza_reference._access import Access
 from veza_reference._auth import Admin, User
@@ -135,7 +135,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
     """The money routes."""
     router = APIRouter()
 
-    def visible_order(principal: Principal, order_id: str) -> Any:  # noqa: ANN401
+    def visible_order(principal: Principal, order_id: str) -> Order:
         order = services.ledger.order(order_id)
         if not _may_see(principal, order.buyer_id, order.seller_id):
             raise ClientError(403, "this order belongs to other accounts")

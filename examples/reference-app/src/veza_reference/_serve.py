@@ -17,11 +17,11 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
 
 import attrs
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from veza_ledger import (
     create_engine,
@@ -48,7 +48,9 @@ class _Server(uvicorn.Server):
         return None
 
 
-def _serve_in_thread(app: Any, host: str, port: int, name: str) -> tuple[_Server, threading.Thread]:  # noqa: ANN401
+def _serve_in_thread(
+    app: ASGIApp, host: str, port: int, name: str
+) -> tuple[_Server, threading.Thread]:
     server = _Server(
         uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
@@ -200,7 +202,7 @@ def _add_user(environ: dict[str, str], user_id: str, role: str) -> int:
         Users(engine).create(user_id, password, role)
     finally:
         engine.dispose()
-    print(f"veza-reference: created {role} {user_id!r}")  # noqa: T201
+    print(f"veza-reference: created {role} {user_id!r}")
     return 0
 
 
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         config = AppConfig.from_env(environ)
         configure_tracing(environ)  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
         if port_in_use(config.host, config.port):
-            print(  # noqa: T201 - the CLI's error
+            print(
                 f"veza-reference: port {config.port} on {config.host} is in use: "
                 "stop what holds it or choose another with --port (or VEZA_PORT)",
                 file=sys.stderr,
@@ -227,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         running = start(build_services(environ))
     except (AppConfigurationError, UserError, ValueError) as exc:
-        print(f"veza-reference: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's error
+        print(f"veza-reference: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"veza reference app on {running.url}", flush=True)  # noqa: T201
+    print(f"veza reference app on {running.url}", flush=True)
     stop.wait()
     running.stop()
     return 0

@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import argon2
 import attrs
+import redis
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 
@@ -107,7 +108,6 @@ class Limits:
                 login_address=RateLimiter(count * 5, window),
                 turn=RateLimiter(*config.turn_rate),
             )
-        import redis  # noqa: PLC0415 - only when configured
 
         client = redis.Redis.from_url(config.redis_url.reveal(), socket_timeout=2)
         prefix = config.redis_prefix
@@ -296,7 +296,7 @@ def build_services(
 
 
 @contextlib.contextmanager
-def services_from(environ: Mapping[str, str]) -> Any:  # noqa: ANN401
+def services_from(environ: Mapping[str, str]) -> Iterator[Services]:
     """``build_services`` as a context manager (closes everything on exit)."""
     services = build_services(environ)
     try:

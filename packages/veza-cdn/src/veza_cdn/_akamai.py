@@ -36,7 +36,7 @@ from veza_cdn._verification import (
 AkamaiAlgorithm = Literal["sha256", "sha1", "md5"]
 _ALGORITHMS = ("sha256", "sha1", "md5")
 _LOWER_ESCAPE = re.compile(r"%[0-9A-F]{2}")
-_TOKEN_SAFE = "=~!*/:,;@$'()+-._"  # noqa: S105 - URL-safe characters, not a secret
+_ACL_SAFE = "=~!*/:,;@$'()+-._"
 
 
 def _decode_hex_key(value: str | Secret[str], what: str) -> bytes:
@@ -242,9 +242,7 @@ class AkamaiSigner:
         return self._field.join(fields).encode("utf-8")
 
     def _append(self, url: str, token: str) -> str:
-        return (
-            f"{url}{'&' if '?' in url else '?'}{self._token_name}={quote(token, safe=_TOKEN_SAFE)}"
-        )
+        return f"{url}{'&' if '?' in url else '?'}{self._token_name}={quote(token, safe=_ACL_SAFE)}"
 
     def sign_url(
         self, url: str, *, expires: int, start_time: int | None = None, ip: str | None = None

@@ -246,8 +246,8 @@ def _verify(args: argparse.Namespace) -> int:
     if result.valid:
         print(f"valid (expires {result.expires})")
         return 0
-    assert result.reason is not None  # noqa: S101
-    print(f"invalid: {result.reason.value}: {result.detail}", file=sys.stderr)
+    reason = result.reason.value if result.reason is not None else "invalid"
+    print(f"invalid: {reason}: {result.detail}", file=sys.stderr)
     return 1
 
 

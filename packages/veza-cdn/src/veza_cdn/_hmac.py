@@ -10,7 +10,11 @@ separates a URL signer from the bare primitive.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import _Hash  # typeshed's name for a hash object
 
 _BLOCK_SIZES = {"sha256": 64, "sha1": 64, "md5": 64}
 
@@ -31,8 +35,8 @@ class KeyedHMAC:
         if len(key) > block:
             key = new(key).digest()
         key = key.ljust(block, b"\0")
-        self._inner: Any = new(bytes(b ^ 0x36 for b in key))
-        self._outer: Any = new(bytes(b ^ 0x5C for b in key))
+        self._inner = new(bytes(b ^ 0x36 for b in key))
+        self._outer = new(bytes(b ^ 0x5C for b in key))
 
     def __repr__(self) -> str:
         return "KeyedHMAC(<key>)"
@@ -54,7 +58,12 @@ class KeyedHMAC:
         return str(outer.hexdigest())
 
 
-def _constructor(algorithm: str) -> Any:  # noqa: ANN401 - hashlib constructors are untyped
+def _md5(data: bytes = b"") -> _Hash:
+    return hashlib.md5(data, usedforsecurity=False)
+
+
+def _constructor(algorithm: str) -> Callable[[bytes], _Hash]:
     if algorithm == "md5":
-        return lambda data=b"": hashlib.md5(data, usedforsecurity=False)
-    return getattr(hashlib, algorithm)
+        return _md5
+    constructor: Callable[[bytes], _Hash] = getattr(hashlib, algorithm)
+    return constructor

@@ -33,7 +33,7 @@ class CDNMetrics:
 
     def __init__(self, registry: CollectorRegistry, *, namespace: str = "veza") -> None:
         try:
-            from prometheus_client import Counter  # noqa: PLC0415 - optional extra
+            from prometheus_client import Counter
         except ImportError:
             msg = "CDN metrics need prometheus-client: pip install 'veza-cdn[metrics]'"
             raise CDNConfigurationError(msg) from None

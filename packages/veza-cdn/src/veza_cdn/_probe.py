@@ -32,7 +32,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
@@ -40,6 +40,9 @@ from veza_cdn import _tracing
 from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._hls import DEFAULT_CACHE_POLICY, CachePolicy, UnknownMediaTypeError
 from veza_cdn._service import Signer
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 CheckName = Literal["valid", "unsigned", "tampered", "expired", "other_ip"]
 Outcome = Literal["served", "refused", "inconclusive", "unreachable", "skipped"]
@@ -355,7 +358,7 @@ def probe_cdn(
     cache_policy: CachePolicy | None = DEFAULT_CACHE_POLICY,
     fetch: Fetch | None = None,
     now: float | None = None,
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> CDNProbeReport:
     """Ask a deployed edge whether it really checks the tokens ``signer`` makes.
 
@@ -384,7 +387,16 @@ def probe_cdn(
     parts = urllib.parse.urlsplit(url)
     attributes = {"url.full": url.split("?", 1)[0], "server.address": parts.hostname or ""}
     with _tracing.span(_tracing.tracer(tracer_provider), "cdn probe", attributes) as current:
-        report = _probe(url, signer, ttl, ip_bound, client_ip, cache_policy, fetch, now)
+        report = _probe(
+            url,
+            signer,
+            ttl=ttl,
+            ip_bound=ip_bound,
+            client_ip=client_ip,
+            cache_policy=cache_policy,
+            fetch=fetch,
+            now=now,
+        )
         if current is not None:
             for check in report.checks:
                 current.add_event(
@@ -396,9 +408,10 @@ def probe_cdn(
         return report
 
 
-def _probe(  # noqa: PLR0917 - the public function's options, passed through
+def _probe(
     url: str,
     signer: Signer,
+    *,
     ttl: int,
     ip_bound: bool,
     client_ip: str | None,

@@ -65,8 +65,8 @@ class R2Presigner:
         self._secret = secret
         if client is None:
             try:
-                import boto3  # noqa: PLC0415 - optional extra, imported on use
-                from botocore.config import Config  # noqa: PLC0415
+                import boto3
+                from botocore.config import Config
             except ImportError:
                 msg = "R2 presigning needs boto3: pip install 'veza-cdn[r2]'"
                 raise CDNConfigurationError(msg) from None

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veza_cdn._version import __version__
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import Span, Status, Tracer, TracerProvider
 
 try:  # the [otel] extra
     import opentelemetry.trace
@@ -26,7 +29,7 @@ except ImportError:  # pragma: no cover - exercised by the isolated import check
 Attributes = Mapping[str, str | int | float | bool]
 
 
-def tracer(provider: Any = None) -> Any:  # noqa: ANN401 - an opentelemetry Tracer, or None
+def tracer(provider: TracerProvider | None = None) -> Tracer | None:
     """The package's tracer from ``provider`` (default: the global provider), or ``None``."""
     if _otel is None:
         return None
@@ -36,12 +39,12 @@ def tracer(provider: Any = None) -> Any:  # noqa: ANN401 - an opentelemetry Trac
 
 @contextlib.contextmanager
 def span(
-    active: Any,  # noqa: ANN401 - a Tracer or None
+    active: Tracer | None,
     name: str,
     attributes: Attributes,
     *,
     client: bool = False,
-) -> Iterator[Any]:
+) -> Iterator[Span | None]:
     """A span around a block; exceptions are recorded with ``error.type``, then re-raised."""
     if active is None:
         yield None
@@ -59,6 +62,7 @@ def span(
             raise
 
 
-def error_status(description: str) -> Any:  # noqa: ANN401 - an opentelemetry Status
+def error_status(description: str) -> Status:
     """An ERROR span status (call only with a live span: the extra is installed)."""
-    return _otel.trace.Status(_otel.trace.StatusCode.ERROR, description)
+    status: Status = _otel.trace.Status(_otel.trace.StatusCode.ERROR, description)
+    return status

@@ -72,8 +72,9 @@ class Verification:
     def raise_for_failure(self) -> None:
         """Raise :class:`InvalidTokenError` unless the token is valid."""
         if not self.valid:
-            assert self.reason is not None  # noqa: S101 - invariant of fail()
-            raise InvalidTokenError(self.reason, self.detail)
+            # fail() always sets a reason; a hand-built invalid result without one is
+            # still refused, as the least specific failure
+            raise InvalidTokenError(self.reason or FailureReason.MALFORMED, self.detail)
 
 
 def check_time_window(

@@ -15,7 +15,6 @@ not know: a host running an older library must not propose to drop them either.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 VERSION_TABLE = "veza_ledger_alembic_version"
 TABLE_PREFIX = "ledger_"
@@ -42,11 +41,11 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | 
 
 
 def include_object(
-    obj: Any,  # noqa: ANN401 - Alembic passes any schema item
+    obj: object,  # any schema item
     name: str | None,
     type_: str,
     reflected: bool,  # noqa: ARG001 - Alembic's hook signature
-    compare_to: Any,  # noqa: ANN401, ARG001 - Alembic's hook signature
+    compare_to: object,  # noqa: ARG001 - Alembic's hook signature
 ) -> bool:
     """Alembic's ``include_object`` hook: ``False`` for every ledger table and its parts.
 

@@ -53,7 +53,7 @@ EXIT_PROBLEM = 1
 EXIT_CANNOT_RUN = 2
 
 
-class _CannotRun(Exception):  # noqa: N818 - internal: a one-line operational error
+class _CannotRunError(Exception):
     """The command cannot run; the message says why and what to do."""
 
 
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = _url(args, parser)
     try:
         engine = _connect(url)
-    except _CannotRun as exc:
+    except _CannotRunError as exc:
         print(f"veza-ledger: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     try:
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "findings": _findings,
         }
         return commands[args.command](args, engine)
-    except _CannotRun as exc:
+    except _CannotRunError as exc:
         print(f"veza-ledger: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     except LedgerError as exc:
@@ -175,7 +175,7 @@ def _first_line(exc: sa.exc.SQLAlchemyError, url: str) -> str:
 
 
 def _connect(url: str) -> sa.Engine:
-    """An engine that has connected once, or :class:`_CannotRun` naming the fix."""
+    """An engine that has connected once, or :class:`_CannotRunError` naming the fix."""
     try:
         engine = create_engine(url)
         shown = engine.url.render_as_string(hide_password=True)
@@ -185,7 +185,7 @@ def _connect(url: str) -> sa.Engine:
             f"SQLAlchemy URL such as postgresql+psycopg://user@host/db in --database-url "
             f"or ${DATABASE_VARIABLE}"
         )
-        raise _CannotRun(msg) from None
+        raise _CannotRunError(msg) from None
     try:
         with engine.connect():
             pass
@@ -200,7 +200,7 @@ def _connect(url: str) -> sa.Engine:
             f"cannot connect to the database at {shown}: {_first_line(exc, url)}. Check "
             f"--database-url (or ${DATABASE_VARIABLE}) and {where}"
         )
-        raise _CannotRun(msg) from None
+        raise _CannotRunError(msg) from None
     return engine
 
 
@@ -303,7 +303,7 @@ def _db(args: argparse.Namespace, engine: sa.Engine) -> int:
                 "included, and destroys their data; back the database up, then run it "
                 "again with --destroy-data"
             )
-            raise _CannotRun(msg)
+            raise _CannotRunError(msg)
         downgrade(engine, args.revision)
         print(f"veza-ledger schema at {current_revision(engine)}")
     elif args.action == "current":

@@ -12,10 +12,9 @@ do not wait for the writer.
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 
 _MARK = "_veza_ledger_configured"
 
@@ -31,7 +30,7 @@ def configure_engine(engine: sa.Engine, *, busy_timeout_ms: int = 30_000) -> sa.
     on_disk = engine.url.database not in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401
+    def _connect(dbapi_connection: DBAPIConnection, _record: object) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -48,7 +47,7 @@ def configure_engine(engine: sa.Engine, *, busy_timeout_ms: int = 30_000) -> sa.
     return engine
 
 
-def create_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:  # noqa: ANN401
+def create_engine(url: str | sa.URL, **kwargs: object) -> sa.Engine:
     """``sqlalchemy.create_engine`` plus :func:`configure_engine`."""
     return configure_engine(sa.create_engine(url, **kwargs))
 

@@ -219,7 +219,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
             with self.transaction() as session:
                 inserted = insert_ignore(
                     session,
-                    ProcessedEvent.__table__,
+                    ProcessedEvent,
                     {
                         "event_id": event.event_id,
                         "event_type": event.event_type,

@@ -26,7 +26,7 @@ def fingerprint(rule: str, object_type: str, object_id: str) -> str:
     return f"{rule}:{object_type}:{object_id}"[:200]
 
 
-def _jsonable(value: Any) -> Any:  # noqa: ANN401 - evidence is free-form
+def _jsonable(value: object) -> object:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -107,9 +107,38 @@ def upsert_findings(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(statement)
 
 
-def upsert_finding(session: Session, **fields: Any) -> None:  # noqa: ANN401
+def upsert_finding(  # the keywords of finding_values, spelled out for the type checker
+    session: Session,
+    *,
+    rule: str,
+    object_type: str,
+    object_id: str,
+    severity: str,
+    summary: str,
+    evidence: Mapping[str, Any],
+    proposed_action: str | None,
+    applied_action: str | None,
+    now: dt.datetime,
+    resolved: bool = False,
+) -> None:
     """:func:`upsert_findings` for one finding (the fields of :func:`finding_values`)."""
-    upsert_findings(session, [finding_values(**fields)])
+    upsert_findings(
+        session,
+        [
+            finding_values(
+                rule=rule,
+                object_type=object_type,
+                object_id=object_id,
+                severity=severity,
+                summary=summary,
+                evidence=evidence,
+                proposed_action=proposed_action,
+                applied_action=applied_action,
+                now=now,
+                resolved=resolved,
+            )
+        ],
+    )
 
 
 def resolve_findings(

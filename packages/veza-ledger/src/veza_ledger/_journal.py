@@ -92,7 +92,7 @@ def post(
     digest = _hash(kind, normalised)
     inserted = insert_ignore(
         session,
-        JournalTransaction.__table__,
+        JournalTransaction,
         {"id": transaction_id, "kind": kind, "content_hash": digest, "description": description},
         index_elements=["id"],
     )

@@ -44,7 +44,9 @@ def _config(connection: sa.Connection | None = None) -> Config:
 def head_revision() -> str:
     """The newest revision this version of veza-ledger ships."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None  # noqa: S101 - the package always ships revisions
+    if head is None:  # only a broken installation ships no revision
+        msg = "veza-ledger's migrations are missing from this installation; reinstall it"
+        raise SchemaOutOfDateError(msg)
     return head
 
 

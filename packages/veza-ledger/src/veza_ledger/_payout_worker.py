@@ -280,13 +280,14 @@ def _failed(
         )
     )
     if park:
-        _park(ledger, session, intent, error, error_class, policy.at)
+        _park(ledger, session, intent=intent, error=error, error_class=error_class, at=policy.at)
     return park
 
 
-def _park(  # noqa: PLR0917 - private
+def _park(
     ledger: Ledger,
     session: Session,
+    *,
     intent: ProviderIntent,
     error: str,
     error_class: str,

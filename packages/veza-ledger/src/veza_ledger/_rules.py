@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._late_captures import (
@@ -111,6 +111,14 @@ class Context:
     session: Session
     provider: ProviderView | None
 
+    @property
+    def live_provider(self) -> ProviderView:
+        """The provider view, for rules with ``needs_provider`` (the sweep gives them one)."""
+        if self.provider is None:
+            msg = "a rule that reads the provider ran without one (needs_provider not set?)"
+            raise RuntimeError(msg)
+        return self.provider
+
 
 Check = Callable[[Any, Any, dt.datetime, ReconcileSettings], Problem | None]
 
@@ -142,12 +150,16 @@ class Rule:
     claim: Callable[[dt.datetime, ReconcileSettings], Any] | None = None
 
 
-def _age(row: Any, now: dt.datetime) -> dt.timedelta:  # noqa: ANN401 - any ledger row
-    updated: dt.datetime = row.updated_at
-    return now - updated
+class _Updated(Protocol):
+    @property
+    def updated_at(self) -> dt.datetime: ...
 
 
-def _missing(column: Any) -> Any:  # noqa: ANN401 - SQL expression
+def _age(row: _Updated, now: dt.datetime) -> dt.timedelta:
+    return now - row.updated_at
+
+
+def _missing(column: QueryableAttribute[str | None]) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), column == "")
 
 
@@ -219,10 +231,10 @@ def check_stuck_order(
 
 
 def _fetch_payment(ctx: Context, order: Order) -> PaymentState | None:
-    assert ctx.provider is not None  # noqa: S101 - the sweep checks needs_provider
+    provider = ctx.live_provider
     if order.psp_payment_id:
-        return ctx.provider.payment(order.psp_payment_id)
-    return ctx.provider.payment_for_order(order.id)
+        return provider.payment(order.psp_payment_id)
+    return provider.payment_for_order(order.id)
 
 
 STUCK_ORDERS = Rule(
@@ -293,10 +305,10 @@ def check_stuck_refund(
 
 
 def _fetch_refund(ctx: Context, refund: Refund) -> RefundState | None:
-    assert ctx.provider is not None  # noqa: S101
+    provider = ctx.live_provider
     if refund.hyperswitch_refund_id:
-        return ctx.provider.refund(refund.hyperswitch_refund_id)
-    return ctx.provider.refund_for_row(refund.id)
+        return provider.refund(refund.hyperswitch_refund_id)
+    return provider.refund_for_row(refund.id)
 
 
 STUCK_REFUNDS = Rule(
@@ -349,7 +361,7 @@ REFUNDS_WITHOUT_PROVIDER_ID = Rule(
         _missing(Refund.hyperswitch_refund_id),
         Refund.updated_at < now - s.missing_id_after,
     ),
-    lambda ctx, refund: ctx.provider.refund_for_row(refund.id),  # type: ignore[union-attr]
+    lambda ctx, refund: ctx.live_provider.refund_for_row(refund.id),
     check_refund_without_id,
 )
 
@@ -407,13 +419,13 @@ WITH_STRIPE_TRANSFER = ("completed", "reversal_pending", "partially_reversed")
 
 def _find_transfer(ctx: Context, transfer: SellerTransfer) -> TransferState | None:
     """By the row's key first; then, for a legacy row, by its order id in the metadata."""
-    assert ctx.provider is not None  # noqa: S101
+    provider = ctx.live_provider
     after = transfer.created_at - dt.timedelta(days=1)
-    found = ctx.provider.find_transfer(
+    found = provider.find_transfer(
         transfer.id, destination=transfer.destination, created_after=after
     )
-    if found is None and transfer.order_id and isinstance(ctx.provider, LegacyTransferFinder):
-        found = ctx.provider.find_transfer_by_order(
+    if found is None and transfer.order_id and isinstance(provider, LegacyTransferFinder):
+        found = provider.find_transfer_by_order(
             transfer.order_id, destination=transfer.destination, created_after=after
         )
     return found
@@ -628,7 +640,7 @@ def check_money(
 
 
 def _fetch_money(ctx: Context, order: Order) -> MoneyState:
-    assert ctx.provider is not None  # noqa: S101
+    provider = ctx.live_provider
     rows = ctx.session.execute(
         sa.select(Refund.amount, Refund.status, Refund.hyperswitch_refund_id).where(
             Refund.order_id == order.id, Refund.status.in_(("pending", "succeeded"))
@@ -636,11 +648,11 @@ def _fetch_money(ctx: Context, order: Order) -> MoneyState:
     ).all()
     total = sum(int(a) for a, status, _ in rows if status == "succeeded")
     ids = frozenset(str(i) for _, _, i in rows if i)
-    payment = ctx.provider.payment(order.psp_payment_id) if order.psp_payment_id else None
+    payment = provider.payment(order.psp_payment_id) if order.psp_payment_id else None
     return MoneyState(payment, total, ids, sum(1 for _, _, i in rows if not i))
 
 
-def _not_examined_since(rule: str, since: Any) -> Any:  # noqa: ANN401 - SQL expressions
+def _not_examined_since(rule: str, since: dt.datetime) -> sa.ColumnElement[bool]:
     return ~sa.exists().where(
         RuleCheck.rule == rule, RuleCheck.object_id == Order.id, RuleCheck.checked_at >= since
     )

@@ -50,7 +50,7 @@ def _status_check(machine: Machine) -> sa.CheckConstraint:
     return sa.CheckConstraint(f"status IN ({states})", name="status")
 
 
-def _present(column: str) -> Any:  # noqa: ANN401 - a SQL expression
+def _present(column: str) -> sa.TextClause:
     return sa.text(f"{column} IS NOT NULL AND {column} <> ''")
 
 

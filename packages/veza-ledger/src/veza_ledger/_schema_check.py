@@ -82,7 +82,7 @@ def _models_table(name: str) -> bool:
     return name.startswith(TABLE_PREFIX)
 
 
-def _include_name(name: str | None, type_: str, _parents: Any) -> bool:  # noqa: ANN401
+def _include_name(name: str | None, type_: str, _parents: object) -> bool:
     return type_ != "table" or _models_table(name or "")
 
 
@@ -99,7 +99,7 @@ def _describe_constraint(constraint: sa.Constraint) -> str:
     return f"{type(constraint).__name__} ({columns})"
 
 
-def _from_alembic(diff: Any) -> list[SchemaDrift]:  # noqa: ANN401 - Alembic's diff tuples
+def _from_alembic(diff: tuple[Any, ...] | list[Any]) -> list[SchemaDrift]:  # untyped tuples
     if isinstance(diff, list):
         return [d for item in diff for d in _from_alembic(item)]
     op = diff[0]

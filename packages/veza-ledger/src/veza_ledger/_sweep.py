@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import sqlalchemy as sa
@@ -63,6 +63,14 @@ DEFAULT_LEASE = dt.timedelta(minutes=2)
 """How long a claimed batch is left to its worker (its provider reads included)."""
 
 _FAILED = object()
+
+
+class _Row(Protocol):
+    """Any ledger row a rule claims: only its id is read here."""
+
+    @property
+    def id(self) -> str: ...
+
 
 MAX_ITEMS = 1000
 """Problems a :class:`SweepReport` keeps in full (all are counted, and all are findings)."""
@@ -128,7 +136,7 @@ class SweepReport:
         }
 
 
-def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None:  # noqa: ANN401
+def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None:  # noqa: ANN401 - the rule's row (Order, Refund, …), checked by the action
     """Apply a rule's fix through the state machines and the journal."""
     action, params = problem.action, problem.params
     if action == "mark_paid":
@@ -170,7 +178,7 @@ def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None
         raise LedgerConfigurationError(msg)
 
 
-def _unchecked(rule: Rule, since: dt.datetime) -> Any:  # noqa: ANN401 - SQL expression
+def _unchecked(rule: Rule, since: dt.datetime) -> sa.ColumnElement[bool]:
     model = rule.model
     return ~sa.exists().where(
         RuleCheck.rule == rule.name, RuleCheck.object_id == model.id, RuleCheck.checked_at >= since
@@ -179,13 +187,13 @@ def _unchecked(rule: Rule, since: dt.datetime) -> Any:  # noqa: ANN401 - SQL exp
 
 def candidate_query(
     rule: Rule,
-    condition: Any,  # noqa: ANN401 - SQL expression
+    condition: sa.ColumnExpressionArgument[bool],
     since: dt.datetime,
     *,
     after: str = "",
     limit: int = 100,
     lock: bool = False,
-    claim: Any = None,  # noqa: ANN401 - SQL expression
+    claim: sa.ColumnExpressionArgument[bool] | None = None,
 ) -> sa.Select[Any]:
     """The keyset-paged claim of a rule's candidates (``EXPLAIN`` it to see the index used).
 
@@ -244,9 +252,9 @@ class _Sweeper:
         self,
         session: Session,
         rule: Rule,
-        condition: Any,  # noqa: ANN401 - a SQL expression
+        condition: sa.ColumnExpressionArgument[bool],
         after: str,
-        claim: Any = None,  # noqa: ANN401 - a SQL expression
+        claim: sa.ColumnExpressionArgument[bool] | None = None,
     ) -> tuple[list[Any], str | None]:
         """Lock the next batch; return the rows to examine and the last id claimed."""
         lock = self.pg and not self.dry_run
@@ -293,7 +301,12 @@ class _Sweeper:
         with self.ledger.transaction() as session:
             return open_finding_objects(session, rule.name, limit=10_000)
 
-    def _pass(self, rule: Rule, condition: Any, claim: Any = None) -> None:  # noqa: ANN401
+    def _pass(
+        self,
+        rule: Rule,
+        condition: sa.ColumnExpressionArgument[bool],
+        claim: sa.ColumnExpressionArgument[bool] | None = None,
+    ) -> None:
         after = ""
         while not self.cancel.is_set():
             with self.ledger.transaction() as session:
@@ -324,7 +337,7 @@ class _Sweeper:
         expires = self.clock() - self.settings.recheck_after + self.lease
         self._marks(session, rule, [(i, expires) for i in ids])
 
-    def _fetch(self, rule: Rule, row: Any) -> Any:  # noqa: ANN401 - whatever the rule reads
+    def _fetch(self, rule: Rule, row: _Row) -> object:
         try:
             with self.ledger.transaction() as session:
                 return rule.fetch(Context(session, self.provider), row)
@@ -343,9 +356,9 @@ class _Sweeper:
         self,
         session: Session,
         rule: Rule,
-        condition: Any,  # noqa: ANN401 - a SQL expression
-        claimed: Any,  # noqa: ANN401 - any ledger row
-        state: Any,  # noqa: ANN401 - what the provider said (None: read it now)
+        condition: sa.ColumnExpressionArgument[bool],
+        claimed: _Row,
+        state: object,  # what the provider said (None: read it now)
     ) -> None:
         model = rule.model
         query = (
@@ -390,7 +403,7 @@ class _Sweeper:
             self._record(session, rule, row, problem)
         self._examined_ids.append((row.id, self.clock()))
 
-    def _record(self, session: Session, rule: Rule, row: Any, problem: Problem) -> None:  # noqa: ANN401
+    def _record(self, session: Session, rule: Rule, row: _Row, problem: Problem) -> None:
         applied, error = False, None
         if problem.action is not None:
             try:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from veza_ledger._version import __version__
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import Span, Tracer, TracerProvider
 
 try:  # the [otel] extra
     import opentelemetry.trace
@@ -28,7 +31,7 @@ except ImportError:  # pragma: no cover - exercised by the isolated import check
 Attributes = Mapping[str, str | int | float | bool]
 
 
-def tracer(provider: Any = None) -> Any:  # noqa: ANN401 - an opentelemetry Tracer, or None
+def tracer(provider: TracerProvider | None = None) -> Tracer | None:
     """The package's tracer from ``provider`` (default: the global provider), or ``None``."""
     if _otel is None:
         return None
@@ -38,12 +41,12 @@ def tracer(provider: Any = None) -> Any:  # noqa: ANN401 - an opentelemetry Trac
 
 @contextlib.contextmanager
 def span(
-    active: Any,  # noqa: ANN401 - a Tracer or None
+    active: Tracer | None,
     name: str,
     attributes: Attributes,
     *,
     client: bool = False,
-) -> Iterator[Any]:
+) -> Iterator[Span | None]:
     """A span around a block; exceptions are recorded with ``error.type``, then re-raised."""
     if active is None:
         yield None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -20,7 +19,7 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:  # noqa: ANN401
+    def process_bind_param(self, value: object, dialect: Dialect) -> dt.datetime | None:
         """Refuse naive datetimes; store UTC."""
         if value is None:
             return None
@@ -30,14 +29,17 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         utc: dt.datetime = value.astimezone(dt.UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:  # noqa: ANN401, ARG002
+    def process_result_value(
+        self,
+        value: dt.datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - SQLAlchemy's signature
+    ) -> dt.datetime | None:
         """Return aware UTC datetimes on every backend."""
         if value is None:
             return None
-        stored: dt.datetime = value
-        if stored.tzinfo is None:
-            return stored.replace(tzinfo=dt.UTC)
-        return stored.astimezone(dt.UTC)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 def utcnow() -> dt.datetime:

@@ -14,14 +14,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from veza_ledger._schema import Base
+
 
 def insert_ignore(
     session: Session | sa.Connection,
-    table: Any,  # noqa: ANN401 - a Table or a mapped class's __table__
+    table: type[Base],  # the mapped class
     values: Mapping[str, Any],
     *,
     index_elements: Sequence[str],
-    index_where: Any = None,  # noqa: ANN401 - a SQL expression
+    index_where: sa.ColumnElement[bool] | None = None,
 ) -> bool:
     """Insert one row unless it conflicts on ``index_elements``; whether it was inserted."""
     dialect = (

@@ -254,8 +254,8 @@ def _intent_views(session: Session, condition: sa.ColumnElement[bool]) -> list[_
     ]
 
 
-def _intent_row(  # noqa: PLR0917 - private, the new row's fields
-    intent_id: str, kind: str, transfer: SellerTransfer, seq: int, amount: int, policy: _Policy
+def _intent_row(
+    intent_id: str, kind: str, *, transfer: SellerTransfer, seq: int, amount: int, policy: _Policy
 ) -> dict[str, Any]:
     return {
         "id": intent_id,
@@ -273,9 +273,10 @@ def _intent_row(  # noqa: PLR0917 - private, the new row's fields
     }
 
 
-def _job_for(  # noqa: PLR0917 - private
+def _job_for(
     intent_id: str,
     kind: str,
+    *,
     amount: int,
     currency: str,
     transfer: SellerTransfer,
@@ -349,7 +350,12 @@ def _intend_reversals(
             first_sent = intent.first_sent_at or policy.at
             jobs.append(
                 _job_for(
-                    intent.id, "reversal", intent.amount, intent.currency, transfer, first_sent
+                    intent.id,
+                    "reversal",
+                    amount=intent.amount,
+                    currency=intent.currency,
+                    transfer=transfer,
+                    first_sent_at=first_sent,
                 )
             )
             continue
@@ -358,10 +364,19 @@ def _intend_reversals(
         if outstanding <= 0:
             continue
         seq = (mine[-1].seq + 1) if mine else 1
-        row = _intent_row(new_id(), "reversal", transfer, seq, outstanding, policy)
+        row = _intent_row(
+            new_id(), "reversal", transfer=transfer, seq=seq, amount=outstanding, policy=policy
+        )
         new.append(row)
         jobs.append(
-            _job_for(row["id"], "reversal", outstanding, transfer.currency, transfer, policy.at)
+            _job_for(
+                row["id"],
+                "reversal",
+                amount=outstanding,
+                currency=transfer.currency,
+                transfer=transfer,
+                first_sent_at=policy.at,
+            )
         )
     _write_intents(session, new, stamp, policy)
     return jobs
@@ -420,7 +435,16 @@ def _intend_transfers(
     for transfer in transfers:
         intent = existing.get(transfer.id)
         if intent is None:
-            new.append(_intent_row(transfer.id, "transfer", transfer, 1, transfer.amount, policy))
+            new.append(
+                _intent_row(
+                    transfer.id,
+                    "transfer",
+                    transfer=transfer,
+                    seq=1,
+                    amount=transfer.amount,
+                    policy=policy,
+                )
+            )
             amount, currency, first_sent = transfer.amount, transfer.currency, policy.at
         elif intent.status != "pending":
             continue
@@ -432,7 +456,16 @@ def _intend_transfers(
         if transfer.status == "failed":
             TRANSFER.check(transfer.id, transfer.status, "pending")
             revive.append(transfer)
-        jobs.append(_job_for(transfer.id, "transfer", amount, currency, transfer, first_sent))
+        jobs.append(
+            _job_for(
+                transfer.id,
+                "transfer",
+                amount=amount,
+                currency=currency,
+                transfer=transfer,
+                first_sent_at=first_sent,
+            )
+        )
     _write_intents(session, new, stamp, policy)
     if revive:
         at = ledger.now()
@@ -581,9 +614,10 @@ def _locked(
     return transfer, intent
 
 
-def _succeeded(  # noqa: PLR0917 - private
+def _succeeded(
     ledger: Ledger,
     session: Session,
+    *,
     job: _Job,
     provider_id: str,
     cache: _Locked | None = None,
@@ -616,9 +650,10 @@ def _succeeded(  # noqa: PLR0917 - private
     _release(session, transfer)
 
 
-def _failed(  # noqa: PLR0917 - private
+def _failed(
     ledger: Ledger,
     session: Session,
+    *,
     job: _Job,
     exc: Exception,
     policy: _Policy,
@@ -729,7 +764,15 @@ def _record(
         with ledger.transaction() as session:
             done = WorkerReport()
             cache, facts = _lock_all(ledger, session, outcomes)
-            _record_all(ledger, session, outcomes, policy, done, cache, facts)
+            _record_all(
+                ledger,
+                session,
+                outcomes=outcomes,
+                policy=policy,
+                report=done,
+                cache=cache,
+                facts=facts,
+            )
     except (LedgerError, IntegrityError):
         pass  # one outcome cannot be recorded: again, each in its savepoint
     else:
@@ -741,7 +784,16 @@ def _record(
         for job, outcome in outcomes:
             try:
                 with session.begin_nested():
-                    _record_one(ledger, session, job, outcome, policy, report, None, None)
+                    _record_one(
+                        ledger,
+                        session,
+                        job=job,
+                        outcome=outcome,
+                        policy=policy,
+                        report=report,
+                        cache=None,
+                        facts=None,
+                    )
             except (LedgerError, IntegrityError) as exc:
                 logger.error(  # noqa: TRY400 - the intent replays; no traceback needed
                     "intent %s: recording the outcome failed (%s); the next run replays it",
@@ -821,9 +873,10 @@ class _Writes:
         _release_ids(session, self.release)
 
 
-def _record_all(  # noqa: PLR0917 - private
+def _record_all(
     ledger: Ledger,
     session: Session,
+    *,
     outcomes: list[tuple[_Job, str | Exception]],
     policy: _Policy,
     report: WorkerReport,
@@ -842,7 +895,7 @@ def _record_all(  # noqa: PLR0917 - private
     writes = _Writes()
     for job, outcome in outcomes:
         if isinstance(outcome, Exception):
-            parked = _failed(ledger, session, job, outcome, policy, cache)
+            parked = _failed(ledger, session, job=job, exc=outcome, policy=policy, cache=cache)
             (report.parked if parked else report.failed).append(job.transfer_id)
             continue
         transfer, intent = _locked(ledger, session, job, cache)
@@ -850,7 +903,9 @@ def _record_all(  # noqa: PLR0917 - private
             INTENT.check(intent.id, intent.status, "succeeded")
             writes.intents.append({"b_id": intent.id, "b_object": outcome})
         if job.kind == "reversal":
-            _plan_reversal(ledger, transfer, job, outcome, facts, writes)
+            _plan_reversal(
+                ledger, transfer, job=job, provider_id=outcome, facts=facts, writes=writes
+            )
         elif transfer.status == "pending":
             _plan_completed(transfer, outcome, writes)
         else:
@@ -880,9 +935,10 @@ def _plan_completed(transfer: SellerTransfer, provider_id: str, writes: _Writes)
     writes.postings.append(_journal.Posting(f"transfer:{transfer.id}:completed", "transfer", legs))
 
 
-def _plan_reversal(  # noqa: PLR0917 - private
+def _plan_reversal(
     ledger: Ledger,
     transfer: SellerTransfer,
+    *,
     job: _Job,
     provider_id: str,
     facts: ReversalFacts,
@@ -957,9 +1013,10 @@ def _plan_reversal(  # noqa: PLR0917 - private
     )
 
 
-def _record_one(  # noqa: PLR0917 - private
+def _record_one(
     ledger: Ledger,
     session: Session,
+    *,
     job: _Job,
     outcome: str | Exception,
     policy: _Policy,
@@ -968,10 +1025,10 @@ def _record_one(  # noqa: PLR0917 - private
     facts: ReversalFacts | None,
 ) -> None:
     if isinstance(outcome, Exception):
-        parked = _failed(ledger, session, job, outcome, policy, cache)
+        parked = _failed(ledger, session, job=job, exc=outcome, policy=policy, cache=cache)
         (report.parked if parked else report.failed).append(job.transfer_id)
     else:
-        _succeeded(ledger, session, job, outcome, cache, facts)
+        _succeeded(ledger, session, job=job, provider_id=outcome, cache=cache, facts=facts)
         report.done.append(job.transfer_id)
 
 

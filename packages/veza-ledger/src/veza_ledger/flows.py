@@ -252,7 +252,9 @@ def start_refund(
         FlowConflictError: The order has no provider payment id.
         veza_payments.PaymentsError: The provider call failed.
     """
-    payment_id, row = _refund_row(ledger, hyperswitch, order_id, amount, reason, refund_id)
+    payment_id, row = _refund_row(
+        ledger, hyperswitch, order_id=order_id, amount=amount, reason=reason, refund_id=refund_id
+    )
     try:
         provider_refund = hyperswitch.create_refund(
             row.id, payment_id=payment_id, amount=row.amount, reason=reason
@@ -263,9 +265,10 @@ def start_refund(
     return RefundStarted(row, provider_refund)
 
 
-def _refund_row(  # noqa: PLR0917 - private, start_refund's arguments in order
+def _refund_row(
     ledger: Ledger,
     hyperswitch: HyperswitchClient | AsyncHyperswitchClient,
+    *,
     order_id: str,
     amount: int | None,
     reason: str | None,
@@ -339,7 +342,13 @@ async def astart_refund(
 ) -> RefundStarted:
     """:func:`start_refund` with ``AsyncHyperswitchClient`` (ledger writes in a thread)."""
     payment_id, row = await asyncio.to_thread(
-        _refund_row, ledger, hyperswitch, order_id, amount, reason, refund_id
+        _refund_row,
+        ledger,
+        hyperswitch,
+        order_id=order_id,
+        amount=amount,
+        reason=reason,
+        refund_id=refund_id,
     )
     try:
         provider_refund = await hyperswitch.create_refund(

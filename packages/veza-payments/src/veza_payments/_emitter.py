@@ -130,7 +130,7 @@ class WebhookEmitter:
         self.reorder = reorder
         self.max_attempts = max_attempts
         self.timeout = timeout
-        self._random = random.Random(seed)  # noqa: S311 - test ordering, not security
+        self._random = random.Random(seed)
         self._seen: dict[str, str] = {}
         self._pending: list[_Queued] = []
         self._lock = threading.Lock()  # guards _seen, _pending and delivered

@@ -13,7 +13,20 @@ the provider's error code and message, its request id and the raw body.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar, Unpack, cast
+
+if TYPE_CHECKING:
+    from veza_payments._models import Payment, Refund
+
+
+class _ErrorDetails(TypedDict, total=False):
+    """The keywords every :class:`ProviderError` takes after its message."""
+
+    status: int | None
+    code: str | None
+    request_id: str | None
+    body: object
+    provider: str | None
 
 
 class PaymentsError(Exception):
@@ -80,7 +93,7 @@ class ProviderError(PaymentsError):
         status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
-        body: Any = None,  # noqa: ANN401 - JSON or text, whatever the provider sent
+        body: object = None,  # JSON or text, whatever the provider sent
         provider: str | None = None,
     ) -> None:
         detail = " ".join(
@@ -165,9 +178,9 @@ class IdempotencyConflictError(ProviderError):
         self,
         message: str,
         *,
-        existing: Any,  # noqa: ANN401 - a Payment, a Refund, or None (Stripe)
+        existing: Payment | Refund | None,  # None: a Stripe object
         requested: dict[str, Any],
-        **kwargs: Any,  # noqa: ANN401 - ProviderError's keywords
+        **kwargs: Unpack[_ErrorDetails],
     ) -> None:
         super().__init__(message, **kwargs)
         self.existing = existing

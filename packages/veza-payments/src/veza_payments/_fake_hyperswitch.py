@@ -26,7 +26,7 @@ def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _hs_error(status: int, kind: str, code: str, message: str, **extra: Any) -> Response:  # noqa: ANN401
+def _hs_error(status: int, kind: str, code: str, message: str, **extra: object) -> Response:
     return Response(status, {"error": {"type": kind, "message": message, "code": code, **extra}})
 
 

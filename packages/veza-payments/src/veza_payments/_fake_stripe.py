@@ -47,7 +47,7 @@ def _st_error(
     kind: str,
     message: str,
     code: str | None = None,
-    **extra: Any,  # noqa: ANN401
+    **extra: object,
 ) -> Response:
     error: dict[str, Any] = {"type": kind, "message": message, **extra}
     if code:
@@ -55,7 +55,7 @@ def _st_error(
     return Response(status, {"error": error})
 
 
-class _Invalid(Exception):  # noqa: N818 - a control-flow signal inside the fake
+class _InvalidRequestError(Exception):
     """Raised by a handler for a validation failure: Stripe saves no result for it."""
 
     def __init__(self, response: Response) -> None:
@@ -258,7 +258,7 @@ class FakeStripe(FakeServer):
         self._wait_in_hold(request)
         try:
             response = self._inside_failure(request) or self._route(request, params)
-        except _Invalid as invalid:
+        except _InvalidRequestError as invalid:
             with self.lock:  # validation failed before the endpoint ran: nothing saved
                 del self._idempotency[scope]
             return invalid.response
@@ -270,7 +270,7 @@ class FakeStripe(FakeServer):
     def _execute(self, request: Request, params: dict[str, Any]) -> Response:
         try:
             return self._route(request, params)
-        except _Invalid as invalid:
+        except _InvalidRequestError as invalid:
             return invalid.response
 
     @staticmethod
@@ -352,23 +352,25 @@ class FakeStripe(FakeServer):
             param="id",
         )
 
+    @classmethod
+    def _optional_amount(cls, params: dict[str, Any]) -> int | None:
+        return None if params.get("amount") is None else cls._amount(params)
+
     @staticmethod
-    def _amount(params: dict[str, Any], required: bool = True) -> int | None:
+    def _amount(params: dict[str, Any]) -> int:
         raw = params.get("amount")
         if raw is None:
-            if required:
-                raise _Invalid(
-                    _st_error(
-                        400,
-                        "invalid_request_error",
-                        "Missing required param: amount.",
-                        code="parameter_missing",
-                        param="amount",
-                    )
+            raise _InvalidRequestError(
+                _st_error(
+                    400,
+                    "invalid_request_error",
+                    "Missing required param: amount.",
+                    code="parameter_missing",
+                    param="amount",
                 )
-            return None
+            )
         if not str(raw).isdigit() or int(raw) <= 0:
-            raise _Invalid(
+            raise _InvalidRequestError(
                 _st_error(
                     400,
                     "invalid_request_error",
@@ -381,10 +383,9 @@ class FakeStripe(FakeServer):
 
     def _create_transfer(self, params: dict[str, Any]) -> Response:
         amount = self._amount(params)
-        assert amount is not None  # noqa: S101 - required=True raised otherwise
         destination = params.get("destination", "")
         if not str(destination).startswith("acct_"):
-            raise _Invalid(
+            raise _InvalidRequestError(
                 _st_error(
                     400,
                     "invalid_request_error",
@@ -518,15 +519,15 @@ class FakeStripe(FakeServer):
         return self._page("payout", "/v1/payouts", selected, params)
 
     def _reverse(self, transfer_id: str, params: dict[str, Any]) -> Response:
-        amount = self._amount(params, required=False)
+        amount = self._optional_amount(params)
         with self.lock:
             transfer = self.transfers.get(transfer_id)
             if transfer is None:
-                raise _Invalid(self._missing("transfer", transfer_id))
+                raise _InvalidRequestError(self._missing("transfer", transfer_id))
             remaining = transfer["amount"] - transfer["amount_reversed"]
             amount = remaining if amount is None else amount
             if amount <= 0 or amount > remaining:
-                raise _Invalid(
+                raise _InvalidRequestError(
                     _st_error(
                         400,
                         "invalid_request_error",
@@ -557,7 +558,6 @@ class FakeStripe(FakeServer):
 
     def _create_payout(self, params: dict[str, Any], account: str | None) -> Response:
         amount = self._amount(params)
-        assert amount is not None  # noqa: S101 - required=True raised otherwise
         currency = str(params.get("currency", "")).lower()
         with self.lock:
             if self._balances.get((account or "", currency), 0) < amount:

@@ -116,7 +116,7 @@ class FakeServer:
             def _serve(self) -> None:
                 fake._dispatch(self)
 
-            do_GET = do_POST = do_DELETE = do_PUT = _serve  # noqa: N815
+            do_GET = do_POST = do_DELETE = do_PUT = _serve
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True

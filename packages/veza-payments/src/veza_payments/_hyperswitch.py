@@ -16,7 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 
@@ -31,6 +31,9 @@ from veza_payments._ids import check_namespace, is_blank, is_count
 from veza_payments._models import Payment, Refund
 from veza_payments._retry import RetryPolicy
 from veza_payments._version import __version__
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import Span, TracerProvider
 
 T = TypeVar("T")
 
@@ -64,7 +67,7 @@ class _ClientBase:
         timeout: float,
         max_retries: int | RetryPolicy,
         idempotency_namespace: str,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if is_blank(api_key):
             msg = "api_key is required (the Hyperswitch secret key, snd_... or dev_...)"
@@ -152,7 +155,9 @@ class _ClientBase:
         )
         return request, time.monotonic() + seconds
 
-    def _operation_span(self, flow: Generator[Any, Any, Any]) -> Any:  # noqa: ANN401 - a span context
+    def _operation_span(
+        self, flow: Generator[Any, Any, Any]
+    ) -> contextlib.AbstractContextManager[Span | None]:
         """The span of one client call (``hyperswitch create_refund``), attempts inside it."""
         operation = getattr(flow, "__name__", "call")
         return _tracing.span(
@@ -161,7 +166,9 @@ class _ClientBase:
             {"veza.provider": "hyperswitch", "veza.operation": operation},
         )
 
-    def _attempt_span(self, call: Call, attempt: int) -> Any:  # noqa: ANN401 - a span context
+    def _attempt_span(
+        self, call: Call, attempt: int
+    ) -> contextlib.AbstractContextManager[Span | None]:
         """An HTTP client span per attempt (semantic conventions; no key, no body)."""
         if self._tracer is None:  # without the extra: no attributes built on the hot path
             return contextlib.nullcontext()
@@ -177,7 +184,7 @@ class _ClientBase:
         return _tracing.span(self._tracer, f"{call.method} {route}", attributes, client=True)
 
     @staticmethod
-    def _record_status(current: Any, reply: Reply) -> None:  # noqa: ANN401 - a span or None
+    def _record_status(current: Span | None, reply: Reply) -> None:
         if current is not None:
             current.set_attribute("http.response.status_code", reply.status)
             if reply.status >= _HTTP_ERROR:
@@ -242,7 +249,7 @@ class HyperswitchClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
         idempotency_namespace: str = "",
         sleep: Callable[[float], None] = time.sleep,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         super().__init__(
             api_key,
@@ -446,7 +453,7 @@ class AsyncHyperswitchClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         idempotency_namespace: str = "",
         sleep: Callable[[float], Any] = asyncio.sleep,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         super().__init__(
             api_key,

@@ -27,7 +27,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 import httpx
@@ -35,6 +35,9 @@ import httpx
 from veza_payments import _tracing
 from veza_payments._config import PaymentsConfig
 from veza_payments._signatures import SIGNATURE_HEADER, sign_payload
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 CheckName = Literal[
     "hyperswitch_key", "stripe_key", "webhook_signed", "webhook_forged", "clock_skew"
@@ -278,7 +281,7 @@ def probe_payments(
     max_skew: float = 10.0,
     clock: Callable[[], float] = time.time,
     client: httpx.Client | None = None,
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> PaymentsProbeReport:
     """Check the API keys, the webhook key against a live endpoint, and the clock.
 
@@ -297,7 +300,9 @@ def probe_payments(
         The report; :attr:`PaymentsProbeReport.ok` is the health check's answer.
     """
     with _tracing.span(_tracing.tracer(tracer_provider), "payments probe", {}) as current:
-        report = _run(config, webhook_url, timeout, max_skew, clock, client)
+        report = _run(
+            config, webhook_url, timeout=timeout, max_skew=max_skew, clock=clock, client=client
+        )
         if current is not None:
             for check in report.checks:
                 current.add_event(check.name, {"veza.probe.ok": check.ok})
@@ -307,9 +312,10 @@ def probe_payments(
         return report
 
 
-def _run(  # noqa: PLR0917 - the public function's options, passed through
+def _run(
     config: PaymentsConfig,
     webhook_url: str | None,
+    *,
     timeout: float,
     max_skew: float,
     clock: Callable[[], float],

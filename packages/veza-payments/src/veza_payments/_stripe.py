@@ -47,6 +47,7 @@ from veza_payments._retry import RetryPolicy
 
 if TYPE_CHECKING:
     import stripe
+    from opentelemetry.trace import TracerProvider
 
 T = TypeVar("T")
 
@@ -219,7 +220,7 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
         The equivalent kind (``NotFoundError``, ...) as a :class:`StripeError`
         and Stripe's request id; ``exc`` itself when it is not a Stripe error.
     """
-    import stripe  # noqa: PLC0415 - optional dependency
+    import stripe
 
     if not isinstance(exc, stripe.StripeError):
         return exc
@@ -256,7 +257,7 @@ def map_stripe_error(exc: Exception, *, requested: Mapping[str, Any] | None = No
 
 
 def _retryable(exc: Exception) -> bool:
-    import stripe  # noqa: PLC0415
+    import stripe
 
     if not isinstance(exc, stripe.StripeError):
         return False
@@ -295,10 +296,10 @@ class StripeConnect:
         idempotency_namespace: str = "",
         client: stripe.StripeClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         try:
-            import stripe  # noqa: PLC0415
+            import stripe
         except ImportError as exc:  # pragma: no cover - exercised without the extra
             msg = "StripeConnect needs the stripe extra: pip install 'veza-payments[stripe]'"
             raise PaymentsConfigurationError(msg) from exc

@@ -46,7 +46,7 @@ def _location(
 
 def _progress_bar(label: str) -> tuple[Callable[[MigrationItem], None], Callable[[], None]]:
     try:
-        from tqdm import tqdm  # noqa: PLC0415 - optional: veza-storage[cli]
+        from tqdm import tqdm
     except ImportError:
         count = [0]
 
@@ -108,7 +108,7 @@ def _session_store(args: argparse.Namespace) -> UploadSessionStore:
             raise StorageConfigurationError(msg)
         return FileUploadSessionStore(directory)
     try:
-        from sqlalchemy import MetaData, create_engine  # noqa: PLC0415 - optional extra
+        from sqlalchemy import MetaData, create_engine  # noqa: PLC0415 - the [sqlalchemy] extra
 
         from veza_storage._sql import (  # noqa: PLC0415 - needs the same extra
             SQLUploadSessionStore,
@@ -130,11 +130,11 @@ def _reap(args: argparse.Namespace) -> int:
 
 def _orphans(args: argparse.Namespace) -> int:
     storage = _storage(args)
-    source = (
-        sys.stdin if args.referenced == "-" else Path(args.referenced).open(encoding="utf-8")  # noqa: SIM115
-    )
-    with source:
-        referenced = [line.strip() for line in source if line.strip()]
+    if args.referenced == "-":
+        listed = sys.stdin.read()
+    else:
+        listed = Path(args.referenced).read_text(encoding="utf-8")
+    referenced = [line.strip() for line in listed.splitlines() if line.strip()]
     report = find_orphans(storage, referenced, grace=args.grace, delete=args.delete)
     for info in report.orphans:
         print(f"orphan\t{info.key}\t{info.size}")

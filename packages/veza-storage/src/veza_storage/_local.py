@@ -76,6 +76,19 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def _span(byte_range: ByteRange | None, size: int) -> tuple[int, int]:
+    """Where a read starts and how many bytes it returns.
+
+    Raises:
+        RangeNotSatisfiableError: The range starts at or after the end.
+    """
+    if byte_range is None:
+        return 0, size
+    if byte_range.start >= size:
+        raise RangeNotSatisfiableError(size)
+    return byte_range.start, min(byte_range.end, size - 1) - byte_range.start + 1
+
+
 class LocalStorage:
     """Objects as files under ``root``.
 
@@ -338,12 +351,8 @@ class LocalStorage:
         raw = os.fdopen(fd, "rb", buffering=BLOCK)
         try:
             info = self._info(key, fd)
-            start, length = 0, info.size
-            if byte_range is not None:
-                if byte_range.start >= info.size:
-                    raise RangeNotSatisfiableError(info.size)  # noqa: TRY301 - closes raw below
-                start = byte_range.start
-                length = min(byte_range.end, info.size - 1) - start + 1
+            start, length = _span(byte_range, info.size)
+            if start:
                 raw.seek(start)
         except BaseException:
             raw.close()

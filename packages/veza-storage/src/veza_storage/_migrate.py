@@ -30,6 +30,7 @@ import attrs
 from veza_storage._errors import ObjectNotFoundError
 from veza_storage._protocol import Storage
 from veza_storage._stream import BLOCK
+from veza_storage._types import ObjectInfo
 
 Status = Literal["copied", "already-there", "checkpointed", "failed", "dry-run"]
 
@@ -143,7 +144,44 @@ def _sha256_of(storage: Storage, key: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def migrate(  # noqa: C901 - one resumable loop: checkpoint, copy, verify, report in order
+def _copy_verified(
+    source: Storage, destination: Storage, key: str, info: ObjectInfo
+) -> MigrationItem:
+    """Copy one object unless the destination holds the same bytes already; verify it.
+
+    Raises:
+        OSError: The source gave another size than it reported, or the destination's
+            bytes do not match (a copy made by this call is deleted again).
+    """
+    status: Status = "copied"
+    source_sha = info.sha256
+    if destination.exists(key):
+        there = destination.stat(key)
+        if there.size == info.size and source_sha is not None and there.sha256 == source_sha:
+            status = "already-there"
+    if status == "copied":
+        with source.open(key) as reader:
+            hashing = _Hashing(reader)
+            destination.put(
+                key,
+                hashing,
+                content_type=info.content_type or "application/octet-stream",
+                metadata=info.metadata,
+            )
+        source_sha = hashing.digest.hexdigest()
+        if hashing.size != info.size:
+            msg = f"read {hashing.size} bytes from the source, expected {info.size}"
+            raise OSError(msg)
+    verified_sha, verified_size = _sha256_of(destination, key)
+    if verified_size != info.size or verified_sha != source_sha:
+        if status == "copied":
+            destination.delete(key)
+        msg = "the destination's bytes do not match the source"
+        raise OSError(msg)
+    return MigrationItem(key, info.size, verified_sha, status)
+
+
+def migrate(
     source: Storage,
     destination: Storage,
     *,
@@ -189,36 +227,7 @@ def migrate(  # noqa: C901 - one resumable loop: checkpoint, copy, verify, repor
         if dry_run:
             return MigrationItem(key, info.size, info.sha256, "dry-run")
         try:
-            status: Status = "copied"
-            source_sha = info.sha256
-            if destination.exists(key):
-                there = destination.stat(key)
-                if (
-                    there.size == info.size
-                    and source_sha is not None
-                    and there.sha256 == source_sha
-                ):
-                    status = "already-there"
-            if status == "copied":
-                with source.open(key) as reader:
-                    hashing = _Hashing(reader)
-                    destination.put(
-                        key,
-                        hashing,
-                        content_type=info.content_type or "application/octet-stream",
-                        metadata=info.metadata,
-                    )
-                source_sha = hashing.digest.hexdigest()
-                if hashing.size != info.size:
-                    msg = f"read {hashing.size} bytes from the source, expected {info.size}"
-                    raise OSError(msg)  # noqa: TRY301 - one handler reports every failure
-            verified_sha, verified_size = _sha256_of(destination, key)
-            if verified_size != info.size or verified_sha != source_sha:
-                if status == "copied":
-                    destination.delete(key)
-                msg = "the destination's bytes do not match the source"
-                raise OSError(msg)  # noqa: TRY301
-            item = MigrationItem(key, info.size, verified_sha, status)
+            item = _copy_verified(source, destination, key, info)
             if done is not None:
                 done.record(item)
             if on_verified is not None:

@@ -101,8 +101,8 @@ def make_client(
         msg = f"unknown S3 profile {profile!r}; expected one of {', '.join(PROFILES)}"
         raise StorageConfigurationError(msg)
     try:
-        import boto3  # noqa: PLC0415 - optional extra
-        from botocore.config import Config  # noqa: PLC0415
+        import boto3
+        from botocore.config import Config
     except ImportError:
         msg = "the S3 backend needs boto3: pip install 'veza-storage[s3]'"
         raise StorageConfigurationError(msg) from None

@@ -32,6 +32,7 @@ import shutil
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from veza_storage._copy import BUFFER as COPY_BUFFER
@@ -196,8 +197,7 @@ def _open_staged(dir_fd: int) -> int | None:
 def boot_id() -> str | None:
     """This host boot's id (Linux), ``None`` where the kernel does not say."""
     try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as source:  # noqa: PTH123 - one read
-            return source.read().strip() or None
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
     except OSError:
         return None
 

@@ -13,13 +13,17 @@ Spans are named ``storage <operation>`` (``storage put``) with ``veza.storage.ba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veza_storage import _tracing
 from veza_storage._protocol import Storage
 from veza_storage._stream import ObjectReader, Source
 from veza_storage._types import ByteRange, ObjectInfo
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import Span, TracerProvider
 
 
 class TracedStorage:
@@ -31,7 +35,7 @@ class TracedStorage:
             Without the ``otel`` extra the wrapper only delegates.
     """
 
-    def __init__(self, storage: Storage, *, tracer_provider: Any = None) -> None:  # noqa: ANN401
+    def __init__(self, storage: Storage, *, tracer_provider: TracerProvider | None = None) -> None:
         self.wrapped = storage
         self._tracer = _tracing.tracer(tracer_provider)
         backend = type(storage).__name__.removesuffix("Storage").lower() or "custom"
@@ -47,7 +51,9 @@ class TracedStorage:
         # capabilities (staging, copy, presign) and settings stay reachable
         return getattr(self.wrapped, name)
 
-    def _span(self, operation: str, key: str, **extra: str | int) -> Any:  # noqa: ANN401
+    def _span(
+        self, operation: str, key: str, **extra: str | int
+    ) -> contextlib.AbstractContextManager[Span | None]:
         attributes = {**self._base, "veza.storage.key": key, **extra}
         return _tracing.span(self._tracer, f"storage {operation}", attributes)
 

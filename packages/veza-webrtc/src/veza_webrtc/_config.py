@@ -441,8 +441,7 @@ class IceServers:
             )
             config["expiresAt"] = credentials.expires_at
             config["refreshAfter"] = int(issued) + self.config.turn_ttl // 2
-        elif self._mode == "source":
-            assert self.config.turn_source is not None  # noqa: S101
+        elif self._mode == "source" and self.config.turn_source is not None:
             try:
                 grant = self.config.turn_source.fetch(
                     ttl=self.config.turn_ttl, user_id=user_id, now=issued

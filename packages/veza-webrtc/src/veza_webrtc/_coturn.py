@@ -100,10 +100,10 @@ class CoturnBuild:
         path = shutil.which(binary)
         if path is None:
             return None
-        version_out = subprocess.run(  # noqa: S603 - a fixed binary found on PATH
+        version_out = subprocess.run(
             [path, "--version"], capture_output=True, text=True, check=False, timeout=10
         )
-        help_out = subprocess.run(  # noqa: S603
+        help_out = subprocess.run(
             [path, "-h"], capture_output=True, text=True, check=False, timeout=10
         )
         match = re.search(r"(\d+)\.(\d+)\.(\d+)", version_out.stdout + version_out.stderr)

@@ -27,7 +27,7 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -46,6 +46,9 @@ from veza_webrtc._stun import (
 from veza_webrtc._transport import Channel, TransportName
 from veza_webrtc._turn_client import IntegrityError, TurnRefusedError, TurnSession
 from veza_webrtc._uri import IceURL, parse_ice_url
+
+if TYPE_CHECKING:  # the [otel] extra's types; never imported at run time
+    from opentelemetry.trace import TracerProvider
 
 # failure codes (stable: health checks and dashboards match on them)
 UNREACHABLE: Final = "unreachable"
@@ -131,7 +134,7 @@ def _fmt(address: Address | None) -> str | None:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class _Failed(Exception):  # noqa: N818 - internal control flow, never escapes
+class _FailedError(Exception):
     def __init__(self, code: str, diagnosis: str, error_code: int | None = None) -> None:
         super().__init__(diagnosis)
         self.code, self.diagnosis, self.error_code = code, diagnosis, error_code
@@ -144,43 +147,43 @@ def _alternatives(url: IceURL) -> str:
     )
 
 
-def _connect_failure(url: IceURL, transport: TransportName, exc: BaseException) -> _Failed:
+def _connect_failure(url: IceURL, transport: TransportName, exc: BaseException) -> _FailedError:
     where = f"{url.host}:{url.effective_port}/{transport}"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return _Failed(
+        return _FailedError(
             TLS_CERTIFICATE,
             f"the TLS certificate of {where} was refused: {exc.verify_message} "
             "(browsers refuse it too: use a certificate from a public CA that names "
             f"{url.host}, with its full chain)",
         )
     if isinstance(exc, ssl.SSLError):
-        return _Failed(TLS_HANDSHAKE, f"the TLS handshake with {where} failed: {exc.reason}")
+        return _FailedError(TLS_HANDSHAKE, f"the TLS handshake with {where} failed: {exc.reason}")
     if isinstance(exc, socket.gaierror):
-        return _Failed(UNREACHABLE, f"cannot resolve {url.host}: {exc.strerror}")
+        return _FailedError(UNREACHABLE, f"cannot resolve {url.host}: {exc.strerror}")
     if isinstance(exc, ConnectionRefusedError):
-        return _Failed(UNREACHABLE, f"nothing listens on {where} (connection refused)")
+        return _FailedError(UNREACHABLE, f"nothing listens on {where} (connection refused)")
     if isinstance(exc, TimeoutError) and transport == "udp":
-        return _Failed(
+        return _FailedError(
             UDP_BLOCKED,
             f"no answer from {where}: UDP is blocked on the way or the server is down; "
             + _alternatives(url),
         )
     if isinstance(exc, TimeoutError):
-        return _Failed(TIMEOUT, f"no answer from {where} in time")
-    return _Failed(UNREACHABLE, f"cannot reach {where}: {exc}")
+        return _FailedError(TIMEOUT, f"no answer from {where} in time")
+    return _FailedError(UNREACHABLE, f"cannot reach {where}: {exc}")
 
 
-def _credential_failure(username: str, separator: str, now: float) -> _Failed:
+def _credential_failure(username: str, separator: str, now: float) -> _FailedError:
     expiry, _, _ = username.partition(separator)
     if expiry.isdigit() and int(expiry) < now:
         ago = int(now - int(expiry))
-        return _Failed(
+        return _FailedError(
             EXPIRED_CREDENTIAL,
             f"the credentials expired {ago} s ago (username {username!r}): issue fresh "
             "ones; coturn allows no clock skew, so also check the servers' clocks",
             _UNAUTHORIZED,
         )
-    return _Failed(
+    return _FailedError(
         WRONG_CREDENTIAL,
         f"the server refused username {username!r}: the credential is wrong (for TURN "
         "REST credentials: a static-auth-secret mismatch, or a rest-api-separator or "
@@ -189,30 +192,30 @@ def _credential_failure(username: str, separator: str, now: float) -> _Failed:
     )
 
 
-def _refusal(exc: TurnRefusedError, username: str, separator: str, peer: Address) -> _Failed:
+def _refusal(exc: TurnRefusedError, username: str, separator: str, peer: Address) -> _FailedError:
     if exc.code == _UNAUTHORIZED and exc.authenticated:
         return _credential_failure(username, separator, time.time())
     if exc.method == CREATE_PERMISSION and exc.code == _FORBIDDEN:
-        return _Failed(
+        return _FailedError(
             FORBIDDEN_PEER,
             f"the server refuses to relay to {_fmt(peer)} (403 {exc.reason}): its "
             "denied-peer-ip list covers that address, as it should for internal ones",
             exc.code,
         )
     if exc.code == _QUOTA:
-        return _Failed(
+        return _FailedError(
             ALLOCATION_QUOTA,
             "allocation quota reached (486): this user (or the server, total-quota) has "
             "too many relays open; raise user-quota or close stale sessions",
             exc.code,
         )
     if exc.code == _CAPACITY:
-        return _Failed(
+        return _FailedError(
             INSUFFICIENT_CAPACITY,
             "the server has no relay port left (508): widen min-port/max-port",
             exc.code,
         )
-    return _Failed(REFUSED, f"the server answered error {exc.code} {exc.reason}", exc.code)
+    return _FailedError(REFUSED, f"the server answered error {exc.code} {exc.reason}", exc.code)
 
 
 @attrs.define
@@ -231,7 +234,9 @@ class _Probe:
     def run(self) -> None:
         transport = _transport_of(self.url)
         if self.url.scheme == "turns" and self.url.transport == "udp":
-            raise _Failed(UNSUPPORTED, "TURN over DTLS is not probed: use turns:...?transport=tcp")
+            raise _FailedError(
+                UNSUPPORTED, "TURN over DTLS is not probed: use turns:...?transport=tcp"
+            )
         host = self.url.host.strip("[]")
         try:
             channel = Channel(
@@ -248,7 +253,7 @@ class _Probe:
         except TimeoutError:
             if not self.found.get("reachable"):
                 raise _connect_failure(self.url, transport, TimeoutError()) from None
-            raise _Failed(  # it answered the Binding, then went quiet: not a blocked port
+            raise _FailedError(  # it answered the Binding, then went quiet: not a blocked port
                 TIMEOUT,
                 f"{self.url.host}:{self.url.effective_port}/{transport} answered the Binding "
                 "request but not the TURN requests in time (overloaded, or a middlebox "
@@ -257,7 +262,7 @@ class _Probe:
         except (OSError, ssl.SSLError) as exc:
             raise _connect_failure(self.url, transport, exc) from None
         except (StunParseError, IntegrityError) as exc:
-            raise _Failed(PROTOCOL_ERROR, f"the server's answer is not valid: {exc}") from None
+            raise _FailedError(PROTOCOL_ERROR, f"the server's answer is not valid: {exc}") from None
         finally:
             channel.close()
 
@@ -271,7 +276,7 @@ class _Probe:
         if not self.url.is_turn:
             return
         if self.username is None or self.credential is None:
-            raise _Failed(NO_CREDENTIAL, "no TURN credentials to test this URL with")
+            raise _FailedError(NO_CREDENTIAL, "no TURN credentials to test this URL with")
         try:
             allocation = self._allocate(session)
         except TurnRefusedError as exc:
@@ -288,7 +293,7 @@ class _Probe:
         relayed = usable[0] if usable else None
         mapped = allocation.address(XOR_MAPPED_ADDRESS)
         if relayed is None:
-            raise _Failed(PROTOCOL_ERROR, "the Allocate success has no XOR-RELAYED-ADDRESS")
+            raise _FailedError(PROTOCOL_ERROR, "the Allocate success has no XOR-RELAYED-ADDRESS")
         self.found["relayed_address"] = _fmt(relayed)
         try:
             self._echo(session, relayed, mapped)
@@ -341,12 +346,12 @@ class _Probe:
                 own.settimeout(max(self.deadline - time.monotonic(), 0.001))
                 received, source = own.recvfrom(65_535)
                 if received != payload:
-                    raise _Failed(PROTOCOL_ERROR, "the relay delivered other bytes than sent")
+                    raise _FailedError(PROTOCOL_ERROR, "the relay delivered other bytes than sent")
                 own.sendto(received, source[:2])
             while session.receive_data(deadline=self.deadline)[1] != payload:
                 pass  # something else relayed (a late retransmission): keep waiting
         except TimeoutError:
-            raise _Failed(
+            raise _FailedError(
                 RELAY_NO_ECHO,
                 f"the allocation works but nothing came back through the relay from "
                 f"{_fmt(peer)}: the relay port range (min-port..max-port, UDP) is probably "
@@ -366,7 +371,7 @@ def probe_turn_url(
     channel_data: bool = False,
     payload_size: int = 100,
     separator: str = ":",
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> ProbeResult:
     """Probe one STUN or TURN URL; never raises for a server problem.
 
@@ -448,10 +453,10 @@ def _probe_url(
         payload_size=payload_size,
         separator=separator,
     )
-    failure: _Failed | None = None
+    failure: _FailedError | None = None
     try:
         probe.run()
-    except _Failed as exc:
+    except _FailedError as exc:
         failure = exc
     elapsed = round((time.monotonic() - started) * _MS, 3)
     return ProbeResult(
@@ -474,7 +479,7 @@ def probe_ice_servers(
     tls_context: ssl.SSLContext | None = None,
     channel_data: bool = False,
     separator: str | None = None,
-    tracer_provider: Any = None,  # noqa: ANN401 - an opentelemetry TracerProvider
+    tracer_provider: TracerProvider | None = None,
 ) -> list[ProbeResult]:
     """Probe every URL of an ICE configuration, concurrently; results in URL order.
 

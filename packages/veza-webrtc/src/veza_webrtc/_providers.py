@@ -19,24 +19,36 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veza_webrtc._config import IceServer, TurnGrant
 from veza_webrtc._errors import IceURLSyntaxError, TurnProviderError, WebRTCConfigurationError
 from veza_webrtc._secret import Secret
 from veza_webrtc._uri import parse_ice_url
 
+if TYPE_CHECKING:  # the [providers] extra's types; imported on use at run time
+    import httpx
+
 _log = logging.getLogger("veza_webrtc")
 CLOUDFLARE_MAX_TTL = 48 * 3600
 
 
-def _client(base_url: str, timeout: float, transport: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+def _client(
+    base_url: str,
+    timeout: float,
+    transport: httpx.BaseTransport | None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+) -> httpx.Client:
     try:
-        import httpx  # noqa: PLC0415 - optional extra
+        import httpx  # noqa: PLC0415 - the [providers] extra
     except ImportError:
         msg = "hosted TURN sources need httpx: pip install 'veza-webrtc[providers]'"
         raise WebRTCConfigurationError(msg) from None
-    return httpx.Client(base_url=base_url, timeout=timeout, transport=transport, **kwargs)
+    return httpx.Client(
+        base_url=base_url, timeout=timeout, transport=transport, headers=headers, auth=auth
+    )
 
 
 def normalise_ice_servers(
@@ -125,7 +137,7 @@ class CloudflareTurnSource(_CachingSource):
         *,
         base_url: str = "https://rtc.live.cloudflare.com",
         timeout: float = 5.0,
-        transport: Any = None,  # noqa: ANN401 - httpx.BaseTransport, optional dependency
+        transport: httpx.BaseTransport | None = None,
         cache: bool = True,
     ) -> None:
         super().__init__(cache=cache)
@@ -176,7 +188,7 @@ class TwilioTurnSource(_CachingSource):
         *,
         base_url: str = "https://api.twilio.com",
         timeout: float = 5.0,
-        transport: Any = None,  # noqa: ANN401 - httpx.BaseTransport, optional dependency
+        transport: httpx.BaseTransport | None = None,
         cache: bool = True,
     ) -> None:
         super().__init__(cache=cache)
@@ -206,11 +218,19 @@ class TwilioTurnSource(_CachingSource):
         return TurnGrant(normalise_ice_servers(servers), ttl=granted, expires_at=int(now) + granted)
 
 
-def _call(client: Any, method: str, path: str, provider: str, **kwargs: Any) -> Mapping[str, Any]:  # noqa: ANN401
-    import httpx  # noqa: PLC0415 - optional extra, present once a client exists
+def _call(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    provider: str,
+    *,
+    json: Mapping[str, object] | None = None,
+    data: Mapping[str, str] | None = None,
+) -> Mapping[str, Any]:
+    import httpx  # noqa: PLC0415 - the [providers] extra
 
     try:
-        response = client.request(method, path, **kwargs)
+        response = client.request(method, path, json=json, data=data)
     except httpx.HTTPError as exc:
         msg = f"{provider} TURN request failed: {type(exc).__name__}"
         raise TurnProviderError(msg) from None

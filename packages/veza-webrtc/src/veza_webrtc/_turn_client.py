@@ -156,12 +156,12 @@ class TurnSession:
         if nonce is None or (realm is None and self.realm is None):
             msg = "a 401/438 answer without REALM and NONCE"
             raise StunParseError(msg)
-        self.realm = realm or self.realm
+        self.realm = realm = realm or self.realm
         self.nonce = nonce
-        assert self._username is not None  # noqa: S101 - _can_authenticate checked it
-        assert self._password is not None  # noqa: S101
-        assert self.realm is not None  # noqa: S101 - set just above
-        self._key = long_term_key(self._username, self.realm, self._password.reveal())
+        if self._username is None or self._password is None or realm is None:
+            msg = "credentials learned without a username and password (a bug in the caller)"
+            raise RuntimeError(msg)
+        self._key = long_term_key(self._username, realm, self._password.reveal())
 
     def _round_trip(
         self,
@@ -177,13 +177,14 @@ class TurnSession:
         if peer is not None:
             extra.insert(0, (XOR_PEER_ADDRESS, encode_xor_address(peer, transaction)))
         if signed:
-            assert self._username is not None  # noqa: S101 - only after _learn
-            assert self.realm is not None  # noqa: S101
-            assert self.nonce is not None  # noqa: S101
+            username, realm, nonce = self._username, self.realm, self.nonce
+            if username is None or realm is None or nonce is None:
+                msg = "a signed request before the server's realm and nonce were learned"
+                raise RuntimeError(msg)
             extra += [
-                (USERNAME, self._username.encode()),
-                (REALM, self.realm.encode()),
-                (NONCE, self.nonce.encode()),
+                (USERNAME, username.encode()),
+                (REALM, realm.encode()),
+                (NONCE, nonce.encode()),
             ]
         message = StunMessage(method, REQUEST, transaction, (*attributes, *extra))
         frame = encode(message, integrity_key=self._key if signed else None, fingerprint=True)

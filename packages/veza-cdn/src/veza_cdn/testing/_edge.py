@@ -145,7 +145,7 @@ class LocalEdge:
         self.requests: Any = None
         self.origin_fetches: Any = None
         if registry is not None:
-            from prometheus_client import Counter  # noqa: PLC0415 - the [metrics] extra
+            from prometheus_client import Counter
 
             self.requests = Counter(
                 "veza_edge_requests", "Edge requests by result.", ["result"], registry=registry
@@ -267,12 +267,12 @@ class LocalEdge:
             self.stats["origin_fetches"] += 1
             if self.origin_fetches is not None:
                 self.origin_fetches.inc()
-            request = urllib.request.Request(  # noqa: S310 - origin_url is http(s), checked
+            request = urllib.request.Request(
                 f"{self.origin_url}/{quote(key, safe='/')}",
                 headers={ORIGIN_SECRET_HEADER: self.origin_secret},
             )
             try:
-                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - as above
+                with urllib.request.urlopen(request, timeout=30) as response:
                     entry = (
                         response.read(),
                         response.headers.get("content-type", "application/octet-stream"),
@@ -363,9 +363,9 @@ class LocalEdge:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _respond  # noqa: N815 - http.server's names
+            do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _respond
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base signature
+            def log_message(self, format: str, *args: object) -> None:
                 del format, args
 
         server = ThreadingHTTPServer((host, port), Handler)
