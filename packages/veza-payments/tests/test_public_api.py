@@ -42,6 +42,7 @@ EXPECTED_EXPORTS = {
     "STRIPE_SIGNATURE_HEADER",
     "ServerError",
     "StripeConnect",
+    "AsyncStripeConnect",
     "StripeError",
     "Transfer",
     "TransferReversal",

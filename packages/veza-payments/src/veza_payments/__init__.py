@@ -47,7 +47,13 @@ from veza_payments._signatures import (
     verify_signature,
     verify_stripe_signature,
 )
-from veza_payments._stripe import Payout, StripeConnect, Transfer, TransferReversal
+from veza_payments._stripe import (
+    AsyncStripeConnect,
+    Payout,
+    StripeConnect,
+    Transfer,
+    TransferReversal,
+)
 from veza_payments._version import __version__
 from veza_payments._webhooks import (
     MAX_BODY,
@@ -69,6 +75,7 @@ __all__ = [
     "STRIPE_SIGNATURE_HEADER",
     "APIConnectionError",
     "AsyncHyperswitchClient",
+    "AsyncStripeConnect",
     "AuthenticationError",
     "BodyTooLargeError",
     "ConnectorError",
