@@ -43,6 +43,7 @@ EXPECTED_EXPORTS = {
     "ServerError",
     "StripeConnect",
     "AsyncStripeConnect",
+    "AsyncWebhookIntake",
     "StripeError",
     "Transfer",
     "TransferReversal",

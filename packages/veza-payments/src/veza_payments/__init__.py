@@ -47,6 +47,7 @@ from veza_payments._signatures import (
     verify_signature,
     verify_stripe_signature,
 )
+from veza_payments._async_webhooks import AsyncWebhookIntake
 from veza_payments._stripe import (
     AsyncStripeConnect,
     Payout,
@@ -76,6 +77,7 @@ __all__ = [
     "APIConnectionError",
     "AsyncHyperswitchClient",
     "AsyncStripeConnect",
+    "AsyncWebhookIntake",
     "AuthenticationError",
     "BodyTooLargeError",
     "ConnectorError",
