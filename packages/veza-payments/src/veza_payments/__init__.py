@@ -10,6 +10,7 @@ and payouts with mandatory keys. Provider failures share ``ProviderError``; thei
 
 import warnings
 
+from veza_payments._async_webhooks import AsyncWebhookIntake
 from veza_payments._config import PaymentsConfig
 from veza_payments._errors import (
     APIConnectionError,
@@ -47,7 +48,6 @@ from veza_payments._signatures import (
     verify_signature,
     verify_stripe_signature,
 )
-from veza_payments._async_webhooks import AsyncWebhookIntake
 from veza_payments._stripe import (
     AsyncStripeConnect,
     Payout,
