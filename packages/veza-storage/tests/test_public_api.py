@@ -6,6 +6,9 @@ import importlib.resources
 import veza_storage
 
 EXPECTED_EXPORTS = {
+    "AsyncObjectReader",
+    "AsyncResumableUploads",
+    "AsyncStorage",
     "ByteRange",
     "Checkpoint",
     "ChecksumMismatchError",
