@@ -65,15 +65,22 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 
 @contextlib.contextmanager
-def loop_io_watch() -> Iterator[list[str]]:
-    """Record blocking I/O on the calling thread until the block ends."""
+def loop_io_watch(thread: threading.Thread | None = None) -> Iterator[list[str]]:
+    """Record blocking I/O on ``thread`` (the calling one by default) until the block ends.
+
+    Pass a server's thread (uvicorn's, running the app's event loop) to watch it while
+    the test drives the app over HTTP from its own thread.
+    """
     global _installed  # noqa: PLW0603 - one audit hook per process, by design
     with _lock:
         if not _installed:
             sys.addaudithook(_hook)
             _installed = True
     seen: list[str] = []
-    ident = threading.get_ident()
+    ident = threading.get_ident() if thread is None else thread.ident
+    if ident is None:
+        msg = "the thread to watch has not started"
+        raise RuntimeError(msg)
     _watched[ident] = seen
     try:
         yield seen

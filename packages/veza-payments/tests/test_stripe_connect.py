@@ -24,6 +24,7 @@ from veza_payments import (
     ServerError,
     StripeConnect,
 )
+from veza_payments._stripe import METADATA_KEY as METADATA
 from veza_payments.testing import FakeStripe, Fault
 
 
@@ -418,3 +419,34 @@ def test_the_async_client_sends_what_the_sync_one_sends() -> None:
         asyncio.run(run())
         assert len(calls(one)) == 2
         assert calls(two) == calls(one)
+
+
+def test_the_async_client_does_no_blocking_io_on_the_loop(fake_stripe: FakeStripe) -> None:
+    """Transfers, a reversal, a payout and paged reads, watched by audit hooks."""
+    import asyncio
+
+    from veza_loopwatch import loop_io_watch
+    from veza_payments import AsyncStripeConnect
+
+    async def flow(connect: AsyncStripeConnect, row: str) -> list[str]:
+        transfer = await connect.create_transfer(
+            row, amount=900, currency="EUR", destination="acct_w"
+        )
+        await connect.reverse_transfer(row, transfer.id, amount=100)
+        await connect.create_payout(row, amount=100, currency="EUR", stripe_account="acct_w")
+        reversals = [r.id async for r in connect.list_reversals(transfer.id)]
+        found = [t.id async for t in connect.find_transfers(metadata={METADATA: row})]
+        return [*reversals, *found]
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with AsyncStripeConnect(fake_stripe.api_key, base_url=fake_stripe.url) as warm:
+            await flow(warm, "warm")  # first imports
+        # A fresh client (built off the watch: it reads Stripe's CA bundle) with no pooled
+        # connection, so a blocking connect on the loop would be seen.
+        async with AsyncStripeConnect(fake_stripe.api_key, base_url=fake_stripe.url) as c:
+            with loop_io_watch() as seen:
+                ids = await flow(c, "watched")
+        return ids, seen
+
+    ids, seen = asyncio.run(main())
+    assert len(ids) == 2 and seen == []
