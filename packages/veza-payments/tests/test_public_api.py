@@ -43,6 +43,8 @@ EXPECTED_EXPORTS = {
     "STRIPE_SIGNATURE_HEADER",
     "ServerError",
     "StripeConnect",
+    "AsyncStripeConnect",
+    "AsyncWebhookIntake",
     "StripeError",
     "Transfer",
     "TransferReversal",

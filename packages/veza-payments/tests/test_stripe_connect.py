@@ -1,6 +1,12 @@
-"""Stripe Connect through the official stripe package against a local Stripe fake."""
+"""Stripe Connect through the official stripe package against a local Stripe fake.
+
+Every test taking ``connect`` or ``make_connect`` runs on ``StripeConnect`` and on
+``AsyncStripeConnect`` (see ``conftest.py``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -18,6 +24,7 @@ from veza_payments import (
     ServerError,
     StripeConnect,
 )
+from veza_payments._stripe import METADATA_KEY as METADATA
 from veza_payments.testing import FakeStripe, Fault
 
 
@@ -160,14 +167,16 @@ def test_find_transfers_by_created_range(connect: StripeConnect, fake_stripe: Fa
     assert [t.id for t in got] == [t.id for t in reversed(made[1:4])]
 
 
-def test_errors_map_into_the_hierarchy(fake_stripe: FakeStripe, sleeps: list[float]) -> None:
+def test_errors_map_into_the_hierarchy(
+    fake_stripe: FakeStripe, sleeps: list[float], make_connect: Callable[..., StripeConnect]
+) -> None:
     with (
-        StripeConnect("sk_test_wrong", base_url=fake_stripe.url, sleep=sleeps.append) as bad,
+        make_connect("sk_test_wrong", base_url=fake_stripe.url, sleep=sleeps.append) as bad,
         pytest.raises(AuthenticationError) as auth,
     ):
         bad.create_transfer("k", amount=1, currency="EUR", destination="acct_1")
     assert auth.value.status == 401 and "sk_test_wrong" not in str(auth.value)
-    with StripeConnect(
+    with make_connect(
         fake_stripe.api_key, base_url=fake_stripe.url, max_retries=2, sleep=sleeps.append
     ) as c:
         with pytest.raises(NotFoundError) as missing:
@@ -179,11 +188,13 @@ def test_errors_map_into_the_hierarchy(fake_stripe: FakeStripe, sleeps: list[flo
     assert len(sleeps) == 2  # three 500s, two retries, then the error
 
 
-def test_connection_failures_map_to_api_connection_error(sleeps: list[float]) -> None:
+def test_connection_failures_map_to_api_connection_error(
+    sleeps: list[float], make_connect: Callable[..., StripeConnect]
+) -> None:
     with FakeStripe() as gone:
         url, key = gone.url, gone.api_key
     with (
-        StripeConnect(key, base_url=url, max_retries=1, sleep=sleeps.append) as c,
+        make_connect(key, base_url=url, max_retries=1, sleep=sleeps.append) as c,
         pytest.raises(APIConnectionError) as info,
     ):
         c.retrieve_transfer("tr_1")
@@ -203,12 +214,14 @@ def test_keys_are_mandatory(
     assert fake_stripe.requests == []
 
 
-def test_configuration_is_validated(fake_stripe: FakeStripe) -> None:
+def test_configuration_is_validated(
+    fake_stripe: FakeStripe, make_connect: Callable[..., StripeConnect]
+) -> None:
     with pytest.raises(PaymentsConfigurationError, match="api_key"):
-        StripeConnect("")
+        make_connect("")
     with pytest.raises(PaymentsConfigurationError, match="max_retries"):
-        StripeConnect("sk", max_retries=-2)
-    c = StripeConnect("sk_live_secret", base_url=fake_stripe.url, max_retries=RetryPolicy(total=1))
+        make_connect("sk", max_retries=-2)
+    c = make_connect("sk_live_secret", base_url=fake_stripe.url, max_retries=RetryPolicy(total=1))
     assert "sk_live_secret" not in repr(c)
     with pytest.raises(PaymentsConfigurationError, match="at most 200"):
         c.create_transfer("x" * 201, amount=1, currency="EUR", destination="acct_1")
@@ -371,3 +384,69 @@ def test_the_fake_can_block_inside_a_call(fake_stripe: FakeStripe) -> None:
     hold.release()
     thread.join(5)
     assert results == [200] and len(fake_stripe.transfers) == 1
+
+
+def test_the_async_client_sends_what_the_sync_one_sends() -> None:
+    """Same method, path, query, form body and headers; only stripe-python's telemetry
+    names its transport (``"httplib"``) and marks the call ``async``."""
+    import asyncio
+
+    from veza_payments import AsyncStripeConnect
+
+    def calls(fake: FakeStripe) -> list[tuple[str, str, str, bytes, dict[str, str]]]:
+        told = {"x-stripe-client-user-agent", "x-stripe-client-telemetry", "host"}
+        return [
+            (
+                r.method,
+                r.path,
+                r.query,
+                r.body,
+                {k: v for k, v in r.headers.items() if k not in told},
+            )
+            for r in fake.requests
+        ]
+
+    with FakeStripe() as one, FakeStripe() as two:
+        with StripeConnect(one.api_key, base_url=one.url) as sync:
+            sync.create_transfer("k", amount=5, currency="EUR", destination="acct_1")
+            list(sync.find_transfers(created={"gte": 1}, metadata={"a": "b"}))
+
+        async def run() -> None:
+            async with AsyncStripeConnect(two.api_key, base_url=two.url) as connect:
+                await connect.create_transfer("k", amount=5, currency="EUR", destination="acct_1")
+                [t async for t in connect.find_transfers(created={"gte": 1}, metadata={"a": "b"})]
+
+        asyncio.run(run())
+        assert len(calls(one)) == 2
+        assert calls(two) == calls(one)
+
+
+def test_the_async_client_does_no_blocking_io_on_the_loop(fake_stripe: FakeStripe) -> None:
+    """Transfers, a reversal, a payout and paged reads, watched by audit hooks."""
+    import asyncio
+
+    from veza_loopwatch import loop_io_watch
+    from veza_payments import AsyncStripeConnect
+
+    async def flow(connect: AsyncStripeConnect, row: str) -> list[str]:
+        transfer = await connect.create_transfer(
+            row, amount=900, currency="EUR", destination="acct_w"
+        )
+        await connect.reverse_transfer(row, transfer.id, amount=100)
+        await connect.create_payout(row, amount=100, currency="EUR", stripe_account="acct_w")
+        reversals = [r.id async for r in connect.list_reversals(transfer.id)]
+        found = [t.id async for t in connect.find_transfers(metadata={METADATA: row})]
+        return [*reversals, *found]
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with AsyncStripeConnect(fake_stripe.api_key, base_url=fake_stripe.url) as warm:
+            await flow(warm, "warm")  # first imports
+        # A fresh client (built off the watch: it reads Stripe's CA bundle) with no pooled
+        # connection, so a blocking connect on the loop would be seen.
+        async with AsyncStripeConnect(fake_stripe.api_key, base_url=fake_stripe.url) as c:
+            with loop_io_watch() as seen:
+                ids = await flow(c, "watched")
+        return ids, seen
+
+    ids, seen = asyncio.run(main())
+    assert len(ids) == 2 and seen == []

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from veza_payments import HyperswitchClient, RetryPolicy, StripeConnect
+from veza_payments import HyperswitchClient, RetryPolicy
 from veza_payments.testing import FakeHyperswitch, FakeStripe, Fault
 
 
@@ -117,11 +117,11 @@ def test_a_failed_call_is_an_error_span(traced):
     assert "snd_wrong" not in _everything(exporter.get_finished_spans())
 
 
-def test_stripe_calls_are_spans(traced):
+def test_stripe_calls_are_spans(traced, make_connect):
     provider, exporter = traced
     with (
         FakeStripe() as fake,
-        StripeConnect(fake.api_key, base_url=fake.url, tracer_provider=provider) as connect,
+        make_connect(fake.api_key, base_url=fake.url, tracer_provider=provider) as connect,
         pytest.raises(Exception),  # noqa: B017, PT011 - not found
     ):
         connect.retrieve_transfer("tr_missing")

@@ -7,6 +7,9 @@ import veza_storage
 
 EXPECTED_EXPORTS = {
     "Secret",
+    "AsyncObjectReader",
+    "AsyncResumableUploads",
+    "AsyncStorage",
     "ByteRange",
     "Checkpoint",
     "ChecksumMismatchError",

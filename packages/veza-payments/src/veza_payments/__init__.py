@@ -10,6 +10,7 @@ and payouts with mandatory keys. Provider failures share ``ProviderError``; thei
 
 import warnings
 
+from veza_payments._async_webhooks import AsyncWebhookIntake
 from veza_payments._config import PaymentsConfig
 from veza_payments._errors import (
     APIConnectionError,
@@ -48,7 +49,13 @@ from veza_payments._signatures import (
     verify_signature,
     verify_stripe_signature,
 )
-from veza_payments._stripe import Payout, StripeConnect, Transfer, TransferReversal
+from veza_payments._stripe import (
+    AsyncStripeConnect,
+    Payout,
+    StripeConnect,
+    Transfer,
+    TransferReversal,
+)
 from veza_payments._version import __version__
 from veza_payments._webhooks import (
     MAX_BODY,
@@ -70,6 +77,8 @@ __all__ = [
     "STRIPE_SIGNATURE_HEADER",
     "APIConnectionError",
     "AsyncHyperswitchClient",
+    "AsyncStripeConnect",
+    "AsyncWebhookIntake",
     "AuthenticationError",
     "BodyTooLargeError",
     "ConnectorError",

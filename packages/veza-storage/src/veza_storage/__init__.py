@@ -4,6 +4,7 @@ Streaming and resumable chunked uploads, presigned GET and safe migration from
 local disk to S3/MinIO/R2.
 """
 
+from veza_storage._async import AsyncObjectReader, AsyncResumableUploads, AsyncStorage
 from veza_storage._capabilities import SupportsUploadStaging, UploadStaging
 from veza_storage._config import StorageConfig, build_storage
 from veza_storage._disposition import content_disposition
@@ -49,6 +50,9 @@ from veza_storage._uploads import ResumableUploads, UploadStatus
 from veza_storage._version import __version__
 
 __all__ = [
+    "AsyncObjectReader",
+    "AsyncResumableUploads",
+    "AsyncStorage",
     "ByteRange",
     "Checkpoint",
     "ChecksumMismatchError",
