@@ -73,9 +73,9 @@ def test_the_handler_and_the_log_write_run_off_the_loop(mode: str) -> None:
             released.set()  # runs only if the loop is free while the handler waits
 
         if mode == "handle":
-            call = intake.handle(_signed(body), body, "10.0.0.1")
+            call = intake.handle(_signed(body), body, source_ip="10.0.0.1")
         else:
-            call = intake.handle_stream(_signed(body), _chunks(body), "10.0.0.1")
+            call = intake.handle_stream(_signed(body), _chunks(body), source_ip="10.0.0.1")
         outcome, _ = await asyncio.gather(call, release())
         return loop_thread, outcome.status, len(log.records)
 

@@ -118,9 +118,9 @@ def test_a_resumable_upload_runs_off_the_loop(storage: Storage, tmp_path: Path) 
         session = await uploads.begin(
             key, len(data), chunk_size=chunk, content_type="audio/flac", sha256=None
         )
-        await uploads.put_chunk(session, 1, data[chunk:])
+        await uploads.put_chunk(session, 1, data=data[chunk:])
         status = await uploads.put_chunk(
-            session, 0, data[:chunk], sha256=hashlib.sha256(data[:chunk]).hexdigest()
+            session, 0, data=data[:chunk], sha256=hashlib.sha256(data[:chunk]).hexdigest()
         )
         assert status.missing == ()
         info = await uploads.complete(session)

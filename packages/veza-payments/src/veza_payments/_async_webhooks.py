@@ -88,6 +88,7 @@ class AsyncWebhookIntake:
         self,
         headers: RawHeaders,
         body: bytes | bytearray | memoryview,
+        *,
         source_ip: str | None = None,
     ) -> WebhookOutcome:
         """:meth:`WebhookIntake.handle`, awaited; never raises (the worst is a 500)."""
@@ -97,6 +98,7 @@ class AsyncWebhookIntake:
         self,
         headers: RawHeaders,
         chunks: AsyncIterable[bytes],
+        *,
         source_ip: str | None = None,
     ) -> WebhookOutcome:
         """:meth:`WebhookIntake.handle_stream` over an async body (``request.stream()``).

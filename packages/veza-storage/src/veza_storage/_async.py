@@ -224,10 +224,10 @@ class AsyncResumableUploads:
         )
 
     async def put_chunk(
-        self, session_id: str, index: int, data: bytes, *, sha256: str | None = None
+        self, session_id: str, index: int, *, data: bytes, sha256: str | None = None
     ) -> UploadStatus:
         """:meth:`ResumableUploads.put_chunk`."""
-        return await _offload(self.uploads.put_chunk, session_id, index, data, sha256)
+        return await _offload(self.uploads.put_chunk, session_id, index, data=data, sha256=sha256)
 
     async def status(self, session_id: str) -> UploadStatus:
         """:meth:`ResumableUploads.status`."""
