@@ -84,7 +84,9 @@ async function reconcile() {
   say($("reconcile-message"), "");
   try {
     const report = await api("POST", "/api/v1/admin/reconcile", { dry_run: true });
-    say($("reconcile-message"), `Checked ${report.examined} records: ${report.problem_count} problem(s) found (dry run: nothing changed).`, "ok");
+    const examined = Object.values(report.examined || {}).reduce((a, b) => a + b, 0);  // rows per rule
+    const problems = report.problem_count === 1 ? "1 problem" : `${report.problem_count} problems`;
+    say($("reconcile-message"), `Checked ${examined} records against the payment provider: ${problems} found (a dry run: nothing was changed).`, report.problem_count ? "error" : "ok");
     await loadFindings();
   } catch (err) { say($("reconcile-message"), `Could not check: ${explain(err)}`, "error"); }
   finally { $("reconcile").disabled = false; }

@@ -194,6 +194,9 @@ function renderOrder(order) {
     ...buttons,
   );
   $("order").dataset.orderId = order.order_id;
+  // the same order in "My orders", if listed, says the same thing
+  const listed = document.querySelector(`li[data-order-id="${CSS.escape(order.order_id)}"] .order-state`);
+  if (listed) listed.textContent = orderWords(order.status);
 }
 
 async function refreshOrder(orderId, until) {
@@ -249,7 +252,7 @@ async function refund(order, amount, node) {
   return busy(node, async () => {
     try {
       const result = await api("POST", `/api/v1/orders/${encodeURIComponent(order.order_id)}/refunds`, amount ? { amount } : {});
-      log(`refund ${result.refund_id}: ${result.amount} (${result.provider_status} at the PSP)`);
+      log(`refund ${result.refund_id}: ${money(result.amount, order.currency)} (${result.provider_status} at the PSP)`);
       say($("order-message"), `Refund of ${money(result.amount, order.currency)} sent to the buyer.`, "ok");
     } catch (err) {
       say($("order-message"), `Could not refund: ${explain(err)}`, "error");
@@ -262,7 +265,7 @@ async function refund(order, amount, node) {
 async function loadOrders() {
   const orders = await api("GET", "/api/v1/orders");
   $("orders").replaceChildren(...orders.map((o) => {
-    const item = el("li", {}, `${o.track_title} — ${money(o.amount, o.currency)} — ${orderWords(o.status)} `,
+    const item = el("li", {}, `${o.track_title} — ${money(o.amount, o.currency)} — `, el("span", { className: "order-state" }, orderWords(o.status)), " ",
       button("Open", "open-order", () => refreshOrder(o.order_id).catch((e) => say($("order-message"), explain(e), "error"))));
     item.dataset.orderId = o.order_id;
     return item;
