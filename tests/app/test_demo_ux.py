@@ -165,11 +165,13 @@ def test_admins_alone_read_the_money_summary(demo: Any, login: Any) -> None:
         "/api/v1/orders", json={"track_id": "demo-2"}, headers={"idempotency-key": "money"}
     ).json()
     listener.post(f"/api/v1/sandbox/payments/{order['payment_id']}/confirm").raise_for_status()
-    _wait_for(lambda: listener.get(f"/api/v1/orders/{order['order_id']}").json()["status"] == "paid")
+    path = f"/api/v1/orders/{order['order_id']}"
+    _wait_for(lambda: listener.get(path).json()["status"] == "paid")
     assert listener.get("/api/v1/admin/money").status_code == 403
     admin = _client(demo, login, "admin")
     money = admin.get("/api/v1/admin/money").json()
     payments = [f for f in money["flows"] if f["kind"] == "payment"]
-    assert payments and payments[0]["currency"] == "EUR" and payments[0]["amount"] >= order["amount"]
+    assert payments and payments[0]["currency"] == "EUR"
+    assert payments[0]["amount"] >= order["amount"]
     assert money["orders"].get("paid", 0) >= 1
     assert sum(b["amount"] for b in money["balances"] if b["currency"] == "EUR") == 0  # balanced

@@ -5,9 +5,16 @@ Headless Chromium (Debian's) tours the demo as `veza-demo` runs it, with no
 request to a host other than 127.0.0.1 is aborted by the test (``route.abort``), and
 the tour asserts that no request failed (an aborted CDN fetch would be one), that the
 console logged no error and that no page raised (an uncaught promise rejection is a
-``pageerror``). On the way it plays a plain track, an HLS track through hls.js (its
-rendition cut by the app's background job, with ffmpeg), and renders the API viewer.
-Screenshots go to the test's temporary folder; the path is printed.
+``pageerror``). Every page is visited as the user it is for: logged out first (the
+main page, and the share-link and admin pages saying whom they are for), then a buyer
+(two fast clicks on Buy make one order, Pay, the creator plan waiting for its payment's
+webhook, the call page's "never joined" cleared when the callee arrives, "no relay"),
+a creator (a non-audio file refused, a refund in two steps, a share link made, opened
+without an account and revoked) and an admin (a plain track, an HLS track through
+hls.js with its rendition cut by the app's background job, the books with their SVG
+chart, findings, webhook deliveries, the API viewer, the metrics). Money is checked
+against the browser's own ``Intl.NumberFormat``. Screenshots go to the test's
+temporary folder; the path is printed.
 """
 
 from __future__ import annotations
@@ -125,7 +132,8 @@ def _intl(page: Any, minor: int, currency: str = "EUR") -> str:
     return str(
         page.evaluate(
             f"""(() => {{
-              const f = new Intl.NumberFormat(undefined, {{style: 'currency', currency: '{currency}'}});
+              const f = new Intl.NumberFormat(
+                undefined, {{style: 'currency', currency: '{currency}'}});
               return f.format({minor} / 10 ** f.resolvedOptions().maximumFractionDigits);
             }})()"""
         )
@@ -156,22 +164,9 @@ def _record_texts(page: Any, element_id: str) -> None:
     )
 
 
-def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_path: Path) -> None:
-    app = offline_demo
-    assert app.services.config.hls_js_path is None  # hls.js comes from the install
-    shots = tmp_path / "offline-tour"
-    shots.mkdir()
-    print(f"\noffline tour screenshots: {shots}")  # noqa: T201 - where to look
-    passwords = app.services.extra["demo_passwords"]
-    tours: list[Tour] = []
-
-    def tour_as() -> Tour:
-        tours.append(Tour(browser, shots))
-        return tours[-1]
-
+def _anonymous_visit(app: Any, anonymous: Tour) -> dict[str, Any]:
     # 1. a logged-out first visit: "who am I" is a 200 {"user": null}, not a 401 in the
     # console; prices are money; the pages for creators and admins say who they are for
-    anonymous = tour_as()
     page = anonymous.page()
     page.goto(app.url + "/")
     _wait(page, "document.querySelectorAll('#tracks tr').length >= 3")
@@ -191,12 +186,15 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
         assert words in gated.inner_text("#gate")
         anonymous.shot(gated, f"02-anonymous{path.replace('/', '-')}")
 
+    return demo2
+
+
+def _buyer_visit(app: Any, buyer: Tour, demo2: dict[str, Any]) -> str:
     # 2. the buyer: two fast clicks on Buy make one order; Pay, then the order says paid
     # in words with the right buttons; the creator plan waits for its payment's webhook
-    buyer = tour_as()
     page = buyer.page()
     page.goto(app.url + "/")
-    _login_form(page, "listener", passwords["listener"])
+    _login_form(page, "listener", app.services.extra["demo_passwords"]["listener"])
     assert page.is_hidden("#nav-admin") and page.is_hidden("#nav-shares")
     _wait(page, "document.querySelector(\"tr[data-track-id='demo-2'] button.buy\") !== null")
     before = _purchases_of(app, "listener")
@@ -221,7 +219,8 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
     _wait(page, "document.getElementById('subscription').dataset.reason === 'ok'", 30)
     seen = page.evaluate("window.seen.subscription")
     assert any(text.startswith("Waiting for payment") for text in seen), seen
-    assert page.inner_text("#subscription") == "Your plan is active: you can distribute your tracks."
+    active = "Your plan is active: you can distribute your tracks."
+    assert page.inner_text("#subscription") == active
     assert page.evaluate("document.getElementById('subscription').className") == "ok"
     buyer.shot(page, "04-buyer-subscribed")
 
@@ -245,12 +244,15 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
     assert "No relay (TURN server) is configured" in relayed.inner_text("#warning")
     buyer.shot(relayed, "07-call-no-relay")
 
+    return str(order_id)
+
+
+def _creator_visit(app: Any, creator: Tour, anonymous: Tour, order_id: str) -> None:
     # 3. the creator: a share link made, opened by someone without an account, revoked;
     # the buyer's order refunded in two steps, in money, with only the buttons that apply
-    creator = tour_as()
     page = creator.page()
     page.goto(app.url + "/")
-    _login_form(page, "artist-ada", passwords["artist-ada"])
+    _login_form(page, "artist-ada", app.services.extra["demo_passwords"]["artist-ada"])
     assert page.is_visible("#nav-shares") and page.is_hidden("#nav-admin")
     page.set_input_files(
         "#file", files=[{"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7"}]
@@ -264,12 +266,13 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
     page.click(f"li[data-order-id='{order_id}'] button.open-order")
     _wait(page, "document.querySelector('#order button.refund-part') !== null")
     page.click("#order button.refund-part")
-    _wait(page, "document.getElementById('order-status').dataset.status === 'partially_refunded'", 30)
+    status = "document.getElementById('order-status').dataset.status"
+    _wait(page, f"{status} === 'partially_refunded'", 30)
     _wait(page, "document.querySelector('#order button.refund-all') !== null", 30)
     assert page.inner_text("#order-status") == "partly refunded"
     assert page.inner_text("#order-message") == f"Refund of {_intl(page, 100)} sent to the buyer."
     page.click("#order button.refund-all")
-    _wait(page, "document.getElementById('order-status').dataset.status === 'refunded'", 30)
+    _wait(page, f"{status} === 'refunded'", 30)
     _wait(page, "document.querySelectorAll('#order button').length === 0", 30)
     assert "->" not in page.inner_text("#order") and "_" not in page.inner_text("#order-status")
     creator.shot(page, "09-creator-refunded")
@@ -291,12 +294,13 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
     assert anonymous.context.request.get(url).status == 410
     creator.shot(shares, "11-shares-revoked")
 
+
+def _admin_visit(app: Any, admin: Tour) -> None:
     # 4. the admin: the player (plain and HLS), the books with their chart, findings and
     # webhook deliveries, the API viewer and the metrics
-    admin = tour_as()
     page = admin.page()
     page.goto(app.url + "/")
-    _login_form(page, "admin", passwords["admin"])
+    _login_form(page, "admin", app.services.extra["demo_passwords"]["admin"])
     assert page.is_visible("#nav-admin")
     _wait(page, "document.querySelectorAll('#tracks tr').length >= 3")
     page.click("tr[data-track-id='demo-1'] button.play")
@@ -344,6 +348,25 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
     metrics.goto(app.url + "/metrics")
     assert "veza_app_playback_redirects" in metrics.content()
     admin.shot(metrics, "16-metrics")
+
+
+def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_path: Path) -> None:
+    app = offline_demo
+    assert app.services.config.hls_js_path is None  # hls.js comes from the install
+    shots = tmp_path / "offline-tour"
+    shots.mkdir()
+    print(f"\noffline tour screenshots: {shots}")  # noqa: T201 - where to look
+    tours: list[Tour] = []
+
+    def tour_as() -> Tour:
+        tours.append(Tour(browser, shots))
+        return tours[-1]
+
+    anonymous, buyer, creator, admin = (tour_as() for _ in range(4))
+    demo2 = _anonymous_visit(app, anonymous)
+    order_id = _buyer_visit(app, buyer, demo2)
+    _creator_visit(app, creator, anonymous, order_id)
+    _admin_visit(app, admin)
 
     for tour in tours:
         for opened_page in tour.context.pages:
