@@ -420,3 +420,27 @@ def test_a_file_that_is_not_audio_is_refused_by_its_content(
     assert page.query_selector("tr td.title >> text=song.mp3") is None
     page.screenshot(path=str(output_dir / "9-not-audio.png"), full_page=True)
     context.close()
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en-US", ["€1.99", "¥199", "KWD 1.999"]),
+        ("fr-FR", ["1,99 €", "199 JPY", "1,999 KWD"]),
+    ],
+)
+def test_money_follows_the_currency_exponent(
+    browser: Any, app: Any, locale: str, expected: list[str]
+) -> None:
+    """Minor units over 10**exponent: EUR 2 digits, JPY none, KWD 3; the reader's locale."""
+    context = browser.new_context(locale=locale)
+    page = context.new_page()
+    page.goto(app.url + "/")
+    shown = page.evaluate(
+        "[[199, 'EUR'], [199, 'JPY'], [1999, 'KWD']].map(([m, c]) => window.vezaUi.money(m, c))"
+    )
+    context.close()
+    # Intl separates with (narrow) no-break spaces; compare with plain ones
+    assert [" ".join(s.replace("\u202f", " ").replace("\xa0", " ").split()) for s in shown] == (
+        expected
+    )
