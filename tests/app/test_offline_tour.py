@@ -213,6 +213,8 @@ def _buyer_visit(app: Any, buyer: Tour, demo2: dict[str, Any]) -> str:
     assert page.query_selector("#order button.pay") is None
     assert _intl(page, demo2["price"]) in page.inner_text("#order")
     assert page.inner_text("#order-message") == "Paid: the track is yours."
+    _wait(page, "document.querySelector(\"tr[data-track-id='demo-2'] .owned\") !== null")
+    assert page.query_selector("tr[data-track-id='demo-2'] button.buy") is None  # bought
     buyer.shot(page, "03-buyer-paid")
     _record_texts(page, "subscription")
     page.click("#subscribe")

@@ -237,6 +237,7 @@ async function pay(order, node) {
       await api("POST", `/api/v1/sandbox/payments/${encodeURIComponent(order.payment_id)}/confirm`);
       say($("order-message"), "Payment sent: waiting for the payment provider to confirm it…", "ok");
       const done = await refreshOrder(order.order_id, (o) => o.status !== "pending_payment");
+      await loadTracks();  // Buy turns to Bought
       say($("order-message"), done && done.status === "paid" ? "Paid: the track is yours." : `The payment ended as: ${orderWords(done ? done.status : "pending_payment")}.`,
         done && done.status === "paid" ? "ok" : "error");
       return done;
@@ -273,14 +274,23 @@ async function loadOrders() {
   return orders;
 }
 
+// Tracks the logged-in user has bought and not had refunded in full: "Bought", not "Buy".
+async function ownedTracks() {
+  if (!session.user) return new Set();
+  const orders = await api("GET", "/api/v1/orders");
+  return new Set(orders.filter((o) => o.buyer_id === session.user && ["paid", "partially_refunded"].includes(o.status)).map((o) => o.track_id));
+}
+
 async function loadTracks() {
-  const tracks = await api("GET", "/api/v1/tracks");
+  const [tracks, owned] = await Promise.all([api("GET", "/api/v1/tracks"), ownedTracks()]);
   const rows = tracks.map((track) => {
     const cell = el("td");
     cell.append(button("Play", "play", () => playUrl(track.stream_url, track.title)));
     if (track.hls) cell.append(button("Play HLS", "play-hls", () => playHls(track).catch((e) => log(`hls: ${e.message}`))));
     cell.append(el("span", { className: "hls-state" }));
-    if (session.user && session.user !== track.owner_id) {
+    if (owned.has(track.id)) {
+      cell.append(el("span", { className: "owned ok" }, "Bought"));
+    } else if (session.user && session.user !== track.owner_id) {
       cell.append(button("Buy", "buy", (node) => buy(track, node)));
     }
     const row = el("tr", {}, el("td", { className: "title" }, track.title), el("td", {}, track.owner_id),
