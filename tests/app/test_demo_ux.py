@@ -175,3 +175,27 @@ def test_admins_alone_read_the_money_summary(demo: Any, login: Any) -> None:
     assert payments[0]["amount"] >= order["amount"]
     assert money["orders"].get("paid", 0) >= 1
     assert sum(b["amount"] for b in money["balances"] if b["currency"] == "EUR") == 0  # balanced
+
+
+def test_concurrent_requests_with_one_key_make_one_order(demo: Any, login: Any) -> None:
+    """Four requests at once under one key (a retry racing the original): one order."""
+    import threading
+
+    listener = _client(demo, login, "listener")
+    key = {"idempotency-key": f"race-{uuid.uuid4().hex}"}
+    start = threading.Barrier(4)
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        start.wait()
+        answers.append(listener.post("/api/v1/orders", json={"track_id": "demo-2"}, headers=key))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    order_ids = {a.json()["order_id"] for a in answers}
+    assert len(order_ids) == 1
+    assert _purchases(demo, order_ids.pop()) == 1
