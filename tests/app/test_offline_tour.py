@@ -178,6 +178,8 @@ def _anonymous_visit(app: Any, anonymous: Tour) -> dict[str, Any]:
     assert shown == _intl(page, demo2["price"]), shown
     assert str(demo2["price"]) not in shown  # never cents
     assert page.is_hidden("#nav-admin") and page.is_hidden("#nav-shares")
+    page.click("tr[data-track-id='demo-2'] button.play")  # priced: said, not requested
+    assert page.inner_text("#player-error") == "Log in and buy this track to play it."
     anonymous.shot(page, "01-anonymous-index")
     for path, words in (("/shares", "Log in on the main page"), ("/admin", "Log in as an admin")):
         gated = anonymous.page()
@@ -212,6 +214,7 @@ def _buyer_visit(app: Any, buyer: Tour, demo2: dict[str, Any]) -> str:
     _wait(page, "document.getElementById('order-status').dataset.status === 'paid'", 30)
     assert page.query_selector("#order button.pay") is None
     assert _intl(page, demo2["price"]) in page.inner_text("#order")
+    _wait(page, "document.getElementById('order-message').textContent.startsWith('Paid')")
     assert page.inner_text("#order-message") == "Paid: the track is yours."
     _wait(page, "document.querySelector(\"tr[data-track-id='demo-2'] .owned\") !== null")
     assert page.query_selector("tr[data-track-id='demo-2'] button.buy") is None  # bought

@@ -285,8 +285,14 @@ async function loadTracks() {
   const [tracks, owned] = await Promise.all([api("GET", "/api/v1/tracks"), ownedTracks()]);
   const rows = tracks.map((track) => {
     const cell = el("td");
-    cell.append(button("Play", "play", () => playUrl(track.stream_url, track.title)));
-    if (track.hls) cell.append(button("Play HLS", "play-hls", () => playHls(track).catch((e) => log(`hls: ${e.message}`))));
+    // the server decides (a 401/403 otherwise), but the page knows the answer already:
+    // say it rather than send a request the browser would log as an error
+    const mayPlay = track.price === 0 || session.role === "admin" || session.user === track.owner_id || owned.has(track.id);
+    const refuse = () => {
+      $("player-error").textContent = session.user ? "Buy this track to play it." : "Log in and buy this track to play it.";
+    };
+    cell.append(button("Play", "play", () => (mayPlay ? playUrl(track.stream_url, track.title) : refuse())));
+    if (track.hls) cell.append(button("Play HLS", "play-hls", () => (mayPlay ? playHls(track).catch((e) => log(`hls: ${e.message}`)) : refuse())));
     cell.append(el("span", { className: "hls-state" }));
     if (owned.has(track.id)) {
       cell.append(el("span", { className: "owned ok" }, "Bought"));
