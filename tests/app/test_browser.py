@@ -232,6 +232,8 @@ def test_relayed_call_through_coturn(
             "window.vezaCall.warning"
         ) or "did not connect" in caller.evaluate("window.vezaCall.warning")
         assert caller.is_visible("#warning")
+        assert caller.evaluate("window.vezaCall.reason") == "relay-refused"
+        assert "relay (TURN server) refused" in caller.inner_text("#warning")
         caller.context.close()
     finally:
         wrong.stop()
@@ -312,7 +314,7 @@ def test_buy_pay_play_then_the_seller_refunds(browser: Any, app: Any, output_dir
     _wait(buyer, "document.getElementById('order-status') !== null")
     order_id = buyer.evaluate("document.getElementById('order').dataset.orderId")
     buyer.click("#order button.pay")
-    _wait(buyer, "document.getElementById('order-status').textContent === 'paid'", 30_000)
+    _wait(buyer, "document.getElementById('order-status').dataset.status === 'paid'", 30_000)
     buyer.click(f"{row} button.play")
     _wait(buyer, "document.getElementById('player').currentTime > 0.5", 20_000)
     buyer.screenshot(path=str(output_dir / "6-buyer-paid-and-playing.png"), full_page=True)
@@ -336,7 +338,7 @@ def test_buy_pay_play_then_the_seller_refunds(browser: Any, app: Any, output_dir
     seller.click("#order button.refund-part")
     _wait(
         seller,
-        "document.getElementById('order-status').textContent === 'partially_refunded'",
+        "document.getElementById('order-status').dataset.status === 'partially_refunded'",
         30_000,
     )
     seller.screenshot(path=str(output_dir / "7-seller-refunded.png"), full_page=True)
@@ -359,3 +361,86 @@ def test_buy_pay_play_then_the_seller_refunds(browser: Any, app: Any, output_dir
     assert order.refunded_amount == 100 and order.status == "partially_refunded"
     for context in (buyer_context, seller_context, anonymous_context):
         context.close()
+
+
+def test_errors_are_sentences_and_a_stale_success_goes(
+    browser: Any, app: Any, output_dir: Path
+) -> None:
+    """A refund the order cannot take, in a buyer's words: no JSON, no cents, no states."""
+    context = browser.new_context()
+    buyer = context.new_page()
+    buyer.goto(app.url + "/")
+    _login(buyer, app, "listener")
+    _wait(buyer, "document.querySelector(\"tr[data-track-id='demo-1'] button.buy\") !== null")
+    buyer.click("tr[data-track-id='demo-1'] button.buy")
+    _wait(buyer, "document.querySelector('#order button.pay') !== null")
+    buyer.click("#order button.pay")
+    _wait(buyer, "document.getElementById('order-status').dataset.status === 'paid'", 30_000)
+    order_id = buyer.evaluate("document.getElementById('order').dataset.orderId")
+    context.close()
+
+    context = browser.new_context()
+    seller = context.new_page()
+    seller.goto(app.url + "/")
+    _login(seller, app, "artist-ada")
+    seller.evaluate(f"window.veza.refund({{order_id: {order_id!r}, currency: 'EUR'}}, null)")
+    _wait(seller, "document.getElementById('order-status').dataset.status === 'refunded'", 30_000)
+    assert seller.inner_text("#order-message").startswith("Refund of ")  # a success shown
+    # the API refuses a second refund (nothing left): the page says so in words, and the
+    # success above is gone
+    seller.evaluate(f"window.veza.refund({{order_id: {order_id!r}, currency: 'EUR'}}, 100)")
+    _wait(seller, "document.getElementById('order-message').className === 'error'")
+    message = seller.inner_text("#order-message")
+    assert message.startswith("Could not refund: "), message
+    assert "Refund of" not in message
+    for internal in ("{", "->", "_refunded", "cents", "EUR", "Error", "transition", " 100 "):
+        assert internal not in message, (internal, message)
+    seller.screenshot(path=str(output_dir / "8-refund-refused-in-words.png"), full_page=True)
+    context.close()
+
+
+def test_a_file_that_is_not_audio_is_refused_by_its_content(
+    browser: Any, app: Any, output_dir: Path
+) -> None:
+    """A PDF named .mp3 passes the picker and the type check; the server reads it and says no."""
+    from veza_reference._audio import NOT_AUDIO
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(app.url + "/")
+    _login(page, app, "artist-ada")
+    assert page.get_attribute("#file", "accept").startswith("audio/*")
+    page.set_input_files(
+        "#file",
+        files=[{"name": "song.mp3", "mimeType": "audio/mpeg", "buffer": b"%PDF-1.7\n" * 100}],
+    )
+    page.click("#upload")
+    _wait(page, "document.getElementById('upload-status').className === 'error'")
+    assert page.inner_text("#upload-status") == f"Upload refused: {NOT_AUDIO}"
+    assert page.query_selector("tr td.title >> text=song.mp3") is None
+    page.screenshot(path=str(output_dir / "9-not-audio.png"), full_page=True)
+    context.close()
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en-US", ["€1.99", "¥199", "KWD 1.999"]),
+        ("fr-FR", ["1,99 €", "199 JPY", "1,999 KWD"]),
+    ],
+)
+def test_money_follows_the_currency_exponent(
+    browser: Any, app: Any, locale: str, expected: list[str]
+) -> None:
+    """Minor units over 10**exponent: EUR 2 digits, JPY none, KWD 3; the reader's locale."""
+    context = browser.new_context(locale=locale)
+    page = context.new_page()
+    page.goto(app.url + "/")
+    shown = page.evaluate(
+        "[[199, 'EUR'], [199, 'JPY'], [1999, 'KWD']].map(([m, c]) => window.vezaUi.money(m, c))"
+    )
+    context.close()
+    # Intl separates with (narrow) no-break spaces; compare with plain ones
+    assert [" ".join(s.replace("\u202f", " ").replace("\xa0", " ").split()) for s in shown] == (
+        expected
+    )

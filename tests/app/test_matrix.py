@@ -180,6 +180,24 @@ def chunk(world: World, role: str) -> Call:
     )
 
 
+def new_share(world: World) -> dict[str, Any]:
+    made = world.client("creator").post(f"/api/v1/tracks/{world.track}/shares", json={})
+    made.raise_for_status()
+    return made.json()  # type: ignore[no-any-return]
+
+
+def revoke_fresh(world: World, role: str) -> Call:
+    """Each role tries to revoke a fresh link of the creator's."""
+    share = new_share(world)
+    return world.client(role), "DELETE", f"/api/v1/shares/{share['share_id']}", {}
+
+
+def open_share(world: World, role: str) -> Call:
+    """Anyone with a link opens it (a fresh one each time): the token is the permission."""
+    path = new_share(world)["url"].removeprefix(world.url)
+    return world.client(role), "GET", path, {}
+
+
 OWNER_OR_ADMIN = frozenset({"creator", "admin"})
 PLAYERS = frozenset({"buyer", "creator", "admin"})
 PARTIES = frozenset({"buyer", "creator", "admin"})
@@ -189,6 +207,17 @@ MATRIX: dict[tuple[str, str], tuple[frozenset[str], Maker]] = {
     ("POST", "/api/v1/auth/login"): (EVERYONE, login_as_self),
     ("POST", "/api/v1/auth/logout"): (USERS, logout),
     ("GET", "/api/v1/auth/me"): (USERS, simple("GET", "/api/v1/auth/me")),
+    ("GET", "/api/v1/auth/session"): (EVERYONE, simple("GET", "/api/v1/auth/session")),
+    ("POST", "/api/v1/tracks/{track_id}/shares"): (
+        frozenset({"creator"}),  # the track's owner only, like /link
+        simple("POST", "/api/v1/tracks/{track}/shares", json={}),
+    ),
+    ("GET", "/api/v1/shares"): (USERS, simple("GET", "/api/v1/shares")),  # each their own
+    ("DELETE", "/api/v1/shares/{share_id}"): (OWNER_OR_ADMIN, revoke_fresh),
+    ("GET", "/s/{token}"): (EVERYONE, open_share),
+    ("GET", "/api/v1/admin/money"): (frozenset({"admin"}), simple("GET", "/api/v1/admin/money")),
+    ("GET", "/shares"): (EVERYONE, simple("GET", "/shares")),  # the data needs an account
+    ("GET", "/admin"): (EVERYONE, simple("GET", "/admin")),  # the data needs the admin role
     ("POST", "/api/v1/uploads"): (
         OWNER_OR_ADMIN,
         simple("POST", "/api/v1/uploads", json={"filename": "x.wav", "size": 10}),

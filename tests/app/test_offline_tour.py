@@ -5,9 +5,16 @@ Headless Chromium (Debian's) tours the demo as `veza-demo` runs it, with no
 request to a host other than 127.0.0.1 is aborted by the test (``route.abort``), and
 the tour asserts that no request failed (an aborted CDN fetch would be one), that the
 console logged no error and that no page raised (an uncaught promise rejection is a
-``pageerror``). On the way it plays a plain track, an HLS track through hls.js (its
-rendition cut by the app's background job, with ffmpeg), and renders the API viewer.
-Screenshots go to the test's temporary folder; the path is printed.
+``pageerror``). Every page is visited as the user it is for: logged out first (the
+main page, and the share-link and admin pages saying whom they are for), then a buyer
+(two fast clicks on Buy make one order, Pay, the creator plan waiting for its payment's
+webhook, the call page's "never joined" cleared when the callee arrives, "no relay"),
+a creator (a non-audio file refused, a refund in two steps, a share link made, opened
+without an account and revoked) and an admin (a plain track, an HLS track through
+hls.js with its rendition cut by the app's background job, the books with their SVG
+chart, findings, webhook deliveries, the API viewer, the metrics). Money is checked
+against the browser's own ``Intl.NumberFormat``. Screenshots go to the test's
+temporary folder; the path is printed.
 """
 
 from __future__ import annotations
@@ -112,28 +119,198 @@ def _wait(page: Any, expression: str, timeout: float = 20.0) -> Any:
         time.sleep(0.1)
 
 
-def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_path: Path) -> None:
-    app = offline_demo
-    assert app.services.config.hls_js_path is None  # hls.js comes from the install
-    shots = tmp_path / "offline-tour"
-    shots.mkdir()
-    print(f"\noffline tour screenshots: {shots}")  # noqa: T201 - where to look
-    tour = Tour(browser, shots)
-    password = app.services.extra["demo_passwords"]["admin"]
+def _login_form(page: Any, user: str, password: str) -> None:
+    """Log in the way a person does: the form on the main page."""
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.click("#login")
+    _wait(page, f"document.getElementById('whoami').textContent === {user!r}")
 
-    # logged in before the first page: an anonymous page asks /api/v1/auth/me, whose
-    # 401 Chromium logs as a console error (the app's answer for "nobody", not a fault)
-    logged_in = tour.context.request.post(
-        app.url + "/api/v1/auth/login", data={"user_id": "admin", "password": password}
+
+def _intl(page: Any, minor: int, currency: str = "EUR") -> str:
+    """What the browser's own Intl says ``minor`` units of ``currency`` look like."""
+    return str(
+        page.evaluate(
+            f"""(() => {{
+              const f = new Intl.NumberFormat(
+                undefined, {{style: 'currency', currency: '{currency}'}});
+              return f.format({minor} / 10 ** f.resolvedOptions().maximumFractionDigits);
+            }})()"""
+        )
     )
-    assert logged_in.ok, logged_in.text()
-    page = tour.page()
+
+
+def _purchases_of(app: Any, buyer: str) -> int:
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from veza_reference._db import Purchase
+
+    with Session(app.services.engine) as session:
+        query = select(func.count()).select_from(Purchase).where(Purchase.buyer_id == buyer)
+        return int(session.scalar(query) or 0)
+
+
+def _record_texts(page: Any, element_id: str) -> None:
+    """Keep every text ``element_id`` shows (a passing "waiting…" would be missed by polling)."""
+    page.evaluate(
+        f"""(() => {{
+          const node = document.getElementById('{element_id}');
+          window.seen = window.seen || {{}};
+          window.seen['{element_id}'] = [];
+          new MutationObserver(() => window.seen['{element_id}'].push(node.textContent))
+            .observe(node, {{childList: true, characterData: true, subtree: true}});
+        }})()"""
+    )
+
+
+def _anonymous_visit(app: Any, anonymous: Tour) -> dict[str, Any]:
+    # 1. a logged-out first visit: "who am I" is a 200 {"user": null}, not a 401 in the
+    # console; prices are money; the pages for creators and admins say who they are for
+    page = anonymous.page()
     page.goto(app.url + "/")
-    _wait(page, "document.getElementById('whoami').textContent === 'admin'")  # admins play all
+    _wait(page, "document.querySelectorAll('#tracks tr').length >= 3")
+    assert page.inner_text("#whoami") == "nobody"
+    assert (200, app.url + "/api/v1/auth/session") in anonymous.responses
+    tracks = anonymous.context.request.get(app.url + "/api/v1/tracks").json()
+    demo2 = next(t for t in tracks if t["id"] == "demo-2")
+    shown = page.inner_text("tr[data-track-id='demo-2'] td.price")
+    assert shown == _intl(page, demo2["price"]), shown
+    assert str(demo2["price"]) not in shown  # never cents
+    assert page.is_hidden("#nav-admin") and page.is_hidden("#nav-shares")
+    page.click("tr[data-track-id='demo-2'] button.play")  # priced: said, not requested
+    assert page.inner_text("#player-error") == "Log in and buy this track to play it."
+    anonymous.shot(page, "01-anonymous-index")
+    for path, words in (("/shares", "Log in on the main page"), ("/admin", "Log in as an admin")):
+        gated = anonymous.page()
+        gated.goto(app.url + path)
+        _wait(gated, "document.body.dataset.ready === 'true'")
+        assert words in gated.inner_text("#gate")
+        anonymous.shot(gated, f"02-anonymous{path.replace('/', '-')}")
+
+    return demo2
+
+
+def _buyer_visit(app: Any, buyer: Tour, demo2: dict[str, Any]) -> str:
+    # 2. the buyer: two fast clicks on Buy make one order; Pay, then the order says paid
+    # in words with the right buttons; the creator plan waits for its payment's webhook
+    page = buyer.page()
+    page.goto(app.url + "/")
+    _login_form(page, "listener", app.services.extra["demo_passwords"]["listener"])
+    assert page.is_hidden("#nav-admin") and page.is_hidden("#nav-shares")
+    _wait(page, "document.querySelector(\"tr[data-track-id='demo-2'] button.buy\") !== null")
+    before = _purchases_of(app, "listener")
+    page.evaluate(
+        "(() => { const b = document.querySelector(\"tr[data-track-id='demo-2'] button.buy\");"
+        " b.click(); b.click(); })()"
+    )
+    _wait(page, "document.querySelector('#order button.pay') !== null")
+    assert _purchases_of(app, "listener") == before + 1  # one order for two clicks
+    assert page.inner_text("#order-status") == "waiting for payment"
+    assert page.query_selector("#order button.refund-part") is None  # buyers do not refund
+    assert "waiting for payment" in page.inner_text("#order-message")
+    order_id = page.evaluate("document.getElementById('order').dataset.orderId")
+    page.click("#order button.pay")
+    _wait(page, "document.getElementById('order-status').dataset.status === 'paid'", 30)
+    assert page.query_selector("#order button.pay") is None
+    assert _intl(page, demo2["price"]) in page.inner_text("#order")
+    _wait(page, "document.getElementById('order-message').textContent.startsWith('Paid')")
+    assert page.inner_text("#order-message") == "Paid: the track is yours."
+    _wait(page, "document.querySelector(\"tr[data-track-id='demo-2'] .owned\") !== null")
+    assert page.query_selector("tr[data-track-id='demo-2'] button.buy") is None  # bought
+    buyer.shot(page, "03-buyer-paid")
+    _record_texts(page, "subscription")
+    page.click("#subscribe")
+    _wait(page, "document.getElementById('subscription').dataset.reason === 'ok'", 30)
+    seen = page.evaluate("window.seen.subscription")
+    assert any(text.startswith("Waiting for payment") for text in seen), seen
+    active = "Your plan is active: you can distribute your tracks."
+    assert page.inner_text("#subscription") == active
+    assert page.evaluate("document.getElementById('subscription').className") == "ok"
+    buyer.shot(page, "04-buyer-subscribed")
+
+    # the call page, both sides in this browser: the caller gives up waiting first ("the
+    # other side never joined"), then the callee arrives and the warning clears
+    caller = buyer.page()
+    caller.goto(app.url + "/call?role=caller&wait=1")
+    _wait(caller, "window.vezaCall.reason === 'never-joined'")
+    assert "never joined" in caller.inner_text("#warning")
+    buyer.shot(caller, "05-call-alone")
+    callee = buyer.page()
+    callee.goto(app.url + "/call?role=callee")
+    _wait(caller, "window.vezaCall.state === 'connected' && window.vezaCall.received.length")
+    assert caller.inner_text("#warning") == "" and caller.evaluate("window.vezaCall.warning") == ""
+    buyer.shot(caller, "06-call-connected")
+    caller.close()
+    callee.close()
+    relayed = buyer.page()  # no TURN in the demo: a relay-only call says so, in words
+    relayed.goto(app.url + "/call?role=caller&relay=1")
+    _wait(relayed, "window.vezaCall.reason === 'no-relay'")
+    assert "No relay (TURN server) is configured" in relayed.inner_text("#warning")
+    buyer.shot(relayed, "07-call-no-relay")
+
+    return str(order_id)
+
+
+def _creator_visit(app: Any, creator: Tour, anonymous: Tour, order_id: str) -> None:
+    # 3. the creator: a share link made, opened by someone without an account, revoked;
+    # the buyer's order refunded in two steps, in money, with only the buttons that apply
+    page = creator.page()
+    page.goto(app.url + "/")
+    _login_form(page, "artist-ada", app.services.extra["demo_passwords"]["artist-ada"])
+    assert page.is_visible("#nav-shares") and page.is_hidden("#nav-admin")
+    page.set_input_files(
+        "#file", files=[{"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7"}]
+    )
+    page.click("#upload")
+    _wait(page, "document.getElementById('upload-status').textContent.length > 0")
+    assert "is not an audio file" in page.inner_text("#upload-status")
+    creator.shot(page, "08-creator-not-audio")
+    page.click("#my-orders")
+    _wait(page, f"document.querySelector(\"li[data-order-id='{order_id}']\") !== null")
+    page.click(f"li[data-order-id='{order_id}'] button.open-order")
+    _wait(page, "document.querySelector('#order button.refund-part') !== null")
+    page.click("#order button.refund-part")
+    status = "document.getElementById('order-status').dataset.status"
+    _wait(page, f"{status} === 'partially_refunded'", 30)
+    _wait(page, "document.querySelector('#order button.refund-all') !== null", 30)
+    assert page.inner_text("#order-status") == "partly refunded"
+    assert page.inner_text("#order-message") == f"Refund of {_intl(page, 100)} sent to the buyer."
+    page.click("#order button.refund-all")
+    _wait(page, f"{status} === 'refunded'", 30)
+    _wait(page, "document.querySelectorAll('#order button').length === 0", 30)
+    assert "->" not in page.inner_text("#order") and "_" not in page.inner_text("#order-status")
+    creator.shot(page, "09-creator-refunded")
+    shares = creator.page()
+    shares.goto(app.url + "/shares")
+    _wait(shares, "document.body.dataset.ready === 'true'")
+    shares.select_option("#share-track", "demo-1")
+    shares.click("#share-create")
+    _wait(shares, "!document.getElementById('share-new').hidden")
+    url = shares.input_value("#share-url")
+    assert url.startswith(app.url + "/s/")
+    _wait(shares, "document.querySelector('#shares tr[data-state=active] button.revoke') !== null")
+    opened = anonymous.context.request.get(url)  # no account: the link is the permission
+    assert opened.status == 200 and opened.body()[:4] == b"RIFF"
+    creator.shot(shares, "10-shares-made")
+    shares.click("#shares tr[data-state=active] button.revoke")
+    _wait(shares, "document.querySelector('#shares tr[data-state=revoked]') !== null")
+    assert "no longer works" in shares.inner_text("#share-message")
+    assert anonymous.context.request.get(url).status == 410
+    creator.shot(shares, "11-shares-revoked")
+
+
+def _admin_visit(app: Any, admin: Tour) -> None:
+    # 4. the admin: the player (plain and HLS), the books with their chart, findings and
+    # webhook deliveries, the API viewer and the metrics
+    page = admin.page()
+    page.goto(app.url + "/")
+    _login_form(page, "admin", app.services.extra["demo_passwords"]["admin"])
+    assert page.is_visible("#nav-admin")
     _wait(page, "document.querySelectorAll('#tracks tr').length >= 3")
     page.click("tr[data-track-id='demo-1'] button.play")
     _wait(page, "document.getElementById('player').currentTime > 0.5")
-    tour.shot(page, "1-index-play")
+    admin.shot(page, "12-index-play")
 
     # HLS: the background job cuts the seeded tracks' renditions; the page shows it
     # progress and then offers Play HLS, played by hls.js from the app's own install
@@ -144,52 +321,89 @@ def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_pa
     assert page.evaluate("typeof window.Hls === 'function' && window.Hls.isSupported()")
     assert page.evaluate("document.getElementById('player').src.startsWith('blob:')")
     assert page.evaluate("document.getElementById('player-error').textContent") == ""
-    tour.shot(page, "2-index-hls")
-    segments = [(s, u) for s, u in tour.responses if urlsplit(u).path.endswith(".ts")]
+    admin.shot(page, "13-index-hls")
+    segments = [(s, u) for s, u in admin.responses if urlsplit(u).path.endswith(".ts")]
     assert len(segments) >= 2 and all(s == 200 for s, _ in segments), segments
-    assert (200, app.url + "/vendor/hls.min.js") in tour.responses
+    assert (200, app.url + "/vendor/hls.min.js") in admin.responses
+
+    books = admin.page()
+    books.goto(app.url + "/admin")
+    _wait(books, "document.body.dataset.ready === 'true'")
+    assert books.is_visible("#panels")
+    assert books.evaluate("document.querySelectorAll('#flows-chart svg rect.bar').length") >= 2
+    flows = books.inner_text("#flows")
+    assert "Payments received" in flows and "Refunds to buyers" in flows
+    assert books.inner_text("#books") == "The books balance."
+    assert books.evaluate("document.querySelectorAll('#webhooks tr').length") >= 2
+    books.click("#reconcile")
+    _wait(books, "document.getElementById('reconcile-message').textContent.startsWith('Checked')")
+    admin.shot(books, "14-admin")
 
     # the API viewer, offline: Swagger UI renders the app's operations
-    docs = tour.page()
+    docs = admin.page()
     for path in ("/docs", "/redoc"):
         docs.goto(app.url + path)
         _wait(docs, "document.querySelectorAll('.opblock').length > 20")
         title = docs.evaluate("document.querySelector('.info .title').textContent")
         assert "veza reference app" in title
-        tour.shot(docs, f"3-api{path.replace('/', '-')}")
-
-    # the call page, both sides in this browser (no relay needed for a same-host call)
-    callee = tour.page()
-    callee.goto(app.url + "/call?role=callee")
-    caller = tour.page()
-    caller.goto(app.url + "/call?role=caller")
-    _wait(caller, "window.vezaCall.state === 'connected' && window.vezaCall.received.length")
-    tour.shot(caller, "4-call")
+        admin.shot(docs, f"15-api{path.replace('/', '-')}")
 
     # the metrics the index links to
-    metrics = tour.page()
+    metrics = admin.page()
     metrics.goto(app.url + "/metrics")
     assert "veza_app_playback_redirects" in metrics.content()
-    tour.shot(metrics, "5-metrics")
+    admin.shot(metrics, "16-metrics")
 
-    for opened in tour.context.pages:
-        opened.close()
-    tour.context.close()
-    assert tour.blocked == [], tour.blocked
-    assert tour.failed == [], tour.failed
-    assert tour.console_errors == [], tour.console_errors
-    assert tour.page_errors == [], tour.page_errors
+
+def test_every_page_offline(browser: Any, offline_demo: Any, ffmpeg: str, tmp_path: Path) -> None:
+    app = offline_demo
+    assert app.services.config.hls_js_path is None  # hls.js comes from the install
+    shots = tmp_path / "offline-tour"
+    shots.mkdir()
+    print(f"\noffline tour screenshots: {shots}")  # noqa: T201 - where to look
+    tours: list[Tour] = []
+
+    def tour_as() -> Tour:
+        tours.append(Tour(browser, shots))
+        return tours[-1]
+
+    anonymous, buyer, creator, admin = (tour_as() for _ in range(4))
+    demo2 = _anonymous_visit(app, anonymous)
+    order_id = _buyer_visit(app, buyer, demo2)
+    _creator_visit(app, creator, anonymous, order_id)
+    _admin_visit(app, admin)
+
+    for tour in tours:
+        for opened_page in tour.context.pages:
+            opened_page.close()
+        tour.context.close()
+    assert [b for t in tours for b in t.blocked] == []
+    assert [f for t in tours for f in t.failed] == []
+    assert [e for t in tours for e in t.console_errors] == []
+    assert [e for t in tours for e in t.page_errors] == []
     assert sorted(p.name for p in shots.iterdir()) == [
-        "1-index-play.png",
-        "2-index-hls.png",
-        "3-api-docs.png",
-        "3-api-redoc.png",
-        "4-call.png",
-        "5-metrics.png",
+        "01-anonymous-index.png",
+        "02-anonymous-admin.png",
+        "02-anonymous-shares.png",
+        "03-buyer-paid.png",
+        "04-buyer-subscribed.png",
+        "05-call-alone.png",
+        "06-call-connected.png",
+        "07-call-no-relay.png",
+        "08-creator-not-audio.png",
+        "09-creator-refunded.png",
+        "10-shares-made.png",
+        "11-shares-revoked.png",
+        "12-index-play.png",
+        "13-index-hls.png",
+        "14-admin.png",
+        "15-api-docs.png",
+        "15-api-redoc.png",
+        "16-metrics.png",
     ]
 
 
-@pytest.mark.parametrize("path", ["/", "/call", "/docs", "/redoc"])
+@pytest.mark.parametrize("path", ["/", "/call", "/docs", "/redoc", "/shares", "/admin"])
 def test_no_page_names_another_host(offline_demo: Any, path: str) -> None:
     """Every page's policy and markup stay on this origin: 'self', no inline script."""
     import re

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-PAGES = ["/", "/call", "/docs", "/redoc"]
+PAGES = ["/", "/call", "/shares", "/admin", "/docs", "/redoc"]
 SECRET_NAMES = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 
 
@@ -46,7 +46,7 @@ def test_every_page_sends_a_strict_policy(demo: Any, path: str) -> None:
     for directive in ("default-src", "script-src", "style-src"):
         assert "'unsafe-inline'" not in policy[directive]
         assert "'unsafe-eval'" not in policy[directive]
-    if path in ("/", "/call"):  # the app's own pages: nothing inline at all
+    if path in ("/", "/call", "/shares", "/admin"):  # the app's own pages: nothing inline
         assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
         assert not re.search(r"<script>|<style>|\sstyle=|\son\w+=", answer.text)
     # the API viewers: each inline script admitted by its own hash, nothing else inline
@@ -66,7 +66,7 @@ def test_the_page_code_builds_the_dom_with_text_apis_only() -> None:
     """Every script the pages load: no HTML parsing of strings, no eval, no inline handlers."""
     static = files("veza_reference") / "static"
     scripts = [p for p in static.iterdir() if p.name.endswith(".js")]
-    assert {p.name for p in scripts} >= {"app.js", "call.js"}
+    assert {p.name for p in scripts} >= {"app.js", "call.js", "common.js", "shares.js", "admin.js"}
     forbidden = re.compile(
         r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|"
         r"setAttribute\(\s*['\"]on|\.on\w+\s*=\s*['\"]|setTimeout\(\s*['\"]"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veza_reference._db import Purchase, Track
@@ -122,6 +123,20 @@ class Access:
         raise ClientError(403, "buy this track to play it")
 
     def record_purchase(self, order_id: str, track_id: str, buyer_id: str) -> None:
-        """Remember which track an order buys (before the payment is started). Blocking."""
-        with Session(self.services.engine) as session, session.begin():
-            session.add(Purchase(order_id=order_id, track_id=track_id, buyer_id=buyer_id))
+        """Remember which track an order buys (before the payment is started). Blocking.
+
+        Idempotent: the same ``order_id`` for the same buyer and track again (a retried
+        request under one ``Idempotency-Key``) is a no-op, so the retry can go on to
+        ``start_payment``, which reuses the order. The same id for another buyer or
+        track is a 409.
+        """
+        try:
+            with Session(self.services.engine) as session, session.begin():
+                session.add(Purchase(order_id=order_id, track_id=track_id, buyer_id=buyer_id))
+        except IntegrityError:
+            with Session(self.services.engine) as session:
+                known = session.get(Purchase, order_id)
+            if known is None or (known.track_id, known.buyer_id) != (track_id, buyer_id):
+                raise ClientError(
+                    409, "this idempotency key was already used for another purchase"
+                ) from None

@@ -22,7 +22,14 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from veza_reference import _auth, _errors, _routes_media, _routes_money, _routes_ops
+from veza_reference import (
+    _auth,
+    _errors,
+    _routes_media,
+    _routes_money,
+    _routes_ops,
+    _routes_shares,
+)
 from veza_reference._access import Access
 from veza_reference._headers import SecurityHeaders, origin_of, page_policy
 from veza_reference._hls_jobs import HlsJobs
@@ -82,6 +89,7 @@ def create_app(services: Services, *, render_hls: bool = True) -> FastAPI:
     app.include_router(_routes_media.build_router(services, access, hls_jobs))
     app.include_router(_routes_money.build_router(services, access))
     app.include_router(_routes_ops.build_router(services))
+    app.include_router(_routes_shares.build_router(services))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.mount("/vendor/swagger-ui", StaticFiles(directory=str(SWAGGER_UI)), name="swagger-ui")
     origins = media_origins(services)
@@ -93,6 +101,16 @@ def create_app(services: Services, *, render_hls: bool = True) -> FastAPI:
     @app.get("/call", include_in_schema=False)
     def call() -> HTMLResponse:
         return HTMLResponse((STATIC / "call.html").read_text(encoding="utf-8"))
+
+    @app.get("/shares", include_in_schema=False)
+    def shares() -> HTMLResponse:
+        """The owner's share links (the data comes from ``/api/v1/shares``, owner only)."""
+        return HTMLResponse((STATIC / "shares.html").read_text(encoding="utf-8"))
+
+    @app.get("/admin", include_in_schema=False)
+    def admin() -> HTMLResponse:
+        """Findings, webhook deliveries, balances, money flows (``/api/v1/admin``, admins)."""
+        return HTMLResponse((STATIC / "admin.html").read_text(encoding="utf-8"))
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -125,7 +125,7 @@ def actor(principal: Principal, services: Services) -> str:
 
 
 def build_router(services: Services) -> APIRouter:
-    """``/api/v1/auth``: login, logout, who am I."""
+    """``/api/v1/auth``: login, logout, who am I (``/me``, 401 if nobody; ``/session``)."""
     router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     secure = services.config.production or services.public_url.startswith("https://")
     own_origin = services.public_url
@@ -166,6 +166,30 @@ def build_router(services: Services) -> APIRouter:
             services.sessions.revoke(principal.session_id)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
         return {"logged_out": True}
+
+    @router.get("/session")
+    async def current_session(principal: Caller) -> dict[str, Any]:
+        """Who is this browser: ``{"user": null}`` (200) when nobody is logged in.
+
+        The demo page asks this on every load. ``/me`` answers an anonymous caller 401,
+        which is right for an API client but is logged by browsers as a console error on
+        every logged-out visit; "nobody" is a normal answer to this question, not an
+        error, so this route says it with a 200.
+        """
+        if principal is None:
+            return {"user": None}
+        csrf = (
+            services.sessions.csrf_token(principal.session_id)
+            if principal.session_id is not None
+            else None
+        )
+        return {
+            "user": {
+                "user_id": principal.user_id,
+                "role": principal.role.value,
+                "csrf_token": csrf,
+            }
+        }
 
     @router.get("/me")
     async def me(principal: User) -> dict[str, Any]:

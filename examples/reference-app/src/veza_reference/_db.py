@@ -74,6 +74,28 @@ class UploadOwner(AppBase):
     owner_id: Mapped[str] = mapped_column(sa.String(64))
 
 
+class ShareLink(AppBase):
+    """A track's share link: whoever holds its token plays the track without an account.
+
+    Only the token's SHA-256 is stored (the URL is shown once, when it is made), so a
+    copy of the database does not hand out working links. Revoking sets ``revoked_at``;
+    the row stays so the owner's list shows what was shared and when it stopped.
+    """
+
+    __tablename__ = "app_share_links"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    track_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    owner_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC)
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    uses: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
 UPLOAD_SESSIONS = upload_sessions_table(AppBase.metadata, "app_upload_sessions")
 
 

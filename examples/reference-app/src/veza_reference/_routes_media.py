@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 import veza_storage
 from veza_cdn import UnknownMediaTypeError, cache_control_for
 from veza_reference._access import Access
+from veza_reference._audio import HEAD, NOT_AUDIO, NOT_AUDIO_TYPE, is_audio_type, looks_like_audio
 from veza_reference._auth import Caller, Creator, User
 from veza_reference._db import Track, UploadOwner
 from veza_reference._edge import ORIGIN_SECRET_HEADER, secret_matches
@@ -177,7 +178,13 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
 
     @router.post("/api/v1/uploads", status_code=201, tags=["uploads"])
     def begin_upload(request: UploadRequest, principal: Creator) -> dict[str, Any]:
-        """Begin a resumable upload (creators): then PUT each chunk, then complete."""
+        """Begin a resumable upload (creators): then PUT each chunk, then complete.
+
+        Only audio is accepted: a declared type other than ``audio/*`` is a 415 here,
+        and the first chunk's content is checked too (see ``put_chunk``).
+        """
+        if not is_audio_type(request.content_type):
+            raise ClientError(415, NOT_AUDIO_TYPE.format(content_type=request.content_type))
         suffix = Path(request.filename).suffix.lower()
         suffix = suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 8 else ""
         key = f"tracks/{uuid.uuid4().hex}{suffix}"
@@ -218,7 +225,9 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
         read), then the owner checked; the body is read with the session's chunk size
         as the limit (a larger ``Content-Length`` is a 413 before a byte is read).
         Different bytes for a received index are a 409. Storage calls run in the
-        threadpool.
+        threadpool. Chunk 0 must start like audio (``_audio.looks_like_audio``): a
+        415 otherwise, before anything is stored, so a PDF renamed ``.mp3`` is refused
+        at its first chunk rather than after the whole file was sent.
         """
         expected = await run_in_threadpool(services.uploads.status, upload_id)
         await run_in_threadpool(upload_owner, services, principal, upload_id)
@@ -227,6 +236,8 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
             limit=expected.chunk_size,
             declared_length=_content_length(request.headers.get("content-length")),
         )
+        if index == 0 and not looks_like_audio(data[:HEAD]):
+            raise ClientError(415, NOT_AUDIO)
         status = await run_in_threadpool(
             services.uploads.put_chunk,
             upload_id,

@@ -12,11 +12,12 @@ transfers, reversals) is the ledger's and its workers'.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -122,6 +123,11 @@ def _pay(
     }
 
 
+def order_id_for_key(user_id: str, key: str) -> str:
+    """The order id one caller's ``Idempotency-Key`` stands for (another caller's differs)."""
+    return hashlib.sha256(f"order\x00{user_id}\x00{key}".encode()).hexdigest()[:32]
+
+
 def _may_see(principal: Principal, buyer_id: str, seller_id: str) -> bool:
     return principal.is_admin or principal.user_id in (buyer_id, seller_id)
 
@@ -142,11 +148,28 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
         return order
 
     @router.post("/api/v1/orders", status_code=201, tags=["orders"])
-    def create_order(request: OrderRequest, principal: User) -> dict[str, Any]:
-        """Order a track for the caller: the ledger row first, then the payment."""
+    def create_order(
+        request: OrderRequest,
+        principal: User,
+        idempotency_key: Annotated[
+            str | None,
+            Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Order a track for the caller: the ledger row first, then the payment.
+
+        With an ``Idempotency-Key`` header (the demo page sends one per click), the
+        order's id is derived from the caller and the key: the same request again
+        answers the same order and payment instead of making a second one. Without
+        it, every request is a new order.
+        """
         track = get_track(services, request.track_id)
         fee = track.price * FEE_PERCENT // 100
-        order_id = uuid.uuid4().hex
+        order_id = (
+            order_id_for_key(principal.user_id, idempotency_key)
+            if idempotency_key is not None
+            else uuid.uuid4().hex
+        )
         access.record_purchase(order_id, track.id, principal.user_id)
         return _pay(
             services,

@@ -10,7 +10,16 @@ from fastapi import Path as PathParam
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from veza_ledger import RULES, SchemaOutOfDateError, check_schema, retry_transfer_now, run_sweep
+from veza_ledger import (
+    RULES,
+    JournalEntry,
+    JournalTransaction,
+    Order,
+    SchemaOutOfDateError,
+    check_schema,
+    retry_transfer_now,
+    run_sweep,
+)
 from veza_reference._auth import Admin, TooManyRequestsError, User, actor, role_required
 from veza_reference._errors import ClientError
 from veza_reference._services import Services
@@ -115,6 +124,41 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
             }
             for r in services.ledger.webhook_log.recent(limit, invalid_only=invalid_only)
         ]
+
+    @guarded.get("/money")
+    def money() -> dict[str, Any]:
+        """The books at a glance: every account's balance and the money moved, by kind.
+
+        ``balances`` is the journal's derived balance per account and currency (debits
+        positive); ``flows`` sums each kind of journal transaction (``payment``,
+        ``refund``, ``transfer``…) by currency: the debit side, i.e. the money that
+        moved, with how many transactions; ``orders`` counts orders by status. Amounts
+        are minor units with their currency, like everywhere in the API.
+        """
+        balances = [
+            {"account": account, "currency": currency, "amount": amount}
+            for (account, currency), amount in sorted(services.ledger.balances().items())
+        ]
+        flows_query = (
+            sa.select(
+                JournalTransaction.kind,
+                JournalEntry.currency,
+                sa.func.sum(JournalEntry.amount),
+                sa.func.count(sa.distinct(JournalTransaction.id)),
+            )
+            .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
+            .where(JournalEntry.amount > 0)
+            .group_by(JournalTransaction.kind, JournalEntry.currency)
+            .order_by(JournalTransaction.kind, JournalEntry.currency)
+        )
+        orders_query = sa.select(Order.status, sa.func.count()).group_by(Order.status)
+        with services.ledger.transaction() as session:
+            flows = [
+                {"kind": kind, "currency": currency, "amount": int(total), "count": int(count)}
+                for kind, currency, total, count in session.execute(flows_query)
+            ]
+            orders = {status: int(count) for status, count in session.execute(orders_query)}
+        return {"balances": balances, "flows": flows, "orders": orders}
 
     router.include_router(guarded)
 

@@ -3,46 +3,26 @@
 // The DOM is built with text APIs only (createElement, textContent): data from the API
 // (track titles, user ids, error messages) is never parsed as HTML. The server's CSP
 // forbids inline script and style, so nothing here may rely on them.
-const $ = (id) => document.getElementById(id);
+// Money, errors in words, the API call and the session come from common.js (vezaUi).
+const { $, el, money, explain, api, session, say, newKey } = window.vezaUi;
 const log = (msg) => { $("log").textContent = `${new Date().toLocaleTimeString()} ${msg}\n` + $("log").textContent; };
-const euros = (cents) => (cents / 100).toFixed(2) + " €";
-
-// el("td", { className: "x" }, "text", child): an element with properties and children
-// (strings become text nodes).
-function el(tag, props, ...children) {
-  const node = Object.assign(document.createElement(tag), props || {});
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-}
+// what an order's status means to a buyer or a seller (the API's codes stay in data-status)
+const ORDER_WORDS = {
+  pending_payment: "waiting for payment", paid: "paid", partially_refunded: "partly refunded",
+  refunded: "refunded", failed: "payment failed", cancelled: "cancelled", expired: "expired",
+  disputed: "disputed",
+};
+const orderWords = (status) => ORDER_WORDS[status] || status.replace(/_/g, " ");
 
 // ---- session ------------------------------------------------------------------------
-const session = { user: null, role: null, csrf: null };
-
-async function api(method, path, body) {
-  const headers = {};
-  if (body) headers["content-type"] = "application/json";
-  if (session.csrf && method !== "GET") headers["x-csrf-token"] = session.csrf;
-  const response = await fetch(path, {
-    method, headers, credentials: "same-origin",
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (!response.ok) {
-    const message = data && data.error ? data.error.message : `${response.status} ${text}`;
-    const error = new Error(message);
-    error.status = response.status;
-    throw error;
-  }
-  return data;
-}
 
 function showSession() {
   $("whoami").textContent = session.user || "nobody";
   $("role").textContent = session.role ? `(${session.role})` : "";
   $("logout").hidden = !session.user;
   $("login-form").hidden = Boolean(session.user);
+  $("nav-admin").hidden = session.role !== "admin";
+  $("nav-shares").hidden = !["creator", "admin"].includes(session.role);
 }
 
 async function login(user, password) {
@@ -62,16 +42,17 @@ async function logout() {
   showSession();
   $("orders").replaceChildren();
   $("order").replaceChildren();
+  say($("order-message"), "");
+  say($("subscription"), "");
   log("logged out");
   await loadTracks();
 }
 
 async function whoAmI() {
   try {
-    const me = await api("GET", "/api/v1/auth/me");
-    Object.assign(session, { user: me.user_id, role: me.role, csrf: me.csrf_token });
+    await window.vezaUi.whoAmI();  // 200 {"user": null} when logged out: no console error
   } catch (err) {
-    if (err.status !== 401) log(`session: ${err.message}`);
+    log(`session: ${explain(err)}`);
   }
   showSession();
 }
@@ -93,7 +74,7 @@ async function explainFailure(url) {
                      : "This link is not valid (403). Press Play again for a fresh one.";
     }
     if (!response.ok) return `The track could not be loaded (${response.status}).`;
-  } catch (err) { return `The track could not be loaded: ${err.message}`; }
+  } catch { return "The track could not be loaded: the server could not be reached."; }
   return "The track could not be played by this browser.";
 }
 
@@ -183,29 +164,39 @@ async function refreshHlsStatus() {
 // ---- tracks and orders --------------------------------------------------------------
 function button(text, className, onclick) {
   const node = el("button", { type: "button", textContent: text, className });
-  node.onclick = onclick;
+  node.onclick = () => onclick(node);
   return node;
 }
 
+// Only the buttons that make sense for this order, for this user, now: Pay for its
+// buyer while it waits for payment; Refund for its seller or an admin while something is
+// left to refund and no refund is still pending.
 function renderOrder(order) {
-  const refunds = order.refunds.map((r) => `${euros(r.amount)} ${r.status}`).join(", ") || "none";
-  const transfers = order.transfers.map((t) => `${euros(t.amount)} ${t.status}`).join(", ") || "none";
-  const status = el("strong", { id: "order-status" }, order.status);
+  const cur = order.currency;
+  const refunds = order.refunds.map((r) => `${money(r.amount, cur)} ${orderWords(r.status)}`).join(", ") || "none";
+  const transfers = order.transfers.map((t) => `${money(t.amount, cur)} ${orderWords(t.status)}`).join(", ") || "none";
+  const status = el("strong", { id: "order-status" }, orderWords(order.status));
+  status.dataset.status = order.status;
   const buttons = [];
   const isBuyer = session.user === order.buyer_id;
   const mayRefund = session.user === order.seller_id || session.role === "admin";
-  if (isBuyer && order.status === "pending_payment") buttons.push(button("Pay (sandbox)", "pay", () => pay(order)));
-  if (mayRefund && ["paid", "partially_refunded"].includes(order.status)) {
-    buttons.push(button("Refund 1.00 €", "refund-part", () => refund(order, 100)));
-    buttons.push(button("Refund the rest", "refund-all", () => refund(order, null)));
+  const left = order.captured - order.refunded;
+  const pendingRefund = order.refunds.some((r) => r.status === "pending");
+  if (isBuyer && order.status === "pending_payment") buttons.push(button("Pay (sandbox)", "pay", (b) => pay(order, b)));
+  if (mayRefund && ["paid", "partially_refunded"].includes(order.status) && left > 0 && !pendingRefund) {
+    if (left > 100) buttons.push(button(`Refund ${money(100, cur)}`, "refund-part", (b) => refund(order, 100, b)));
+    buttons.push(button(`Refund the rest (${money(left, cur)})`, "refund-all", (b) => refund(order, null, b)));
   }
   $("order").replaceChildren(
     el("p", {}, "Order ", el("code", {}, order.order_id), ": ", status,
-       `, ${euros(order.amount)} (captured ${euros(order.captured)}, refunded ${euros(order.refunded)})`),
+       `, ${money(order.amount, cur)} (paid ${money(order.captured, cur)}, refunded ${money(order.refunded, cur)})`),
     el("p", {}, `Buyer ${order.buyer_id}, seller ${order.seller_id}. Refunds: ${refunds}. Seller transfer: ${transfers}.`),
     ...buttons,
   );
   $("order").dataset.orderId = order.order_id;
+  // the same order in "My orders", if listed, says the same thing
+  const listed = document.querySelector(`li[data-order-id="${CSS.escape(order.order_id)}"] .order-state`);
+  if (listed) listed.textContent = orderWords(order.status);
 }
 
 async function refreshOrder(orderId, until) {
@@ -217,49 +208,99 @@ async function refreshOrder(orderId, until) {
   }
 }
 
-async function buy(track) {
-  const order = await api("POST", "/api/v1/orders", { track_id: track.id });
-  log(`order ${order.order_id}: payment ${order.payment_id} ${order.status}`);
-  return refreshOrder(order.order_id);
+// A button that is disabled while its action runs: a second click cannot start it twice.
+async function busy(node, action) {
+  if (node) node.disabled = true;
+  try { return await action(); } finally { if (node) node.disabled = false; }
 }
 
-async function pay(order) {
-  await api("POST", `/api/v1/sandbox/payments/${encodeURIComponent(order.payment_id)}/confirm`);
-  log("paid in the sandbox; waiting for the webhook");
-  return refreshOrder(order.order_id, (o) => o.status !== "pending_payment");
+// One Idempotency-Key per click: a retried request is the same order, never a second one.
+async function buy(track, node) {
+  say($("order-message"), "");
+  return busy(node, async () => {
+    try {
+      const order = await api("POST", "/api/v1/orders", { track_id: track.id }, { "idempotency-key": newKey() });
+      log(`order ${order.order_id}: payment ${order.payment_id} ${order.status}`);
+      say($("order-message"), `Order for "${track.title}" created: ${money(order.amount, order.currency)}, waiting for payment.`, "ok");
+      return await refreshOrder(order.order_id);
+    } catch (err) {
+      say($("order-message"), `Could not buy "${track.title}": ${explain(err)}`, "error");
+      log(`buy: ${err.detail || err.message}`);
+    }
+  });
 }
 
-async function refund(order, amount) {
-  try {
-    const result = await api("POST", `/api/v1/orders/${encodeURIComponent(order.order_id)}/refunds`, amount ? { amount } : {});
-    log(`refund ${result.refund_id}: ${euros(result.amount)} (${result.provider_status} at the PSP)`);
-  } catch (err) { log(`refund refused: ${err.message}`); }
-  return refreshOrder(order.order_id, (o) => o.refunds.every((r) => r.status !== "pending"));
+async function pay(order, node) {
+  say($("order-message"), "");
+  return busy(node, async () => {
+    try {
+      await api("POST", `/api/v1/sandbox/payments/${encodeURIComponent(order.payment_id)}/confirm`);
+      say($("order-message"), "Payment sent: waiting for the payment provider to confirm it…", "ok");
+      const done = await refreshOrder(order.order_id, (o) => o.status !== "pending_payment");
+      await loadTracks();  // Buy turns to Bought
+      say($("order-message"), done && done.status === "paid" ? "Paid: the track is yours." : `The payment ended as: ${orderWords(done ? done.status : "pending_payment")}.`,
+        done && done.status === "paid" ? "ok" : "error");
+      return done;
+    } catch (err) {
+      say($("order-message"), `Could not pay: ${explain(err)}`, "error");
+      log(`pay: ${err.detail || err.message}`);
+    }
+  });
+}
+
+async function refund(order, amount, node) {
+  say($("order-message"), "");
+  return busy(node, async () => {
+    try {
+      const result = await api("POST", `/api/v1/orders/${encodeURIComponent(order.order_id)}/refunds`, amount ? { amount } : {});
+      log(`refund ${result.refund_id}: ${money(result.amount, order.currency)} (${result.provider_status} at the PSP)`);
+      say($("order-message"), `Refund of ${money(result.amount, order.currency)} sent to the buyer.`, "ok");
+    } catch (err) {
+      say($("order-message"), `Could not refund: ${explain(err)}`, "error");
+      log(`refund refused: ${err.detail || err.message}`);
+    }
+    return refreshOrder(order.order_id, (o) => o.refunds.every((r) => r.status !== "pending"));
+  });
 }
 
 async function loadOrders() {
   const orders = await api("GET", "/api/v1/orders");
   $("orders").replaceChildren(...orders.map((o) => {
-    const item = el("li", {}, `${o.track_title} — ${euros(o.amount)} — ${o.status} `,
-      button("Open", "open-order", () => refreshOrder(o.order_id).catch((e) => log(e.message))));
+    const item = el("li", {}, `${o.track_title} — ${money(o.amount, o.currency)} — `, el("span", { className: "order-state" }, orderWords(o.status)), " ",
+      button("Open", "open-order", () => refreshOrder(o.order_id).catch((e) => say($("order-message"), explain(e), "error"))));
     item.dataset.orderId = o.order_id;
     return item;
   }));
   return orders;
 }
 
+// Tracks the logged-in user has bought and not had refunded in full: "Bought", not "Buy".
+async function ownedTracks() {
+  if (!session.user) return new Set();
+  const orders = await api("GET", "/api/v1/orders");
+  return new Set(orders.filter((o) => o.buyer_id === session.user && ["paid", "partially_refunded"].includes(o.status)).map((o) => o.track_id));
+}
+
 async function loadTracks() {
-  const tracks = await api("GET", "/api/v1/tracks");
+  const [tracks, owned] = await Promise.all([api("GET", "/api/v1/tracks"), ownedTracks()]);
   const rows = tracks.map((track) => {
     const cell = el("td");
-    cell.append(button("Play", "play", () => playUrl(track.stream_url, track.title)));
-    if (track.hls) cell.append(button("Play HLS", "play-hls", () => playHls(track).catch((e) => log(`hls: ${e.message}`))));
+    // the server decides (a 401/403 otherwise), but the page knows the answer already:
+    // say it rather than send a request the browser would log as an error
+    const mayPlay = track.price === 0 || session.role === "admin" || session.user === track.owner_id || owned.has(track.id);
+    const refuse = () => {
+      $("player-error").textContent = session.user ? "Buy this track to play it." : "Log in and buy this track to play it.";
+    };
+    cell.append(button("Play", "play", () => (mayPlay ? playUrl(track.stream_url, track.title) : refuse())));
+    if (track.hls) cell.append(button("Play HLS", "play-hls", () => (mayPlay ? playHls(track).catch((e) => log(`hls: ${e.message}`)) : refuse())));
     cell.append(el("span", { className: "hls-state" }));
-    if (session.user && session.user !== track.owner_id) {
-      cell.append(button("Buy", "buy", () => buy(track).catch((e) => log(`buy: ${e.message}`))));
+    if (owned.has(track.id)) {
+      cell.append(el("span", { className: "owned ok" }, "Bought"));
+    } else if (session.user && session.user !== track.owner_id) {
+      cell.append(button("Buy", "buy", (node) => buy(track, node)));
     }
     const row = el("tr", {}, el("td", { className: "title" }, track.title), el("td", {}, track.owner_id),
-      el("td", {}, euros(track.price)), cell);
+      el("td", { className: "price" }, money(track.price, track.currency)), cell);
     row.dataset.trackId = track.id;
     return row;
   });
@@ -268,9 +309,16 @@ async function loadTracks() {
 }
 
 // ---- chunked upload -----------------------------------------------------------------
+// Tracks are audio: the file picker offers audio files (accept="audio/*"), the page
+// refuses another type at once, and the server checks the content itself (415).
 async function upload() {
   const file = $("file").files[0];
-  if (!file) { $("upload-status").textContent = "Choose a file first."; return; }
+  say($("upload-status"), "");
+  if (!file) { say($("upload-status"), "Choose a file first.", "error"); return; }
+  if (file.type && !file.type.startsWith("audio/")) {
+    say($("upload-status"), `"${file.name}" is not an audio file: choose an MP3, WAV, FLAC, Ogg, M4A or AIFF file.`, "error");
+    return;
+  }
   const begin = await api("POST", "/api/v1/uploads", {
     filename: file.name, size: file.size, content_type: file.type || "audio/mpeg",
     title: $("title").value || file.name, chunk_size: 256 * 1024,
@@ -281,12 +329,16 @@ async function upload() {
     const response = await fetch(`/api/v1/uploads/${encodeURIComponent(begin.upload_id)}/chunks/${i}`, {
       method: "PUT", body: chunk, credentials: "same-origin", headers: { "x-csrf-token": session.csrf || "" },
     });
-    if (!response.ok) throw new Error(`chunk ${i}: ${response.status}`);
+    if (!response.ok) {
+      let error = {};
+      try { error = (await response.json()).error || {}; } catch { /* not JSON: the status says enough */ }
+      throw new window.vezaUi.ApiError(response.status, error.type || null, error.message || null);
+    }
     $("progress").value = i + 1;
     $("upload-status").textContent = `${i + 1}/${begin.chunk_count} chunks`;
   }
   const track = await api("POST", `/api/v1/uploads/${encodeURIComponent(begin.upload_id)}/complete`);
-  $("upload-status").textContent = `uploaded: ${track.title}`;
+  say($("upload-status"), `uploaded: ${track.title}`, "ok");
   $("upload-status").dataset.trackId = track.id;
   log(`uploaded ${track.title} (${track.size} bytes) as ${track.storage_backend}:${track.storage_key}`);
   await loadTracks();
@@ -295,31 +347,59 @@ async function upload() {
 }
 
 // ---- subscriptions ------------------------------------------------------------------
-async function subscribe() {
-  const result = await api("POST", "/api/v1/subscriptions", { plan: "creator" });
-  $("subscription").textContent = `Subscription ${result.subscription_status}; paying…`;
-  await api("POST", `/api/v1/sandbox/payments/${encodeURIComponent(result.payment_id)}/confirm`);
-  await eligibility();
+// The plan is active only when the payment's webhook lands, a moment after the payment:
+// the page says "waiting for payment" and asks again until it is (or gives up, saying so).
+const ELIGIBILITY_WORDS = {
+  ok: "Your plan is active: you can distribute your tracks.",
+  no_plan: "You have no plan yet: subscribe to distribute your tracks.",
+  plan_too_low: "Your plan does not include distribution: choose a higher plan.",
+  payment_incomplete: "Waiting for payment: your plan turns on as soon as it is confirmed.",
+};
+
+function showEligibility(answer) {
+  say($("subscription"), ELIGIBILITY_WORDS[answer.reason] || answer.message, answer.eligible || answer.reason === "payment_incomplete" ? "ok" : "error");
+  $("subscription").dataset.reason = answer.reason;
+}
+
+async function subscribe(node) {
+  if (!session.user) { say($("subscription"), "Log in first.", "error"); return; }
+  return busy(node, async () => {
+    try {
+      const result = await api("POST", "/api/v1/subscriptions", { plan: "creator" });
+      say($("subscription"), "Waiting for payment…", "ok");
+      $("subscription").dataset.reason = "payment_incomplete";
+      await api("POST", `/api/v1/sandbox/payments/${encodeURIComponent(result.payment_id)}/confirm`);
+      for (let i = 0; i < 60; i++) {
+        const answer = await api("GET", `/api/v1/users/${encodeURIComponent(session.user)}/distribution`);
+        if (answer.eligible || answer.reason !== "payment_incomplete") { showEligibility(answer); return answer; }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      say($("subscription"), "The payment has not been confirmed yet. Check again in a minute with \"Can I distribute?\".", "error");
+    } catch (err) {
+      say($("subscription"), `Could not subscribe: ${explain(err)}`, "error");
+      log(`subscribe: ${err.detail || err.message}`);
+    }
+  });
 }
 
 async function eligibility() {
-  if (!session.user) { $("subscription").textContent = "Log in first."; return; }
-  const answer = await api("GET", `/api/v1/users/${encodeURIComponent(session.user)}/distribution`);
-  $("subscription").textContent = answer.message;
-  $("subscription").className = answer.eligible ? "ok" : "error";
+  if (!session.user) { say($("subscription"), "Log in first.", "error"); return; }
+  try {
+    showEligibility(await api("GET", `/api/v1/users/${encodeURIComponent(session.user)}/distribution`));
+  } catch (err) { say($("subscription"), explain(err), "error"); }
 }
 
 $("login-form").onsubmit = (event) => {
   event.preventDefault();
   login($("login-user").value, $("login-password").value)
-    .catch((e) => { $("login-error").textContent = e.message; });
+    .catch((e) => { $("login-error").textContent = e.status === 401 ? "Wrong user or password." : explain(e); });
 };
 $("logout").onclick = () => logout().catch((e) => log(e.message));
-$("upload").onclick = () => upload().catch((e) => { $("upload-status").textContent = e.message; });
-$("my-orders").onclick = () => loadOrders().catch((e) => log(e.message));
-$("subscribe").onclick = () => subscribe().catch((e) => log(e.message));
-$("eligibility").onclick = () => eligibility().catch((e) => log(e.message));
-window.veza = { playUrl, playHls, refreshHlsStatus, loadTracks, loadOrders, upload, buy, pay, refund, login, logout, api, session };
+$("upload").onclick = () => busy($("upload"), upload).catch((e) => say($("upload-status"), `Upload refused: ${explain(e)}`, "error"));
+$("my-orders").onclick = () => loadOrders().catch((e) => say($("order-message"), explain(e), "error"));
+$("subscribe").onclick = () => subscribe($("subscribe"));
+$("eligibility").onclick = () => eligibility();
+window.veza = { playUrl, playHls, refreshHlsStatus, loadTracks, loadOrders, upload, buy, pay, refund, login, logout, api, session, money };
 
 whoAmI()
   .then(loadTracks)

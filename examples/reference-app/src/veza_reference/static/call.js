@@ -5,6 +5,8 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const role = params.get("role") === "callee" ? "callee" : "caller";
 const relay = params.get("relay") === "1";
+// how long to wait for the other side before saying why not (seconds; ?wait=5 in tests)
+const patience = Math.min(Math.max(Number(params.get("wait")) || 15, 1), 120);
 const channel = new BroadcastChannel("veza-call");
 const result = { role, state: "starting", localType: null, remoteType: null, received: [] };
 window.vezaCall = result;
@@ -16,7 +18,18 @@ function warn(message) {
   result.warning = message;
 }
 
-function setState(state) { result.state = state; $("state").textContent = state; }
+// Connected: whatever went wrong before (a slow start, a retried candidate) is over.
+function setState(state) {
+  result.state = state;
+  $("state").textContent = state;
+  if (state === "connected") warn("");
+}
+
+// Why a call did not connect, in three different sentences: nobody answered, no relay
+// to fall back on, or a relay that is there but refused us.
+const NEVER_JOINED = "The other side never joined: open this page as the other role (caller or callee) in another tab of this browser.";
+const NO_RELAY = "The call could not connect directly and no relay (TURN server) is configured to carry it: set WEBRTC_TURN_URLS and WEBRTC_TURN_SECRET on the server.";
+const RELAY_REFUSED = "The call could not connect: the relay (TURN server) refused the credentials or is unreachable (check WEBRTC_TURN_SECRET and that the server is running).";
 
 async function selectedPair(pc) {
   const stats = await pc.getStats();
@@ -43,8 +56,12 @@ async function main() {
     return;
   }
   const config = await response.json();
+  let peerJoined = false;
+  const why = () => (!peerJoined ? NEVER_JOINED : (config.hasTurn ? RELAY_REFUSED : NO_RELAY));
+  result.hasTurn = Boolean(config.hasTurn);
   if (relay && !config.hasTurn) {
-    warn("No TURN server is configured (WEBRTC_TURN_URLS): a relayed call cannot work.");
+    result.reason = "no-relay";
+    warn("No relay (TURN server) is configured on this server (WEBRTC_TURN_URLS): a relayed call cannot work.");
     setState("failed");
     return;
   }
@@ -52,7 +69,10 @@ async function main() {
   pc.onicecandidate = (event) => { if (event.candidate) channel.postMessage({ from: role, candidate: event.candidate.toJSON() }); };
   pc.onconnectionstatechange = () => {
     setState(pc.connectionState);
-    if (pc.connectionState === "failed") warn("The call could not connect: the TURN server refused us or is unreachable (check WEBRTC_TURN_SECRET and the server).");
+    if (pc.connectionState === "failed") {
+      result.reason = !peerJoined ? "never-joined" : (config.hasTurn ? "relay-refused" : "no-relay");
+      warn(why());
+    }
   };
   const onChannel = (dc) => {
     dc.onmessage = (event) => {
@@ -73,6 +93,7 @@ async function main() {
   pc.ondatachannel = (event) => onChannel(event.channel);
   channel.onmessage = async ({ data }) => {
     if (data.from === role) return;
+    peerJoined = true;
     if (data.hello && role === "callee" && !data.reply) channel.postMessage({ from: role, hello: true, reply: true });
     if (data.hello && role === "caller") await call();
     if (data.offer && role === "callee") {
@@ -95,10 +116,11 @@ async function main() {
   channel.postMessage({ from: role, hello: true });
   setTimeout(() => {
     if (pc.connectionState !== "connected") {
-      warn("The call did not connect within 15 seconds: the relay refused the credentials or is unreachable.");
+      warn(why());
+      result.reason = !peerJoined ? "never-joined" : (config.hasTurn ? "relay-refused" : "no-relay");
       setState("failed");
     }
-  }, 15000);
+  }, patience * 1000);
 }
 
 main().catch((err) => { warn(err.message); setState("failed"); });
