@@ -16,6 +16,13 @@ times the idle one.
 Goal (issue 16): loaded p99 within 2x of idle. On a machine with fewer cores than
 processes, the load competes with the probe for the CPU as well; the output prints the
 CPU count beside the numbers.
+
+The load generators are not the server under test: they run at a lower CPU priority
+(``nice`` ``VEZA_BENCH_LOAD_NICE``, 10 by default; 0 gives them the app's priority), so
+on a small machine the kernel gives a core to the app (and to the probe and PostgreSQL)
+before it gives one to the clients, as it would if the clients were on other machines.
+The app, the probe and PostgreSQL keep the default priority. The output says which
+priority the load had.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ BASE_URL = os.environ.get(
 )
 PROBES = int(os.environ.get("VEZA_BENCH_PROBES", "1500"))
 UPLOADERS = int(os.environ.get("VEZA_BENCH_UPLOADERS", "3"))
+LOAD_NICE = int(os.environ.get("VEZA_BENCH_LOAD_NICE", "10"))
 BURST = 20  # webhooks per burst
 CHUNK = 256 * 1024
 
@@ -77,6 +85,7 @@ def probe(url: str, count: int) -> list[float]:
 def uploader(url: str, account: tuple[str, str], audio: bytes, stop: Event, done: object) -> None:
     """Upload ``audio`` in chunks until ``stop``; counts completed uploads in ``done``."""
     user, password = account
+    os.nice(LOAD_NICE)  # a load generator, not the server under test (see the docstring)
     with httpx.Client(base_url=url, timeout=60) as client:
         login = client.post("/api/v1/auth/login", json={"user_id": user, "password": password})
         login.raise_for_status()
@@ -107,6 +116,7 @@ def uploader(url: str, account: tuple[str, str], audio: bytes, stop: Event, done
 def webhooks(url: str, key: str, stop: Event, done: object) -> None:
     """Bursts of signed 64 KiB webhooks until ``stop``; counts 2xx answers in ``done``."""
     pad = "x" * (65_536 - 200)
+    os.nice(LOAD_NICE)  # a load generator, not the server under test (see the docstring)
     with httpx.Client(base_url=url, timeout=60) as client:
         while not stop.is_set():
             for _ in range(BURST):
@@ -245,7 +255,8 @@ def main() -> None:
     )
     print(
         f"# load: {UPLOADERS} uploader processes ({len(audio) / 2**20:.1f} MiB tracks, "
-        f"256 KiB chunks) + 1 process of {BURST}-webhook bursts (64 KiB, signed)"
+        f"256 KiB chunks) + 1 process of {BURST}-webhook bursts (64 KiB, signed); "
+        f"load processes at nice {LOAD_NICE} (app, probe and PostgreSQL at nice 0)"
     )
     print(f"{'phase':8} {'p50':>9} {'p99':>9} {'max':>9}")
     for label, values in rows:
