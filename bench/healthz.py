@@ -5,21 +5,35 @@ Run: ``uv run python bench/healthz.py`` (PostgreSQL on 127.0.0.1:5432 or
 
 The app runs in its own process (``veza-reference``: uvicorn, one worker), as in
 production. A probe in this process sends ``GET /healthz`` one after the other on a
-kept-alive connection and times each answer. First the app is idle; then, in the same
-run, other processes load it: ``VEZA_BENCH_UPLOADERS`` creators each uploading a
+kept-alive connection and times each answer, with the app idle and, in the same run,
+while other processes load it: ``VEZA_BENCH_UPLOADERS`` creators each uploading a
 1.3 MiB track in 256 KiB chunks again and again (begin, PUT chunks, complete), and one
 process sending bursts of signed 64 KiB Hyperswitch webhooks (each verified, parsed and
 written to the webhook log on PostgreSQL). A route that ran storage or database work on
 the event loop would hold every ``/healthz`` behind it: the loaded p99 would be many
 times the idle one.
 
+The two phases are interleaved: ``VEZA_BENCH_ROUNDS`` rounds (5 by default) of idle
+probes (the load processes paused between two requests, none in flight), then loaded
+probes (the load resumed). On a machine shared with other jobs, whose load changes
+from second to second, both phases then see the same machine; the output prints the
+load average at the start and the end of the run.
+
 Goal (issue 16): loaded p99 within 2x of idle. On a machine with fewer cores than
 processes, the load competes with the probe for the CPU as well; the output prints the
 CPU count beside the numbers.
+
+The load generators are not the server under test: they run at a lower CPU priority
+(``nice`` ``VEZA_BENCH_LOAD_NICE``, 10 by default; 0 gives them the app's priority), so
+on a small machine the kernel gives a core to the app (and to the probe and PostgreSQL)
+before it gives one to the clients, as it would if the clients were on other machines.
+The app, the probe and PostgreSQL keep the default priority. The output says which
+priority the load had.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -33,6 +47,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from multiprocessing.context import BaseContext
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -50,6 +66,8 @@ BASE_URL = os.environ.get(
 )
 PROBES = int(os.environ.get("VEZA_BENCH_PROBES", "1500"))
 UPLOADERS = int(os.environ.get("VEZA_BENCH_UPLOADERS", "3"))
+LOAD_NICE = int(os.environ.get("VEZA_BENCH_LOAD_NICE", "10"))
+ROUNDS = int(os.environ.get("VEZA_BENCH_ROUNDS", "5"))
 BURST = 20  # webhooks per burst
 CHUNK = 256 * 1024
 
@@ -74,41 +92,86 @@ def probe(url: str, count: int) -> list[float]:
     return timings
 
 
-def uploader(url: str, account: tuple[str, str], audio: bytes, stop: Event, done: object) -> None:
-    """Upload ``audio`` in chunks until ``stop``; counts completed uploads in ``done``."""
+class Gate:
+    """Pauses the load processes between two requests (``go`` cleared) and stops them.
+
+    ``busy`` counts the requests in flight: a loader counts itself in, then checks
+    ``go``, so once ``go`` is cleared and ``busy`` is 0 no load request is running.
+    """
+
+    def __init__(self, context: BaseContext) -> None:
+        self.go: Event = context.Event()
+        self.stop: Event = context.Event()
+        self.busy = context.Value("i", 0)
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for ``go``, then hold one place in ``busy`` for one request."""
+        while True:
+            with self.busy.get_lock():
+                self.busy.value += 1
+            if self.go.is_set() or self.stop.is_set():
+                break
+            with self.busy.get_lock():
+                self.busy.value -= 1
+            self.go.wait(0.5)
+        try:
+            yield
+        finally:
+            with self.busy.get_lock():
+                self.busy.value -= 1
+
+    def pause(self) -> None:
+        """Clear ``go`` and wait until no load request is in flight."""
+        self.go.clear()
+        deadline = time.monotonic() + 60
+        while self.busy.value:
+            if time.monotonic() > deadline:
+                raise SystemExit("the load processes never paused")
+            time.sleep(0.01)
+
+
+def uploader(url: str, account: tuple[str, str], audio: bytes, gate: Gate, done: object) -> None:
+    """Upload ``audio`` in chunks until stopped; counts completed uploads in ``done``."""
     user, password = account
+    os.nice(LOAD_NICE)  # a load generator, not the server under test (see the docstring)
     with httpx.Client(base_url=url, timeout=60) as client:
         login = client.post("/api/v1/auth/login", json={"user_id": user, "password": password})
         login.raise_for_status()
         client.headers["x-csrf-token"] = login.json()["csrf_token"]
-        while not stop.is_set():
-            begin = client.post(
-                "/api/v1/uploads",
-                json={
-                    "filename": "bench.wav",
-                    "size": len(audio),
-                    "content_type": "audio/wav",
-                    "chunk_size": CHUNK,
-                    "title": "bench",
-                },
-            )
+        while not gate.stop.is_set():
+            with gate.turn():
+                begin = client.post(
+                    "/api/v1/uploads",
+                    json={
+                        "filename": "bench.wav",
+                        "size": len(audio),
+                        "content_type": "audio/wav",
+                        "chunk_size": CHUNK,
+                        "title": "bench",
+                    },
+                )
             begin.raise_for_status()
             upload = begin.json()
             for index in range(upload["chunk_count"]):
-                client.put(
-                    f"/api/v1/uploads/{upload['upload_id']}/chunks/{index}",
-                    content=audio[index * CHUNK : (index + 1) * CHUNK],
-                ).raise_for_status()
-            client.post(f"/api/v1/uploads/{upload['upload_id']}/complete").raise_for_status()
+                with gate.turn():
+                    client.put(
+                        f"/api/v1/uploads/{upload['upload_id']}/chunks/{index}",
+                        content=audio[index * CHUNK : (index + 1) * CHUNK],
+                    ).raise_for_status()
+            with gate.turn():
+                answer = client.post(f"/api/v1/uploads/{upload['upload_id']}/complete")
+            answer.raise_for_status()
             with done.get_lock():  # type: ignore[attr-defined]
                 done.value += 1  # type: ignore[attr-defined]
 
 
-def webhooks(url: str, key: str, stop: Event, done: object) -> None:
-    """Bursts of signed 64 KiB webhooks until ``stop``; counts 2xx answers in ``done``."""
+def webhooks(url: str, key: str, gate: Gate, done: object) -> None:
+    """Bursts of signed 64 KiB webhooks until stopped; counts 2xx answers in ``done``."""
     pad = "x" * (65_536 - 200)
+    os.nice(LOAD_NICE)  # a load generator, not the server under test (see the docstring)
     with httpx.Client(base_url=url, timeout=60) as client:
-        while not stop.is_set():
+        while not gate.stop.is_set():
             for _ in range(BURST):
                 body = json.dumps(
                     {
@@ -117,14 +180,15 @@ def webhooks(url: str, key: str, stop: Event, done: object) -> None:
                         "content": {"type": "mandate_details", "object": {"pad": pad}},
                     }
                 ).encode()
-                answer = client.post(
-                    "/webhooks/hyperswitch",
-                    content=body,
-                    headers={
-                        "content-type": "application/json",
-                        SIGNATURE_HEADER: sign_payload(body, key),
-                    },
-                )
+                with gate.turn():
+                    answer = client.post(
+                        "/webhooks/hyperswitch",
+                        content=body,
+                        headers={
+                            "content-type": "application/json",
+                            SIGNATURE_HEADER: sign_payload(body, key),
+                        },
+                    )
                 if not 200 <= answer.status_code < 300:
                     raise SystemExit(f"webhook answered {answer.status_code}: {answer.text[:200]}")
                 with done.get_lock():  # type: ignore[attr-defined]
@@ -183,7 +247,8 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
     context = multiprocessing.get_context("spawn")  # fresh interpreters, no forked state
-    stop = context.Event()
+    gate = Gate(context)
+    gate.go.set()
     loaders: list[multiprocessing.process.BaseProcess] = []
     uploads = context.Value("i", 0)
     delivered = context.Value("i", 0)
@@ -198,12 +263,12 @@ def main() -> None:
             accounts.append((f"bench-creator-{index}", password))
         engine.dispose()
         audio = tone([330.0, 440.0] * 15)
-        idle = probe(url, PROBES)
+        load_before = os.getloadavg()
         for user, password in accounts:
             loaders.append(
-                context.Process(target=uploader, args=(url, (user, password), audio, stop, uploads))
+                context.Process(target=uploader, args=(url, (user, password), audio, gate, uploads))
             )
-        loaders.append(context.Process(target=webhooks, args=(url, webhook_key, stop, delivered)))
+        loaders.append(context.Process(target=webhooks, args=(url, webhook_key, gate, delivered)))
         for process in loaders:
             process.start()
         deadline = time.monotonic() + 120  # spawned interpreters import veza first
@@ -211,13 +276,24 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("the load processes never got going")
             time.sleep(0.1)
-        before = (uploads.value, delivered.value)
-        started = time.monotonic()
-        loaded = probe(url, PROBES)
-        elapsed = time.monotonic() - started
-        after = (uploads.value, delivered.value)
+        idle: list[float] = []
+        loaded: list[float] = []
+        elapsed, done_uploads, done_webhooks = 0.0, 0, 0
+        for _ in range(ROUNDS):
+            gate.pause()
+            idle += probe(url, PROBES // ROUNDS)
+            gate.go.set()
+            time.sleep(0.5)  # the load in full swing again: every loader back in a request
+            before = (uploads.value, delivered.value)
+            started = time.monotonic()
+            loaded += probe(url, PROBES // ROUNDS)
+            elapsed += time.monotonic() - started
+            done_uploads += uploads.value - before[0]
+            done_webhooks += delivered.value - before[1]
+        load_after = os.getloadavg()
     finally:
-        stop.set()
+        gate.stop.set()
+        gate.go.set()
         for process in loaders:
             if process.pid is None:
                 continue
@@ -241,11 +317,13 @@ def main() -> None:
     print(
         f"# /healthz latency: {platform.python_implementation()} {sys.version.split()[0]}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs; app in its own process (uvicorn, "
-        f"1 worker, PostgreSQL); {PROBES} sequential probes per phase"
+        f"1 worker, PostgreSQL); {PROBES // ROUNDS * ROUNDS} sequential probes per phase, "
+        f"in {ROUNDS} rounds of idle (load paused, none in flight) then loaded"
     )
     print(
         f"# load: {UPLOADERS} uploader processes ({len(audio) / 2**20:.1f} MiB tracks, "
-        f"256 KiB chunks) + 1 process of {BURST}-webhook bursts (64 KiB, signed)"
+        f"256 KiB chunks) + 1 process of {BURST}-webhook bursts (64 KiB, signed); "
+        f"load processes at nice {LOAD_NICE} (app, probe and PostgreSQL at nice 0)"
     )
     print(f"{'phase':8} {'p50':>9} {'p99':>9} {'max':>9}")
     for label, values in rows:
@@ -256,8 +334,14 @@ def main() -> None:
     ratio = _percentile(loaded, 0.99) / _percentile(idle, 0.99)
     print(
         f"loaded p99 / idle p99: {ratio:.2f} (goal <= 2); during the loaded phase "
-        f"({elapsed:.1f} s): {after[0] - before[0]} uploads completed, "
-        f"{after[1] - before[1]} webhooks accepted"
+        f"({elapsed:.1f} s): {done_uploads} uploads completed, "
+        f"{done_webhooks} webhooks accepted"
+    )
+    print(
+        "# load average (1, 5, 15 min) at the start: "
+        + ", ".join(f"{v:.2f}" for v in load_before)
+        + "; at the end: "
+        + ", ".join(f"{v:.2f}" for v in load_after)
     )
 
 

@@ -160,3 +160,49 @@ def test_aread_limited_stops_at_the_limit() -> None:
     assert asyncio.run(aread_limited(small(), limit=4, declared_length=4)) == b"abcd"
     with pytest.raises(ChunkTooLargeError):
         asyncio.run(aread_limited(small(), limit=3, declared_length=4))
+
+
+def test_healthz_answers_while_every_worker_thread_is_busy(
+    demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/healthz`` runs on the event loop, never queued behind the threadpool's work.
+
+    Sync routes share Starlette's threadpool (40 threads by default). Under load it is
+    full of storage, SQL and webhook work; a probe that needed a thread too would wait
+    for one (and for the GIL twice more), which is the tail the ``bench/healthz.py``
+    benchmark measured. Here every worker thread is held by a slow sync route: the
+    probe must still answer.
+    """
+    from veza_reference import _routes_ops
+
+    limiter_tokens = 40  # anyio's default thread limiter, which Starlette uses
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    real = _routes_ops.check_schema
+
+    def slow_schema_check(*args: Any, **kwargs: Any) -> Any:
+        entered.release()
+        assert release.wait(60), "the test never released the call"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_routes_ops, "check_schema", slow_schema_check)
+    statuses: list[int] = []
+    senders = [
+        threading.Thread(
+            target=lambda: statuses.append(httpx.get(f"{demo.url}/readyz", timeout=60).status_code)
+        )
+        for _ in range(limiter_tokens + 5)
+    ]
+    try:
+        for sender in senders:
+            sender.start()
+        for _ in range(limiter_tokens):  # every worker thread is now inside a /readyz
+            assert entered.acquire(timeout=30), "the threadpool never filled"
+        answer = httpx.get(f"{demo.url}/healthz", timeout=5)
+        assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+        assert not release.is_set() and len(statuses) == 0  # the pool was still full
+    finally:
+        release.set()
+        for sender in senders:
+            sender.join(60)
+    assert len(statuses) == limiter_tokens + 5

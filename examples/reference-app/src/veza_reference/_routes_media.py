@@ -50,6 +50,7 @@ from veza_storage import (
     LocalStorage,
     ObjectNotFoundError,
     StorageError,
+    UploadStatus,
     answer_range,
     content_disposition,
 )
@@ -169,6 +170,18 @@ def upload_owner(services: Services, principal: Principal, upload_id: str) -> No
         raise ClientError(403, "this upload belongs to another account")
 
 
+def chunk_target(services: Services, principal: Principal, upload_id: str) -> UploadStatus:
+    """The session a chunk goes to, once its owner is checked. Blocking.
+
+    The session lookup and the owner check are one trip to the threadpool, not two:
+    each trip costs the event loop a hand-off to a worker thread and back (and a wait
+    for the GIL each way), on every chunk of every upload.
+    """
+    expected = services.uploads.status(upload_id)  # an unknown id: a 404 first
+    upload_owner(services, principal, upload_id)
+    return expected
+
+
 def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
     services: Services, access: Access, hls_jobs: HlsJobs | None = None
 ) -> APIRouter:
@@ -229,8 +242,7 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
         415 otherwise, before anything is stored, so a PDF renamed ``.mp3`` is refused
         at its first chunk rather than after the whole file was sent.
         """
-        expected = await run_in_threadpool(services.uploads.status, upload_id)
-        await run_in_threadpool(upload_owner, services, principal, upload_id)
+        expected = await run_in_threadpool(chunk_target, services, principal, upload_id)
         data = await veza_storage.aread_limited(
             request.stream(),
             limit=expected.chunk_size,

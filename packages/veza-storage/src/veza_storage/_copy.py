@@ -17,6 +17,7 @@ import queue
 import stat
 import threading
 
+from veza_storage._buffers import zeroed
 from veza_storage._stream import BufferedSource, Source
 
 BUFFER = 4 * 1024 * 1024
@@ -95,7 +96,7 @@ class _HashBehind:
         self._thread.join()
 
     def _run(self) -> None:
-        view = memoryview(bytearray(BUFFER))
+        view = zeroed(BUFFER)  # kernel-zeroed pages, faulted in by preadv without the GIL
         hashed = 0
         try:
             while True:
@@ -130,10 +131,10 @@ def _kernel_copy(source: Source, in_fd: int, out_fd: int) -> tuple[str, int]:
 
 
 def _pipeline(source: BufferedSource, out_fd: int) -> tuple[str, int]:
-    free: queue.Queue[bytearray] = queue.Queue()
+    free: queue.Queue[memoryview] = queue.Queue()
     for _ in range(3):
-        free.put(bytearray(BUFFER))
-    filled: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(maxsize=3)
+        free.put(zeroed(BUFFER))  # not bytearray(BUFFER): no 12 MiB zero-filled under the GIL
+    filled: queue.Queue[tuple[memoryview, int] | None] = queue.Queue(maxsize=3)
     digest = hashlib.sha256()
     total = [0]
     failure: list[BaseException] = []
@@ -142,7 +143,7 @@ def _pipeline(source: BufferedSource, out_fd: int) -> tuple[str, int]:
         try:
             while (item := filled.get()) is not None:
                 buffer, count = item
-                view = memoryview(buffer)[:count]
+                view = buffer[:count]
                 digest.update(view)
                 write_all(out_fd, view)
                 total[0] += count

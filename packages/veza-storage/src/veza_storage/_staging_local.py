@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from veza_storage._buffers import zeroed
 from veza_storage._copy import BUFFER as COPY_BUFFER
 from veza_storage._copy import start_write_back, write_all
 from veza_storage._errors import UploadIncompleteError, UploadNotFoundError
@@ -218,14 +219,18 @@ class _Behind:
     """Runs ``work`` over buffers on a second thread, and optionally ``fdatasync`` on a third.
 
     ``hashlib`` and ``preadv`` release the GIL on large buffers, so the reader, the
-    hasher and the disk flush overlap instead of adding up.
+    hasher and the disk flush overlap instead of adding up. The three buffers are
+    ``buffer_size`` bytes of kernel-zeroed memory (:func:`zeroed`), never a heap
+    allocation zero-filled while the GIL is held.
     """
 
-    def __init__(self, work: Callable[[memoryview], None], fd: int, *, flush: bool) -> None:
+    def __init__(
+        self, work: Callable[[memoryview], None], fd: int, *, flush: bool, buffer_size: int
+    ) -> None:
         self._work = work
         self.free: queue.Queue[memoryview] = queue.Queue()
         for _ in range(3):
-            self.free.put(memoryview(bytearray(COPY_BUFFER)))
+            self.free.put(zeroed(buffer_size))
         self._filled: queue.Queue[memoryview | None] = queue.Queue()
         self._failure: list[OSError] = []
         self._threads = [threading.Thread(target=self._run, name="veza-storage-verify")]
@@ -239,7 +244,7 @@ class _Behind:
     def _run(self) -> None:
         while (view := self._filled.get()) is not None:
             self._work(view)
-            self.free.put(memoryview(view.obj))  # obj: the whole bytearray behind the slice
+            self.free.put(memoryview(view.obj))  # obj: the whole map behind the slice
 
     def _sync(self, fd: int) -> None:
         try:
@@ -269,7 +274,9 @@ def _verify_staged(session: UploadSession, fd: int, *, flush: bool, per_chunk: b
         UploadIncompleteError, ChecksumMismatchError: See ``check_whole``.
     """
     digest, size, lost = hashlib.sha256(), 0, []
-    behind = _Behind(digest.update, fd, flush=flush)
+    # no buffer larger than the object: a 0.6 MiB track needs no 3 x 4 MiB
+    buffer_size = max(1, min(COPY_BUFFER, session.total_size))
+    behind = _Behind(digest.update, fd, flush=flush, buffer_size=buffer_size)
     try:
         for index in range(session.chunk_count):
             remaining = session.expected_size(index)
