@@ -41,8 +41,8 @@ def test_completing_an_upload_allocates_no_big_heap_buffer(tmp_path) -> None:
     upload = uploads.begin(
         "tracks/a.wav", len(data), chunk_size=256 * KiB, content_type="audio/wav"
     )
-    uploads.put_chunk(upload, 0, data[: 256 * KiB])
-    uploads.put_chunk(upload, 1, data[256 * KiB :])
+    uploads.put_chunk(upload, 0, data=data[: 256 * KiB])
+    uploads.put_chunk(upload, 1, data=data[256 * KiB :])
 
     peak = _heap_peak(lambda: uploads.complete(upload))
 
