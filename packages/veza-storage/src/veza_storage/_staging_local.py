@@ -31,6 +31,7 @@ import queue
 import shutil
 import stat
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -117,6 +118,33 @@ class LocalStaging:
             os.close(fd)
         return None
 
+    def chunk_record(self, data: bytes) -> str:
+        """A CRC-32 of the chunk as received: what a lost chunk is recognised by.
+
+        Not SHA-256: the record only has to tell the staged bytes from the received ones
+        after a host crash or a change on disk, and resends are settled by comparing
+        the bytes themselves (see ``compare_chunk``). The object's SHA-256 is computed
+        from the assembled file at ``complete`` whatever the records say, so a forged
+        record could at worst get a changed chunk refused, never published under a
+        wrong digest. CRC-32 runs at about 3x the speed of SHA-256 here.
+        """
+        return f"{_CRC32}{zlib.crc32(data):08x}"
+
+    def compare_chunk(self, session: UploadSession, index: int, data: bytes) -> bool | None:
+        """Settle a resend (under the chunk lock) by reading the staged chunk back."""
+        record = session.chunks[index]
+        if not _matches(record, data):
+            return False  # not the bytes that were received: a conflict
+        with self._walk(session, create=False) as chain:
+            fd = os.open("data", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=chain[-1])
+        try:
+            staged = os.pread(fd, len(data), index * session.chunk_size)
+        finally:
+            os.close(fd)
+        if staged == data:
+            return True
+        return None if not _matches(record, staged) else False
+
     def ready_parts(
         self, session: UploadSession
     ) -> tuple[list[tuple[int, dict[str, str]]], list[int]]:
@@ -184,6 +212,38 @@ class LocalStaging:
 
 _STAGED = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 _LOCK = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+_CRC32 = "crc32:"
+
+
+class _ChunkCheck:
+    """Checks bytes fed piece by piece against a chunk record (CRC-32, or SHA-256 hex).
+
+    Sessions begun before records were CRC-32s hold SHA-256 digests: both are read.
+    """
+
+    def __init__(self, record: str) -> None:
+        self._record = record
+        self._crc = 0
+        self._sha = None if record.startswith(_CRC32) else hashlib.sha256()
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self._sha is None:
+            self._crc = zlib.crc32(data, self._crc)
+        else:
+            self._sha.update(data)
+
+    def matches(self) -> bool:
+        if self._sha is None:
+            return self._record == f"{_CRC32}{self._crc:08x}"
+        return self._record == self._sha.hexdigest()
+
+
+def _matches(record: str, data: bytes) -> bool:
+    check = _ChunkCheck(record)
+    check.update(data)
+    return check.matches()
 
 
 def _open_staged(dir_fd: int) -> int | None:
@@ -273,7 +333,7 @@ def _verify_staged(session: UploadSession, fd: int, *, flush: bool, per_chunk: b
     try:
         for index in range(session.chunk_count):
             remaining = session.expected_size(index)
-            chunk_digest = hashlib.sha256()
+            chunk_check = _ChunkCheck(session.chunks.get(index, ""))
             while remaining:
                 buffer = behind.free.get()
                 count = os.preadv(fd, [buffer[: min(len(buffer), remaining)]], size)
@@ -281,11 +341,11 @@ def _verify_staged(session: UploadSession, fd: int, *, flush: bool, per_chunk: b
                     behind.free.put(buffer)
                     break
                 if per_chunk:
-                    chunk_digest.update(buffer[:count])
+                    chunk_check.update(buffer[:count])
                 behind.put(buffer[:count])
                 size += count
                 remaining -= count
-            if per_chunk and chunk_digest.hexdigest() != session.chunks[index]:
+            if per_chunk and not chunk_check.matches():
                 lost.append(index)
     finally:
         behind.finish()
