@@ -12,7 +12,10 @@ one pass and renames it onto the key. Chunks are not fsynced one by one (write-b
 starts as each is written; ``complete`` fsyncs once). What that guarantees: an
 acknowledged chunk survives a crash of the process; a crash of the host may lose it,
 and it is then never published: after a reboot ``complete`` checks every chunk against
-its recorded digest and asks for the lost ones again.
+its record (a CRC-32 of the bytes received, computed while they are written) and asks
+for the lost ones again. A resent chunk is compared with the staged bytes themselves:
+the same bytes are an idempotent success (and rewrite a staged chunk that went bad),
+other bytes a ``ChunkConflictError``.
 
 S3: nothing is re-assembled locally. Chunks of 5 MiB or more are multipart parts;
 smaller chunks are grouped (as tusd does): each group of ``ceil(5 MiB / chunk_size)``
@@ -231,7 +234,8 @@ class ResumableUploads:
         recorded under the session's chunk lock (a file lock on local disk, so other
         processes are held too), re-checking the session inside it: two concurrent
         sends of one index with different bytes cannot both write, and the bytes on
-        disk are always the ones recorded.
+        disk are always the ones recorded. Where the staging can compare a resend with
+        the staged bytes (local disk), it does so instead of comparing digests.
 
         Raises:
             UploadNotFoundError: Unknown, aborted or expired session.
