@@ -64,6 +64,14 @@ def meeting(monkeypatch):
             return self._inner.hexdigest()
 
     monkeypatch.setattr(_uploads, "hashlib", types.SimpleNamespace(sha256=MeetingHash))
+    real_record = LocalStaging.chunk_record
+
+    def chunk_record(self, data):  # local disk records a CRC-32: computed while written too
+        if len(data) >= MiB:
+            meeting.hash_side()
+        return real_record(self, data)
+
+    monkeypatch.setattr(LocalStaging, "chunk_record", chunk_record)
     real_write = LocalStaging.write_chunk
     writes: list[int] = []
 

@@ -85,3 +85,29 @@ class SupportsUploadStaging(Protocol):
     def upload_staging(self) -> UploadStaging:
         """The staging area of this storage."""
         ...
+
+
+@runtime_checkable
+class ComparesStagedChunks(Protocol):
+    """An :class:`UploadStaging` that checks a resent chunk against its staged bytes.
+
+    Optional. Without it a chunk is recorded by its SHA-256, computed as it arrives,
+    and a resend is compared with that digest. A staging that can read a chunk back
+    cheaply (local disk) records a cheaper fingerprint instead and settles resends by
+    comparing the bytes themselves: a received chunk stays immutable either way, and
+    the object's SHA-256 is still computed from the assembled bytes at ``complete``.
+    """
+
+    def chunk_record(self, data: bytes) -> str:
+        """What to record for a chunk received with these bytes (it runs while they are written)."""
+        ...
+
+    def compare_chunk(self, session: UploadSession, index: int, data: bytes) -> bool | None:
+        """Called under the chunk lock for an index already recorded.
+
+        Returns:
+            ``True``: the staged bytes are exactly ``data`` (an idempotent resend);
+            ``False``: ``data`` differs from what was received (a conflict); ``None``:
+            ``data`` is what was received but the staged bytes were lost (write again).
+        """
+        ...

@@ -1,6 +1,6 @@
 """Upload sessions and where they are kept: the ``UploadSessionStore`` protocol.
 
-A session records which chunks arrived (with their SHA-256) and backend state (the S3
+A session records which chunks arrived (with a digest of each) and backend state (the S3
 multipart upload id and the parts uploaded). Stores update sessions with compare-and-
 set on a version number, so concurrent chunk requests for one upload never lose each
 other's records, with any number of processes. Two stores live here (in memory, and
@@ -41,7 +41,9 @@ class UploadSession:
         expires_at: UTC epoch seconds after which the sweep aborts the upload.
         state: ``open``, ``assembled`` (S3: parts joined, not yet verified) or
             ``completed``.
-        chunks: Received chunk index to its SHA-256 (hex).
+        chunks: Received chunk index to its record: the SHA-256 (hex) of the bytes
+            received, or ``crc32:<8 hex>`` where the staging compares resends with the
+            staged bytes (local disk).
         backend: Backend state (S3: upload id, parts).
         version: Incremented by every successful store update.
     """

@@ -121,9 +121,13 @@ class ObjectReader(io.RawIOBase):
             return 0
         view = memoryview(buffer).cast("B")
         wanted = min(len(view), self._remaining)
-        data = self._raw.read(wanted)
-        count = len(data)
-        view[:count] = data
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:  # straight into the caller's buffer: no copy in between
+            count = readinto(view[:wanted]) or 0
+        else:
+            data = self._raw.read(wanted)
+            count = len(data)
+            view[:count] = data
         self._remaining -= count
         return count
 

@@ -12,7 +12,10 @@ one pass and renames it onto the key. Chunks are not fsynced one by one (write-b
 starts as each is written; ``complete`` fsyncs once). What that guarantees: an
 acknowledged chunk survives a crash of the process; a crash of the host may lose it,
 and it is then never published: after a reboot ``complete`` checks every chunk against
-its recorded digest and asks for the lost ones again.
+its record (a CRC-32 of the bytes received, computed while they are written) and asks
+for the lost ones again. A resent chunk is compared with the staged bytes themselves:
+the same bytes are an idempotent success (and rewrite a staged chunk that went bad),
+other bytes a ``ChunkConflictError``.
 
 S3: nothing is re-assembled locally. Chunks of 5 MiB or more are multipart parts;
 smaller chunks are grouped (as tusd does): each group of ``ceil(5 MiB / chunk_size)``
@@ -37,7 +40,7 @@ from typing import TypeVar, cast
 
 import attrs
 
-from veza_storage._capabilities import SupportsUploadStaging, UploadStaging
+from veza_storage._capabilities import ComparesStagedChunks, SupportsUploadStaging, UploadStaging
 from veza_storage._compat import positional_deprecated
 from veza_storage._errors import (
     ChecksumMismatchError,
@@ -139,6 +142,7 @@ class ResumableUploads:
             )
             raise StorageConfigurationError(msg)
         self._staging: UploadStaging = storage.upload_staging()
+        self._compares = self._staging if isinstance(self._staging, ComparesStagedChunks) else None
         self.storage: Storage = storage
         self._store = store
         self._ttl = ttl
@@ -232,7 +236,8 @@ class ResumableUploads:
         recorded under the session's chunk lock (a file lock on local disk, so other
         processes are held too), re-checking the session inside it: two concurrent
         sends of one index with different bytes cannot both write, and the bytes on
-        disk are always the ones recorded.
+        disk are always the ones recorded. Where the staging can compare a resend with
+        the staged bytes (local disk), it does so instead of comparing digests.
 
         Raises:
             UploadNotFoundError: Unknown, aborted or expired session.
@@ -254,41 +259,75 @@ class ResumableUploads:
             if sha256.lower() != digest:
                 msg = f"chunk {index} does not match its SHA-256"
                 raise ChecksumMismatchError(msg)
-        if index in session.chunks:  # a resend: compare, never write
+        if index in session.chunks and self._compares is None:  # a resend: compare, never write
             _known(session, index, digest or hashlib.sha256(data).hexdigest())
             return _status(session)
         with self._staging.chunk_lock(session):
             session = self._load(session_id)  # what it is now, under the lock
             _check_open(session)
-            if index in session.chunks:
-                _known(session, index, digest or hashlib.sha256(data).hexdigest())
+            repair = index in session.chunks
+            if repair and self._already_staged(session, index, data, digest):
                 return _status(session)
-            boot = boot_id()
-            # The index is free and we hold its lock: hash while writing (both release
-            # the GIL) instead of before; the digest recorded is that of the bytes written.
-            write = functools.partial(self._staging.write_chunk, session, index, data)
-            if digest is None:
-                digest, part = _hashing_while(data, write)
-            else:
-                part = write()  # durable before recorded
-            recorded = digest
-
-            def record(current: UploadSession) -> None:
-                _known(current, index, recorded)  # raises on a conflict
-                current.chunks[index] = recorded
-                if part is not None:
-                    current.backend["parts"][str(part[0])] = part[1]
-                boots = current.backend.setdefault("boots", [])
-                if boot not in boots:  # the host boots chunks were written under
-                    boots.append(boot)
-
-            session = self._update(session_id, record)
+            session = self._write_and_record(session, index, data, digest, repair=repair)
         ready, lost = self._staging.ready_parts(session)
         for number, state in ready:
             self._update(session_id, _record_part(number, state))
         if lost:
             self._update(session_id, _forget_chunks(lost))
         return _status(self._load(session_id))
+
+    def _already_staged(
+        self, session: UploadSession, index: int, data: bytes, digest: str | None
+    ) -> bool:
+        """For an index already recorded, under its lock: whether ``data`` is staged as is.
+
+        ``False`` means ``data`` is what was received but the staged bytes went bad (a
+        host crash, a change on disk): the caller writes them again.
+
+        Raises:
+            ChunkConflictError: ``data`` is not what was received for this index.
+        """
+        if self._compares is None:
+            return _known(session, index, digest or hashlib.sha256(data).hexdigest())
+        same = self._compares.compare_chunk(session, index, data)
+        if same is False:
+            raise ChunkConflictError(index)
+        return same is True
+
+    def _write_and_record(
+        self,
+        session: UploadSession,
+        index: int,
+        data: bytes,
+        digest: str | None,
+        *,
+        repair: bool,
+    ) -> UploadSession:
+        """Stage the chunk and record it (the caller holds the chunk lock)."""
+        boot = boot_id()
+        # We hold the index's lock: compute its record while writing (both release the
+        # GIL) instead of before; the record is that of the bytes written.
+        write = functools.partial(self._staging.write_chunk, session, index, data)
+        if self._compares is not None:
+            record_of = functools.partial(self._compares.chunk_record, data)
+            recorded, part = _computing_while(record_of, write, len(data))
+        elif digest is None:
+            recorded, part = _hashing_while(data, write)
+        else:
+            part = write()  # durable before recorded
+            recorded = digest
+
+        def record(current: UploadSession) -> None:
+            if not repair:
+                _known(current, index, recorded)  # raises on a conflict
+            current.chunks[index] = recorded
+            if part is not None:
+                current.backend["parts"][str(part[0])] = part[1]
+            boots = current.backend.setdefault("boots", [])
+            if boot not in boots:  # the host boots chunks were written under
+                boots.append(boot)
+
+        return self._update(session.id, record)
 
     def status(self, session_id: str) -> UploadStatus:
         """Which chunks are in; ``chunk_size`` is the largest body ``put_chunk`` accepts.
@@ -461,13 +500,25 @@ def _hashing_while(data: bytes, write: Callable[[], _T]) -> tuple[str, _T]:
     an 8 MiB chunk costs the longer of the two instead of their sum. The thread is
     joined before returning, even when ``write`` raises.
     """
-    if len(data) < _OVERLAP_FROM:
-        return hashlib.sha256(data).hexdigest(), write()
-    digest = hashlib.sha256()
-    hasher = threading.Thread(target=digest.update, args=(data,), name="veza-storage-chunk-hash")
-    hasher.start()
+    return _computing_while(lambda: hashlib.sha256(data).hexdigest(), write, len(data))
+
+
+def _computing_while(
+    compute: Callable[[], str], write: Callable[[], _T], size: int
+) -> tuple[str, _T]:
+    """``compute()`` on a second thread while ``write`` runs (from 1 MiB); both results."""
+    if size < _OVERLAP_FROM:
+        return compute(), write()
+    result: list[str] = []
+    worker = threading.Thread(
+        target=lambda: result.append(compute()), name="veza-storage-chunk-hash"
+    )
+    worker.start()
     try:
-        result = write()
+        written = write()
     finally:
-        hasher.join()
-    return digest.hexdigest(), result
+        worker.join()
+    if not result:  # compute() raised on its thread (reported there): never record nothing
+        msg = "the chunk's digest could not be computed"
+        raise UploadError(msg)
+    return result[0], written
