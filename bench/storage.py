@@ -71,7 +71,7 @@ session = uploads.begin("bench/chunked.bin", size, chunk_size=chunk,
 with open(sys.argv[1], "rb", buffering=0) as f:
     index = 0
     while data := f.read(chunk):
-        uploads.put_chunk(session, index, data)
+        uploads.put_chunk(session, index, data=data)
         index += 1
 uploads.complete(session)
 print(time.perf_counter() - started)

@@ -37,7 +37,7 @@ session = uploads.begin("bench/ab.bin", size, chunk_size=chunk, content_type="x/
 with open(source, "rb", buffering=0) as f:
     index = 0
     while data := f.read(chunk):
-        uploads.put_chunk(session, index, data)
+        uploads.put_chunk(session, index, data=data)
         index += 1
 chunks = time.perf_counter()
 uploads.complete(session)

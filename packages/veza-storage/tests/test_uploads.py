@@ -399,13 +399,13 @@ def test_a_resend_repairs_a_staged_chunk_that_went_bad_and_other_bytes_still_con
     uploads = ResumableUploads(local_storage, FileUploadSessionStore(tmp_path / "s"))
     session = uploads.begin("repaired", len(data), chunk_size=64 * KiB, content_type="x/y")
     for index, piece in enumerate(chunks_of(data, 64 * KiB)):
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     with (local_storage.root / ".veza-uploads" / session / "data").open("r+b") as f:
         f.seek(64 * KiB + 10)
         f.write(b"damaged")  # what the host lost, or a writer outside veza changed
     with pytest.raises(ChunkConflictError):  # immutable: other bytes are never taken
-        uploads.put_chunk(session, 1, os.urandom(64 * KiB))
-    uploads.put_chunk(session, 1, data[64 * KiB : 128 * KiB])  # the client's retry
+        uploads.put_chunk(session, 1, data=os.urandom(64 * KiB))
+    uploads.put_chunk(session, 1, data=data[64 * KiB : 128 * KiB])  # the client's retry
     assert uploads.status(session).ready
     info = uploads.complete(session)  # no declared SHA-256: the staged bytes are published
     assert info.sha256 == hashlib.sha256(data).hexdigest()
@@ -423,19 +423,19 @@ def test_sessions_recorded_with_sha256_chunk_digests_still_complete_and_find_los
     session = uploads.begin("older", len(data), chunk_size=64 * KiB, content_type="x/y")
     pieces = chunks_of(data, 64 * KiB)
     for index, piece in enumerate(pieces):
-        uploads.put_chunk(session, index, piece)
+        uploads.put_chunk(session, index, data=piece)
     older = store.get(session)
     older.chunks = {i: hashlib.sha256(piece).hexdigest() for i, piece in enumerate(pieces)}
     older.backend["boots"] = ["the-boot-before-the-crash"]
     assert store.replace(older, expected_version=older.version)
-    uploads.put_chunk(session, 0, pieces[0])  # an idempotent resend against a SHA-256 record
+    uploads.put_chunk(session, 0, data=pieces[0])  # an idempotent resend against a SHA-256 record
     with pytest.raises(ChunkConflictError):
-        uploads.put_chunk(session, 0, pieces[1])
+        uploads.put_chunk(session, 0, data=pieces[1])
     with (local_storage.root / ".veza-uploads" / session / "data").open("r+b") as f:
         f.seek(2 * 64 * KiB)
         f.write(bytes(64 * KiB))  # lost in the crash
     with pytest.raises(UploadIncompleteError, match="lost"):
         uploads.complete(session)
     assert uploads.status(session).missing == (2,)
-    uploads.put_chunk(session, 2, pieces[2])
+    uploads.put_chunk(session, 2, data=pieces[2])
     assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
