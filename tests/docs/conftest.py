@@ -531,8 +531,37 @@ def _payments_idempotency(request: pytest.FixtureRequest) -> Page:
 
 @setup_for("docs/payments/probe.md")
 def _payments_probe(request: pytest.FixtureRequest) -> Page:
+    """The reader's deployed endpoint: a server verifying with WebhookIntake."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from veza_payments import InMemoryWebhookLog, WebhookIntake
+
     _payments_env(request, _hyperswitch(request))
-    return Page()
+    intake = WebhookIntake(InMemoryWebhookLog(), [WEBHOOK_KEY])
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            outcome = intake.handle(self.headers.items(), body, self.client_address[0])
+            self.send_response(outcome.status)
+            self.send_header("content-length", str(len(outcome.body)))
+            self.end_headers()
+            self.wfile.write(outcome.body)
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    request.addfinalizer(server.server_close)
+    request.addfinalizer(server.shutdown)
+
+    def after(ns: Namespace) -> None:
+        assert ns["report"].ok, ns["report"].diagnosis
+
+    url = f"http://127.0.0.1:{server.server_port}/webhooks/hyperswitch"
+    return Page({"webhook_url": url}, after=after)
 
 
 @setup_for("docs/payments/stripe-connect.md")
