@@ -18,7 +18,9 @@ from veza_payments import (
     HyperswitchClient,
     IdempotencyConflictError,
     InMemoryWebhookLog,
+    InvalidIdempotencyKeyError,
     InvalidRequestError,
+    MissingIdempotencyKeyError,
     PaymentsConfigurationError,
     RetryPolicy,
     UnexpectedResponseError,
@@ -280,3 +282,118 @@ def test_full_jitter_draws_up_to_base_times_two_to_the_attempts(
 ) -> None:
     policy = RetryPolicy(backoff_base=0.5, backoff_max=10.0, attempts=attempts)
     assert policy.delay(None, _Top()) == ceiling  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- second run
+
+
+def _signed(event_id: str = "evt_h") -> tuple[bytes, str]:
+    body = _body(event_id)
+    return body, sign_payload(body, KEY)
+
+
+def test_header_pairs_skip_malformed_items_and_decode_bytes_as_latin_1() -> None:
+    """Raw ASGI-style pairs: a malformed item is skipped, not the end of the headers."""
+    log = InMemoryWebhookLog()
+    intake = _intake(log)
+    intake.on("payment_succeeded", lambda _e: None)
+    body, signature = _signed()
+    pairs = [
+        ("just-a-name",),
+        (b"X-Webhook-Signature-512", signature.encode()),
+        (b"User-Agent", b"caf\xe9"),
+    ]
+    outcome = intake.handle(pairs, body, PEER)  # type: ignore[arg-type]
+    assert (outcome.status, outcome.processing_result) == (200, "ok")
+    assert log.records[-1].user_agent == "café"
+
+
+def test_the_first_of_repeated_headers_is_the_one_used() -> None:
+    log = InMemoryWebhookLog()
+    intake = _intake(log)
+    intake.on("payment_succeeded", lambda _e: None)
+    body, signature = _signed()
+    pairs = [
+        ("X-Request-Id", "req-first"),
+        ("x-request-id", "req-second"),
+        ("X-Webhook-Signature-512", signature),
+        ("x-webhook-signature-512", "0" * 128),
+    ]
+    outcome = intake.handle(pairs, body, PEER)
+    assert (outcome.status, log.records[-1].request_id) == (200, "req-first")
+
+
+def test_no_headers_at_all_is_an_unsigned_delivery() -> None:
+    log = InMemoryWebhookLog()
+    outcome = _intake(log).handle(None, _body("evt_n"), PEER)
+    assert (outcome.status, outcome.processing_result) == (401, "signature_invalid")
+
+
+@pytest.mark.parametrize("mode", ["handle_stream", "ahandle_stream"])
+def test_headers_that_fail_to_read_are_a_recorded_500_with_time_and_peer(mode: str) -> None:
+    """A broken header iterable (a one-shot server object) is recorded, never raised."""
+    log = InMemoryWebhookLog()
+    intake = _intake(log)
+
+    def broken_headers() -> Iterator[tuple[str, str]]:
+        yield ("x-request-id", "req-broken")
+        raise ConnectionResetError
+
+    if mode == "handle_stream":
+        outcome = intake.handle_stream(broken_headers(), iter([b"{}"]), PEER)
+    else:
+        outcome = asyncio.run(intake.ahandle_stream(broken_headers(), _stream(b"{}"), PEER))
+    assert outcome.status == 500
+    assert outcome.processing_result == "error: intake failure: ConnectionResetError"
+    (record,) = log.records
+    assert (record.received_at, record.source_ip) == (NOW, PEER)
+
+
+def test_reads_inside_a_capture_do_not_force_a_connector_sync(
+    client: HyperswitchClient, fake: FakeHyperswitch
+) -> None:
+    """``force_sync`` costs a connector call; only an explicit retrieve asks for it."""
+    payment = client.create_payment(
+        "o", amount=1000, currency="EUR", confirm=True, capture_method="manual"
+    )
+    assert client.capture_payment("c", payment.payment_id).amount_received == 1000
+    reads = [r for r in fake.requests if r.method == "GET"]
+    assert reads and all(r.query == "" for r in reads)
+    client.retrieve_payment(payment.payment_id, force_sync=True)
+    assert fake.requests[-1].query == "force_sync=true"
+
+
+def test_a_blank_payment_id_is_refused_before_any_request(
+    client: HyperswitchClient, fake: FakeHyperswitch
+) -> None:
+    with pytest.raises(InvalidRequestError, match=r"^payment_id is required") as info:
+        client.capture_payment("c", "")
+    assert (info.value.status, info.value.code) == (None, None)
+    assert fake.requests == []
+
+
+def test_a_missing_idempotency_key_error_says_what_to_use() -> None:
+    with pytest.raises(MissingIdempotencyKeyError) as info:
+        refund_id_for(None)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "an idempotency key is required for every money-moving call (use the row id "
+        "that stands for this operation), got None"
+    )
+
+
+def test_an_invalid_idempotency_key_error_shows_its_length_and_first_40_characters() -> None:
+    key = "a b" + "c" * 60
+    with pytest.raises(InvalidIdempotencyKeyError) as info:
+        refund_id_for(key)
+    assert str(info.value) == (
+        "an idempotency key is 1 to 255 visible ASCII characters (no space, control or "
+        f"non-ASCII character), got 63 characters: {key[:40]!r}"
+    )
+
+
+def test_a_bad_namespace_error_names_the_setting_and_the_value() -> None:
+    with pytest.raises(PaymentsConfigurationError) as info:
+        refund_id_for("k", namespace="Shop-A")
+    assert str(info.value) == (
+        "idempotency_namespace must be 0-8 lower-case letters or digits, got 'Shop-A'"
+    )
