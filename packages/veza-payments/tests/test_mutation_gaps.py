@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -397,3 +398,54 @@ def test_a_bad_namespace_error_names_the_setting_and_the_value() -> None:
     assert str(info.value) == (
         "idempotency_namespace must be 0-8 lower-case letters or digits, got 'Shop-A'"
     )
+
+
+class _FailOnce(logging.Filter):
+    """A logging filter that raises on its first record (a broken log pipeline)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.failed:
+            self.failed = True
+            msg = f"log pipeline down: {record.msg}"
+            raise RuntimeError(msg)
+        return True
+
+
+@pytest.fixture
+def broken_log_pipeline() -> Iterator[_FailOnce]:
+    """The intake's logger raises once, the way a failing structured-logging filter does."""
+    logger = logging.getLogger("veza_payments.webhooks")
+    failing = _FailOnce()
+    logger.addFilter(failing)
+    try:
+        yield failing
+    finally:
+        logger.removeFilter(failing)
+
+
+@pytest.mark.parametrize("mode", ["handle", "handle_stream", "ahandle_stream"])
+@pytest.mark.parametrize("delivery", ["unsigned", "too_large"])
+def test_a_failing_log_call_is_a_recorded_500_never_an_exception(
+    mode: str, delivery: str, broken_log_pipeline: _FailOnce
+) -> None:
+    """Both the refusal and the 401 path log a warning; its failure must not escape."""
+    log = InMemoryWebhookLog()
+    intake = _intake(log, max_body=8)
+    body = b"x" * 9 if delivery == "too_large" else b"{}"
+    if mode == "handle":
+        outcome = intake.handle({}, body, PEER)
+    elif mode == "handle_stream":
+        outcome = intake.handle_stream({}, iter([body]), PEER)
+    else:
+        outcome = asyncio.run(intake.ahandle_stream({}, _stream(body), PEER))
+    assert broken_log_pipeline.failed
+    assert (outcome.status, outcome.processing_result) == (
+        500,
+        "error: intake failure: RuntimeError",
+    )
+    (record,) = log.records
+    assert (record.received_at, record.source_ip) == (NOW, PEER)
