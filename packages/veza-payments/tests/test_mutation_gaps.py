@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -25,6 +26,7 @@ from veza_payments import (
     PaymentsConfigurationError,
     RetryPolicy,
     UnexpectedResponseError,
+    WebhookEvent,
     WebhookIntake,
     WebhookOutcome,
     refund_id_for,
@@ -449,3 +451,42 @@ def test_a_failing_log_call_is_a_recorded_500_never_an_exception(
     )
     (record,) = log.records
     assert (record.received_at, record.source_ip) == (NOW, PEER)
+
+
+def test_an_event_without_an_id_is_processed() -> None:
+    """No event id: nothing to dedupe or serialise on, but the handler still runs."""
+    log = InMemoryWebhookLog()
+    intake = _intake(log)
+    seen: list[str] = []
+    intake.on("refund_succeeded", lambda e: seen.append(e.event_type))
+    body = json.dumps({"event_type": "refund_succeeded"}).encode()
+    outcome = intake.handle({"x-webhook-signature-512": sign_payload(body, KEY)}, body, PEER)
+    assert (outcome.status, outcome.processing_result, seen) == (200, "ok", ["refund_succeeded"])
+    assert log.records[-1].event_id is None
+
+
+def test_deliveries_of_different_events_are_not_serialised_together() -> None:
+    """Only deliveries of one event id wait for each other; other events proceed.
+
+    The first handler waits (bounded, so a regression fails instead of hanging) for the
+    second event's handler to run while it still holds its own event's lock.
+    """
+    intake = _intake(InMemoryWebhookLog())
+    second_ran = threading.Event()
+    overlapped: list[bool] = []
+
+    def handler(event: WebhookEvent) -> None:
+        if event.event_id == "evt_first":
+            overlapped.append(second_ran.wait(timeout=10))
+        else:
+            second_ran.set()
+
+    intake.on("payment_succeeded", handler)
+    first, second = _body("evt_first"), _body("evt_second")
+    worker = threading.Thread(
+        target=intake.handle, args=({"x-webhook-signature-512": sign_payload(first, KEY)}, first)
+    )
+    worker.start()
+    outcome = intake.handle({"x-webhook-signature-512": sign_payload(second, KEY)}, second)
+    worker.join()
+    assert outcome.status == 200 and overlapped == [True]
