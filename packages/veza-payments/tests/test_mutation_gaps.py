@@ -490,3 +490,10 @@ def test_deliveries_of_different_events_are_not_serialised_together() -> None:
     outcome = intake.handle({"x-webhook-signature-512": sign_payload(second, KEY)}, second)
     worker.join()
     assert outcome.status == 200 and overlapped == [True]
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_a_bad_max_body_error_starts_with_the_setting_name(bad: object) -> None:
+    with pytest.raises(PaymentsConfigurationError) as info:
+        WebhookIntake(InMemoryWebhookLog(), KEY, max_body=bad)  # type: ignore[arg-type]
+    assert str(info.value) == f"max_body must be a positive int of bytes, got {bad!r}"
