@@ -11,13 +11,16 @@ import datetime as dt
 import json
 import logging
 import threading
+import types
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from veza_payments import (
+    APIConnectionError,
     HyperswitchClient,
+    HyperswitchError,
     IdempotencyConflictError,
     InMemoryWebhookLog,
     InvalidIdempotencyKeyError,
@@ -29,9 +32,12 @@ from veza_payments import (
     WebhookEvent,
     WebhookIntake,
     WebhookOutcome,
+    payment_id_for,
     refund_id_for,
     sign_payload,
 )
+from veza_payments._core import Call, Core, Sleep
+from veza_payments._errors import hyperswitch_error
 from veza_payments.testing import FakeHyperswitch, Fault
 
 KEY = "whsec_mutation_gaps"
@@ -497,3 +503,62 @@ def test_a_bad_max_body_error_starts_with_the_setting_name(bad: object) -> None:
     with pytest.raises(PaymentsConfigurationError) as info:
         WebhookIntake(InMemoryWebhookLog(), KEY, max_body=bad)  # type: ignore[arg-type]
     assert str(info.value) == f"max_body must be a positive int of bytes, got {bad!r}"
+
+
+# --------------------------------------------------------------------------- core deadline
+# The sans-IO core driven by hand with a settable clock: the deadline's arithmetic, which
+# the slow trickling-server tests (left out of the mutation run) check end to end.
+
+
+class _Clock:
+    """A monotonic clock the test sets."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_call_whose_deadline_has_passed_makes_no_request() -> None:
+    core = Core(namespace="", retry=RetryPolicy(max_elapsed=0), clock=_Clock(100.0))
+    with pytest.raises(APIConnectionError) as info:
+        next(core.retrieve_payment("pay_1", force_sync=False))
+    assert isinstance(info.value, HyperswitchError)
+    assert info.value.status is None
+    assert "GET /payments/pay_1: the call's deadline passed" in str(info.value)
+
+
+def test_each_attempt_gets_the_time_left_and_the_deadline_raises_the_last_failure() -> None:
+    clock = _Clock(100.0)
+    core = Core(namespace="", retry=RetryPolicy(total=5, max_elapsed=10), timeout=30, clock=clock)
+    flow = core.retrieve_payment("pay_1", force_sync=False)
+    first = next(flow)
+    assert isinstance(first, Call) and first.timeout == 10  # min(timeout, time left)
+    clock.now = 104.0
+    lost = hyperswitch_error(APIConnectionError)("connection reset", status=None)
+    assert isinstance(flow.throw(lost), Sleep)
+    clock.now = 107.0
+    second = flow.send(None)
+    assert isinstance(second, Call) and second.timeout == 3
+    clock.now = 107.5
+    last = hyperswitch_error(APIConnectionError)("read timeout", status=None)
+    assert isinstance(flow.throw(last), Sleep)  # the backoff (at most 0.5 s) ends in time
+    clock.now = 110.0  # the sleep overran: no time left at all
+    with pytest.raises(APIConnectionError) as info:
+        flow.send(None)
+    assert info.value is last
+
+
+def test_a_payment_conflict_says_what_the_key_was_used_for(client: HyperswitchClient) -> None:
+    client.create_payment("o", amount=1000, currency="EUR", confirm=True)
+    with pytest.raises(IdempotencyConflictError) as info:
+        client.create_payment("o", amount=1200, currency="EUR", confirm=True)
+    assert f"payment {payment_id_for('o')} of 1000 EUR" in info.value.message
+
+
+def test_any_mapping_is_sent_as_metadata(client: HyperswitchClient, fake: FakeHyperswitch) -> None:
+    """A read-only mapping (``MappingProxyType``) is copied into the JSON body."""
+    metadata = types.MappingProxyType({"order": "42"})
+    client.create_payment("o", amount=1000, currency="EUR", metadata=metadata)
+    assert json.loads(fake.requests[-1].body)["metadata"] == {"order": "42"}
