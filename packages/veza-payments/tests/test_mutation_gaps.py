@@ -12,7 +12,8 @@ import json
 import logging
 import threading
 import types
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from veza_payments import (
     MissingIdempotencyKeyError,
     PaymentsConfigurationError,
     RetryPolicy,
+    ServerError,
     UnexpectedResponseError,
     WebhookEvent,
     WebhookIntake,
@@ -35,8 +37,9 @@ from veza_payments import (
     payment_id_for,
     refund_id_for,
     sign_payload,
+    verify_signature,
 )
-from veza_payments._core import Call, Core, Sleep
+from veza_payments._core import Call, Core, Reply, Sleep
 from veza_payments._errors import hyperswitch_error
 from veza_payments.testing import FakeHyperswitch, Fault
 
@@ -562,3 +565,79 @@ def test_any_mapping_is_sent_as_metadata(client: HyperswitchClient, fake: FakeHy
     metadata = types.MappingProxyType({"order": "42"})
     client.create_payment("o", amount=1000, currency="EUR", metadata=metadata)
     assert json.loads(fake.requests[-1].body)["metadata"] == {"order": "42"}
+
+
+def _payment_flow(core: Core) -> Generator[Call | Sleep, Reply | None, Any]:
+    flow = core.retrieve_payment("pay_1", force_sync=False)
+    assert isinstance(next(flow), Call)
+    return flow
+
+
+def test_the_default_attempt_timeout_is_30_seconds() -> None:
+    call = next(Core(namespace="", retry=RetryPolicy()).retrieve_payment("p", force_sync=False))
+    assert isinstance(call, Call) and call.timeout == 30
+
+
+def test_a_retry_that_would_end_at_the_deadline_is_not_slept_for() -> None:
+    """Retry-After 5 s with exactly 5 s left: give up now instead of sleeping in vain."""
+    clock = _Clock(100.0)
+    core = Core(namespace="", retry=RetryPolicy(max_elapsed=10), clock=clock)
+    flow = _payment_flow(core)
+    clock.now = 105.0
+    with pytest.raises(ServerError):
+        flow.send(Reply(503, {"retry-after": "5"}, b'{"error": {"type": "server_error"}}'))
+
+
+def test_the_sleep_before_a_retry_says_which_call_and_why() -> None:
+    flow = _payment_flow(Core(namespace="", retry=RetryPolicy()))
+    lost = hyperswitch_error(APIConnectionError)("connection reset", status=None)
+    step = flow.throw(lost)
+    assert isinstance(step, Sleep)
+    assert step.reason == f"GET /payments/pay_1: {lost}"
+
+
+def test_a_3xx_is_never_taken_for_the_object() -> None:
+    flow = _payment_flow(Core(namespace="", retry=RetryPolicy(total=0)))
+    with pytest.raises(InvalidRequestError) as info:
+        flow.send(
+            Reply(300, {}, json.dumps({"payment_id": "pay_1", "status": "succeeded"}).encode())
+        )
+    assert info.value.status == 300
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        (b"<html>" + b"x" * 300 + b"\xff", "<html>" + "x" * 194),
+        (b'{"not": "a payment"}', {"not": "a payment"}),
+        (b"[1, 2]", [1, 2]),
+    ],
+)
+def test_a_2xx_that_is_not_the_object_is_an_error_keeping_what_came(
+    body: bytes, kept: object
+) -> None:
+    """A proxy's page or a changed API: the error keeps the request id and the body."""
+    flow = _payment_flow(Core(namespace="", retry=RetryPolicy(total=0)))
+    with pytest.raises(UnexpectedResponseError) as info:
+        flow.send(Reply(200, {"x-request-id": "req-proxy"}, body))
+    error = info.value
+    assert (error.status, error.request_id, error.body) == (200, "req-proxy", kept)
+    assert (
+        "GET /payments/pay_1: a 200 answer whose body is not the object asked for "
+        "(a proxy, or a changed API)"
+    ) in str(error)
+
+
+def test_a_non_utf_8_proxy_page_is_kept_with_replacement_characters() -> None:
+    flow = _payment_flow(Core(namespace="", retry=RetryPolicy(total=0)))
+    with pytest.raises(UnexpectedResponseError) as info:
+        flow.send(Reply(200, {}, b"\xff" * 199 + b"ab"))
+    assert info.value.body == "\ufffd" * 199 + "a"
+
+
+@pytest.mark.parametrize("signing_key", ["whsec_current", "whsec_retired"])
+def test_every_key_of_a_rotation_verifies(signing_key: str) -> None:
+    body = _body("evt_rot")
+    signature = sign_payload(body, signing_key)
+    assert verify_signature(body, signature, ["whsec_current", "whsec_retired"])
+    assert not verify_signature(body, signature, ["whsec_other", "whsec_another"])
