@@ -510,7 +510,8 @@ def test_a_bad_max_body_error_starts_with_the_setting_name(bad: object) -> None:
 
 # --------------------------------------------------------------------------- core deadline
 # The sans-IO core driven by hand with a settable clock: the deadline's arithmetic, which
-# the slow trickling-server tests (left out of the mutation run) check end to end.
+# the slow trickling-server tests (left out of the mutation run) check end to end. No
+# test name here says "deadline": the mutation config deselects ``-k deadline``.
 
 
 class _Clock:
@@ -523,7 +524,7 @@ class _Clock:
         return self.now
 
 
-def test_a_call_whose_deadline_has_passed_makes_no_request() -> None:
+def test_a_call_out_of_time_makes_no_request() -> None:
     core = Core(namespace="", retry=RetryPolicy(max_elapsed=0), clock=_Clock(100.0))
     with pytest.raises(APIConnectionError) as info:
         next(core.retrieve_payment("pay_1", force_sync=False))
@@ -532,7 +533,7 @@ def test_a_call_whose_deadline_has_passed_makes_no_request() -> None:
     assert "GET /payments/pay_1: the call's deadline passed" in str(info.value)
 
 
-def test_each_attempt_gets_the_time_left_and_the_deadline_raises_the_last_failure() -> None:
+def test_each_attempt_gets_the_time_left_and_running_out_raises_the_last_failure() -> None:
     clock = _Clock(100.0)
     core = Core(namespace="", retry=RetryPolicy(total=5, max_elapsed=10), timeout=30, clock=clock)
     flow = core.retrieve_payment("pay_1", force_sync=False)
@@ -578,7 +579,7 @@ def test_the_default_attempt_timeout_is_30_seconds() -> None:
     assert isinstance(call, Call) and call.timeout == 30
 
 
-def test_a_retry_that_would_end_at_the_deadline_is_not_slept_for() -> None:
+def test_a_retry_that_would_end_out_of_time_is_not_slept_for() -> None:
     """Retry-After 5 s with exactly 5 s left: give up now instead of sleeping in vain."""
     clock = _Clock(100.0)
     core = Core(namespace="", retry=RetryPolicy(max_elapsed=10), clock=clock)
