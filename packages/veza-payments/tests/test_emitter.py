@@ -23,7 +23,16 @@ from veza_payments import SIGNATURE_HEADER, verify_signature
 from veza_payments.testing import FakeHyperswitch, WebhookEmitter
 
 KEY = "whsec_emitter_test_key"
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "payments" / "webhooks.md"
+# The first ancestor holding the docs page: the repository root, whether this file runs
+# from ``tests/`` or from mutmut's copy under ``mutants/tests/`` (one level deeper).
+DOCS = next(
+    (
+        parent / "docs" / "payments" / "webhooks.md"
+        for parent in Path(__file__).resolve().parents
+        if (parent / "docs" / "payments" / "webhooks.md").is_file()
+    ),
+    Path(__file__).resolve().parents[3] / "docs" / "payments" / "webhooks.md",
+)
 
 
 class Receiver:
