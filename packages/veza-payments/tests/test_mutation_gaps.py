@@ -315,7 +315,7 @@ def test_header_pairs_skip_malformed_items_and_decode_bytes_as_latin_1() -> None
         (b"X-Webhook-Signature-512", signature.encode()),
         (b"User-Agent", b"caf\xe9"),
     ]
-    outcome = intake.handle(pairs, body, PEER)  # type: ignore[arg-type]
+    outcome = intake.handle(pairs, body, source_ip=PEER)  # type: ignore[arg-type]
     assert (outcome.status, outcome.processing_result) == (200, "ok")
     assert log.records[-1].user_agent == "café"
 
@@ -331,13 +331,13 @@ def test_the_first_of_repeated_headers_is_the_one_used() -> None:
         ("X-Webhook-Signature-512", signature),
         ("x-webhook-signature-512", "0" * 128),
     ]
-    outcome = intake.handle(pairs, body, PEER)
+    outcome = intake.handle(pairs, body, source_ip=PEER)
     assert (outcome.status, log.records[-1].request_id) == (200, "req-first")
 
 
 def test_no_headers_at_all_is_an_unsigned_delivery() -> None:
     log = InMemoryWebhookLog()
-    outcome = _intake(log).handle(None, _body("evt_n"), PEER)
+    outcome = _intake(log).handle(None, _body("evt_n"), source_ip=PEER)
     assert (outcome.status, outcome.processing_result) == (401, "signature_invalid")
 
 
@@ -352,7 +352,7 @@ def test_headers_that_fail_to_read_are_a_recorded_500_with_time_and_peer(mode: s
         raise ConnectionResetError
 
     if mode == "handle_stream":
-        outcome = intake.handle_stream(broken_headers(), iter([b"{}"]), PEER)
+        outcome = intake.handle_stream(broken_headers(), iter([b"{}"]), source_ip=PEER)
     else:
         outcome = asyncio.run(intake.ahandle_stream(broken_headers(), _stream(b"{}"), PEER))
     assert outcome.status == 500
@@ -448,9 +448,9 @@ def test_a_failing_log_call_is_a_recorded_500_never_an_exception(
     intake = _intake(log, max_body=8)
     body = b"x" * 9 if delivery == "too_large" else b"{}"
     if mode == "handle":
-        outcome = intake.handle({}, body, PEER)
+        outcome = intake.handle({}, body, source_ip=PEER)
     elif mode == "handle_stream":
-        outcome = intake.handle_stream({}, iter([body]), PEER)
+        outcome = intake.handle_stream({}, iter([body]), source_ip=PEER)
     else:
         outcome = asyncio.run(intake.ahandle_stream({}, _stream(body), PEER))
     assert broken_log_pipeline.failed
@@ -469,7 +469,9 @@ def test_an_event_without_an_id_is_processed() -> None:
     seen: list[str] = []
     intake.on("refund_succeeded", lambda e: seen.append(e.event_type))
     body = json.dumps({"event_type": "refund_succeeded"}).encode()
-    outcome = intake.handle({"x-webhook-signature-512": sign_payload(body, KEY)}, body, PEER)
+    outcome = intake.handle(
+        {"x-webhook-signature-512": sign_payload(body, KEY)}, body, source_ip=PEER
+    )
     assert (outcome.status, outcome.processing_result, seen) == (200, "ok", ["refund_succeeded"])
     assert log.records[-1].event_id is None
 
@@ -640,5 +642,5 @@ def test_a_non_utf_8_proxy_page_is_kept_with_replacement_characters() -> None:
 def test_every_key_of_a_rotation_verifies(signing_key: str) -> None:
     body = _body("evt_rot")
     signature = sign_payload(body, signing_key)
-    assert verify_signature(body, signature, ["whsec_current", "whsec_retired"])
-    assert not verify_signature(body, signature, ["whsec_other", "whsec_another"])
+    assert verify_signature(body, signature, keys=["whsec_current", "whsec_retired"])
+    assert not verify_signature(body, signature, keys=["whsec_other", "whsec_another"])
