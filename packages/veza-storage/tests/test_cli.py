@@ -88,3 +88,21 @@ def test_uploads_reap_with_a_missing_session_directory(tmp_path, capsys):
     assert main(argv) == 2
     assert "--sessions" in capsys.readouterr().err
     assert not os.path.exists("/nonexistent/s")
+
+
+@pytest.mark.parametrize(
+    ("url", "cause"),
+    [
+        ("postgresql+psycopg://nobody@127.0.0.1:1/x", "OperationalError"),  # nothing listens
+        ("postgresql+psycopg://...", "UnicodeError"),  # not a host name at all
+    ],
+    ids=["unreachable", "malformed-host"],
+)
+def test_uploads_reap_with_a_session_database_it_cannot_use(tmp_path, capsys, url, cause):
+    LocalStorage(tmp_path / "root")
+    argv = ["uploads", "reap", "--root", str(tmp_path / "root"), "--database-url", url]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line, no traceback
+    assert cause in err
+    assert "--database-url" in err

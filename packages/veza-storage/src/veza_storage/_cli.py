@@ -121,9 +121,25 @@ def _session_store(args: argparse.Namespace) -> UploadSessionStore:
     return SQLUploadSessionStore(create_engine(args.database_url), table)
 
 
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What a session database that cannot be reached raises (``UnicodeError``: a bad host)."""
+    try:
+        from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - the [sqlalchemy] extra
+    except ImportError:
+        return (UnicodeError,)
+    return (SQLAlchemyError, UnicodeError)
+
+
 def _reap(args: argparse.Namespace) -> int:
     uploads = ResumableUploads(_storage(args), _session_store(args), ttl=args.ttl)
-    removed = uploads.reap_expired()
+    try:
+        removed = uploads.reap_expired()
+    except _database_errors() as exc:
+        msg = (
+            f"the upload session database cannot be used ({type(exc).__name__}); "
+            "check --database-url"
+        )
+        raise StorageConfigurationError(msg) from None
     print(f"{removed} expired upload session(s) and orphaned staging removed")
     return 0
 
