@@ -63,20 +63,20 @@ def test_the_ledger_guide_flow_runs(
     upgrade(engine)
     ledger = Ledger(engine)
     scope: dict[str, Any] = {"ledger": ledger, "hyperswitch": hyperswitch, "order_id": "o-42"}
-    original = ledger.mark_paid
+    original = ledger.orders.mark_paid
 
     def mark_paid(order_id: str, **kw: Any) -> Any:
-        order = ledger.order(order_id)
+        order = ledger.orders.get(order_id)
         psp.set_payment_status(order.psp_payment_id or "", "succeeded")  # the buyer paid
         return original(order_id, **kw)
 
-    ledger.mark_paid = mark_paid  # type: ignore[method-assign]
+    ledger.orders.mark_paid = mark_paid  # type: ignore[method-assign]
     exec(compile(block, "docs/ledger/guide.md", "exec"), scope)  # noqa: S102 - the docs' own code
-    order = ledger.order("o-42")
+    order = ledger.orders.get("o-42")
     assert order.psp_payment_id == payment_id_for("o-42", namespace=NAMESPACE)
     assert order.psp_payment_id != payment_id_for("o-42")
     assert list(psp.payments) == [order.psp_payment_id]
-    (refund,) = ledger.refunds_of("o-42")
+    (refund,) = ledger.refunds.of_order("o-42")
     assert (refund.status, refund.hyperswitch_refund_id) == ("succeeded", *psp.refunds)
     engine.dispose()
 
