@@ -69,7 +69,7 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
 
     def __init__(self) -> None:
         super().__init__()
-        self.ledger.plan_prices = {"creator": (PRICE, "EUR")}
+        self.ledger.subscriptions.plan_prices = {"creator": (PRICE, "EUR")}
         self.users = [f"u{self.run}{i}" for i in range(2)]
         self.platform = f"p{self.run}"
 

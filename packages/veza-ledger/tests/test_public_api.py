@@ -427,3 +427,14 @@ def test_a_flat_call_still_does_what_it_did(tmp_path):
     with pytest.warns(DeprecationWarning, match=r"use ledger\.journal\.trial_balance\(\)"):
         assert ledger.trial_balance() == {"EUR": 0}
     assert ledger.journal.balance("psp_clearing", "EUR") == 1999
+
+
+def test_plan_settings_set_on_the_ledger_reach_the_subscriptions(tmp_path):
+    engine = veza_ledger.create_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = veza_ledger.Ledger(engine, plan_prices={"creator": (500, "EUR")})
+    assert ledger.subscriptions.plan_prices == {"creator": (500, "EUR")}
+    ledger.plan_prices = {"creator": (990, "EUR")}  # settable in 0.1: still works
+    ledger.plan_ranks = {"free": 0, "creator": 5}
+    assert ledger.subscriptions.plan_prices == {"creator": (990, "EUR")}
+    assert ledger.subscriptions.plan_ranks == {"free": 0, "creator": 5}
+    assert ledger.plan_prices is ledger.subscriptions.plan_prices

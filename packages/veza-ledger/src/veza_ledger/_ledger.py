@@ -151,13 +151,25 @@ class Ledger:
 
     @property
     def plan_ranks(self) -> Mapping[str, int]:
-        """The subscription plans and their order (``ledger.subscriptions.plan_ranks``)."""
+        """The subscription plans and their order (``ledger.subscriptions.plan_ranks``).
+
+        Settable, as in 0.1: both properties write through to ``ledger.subscriptions``,
+        which is what checks activations.
+        """
         return self.subscriptions.plan_ranks
+
+    @plan_ranks.setter
+    def plan_ranks(self, value: Mapping[str, int]) -> None:
+        self.subscriptions.plan_ranks = dict(value)
 
     @property
     def plan_prices(self) -> Mapping[str, tuple[int, str]]:
         """What an activating order must cover per plan (``ledger.subscriptions``)."""
         return self.subscriptions.plan_prices
+
+    @plan_prices.setter
+    def plan_prices(self, value: Mapping[str, tuple[int, str]]) -> None:
+        self.subscriptions.plan_prices = dict(value)
 
     def now(self) -> dt.datetime:
         """The ledger's clock (UTC, aware); a clock returning naive times is refused."""
