@@ -152,7 +152,7 @@ def naive(engine: sa.Engine, ids: list[str]) -> float:
                 )
             session.commit()
         if problem == "stuck" and state.status == "succeeded":
-            ledger.mark_paid(order_id, captured_amount=state.amount_received)
+            ledger.orders.mark_paid(order_id, captured_amount=state.amount_received)
     return time.perf_counter() - started
 
 

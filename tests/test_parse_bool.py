@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_cdn import CDNConfig, CDNConfigurationError
 from veza_cdn._config import parse_bool as cdn_parse_bool

@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_reference._sessions import RateLimiter, SessionCodec
 from veza_reference._users import Role

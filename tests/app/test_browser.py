@@ -357,7 +357,7 @@ def test_buy_pay_play_then_the_seller_refunds(browser: Any, app: Any, output_dir
     anonymous.goto(app.url + "/call?role=caller")
     _wait(anonymous, "window.vezaCall && window.vezaCall.warning")
     assert "log in" in anonymous.evaluate("window.vezaCall.warning").lower()
-    order = app.services.ledger.order(order_id)
+    order = app.services.ledger.orders.get(order_id)
     assert order.refunded_amount == 100 and order.status == "partially_refunded"
     for context in (buyer_context, seller_context, anonymous_context):
         context.close()

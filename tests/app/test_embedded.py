@@ -213,7 +213,7 @@ def test_buy_pay_refund_and_the_seller_side(
         if t["metadata"]["veza_idempotency_key"].startswith(order["order_id"])
     ]
     assert transfer["amount_reversed"] == done["transfers"][0]["reversed"]
-    assert all(v == 0 for v in services.ledger.trial_balance().values())
+    assert all(v == 0 for v in services.ledger.journal.trial_balance().values())
 
 
 def test_conflicting_bytes_for_a_received_chunk_are_a_409(creator: httpx.Client) -> None:
@@ -619,6 +619,6 @@ def test_a_lost_dispute_reaches_the_ledger_through_the_webhook(
         )
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"result": "ok"}
-    (dispute,) = services.ledger.disputes_of(order["order_id"])
+    (dispute,) = services.ledger.disputes.of_order(order["order_id"])
     assert dispute.status == "lost"
-    assert all(v == 0 for v in services.ledger.trial_balance().values())
+    assert all(v == 0 for v in services.ledger.journal.trial_balance().values())

@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_reference._playlists import StorageURLSigner, sign_stored_playlist
 from veza_reference._routes_media import add_track

@@ -20,8 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from sqlalchemy.orm import Session
 
 from veza_reference._hls_jobs import FAILED, NO_FFMPEG, QUEUED, READY, RUNNING, HlsJobs

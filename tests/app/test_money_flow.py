@@ -53,7 +53,7 @@ def test_the_seller_is_queued_exactly_the_seller_share(demo: Any, buyer: httpx.C
     transfers = _wait_for(
         lambda: buyer.get(f"/api/v1/orders/{order['order_id']}").json()["transfers"]
     )
-    row = demo.services.ledger.order(order["order_id"])
+    row = demo.services.ledger.orders.get(order["order_id"])
     assert [t["amount"] for t in transfers] == [seller_share(row)]
     assert seller_share(row) == row.captured_amount - row.fee_amount  # a full capture
 
@@ -77,7 +77,7 @@ def test_a_lost_full_refund_the_client_gave_up_on_keeps_its_provider_id(
         fake.clear_faults()
     assert lost.status_code == 503, lost.text
     expected = demo.services.hyperswitch.refund_id_for(
-        demo.services.ledger.refunds_of(order["order_id"])[0].id
+        demo.services.ledger.refunds.of_order(order["order_id"])[0].id
     )
     assert expected in fake.refunds  # the provider made it
     refunds = _wait_for(

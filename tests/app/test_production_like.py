@@ -169,7 +169,7 @@ def test_payments_with_remote_providers_and_a_worker_pass(
     final = http.get(f"/api/v1/orders/{order['order_id']}").json()
     assert final["status"] == "refunded" and final["refunds"][0]["status"] == "succeeded"
     assert final["transfers"][0]["status"] == "reversed"
-    assert all(v == 0 for v in prod_like.services.ledger.trial_balance().values())
+    assert all(v == 0 for v in prod_like.services.ledger.journal.trial_balance().values())
 
 
 def test_readiness_on_production_services(prod_like: Any, http: httpx.Client) -> None:

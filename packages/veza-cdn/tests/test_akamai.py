@@ -3,8 +3,7 @@
 import os
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_cdn import AkamaiSigner, CDNConfigurationError, FailureReason, SigningError
 from veza_cdn._paths import UnsafePathError, canonical_path

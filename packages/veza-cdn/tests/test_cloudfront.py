@@ -8,8 +8,7 @@ import pytest
 from botocore.signers import CloudFrontSigner as BotocoreSigner
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_cdn import CDNConfigurationError, CloudFrontSigner, CloudFrontVerifier, FailureReason
 from veza_cdn._paths import UnsafePathError, canonical_path

@@ -1,8 +1,7 @@
 """Cache-friendly expiry windows: stable inside a window, never shorter than the TTL."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_cdn import CDNConfigurationError, ExpiryPolicy
 

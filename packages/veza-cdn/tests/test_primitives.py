@@ -5,8 +5,7 @@ import logging
 import pickle
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_cdn import Secret
 from veza_cdn._hmac import KeyedHMAC

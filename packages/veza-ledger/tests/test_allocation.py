@@ -10,8 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_ledger import Ledger, allocate_reversals, run_sweep
 from veza_ledger._rules import expected_reversal
@@ -36,11 +35,11 @@ def test_the_allocation_sums_to_the_share_and_fits_each_transfer(
 
 def test_two_transfers_and_a_refund_of_one_share(ledger: Ledger) -> None:
     """The reviewer's case: transfers of 400 and 400, a refund whose seller share is 400."""
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=200
     )
-    ledger.mark_paid(order.id)
-    first = ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    first = ledger.transfers.create(
         seller_id="s",
         destination="acct_s",
         amount=400,
@@ -48,7 +47,7 @@ def test_two_transfers_and_a_refund_of_one_share(ledger: Ledger) -> None:
         order_id=order.id,
         transfer_id="t-a",
     )
-    second = ledger.create_transfer(
+    second = ledger.transfers.create(
         seller_id="s",
         destination="acct_s",
         amount=400,
@@ -56,17 +55,20 @@ def test_two_transfers_and_a_refund_of_one_share(ledger: Ledger) -> None:
         order_id=order.id,
         transfer_id="t-b",
     )
-    ledger.transfer_completed(first.id, "tr_a")
-    ledger.transfer_completed(second.id, "tr_b")
-    ledger.refund_succeeded(ledger.create_refund(order.id, 500).id)  # seller share 400
-    dues = [ledger.transfer(t).reversal_due for t in (first.id, second.id)]
+    ledger.transfers.completed(first.id, "tr_a")
+    ledger.transfers.completed(second.id, "tr_b")
+    ledger.refunds.succeeded(ledger.refunds.create(order.id, 500).id)  # seller share 400
+    dues = [ledger.transfers.get(t).reversal_due for t in (first.id, second.id)]
     assert dues == [400, 0]
     ordered = [(first.id, 400), (second.id, 400)]
-    o = ledger.order(order.id)
-    assert [expected_reversal(o, ledger.transfer(t), ordered) for t in ("t-a", "t-b")] == [400, 0]
+    o = ledger.orders.get(order.id)
+    assert [expected_reversal(o, ledger.transfers.get(t), ordered) for t in ("t-a", "t-b")] == [
+        400,
+        0,
+    ]
     report = run_sweep(ledger, None, rules=["unreversed_refunds"], now=LATER)
     assert report.problems == []  # the rule agrees with the refund path: nothing more due
-    assert sum(ledger.transfer(t).reversal_due for t in ("t-a", "t-b")) == 400
+    assert sum(ledger.transfers.get(t).reversal_due for t in ("t-a", "t-b")) == 400
 
 
 @settings(
@@ -84,23 +86,26 @@ def test_dues_equal_the_refunded_seller_share_in_rules_and_refunds(
     ledger = Ledger(engine)
     fee = 137
     seller_share = sum(splits)
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=seller_share + fee, currency="EUR", fee_amount=fee
     )
-    ledger.mark_paid(order.id)
+    ledger.orders.mark_paid(order.id)
     ids = []
     for amount in splits:
-        t = ledger.create_transfer(
+        t = ledger.transfers.create(
             seller_id="s", destination="acct_s", amount=amount, currency="EUR", order_id=order.id
         )
-        ledger.transfer_completed(t.id, f"tr_{t.id}")
+        ledger.transfers.completed(t.id, f"tr_{t.id}")
         ids.append(t.id)
     for amount in refunds:
-        left = ledger.order(order.id).captured_amount - ledger.order(order.id).refunded_amount
+        left = (
+            ledger.orders.get(order.id).captured_amount
+            - ledger.orders.get(order.id).refunded_amount
+        )
         if left <= 0:
             break
-        ledger.refund_succeeded(ledger.create_refund(order.id, min(amount, left)).id)
-    o = ledger.order(order.id)
-    total_due = sum(ledger.transfer(t).reversal_due for t in ids)
+        ledger.refunds.succeeded(ledger.refunds.create(order.id, min(amount, left)).id)
+    o = ledger.orders.get(order.id)
+    total_due = sum(ledger.transfers.get(t).reversal_due for t in ids)
     assert total_due == o.refunded_amount - o.fee_refunded
     assert run_sweep(ledger, None, rules=["unreversed_refunds"], now=LATER).problems == []

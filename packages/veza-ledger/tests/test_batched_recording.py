@@ -21,8 +21,7 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy.orm import Session
 
 from veza_ledger import (

@@ -112,8 +112,8 @@ def test_downgrade_to_base_needs_destroy_data(url: str, capsys: pytest.CaptureFi
     assert main(["db", "upgrade", "--database-url", url]) == 0
     engine = create_engine(url)
     ledger = Ledger(engine)
-    order = ledger.create_order(buyer_id="b", seller_id="s", amount=700, currency="EUR")
-    ledger.mark_paid(order.id)
+    order = ledger.orders.create(buyer_id="b", seller_id="s", amount=700, currency="EUR")
+    ledger.orders.mark_paid(order.id)
     capsys.readouterr()
 
     depth = len(revision_chain(head_revision()))
@@ -122,8 +122,8 @@ def test_downgrade_to_base_needs_destroy_data(url: str, capsys: pytest.CaptureFi
         err = capsys.readouterr().err
         assert "destroys their data" in err and "--destroy-data" in err
     assert current_revision(engine) == head_revision()
-    assert ledger.order(order.id).amount == 700  # nothing was dropped
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert ledger.orders.get(order.id).amount == 700  # nothing was dropped
+    assert ledger.journal.trial_balance() == {"EUR": 0}
 
     below_head = revision_chain(head_revision())[1]
     assert main(["db", "downgrade", "--database-url", url, below_head]) == 0  # 0003: no table

@@ -16,8 +16,7 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_ledger import (
     DISPUTE,
@@ -78,11 +77,11 @@ def dispute_body(
 def apply(ledger: Ledger, body: dict[str, Any]) -> EventOutcome:
     event = event_from_hyperswitch(body)
     assert event is not None
-    return ledger.apply_event(event)
+    return ledger.events.apply(event)
 
 
 def paid_order(ledger: Ledger, *, order_id: str = "o1", amount: int = 1000, fee: int = 100) -> str:
-    ledger.create_order(
+    ledger.orders.create(
         order_id=order_id,
         buyer_id="buyer",
         seller_id="s",
@@ -91,12 +90,12 @@ def paid_order(ledger: Ledger, *, order_id: str = "o1", amount: int = 1000, fee:
         fee_amount=fee,
         psp_payment_id=f"pay_{order_id[1:]}",
     )
-    ledger.mark_paid(order_id)
+    ledger.orders.mark_paid(order_id)
     return order_id
 
 
 def held(ledger: Ledger) -> int:
-    return ledger.balance(DisputeAccounts.PSP_DISPUTED, "EUR")
+    return ledger.journal.balance(DisputeAccounts.PSP_DISPUTED, "EUR")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -181,23 +180,23 @@ def test_any_event_sequence_keeps_the_books(ledger: Ledger, steps: list[str], fe
         event = event_from_hyperswitch(body)
         assert event is not None
         event = attrs.evolve(event, event_id=f"{run}-{minute}", fee=fee)
-        outcome = ledger.apply_event(event)
+        outcome = ledger.events.apply(event)
         target = DISPUTE_EVENTS[event_type]
         if status is None or DISPUTE.allows(status, target):
             assert outcome is EventOutcome.APPLIED
             status = target
         else:
             assert outcome is EventOutcome.NO_CHANGE
-        row = ledger.dispute_by_provider_id(dispute_id)
+        row = ledger.disputes.by_provider_id(dispute_id)
         assert row.status == status
-        assert ledger.balance(DisputeAccounts.PSP_DISPUTED, "EUR") == (
+        assert ledger.journal.balance(DisputeAccounts.PSP_DISPUTED, "EUR") == (
             1000 if status in HELD else 0
         ) + _other_held(ledger, dispute_id)
-        assert all(v == 0 for v in ledger.trial_balance().values())
-    order = ledger.order(order_id)
+        assert all(v == 0 for v in ledger.journal.trial_balance().values())
+    order = ledger.orders.get(order_id)
     lost = status in LOST
     assert order.refunded_amount == (1000 if lost else 0)
-    assert ledger.dispute_by_provider_id(dispute_id).fee_amount == (fee if lost else 0)
+    assert ledger.disputes.by_provider_id(dispute_id).fee_amount == (fee if lost else 0)
 
 
 def _other_held(ledger: Ledger, dispute_id: str) -> int:
@@ -222,19 +221,21 @@ def test_opened_holds_the_funds_and_won_releases_them(ledger: Ledger) -> None:
     paid_order(ledger)
     assert apply(ledger, dispute_body("dispute_opened")) is EventOutcome.APPLIED
     assert held(ledger) == 1000
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 0
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 0
     assert apply(ledger, dispute_body("dispute_challenged", minutes=1)) is EventOutcome.APPLIED
     assert held(ledger) == 1000
     assert apply(ledger, dispute_body("dispute_won", minutes=2)) is EventOutcome.APPLIED
-    assert held(ledger) == 0 and ledger.balance(Accounts.PSP_CLEARING, "EUR") == 1000
-    dispute = ledger.dispute_by_provider_id("dp_1")
+    assert held(ledger) == 0 and ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 1000
+    dispute = ledger.disputes.by_provider_id("dp_1")
     assert dispute.status == "won" and dispute.closed_at is not None
     # a late or repeated event changes nothing
     assert apply(ledger, dispute_body("dispute_won", minutes=3)) is EventOutcome.NO_CHANGE
     late = dispute_body("dispute_lost", minutes=0)
     late["event_id"] = "evt_late"
     assert apply(ledger, late) is EventOutcome.STALE
-    assert ledger.order("o1").refunded_amount == 0 and ledger.trial_balance() == {"EUR": 0}
+    assert ledger.orders.get("o1").refunded_amount == 0 and ledger.journal.trial_balance() == {
+        "EUR": 0
+    }
 
 
 def test_cancelled_releases_and_an_unknown_payment_is_retried_later(ledger: Ledger) -> None:
@@ -242,11 +243,11 @@ def test_cancelled_releases_and_an_unknown_payment_is_retried_later(ledger: Ledg
         RecordNotFoundError
     ):  # nothing recorded: the webhook answers 500, Hyperswitch retries
         apply(ledger, dispute_body("dispute_opened"))
-    assert ledger.processed_event("evt_dispute_opened_0") is None
+    assert ledger.events.processed("evt_dispute_opened_0") is None
     paid_order(ledger)
     assert apply(ledger, dispute_body("dispute_opened")) is EventOutcome.APPLIED
     assert apply(ledger, dispute_body("dispute_cancelled", minutes=1)) is EventOutcome.APPLIED
-    assert held(ledger) == 0 and ledger.order("o1").status == "paid"
+    assert held(ledger) == 0 and ledger.orders.get("o1").status == "paid"
 
 
 def test_a_dispute_first_seen_closed_is_opened_then_closed(ledger: Ledger) -> None:
@@ -254,8 +255,8 @@ def test_a_dispute_first_seen_closed_is_opened_then_closed(ledger: Ledger) -> No
     paid_order(ledger, fee=0)
     assert apply(ledger, dispute_body("dispute_lost", minutes=5)) is EventOutcome.APPLIED
     assert apply(ledger, dispute_body("dispute_opened", minutes=0)) is EventOutcome.STALE
-    assert held(ledger) == 0 and ledger.order("o1").status == "refunded"
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert held(ledger) == 0 and ledger.orders.get("o1").status == "refunded"
+    assert ledger.journal.trial_balance() == {"EUR": 0}
 
 
 def test_a_lost_dispute_claws_back_the_sellers_share_through_reversal_intents(
@@ -264,58 +265,58 @@ def test_a_lost_dispute_claws_back_the_sellers_share_through_reversal_intents(
     ledger = Ledger(engine)
     provider = StripeWorkerProvider(stripe_client(timeout=2, retries=0))
     paid_order(ledger, fee=150)
-    transfer = ledger.create_transfer(
+    transfer = ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=850, currency="EUR", order_id="o1"
     )
     run_transfer_worker(ledger, provider, now=T0)
-    assert ledger.balance(Accounts.seller_payable("s"), "EUR") == 0
+    assert ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == 0
     apply(ledger, dispute_body("dispute_opened"))
-    assert ledger.transfer(transfer.id).status == "completed"  # held, nothing clawed yet
-    dispute = ledger.dispute_by_provider_id("dp_1")
-    ledger.update_dispute(dispute.id, "lost", chargeback_fee=1500)
-    lost = ledger.dispute(dispute.id)
-    refund = ledger.refund(lost.refund_id or "")
+    assert ledger.transfers.get(transfer.id).status == "completed"  # held, nothing clawed yet
+    dispute = ledger.disputes.by_provider_id("dp_1")
+    ledger.disputes.update(dispute.id, "lost", chargeback_fee=1500)
+    lost = ledger.disputes.get(dispute.id)
+    refund = ledger.refunds.get(lost.refund_id or "")
     assert (refund.amount, refund.status, refund.reason) == (1000, "succeeded", "chargeback dp_1")
-    assert ledger.transfer(transfer.id).status == "reversal_pending"
-    assert ledger.transfer(transfer.id).reversal_due == 850
+    assert ledger.transfers.get(transfer.id).status == "reversal_pending"
+    assert ledger.transfers.get(transfer.id).reversal_due == 850
     report = run_reversal_worker(ledger, provider, now=T0 + dt.timedelta(minutes=10))
     assert report.done == [transfer.id]
-    intents = ledger.intents(kind="reversal", object_id=transfer.id)
+    intents = ledger.provider_intents.find(kind="reversal", object_id=transfer.id)
     assert [(i.amount, i.status) for i in intents] == [(850, "succeeded")]
-    stored = fake.transfers[ledger.transfer(transfer.id).stripe_transfer_id or ""]
+    stored = fake.transfers[ledger.transfers.get(transfer.id).stripe_transfer_id or ""]
     assert stored["amount_reversed"] == 850
-    assert ledger.balance(Accounts.seller_payable("s"), "EUR") == 0
-    assert ledger.balance(Accounts.PLATFORM_FEES, "EUR") == 0
-    assert ledger.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR") == 1500
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == -1500  # the PSP took the fee too
-    assert held(ledger) == 0 and ledger.trial_balance() == {"EUR": 0}
+    assert ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == 0
+    assert ledger.journal.balance(Accounts.PLATFORM_FEES, "EUR") == 0
+    assert ledger.journal.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR") == 1500
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == -1500  # the PSP took the fee too
+    assert held(ledger) == 0 and ledger.journal.trial_balance() == {"EUR": 0}
 
 
 def test_a_lost_dispute_after_a_full_refund_is_a_platform_loss(ledger: Ledger) -> None:
     """Hyperswitch's ``is_already_refunded``: the buyer got the money twice."""
     paid_order(ledger)
-    ledger.refund_succeeded(ledger.create_refund("o1", 400).id)
+    ledger.refunds.succeeded(ledger.refunds.create("o1", 400).id)
     apply(ledger, dispute_body("dispute_opened"))
     apply(ledger, dispute_body("dispute_accepted", minutes=1))  # accepted = lost
-    dispute = ledger.dispute_by_provider_id("dp_1")
+    dispute = ledger.disputes.by_provider_id("dp_1")
     assert (dispute.status, dispute.unrefundable_amount) == ("accepted", 400)
-    order = ledger.order("o1")
+    order = ledger.orders.get("o1")
     assert (order.status, order.refunded_amount) == ("refunded", 1000)
-    assert ledger.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR") == 400
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert ledger.journal.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR") == 400
+    assert ledger.journal.trial_balance() == {"EUR": 0}
 
 
 def test_mismatches_are_typed_errors(ledger: Ledger) -> None:
     paid_order(ledger)
     with pytest.raises(DisputeMismatchError):
-        ledger.open_dispute("o1", "dp_x", amount=10, currency="USD")
-    first = ledger.open_dispute("o1", "dp_y", amount=10)
-    assert ledger.open_dispute("o1", "dp_y", amount=10).id == first.id  # idempotent
+        ledger.disputes.open("o1", "dp_x", amount=10, currency="USD")
+    first = ledger.disputes.open("o1", "dp_y", amount=10)
+    assert ledger.disputes.open("o1", "dp_y", amount=10).id == first.id  # idempotent
     with pytest.raises(DisputeMismatchError):
-        ledger.open_dispute("o1", "dp_y", amount=11)
-    ledger.update_dispute(first.id, "won")
+        ledger.disputes.open("o1", "dp_y", amount=11)
+    ledger.disputes.update(first.id, "won")
     with pytest.raises(IllegalTransitionError):
-        ledger.update_dispute(first.id, "lost")
+        ledger.disputes.update(first.id, "lost")
     assert held(ledger) == 0
 
 
@@ -325,7 +326,7 @@ def test_mismatches_are_typed_errors(ledger: Ledger) -> None:
 def test_disputes_open_too_long_are_findings(ledger: Ledger) -> None:
     paid_order(ledger)
     apply(ledger, dispute_body("dispute_opened"))
-    dispute = ledger.dispute_by_provider_id("dp_1")
+    dispute = ledger.disputes.by_provider_id("dp_1")
     week = ReconcileSettings(dispute_open_after=dt.timedelta(days=7))
     early = run_sweep(ledger, None, rules=["open_disputes"], settings=week, now=T0)
     assert early.problems == [] or all(p.rule != "open_disputes" for p in early.problems)
@@ -333,13 +334,13 @@ def test_disputes_open_too_long_are_findings(ledger: Ledger) -> None:
     report = run_sweep(ledger, None, rules=["open_disputes"], settings=week, now=later)
     [problem] = [p for p in report.problems if p.rule == "open_disputes"]
     assert problem.object_id == dispute.id and problem.severity == "warning"
-    [finding] = ledger.findings(rule="open_disputes", status="open")
+    [finding] = ledger.reconciliation.findings(rule="open_disputes", status="open")
     assert finding.evidence["amount"] == 1000 and finding.evidence["age_days"] == 8
-    ledger.update_dispute(dispute.id, "won")
+    ledger.disputes.update(dispute.id, "won")
     run_sweep(
         ledger, None, rules=["open_disputes"], settings=week, now=later + dt.timedelta(hours=1)
     )
-    assert ledger.findings(rule="open_disputes", status="open") == []
+    assert ledger.reconciliation.findings(rule="open_disputes", status="open") == []
 
 
 @settings(
@@ -365,7 +366,7 @@ def test_a_lost_dispute_splits_into_refund_and_platform_loss(
     """Money rule: refund part + unrefundable part = the dispute; every account balances."""
     run = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
     order_id = f"o{run}"
-    ledger.create_order(
+    ledger.orders.create(
         order_id=order_id,
         buyer_id="b",
         seller_id=f"s{run}",
@@ -373,28 +374,31 @@ def test_a_lost_dispute_splits_into_refund_and_platform_loss(
         currency="EUR",
         fee_amount=amount * fee_pct // 100,
     )
-    ledger.mark_paid(order_id)
+    ledger.orders.mark_paid(order_id)
     refunded = amount * refunded_pct // 100
     if refunded:
-        ledger.refund_succeeded(ledger.create_refund(order_id, refunded).id)
+        ledger.refunds.succeeded(ledger.refunds.create(order_id, refunded).id)
     disputed = max(1, amount * disputed_pct // 100)
-    losses_before = ledger.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR")
-    fees_before = ledger.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR")
-    dispute = ledger.open_dispute(order_id, f"dp_{run}", amount=disputed)
-    ledger.update_dispute(dispute.id, "lost", chargeback_fee=chargeback_fee)
-    lost = ledger.dispute(dispute.id)
+    losses_before = ledger.journal.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR")
+    fees_before = ledger.journal.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR")
+    dispute = ledger.disputes.open(order_id, f"dp_{run}", amount=disputed)
+    ledger.disputes.update(dispute.id, "lost", chargeback_fee=chargeback_fee)
+    lost = ledger.disputes.get(dispute.id)
     part = min(disputed, amount - refunded)
     assert lost.unrefundable_amount == disputed - part
-    order = ledger.order(order_id)
+    order = ledger.orders.get(order_id)
     assert order.refunded_amount == refunded + part <= order.captured_amount
     if part:
-        assert ledger.refund(lost.refund_id or "").amount == part
+        assert ledger.refunds.get(lost.refund_id or "").amount == part
     else:
         assert lost.refund_id is None
-    assert ledger.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR") - losses_before == (
+    assert ledger.journal.balance(DisputeAccounts.CHARGEBACK_LOSSES, "EUR") - losses_before == (
         disputed - part
     )
-    assert ledger.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR") - fees_before == chargeback_fee
+    assert (
+        ledger.journal.balance(DisputeAccounts.CHARGEBACK_FEES, "EUR") - fees_before
+        == chargeback_fee
+    )
     seller_left = (amount - order.fee_amount) - (order.refunded_amount - order.fee_refunded)
-    assert -ledger.balance(Accounts.seller_payable(f"s{run}"), "EUR") == seller_left >= 0
-    assert all(v == 0 for v in ledger.trial_balance().values())
+    assert -ledger.journal.balance(Accounts.seller_payable(f"s{run}"), "EUR") == seller_left >= 0
+    assert all(v == 0 for v in ledger.journal.trial_balance().values())

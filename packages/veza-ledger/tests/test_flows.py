@@ -11,8 +11,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_ledger import FlowConflictError, Ledger, seller_share
 from veza_ledger.flows import (
@@ -86,7 +85,7 @@ def test_the_payment_id_is_the_clients_and_is_stored_before_the_call(
         pytest.raises(APIConnectionError),
     ):
         _buy(ledger, once, "order-lost")
-    order = ledger.order("order-lost")
+    order = ledger.orders.get("order-lost")
     assert order.status == "pending_payment"
     assert order.psp_payment_id == payment_id_for("order-lost", namespace=NAMESPACE)
     assert order.psp_payment_id != payment_id_for("order-lost")  # the namespace matters
@@ -100,7 +99,7 @@ def test_a_retried_start_reuses_the_order_and_the_payment(
     again = _buy(ledger, hyperswitch, "order-1")
     assert first == again == hyperswitch.payment_id_for("order-1")
     assert list(psp.payments) == [first]
-    assert ledger.order_by_payment_id(first).id == "order-1"
+    assert ledger.orders.by_payment_id(first).id == "order-1"
     with pytest.raises(FlowConflictError, match="amount"):
         _buy(ledger, hyperswitch, "order-1", amount=999)
     assert list(psp.payments) == [first]
@@ -109,7 +108,7 @@ def test_a_retried_start_reuses_the_order_and_the_payment(
 def _paid(ledger: Ledger, hyperswitch: HyperswitchClient, psp: FakeHyperswitch, oid: str) -> str:
     payment_id = _buy(ledger, hyperswitch, oid)
     psp.set_payment_status(payment_id, "succeeded")
-    ledger.mark_paid(oid)
+    ledger.orders.mark_paid(oid)
     return payment_id
 
 
@@ -122,7 +121,7 @@ def test_a_full_refund_whose_response_is_lost_keeps_the_provider_id(
     started = start_refund(ledger, hyperswitch, order_id="order-2", refund_id="refund-2")
     expected = refund_id_for("refund-2", namespace=NAMESPACE)
     assert started.provider_refund.refund_id == expected == started.row.hyperswitch_refund_id
-    assert ledger.refund("refund-2").hyperswitch_refund_id == expected
+    assert ledger.refunds.get("refund-2").hyperswitch_refund_id == expected
     assert started.row.amount == 1000
     assert [r["refund_id"] for r in psp.refunds.values() if r["payment_id"] == payment_id] == [
         expected
@@ -146,11 +145,11 @@ def test_the_refund_id_is_recorded_even_when_the_client_gives_up(
         pytest.raises(APIConnectionError),
     ):
         start_refund(ledger, once, order_id="order-3", refund_id="refund-3")
-    row = ledger.refund("refund-3")
+    row = ledger.refunds.get("refund-3")
     expected = refund_id_for("refund-3", namespace=NAMESPACE)
     assert (row.status, row.hyperswitch_refund_id) == ("pending", expected)
     assert expected in psp.refunds  # the provider made it: the webhook will find the row
-    assert ledger.refund_by_provider_id(expected).id == "refund-3"
+    assert ledger.refunds.by_provider_id(expected).id == "refund-3"
 
 
 def test_a_refusal_fails_the_row_and_frees_its_amount(
@@ -158,24 +157,24 @@ def test_a_refusal_fails_the_row_and_frees_its_amount(
 ) -> None:
     """A payment the provider never captured: 400 IR_14, no refund exists."""
     _buy(ledger, hyperswitch, "order-4")
-    ledger.mark_paid("order-4")  # the ledger believes it; the provider does not
+    ledger.orders.mark_paid("order-4")  # the ledger believes it; the provider does not
     with pytest.raises(InvalidRequestError):
         start_refund(ledger, hyperswitch, order_id="order-4", amount=400, refund_id="refund-4")
-    assert ledger.refund("refund-4").status == "failed"
+    assert ledger.refunds.get("refund-4").status == "failed"
     assert psp.refunds == {}
-    assert ledger.create_refund("order-4", 1000).amount == 1000  # all of it is refundable
+    assert ledger.refunds.create("order-4", 1000).amount == 1000  # all of it is refundable
 
 
 def test_a_refund_without_a_payment_id_is_refused(
     ledger: Ledger, hyperswitch: HyperswitchClient
 ) -> None:
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=100, currency="EUR", order_id="order-5"
     )
-    ledger.mark_paid(order.id)
+    ledger.orders.mark_paid(order.id)
     with pytest.raises(FlowConflictError, match="no provider payment id"):
         start_refund(ledger, hyperswitch, order_id=order.id)
-    assert ledger.refunds_of(order.id) == []
+    assert ledger.refunds.of_order(order.id) == []
 
 
 def test_the_seller_transfer_is_the_share_once(
@@ -192,14 +191,14 @@ def test_the_seller_transfer_is_the_share_once(
         fee_amount=150,
     )
     assert queue_seller_transfer(ledger, "order-6", destination="acct_s") is None  # unpaid
-    order = ledger.mark_paid("order-6", captured_amount=500)
+    order = ledger.orders.mark_paid("order-6", captured_amount=500)
     transfer = queue_seller_transfer(ledger, "order-6", destination="acct_s")
     assert transfer is not None
     assert (transfer.id, transfer.amount) == (seller_transfer_id("order-6"), 425)
     assert transfer.amount == seller_share(order) != 500 - 150  # not computed by hand
     again = queue_seller_transfer(ledger, "order-6", destination="acct_s")
     assert again is not None and again.id == transfer.id
-    assert [t.id for t in ledger.transfers_of("order-6")] == [transfer.id]
+    assert [t.id for t in ledger.transfers.of_order("order-6")] == [transfer.id]
 
 
 def test_a_fully_refunded_order_owes_no_transfer(
@@ -207,9 +206,9 @@ def test_a_fully_refunded_order_owes_no_transfer(
 ) -> None:
     _paid(ledger, hyperswitch, psp, "order-7")
     started = start_refund(ledger, hyperswitch, order_id="order-7")
-    ledger.refund_succeeded(started.row.id)
+    ledger.refunds.succeeded(started.row.id)
     assert queue_seller_transfer(ledger, "order-7", destination="acct_s") is None
-    assert ledger.transfers_of("order-7") == []
+    assert ledger.transfers.of_order("order-7") == []
 
 
 @settings(
@@ -228,18 +227,18 @@ def test_queue_tops_up_to_the_share_and_never_past_it(
 ) -> None:
     """Whatever was transferred by hand first, the queued transfer only fills the rest."""
     fee, captured = min(fee, amount), min(captured, amount)
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="seller", amount=amount, currency="EUR", fee_amount=fee
     )
-    order = ledger.mark_paid(order.id, captured_amount=captured)
+    order = ledger.orders.mark_paid(order.id, captured_amount=captured)
     share = seller_share(order)
     first = min(queued_first, share)
     if first:
-        ledger.create_transfer(
+        ledger.transfers.create(
             seller_id="seller", destination="acct", amount=first, currency="EUR", order_id=order.id
         )
     queued = queue_seller_transfer(ledger, order.id, destination="acct")
-    total = sum(t.amount for t in ledger.transfers_of(order.id))
+    total = sum(t.amount for t in ledger.transfers.of_order(order.id))
     assert total == share
     assert (queued is None) == (first == share)
 
@@ -271,7 +270,7 @@ def test_the_async_twins_follow_the_same_rule(ledger: Ledger, psp: FakeHyperswit
                     amount=700,
                     currency="EUR",
                 )
-            lost_id = ledger.order("order-a").psp_payment_id or ""
+            lost_id = ledger.orders.get("order-a").psp_payment_id or ""
             started = await astart_payment(
                 ledger,
                 client,
@@ -282,7 +281,7 @@ def test_the_async_twins_follow_the_same_rule(ledger: Ledger, psp: FakeHyperswit
                 currency="EUR",
             )  # the retry: same order, same payment
             psp.set_payment_status(started.payment.payment_id, "succeeded")
-            ledger.mark_paid("order-a")
+            ledger.orders.mark_paid("order-a")
             psp.inject(Fault("drop", after_commit=True, method="POST", path_prefix="/refunds"))
             psp.inject(Fault("drop", method="GET", path_prefix="/refunds"))
             with pytest.raises(APIConnectionError):
@@ -292,6 +291,6 @@ def test_the_async_twins_follow_the_same_rule(ledger: Ledger, psp: FakeHyperswit
     lost_id, paid_id = asyncio.run(scenario())
     assert lost_id == paid_id == payment_id_for("order-a", namespace=NAMESPACE)
     assert list(psp.payments) == [paid_id]
-    row = ledger.refund("refund-a")
+    row = ledger.refunds.get("refund-a")
     assert row.hyperswitch_refund_id == refund_id_for("refund-a", namespace=NAMESPACE)
     assert list(psp.refunds) == [row.hyperswitch_refund_id]

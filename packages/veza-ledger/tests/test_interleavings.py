@@ -34,11 +34,11 @@ def stripe(stripe_client: Callable[..., StripeConnect]) -> StripeConnect:
 
 def _order_with_transfer(ledger: Ledger, *, pay: StripeConnect | None) -> tuple[str, str]:
     """An order of 1000 (fee 150: the seller's share is 850) and its transfer row."""
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=150
     )
-    ledger.mark_paid(order.id)
-    transfer = ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    transfer = ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=850, currency="EUR", order_id=order.id
     )
     if pay is not None:
@@ -47,7 +47,7 @@ def _order_with_transfer(ledger: Ledger, *, pay: StripeConnect | None) -> tuple[
 
 
 def _refund(ledger: Ledger, order_id: str, amount: int | None = None) -> None:
-    ledger.refund_succeeded(ledger.create_refund(order_id, amount).id)
+    ledger.refunds.succeeded(ledger.refunds.create(order_id, amount).id)
 
 
 def _in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
@@ -73,19 +73,21 @@ def _settle(ledger: Ledger, stripe: StripeConnect, runs: int = 4) -> None:
 def _assert_provider_equals_ledger(
     ledger: Ledger, fake: FakeStripe, transfer_id: str, reversed_total: int
 ) -> None:
-    row = ledger.transfer(transfer_id)
+    row = ledger.transfers.get(transfer_id)
     assert row.stripe_transfer_id is not None
     at_stripe = fake.transfers[row.stripe_transfer_id]
     assert at_stripe["amount_reversed"] == reversed_total
     assert row.reversed_amount == reversed_total
-    recorded = sum(r.amount for r in ledger.reversals_of(transfer_id))
+    recorded = sum(r.amount for r in ledger.transfers.reversals_of(transfer_id))
     assert recorded == reversed_total
-    assert sorted(r.provider_reversal_id for r in ledger.reversals_of(transfer_id)) == sorted(
-        r["id"] for r in fake.reversals_of(row.stripe_transfer_id)
-    )
+    assert sorted(
+        r.provider_reversal_id for r in ledger.transfers.reversals_of(transfer_id)
+    ) == sorted(r["id"] for r in fake.reversals_of(row.stripe_transfer_id))
     # The seller owes nothing and is owed nothing: everything refunded came back.
-    assert ledger.balance(Accounts.seller_payable("s"), "EUR") == 0
-    assert ledger.balance(Accounts.connected_balance("s"), "EUR") == fake.balance("acct_s", "eur")
+    assert ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == 0
+    assert ledger.journal.balance(Accounts.connected_balance("s"), "EUR") == fake.balance(
+        "acct_s", "eur"
+    )
 
 
 def test_a_refund_during_a_reversal_is_clawed_back(
@@ -107,7 +109,7 @@ def test_a_refund_during_a_reversal_is_clawed_back(
     assert not worker_errors and not refund_errors and not alive
     _settle(ledger, stripe)
     _assert_provider_equals_ledger(ledger, fake, transfer_id, 850)
-    assert ledger.transfer(transfer_id).status == "reversed"
+    assert ledger.transfers.get(transfer_id).status == "reversed"
 
 
 def test_a_refund_during_a_transfer_is_clawed_back(
@@ -128,7 +130,7 @@ def test_a_refund_during_a_transfer_is_clawed_back(
     assert not worker_errors and not refund_errors and not alive
     _settle(ledger, stripe)
     _assert_provider_equals_ledger(ledger, fake, transfer_id, 340)
-    assert ledger.transfer(transfer_id).status == "partially_reversed"
+    assert ledger.transfers.get(transfer_id).status == "partially_reversed"
 
 
 def test_a_worker_killed_after_stripe_answered_never_reverses_twice(
@@ -156,7 +158,7 @@ def test_a_worker_killed_after_stripe_answered_never_reverses_twice(
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
-    stored = fake.transfers[ledger.transfer(transfer_id).stripe_transfer_id or ""]
+    stored = fake.transfers[ledger.transfers.get(transfer_id).stripe_transfer_id or ""]
     assert stored["amount_reversed"] == 340
     _refund(ledger, order_id)  # the rest: 510 more due, before the retry
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)  # past the worker's lease

@@ -6,8 +6,7 @@ import datetime as dt
 
 import attrs
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_ledger import (
     EligibilityReason,
@@ -41,13 +40,15 @@ def ev(
 
 def test_corrections_are_idempotent_by_id(ledger: Ledger) -> None:
     legs = [debit("cash", "EUR", 500), credit("equity", "EUR", 500)]
-    assert ledger.post_correction("c-1", legs, description="opening balance")
-    assert not ledger.post_correction("c-1", legs, description="opening balance")
+    assert ledger.journal.post_correction("c-1", legs, description="opening balance")
+    assert not ledger.journal.post_correction("c-1", legs, description="opening balance")
     with pytest.raises(JournalConflictError):
-        ledger.post_correction(
+        ledger.journal.post_correction(
             "c-1", [debit("cash", "EUR", 501), credit("equity", "EUR", 501)], description="typo"
         )
-    assert ledger.balance("cash", "EUR") == 500 and ledger.trial_balance() == {"EUR": 0}
+    assert ledger.journal.balance("cash", "EUR") == 500 and ledger.journal.trial_balance() == {
+        "EUR": 0
+    }
 
 
 @pytest.mark.parametrize(
@@ -62,8 +63,8 @@ def test_corrections_are_idempotent_by_id(ledger: Ledger) -> None:
 )
 def test_unbalanced_transactions_are_refused(ledger: Ledger, legs: list[object]) -> None:
     with pytest.raises(UnbalancedTransactionError):
-        ledger.post_correction("bad", legs, description="x")  # type: ignore[arg-type]
-    assert ledger.trial_balance() == {}
+        ledger.journal.post_correction("bad", legs, description="x")  # type: ignore[arg-type]
+    assert ledger.journal.trial_balance() == {}
 
 
 @given(
@@ -94,52 +95,54 @@ def test_normalised_legs_balance_or_are_refused(raw: list[tuple[str, str, int]])
 
 
 def test_events_apply_once_and_duplicates_change_nothing(ledger: Ledger) -> None:
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=900, currency="EUR", psp_payment_id="pay_1"
     )
     assert (
-        ledger.apply_event(ev("e1", "payment_succeeded", "pay_1", amount=900))
+        ledger.events.apply(ev("e1", "payment_succeeded", "pay_1", amount=900))
         == EventOutcome.APPLIED
     )
-    before = ledger.balances()
+    before = ledger.journal.balances()
     assert (
-        ledger.apply_event(ev("e1", "payment_succeeded", "pay_1", amount=900))
+        ledger.events.apply(ev("e1", "payment_succeeded", "pay_1", amount=900))
         == EventOutcome.DUPLICATE
     )
-    assert ledger.apply_event(ev("e2", "payment_succeeded", "pay_1", 1)) == EventOutcome.NO_CHANGE
-    assert ledger.balances() == before
-    assert ledger.order(order.id).status == "paid"
-    assert ledger.processed_event("e1").outcome == "applied"  # type: ignore[union-attr]
+    assert ledger.events.apply(ev("e2", "payment_succeeded", "pay_1", 1)) == EventOutcome.NO_CHANGE
+    assert ledger.journal.balances() == before
+    assert ledger.orders.get(order.id).status == "paid"
+    assert ledger.events.processed("e1").outcome == "applied"  # type: ignore[union-attr]
 
 
 def test_an_older_event_never_regresses_a_newer_state(ledger: Ledger) -> None:
-    ledger.create_order(
+    ledger.orders.create(
         buyer_id="b", seller_id="s", amount=900, currency="EUR", psp_payment_id="pay_2"
     )
     assert (
-        ledger.apply_event(ev("new", "payment_succeeded", "pay_2", minutes=10))
+        ledger.events.apply(ev("new", "payment_succeeded", "pay_2", minutes=10))
         == EventOutcome.APPLIED
     )
-    before = ledger.balances()
-    assert ledger.apply_event(ev("old", "payment_failed", "pay_2", minutes=5)) == EventOutcome.STALE
-    assert ledger.order_by_payment_id("pay_2").status == "paid"
-    assert ledger.balances() == before
+    before = ledger.journal.balances()
+    assert (
+        ledger.events.apply(ev("old", "payment_failed", "pay_2", minutes=5)) == EventOutcome.STALE
+    )
+    assert ledger.orders.by_payment_id("pay_2").status == "paid"
+    assert ledger.journal.balances() == before
     # (An older *capture* after a failure is never stale: money was captured. See
     # test_late_captures.py.)
 
 
 def test_unknown_objects_are_not_recorded_so_the_provider_retries(ledger: Ledger) -> None:
     with pytest.raises(RecordNotFoundError):
-        ledger.apply_event(ev("e9", "payment_succeeded", "pay_unknown"))
-    assert ledger.processed_event("e9") is None
-    ledger.create_order(
+        ledger.events.apply(ev("e9", "payment_succeeded", "pay_unknown"))
+    assert ledger.events.processed("e9") is None
+    ledger.orders.create(
         buyer_id="b", seller_id="s", amount=5, currency="EUR", psp_payment_id="pay_unknown"
     )
-    assert ledger.apply_event(ev("e9", "payment_succeeded", "pay_unknown")) == EventOutcome.APPLIED
+    assert ledger.events.apply(ev("e9", "payment_succeeded", "pay_unknown")) == EventOutcome.APPLIED
 
 
 def test_refund_events_and_partial_capture_amounts(ledger: Ledger) -> None:
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b",
         seller_id="s",
         amount=1000,
@@ -147,17 +150,17 @@ def test_refund_events_and_partial_capture_amounts(ledger: Ledger) -> None:
         fee_amount=100,
         psp_payment_id="pay_3",
     )
-    ledger.apply_event(ev("p", "payment_succeeded", "pay_3", amount=800))
-    assert ledger.order(order.id).captured_amount == 800
-    refund = ledger.create_refund(order.id, 200)
-    ledger.set_refund_provider_id(refund.id, "ref_3")
-    assert ledger.apply_event(ev("r", "refund_succeeded", "ref_3", 1)) == EventOutcome.APPLIED
-    assert ledger.apply_event(ev("r2", "refund_failed", "ref_3", 2)) == EventOutcome.NO_CHANGE
+    ledger.events.apply(ev("p", "payment_succeeded", "pay_3", amount=800))
+    assert ledger.orders.get(order.id).captured_amount == 800
+    refund = ledger.refunds.create(order.id, 200)
+    ledger.refunds.set_provider_id(refund.id, "ref_3")
+    assert ledger.events.apply(ev("r", "refund_succeeded", "ref_3", 1)) == EventOutcome.APPLIED
+    assert ledger.events.apply(ev("r2", "refund_failed", "ref_3", 2)) == EventOutcome.NO_CHANGE
     opened = attrs.evolve(ev("d", "dispute_opened", "dp_3", 3, 300), payment_id="pay_3")
-    assert ledger.apply_event(opened) == EventOutcome.APPLIED  # journaled, no longer ignored
-    assert ledger.balance("psp_disputed", "EUR") == 300
-    assert ledger.refund(refund.id).status == "succeeded"
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert ledger.events.apply(opened) == EventOutcome.APPLIED  # journaled, no longer ignored
+    assert ledger.journal.balance("psp_disputed", "EUR") == 300
+    assert ledger.refunds.get(refund.id).status == "succeeded"
+    assert ledger.journal.trial_balance() == {"EUR": 0}
 
 
 def test_reading_a_hyperswitch_webhook_body() -> None:
@@ -182,7 +185,7 @@ def test_reading_a_hyperswitch_webhook_body() -> None:
 
 
 def test_a_subscription_is_never_created_active_and_only_payment_activates(ledger: Ledger) -> None:
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="u1",
         seller_id="platform",
         amount=990,
@@ -190,43 +193,48 @@ def test_a_subscription_is_never_created_active_and_only_payment_activates(ledge
         fee_amount=990,
         psp_payment_id="pay_sub",
     )
-    sub = ledger.create_subscription(user_id="u1", plan="creator", order_id=order.id)
+    sub = ledger.subscriptions.create(user_id="u1", plan="creator", order_id=order.id)
     assert sub.status == "pending_payment"
-    eligibility = ledger.distribution_eligibility("u1")
+    eligibility = ledger.subscriptions.distribution_eligibility("u1")
     assert eligibility.reason is EligibilityReason.PAYMENT_INCOMPLETE
     assert "complete payment" in eligibility.message and "requires" not in eligibility.message
     with pytest.raises(LedgerError):  # even an admin override cannot activate it unpaid
-        ledger.force_transition(
+        ledger.operator.force_transition(
             "subscription", sub.id, "active", reason="customer asked", actor="ops"
         )
-    ledger.apply_event(ev("sub-paid", "payment_succeeded", "pay_sub"))
-    active = ledger.subscription(sub.id)
+    ledger.events.apply(ev("sub-paid", "payment_succeeded", "pay_sub"))
+    active = ledger.subscriptions.get(sub.id)
     assert (active.status, active.payment_order_id) == ("active", order.id)
-    assert ledger.distribution_eligibility("u1").eligible
+    assert ledger.subscriptions.distribution_eligibility("u1").eligible
 
 
 def test_eligibility_reasons(ledger: Ledger) -> None:
-    assert ledger.distribution_eligibility("nobody").reason is EligibilityReason.NO_PLAN
-    order = ledger.create_order(buyer_id="u2", seller_id="platform", amount=5, currency="EUR")
-    ledger.mark_paid(order.id)
-    ledger.create_subscription(user_id="u2", plan="free", order_id=order.id)
-    low = ledger.distribution_eligibility("u2")
+    assert (
+        ledger.subscriptions.distribution_eligibility("nobody").reason is EligibilityReason.NO_PLAN
+    )
+    order = ledger.orders.create(buyer_id="u2", seller_id="platform", amount=5, currency="EUR")
+    ledger.orders.mark_paid(order.id)
+    ledger.subscriptions.create(user_id="u2", plan="free", order_id=order.id)
+    low = ledger.subscriptions.distribution_eligibility("u2")
     assert low.reason is EligibilityReason.PLAN_TOO_LOW and "upgrade to creator" in low.message
-    assert ledger.distribution_eligibility("u2", required_plan="free").eligible
+    assert ledger.subscriptions.distribution_eligibility("u2", required_plan="free").eligible
     with pytest.raises(LedgerConfigurationError):
-        ledger.create_subscription(user_id="u2", plan="platinum")
+        ledger.subscriptions.create(user_id="u2", plan="platinum")
 
 
 def test_past_due_renewal_reactivates_only_with_payment(ledger: Ledger) -> None:
-    first = ledger.create_order(buyer_id="u3", seller_id="platform", amount=5, currency="EUR")
-    ledger.mark_paid(first.id)
-    sub = ledger.create_subscription(user_id="u3", plan="pro", order_id=first.id)
+    first = ledger.orders.create(buyer_id="u3", seller_id="platform", amount=5, currency="EUR")
+    ledger.orders.mark_paid(first.id)
+    sub = ledger.subscriptions.create(user_id="u3", plan="pro", order_id=first.id)
     assert sub.status == "active"
-    renewal = ledger.create_order(buyer_id="u3", seller_id="platform", amount=5, currency="EUR")
-    ledger.mark_past_due(sub.id, renewal_order_id=renewal.id)
-    assert ledger.distribution_eligibility("u3").reason is EligibilityReason.PAYMENT_INCOMPLETE
-    ledger.mark_paid(renewal.id)
-    again = ledger.subscription(sub.id)
+    renewal = ledger.orders.create(buyer_id="u3", seller_id="platform", amount=5, currency="EUR")
+    ledger.subscriptions.mark_past_due(sub.id, renewal_order_id=renewal.id)
+    assert (
+        ledger.subscriptions.distribution_eligibility("u3").reason
+        is EligibilityReason.PAYMENT_INCOMPLETE
+    )
+    ledger.orders.mark_paid(renewal.id)
+    again = ledger.subscriptions.get(sub.id)
     assert (again.status, again.payment_order_id) == ("active", renewal.id)
 
 
@@ -234,8 +242,8 @@ def test_past_due_renewal_reactivates_only_with_payment(ledger: Ledger) -> None:
 
 
 def test_force_transition_writes_an_audit_row(ledger: Ledger) -> None:
-    order = ledger.create_order(buyer_id="b", seller_id="s", amount=5, currency="EUR")
-    override = ledger.force_transition(
+    order = ledger.orders.create(buyer_id="b", seller_id="s", amount=5, currency="EUR")
+    override = ledger.operator.force_transition(
         "order", order.id, "expired", reason="stuck 30 days", actor="alice"
     )
     assert (override.from_status, override.to_status, override.actor) == (
@@ -243,17 +251,17 @@ def test_force_transition_writes_an_audit_row(ledger: Ledger) -> None:
         "expired",
         "alice",
     )
-    assert ledger.order(order.id).status == "expired"
-    assert [o.reason for o in ledger.overrides(order.id)] == ["stuck 30 days"]
+    assert ledger.orders.get(order.id).status == "expired"
+    assert [o.reason for o in ledger.operator.overrides(order.id)] == ["stuck 30 days"]
     for bad in ({"reason": ""}, {"actor": " "}):
         with pytest.raises(LedgerConfigurationError):
-            ledger.force_transition(
+            ledger.operator.force_transition(
                 "order", order.id, "failed", **{"reason": "r", "actor": "a", **bad}
             )
     with pytest.raises(LedgerConfigurationError):
-        ledger.force_transition("order", order.id, "teleported", reason="r", actor="a")
+        ledger.operator.force_transition("order", order.id, "teleported", reason="r", actor="a")
     with pytest.raises(LedgerConfigurationError):
-        ledger.force_transition("invoice", order.id, "paid", reason="r", actor="a")
+        ledger.operator.force_transition("invoice", order.id, "paid", reason="r", actor="a")
 
 
 @settings(max_examples=25, deadline=None)
@@ -273,12 +281,12 @@ def test_any_order_of_payment_events_ends_in_one_legal_state(
     engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('ev') / 'l.db'}")
     upgrade(engine)
     ledger = Ledger(engine)
-    ledger.create_order(buyer_id="b", seller_id="s", amount=10, currency="EUR", psp_payment_id="p")
+    ledger.orders.create(buyer_id="b", seller_id="s", amount=10, currency="EUR", psp_payment_id="p")
     events = [ev(f"e{i}", kind, "p", minutes=i) for i, kind in enumerate(kinds)]
     rnd.shuffle(events)  # type: ignore[attr-defined]
     for event in events + events:  # delivered in any order, each twice
-        ledger.apply_event(event)
-    final = ledger.order_by_payment_id("p").status
+        ledger.events.apply(event)
+    final = ledger.orders.by_payment_id("p").status
     assert final in {"paid", "failed", "cancelled"}
-    assert ledger.trial_balance() in ({}, {"EUR": 0})
+    assert ledger.journal.trial_balance() in ({}, {"EUR": 0})
     engine.dispose()

@@ -11,8 +11,7 @@ import uuid
 from typing import Protocol
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_ledger import (
     Accounts,
@@ -88,7 +87,7 @@ class View:
 
 
 def _order(ledger: Ledger, oid: str, amount: int = 1000, fee: int = 100) -> None:
-    ledger.create_order(
+    ledger.orders.create(
         order_id=oid,
         buyer_id="b",
         seller_id="s",
@@ -101,7 +100,9 @@ def _order(ledger: Ledger, oid: str, amount: int = 1000, fee: int = 100) -> None
 
 def _open(ledger: Ledger, rule: str, object_id: str) -> list[dict[str, object]]:
     return [
-        f.as_dict() for f in ledger.findings(status="open", rule=rule) if f.object_id == object_id
+        f.as_dict()
+        for f in ledger.reconciliation.findings(status="open", rule=rule)
+        if f.object_id == object_id
     ]
 
 
@@ -113,46 +114,46 @@ def test_a_capture_on_a_closed_order_is_booked_and_flagged(ledger: Ledger, close
     _order(ledger, "o1")
     event = {"failed": "payment_failed", "cancelled": "payment_cancelled"}
     if closed == "expired":
-        ledger.expire_order("o1")  # the sweep's own expiry
+        ledger.orders.expire("o1")  # the sweep's own expiry
     else:
-        assert ledger.apply_event(ev("e1", event[closed], "p_o1", 10)) == EventOutcome.APPLIED
+        assert ledger.events.apply(ev("e1", event[closed], "p_o1", 10)) == EventOutcome.APPLIED
     # Hyperswitch retried the failed payment; the success may even carry an older time
-    outcome = ledger.apply_event(ev("e2", "payment_succeeded", "p_o1", 5, amount=1000))
+    outcome = ledger.events.apply(ev("e2", "payment_succeeded", "p_o1", 5, amount=1000))
     assert outcome == EventOutcome.APPLIED
-    order = ledger.order("o1")
+    order = ledger.orders.get("o1")
     assert (order.status, order.captured_amount) == ("paid", 1000)
     assert order.late_capture_from == closed
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 1000
-    assert ledger.balance(Accounts.seller_payable("s"), "EUR") == -900
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 1000
+    assert ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == -900
     [finding] = _open(ledger, "late_captures", "o1")
     assert finding["evidence"]["order_status"] == closed  # type: ignore[index]
     assert finding["evidence"]["psp_received"] == 1000  # type: ignore[index]
-    assert [o.id for o in ledger.late_captures()] == ["o1"]
+    assert [o.id for o in ledger.captures.late()] == ["o1"]
 
 
 def test_mark_paid_still_refuses_a_closed_order(ledger: Ledger) -> None:
     _order(ledger, "o1")
-    ledger.mark_failed("o1")
+    ledger.orders.mark_failed("o1")
     with pytest.raises(IllegalTransitionError):
-        ledger.mark_paid("o1")
-    assert ledger.trial_balance() == {}
+        ledger.orders.mark_paid("o1")
+    assert ledger.journal.trial_balance() == {}
 
 
 def test_a_capture_of_zero_books_nothing_and_is_flagged(ledger: Ledger) -> None:
     _order(ledger, "pending")
     _order(ledger, "closed")
-    ledger.mark_failed("closed")
+    ledger.orders.mark_failed("closed")
     assert (
-        ledger.apply_event(ev("e1", "payment_succeeded", "p_pending", amount=0))
+        ledger.events.apply(ev("e1", "payment_succeeded", "p_pending", amount=0))
         == EventOutcome.FLAGGED
     )
     assert (
-        ledger.apply_event(ev("e2", "payment_succeeded", "p_closed", amount=0))
+        ledger.events.apply(ev("e2", "payment_succeeded", "p_closed", amount=0))
         == EventOutcome.FLAGGED
     )
-    assert ledger.order("pending").status == "pending_payment"
-    assert ledger.order("closed").status == "failed"
-    assert ledger.balances() == {}
+    assert ledger.orders.get("pending").status == "pending_payment"
+    assert ledger.orders.get("closed").status == "failed"
+    assert ledger.journal.balances() == {}
     assert _open(ledger, "stuck_orders", "pending")
     assert _open(ledger, "late_captures", "closed")
 
@@ -160,10 +161,10 @@ def test_a_capture_of_zero_books_nothing_and_is_flagged(ledger: Ledger) -> None:
 def test_more_than_the_order_is_booked_up_to_the_order_and_flagged(ledger: Ledger) -> None:
     _order(ledger, "o1")
     assert (
-        ledger.apply_event(ev("e1", "payment_succeeded", "p_o1", amount=1500))
+        ledger.events.apply(ev("e1", "payment_succeeded", "p_o1", amount=1500))
         == EventOutcome.FLAGGED
     )
-    assert ledger.order("o1").captured_amount == 1000
+    assert ledger.orders.get("o1").captured_amount == 1000
     [finding] = _open(ledger, "money_mismatch", "o1")
     evidence = finding["evidence"]
     assert (evidence["psp_received"], evidence["booked"]) == (1500, 1000)  # type: ignore[index]
@@ -171,13 +172,13 @@ def test_more_than_the_order_is_booked_up_to_the_order_and_flagged(ledger: Ledge
 
 def test_a_paid_order_told_another_amount_is_flagged(ledger: Ledger) -> None:
     _order(ledger, "o1")
-    assert ledger.apply_event(ev("e1", "payment_succeeded", "p_o1", amount=600)) == (
+    assert ledger.events.apply(ev("e1", "payment_succeeded", "p_o1", amount=600)) == (
         EventOutcome.APPLIED
     )
-    assert ledger.apply_event(ev("e2", "payment_succeeded", "p_o1", 1, amount=600)) == (
+    assert ledger.events.apply(ev("e2", "payment_succeeded", "p_o1", 1, amount=600)) == (
         EventOutcome.NO_CHANGE
     )
-    assert ledger.apply_event(ev("e3", "payment_captured", "p_o1", 2, amount=900)) == (
+    assert ledger.events.apply(ev("e3", "payment_captured", "p_o1", 2, amount=900)) == (
         EventOutcome.FLAGGED
     )
     [finding] = _open(ledger, "money_mismatch", "o1")
@@ -193,56 +194,56 @@ def test_the_sweep_books_a_capture_on_an_order_it_expired(ledger: Ledger, clock:
     _order(ledger, "o1")
     clock.advance(days=2)
     run_sweep(ledger, view, rules=["stuck_orders"], now=clock.now)  # no payment: expired
-    assert ledger.order("o1").status == "expired"
+    assert ledger.orders.get("o1").status == "expired"
     # the buyer completes the payment afterwards; no webhook reaches us
     view.payments["p_o1"] = PaymentState("p_o1", "succeeded", 1000, 1000, "EUR")
     clock.advance(hours=1)
     report = run_sweep(ledger, view, rules=["late_captures"], now=clock.now)
     assert report.applied == 1
-    order = ledger.order("o1")
+    order = ledger.orders.get("o1")
     assert (order.status, order.late_capture_from, order.captured_amount) == (
         "paid",
         "expired",
         1000,
     )
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 1000
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 1000
     [finding] = _open(ledger, "late_captures", "o1")  # booked, still open: a human decides
     assert finding["evidence"]["psp_status"] == "succeeded"  # type: ignore[index]
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["late_captures"], now=clock.now)
     assert _open(ledger, "late_captures", "o1")
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 1000  # booked once
-    assert ledger.decide_late_capture("o1", "fulfil", actor="ops", reason="in stock") is None
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 1000  # booked once
+    assert ledger.captures.decide("o1", "fulfil", actor="ops", reason="in stock") is None
     assert not _open(ledger, "late_captures", "o1")
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["late_captures"], now=clock.now)
     assert not _open(ledger, "late_captures", "o1")
-    assert ledger.overrides("o1")[0].reason.startswith("late capture: fulfil")
+    assert ledger.operator.overrides("o1")[0].reason.startswith("late capture: fulfil")
 
 
 def test_refusing_a_late_capture_creates_its_refund(ledger: Ledger) -> None:
     _order(ledger, "o1")
-    ledger.mark_failed("o1")
-    ledger.apply_event(ev("e1", "payment_succeeded", "p_o1", amount=700))
+    ledger.orders.mark_failed("o1")
+    ledger.events.apply(ev("e1", "payment_succeeded", "p_o1", amount=700))
     with pytest.raises(LedgerConfigurationError):
-        ledger.decide_late_capture("o1", "keep", actor="ops", reason="x")
-    refund = ledger.decide_late_capture("o1", "refund", actor="ops", reason="sold out")
+        ledger.captures.decide("o1", "keep", actor="ops", reason="x")
+    refund = ledger.captures.decide("o1", "refund", actor="ops", reason="sold out")
     assert refund is not None
     assert (refund.amount, refund.status) == (700, "pending")
     with pytest.raises(LedgerConfigurationError):  # decided once
-        ledger.decide_late_capture("o1", "fulfil", actor="ops", reason="x")
+        ledger.captures.decide("o1", "fulfil", actor="ops", reason="x")
 
 
 def test_a_closed_order_without_money_at_the_psp_is_healthy(ledger: Ledger, clock: Clock) -> None:
     view = View()
     _order(ledger, "o1")
-    ledger.mark_failed("o1")
+    ledger.orders.mark_failed("o1")
     view.payments["p_o1"] = PaymentState("p_o1", "failed", 1000, 0, "EUR")
     clock.advance(hours=1)
     report = run_sweep(ledger, view, rules=["late_captures"], now=clock.now)
     assert report.examined["late_captures"] == 1
     assert report.problem_count == 0
-    assert ledger.order("o1").status == "failed"
+    assert ledger.orders.get("o1").status == "failed"
 
 
 # ------------------------------------------------------------------ amounts: refunds
@@ -250,9 +251,9 @@ def test_a_closed_order_without_money_at_the_psp_is_healthy(ledger: Ledger, cloc
 
 def _paid_with_pending_refund(ledger: Ledger, amount: int) -> str:
     _order(ledger, "o1")
-    ledger.mark_paid("o1")
-    refund = ledger.create_refund("o1", amount, refund_id="rf1")
-    ledger.set_refund_provider_id(refund.id, "hr_1")
+    ledger.orders.mark_paid("o1")
+    refund = ledger.refunds.create("o1", amount, refund_id="rf1")
+    ledger.refunds.set_provider_id(refund.id, "hr_1")
     return refund.id
 
 
@@ -262,10 +263,10 @@ def test_stuck_refunds_books_what_the_psp_refunded(ledger: Ledger, clock: Clock)
     view.refunds["hr_1"] = RefundState("hr_1", "succeeded", 300)
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["stuck_refunds"], now=clock.now)
-    refund = ledger.refund("rf1")
+    refund = ledger.refunds.get("rf1")
     assert (refund.status, refund.amount, refund.requested_amount) == ("succeeded", 300, 500)
-    assert ledger.order("o1").refunded_amount == 300
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 700
+    assert ledger.orders.get("o1").refunded_amount == 300
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 700
     [finding] = _open(ledger, "stuck_refunds", "rf1")
     evidence = finding["evidence"]
     assert (evidence["requested"], evidence["psp_refunded"]) == (500, 300)  # type: ignore[index]
@@ -280,18 +281,18 @@ def test_a_psp_refund_that_does_not_fit_is_booked_nowhere(ledger: Ledger, clock:
     view.refunds["hr_1"] = RefundState("hr_1", "succeeded", 1200)
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["stuck_refunds"], now=clock.now)
-    assert ledger.refund("rf1").status == "pending"
-    assert ledger.order("o1").refunded_amount == 0
+    assert ledger.refunds.get("rf1").status == "pending"
+    assert ledger.orders.get("o1").refunded_amount == 0
     assert _open(ledger, "stuck_refunds", "rf1")
 
 
 def test_a_refund_webhook_with_another_amount_books_the_psp_amount(ledger: Ledger) -> None:
     _paid_with_pending_refund(ledger, 500)
-    assert ledger.apply_event(ev("e1", "refund_succeeded", "hr_1", amount=450)) == (
+    assert ledger.events.apply(ev("e1", "refund_succeeded", "hr_1", amount=450)) == (
         EventOutcome.APPLIED
     )
-    assert ledger.refund("rf1").amount == 450
-    assert ledger.order("o1").refunded_amount == 450
+    assert ledger.refunds.get("rf1").amount == 450
+    assert ledger.orders.get("o1").refunded_amount == 450
     assert _open(ledger, "stuck_refunds", "rf1")
 
 
@@ -304,7 +305,7 @@ def test_the_refund_amount_is_checked_before_any_write(ledger: Ledger) -> None:
         order = session.get(Order, "o1")
         assert refund is not None and order is not None
         with pytest.raises(AmountMismatchError) as caught:
-            ledger._take_provider_refund_amount(session, order, refund, 0)
+            ledger.refunds._take_provider_refund_amount(session, order, refund, 0)
     assert (caught.value.ledger_amount, caught.value.provider_amount) == (500, 0)
 
 
@@ -314,7 +315,7 @@ def test_the_refund_amount_is_checked_before_any_write(ledger: Ledger) -> None:
 def test_money_mismatch_sees_a_payment_failed_at_the_psp(ledger: Ledger, clock: Clock) -> None:
     view = View()
     _order(ledger, "o1")
-    ledger.mark_paid("o1")
+    ledger.orders.mark_paid("o1")
     # a failed payment states no amount received: only its status tells
     view.payments["p_o1"] = PaymentState("p_o1", "failed", 1000, None, "EUR")
     clock.advance(hours=1)
@@ -327,7 +328,7 @@ def test_money_mismatch_sees_a_payment_failed_at_the_psp(ledger: Ledger, clock: 
 def test_money_mismatch_sees_a_refund_made_in_the_dashboard(ledger: Ledger, clock: Clock) -> None:
     view = View()
     _paid_with_pending_refund(ledger, 200)
-    ledger.refund_succeeded("rf1")
+    ledger.refunds.succeeded("rf1")
     mine = RefundState("hr_1", "succeeded", 200)
     view.payments["p_o1"] = PaymentState("p_o1", "succeeded", 1000, 1000, "EUR", (mine,))
     clock.advance(hours=1)
@@ -346,14 +347,16 @@ def test_money_mismatch_checks_old_orders_at_a_slower_cadence(ledger: Ledger, cl
     view = View()
     for oid in ("old1", "old2", "old3"):
         _order(ledger, oid)
-        ledger.mark_paid(oid)
+        ledger.orders.mark_paid(oid)
         view.payments[f"p_{oid}"] = PaymentState(f"p_{oid}", "succeeded", 1000, 900, "EUR")
     clock.advance(days=10)  # far past amount_lookback (2 days)
     settings = ReconcileSettings(old_order_recheck=dt.timedelta(days=1))
     run_sweep(
         ledger, view, rules=["money_mismatch"], now=clock.now, settings=settings, batch_size=2
     )
-    assert len(ledger.findings(status="open", rule="money_mismatch")) == 3  # every age
+    assert (
+        len(ledger.reconciliation.findings(status="open", rule="money_mismatch")) == 3
+    )  # every age
     assert all(view.calls[f"p_{o}"] >= 1 for o in ("old1", "old2", "old3"))
     before = dict(view.calls)
     clock.advance(hours=1)  # past recheck_after, within old_order_recheck
@@ -363,13 +366,13 @@ def test_money_mismatch_checks_old_orders_at_a_slower_cadence(ledger: Ledger, cl
     view.payments = {k: PaymentState(k, "succeeded", 1000, 1000, "EUR") for k in view.payments}
     clock.advance(days=1, minutes=1)
     run_sweep(ledger, view, rules=["money_mismatch"], now=clock.now, settings=settings)
-    assert ledger.findings(status="open", rule="money_mismatch") == []
+    assert ledger.reconciliation.findings(status="open", rule="money_mismatch") == []
 
 
 def test_recent_orders_only_are_not_polled_beyond_cadence(ledger: Ledger, clock: Clock) -> None:
     view = View()
     _order(ledger, "old")
-    ledger.mark_paid("old")
+    ledger.orders.mark_paid("old")
     view.payments["p_old"] = PaymentState("p_old", "succeeded", 1000, 1000, "EUR")
     clock.advance(days=10)
     settings = ReconcileSettings(old_order_recheck=dt.timedelta(days=1))
@@ -388,8 +391,8 @@ def test_recent_orders_only_are_not_polled_beyond_cadence(ledger: Ledger, clock:
 
 def _legacy_transfer(ledger: Ledger) -> None:
     _order(ledger, "o1")
-    ledger.mark_paid("o1")
-    ledger.create_transfer(
+    ledger.orders.mark_paid("o1")
+    ledger.transfers.create(
         seller_id="s",
         destination="acct_s",
         amount=900,
@@ -413,8 +416,8 @@ def test_legacy_transfers_are_found_by_their_order_id(ledger: Ledger, clock: Clo
     clock.advance(hours=1)
     report = run_sweep(ledger, view, rules=["transfers_without_stripe_id"], now=clock.now)
     assert report.applied == 1
-    assert ledger.transfer("legacy-row").stripe_transfer_id == "tr_legacy"
-    [finding] = ledger.findings(rule="transfers_without_stripe_id")
+    assert ledger.transfers.get("legacy-row").stripe_transfer_id == "tr_legacy"
+    [finding] = ledger.reconciliation.findings(rule="transfers_without_stripe_id")
     assert finding.evidence["matched_by"] == "order_id"
 
 
@@ -426,16 +429,16 @@ def test_a_refunded_legacy_row_keeps_its_finding_until_backfilled(
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["transfers_without_stripe_id"], now=clock.now)
     assert _open(ledger, "transfers_without_stripe_id", "legacy-row")
-    refund = ledger.create_refund("o1", 1000)
-    ledger.refund_succeeded(refund.id)
-    assert ledger.transfer("legacy-row").status == "reversal_pending"
+    refund = ledger.refunds.create("o1", 1000)
+    ledger.refunds.succeeded(refund.id)
+    assert ledger.transfers.get("legacy-row").status == "reversal_pending"
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["transfers_without_stripe_id"], now=clock.now)
     assert _open(ledger, "transfers_without_stripe_id", "legacy-row")  # no auto-resolve
     view.legacy["o1"] = TransferState("tr_legacy", 900, 0, "acct_s", {"order_id": "o1"})
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["transfers_without_stripe_id"], now=clock.now)
-    row = ledger.transfer("legacy-row")
+    row = ledger.transfers.get("legacy-row")
     assert (row.status, row.stripe_transfer_id, row.reversal_due) == (
         "reversal_pending",
         "tr_legacy",
@@ -479,33 +482,33 @@ def test_a_refund_books_the_psp_amount_exactly_when_it_fits(
 ) -> None:
     """Property: what the PSP refunded is booked iff 0 < it <= what is left; never clipped."""
     oid = f"o{uuid.uuid4().hex[:10]}"
-    ledger.create_order(
+    ledger.orders.create(
         order_id=oid, buyer_id="b", seller_id="s", amount=captured, currency="EUR", fee_amount=0
     )
-    ledger.mark_paid(oid)
+    ledger.orders.mark_paid(oid)
     other = captured * other_pct // 100
     if other:
-        ledger.refund_succeeded(ledger.create_refund(oid, other).id)
+        ledger.refunds.succeeded(ledger.refunds.create(oid, other).id)
     left = captured - other
     if left <= 0:
         return
     asked = max(1, left * asked_pct // 100)
-    refund = ledger.create_refund(oid, asked)
-    before = ledger.balance(Accounts.PSP_CLEARING, "EUR")
+    refund = ledger.refunds.create(oid, asked)
+    before = ledger.journal.balance(Accounts.PSP_CLEARING, "EUR")
     if 0 < psp <= left:
         with ledger.transaction() as session:
-            ledger._refund_succeeded(session, session.get(Refund, refund.id), psp)  # type: ignore[arg-type]
-        row = ledger.refund(refund.id)
+            ledger.refunds._succeeded(session, session.get(Refund, refund.id), psp)  # type: ignore[arg-type]
+        row = ledger.refunds.get(refund.id)
         assert (row.amount, row.status) == (psp, "succeeded")
         assert row.requested_amount == (None if psp == asked else asked)
-        assert ledger.order(oid).refunded_amount == other + psp
-        assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == before - psp
+        assert ledger.orders.get(oid).refunded_amount == other + psp
+        assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == before - psp
     else:
         with pytest.raises(AmountMismatchError), ledger.transaction() as session:
-            ledger._refund_succeeded(session, session.get(Refund, refund.id), psp)  # type: ignore[arg-type]
-        assert ledger.refund(refund.id).status == "pending"
-        assert ledger.order(oid).refunded_amount == other
-        assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == before
+            ledger.refunds._succeeded(session, session.get(Refund, refund.id), psp)  # type: ignore[arg-type]
+        assert ledger.refunds.get(refund.id).status == "pending"
+        assert ledger.orders.get(oid).refunded_amount == other
+        assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == before
 
 
 def test_stuck_orders_never_books_a_zero_capture(ledger: Ledger, clock: Clock) -> None:
@@ -516,10 +519,10 @@ def test_stuck_orders_never_books_a_zero_capture(ledger: Ledger, clock: Clock) -
     view.payments["p_part"] = PaymentState("p_part", "partially_captured", 1000, 400, "EUR")
     clock.advance(hours=1)
     run_sweep(ledger, view, rules=["stuck_orders"], now=clock.now)
-    assert ledger.order("zero").status == "pending_payment"
+    assert ledger.orders.get("zero").status == "pending_payment"
     assert _open(ledger, "stuck_orders", "zero")
-    assert ledger.order("part").captured_amount == 400
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 400
+    assert ledger.orders.get("part").captured_amount == 400
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 400
 
 
 def test_a_refund_webhook_carries_the_refunded_amount() -> None:

@@ -50,11 +50,11 @@ def test_a_legacy_transfer_is_backfilled_from_stripe_after_a_refund(
         destination="acct_s",
         metadata={"order_id": "o2"},
     )
-    ledger.create_order(
+    ledger.orders.create(
         order_id="o1", buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=100
     )
-    ledger.mark_paid("o1")
-    row = ledger.create_transfer(
+    ledger.orders.mark_paid("o1")
+    row = ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=900, currency="EUR", order_id="o1"
     )
     with ledger.engine.begin() as c:  # imported: completed, no Stripe id
@@ -62,8 +62,8 @@ def test_a_legacy_transfer_is_backfilled_from_stripe_after_a_refund(
             sa.text("UPDATE ledger_seller_transfers SET status = 'completed' WHERE id = :i"),
             {"i": row.id},
         )
-    ledger.refund_succeeded(ledger.create_refund("o1").id)
-    assert ledger.transfer(row.id).status == "reversal_pending"
+    ledger.refunds.succeeded(ledger.refunds.create("o1").id)
+    assert ledger.transfers.get(row.id).status == "reversal_pending"
     view = PaymentsProviderView(hyperswitch, stripe)
     assert isinstance(view, LegacyTransferFinder)
     report = run_sweep(
@@ -73,5 +73,5 @@ def test_a_legacy_transfer_is_backfilled_from_stripe_after_a_refund(
         now=ledger.now() + dt.timedelta(hours=1),
     )
     assert report.applied == 1
-    backfilled = ledger.transfer(row.id)
+    backfilled = ledger.transfers.get(row.id)
     assert (backfilled.stripe_transfer_id, backfilled.reversal_due) == (made.id, 900)

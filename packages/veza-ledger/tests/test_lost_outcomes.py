@@ -30,11 +30,11 @@ def stripe(stripe_client: Callable[..., StripeConnect]) -> StripeConnect:
 
 
 def _order(ledger: Ledger) -> tuple[str, str]:
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=150
     )
-    ledger.mark_paid(order.id)
-    t = ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    t = ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=850, currency="EUR", order_id=order.id
     )
     return order.id, t.id
@@ -62,7 +62,7 @@ def test_a_lost_transfer_is_found_after_the_key_memory(
     assert run_transfer_worker(ledger, provider, now=LATER).done == [transfer_id]
     if finder:
         assert len(fake.transfers) == 1
-        assert ledger.transfer(transfer_id).stripe_transfer_id in fake.transfers
+        assert ledger.transfers.get(transfer_id).stripe_transfer_id in fake.transfers
     else:  # what finding 6 saw: the retry after 24 h made a second transfer
         assert len(fake.transfers) == 2
 
@@ -74,13 +74,13 @@ def test_a_lost_reversal_is_found_after_the_key_memory(
     order_id, transfer_id = _order(ledger)
     provider = StripeWorkerProvider(stripe)
     run_transfer_worker(ledger, provider, now=NOW)
-    ledger.refund_succeeded(ledger.create_refund(order_id, 400).id)  # 340 due
+    ledger.refunds.succeeded(ledger.refunds.create(order_id, 400).id)  # 340 due
     _lost(fake, "/v1/transfers/", lambda: run_reversal_worker(ledger, provider, now=NOW))
     fake.advance(25 * 3600)
     assert run_reversal_worker(ledger, provider, now=LATER).done == [transfer_id]
-    t = ledger.transfer(transfer_id)
+    t = ledger.transfers.get(transfer_id)
     stored = fake.transfers[t.stripe_transfer_id or ""]
     assert stored["amount_reversed"] == t.reversed_amount == 340
-    assert [r.provider_reversal_id for r in ledger.reversals_of(transfer_id)] == [
+    assert [r.provider_reversal_id for r in ledger.transfers.reversals_of(transfer_id)] == [
         r["id"] for r in stored["reversals"]["data"]
     ]

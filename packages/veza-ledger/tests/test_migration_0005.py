@@ -82,9 +82,9 @@ def test_0005_keeps_the_rows_and_frees_pending_subscriptions(fresh: sa.Engine) -
     assert current_revision(fresh) == head_revision()
     assert schema_drift(fresh) == []
     ledger = Ledger(fresh)
-    assert ledger.subscription("s1").status == "active"
-    assert ledger.subscription("s1").price_amount == 0  # no price was ever recorded
-    assert ledger.cancel_subscription("s2").status == "canceled"  # refused before 0005
+    assert ledger.subscriptions.get("s1").status == "active"
+    assert ledger.subscriptions.get("s1").price_amount == 0  # no price was ever recorded
+    assert ledger.subscriptions.cancel("s2").status == "canceled"  # refused before 0005
 
 
 def test_0005_downgrades_and_upgrades_again(fresh: sa.Engine) -> None:

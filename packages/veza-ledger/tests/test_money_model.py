@@ -34,8 +34,7 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from veza_ledger import (
@@ -238,10 +237,10 @@ class MoneyModel(RuleBasedStateMachine):
         sid = self.sellers[seller]
         oid = self._next("o")
         fee = amount * fee_pct // 100
-        self.ledger.create_order(
+        self.ledger.orders.create(
             order_id=oid, buyer_id="b", seller_id=sid, amount=amount, currency="EUR", fee_amount=fee
         )
-        self.ledger.mark_paid(oid)
+        self.ledger.orders.mark_paid(oid)
         share = amount - fee
         if share <= 0:
             return oid
@@ -249,7 +248,7 @@ class MoneyModel(RuleBasedStateMachine):
         cut[-1] += share - sum(cut)
         for part in cut:
             if part > 0:
-                self.ledger.create_transfer(
+                self.ledger.transfers.create(
                     seller_id=sid,
                     destination=f"acct_{sid}",
                     amount=part,
@@ -259,14 +258,14 @@ class MoneyModel(RuleBasedStateMachine):
         return oid
 
     def _refund(self, order: str, fraction: int) -> None:
-        row = self.ledger.order(order)
+        row = self.ledger.orders.get(order)
         left = row.captured_amount - row.refunded_amount
         if left <= 0:
             return
         amount = max(1, left * fraction // 100)
         try:
-            refund = self.ledger.create_refund(order, amount)
-            self.ledger.refund_succeeded(refund.id)
+            refund = self.ledger.refunds.create(order, amount)
+            self.ledger.refunds.succeeded(refund.id)
         except (RefundExceedsCapturedError, IllegalTransitionError, TransitionConflictError):
             return
 
@@ -323,7 +322,7 @@ class MoneyModel(RuleBasedStateMachine):
     def operator_acts_on_a_parked_intent(self, action: str) -> None:
         parked = [
             i
-            for i in self.ledger.intents(status="parked")
+            for i in self.ledger.provider_intents.find(status="parked")
             if i.seller_id in self.sellers and (action == "retry" or i.id not in self.crashed)
         ]  # an operator writes off or nets only what Stripe shows was never made (runbook)
         if not parked:
@@ -331,13 +330,13 @@ class MoneyModel(RuleBasedStateMachine):
         intent = parked[0]
         try:
             if action == "retry":
-                self.ledger.retry_intent(intent.id, actor="ops", reason="model")
+                self.ledger.provider_intents.retry(intent.id, actor="ops", reason="model")
             elif action == "write_off":
-                self.ledger.write_off_intent(
+                self.ledger.provider_intents.write_off(
                     intent.id, actor="ops", reason="model", provider_checked=True
                 )
             else:
-                self.ledger.net_intent(
+                self.ledger.provider_intents.net(
                     intent.id, actor="ops", reason="model", provider_checked=True
                 )
         except LedgerError:
@@ -376,7 +375,7 @@ class MoneyModel(RuleBasedStateMachine):
         """Hyperswitch retried a failed payment (or the buyer paid after the expiry)."""
         oid = self._next("late")
         fee = amount // 10
-        self.ledger.create_order(
+        self.ledger.orders.create(
             order_id=oid,
             buyer_id="b",
             seller_id=self.sellers[seller],
@@ -385,14 +384,14 @@ class MoneyModel(RuleBasedStateMachine):
             fee_amount=fee,
             psp_payment_id=f"p_{oid}",
         )
-        {"failed": self.ledger.mark_failed, "cancelled": self.ledger.cancel_order}.get(
-            closed, self.ledger.expire_order
+        {"failed": self.ledger.orders.mark_failed, "cancelled": self.ledger.orders.cancel}.get(
+            closed, self.ledger.orders.expire
         )(oid)
         got = {"full": amount, "partial": amount // 2, "zero": 0, "over": amount + 7}[received]
         self.view.payments[f"p_{oid}"] = PaymentState(f"p_{oid}", "succeeded", amount, got, "EUR")
         self.captures[oid] = got
         if webhook:  # its timestamp may be older than the failure the ledger applied
-            self.ledger.apply_event(
+            self.ledger.events.apply(
                 ProviderEvent(f"ev_{oid}", "payment_succeeded", f"p_{oid}", T0, got)
             )
             self.observed.add(oid)
@@ -404,12 +403,12 @@ class MoneyModel(RuleBasedStateMachine):
 
     @rule(refund=st.booleans())
     def operator_decides_a_late_capture(self, refund: bool) -> None:
-        waiting = [o for o in self.ledger.late_captures() if o.id in self.captures]
+        waiting = [o for o in self.ledger.captures.late() if o.id in self.captures]
         # an operator fulfils only when the whole capture was booked (else: refund it)
         waiting = [o for o in waiting if refund or o.captured_amount == self.captures[o.id]]
         if waiting:
             decision = "refund" if refund else "fulfil"
-            self.ledger.decide_late_capture(waiting[0].id, decision, actor="ops", reason="model")
+            self.ledger.captures.decide(waiting[0].id, decision, actor="ops", reason="model")
 
     @rule()
     def sweep(self) -> None:
@@ -536,8 +535,8 @@ class MoneyModel(RuleBasedStateMachine):
                 for i in rows["intents"]
                 if i.seller_id == seller and i.status == "written_off"
             )
-            assert -self.ledger.balance(Accounts.seller_payable(seller), "EUR") == owed
-        assert all(v == 0 for v in self.ledger.trial_balance().values())
+            assert -self.ledger.journal.balance(Accounts.seller_payable(seller), "EUR") == owed
+        assert all(v == 0 for v in self.ledger.journal.trial_balance().values())
 
 
 def _run(engine: sa.Engine, examples: int, steps: int) -> None:

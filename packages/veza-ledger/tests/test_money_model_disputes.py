@@ -25,8 +25,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import Bundle, invariant, multiple, rule
 
 from veza_ledger import (
@@ -69,7 +68,7 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
 
     def __init__(self) -> None:
         super().__init__()
-        self.ledger.plan_prices = {"creator": (PRICE, "EUR")}
+        self.ledger.subscriptions.plan_prices = {"creator": (PRICE, "EUR")}
         self.users = [f"u{self.run}{i}" for i in range(2)]
         self.platform = f"p{self.run}"
 
@@ -77,10 +76,10 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
 
     @rule(target=disputes, order=base.MoneyModel.orders, fraction=st.integers(1, 100))
     def open_dispute(self, order: str, fraction: int) -> str:
-        row = self.ledger.order(order)
+        row = self.ledger.orders.get(order)
         psp_id = str(self._next("dp_"))
         amount = max(1, row.captured_amount * fraction // 100)
-        return self.ledger.open_dispute(order, psp_id, amount=amount).id
+        return self.ledger.disputes.open(order, psp_id, amount=amount).id
 
     @rule(
         dispute=disputes,
@@ -89,9 +88,9 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
     )
     def close_dispute(self, dispute: str, status: str, fee: int) -> None:
         try:
-            self.ledger.update_dispute(dispute, status, chargeback_fee=fee)
+            self.ledger.disputes.update(dispute, status, chargeback_fee=fee)
         except IllegalTransitionError:
-            assert self.ledger.dispute(dispute).status not in ("opened",)
+            assert self.ledger.disputes.get(dispute).status not in ("opened",)
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -101,7 +100,7 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
 
     def _plan_order(self, user: int, amount: int) -> str:
         oid = str(self._next("so"))
-        self.ledger.create_order(
+        self.ledger.orders.create(
             order_id=oid,
             buyer_id=self.users[user],
             seller_id=self.platform,
@@ -117,8 +116,8 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
         """The common path, in one step so that refunds and disputes often meet it."""
         oid = self._plan_order(user, PRICE + extra)
         sid = self._subscribe(user, oid)
-        self.ledger.mark_paid(oid)
-        assert self.ledger.subscription(sid).status == "active"
+        self.ledger.orders.mark_paid(oid)
+        assert self.ledger.subscriptions.get(sid).status == "active"
         return oid
 
     @rule(target=subscriptions, user=st.integers(0, 1), order=st.none() | sub_orders)
@@ -128,7 +127,7 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
     def _subscribe(self, user: int, order: str | None) -> str:
         sid = str(self._next("sub"))
         try:
-            self.ledger.create_subscription(
+            self.ledger.subscriptions.create(
                 user_id=self.users[user], plan="creator", order_id=order, subscription_id=sid
             )
         except LedgerError:  # a paid order that does not fit: refused, nothing created
@@ -137,35 +136,35 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
 
     @rule(order=sub_orders)
     def pay(self, order: str) -> None:
-        if self.ledger.order(order).status == "pending_payment":
-            self.ledger.mark_paid(order)  # booked even when it activates nothing
+        if self.ledger.orders.get(order).status == "pending_payment":
+            self.ledger.orders.mark_paid(order)  # booked even when it activates nothing
 
     @rule(subscription=subscriptions, order=sub_orders)
     def activate_with_any_order(self, subscription: str, order: str) -> None:
         try:
-            self.ledger.activate_subscription(subscription, order_id=order)
+            self.ledger.subscriptions.activate(subscription, order_id=order)
         except LedgerError:
             return
 
     @rule(order=sub_orders, fraction=st.integers(1, 100))
     def refund_plan_order(self, order: str, fraction: int) -> None:
-        if self.ledger.order(order).status in ("paid", "partially_refunded"):
+        if self.ledger.orders.get(order).status in ("paid", "partially_refunded"):
             self._refund(order, fraction)
 
     @rule(target=disputes, order=sub_orders)
     def dispute_plan_order(self, order: str) -> Any:
-        row = self.ledger.order(order)
+        row = self.ledger.orders.get(order)
         if row.captured_amount == 0:
             return multiple()
-        return self.ledger.open_dispute(order, self._next("dp_"), amount=row.captured_amount).id
+        return self.ledger.disputes.open(order, self._next("dp_"), amount=row.captured_amount).id
 
     @rule(subscription=subscriptions, end=st.sampled_from(["cancel", "expire"]))
     def end_subscription(self, subscription: str, end: str) -> None:
         try:
             if end == "cancel":
-                self.ledger.cancel_subscription(subscription)
+                self.ledger.subscriptions.cancel(subscription)
             else:
-                self.ledger.expire_subscription(subscription)
+                self.ledger.subscriptions.expire(subscription)
         except LedgerError:
             return
 
@@ -203,8 +202,8 @@ class DisputesAndSubscriptionsModel(base.MoneyModel):  # type: ignore[misc,name-
                     Dispute.status.in_(HELD)
                 )
             ).scalar()
-        assert self.ledger.balance(DisputeAccounts.PSP_DISPUTED, "EUR") == open_amounts
-        assert all(v == 0 for v in self.ledger.trial_balance().values())
+        assert self.ledger.journal.balance(DisputeAccounts.PSP_DISPUTED, "EUR") == open_amounts
+        assert all(v == 0 for v in self.ledger.journal.trial_balance().values())
 
 
 def _run(engine: sa.Engine, examples: int, steps: int) -> None:

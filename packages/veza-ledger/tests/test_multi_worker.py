@@ -61,7 +61,9 @@ def test_four_processes_share_a_sweep(pg_only: sa.Engine, tmp_path: Path) -> Non
     assert sum(per_worker) == CANDIDATES
     assert sum(1 for n in per_worker if n > 0) >= 2  # the work really was shared
     ledger = Ledger(pg_only)
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 100 * CANDIDATES  # paid once each
+    assert (
+        ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 100 * CANDIDATES
+    )  # paid once each
     with pg_only.connect() as connection:
         left = connection.execute(
             sa.text("SELECT count(*) FROM ledger_orders WHERE status = 'pending_payment'")

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_ledger import (
     Ledger,
@@ -67,7 +66,7 @@ def test_an_event_for_an_unknown_payout_is_not_found(ledger: Ledger) -> None:
     """The webhook answers 500 and Stripe delivers it again once the ledger knows it."""
     event = {"type": "payout.paid", "data": {"object": {"id": "po_x", "metadata": {}}}}
     with pytest.raises(RecordNotFoundError):
-        ledger.apply_payout_event(event)
+        ledger.payouts.apply_event(event)
 
 
 def test_0004b_gives_pending_payouts_their_first_intent(tmp_path: Path) -> None:
@@ -82,13 +81,13 @@ def test_0004b_gives_pending_payouts_their_first_intent(tmp_path: Path) -> None:
         connection.execute(sa.text(row), {"id": "po-old", "amount": 700, "status": "pending"})
         connection.execute(sa.text(row), {"id": "po-paid", "amount": 5, "status": "paid"})
     upgrade(engine)
-    [intent] = Ledger(engine).intents(kind="payout")
+    [intent] = Ledger(engine).provider_intents.find(kind="payout")
     assert (intent.id, intent.object_id, intent.amount, intent.status) == (
         "po-old",
         "po-old",
         700,
         "pending",
     )
-    payout = Ledger(engine).payout("po-old")
+    payout = Ledger(engine).payouts.get("po-old")
     assert (payout.leased_until, payout.next_attempt_at) == (None, None)
     engine.dispose()

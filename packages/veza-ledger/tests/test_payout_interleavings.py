@@ -43,11 +43,11 @@ def stripe(stripe_client: Callable[..., StripeConnect]) -> StripeConnect:
 
 def _funded(ledger: Ledger, stripe: StripeConnect) -> tuple[str, str]:
     """An order of 1000 (fee 150) paid, its 850 transferred to ``acct_s``."""
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=150
     )
-    ledger.mark_paid(order.id)
-    transfer = ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    transfer = ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=850, currency="EUR", order_id=order.id
     )
     assert run_transfer_worker(ledger, stripe).done == [transfer.id]
@@ -69,28 +69,33 @@ def _in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, list[BaseExc
 
 
 def _refund(ledger: Ledger, order_id: str, amount: int) -> None:
-    ledger.refund_succeeded(ledger.create_refund(order_id, amount).id)
+    ledger.refunds.succeeded(ledger.refunds.create(order_id, amount).id)
 
 
 def _deliver_payout_events(ledger: Ledger, fake: FakeStripe) -> None:
     """The bank pays every payout still pending at Stripe; its webhook reaches the ledger."""
     for payout_id, payout in list(fake.payouts.items()):
         if payout["status"] == "pending":
-            ledger.apply_payout_event(fake.settle_payout(payout_id, "paid"))
+            ledger.payouts.apply_event(fake.settle_payout(payout_id, "paid"))
 
 
 def _assert_seller_totals(ledger: Ledger, fake: FakeStripe, transfer_id: str) -> None:
     """Per seller, to the cent: connected balance, paid out, reversed; one record each."""
-    row = ledger.transfer(transfer_id)
+    row = ledger.transfers.get(transfer_id)
     stored = fake.transfers[row.stripe_transfer_id or ""]
-    assert ledger.balance(Accounts.connected_balance("s"), "EUR") == fake.balance("acct_s", "eur")
+    assert ledger.journal.balance(Accounts.connected_balance("s"), "EUR") == fake.balance(
+        "acct_s", "eur"
+    )
     paid_at_stripe = sum(p["amount"] for p in fake.payouts.values() if p["status"] == "paid")
-    assert ledger.balance(Accounts.connected_paid_out("s"), "EUR") == paid_at_stripe
+    assert ledger.journal.balance(Accounts.connected_paid_out("s"), "EUR") == paid_at_stripe
     assert row.reversed_amount == stored["amount_reversed"]
-    assert sum(r.amount for r in ledger.reversals_of(transfer_id)) == stored["amount_reversed"]
-    recorded = {i.provider_object_id for i in ledger.intents(kind="payout")} - {None}
+    assert (
+        sum(r.amount for r in ledger.transfers.reversals_of(transfer_id))
+        == stored["amount_reversed"]
+    )
+    recorded = {i.provider_object_id for i in ledger.provider_intents.find(kind="payout")} - {None}
     assert recorded == set(fake.payouts)  # every Stripe payout belongs to one intent
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert ledger.journal.trial_balance() == {"EUR": 0}
 
 
 def test_a_claw_back_during_a_payout_parks_the_payout(
@@ -99,7 +104,7 @@ def test_a_claw_back_during_a_payout_parks_the_payout(
     """(a) The refund's reversal lands while the payout waits at Stripe: Stripe refuses it."""
     ledger = Ledger(engine)
     order_id, transfer_id = _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=850, currency="EUR"
     )
     gate = fake.hold("/v1/payouts")
@@ -113,13 +118,15 @@ def test_a_claw_back_during_a_payout_parks_the_payout(
     worker.join(20)
     assert not alive and not worker_errors and not refund_errors
     assert reversed_.done == [transfer_id]
-    [intent] = ledger.intents(kind="payout")
+    [intent] = ledger.provider_intents.find(kind="payout")
     assert intent.status == "parked" and "balance_insufficient" in (intent.last_error or "")
-    assert [f.object_id for f in ledger.findings(rule=PARKED_RULE, status="open")] == [intent.id]
-    assert ledger.payout(payout.id).status == "pending" and fake.payouts == {}
+    assert [
+        f.object_id for f in ledger.reconciliation.findings(rule=PARKED_RULE, status="open")
+    ] == [intent.id]
+    assert ledger.payouts.get(payout.id).status == "pending" and fake.payouts == {}
     _assert_seller_totals(ledger, fake, transfer_id)
-    assert ledger.balance(Accounts.connected_balance("s"), "EUR") == 510
-    assert ledger.balance(Accounts.seller_payable("s"), "EUR") == 0
+    assert ledger.journal.balance(Accounts.connected_balance("s"), "EUR") == 510
+    assert ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == 0
 
 
 def test_a_refund_during_a_payout_is_parked_on_the_reversal_side(
@@ -128,7 +135,7 @@ def test_a_refund_during_a_payout_is_parked_on_the_reversal_side(
     """(a) The refund lands mid-payout, the payout wins at Stripe; the claw-back is parked."""
     ledger = Ledger(engine)
     order_id, transfer_id = _funded(ledger, stripe)
-    ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=850, currency="EUR")
+    ledger.payouts.create(seller_id="s", stripe_account="acct_s", amount=850, currency="EUR")
     gate = fake.hold("/v1/payouts")
     worker, worker_errors = _in_thread(lambda: run_payout_worker(ledger, stripe))
     assert gate.entered.wait(10)
@@ -140,11 +147,11 @@ def test_a_refund_during_a_payout_is_parked_on_the_reversal_side(
     assert not alive and not worker_errors and not refund_errors
     assert run_reversal_worker(ledger, stripe).parked == [transfer_id]
     _deliver_payout_events(ledger, fake)
-    [reversal] = ledger.intents(kind="reversal")
+    [reversal] = ledger.provider_intents.find(kind="reversal")
     assert (reversal.status, reversal.amount) == ("parked", 340)
-    assert ledger.balance(Accounts.seller_payable("s"), "EUR") == 340  # the seller owes it
+    assert ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == 340  # the seller owes it
     _assert_seller_totals(ledger, fake, transfer_id)
-    assert ledger.balance(Accounts.connected_paid_out("s"), "EUR") == 850
+    assert ledger.journal.balance(Accounts.connected_paid_out("s"), "EUR") == 850
 
 
 @pytest.mark.parametrize("outcome", ["paid", "failed"])
@@ -154,7 +161,7 @@ def test_the_payouts_webhook_lands_while_its_call_is_in_flight(
     """(b) Stripe made the payout and its ``payout.<outcome>`` arrives before the answer."""
     ledger = Ledger(engine)
     _, transfer_id = _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=850, currency="EUR"
     )
     gate = fake.hold("/v1/payouts", after_commit=True)
@@ -162,26 +169,26 @@ def test_the_payouts_webhook_lands_while_its_call_is_in_flight(
     assert gate.entered.wait(10)
     [made] = fake.payouts
     event = fake.settle_payout(made, outcome)
-    ledger.apply_payout_event(event)  # found by the key in its metadata: no id recorded yet
-    assert ledger.payout(payout.id).status == outcome
+    ledger.payouts.apply_event(event)  # found by the key in its metadata: no id recorded yet
+    assert ledger.payouts.get(payout.id).status == outcome
     gate.release()
     worker.join(20)
     assert not worker_errors
-    row = ledger.payout(payout.id)
+    row = ledger.payouts.get(payout.id)
     assert (row.status, row.external_payout_id, row.leased_until) == (outcome, made, None)
-    assert ledger.intent(payout.id).provider_object_id == made
-    ledger.apply_payout_event(event)  # a replay changes nothing
+    assert ledger.provider_intents.get(payout.id).provider_object_id == made
+    ledger.payouts.apply_event(event)  # a replay changes nothing
     _assert_seller_totals(ledger, fake, transfer_id)
     if outcome == "failed":  # the money is back: retried under a new key, then paid
-        ledger.retry_payout(payout.id)
+        ledger.payouts.retry(payout.id)
         assert run_payout_worker(ledger, stripe).done == [payout.id]
-        ledger.apply_payout_event(event)  # the first attempt's event: stale now
-        assert ledger.payout(payout.id).status == "in_transit"
+        ledger.payouts.apply_event(event)  # the first attempt's event: stale now
+        assert ledger.payouts.get(payout.id).status == "in_transit"
         _deliver_payout_events(ledger, fake)
-        assert len(fake.payouts) == 2 and ledger.payout(payout.id).status == "paid"
+        assert len(fake.payouts) == 2 and ledger.payouts.get(payout.id).status == "paid"
         _assert_seller_totals(ledger, fake, transfer_id)
-    assert ledger.balance(Accounts.connected_paid_out("s"), "EUR") == 850
-    assert ledger.balance(Accounts.connected_balance("s"), "EUR") == 0
+    assert ledger.journal.balance(Accounts.connected_paid_out("s"), "EUR") == 850
+    assert ledger.journal.balance(Accounts.connected_balance("s"), "EUR") == 0
 
 
 @pytest.mark.parametrize("finder", [True, False], ids=["adopts", "plain-client-pays-twice"])
@@ -191,7 +198,7 @@ def test_a_payout_worker_killed_after_stripe_answered_is_adopted_after_the_key_t
     """kill -9 after Stripe made the payout; restart after Stripe forgot the key."""
     ledger = Ledger(pg_only)
     _, transfer_id = _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=400, currency="EUR"
     )
     gate = fake.hold("/v1/payouts", after_commit=True)
@@ -213,7 +220,7 @@ def test_a_payout_worker_killed_after_stripe_answered_is_adopted_after_the_key_t
             proc.kill()
         proc.communicate()
     fake.wait_idle()
-    assert len(fake.payouts) == 1 and ledger.payout(payout.id).status == "pending"
+    assert len(fake.payouts) == 1 and ledger.payouts.get(payout.id).status == "pending"
     fake.advance(DAY + 3600)  # Stripe forgets the key
     after_ttl = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)  # past the lease and the memory
     provider = StripeWorkerProvider(stripe) if finder else stripe
@@ -222,10 +229,10 @@ def test_a_payout_worker_killed_after_stripe_answered_is_adopted_after_the_key_t
         assert len(fake.payouts) == 2
         return
     [made] = fake.payouts
-    assert ledger.payout(payout.id).external_payout_id == made
+    assert ledger.payouts.get(payout.id).external_payout_id == made
     _deliver_payout_events(ledger, fake)
     _assert_seller_totals(ledger, fake, transfer_id)
-    assert ledger.balance(Accounts.connected_balance("s"), "EUR") == 450
+    assert ledger.journal.balance(Accounts.connected_balance("s"), "EUR") == 450
 
 
 def test_a_payout_retried_while_its_failed_call_is_in_flight_keeps_the_new_attempt(
@@ -234,27 +241,27 @@ def test_a_payout_retried_while_its_failed_call_is_in_flight_keeps_the_new_attem
     """``payout.failed`` lands mid-call and the operator retries before the answer arrives."""
     ledger = Ledger(engine)
     _, transfer_id = _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=850, currency="EUR"
     )
     gate = fake.hold("/v1/payouts", after_commit=True)
     worker, worker_errors = _in_thread(lambda: run_payout_worker(ledger, stripe))
     assert gate.entered.wait(10)
     [first] = fake.payouts
-    ledger.apply_payout_event(fake.settle_payout(first, "failed"))
-    ledger.retry_payout(payout.id)  # the next intent, a fresh key
+    ledger.payouts.apply_event(fake.settle_payout(first, "failed"))
+    ledger.payouts.retry(payout.id)  # the next intent, a fresh key
     gate.release()
     worker.join(20)
     assert not worker_errors
-    row = ledger.payout(payout.id)
+    row = ledger.payouts.get(payout.id)
     assert (row.status, row.external_payout_id) == ("pending", None)  # not the failed one
     assert run_payout_worker(ledger, stripe).done == [payout.id]
-    second = ledger.payout(payout.id).external_payout_id
+    second = ledger.payouts.get(payout.id).external_payout_id
     assert second is not None and second != first
     _deliver_payout_events(ledger, fake)
-    assert ledger.payout(payout.id).status == "paid"
+    assert ledger.payouts.get(payout.id).status == "paid"
     _assert_seller_totals(ledger, fake, transfer_id)
-    assert ledger.balance(Accounts.connected_paid_out("s"), "EUR") == 850
+    assert ledger.journal.balance(Accounts.connected_paid_out("s"), "EUR") == 850
 
 
 def test_a_webhook_before_a_timed_out_answer_leaves_nothing_to_retry(
@@ -264,7 +271,7 @@ def test_a_webhook_before_a_timed_out_answer_leaves_nothing_to_retry(
     ledger = Ledger(engine)
     stripe = stripe_client(timeout=3, retries=0)  # the webhook lands well before the timeout
     _, transfer_id = _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=850, currency="EUR"
     )
     gate = fake.hold("/v1/payouts", after_commit=True)
@@ -272,13 +279,13 @@ def test_a_webhook_before_a_timed_out_answer_leaves_nothing_to_retry(
     worker, worker_errors = _in_thread(lambda: reports.append(run_payout_worker(ledger, stripe)))
     assert gate.entered.wait(10)
     [made] = fake.payouts
-    ledger.apply_payout_event(fake.settle_payout(made, "paid"))
+    ledger.payouts.apply_event(fake.settle_payout(made, "paid"))
     worker.join(20)  # the call times out while the fake still holds the answer
     gate.release()
     assert not worker_errors and not worker.is_alive()
-    row = ledger.payout(payout.id)
+    row = ledger.payouts.get(payout.id)
     assert (row.status, row.leased_until, row.attempts) == ("paid", None, 0)
-    intent = ledger.intent(payout.id)
+    intent = ledger.provider_intents.get(payout.id)
     assert (intent.status, intent.provider_object_id, intent.attempts) == ("succeeded", made, 0)
     assert run_payout_worker(ledger, stripe).done == []
     _assert_seller_totals(ledger, fake, transfer_id)

@@ -16,8 +16,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from prometheus_client import CollectorRegistry
 
 from veza_ledger import (
@@ -45,11 +44,11 @@ def stripe(stripe_client: Callable[..., StripeConnect]) -> StripeConnect:
 
 def _funded(ledger: Ledger, stripe: StripeConnect, seller: str = "s") -> str:
     """An order of 1000 (fee 150) paid and its 850 transferred to ``acct_<seller>``."""
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id=seller, amount=1000, currency="EUR", fee_amount=150
     )
-    ledger.mark_paid(order.id)
-    ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    ledger.transfers.create(
         seller_id=seller,
         destination=f"acct_{seller}",
         amount=850,
@@ -69,10 +68,10 @@ def test_a_payout_goes_through_its_intent_and_is_journaled_when_paid(
 ) -> None:
     ledger = Ledger(engine)
     _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=500, currency="EUR", payout_id="po-row-1"
     )
-    [intent] = ledger.intents(kind="payout")  # committed before any call
+    [intent] = ledger.provider_intents.find(kind="payout")  # committed before any call
     assert (intent.id, intent.object_id, intent.amount, intent.status) == (
         "po-row-1",
         "po-row-1",
@@ -81,19 +80,21 @@ def test_a_payout_goes_through_its_intent_and_is_journaled_when_paid(
     )
     assert _payout_posts(fake) == 0
     assert run_payout_worker(ledger, stripe).done == [payout.id]
-    row = ledger.payout(payout.id)
+    row = ledger.payouts.get(payout.id)
     assert row.status == "in_transit" and row.external_payout_id in fake.payouts
-    assert ledger.intent(intent.id).provider_object_id == row.external_payout_id
+    assert ledger.provider_intents.get(intent.id).provider_object_id == row.external_payout_id
     assert fake.payouts[row.external_payout_id]["metadata"]["veza_idempotency_key"] == intent.id
     assert run_payout_worker(ledger, stripe).done == []  # nothing due: no second call
     assert _payout_posts(fake) == 1
     event = fake.settle_payout(row.external_payout_id or "", "paid")
-    assert ledger.apply_payout_event(event) is not None
-    assert ledger.apply_payout_event(event) is not None  # a replay changes nothing
-    assert ledger.payout(payout.id).status == "paid"
-    assert ledger.balance(Accounts.connected_balance("s"), "EUR") == fake.balance("acct_s", "eur")
-    assert ledger.balance(Accounts.connected_paid_out("s"), "EUR") == 500
-    assert ledger.apply_payout_event({"type": "payout.created"}) is None
+    assert ledger.payouts.apply_event(event) is not None
+    assert ledger.payouts.apply_event(event) is not None  # a replay changes nothing
+    assert ledger.payouts.get(payout.id).status == "paid"
+    assert ledger.journal.balance(Accounts.connected_balance("s"), "EUR") == fake.balance(
+        "acct_s", "eur"
+    )
+    assert ledger.journal.balance(Accounts.connected_paid_out("s"), "EUR") == 500
+    assert ledger.payouts.apply_event({"type": "payout.created"}) is None
 
 
 def test_a_payout_never_exceeds_the_payable_balance(
@@ -101,22 +102,22 @@ def test_a_payout_never_exceeds_the_payable_balance(
 ) -> None:
     ledger = Ledger(engine)
     order_id = _funded(ledger, stripe)
-    ledger.refund_succeeded(ledger.create_refund(order_id, 400).id)  # 340 to claw back
-    assert ledger.payout_available("s", "EUR") == 510
+    ledger.refunds.succeeded(ledger.refunds.create(order_id, 400).id)  # 340 to claw back
+    assert ledger.payouts.available("s", "EUR") == 510
     with pytest.raises(PayoutExceedsBalanceError) as raised:
-        ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=511, currency="EUR")
+        ledger.payouts.create(seller_id="s", stripe_account="acct_s", amount=511, currency="EUR")
     assert (raised.value.available, raised.value.amount) == (510, 511)
-    assert ledger.intents(kind="payout") == []  # nothing written
-    ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=510, currency="EUR")
-    assert ledger.payout_available("s", "EUR") == 0  # the pending payout is reserved
+    assert ledger.provider_intents.find(kind="payout") == []  # nothing written
+    ledger.payouts.create(seller_id="s", stripe_account="acct_s", amount=510, currency="EUR")
+    assert ledger.payouts.available("s", "EUR") == 0  # the pending payout is reserved
     with pytest.raises(PayoutExceedsBalanceError):
-        ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=1, currency="EUR")
-    ledger.create_transfer(
+        ledger.payouts.create(seller_id="s", stripe_account="acct_s", amount=1, currency="EUR")
+    ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=5, currency="EUR", transfer_id="t-x"
     )
     run_transfer_worker(ledger, stripe)  # 5 more to pay out; "t-x" keys the transfer's intent
     with pytest.raises(LedgerConfigurationError, match="already keys"):
-        ledger.create_payout(
+        ledger.payouts.create(
             seller_id="s", stripe_account="acct_s", amount=1, currency="EUR", payout_id="t-x"
         )
 
@@ -127,7 +128,7 @@ def test_a_refused_payout_is_parked_with_a_finding_and_a_metric(
     """Stripe's balance_insufficient is permanent: one call, parked, ten runs call nobody."""
     ledger = Ledger(engine)
     _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=850, currency="EUR"
     )
     stripe.create_payout("elsewhere", amount=100, currency="EUR", stripe_account="acct_s")
@@ -135,9 +136,9 @@ def test_a_refused_payout_is_parked_with_a_finding_and_a_metric(
     for minute in range(1, 11):
         run_payout_worker(ledger, stripe, now=NOW + dt.timedelta(minutes=minute))
     assert _payout_posts(fake) == 2  # the one by hand and the worker's one
-    [intent] = ledger.intents(kind="payout", status="parked")
+    [intent] = ledger.provider_intents.find(kind="payout", status="parked")
     assert intent.error_class == "permanent" and "balance_insufficient" in (intent.last_error or "")
-    [finding] = ledger.findings(rule=PARKED_RULE, status="open")
+    [finding] = ledger.reconciliation.findings(rule=PARKED_RULE, status="open")
     assert finding.object_id == intent.id and finding.proposed_action is not None
     assert "cancel_parked_payout" in finding.proposed_action
     registry = CollectorRegistry()
@@ -148,11 +149,13 @@ def test_a_refused_payout_is_parked_with_a_finding_and_a_metric(
     assert cancel_parked_payout(ledger, payout.id, actor="ops", reason="paid by hand").status == (
         "canceled"
     )
-    assert ledger.intent(intent.id).status == "written_off"
-    assert ledger.findings(rule=PARKED_RULE, status="open") == []
+    assert ledger.provider_intents.get(intent.id).status == "written_off"
+    assert ledger.reconciliation.findings(rule=PARKED_RULE, status="open") == []
     assert registry.get_sample_value("veza_ledger_parked_intents", {"kind": "payout"}) == 0
-    assert [o.to_status for o in ledger.overrides() if o.machine == "intent"] == ["written_off"]
-    assert ledger.payout_available("s", "EUR") == 850  # nothing reserved any more
+    assert [o.to_status for o in ledger.operator.overrides() if o.machine == "intent"] == [
+        "written_off"
+    ]
+    assert ledger.payouts.available("s", "EUR") == 850  # nothing reserved any more
 
 
 def test_a_transient_failure_backs_off_and_keeps_the_key(
@@ -160,7 +163,7 @@ def test_a_transient_failure_backs_off_and_keeps_the_key(
 ) -> None:
     ledger = Ledger(engine)
     _funded(ledger, stripe)
-    payout = ledger.create_payout(
+    payout = ledger.payouts.create(
         seller_id="s", stripe_account="acct_s", amount=300, currency="EUR"
     )
     fake.inject(Fault("status", status=503, method="POST", path_prefix="/v1/payouts"))
@@ -177,7 +180,7 @@ def test_cancel_refuses_a_payout_that_is_not_parked(
 ) -> None:
     ledger = Ledger(engine)
     _funded(ledger, stripe)
-    payout = ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=5, currency="EUR")
+    payout = ledger.payouts.create(seller_id="s", stripe_account="acct_s", amount=5, currency="EUR")
     with pytest.raises(LedgerConfigurationError, match="parked"):
         cancel_parked_payout(ledger, payout.id, actor="ops", reason="why not")
 
@@ -186,12 +189,12 @@ def test_cancel_refuses_a_payout_that_is_not_parked(
 
 
 def _fund_by_hand(ledger: Ledger, seller: str, amount: int) -> None:
-    order = ledger.create_order(buyer_id="b", seller_id=seller, amount=amount, currency="EUR")
-    ledger.mark_paid(order.id)
-    transfer = ledger.create_transfer(
+    order = ledger.orders.create(buyer_id="b", seller_id=seller, amount=amount, currency="EUR")
+    ledger.orders.mark_paid(order.id)
+    transfer = ledger.transfers.create(
         seller_id=seller, destination="acct_1", amount=amount, currency="EUR", order_id=order.id
     )
-    ledger.transfer_completed(transfer.id, f"tr_{uuid.uuid4().hex[:24]}")
+    ledger.transfers.completed(transfer.id, f"tr_{uuid.uuid4().hex[:24]}")
 
 
 OPS = ["fund", "payout", "submit", "paid", "failed", "retry"]
@@ -214,11 +217,11 @@ def test_payouts_never_exceed_what_the_seller_may_pay_out(
             _fund_by_hand(ledger, seller, amount)
             funded += amount
         elif op == "payout":
-            rows = [ledger.payout(p) for p in open_]
+            rows = [ledger.payouts.get(p) for p in open_]
             taken = sum(r.amount for r in rows if r.status in ("pending", "in_transit", "paid"))
             fits = amount <= funded - taken
             try:
-                made = ledger.create_payout(
+                made = ledger.payouts.create(
                     seller_id=seller, stripe_account="acct_1", amount=amount, currency="EUR"
                 )
                 open_.append(made.id)
@@ -229,18 +232,18 @@ def test_payouts_never_exceed_what_the_seller_may_pay_out(
         elif open_:
             target = open_[amount % len(open_)]
             calls = {
-                "submit": lambda p: ledger.payout_submitted(p, f"po_{uuid.uuid4().hex[:20]}"),
-                "paid": ledger.payout_paid,
-                "failed": lambda p: ledger.payout_failed(p, "bank"),
-                "retry": ledger.retry_payout,
+                "submit": lambda p: ledger.payouts.submitted(p, f"po_{uuid.uuid4().hex[:20]}"),
+                "paid": ledger.payouts.paid,
+                "failed": lambda p: ledger.payouts.failed(p, "bank"),
+                "retry": ledger.payouts.retry,
             }
             with contextlib.suppress(IllegalTransitionError, PayoutExceedsBalanceError):
                 calls[op](target)
-        rows = [ledger.payout(p) for p in open_]
+        rows = [ledger.payouts.get(p) for p in open_]
         in_flight = sum(r.amount for r in rows if r.status in ("pending", "in_transit"))
         paid = sum(r.amount for r in rows if r.status == "paid")
-        assert ledger.payout_available(seller, "EUR") == funded - paid - in_flight >= 0
-        assert ledger.balance(Accounts.connected_paid_out(seller), "EUR") == paid
+        assert ledger.payouts.available(seller, "EUR") == funded - paid - in_flight >= 0
+        assert ledger.journal.balance(Accounts.connected_paid_out(seller), "EUR") == paid
 
 
 def test_concurrent_payouts_cannot_spend_the_same_balance(
@@ -255,7 +258,9 @@ def test_concurrent_payouts_cannot_spend_the_same_balance(
     def ask() -> None:
         start.wait()
         try:
-            ledger.create_payout(seller_id="s", stripe_account="acct_s", amount=200, currency="EUR")
+            ledger.payouts.create(
+                seller_id="s", stripe_account="acct_s", amount=200, currency="EUR"
+            )
         except PayoutExceedsBalanceError:
             outcomes.append("refused")
         else:
@@ -267,4 +272,4 @@ def test_concurrent_payouts_cannot_spend_the_same_balance(
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["made"] * 4 + ["refused"] * 4
-    assert ledger.payout_available("s", "EUR") == 50
+    assert ledger.payouts.available("s", "EUR") == 50

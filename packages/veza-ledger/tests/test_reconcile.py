@@ -76,7 +76,7 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
     """One anomaly of each kind, plus a healthy paid order."""
     ids: dict[str, str] = {}
     # 1. stuck order the PSP says succeeded; and one still processing
-    o = ledger.create_order(
+    o = ledger.orders.create(
         order_id="stuck",
         buyer_id="b",
         seller_id="s",
@@ -86,7 +86,7 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
         psp_payment_id="p_stuck",
     )
     view.payments["p_stuck"] = PaymentState("p_stuck", "succeeded", 1000, 1000, "EUR")
-    ledger.create_order(
+    ledger.orders.create(
         order_id="slow",
         buyer_id="b",
         seller_id="s",
@@ -96,7 +96,7 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
     )
     view.payments["p_slow"] = PaymentState("p_slow", "processing", 500, None, "EUR")
     # a healthy paid order with a completed transfer and a refund pending at the PSP
-    paid = ledger.create_order(
+    paid = ledger.orders.create(
         order_id="paid",
         buyer_id="b",
         seller_id="s",
@@ -105,9 +105,9 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
         fee_amount=200,
         psp_payment_id="p_paid",
     )
-    ledger.mark_paid(paid.id)
+    ledger.orders.mark_paid(paid.id)
     view.payments["p_paid"] = PaymentState("p_paid", "succeeded", 2000, 2000, "EUR")
-    t = ledger.create_transfer(
+    t = ledger.transfers.create(
         seller_id="s",
         destination="acct_s",
         amount=1800,
@@ -115,16 +115,16 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
         order_id=paid.id,
         transfer_id="tr-row",
     )
-    ledger.transfer_completed(t.id, "tr_stripe")
+    ledger.transfers.completed(t.id, "tr_stripe")
     # 2. a refund that succeeded at the PSP without a webhook
-    r = ledger.create_refund(paid.id, 500, refund_id="rf-pending")
-    ledger.set_refund_provider_id(r.id, "hr_1")
+    r = ledger.refunds.create(paid.id, 500, refund_id="rf-pending")
+    ledger.refunds.set_provider_id(r.id, "hr_1")
     view.refunds["hr_1"] = RefundState("hr_1", "succeeded", 500)
     # 3. a refund row whose provider id was never recorded (crash after the PSP's ACK)
-    ledger.create_refund(paid.id, 100, refund_id="rf-noid")
+    ledger.refunds.create(paid.id, 100, refund_id="rf-noid")
     view.refunds["r_rf-noid"] = RefundState("r_rf-noid", "pending", 100)
     # 4. a completed transfer without a Stripe id
-    t2 = ledger.create_transfer(
+    t2 = ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=700, currency="EUR", transfer_id="legacy-row"
     )
     with ledger.engine.begin() as c:  # a legacy import: completed, id never recorded
@@ -134,7 +134,7 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
         )
     view.transfers["legacy-row"] = TransferState("tr_legacy", 700)
     # 6. an active subscription whose paying order got fully refunded
-    sub_order = ledger.create_order(
+    sub_order = ledger.orders.create(
         order_id="sub",
         buyer_id="u",
         seller_id="platform",
@@ -143,13 +143,13 @@ def _seed(ledger: Ledger, view: FakeView) -> dict[str, str]:
         fee_amount=990,
         psp_payment_id="p_sub",
     )
-    ledger.mark_paid(sub_order.id)
-    ledger.create_subscription(
+    ledger.orders.mark_paid(sub_order.id)
+    ledger.subscriptions.create(
         user_id="u", plan="creator", order_id=sub_order.id, subscription_id="sub-1"
     )
     view.payments["p_sub"] = PaymentState("p_sub", "succeeded", 990, 990, "EUR")
-    ledger.refund_succeeded(ledger.create_refund(sub_order.id).id)
-    assert ledger.subscription("sub-1").status == "past_due"  # at once since issue 15
+    ledger.refunds.succeeded(ledger.refunds.create(sub_order.id).id)
+    assert ledger.subscriptions.get("sub-1").status == "past_due"  # at once since issue 15
     _imported_active(ledger.engine, "sub-1")  # a legacy row the rule must still catch
     ids.update(order=o.id, transfer=t.id, legacy=t2.id)
     return ids
@@ -211,20 +211,20 @@ def test_sweep_fixes_through_the_machines_and_the_journal(
 ) -> None:
     _seed(ledger, view)
     report = run_sweep(ledger, view, now=LATER)
-    assert ledger.order("stuck").status == "paid"
-    assert ledger.refund("rf-pending").status == "succeeded"
-    assert ledger.refund("rf-noid").hyperswitch_refund_id == "r_rf-noid"
-    assert ledger.transfer("legacy-row").stripe_transfer_id == "tr_legacy"
-    assert ledger.subscription("sub-1").status == "past_due"
+    assert ledger.orders.get("stuck").status == "paid"
+    assert ledger.refunds.get("rf-pending").status == "succeeded"
+    assert ledger.refunds.get("rf-noid").hyperswitch_refund_id == "r_rf-noid"
+    assert ledger.transfers.get("legacy-row").stripe_transfer_id == "tr_legacy"
+    assert ledger.subscriptions.get("sub-1").status == "past_due"
     # the refund that settled made the seller's share due for reversal, in the same sweep
-    transfer = ledger.transfer("tr-row")
+    transfer = ledger.transfers.get("tr-row")
     assert transfer.status == "reversal_pending" and transfer.reversal_due == 450
-    assert ledger.trial_balance() == {"EUR": 0}
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 1000 + 2000 - 500
+    assert ledger.journal.trial_balance() == {"EUR": 0}
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 1000 + 2000 - 500
     assert report.applied >= 5
-    open_ = {(f.rule, f.object_id) for f in ledger.findings(status="open")}
+    open_ = {(f.rule, f.object_id) for f in ledger.reconciliation.findings(status="open")}
     assert ("stuck_orders", "slow") in open_  # info: still processing, nothing to do yet
-    fixed = {(f.rule, f.object_id) for f in ledger.findings(status="resolved")}
+    fixed = {(f.rule, f.object_id) for f in ledger.reconciliation.findings(status="resolved")}
     assert ("stuck_orders", "stuck") in fixed
 
 
@@ -233,36 +233,36 @@ def test_rerunning_updates_never_duplicates_and_fixed_problems_resolve(
 ) -> None:
     _seed(ledger, view)
     run_sweep(ledger, view, now=LATER)
-    count = len(ledger.findings())
+    count = len(ledger.reconciliation.findings())
     again = run_sweep(ledger, view, now=LATER + dt.timedelta(minutes=1))
     assert sum(again.examined.values()) == 0  # recheck window: nothing examined twice
     run_sweep(ledger, view, now=LATER + dt.timedelta(minutes=10))
-    assert len(ledger.findings()) == count  # updated, not duplicated
-    slow = next(f for f in ledger.findings() if f.object_id == "slow")
+    assert len(ledger.reconciliation.findings()) == count  # updated, not duplicated
+    slow = next(f for f in ledger.reconciliation.findings() if f.object_id == "slow")
     assert slow.occurrences == 2 and slow.status == "open"
     view.payments["p_slow"] = PaymentState("p_slow", "succeeded", 500, 500, "EUR")
     run_sweep(ledger, view, now=LATER + dt.timedelta(minutes=20))
-    slow = next(f for f in ledger.findings() if f.object_id == "slow")
-    assert slow.status == "resolved" and ledger.order("slow").status == "paid"
+    slow = next(f for f in ledger.reconciliation.findings() if f.object_id == "slow")
+    assert slow.status == "resolved" and ledger.orders.get("slow").status == "paid"
 
 
 def test_suppressed_findings_stay_suppressed_until_fixed(ledger: Ledger, view: FakeView) -> None:
     _seed(ledger, view)
     run_sweep(ledger, view, now=LATER)
-    slow = next(f for f in ledger.findings() if f.object_id == "slow")
-    ledger.suppress_finding(slow.id, reason="known PSP incident #42", actor="ops@veza")
+    slow = next(f for f in ledger.reconciliation.findings() if f.object_id == "slow")
+    ledger.reconciliation.suppress(slow.id, reason="known PSP incident #42", actor="ops@veza")
     run_sweep(ledger, view, now=LATER + dt.timedelta(minutes=10))
-    slow = next(f for f in ledger.findings() if f.object_id == "slow")
+    slow = next(f for f in ledger.reconciliation.findings() if f.object_id == "slow")
     assert (slow.status, slow.suppressed_reason) == ("suppressed", "known PSP incident #42")
     with pytest.raises(LedgerConfigurationError):
-        ledger.suppress_finding(slow.id, reason=" ", actor="x")
+        ledger.reconciliation.suppress(slow.id, reason=" ", actor="x")
 
 
 def test_without_a_provider_only_local_rules_run(ledger: Ledger, view: FakeView) -> None:
     _seed(ledger, view)
     report = run_sweep(ledger, None, now=LATER)
     assert "stuck_orders" in report.skipped_rules
-    assert ledger.subscription("sub-1").status == "past_due"  # needs no provider
+    assert ledger.subscriptions.get("sub-1").status == "past_due"  # needs no provider
     with pytest.raises(LedgerConfigurationError, match="unknown rules"):
         run_sweep(ledger, None, rules=["no_such_rule"])
 
@@ -299,7 +299,9 @@ def test_an_unbalanced_journal_is_a_critical_finding(
             )
         )
     run_sweep(ledger, view, rules=["money_mismatch"], now=LATER)
-    (finding,) = [f for f in ledger.findings(status="open") if f.object_type == "journal"]
+    (finding,) = [
+        f for f in ledger.reconciliation.findings(status="open") if f.object_type == "journal"
+    ]
     assert finding.severity == "critical" and finding.evidence == {"EUR": 100}
     with engine.begin() as c:  # the offsetting leg the rogue writer forgot
         c.execute(
@@ -309,7 +311,9 @@ def test_an_unbalanced_journal_is_a_critical_finding(
             )
         )
     run_sweep(ledger, view, rules=["money_mismatch"], now=LATER + dt.timedelta(minutes=1))
-    assert [f.status for f in ledger.findings() if f.object_type == "journal"] == ["resolved"]
+    assert [f.status for f in ledger.reconciliation.findings() if f.object_type == "journal"] == [
+        "resolved"
+    ]
 
 
 # --------------------------------------------------------------------------- workers
@@ -353,31 +357,31 @@ class Stripeish:
 
 def test_transfer_worker_pays_retries_with_backoff_and_never_twice(ledger: Ledger) -> None:
     stripe = Stripeish()
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=100
     )
-    ledger.mark_paid(order.id)
-    t = ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    t = ledger.transfers.create(
         seller_id="s", destination="acct_1", amount=900, currency="EUR", order_id=order.id
     )
     stripe.fail = 1
     report = run_transfer_worker(ledger, stripe, now=T0)
     assert report.failed == [t.id]
-    failed = ledger.transfer(t.id)
+    failed = ledger.transfers.get(t.id)
     assert (failed.status, failed.attempts) == ("failed", 1)
     assert failed.next_attempt_at == T0 + dt.timedelta(minutes=1)
     assert (
         run_transfer_worker(ledger, stripe, now=T0 + dt.timedelta(seconds=30)).done == []
     )  # backing off
     assert run_transfer_worker(ledger, stripe, now=T0 + dt.timedelta(minutes=2)).done == [t.id]
-    done = ledger.transfer(t.id)
+    done = ledger.transfers.get(t.id)
     assert (done.status, done.stripe_transfer_id) == ("completed", "tr_0")
-    assert stripe.created == 1 and ledger.balance(Accounts.seller_payable("s"), "EUR") == 0
+    assert stripe.created == 1 and ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == 0
 
 
 def test_a_crash_between_the_providers_ack_and_the_commit_heals(ledger: Ledger) -> None:
     stripe = Stripeish()
-    t = ledger.create_transfer(seller_id="s", destination="acct_1", amount=900, currency="EUR")
+    t = ledger.transfers.create(seller_id="s", destination="acct_1", amount=900, currency="EUR")
 
     class CrashAfterAck(Stripeish):
         def create_transfer(self, idempotency_key: str, **kw: object) -> object:
@@ -388,19 +392,19 @@ def test_a_crash_between_the_providers_ack_and_the_commit_heals(ledger: Ledger) 
 
     with pytest.raises(SystemExit):
         run_transfer_worker(ledger, CrashAfterAck(), now=T0)
-    assert ledger.transfer(t.id).status == "pending"  # the outcome never committed
+    assert ledger.transfers.get(t.id).status == "pending"  # the outcome never committed
     assert run_transfer_worker(ledger, stripe, now=T0).done == []  # leased to the dead worker
     run_transfer_worker(ledger, stripe, now=T0 + dt.timedelta(minutes=10))  # the lease ran out
-    assert ledger.transfer(t.id).stripe_transfer_id == "tr_0" and stripe.created == 1
+    assert ledger.transfers.get(t.id).stripe_transfer_id == "tr_0" and stripe.created == 1
 
 
 def test_reversal_worker_reverses_what_is_due_once(ledger: Ledger) -> None:
     stripe = Stripeish()
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=100
     )
-    ledger.mark_paid(order.id)
-    t = ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    t = ledger.transfers.create(
         seller_id="s",
         destination="acct_1",
         amount=900,
@@ -408,33 +412,33 @@ def test_reversal_worker_reverses_what_is_due_once(ledger: Ledger) -> None:
         order_id=order.id,
         transfer_id="tr-row-9",
     )
-    ledger.transfer_completed(t.id, "tr_9")
-    ledger.refund_succeeded(ledger.create_refund(order.id, 400).id)
+    ledger.transfers.completed(t.id, "tr_9")
+    ledger.refunds.succeeded(ledger.refunds.create(order.id, 400).id)
     stripe.fail = 1
     assert run_reversal_worker(ledger, stripe, now=T0).failed == [t.id]
-    pending = ledger.transfer(t.id)
+    pending = ledger.transfers.get(t.id)
     assert pending.status == "reversal_pending" and pending.attempts == 1
     assert run_reversal_worker(ledger, stripe, now=T0 + dt.timedelta(minutes=5)).done == [t.id]
-    first = ledger.intents(kind="reversal", object_id=t.id)
+    first = ledger.provider_intents.find(kind="reversal", object_id=t.id)
     assert [(i.amount, i.status) for i in first] == [(360, "succeeded")]
     assert list(stripe.reversals) == [first[0].id]  # keyed by its durable intent
-    ledger.refund_succeeded(ledger.create_refund(order.id).id)
+    ledger.refunds.succeeded(ledger.refunds.create(order.id).id)
     run_reversal_worker(ledger, stripe, now=T0 + dt.timedelta(minutes=10))
-    final = ledger.transfer(t.id)
+    final = ledger.transfers.get(t.id)
     assert (final.status, final.reversed_amount) == ("reversed", 900)
-    intents = ledger.intents(kind="reversal", object_id=t.id)
+    intents = ledger.provider_intents.find(kind="reversal", object_id=t.id)
     assert [(i.seq, i.amount, i.status) for i in intents] == [
         (1, 360, "succeeded"),
         (2, 540, "succeeded"),
     ]
     assert list(stripe.reversals) == [i.id for i in intents]
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert ledger.journal.trial_balance() == {"EUR": 0}
 
 
 def test_admin_retry_now(ledger: Ledger) -> None:
     stripe = Stripeish()
-    t = ledger.create_transfer(seller_id="s", destination="acct_1", amount=5, currency="EUR")
-    ledger.transfer_failed(t.id, "card declined")
+    t = ledger.transfers.create(seller_id="s", destination="acct_1", amount=5, currency="EUR")
+    ledger.transfers.failed(t.id, "card declined")
     stripe.fail = 1
     with pytest.raises(LedgerError, match="failed again"):
         retry_transfer_now(ledger, stripe, transfer_id=t.id)
@@ -511,10 +515,10 @@ def test_cli_reconcile_and_findings(tmp_path: Path) -> None:
     engine = create_engine(url)
     upgrade(engine)
     ledger = Ledger(engine)
-    o = ledger.create_order(buyer_id="u", seller_id="platform", amount=5, currency="EUR")
-    ledger.mark_paid(o.id)
-    ledger.create_subscription(user_id="u", plan="creator", order_id=o.id, subscription_id="s1")
-    ledger.refund_succeeded(ledger.create_refund(o.id).id)
+    o = ledger.orders.create(buyer_id="u", seller_id="platform", amount=5, currency="EUR")
+    ledger.orders.mark_paid(o.id)
+    ledger.subscriptions.create(user_id="u", plan="creator", order_id=o.id, subscription_id="s1")
+    ledger.refunds.succeeded(ledger.refunds.create(o.id).id)
     _imported_active(engine, "s1")
     engine.dispose()
 

@@ -47,26 +47,28 @@ def test_a_lost_reversal_older_than_ten_others_is_adopted(
     engine: sa.Engine, fake: FakeStripe, stripe: StripeConnect
 ) -> None:
     ledger = Ledger(engine)
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=150
     )
-    ledger.mark_paid(order.id)
-    transfer = ledger.create_transfer(
+    ledger.orders.mark_paid(order.id)
+    transfer = ledger.transfers.create(
         seller_id="s", destination="acct_s", amount=850, currency="EUR", order_id=order.id
     )
     provider = StripeWorkerProvider(stripe)
     run_transfer_worker(ledger, provider, now=NOW)
-    ledger.refund_succeeded(ledger.create_refund(order.id, 400).id)  # 340 due
+    ledger.refunds.succeeded(ledger.refunds.create(order.id, 400).id)  # 340 due
     gate = fake.hold("/v1/transfers/", after_commit=True)
     assert run_reversal_worker(ledger, provider, now=NOW).failed  # a timeout: outcome unknown
     gate.release()
     fake.wait_idle()
-    stripe_id = ledger.transfer(transfer.id).stripe_transfer_id or ""
+    stripe_id = ledger.transfers.get(transfer.id).stripe_transfer_id or ""
     [lost] = fake.reversals_of(stripe_id)
     for n in range(11):  # made by hand meanwhile: the lost one leaves the embedded 10
         stripe.reverse_transfer(f"by-hand-{n}", stripe_id, amount=1)
     fake.advance(25 * 3600)  # Stripe forgot the key
     assert run_reversal_worker(ledger, provider, now=LATER).done == [transfer.id]
-    assert [r.provider_reversal_id for r in ledger.reversals_of(transfer.id)] == [lost["id"]]
+    assert [r.provider_reversal_id for r in ledger.transfers.reversals_of(transfer.id)] == [
+        lost["id"]
+    ]
     assert len(fake.reversals_of(stripe_id)) == 12  # nothing reversed twice
     assert fake.transfers[stripe_id]["amount_reversed"] == 340 + 11

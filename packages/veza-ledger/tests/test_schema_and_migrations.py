@@ -162,8 +162,8 @@ def test_journal_is_append_only_in_the_database(engine: sa.Engine, ledger: objec
     from veza_ledger import Ledger
 
     assert isinstance(ledger, Ledger)
-    order = ledger.create_order(buyer_id="b", seller_id="s", amount=10, currency="EUR")
-    ledger.mark_paid(order.id)
+    order = ledger.orders.create(buyer_id="b", seller_id="s", amount=10, currency="EUR")
+    ledger.orders.mark_paid(order.id)
     for statement in (
         "UPDATE ledger_journal_entries SET amount = amount * 2",
         "DELETE FROM ledger_journal_entries",
@@ -171,7 +171,7 @@ def test_journal_is_append_only_in_the_database(engine: sa.Engine, ledger: objec
     ):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
             connection.execute(sa.text(statement))
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert ledger.journal.trial_balance() == {"EUR": 0}
 
 
 def test_cli_upgrade_current_check_downgrade(tmp_path: Path) -> None:

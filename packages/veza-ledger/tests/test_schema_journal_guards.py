@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from veza_ledger import Ledger, create_engine, debit, upgrade
-from veza_ledger import credit as credit_leg
+from veza_ledger import Ledger, create_engine, credit as credit_leg, debit, upgrade
 
 T0 = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 
@@ -53,23 +51,23 @@ def test_truncate_of_the_journal_is_refused(
     pg_ledger: Ledger, pg_only: sa.Engine, table: str
 ) -> None:
     """PostgreSQL only: a statement trigger, since TRUNCATE fires no row trigger."""
-    order = pg_ledger.create_order(buyer_id="b", seller_id="s", amount=500, currency="EUR")
-    pg_ledger.mark_paid(order.id)
+    order = pg_ledger.orders.create(buyer_id="b", seller_id="s", amount=500, currency="EUR")
+    pg_ledger.orders.mark_paid(order.id)
     with (
         pytest.raises(sa.exc.DBAPIError, match="append-only: TRUNCATE of ledger_journal"),
         pg_only.begin() as connection,
     ):
         connection.execute(sa.text(f"TRUNCATE {table}"))
-    assert pg_ledger.trial_balance() == {"EUR": 0}
+    assert pg_ledger.journal.trial_balance() == {"EUR": 0}
     with pg_only.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM ledger_journal_entries")).scalar()
 
 
 def test_an_unbalancing_leg_fails_at_commit(pg_ledger: Ledger, pg_only: sa.Engine) -> None:
     """PostgreSQL only: the constraint trigger is deferred, so it fires at COMMIT."""
-    order = pg_ledger.create_order(buyer_id="b", seller_id="s", amount=500, currency="EUR")
-    pg_ledger.mark_paid(order.id)
-    before = pg_ledger.trial_balance()
+    order = pg_ledger.orders.create(buyer_id="b", seller_id="s", amount=500, currency="EUR")
+    pg_ledger.orders.mark_paid(order.id)
+    before = pg_ledger.journal.trial_balance()
     (txid,) = _transaction_ids(pg_only)
     connection = pg_only.connect()
     try:
@@ -84,7 +82,7 @@ def test_an_unbalancing_leg_fails_at_commit(pg_ledger: Ledger, pg_only: sa.Engin
             connection.commit()
     finally:
         connection.close()
-    assert pg_ledger.trial_balance() == before == {"EUR": 0}
+    assert pg_ledger.journal.trial_balance() == before == {"EUR": 0}
 
 
 def test_a_hand_written_transaction_must_balance_too(pg_only: sa.Engine) -> None:
@@ -154,11 +152,11 @@ def test_commit_succeeds_exactly_when_every_currency_balances(
 
 def test_the_ledger_still_posts_every_kind_of_transaction(pg_ledger: Ledger) -> None:
     """PostgreSQL only: the library's balanced, multi-currency posts pass the trigger."""
-    order = pg_ledger.create_order(buyer_id="b", seller_id="s", amount=1000, currency="EUR")
-    pg_ledger.mark_paid(order.id)
-    refund = pg_ledger.create_refund(order.id, amount=400)
-    pg_ledger.refund_succeeded(refund.id)
-    pg_ledger.post_correction(
+    order = pg_ledger.orders.create(buyer_id="b", seller_id="s", amount=1000, currency="EUR")
+    pg_ledger.orders.mark_paid(order.id)
+    refund = pg_ledger.refunds.create(order.id, amount=400)
+    pg_ledger.refunds.succeeded(refund.id)
+    pg_ledger.journal.post_correction(
         "fx-1",
         [
             debit("fx:usd", "USD", 110),
@@ -168,7 +166,7 @@ def test_the_ledger_still_posts_every_kind_of_transaction(pg_ledger: Ledger) -> 
         ],
         description="multi-currency",
     )
-    assert set(pg_ledger.trial_balance().values()) == {0}
+    assert set(pg_ledger.journal.trial_balance().values()) == {0}
 
 
 def test_sqlite_refuses_emptying_the_journal(tmp_path: Path) -> None:
@@ -176,11 +174,11 @@ def test_sqlite_refuses_emptying_the_journal(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'guards.db'}")
     upgrade(engine)
     ledger = Ledger(engine)
-    order = ledger.create_order(buyer_id="b", seller_id="s", amount=10, currency="EUR")
-    ledger.mark_paid(order.id)
+    order = ledger.orders.create(buyer_id="b", seller_id="s", amount=10, currency="EUR")
+    ledger.orders.mark_paid(order.id)
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM ledger_journal_entries"))
-    assert ledger.trial_balance() == {"EUR": 0}
+    assert ledger.journal.trial_balance() == {"EUR": 0}
     engine.dispose()
 
 

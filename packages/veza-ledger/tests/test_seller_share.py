@@ -13,8 +13,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_ledger import (
     Accounts,
@@ -34,7 +33,7 @@ from veza_ledger._schema import Order
 def _order(
     ledger: Ledger, *, amount: int = 1000, fee: int = 150, captured: int | None = None
 ) -> Order:
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="buyer",
         seller_id="seller",
         amount=amount,
@@ -42,11 +41,11 @@ def _order(
         fee_amount=fee,
         order_id=uuid.uuid4().hex,
     )
-    return ledger.mark_paid(order.id, captured_amount=captured)
+    return ledger.orders.mark_paid(order.id, captured_amount=captured)
 
 
 def _transfer(ledger: Ledger, order: Order, amount: int, *, currency: str = "EUR") -> str:
-    return ledger.create_transfer(
+    return ledger.transfers.create(
         seller_id=order.seller_id,
         destination="acct_seller",
         amount=amount,
@@ -61,7 +60,7 @@ def test_seller_share_is_the_capture_minus_the_scaled_fee(ledger: Ledger) -> Non
     partial = _order(ledger, amount=1000, fee=150, captured=333)
     assert fee_captured(partial) == 49  # floor(150 * 333 / 1000)
     assert seller_share(partial) == 284  # not 333 - 150 = 183, nor 1000 - 150
-    unpaid = ledger.create_order(
+    unpaid = ledger.orders.create(
         buyer_id="b", seller_id="seller", amount=1000, currency="EUR", fee_amount=150
     )
     assert seller_share(unpaid) == 0
@@ -69,7 +68,7 @@ def test_seller_share_is_the_capture_minus_the_scaled_fee(ledger: Ledger) -> Non
 
 def test_the_capture_journals_exactly_the_seller_share(ledger: Ledger) -> None:
     order = _order(ledger, amount=999, fee=100, captured=500)
-    assert ledger.balance(Accounts.seller_payable("seller"), "EUR") == -seller_share(order)
+    assert ledger.journal.balance(Accounts.seller_payable("seller"), "EUR") == -seller_share(order)
 
 
 def test_a_transfer_in_another_currency_is_refused_and_writes_nothing(ledger: Ledger) -> None:
@@ -78,7 +77,7 @@ def test_a_transfer_in_another_currency_is_refused_and_writes_nothing(ledger: Le
         _transfer(ledger, order, 100, currency="USD")
     assert (caught.value.order_currency, caught.value.currency) == ("EUR", "USD")
     assert isinstance(caught.value, LedgerError) and caught.value.order_id == order.id
-    assert ledger.transfers_of(order.id) == []
+    assert ledger.transfers.of_order(order.id) == []
 
 
 def test_a_transfer_beyond_the_share_is_refused(ledger: Ledger) -> None:
@@ -90,7 +89,10 @@ def test_a_transfer_beyond_the_share_is_refused(ledger: Ledger) -> None:
     with pytest.raises(TransferExceedsShareError, match="600 already transferred"):
         _transfer(ledger, order, 251)
     second = _transfer(ledger, order, 250)  # exactly the rest fits
-    assert {t.id: t.amount for t in ledger.transfers_of(order.id)} == {first: 600, second: 250}
+    assert {t.id: t.amount for t in ledger.transfers.of_order(order.id)} == {
+        first: 600,
+        second: 250,
+    }
 
 
 def test_a_partial_capture_caps_at_its_scaled_share(ledger: Ledger) -> None:
@@ -102,7 +104,7 @@ def test_a_partial_capture_caps_at_its_scaled_share(ledger: Ledger) -> None:
 
 
 def test_an_unpaid_order_carries_no_transfer(ledger: Ledger) -> None:
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="seller", amount=1000, currency="EUR", fee_amount=150
     )
     with pytest.raises(TransferExceedsShareError) as caught:
@@ -113,14 +115,14 @@ def test_an_unpaid_order_carries_no_transfer(ledger: Ledger) -> None:
 def test_another_sellers_transfer_and_an_unknown_order_are_refused(ledger: Ledger) -> None:
     order = _order(ledger)
     with pytest.raises(TransferNotAllowedError, match="another seller"):
-        ledger.create_transfer(
+        ledger.transfers.create(
             seller_id="mallory", destination="acct_m", amount=1, currency="EUR", order_id=order.id
         )
     with pytest.raises(RecordNotFoundError):
-        ledger.create_transfer(
+        ledger.transfers.create(
             seller_id="seller", destination="acct_s", amount=1, currency="EUR", order_id="nope"
         )
-    assert ledger.transfers_of(order.id) == []
+    assert ledger.transfers.of_order(order.id) == []
 
 
 def test_refunds_do_not_lower_the_cap_they_are_reversed(ledger: Ledger) -> None:
@@ -131,23 +133,25 @@ def test_refunds_do_not_lower_the_cap_they_are_reversed(ledger: Ledger) -> None:
     the seller ends with exactly the unrefunded share, never less (no double claw-back).
     """
     order = _order(ledger)
-    refund = ledger.create_refund(order.id, 500)
-    ledger.refund_succeeded(refund.id)
+    refund = ledger.refunds.create(order.id, 500)
+    ledger.refunds.succeeded(refund.id)
     transfer = _transfer(ledger, order, 850)
-    assert ledger.transfer(transfer).reversal_due == 425  # born owing the refunded share
+    assert ledger.transfers.get(transfer).reversal_due == 425  # born owing the refunded share
     with pytest.raises(TransferExceedsShareError):
         _transfer(ledger, order, 1)
-    completed = ledger.transfer_completed(transfer, "tr_1")
+    completed = ledger.transfers.completed(transfer, "tr_1")
     assert (completed.status, completed.reversal_due) == ("reversal_pending", 425)
     assert (
         check_unreversed_refund(
-            completed, ledger.order(order.id), ledger.now(), ReconcileSettings()
+            completed, ledger.orders.get(order.id), ledger.now(), ReconcileSettings()
         )
         is None
     )
-    ledger.refund_succeeded(ledger.create_refund(order.id, 100).id)
-    row = ledger.transfer(transfer)
-    refunded_share = ledger.order(order.id).refunded_amount - ledger.order(order.id).fee_refunded
+    ledger.refunds.succeeded(ledger.refunds.create(order.id, 100).id)
+    row = ledger.transfers.get(transfer)
+    refunded_share = (
+        ledger.orders.get(order.id).refunded_amount - ledger.orders.get(order.id).fee_refunded
+    )
     assert row.reversal_due == refunded_share == 510
 
 
@@ -171,7 +175,7 @@ def test_concurrent_transfers_cannot_both_fit(ledger: Ledger) -> None:
     for thread in threads:
         thread.join()
     assert sorted(results) == ["ok", "refused"]
-    assert [t.amount for t in ledger.transfers_of(order.id)] == [500]
+    assert [t.amount for t in ledger.transfers.of_order(order.id)] == [500]
 
 
 @settings(
@@ -204,8 +208,8 @@ def test_accepted_transfers_never_exceed_the_share(
     assert share == captured - fee_captured(order) and 0 <= share <= captured
     accepted = 0
     for index, (value, currency) in enumerate(attempts):
-        if index == refund_before and ledger.order(order.id).refunded_amount < captured:
-            ledger.refund_succeeded(ledger.create_refund(order.id, 1).id)
+        if index == refund_before and ledger.orders.get(order.id).refunded_amount < captured:
+            ledger.refunds.succeeded(ledger.refunds.create(order.id, 1).id)
         if currency != "EUR":
             with pytest.raises(TransferCurrencyMismatchError):
                 _transfer(ledger, order, value, currency=currency)

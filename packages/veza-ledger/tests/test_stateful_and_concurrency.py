@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from veza_ledger import (
@@ -89,7 +88,7 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def create_order(self, amount: int, fee_pct: int, currency: str) -> str:
         oid = self._next("o")
-        self.ledger.create_order(
+        self.ledger.orders.create(
             order_id=oid,
             buyer_id="b",
             seller_id=f"s{amount % 3}",
@@ -110,20 +109,20 @@ class LedgerMachine(RuleBasedStateMachine):
         event = ProviderEvent(
             self._next("evt"), kind, f"pay_{order}", T0 + dt.timedelta(minutes=minutes)
         )
-        assert self.ledger.apply_event(event) != EventOutcome.DUPLICATE
+        assert self.ledger.events.apply(event) != EventOutcome.DUPLICATE
         self.applied.append(event)
         if duplicate:
-            assert self.ledger.apply_event(event) == EventOutcome.DUPLICATE
+            assert self.ledger.events.apply(event) == EventOutcome.DUPLICATE
 
     @rule(target=refunds, order=orders, fraction=st.integers(1, 100), full=st.booleans())
     def create_refund(self, order: str, fraction: int, full: bool) -> str:
-        row = self.ledger.order(order)
+        row = self.ledger.orders.get(order)
         rid = self._next("r")
         amount = None if full else max(1, row.captured_amount * fraction // 100)
-        made = self._try(lambda: self.ledger.create_refund(order, amount, refund_id=rid))
+        made = self._try(lambda: self.ledger.refunds.create(order, amount, refund_id=rid))
         if made is None:
             return "missing"
-        self.ledger.set_refund_provider_id(rid, f"ref_{rid}")
+        self.ledger.refunds.set_provider_id(rid, f"ref_{rid}")
         return rid
 
     @rule(refund=refunds, ok=st.booleans(), minutes=st.integers(0, 60))
@@ -134,17 +133,17 @@ class LedgerMachine(RuleBasedStateMachine):
         event = ProviderEvent(
             self._next("evt"), kind, f"ref_{refund}", T0 + dt.timedelta(minutes=minutes)
         )
-        self.ledger.apply_event(event)
+        self.ledger.events.apply(event)
         self.applied.append(event)
 
     @rule(target=transfers, order=orders)
     def create_transfer(self, order: str) -> str:
-        row = self.ledger.order(order)
+        row = self.ledger.orders.get(order)
         room = seller_share(row) - sum(
-            t.amount + t.netted_amount for t in self.ledger.transfers_of(order)
+            t.amount + t.netted_amount for t in self.ledger.transfers.of_order(order)
         )
         create = functools.partial(
-            self.ledger.create_transfer,
+            self.ledger.transfers.create,
             seller_id=row.seller_id,
             destination="acct_x",
             currency=row.currency,
@@ -159,26 +158,28 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(transfer=transfers)
     def complete_transfer(self, transfer: str) -> None:
         if transfer != "missing":
-            self._try(lambda: self.ledger.transfer_completed(transfer, f"tr_{transfer}"))
+            self._try(lambda: self.ledger.transfers.completed(transfer, f"tr_{transfer}"))
 
     @rule(transfer=transfers, fail=st.booleans())
     def reverse_what_is_due(self, transfer: str, fail: bool) -> None:
         if transfer == "missing":
             return
-        row = self.ledger.transfer(transfer)
+        row = self.ledger.transfers.get(transfer)
         if row.status != "reversal_pending":
             return
         if fail:
-            self.ledger.reversal_failed(transfer, "stripe down")
+            self.ledger.transfers.reversal_failed(transfer, "stripe down")
             return
         amount = row.reversal_due - row.reversed_amount
-        self.ledger.reversal_completed(transfer, f"trr_{transfer}_{row.reversed_amount}", amount)
+        self.ledger.transfers.reversal_completed(
+            transfer, f"trr_{transfer}_{row.reversed_amount}", amount
+        )
 
     @rule(amount=st.integers(1, 10**6), paid=st.booleans())
     def payout(self, amount: int, paid: bool) -> None:
-        available = self.ledger.payout_available("s1", "EUR")
+        available = self.ledger.payouts.available("s1", "EUR")
         try:
-            payout = self.ledger.create_payout(
+            payout = self.ledger.payouts.create(
                 seller_id="s1", stripe_account="acct_1", amount=amount, currency="EUR"
             )
         except PayoutExceedsBalanceError:
@@ -186,20 +187,20 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert amount <= available
         if paid:
-            self.ledger.payout_paid(payout.id, f"po_{payout.id}")
+            self.ledger.payouts.paid(payout.id, f"po_{payout.id}")
         else:
-            self.ledger.payout_failed(payout.id, "bank")
+            self.ledger.payouts.failed(payout.id, "bank")
 
     @rule()
     def replay_everything(self) -> None:
         before = _snapshot(self.engine)
         for event in self.applied[-10:]:
-            assert self.ledger.apply_event(event) == EventOutcome.DUPLICATE
+            assert self.ledger.events.apply(event) == EventOutcome.DUPLICATE
         assert _snapshot(self.engine) == before
 
     @invariant()
     def books_balance_per_currency(self) -> None:
-        assert all(v == 0 for v in self.ledger.trial_balance().values())
+        assert all(v == 0 for v in self.ledger.journal.trial_balance().values())
 
     @invariant()
     def refunded_never_exceeds_captured(self) -> None:
@@ -308,21 +309,21 @@ def _race(n: int, fn: Callable[[int], object]) -> list[object]:
 
 def test_eight_threads_refunding_past_captured(pg_ledger: Ledger) -> None:
     ledger = pg_ledger
-    order = ledger.create_order(buyer_id="b", seller_id="s", amount=1000, currency="EUR")
-    ledger.mark_paid(order.id)
-    results = _race(8, lambda i: ledger.create_refund(order.id, 300, refund_id=f"race-{i}"))
+    order = ledger.orders.create(buyer_id="b", seller_id="s", amount=1000, currency="EUR")
+    ledger.orders.mark_paid(order.id)
+    results = _race(8, lambda i: ledger.refunds.create(order.id, 300, refund_id=f"race-{i}"))
     made = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, RefundExceedsCapturedError)]
     assert len(made) == 3 and len(refused) == 5  # 3 x 300 fit in 1000, the fourth does not
-    assert sum(r.amount for r in ledger.refunds_of(order.id)) == 900
+    assert sum(r.amount for r in ledger.refunds.of_order(order.id)) == 900
 
 
 def test_eight_threads_applying_one_transition(pg_ledger: Ledger) -> None:
     ledger = pg_ledger
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=1000, currency="EUR", fee_amount=10
     )
-    results = _race(8, lambda _i: ledger.mark_paid(order.id))
+    results = _race(8, lambda _i: ledger.orders.mark_paid(order.id))
     ok = [r for r in results if not isinstance(r, BaseException)]
     assert len(ok) == 1
     assert all(
@@ -330,16 +331,16 @@ def test_eight_threads_applying_one_transition(pg_ledger: Ledger) -> None:
         for r in results
         if r not in ok
     )
-    assert ledger.trial_balance() == {"EUR": 0}
-    assert ledger.balance("psp_clearing", "EUR") == 1000  # captured once
+    assert ledger.journal.trial_balance() == {"EUR": 0}
+    assert ledger.journal.balance("psp_clearing", "EUR") == 1000  # captured once
 
 
 def test_eight_threads_delivering_one_event(pg_ledger: Ledger) -> None:
     ledger = pg_ledger
-    ledger.create_order(
+    ledger.orders.create(
         buyer_id="b", seller_id="s", amount=100, currency="EUR", psp_payment_id="pay_r"
     )
     event = ProviderEvent("evt_race", "payment_succeeded", "pay_r", T0)
-    results = _race(8, lambda _i: ledger.apply_event(event))
+    results = _race(8, lambda _i: ledger.events.apply(event))
     assert sorted(map(str, results)) == ["applied"] + ["duplicate"] * 7
-    assert ledger.balance("psp_clearing", "EUR") == 100
+    assert ledger.journal.balance("psp_clearing", "EUR") == 100

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_ledger import Ledger, Leg, create_engine, upgrade
 from veza_ledger.strategies import captures, legs, orders, refund_plans
@@ -19,7 +18,7 @@ def test_drawn_orders_are_accepted_and_refund_plans_fit(tmp_path, spec, data):
     engine = create_engine(f"sqlite:///{tmp_path}/{uuid.uuid4().hex}.db")
     upgrade(engine)
     ledger = Ledger(engine)
-    order = ledger.create_order(**spec)
+    order = ledger.orders.create(**spec)
     assert (order.amount, order.fee_amount) == (spec["amount"], spec["fee_amount"])
     captured = data.draw(captures(order.amount))
     plan = data.draw(refund_plans(captured))

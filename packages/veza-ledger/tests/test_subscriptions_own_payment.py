@@ -10,8 +10,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from sqlalchemy.exc import IntegrityError
 
 from veza_ledger import (
@@ -36,7 +35,7 @@ def priced(engine: sa.Engine) -> Ledger:
 
 
 def paid(ledger: Ledger, order_id: str, *, buyer: str = "u1", amount: int = 990) -> str:
-    ledger.create_order(
+    ledger.orders.create(
         order_id=order_id,
         buyer_id=buyer,
         seller_id="platform",
@@ -45,18 +44,18 @@ def paid(ledger: Ledger, order_id: str, *, buyer: str = "u1", amount: int = 990)
         fee_amount=amount,
         psp_payment_id=f"pay_{order_id}",
     )
-    ledger.mark_paid(order_id)
+    ledger.orders.mark_paid(order_id)
     return order_id
 
 
 # --------------------------------------------------------------------------- pending ones
 
 
-@pytest.mark.parametrize("end", ["cancel_subscription", "expire_subscription"])
+@pytest.mark.parametrize("end", ["cancel", "expire"])
 def test_a_pending_subscription_can_be_cancelled_and_expired(priced: Ledger, end: str) -> None:
-    sub = priced.create_subscription(user_id="u1", plan="creator")
-    getattr(priced, end)(sub.id)  # main: the CHECK refused what the machine allows
-    assert priced.subscription(sub.id).status in ("canceled", "expired")
+    sub = priced.subscriptions.create(user_id="u1", plan="creator")
+    getattr(priced.subscriptions, end)(sub.id)  # main: the CHECK refused what the machine allows
+    assert priced.subscriptions.get(sub.id).status in ("canceled", "expired")
 
 
 # --------------------------------------------------------------------------- activation
@@ -64,39 +63,39 @@ def test_a_pending_subscription_can_be_cancelled_and_expired(priced: Ledger, end
 
 def test_another_users_order_does_not_activate(priced: Ledger) -> None:
     paid(priced, "theirs", buyer="someone-else")
-    sub = priced.create_subscription(user_id="u1", plan="creator")
+    sub = priced.subscriptions.create(user_id="u1", plan="creator")
     with pytest.raises(ActivationRefusedError, match="another user") as caught:
-        priced.activate_subscription(sub.id, order_id="theirs")
+        priced.subscriptions.activate(sub.id, order_id="theirs")
     assert isinstance(caught.value, IllegalTransitionError)
-    assert priced.subscription(sub.id).status == "pending_payment"
+    assert priced.subscriptions.get(sub.id).status == "pending_payment"
 
 
 def test_a_one_cent_order_does_not_activate_a_priced_plan(priced: Ledger) -> None:
     paid(priced, "cent", amount=1)
-    sub = priced.create_subscription(user_id="u1", plan="creator")
+    sub = priced.subscriptions.create(user_id="u1", plan="creator")
     with pytest.raises(ActivationRefusedError, match="holds 1 of the plan's price 990"):
-        priced.activate_subscription(sub.id, order_id="cent")
+        priced.subscriptions.activate(sub.id, order_id="cent")
     paid(priced, "enough", amount=990)
-    assert priced.activate_subscription(sub.id, order_id="enough").status == "active"
+    assert priced.subscriptions.activate(sub.id, order_id="enough").status == "active"
 
 
 def test_one_order_activates_one_subscription(priced: Ledger) -> None:
     paid(priced, "o1")
-    first = priced.create_subscription(user_id="u1", plan="creator", order_id="o1")
+    first = priced.subscriptions.create(user_id="u1", plan="creator", order_id="o1")
     assert first.status == "active"
-    second = priced.create_subscription(user_id="u1", plan="creator")
+    second = priced.subscriptions.create(user_id="u1", plan="creator")
     with pytest.raises(ActivationRefusedError, match=f"already activated subscription {first.id}"):
-        priced.activate_subscription(second.id, order_id="o1")
-    priced.cancel_subscription(first.id)  # a canceled one keeps its order: still used
+        priced.subscriptions.activate(second.id, order_id="o1")
+    priced.subscriptions.cancel(first.id)  # a canceled one keeps its order: still used
     with pytest.raises(ActivationRefusedError):
-        priced.activate_subscription(second.id, order_id="o1")
+        priced.subscriptions.activate(second.id, order_id="o1")
 
 
 def test_the_schema_refuses_one_order_for_two_subscriptions(priced: Ledger) -> None:
     """The unique index, on both databases, whoever writes (here: raw SQL)."""
     paid(priced, "o1")
-    priced.create_subscription(user_id="u1", plan="creator", order_id="o1")
-    other = priced.create_subscription(user_id="u1", plan="creator")
+    priced.subscriptions.create(user_id="u1", plan="creator", order_id="o1")
+    other = priced.subscriptions.create(user_id="u1", plan="creator")
     with pytest.raises(IntegrityError), priced.engine.begin() as c:
         c.execute(
             sa.text("UPDATE ledger_subscriptions SET payment_order_id = 'o1' WHERE id = :i"),
@@ -107,15 +106,15 @@ def test_the_schema_refuses_one_order_for_two_subscriptions(priced: Ledger) -> N
 def test_a_payment_for_an_unfit_order_is_booked_and_leaves_the_subscription_pending(
     priced: Ledger,
 ) -> None:
-    priced.create_order(
+    priced.orders.create(
         order_id="small", buyer_id="u1", seller_id="platform", amount=5, currency="EUR"
     )
-    sub = priced.create_subscription(user_id="u1", plan="creator", order_id="small")
+    sub = priced.subscriptions.create(user_id="u1", plan="creator", order_id="small")
     assert sub.price_amount == 990  # the plan's price, not the order's
-    priced.mark_paid("small")  # the payment is booked whatever the subscription's fate
-    assert priced.order("small").status == "paid"
-    assert priced.subscription(sub.id).status == "pending_payment"
-    answer = priced.distribution_eligibility("u1")
+    priced.orders.mark_paid("small")  # the payment is booked whatever the subscription's fate
+    assert priced.orders.get("small").status == "paid"
+    assert priced.subscriptions.get(sub.id).status == "pending_payment"
+    answer = priced.subscriptions.distribution_eligibility("u1")
     assert answer.reason is EligibilityReason.PAYMENT_INCOMPLETE
 
 
@@ -124,39 +123,42 @@ def test_a_payment_for_an_unfit_order_is_booked_and_leaves_the_subscription_pend
 
 def test_eligibility_follows_a_refund_at_once(priced: Ledger) -> None:
     paid(priced, "o1")
-    sub = priced.create_subscription(user_id="u1", plan="creator", order_id="o1")
-    assert priced.distribution_eligibility("u1").eligible
-    priced.refund_succeeded(priced.create_refund("o1", 1).id)  # holds 989 < 990
+    sub = priced.subscriptions.create(user_id="u1", plan="creator", order_id="o1")
+    assert priced.subscriptions.distribution_eligibility("u1").eligible
+    priced.refunds.succeeded(priced.refunds.create("o1", 1).id)  # holds 989 < 990
     # no sweep ran: the refund's own transaction moved the subscription
-    assert priced.subscription(sub.id).status == "past_due"
-    assert priced.distribution_eligibility("u1").reason is EligibilityReason.PAYMENT_INCOMPLETE
-    assert priced.findings(rule="unpaid_active_subscriptions") == []
+    assert priced.subscriptions.get(sub.id).status == "past_due"
+    assert (
+        priced.subscriptions.distribution_eligibility("u1").reason
+        is EligibilityReason.PAYMENT_INCOMPLETE
+    )
+    assert priced.reconciliation.findings(rule="unpaid_active_subscriptions") == []
 
 
 def test_eligibility_follows_a_dispute_at_once(priced: Ledger) -> None:
     paid(priced, "o1")
-    sub = priced.create_subscription(user_id="u1", plan="creator", order_id="o1")
-    dispute = priced.open_dispute("o1", "dp_1", amount=990)
-    assert priced.subscription(sub.id).status == "past_due"
-    assert not priced.distribution_eligibility("u1").eligible
-    priced.update_dispute(dispute.id, "challenged")
-    assert not priced.distribution_eligibility("u1").eligible
-    priced.update_dispute(dispute.id, "won")  # the payment stands again: re-activated
-    again = priced.subscription(sub.id)
+    sub = priced.subscriptions.create(user_id="u1", plan="creator", order_id="o1")
+    dispute = priced.disputes.open("o1", "dp_1", amount=990)
+    assert priced.subscriptions.get(sub.id).status == "past_due"
+    assert not priced.subscriptions.distribution_eligibility("u1").eligible
+    priced.disputes.update(dispute.id, "challenged")
+    assert not priced.subscriptions.distribution_eligibility("u1").eligible
+    priced.disputes.update(dispute.id, "won")  # the payment stands again: re-activated
+    again = priced.subscriptions.get(sub.id)
     assert (again.status, again.payment_order_id) == ("active", "o1")
-    assert priced.distribution_eligibility("u1").eligible
-    lost = priced.open_dispute("o1", "dp_2", amount=990)
-    priced.update_dispute(lost.id, "lost")
-    assert priced.subscription(sub.id).status == "past_due"
-    assert not priced.distribution_eligibility("u1").eligible
+    assert priced.subscriptions.distribution_eligibility("u1").eligible
+    lost = priced.disputes.open("o1", "dp_2", amount=990)
+    priced.disputes.update(lost.id, "lost")
+    assert priced.subscriptions.get(sub.id).status == "past_due"
+    assert not priced.subscriptions.distribution_eligibility("u1").eligible
 
 
 def test_a_disputed_order_cannot_activate(priced: Ledger) -> None:
     paid(priced, "o1")
-    priced.open_dispute("o1", "dp_1", amount=10)
-    sub = priced.create_subscription(user_id="u1", plan="creator")
+    priced.disputes.open("o1", "dp_1", amount=10)
+    sub = priced.subscriptions.create(user_id="u1", plan="creator")
     with pytest.raises(ActivationRefusedError, match="disputed"):
-        priced.activate_subscription(sub.id, order_id="o1")
+        priced.subscriptions.activate(sub.id, order_id="o1")
 
 
 # --------------------------------------------------------------------------- PostgreSQL trigger
@@ -178,12 +180,12 @@ def test_pg_trigger_refuses_an_unfit_active_row(
     ledger = Ledger(pg_only, plan_prices=PRICES)
     paid(ledger, "o1", buyer="someone-else" if case == "other_user" else "u1")
     if case == "refunded":
-        ledger.refund_succeeded(ledger.create_refund("o1").id)
+        ledger.refunds.succeeded(ledger.refunds.create("o1").id)
     if case == "too_small":
-        ledger.refund_succeeded(ledger.create_refund("o1", 5).id)
+        ledger.refunds.succeeded(ledger.refunds.create("o1", 5).id)
     if case == "disputed":
-        ledger.open_dispute("o1", "dp_1", amount=5)
-    sub = ledger.create_subscription(user_id="u1", plan="creator")
+        ledger.disputes.open("o1", "dp_1", amount=5)
+    sub = ledger.subscriptions.create(user_id="u1", plan="creator")
     with pytest.raises(IntegrityError, match=message), pg_only.begin() as c:
         c.execute(
             sa.text(
@@ -193,13 +195,13 @@ def test_pg_trigger_refuses_an_unfit_active_row(
             {"i": sub.id},
         )
     with pytest.raises(LedgerError):  # the audited override cannot either
-        ledger.force_transition("subscription", sub.id, "active", reason="r", actor="a")
+        ledger.operator.force_transition("subscription", sub.id, "active", reason="r", actor="a")
 
 
 def test_pg_trigger_accepts_the_subscribers_own_paid_order(pg_only: sa.Engine) -> None:
     ledger = Ledger(pg_only, plan_prices=PRICES)
     paid(ledger, "o1")
-    sub = ledger.create_subscription(user_id="u1", plan="creator")
+    sub = ledger.subscriptions.create(user_id="u1", plan="creator")
     with pg_only.begin() as c:
         c.execute(
             sa.text(
@@ -208,7 +210,7 @@ def test_pg_trigger_accepts_the_subscribers_own_paid_order(pg_only: sa.Engine) -
             ),
             {"i": sub.id},
         )
-    assert ledger.subscription(sub.id).status == "active"
+    assert ledger.subscriptions.get(sub.id).status == "active"
 
 
 # --------------------------------------------------------------------------- the rule, pure
@@ -266,14 +268,14 @@ def test_order_problem_property(
 def test_two_concurrent_activations_with_one_order_leave_one_active(priced: Ledger) -> None:
     """Row lock on the order (PostgreSQL) or the single writer (SQLite), then the index."""
     paid(priced, "o1")
-    subs = [priced.create_subscription(user_id="u1", plan="creator").id for _ in range(2)]
+    subs = [priced.subscriptions.create(user_id="u1", plan="creator").id for _ in range(2)]
     barrier = threading.Barrier(2)
     outcomes: dict[str, str] = {}
 
     def activate(sid: str) -> None:
         barrier.wait()
         try:
-            priced.activate_subscription(sid, order_id="o1")
+            priced.subscriptions.activate(sid, order_id="o1")
             outcomes[sid] = "active"
         except ActivationRefusedError:
             outcomes[sid] = "refused"
@@ -284,7 +286,7 @@ def test_two_concurrent_activations_with_one_order_leave_one_active(priced: Ledg
     for thread in threads:
         thread.join()
     assert sorted(outcomes.values()) == ["active", "refused"]
-    statuses = sorted(priced.subscription(sid).status for sid in subs)
+    statuses = sorted(priced.subscriptions.get(sid).status for sid in subs)
     assert statuses == ["active", "pending_payment"]
 
 

@@ -85,7 +85,7 @@ def test_a_webhook_for_an_order_in_the_batch_does_not_wait_for_the_provider(
     sweep.start()
     assert view.entered.wait(10)
     started = time.monotonic()
-    webhook = threading.Thread(target=lambda: ledger.mark_paid(ids[3]))  # in the batch
+    webhook = threading.Thread(target=lambda: ledger.orders.mark_paid(ids[3]))  # in the batch
     webhook.start()
     webhook.join(5)
     waited = time.monotonic() - started
@@ -94,9 +94,9 @@ def test_a_webhook_for_an_order_in_the_batch_does_not_wait_for_the_provider(
     sweep.join(30)
     webhook.join(30)
     assert not blocked and waited < 1.0
-    assert ledger.order(ids[3]).status == "paid"
-    assert all(ledger.order(i).status == "paid" for i in ids)
-    assert ledger.balance(Accounts.PSP_CLEARING, "EUR") == 500  # each captured once
+    assert ledger.orders.get(ids[3]).status == "paid"
+    assert all(ledger.orders.get(i).status == "paid" for i in ids)
+    assert ledger.journal.balance(Accounts.PSP_CLEARING, "EUR") == 500  # each captured once
 
 
 def test_marks_carry_the_examination_time_not_the_sweeps_start(engine: sa.Engine) -> None:

@@ -60,7 +60,7 @@ def test_records_round_trip_with_every_field(ledger: Ledger, engine: sa.Engine) 
 
 def test_intake_into_the_ledger_end_to_end(ledger: Ledger, engine: sa.Engine) -> None:
     """veza-payments' intake writes through the SQL log; the handler applies the event."""
-    order = ledger.create_order(
+    order = ledger.orders.create(
         buyer_id="b", seller_id="s", amount=500, currency="EUR", psp_payment_id="pay_9"
     )
     intake = WebhookIntake(ledger.webhook_log, KEY)
@@ -69,7 +69,7 @@ def test_intake_into_the_ledger_end_to_end(ledger: Ledger, engine: sa.Engine) ->
     def handle(event: object) -> None:
         provider_event = event_from_hyperswitch(event.payload)  # type: ignore[attr-defined]
         assert provider_event is not None
-        ledger.apply_event(provider_event)
+        ledger.events.apply(provider_event)
 
     body = (
         b'{"event_id":"evt_9","event_type":"payment_succeeded","timestamp":"2026-11-26T12:00:00Z",'
@@ -80,8 +80,8 @@ def test_intake_into_the_ledger_end_to_end(ledger: Ledger, engine: sa.Engine) ->
     again = intake.handle(headers, body, source_ip="198.51.100.7")  # the provider's retry
     assert again.processing_result == "skipped"
     assert intake.handle({"x-webhook-signature-512": "0" * 128}, body).status == 401
-    assert ledger.order(order.id).status == "paid"
-    assert ledger.processed_event("evt_9").outcome == EventOutcome.APPLIED  # type: ignore[union-attr]
+    assert ledger.orders.get(order.id).status == "paid"
+    assert ledger.events.processed("evt_9").outcome == EventOutcome.APPLIED  # type: ignore[union-attr]
     with engine.connect() as connection:
         results = [
             r

@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_ledger import (
     Ledger,
@@ -137,7 +136,7 @@ def _deliver(
     for body in deliveries:
         event = event_from_hyperswitch(json.loads(body))
         assert event is not None
-        ledger.apply_event(event)
+        ledger.events.apply(event)
 
 
 @settings(
@@ -170,7 +169,7 @@ def test_chaos_heals_within_two_sweeps(  # noqa: PLR0915 - one story, told in or
     for i in range(5):
         oid = f"{run}-o{i}"
         amount = rnd.randint(100, 50_000)
-        ledger.create_order(
+        ledger.orders.create(
             order_id=oid,
             buyer_id="b",
             seller_id=f"s{i % 2}",
@@ -204,9 +203,9 @@ def test_chaos_heals_within_two_sweeps(  # noqa: PLR0915 - one story, told in or
     # B. seller transfers, paid by a worker that sometimes dies after Stripe answered
     crashy = Crashy(stripe, rnd, rate=0.4)
     for oid in orders:
-        order = ledger.order(oid)
+        order = ledger.orders.get(oid)
         assert order.status == "paid"  # the first sweep healed every dropped webhook
-        ledger.create_transfer(
+        ledger.transfers.create(
             seller_id=order.seller_id,
             destination=f"acct_{order.seller_id}",
             amount=order.amount - order.fee_amount,
@@ -220,12 +219,12 @@ def test_chaos_heals_within_two_sweeps(  # noqa: PLR0915 - one story, told in or
     refund_events: list[bytes] = []
     for oid in orders:
         for j in range(rnd.randint(0, 3)):
-            order = ledger.order(oid)
+            order = ledger.orders.get(oid)
             amount = (
                 None if rnd.random() < 0.2 else rnd.randint(1, max(1, order.captured_amount // 2))
             )
             try:
-                row = ledger.create_refund(oid, amount, refund_id=f"{oid}-r{j}")
+                row = ledger.refunds.create(oid, amount, refund_id=f"{oid}-r{j}")
             except RefundExceedsCapturedError:
                 continue
             sp_faults = rnd.sample(faults, rnd.randint(0, 1))
@@ -236,7 +235,7 @@ def test_chaos_heals_within_two_sweeps(  # noqa: PLR0915 - one story, told in or
             hs.clear_faults()
             if rnd.random() < 0.3:
                 continue  # crashed before recording the PSP's refund id
-            ledger.set_refund_provider_id(row.id, refund.refund_id)
+            ledger.refunds.set_provider_id(row.id, refund.refund_id)
             if rnd.random() < 0.5:
                 hs.set_refund_status(refund.refund_id, "succeeded")
                 refund_events.append(
@@ -257,18 +256,18 @@ def test_chaos_heals_within_two_sweeps(  # noqa: PLR0915 - one story, told in or
         run_reversal_worker(ledger, stripe, now=now + dt.timedelta(days=1))
 
     # E. invariants
-    assert all(v == 0 for v in ledger.trial_balance().values())
+    assert all(v == 0 for v in ledger.journal.trial_balance().values())
     assert len(hs.payments) == len(orders)  # one payment per order, whatever the faults
-    ledger_refunds = [r for oid in orders for r in ledger.refunds_of(oid)]
+    ledger_refunds = [r for oid in orders for r in ledger.refunds.of_order(oid)]
     assert len(hs.refunds) == len(ledger_refunds)  # one PSP refund per refund row
     for refund in ledger_refunds:
         assert refund.status == "succeeded" and refund.hyperswitch_refund_id in hs.refunds
         assert hs.refunds[refund.hyperswitch_refund_id]["amount"] == refund.amount
     assert len(sp.transfers) == len(orders)  # one Stripe transfer per transfer row
     for oid in orders:
-        order = ledger.order(oid)
-        assert order.refunded_amount == sum(r.amount for r in ledger.refunds_of(oid))
-        (transfer,) = ledger.transfers_of(oid)
+        order = ledger.orders.get(oid)
+        assert order.refunded_amount == sum(r.amount for r in ledger.refunds.of_order(oid))
+        (transfer,) = ledger.transfers.of_order(oid)
         seller_share_refunded = order.refunded_amount - order.fee_refunded
         assert transfer.reversed_amount == min(transfer.amount, seller_share_refunded)
         stripe_side = sp.transfers[transfer.stripe_transfer_id]  # type: ignore[index]

@@ -156,23 +156,23 @@ def test_reversal_worker_writes_per_batch_not_per_item(ledger: Ledger, engine: s
     # the batched sums are the per-item ones: 400 - 100 reversed - 50 written off
     assert reverser.calls[0][1:] == ("tr_0", 250)
     assert {amount for _, _, amount in reverser.calls[1:]} == {400}
-    first = ledger.transfer("t000000")
+    first = ledger.transfers.get("t000000")
     assert (first.reversed_amount, first.status) == (350, "partially_reversed")
-    others = [ledger.transfer(f"t{i:06d}") for i in range(1, ITEMS)]
+    others = [ledger.transfers.get(f"t{i:06d}") for i in range(1, ITEMS)]
     assert {(t.reversed_amount, t.status, t.leased_until) for t in others} == {
         (400, "partially_reversed", None)
     }
     # each call recorded against its intent, as a reversal row and in the journal
     for key, _, amount in reverser.calls:
-        intent = ledger.intent(key)
+        intent = ledger.provider_intents.get(key)
         assert (intent.status, intent.provider_object_id, intent.amount) == (
             "succeeded",
             f"trr_{key}",
             amount,
         )
-    assert len(ledger.reversals_of("t000001")) == 1
+    assert len(ledger.transfers.reversals_of("t000001")) == 1
     # s0 owned t0, t5, ...: 8 transfers; 250 + 7 x 400 came back (the 100 was seeded bare)
-    assert ledger.balance(Accounts.connected_funding("s0"), "EUR") == 250 + 7 * 400
+    assert ledger.journal.balance(Accounts.connected_funding("s0"), "EUR") == 250 + 7 * 400
     # a second run finds nothing due and calls nobody
     assert run_reversal_worker(ledger, reverser, batch_size=BATCH, now=at).done == []
     assert len(reverser.calls) == ITEMS
@@ -238,12 +238,12 @@ def test_transfer_worker_writes_per_batch_not_per_item(ledger: Ledger, engine: s
     assert sorted(key for key, _, _ in creator.calls) == sorted(report.done)
     statuses: dict[str, int] = {}
     for i in range(ITEMS):
-        transfer = ledger.transfer(f"t{i:06d}")
+        transfer = ledger.transfers.get(f"t{i:06d}")
         assert transfer.stripe_transfer_id == f"tr_{transfer.id}"
         assert transfer.leased_until is None
         assert transfer.next_attempt_at is None
         statuses[transfer.status] = statuses.get(transfer.status, 0) + 1
-        intent = ledger.intent(transfer.id)
+        intent = ledger.provider_intents.get(transfer.id)
         assert (intent.status, intent.provider_object_id, intent.amount, intent.kind) == (
             "succeeded",
             f"tr_{transfer.id}",
@@ -253,11 +253,11 @@ def test_transfer_worker_writes_per_batch_not_per_item(ledger: Ledger, engine: s
         assert intent.first_sent_at is not None
     # the one with a refund landed before the payment goes on to its reversal
     assert statuses == {"completed": ITEMS - 1, "reversal_pending": 1}
-    assert ledger.transfer("t000003").status == "reversal_pending"
+    assert ledger.transfers.get("t000003").status == "reversal_pending"
     # every payment journaled once: 8 transfers of 1000 per seller
     for seller in range(5):
-        assert ledger.balance(Accounts.connected_funding(f"s{seller}"), "EUR") == -8 * 1000
-        assert ledger.balance(Accounts.seller_payable(f"s{seller}"), "EUR") == 8 * 1000
+        assert ledger.journal.balance(Accounts.connected_funding(f"s{seller}"), "EUR") == -8 * 1000
+        assert ledger.journal.balance(Accounts.seller_payable(f"s{seller}"), "EUR") == 8 * 1000
     assert run_transfer_worker(ledger, creator, batch_size=BATCH, now=at).done == []
     assert len(creator.calls) == ITEMS
 
@@ -280,7 +280,7 @@ def test_a_batch_that_cannot_be_written_in_bulk_is_recorded_item_by_item(
     report = run_transfer_worker(ledger, provider, batch_size=BATCH, now=at)
 
     assert "t000002" not in report.done and len(report.done) == ITEMS - 1
-    assert ledger.transfer("t000001").stripe_transfer_id == "tr_same"
-    assert ledger.transfer("t000002").status == "pending"
-    assert ledger.intent("t000002").status == "pending"
-    assert ledger.transfer("t000005").status == "completed"
+    assert ledger.transfers.get("t000001").stripe_transfer_id == "tr_same"
+    assert ledger.transfers.get("t000002").status == "pending"
+    assert ledger.provider_intents.get("t000002").status == "pending"
+    assert ledger.transfers.get("t000005").status == "completed"

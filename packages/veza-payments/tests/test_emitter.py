@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_payments import SIGNATURE_HEADER, verify_signature
 from veza_payments.testing import FakeHyperswitch, WebhookEmitter

@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import attrs
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_payments import (
     InvalidIdempotencyKeyError,

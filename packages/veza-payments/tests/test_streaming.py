@@ -16,8 +16,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_payments import (
     MAX_BODY,

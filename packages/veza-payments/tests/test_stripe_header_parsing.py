@@ -17,8 +17,7 @@ import time
 
 import pytest
 import stripe
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from veza_payments import stripe_signature_header, verify_stripe_signature
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veza_payments import PaymentsConfigurationError, StripeConnect
 from veza_payments.testing import FakeStripe

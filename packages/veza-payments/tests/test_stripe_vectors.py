@@ -10,8 +10,7 @@ compares; ``verify_header`` is the SDK's public check).
 from __future__ import annotations
 
 import stripe
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_payments import stripe_signature_header, verify_stripe_signature
 

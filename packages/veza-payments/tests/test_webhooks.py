@@ -12,8 +12,7 @@ import time
 import uuid
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_payments import (
     HYPERSWITCH_RETRY_WINDOW,

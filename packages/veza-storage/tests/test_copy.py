@@ -6,8 +6,7 @@ import os
 import random
 import tempfile
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_storage._copy import BUFFER, DIRECT, copy_into
 

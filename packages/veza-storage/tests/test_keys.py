@@ -3,8 +3,7 @@
 import unicodedata
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_storage import InvalidKeyError, validate_key
 from veza_storage.testing import hostile_keys

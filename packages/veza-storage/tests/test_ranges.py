@@ -1,8 +1,7 @@
 """RFC 9110 byte ranges, as a framework-free helper."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_storage import ByteRange, RangeNotSatisfiableError, answer_range, parse_range
 

@@ -5,8 +5,7 @@ import hashlib
 import hmac
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_webrtc import WebRTCConfigurationError, check_credentials, ephemeral_credentials
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_webrtc import IceURL, IceURLSyntaxError, Secret, parse_ice_url
 from veza_webrtc.strategies import ice_urls, invalid_ice_urls

@@ -10,8 +10,7 @@ import contextlib
 import struct
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from veza_webrtc._stun import (
     BINDING,

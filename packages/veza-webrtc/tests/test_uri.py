@@ -1,8 +1,7 @@
 """ICE server URLs validated exactly as browsers do (webrtc-pc, RFC 7064, RFC 7065)."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from veza_webrtc import IceURL, IceURLSyntaxError, parse_ice_url
 

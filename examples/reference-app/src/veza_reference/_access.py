@@ -108,7 +108,7 @@ class Access:
                 )
             )
         for order_id in orders:
-            if self.services.ledger.order(order_id).status in ENTITLED:
+            if self.services.ledger.orders.get(order_id).status in ENTITLED:
                 self._keep(self._grants, (user_id, track_id), time.monotonic() + self.ttl)
                 return True
         return False

@@ -20,8 +20,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import (
     JSONResponse,

@@ -17,13 +17,14 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Header, Path as PathParam, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from veza_ledger import EligibilityReason, Order, RecordNotFoundError
+from veza_ledger import EligibilityReason
+from veza_ledger.errors import RecordNotFoundError
 from veza_ledger.flows import start_payment, start_refund
+from veza_ledger.models import Order
 from veza_reference._access import Access
 from veza_reference._auth import Admin, User
 from veza_reference._db import Purchase, Track
@@ -58,7 +59,7 @@ class SubscriptionRequest(BaseModel):
 
 
 def _order_json(services: Services, order_id: str) -> dict[str, Any]:
-    order = services.ledger.order(order_id)
+    order = services.ledger.orders.get(order_id)
     return {
         "order_id": order.id,
         "buyer_id": order.buyer_id,
@@ -76,7 +77,7 @@ def _order_json(services: Services, order_id: str) -> dict[str, Any]:
                 "status": r.status,
                 "provider_refund_id": r.hyperswitch_refund_id,
             }
-            for r in services.ledger.refunds_of(order.id)
+            for r in services.ledger.refunds.of_order(order.id)
         ],
         "transfers": [
             {
@@ -85,7 +86,7 @@ def _order_json(services: Services, order_id: str) -> dict[str, Any]:
                 "amount": t.amount,
                 "reversed": t.reversed_amount,
             }
-            for t in services.ledger.transfers_of(order.id)
+            for t in services.ledger.transfers.of_order(order.id)
         ],
     }
 
@@ -142,7 +143,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
     router = APIRouter()
 
     def visible_order(principal: Principal, order_id: str) -> Order:
-        order = services.ledger.order(order_id)
+        order = services.ledger.orders.get(order_id)
         if not _may_see(principal, order.buyer_id, order.seller_id):
             raise ClientError(403, "this order belongs to other accounts")
         return order
@@ -198,7 +199,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
             rows = session.execute(query).all()
         answer: list[dict[str, Any]] = []
         for purchase, title, owner_id in rows:
-            order = services.ledger.order(purchase.order_id)
+            order = services.ledger.orders.get(purchase.order_id)
             answer.append(
                 {
                     "order_id": order.id,
@@ -272,7 +273,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
             fee=amount,
             description=f"{request.plan} plan",
         )
-        subscription = services.ledger.create_subscription(
+        subscription = services.ledger.subscriptions.create(
             user_id=principal.user_id, plan=request.plan, order_id=paid["order_id"]
         )
         return {
@@ -285,7 +286,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
     def eligibility(user_id: Id, principal: User) -> dict[str, Any]:
         """May this user distribute? With the ledger's reason (the user or an admin)."""
         _self_or_admin(principal, user_id)
-        answer = services.ledger.distribution_eligibility(user_id)
+        answer = services.ledger.subscriptions.distribution_eligibility(user_id)
         return {
             "eligible": answer.eligible,
             "reason": answer.reason.value,
@@ -297,7 +298,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
     def distribute(user_id: Id, principal: User) -> dict[str, Any]:
         """Start a distribution: 403 with the reason when the user may not."""
         _self_or_admin(principal, user_id)
-        answer = services.ledger.distribution_eligibility(user_id)
+        answer = services.ledger.subscriptions.distribution_eligibility(user_id)
         if not answer.eligible:
             status = 402 if answer.reason is EligibilityReason.PAYMENT_INCOMPLETE else 403
             raise ClientError(status, answer.message)
@@ -316,7 +317,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
             if payment_id not in sandbox.hyperswitch.payments:
                 raise ClientError(404, f"no sandbox payment {payment_id!r}")
             try:
-                order = services.ledger.order_by_payment_id(payment_id)
+                order = services.ledger.orders.by_payment_id(payment_id)
             except RecordNotFoundError:
                 raise ClientError(404, f"no order for payment {payment_id!r}") from None
             if not principal.is_admin and principal.user_id != order.buyer_id:

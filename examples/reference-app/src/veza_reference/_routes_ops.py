@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
@@ -55,7 +54,9 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
         rule: Annotated[str | None, Query(max_length=64)] = None,
     ) -> list[dict[str, Any]]:
         """Reconciliation findings, most recent first."""
-        return [f.as_dict() for f in services.ledger.findings(status=status, rule=rule)]
+        return [
+            f.as_dict() for f in services.ledger.reconciliation.findings(status=status, rule=rule)
+        ]
 
     @guarded.post("/reconcile")
     def reconcile(request: ReconcileRequest) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
     @guarded.post("/transitions")
     def force(request: TransitionRequest, principal: Admin) -> dict[str, Any]:
         """Force a transition with a reason (writes the audit row naming the admin)."""
-        override = services.ledger.force_transition(
+        override = services.ledger.operator.force_transition(
             request.machine,
             request.object_id,
             request.to_status,

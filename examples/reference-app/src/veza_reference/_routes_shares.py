@@ -17,8 +17,7 @@ import uuid
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Path as PathParam
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session

@@ -30,7 +30,7 @@ def seller_account(seller_id: str) -> str:
 
 def queue_seller_transfer(services: Services, order_id: str) -> None:
     """Queue the seller's transfer of ``seller_share`` for a paid order (once, by its id)."""
-    order = services.ledger.order(order_id)
+    order = services.ledger.orders.get(order_id)
     if order.seller_id == PLATFORM or services.stripe is None:
         return
     flows.queue_seller_transfer(
@@ -48,9 +48,9 @@ def register_handlers(services: Services) -> None:
                 "webhook %s carries no object id; recorded, nothing to apply", event.event_id
             )
             return
-        outcome = services.ledger.apply_event(provider_event)
+        outcome = services.ledger.events.apply(provider_event)
         if outcome == EventOutcome.APPLIED and provider_event.event_type == "payment_succeeded":
-            order = services.ledger.order_by_payment_id(provider_event.object_id)
+            order = services.ledger.orders.by_payment_id(provider_event.object_id)
             queue_seller_transfer(services, order.id)
 
     services.intake.on("payment_*", apply)

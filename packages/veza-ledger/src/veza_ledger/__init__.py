@@ -3,218 +3,158 @@
 State machines with compare-and-set transitions, a balanced append-only double-entry
 journal, idempotent provider events, the webhook log with its retention sweep, and
 migrations that ship inside the package.
+
+What most applications need is here: :class:`Ledger` (``ledger.orders``,
+``ledger.refunds``, ``ledger.events``...), the engine and schema helpers, and the event
+and journal vocabulary. The rest is grouped in sub-modules: :mod:`veza_ledger.errors`,
+:mod:`veza_ledger.models`, :mod:`veza_ledger.machines`, :mod:`veza_ledger.money`,
+:mod:`veza_ledger.schema`, :mod:`veza_ledger.providers`, :mod:`veza_ledger.workers`,
+:mod:`veza_ledger.reconcile` and :mod:`veza_ledger.services`. Every name the 0.1 release
+exported here still imports from here (only ``__all__`` is shorter).
 """
 
 import warnings
 
-from veza_ledger._allocation import allocate_reversals
-from veza_ledger._base import Accounts
 from veza_ledger._config import LedgerConfig
-from veza_ledger._disputes import DisputeAccounts, DisputeMismatchError
 from veza_ledger._engine import configure_engine, create_engine
-from veza_ledger._errors import (
-    AmountMismatchError,
-    FlowConflictError,
-    IllegalTransitionError,
-    InvalidAmountError,
-    JournalConflictError,
-    LedgerConfigurationError,
-    LedgerError,
-    NaiveDatetimeError,
-    RecordNotFoundError,
-    RefundExceedsCapturedError,
-    SchemaOutOfDateError,
-    TransferCurrencyMismatchError,
-    TransferExceedsShareError,
-    TransferNotAllowedError,
-    TransitionConflictError,
-    UnbalancedTransactionError,
-)
 from veza_ledger._events import EventOutcome, ProviderEvent, event_from_hyperswitch
-from veza_ledger._intents import PARKED_RULE, classify_provider_error
-from veza_ledger._journal import Leg, credit, debit
-from veza_ledger._late_captures import bookable_capture, capture_amount_problem
 from veza_ledger._ledger import Ledger
-from veza_ledger._machines import (
-    DISPUTE,
-    INTENT,
-    MACHINES,
-    ORDER,
-    PAYOUT,
-    REFUND,
-    SUBSCRIPTION,
-    TRANSFER,
-    Machine,
-)
-from veza_ledger._migrations import (
-    VERSION_TABLE,
-    check_schema,
-    current_revision,
-    downgrade,
-    head_revision,
-    upgrade,
-)
-from veza_ledger._orders import fee_captured, refund_split, seller_share
-from veza_ledger._payout_worker import (
-    PayoutCreator,
-    PayoutFinder,
-    cancel_parked_payout,
-    run_payout_worker,
-)
-from veza_ledger._provider import (
-    LegacyTransferFinder,
-    PaymentState,
-    ProviderView,
-    RefundState,
-    ReversalFinder,
-    TransferCreator,
-    TransferFinder,
-    TransferReverser,
-    TransferState,
-)
-from veza_ledger._retention import (
-    DEFAULT_RETENTION_DAYS,
-    retention_days_from_env,
-    sweep_webhook_log,
-)
-from veza_ledger._rules import RULES, Problem, ReconcileSettings, Rule
-from veza_ledger._schema import (
-    Dispute,
-    Finding,
-    JournalEntry,
-    JournalTransaction,
-    Order,
-    Override,
-    ProcessedEvent,
-    ProviderIntent,
-    Refund,
-    SellerPayout,
-    SellerTransfer,
-    SellerTransferReversal,
-    Subscription,
-    WebhookLogRow,
-    metadata,
-)
-from veza_ledger._schema_check import SchemaDrift, schema_drift
 from veza_ledger._secret import Secret
-from veza_ledger._subscriptions import ActivationRefusedError, Eligibility, EligibilityReason
-from veza_ledger._sweep import SweepItem, SweepReport, run_sweep
-from veza_ledger._transfers import PayoutExceedsBalanceError, reversal_key
+from veza_ledger._subscriptions import Eligibility, EligibilityReason
 from veza_ledger._version import __version__
 from veza_ledger._webhook_log import SQLWebhookLog
-from veza_ledger._workers import (
-    WorkerReport,
-    retry_transfer_now,
-    run_forever,
-    run_reversal_worker,
-    run_transfer_worker,
+
+# Every name 0.1 exported here stays importable from here (``X as X``: re-exported for
+# type checkers too); each now lives in the sub-module that groups it.
+from veza_ledger.errors import (
+    ActivationRefusedError as ActivationRefusedError,
+    AmountMismatchError as AmountMismatchError,
+    DisputeMismatchError as DisputeMismatchError,
+    FlowConflictError as FlowConflictError,
+    IllegalTransitionError as IllegalTransitionError,
+    InvalidAmountError as InvalidAmountError,
+    JournalConflictError as JournalConflictError,
+    LedgerConfigurationError as LedgerConfigurationError,
+    LedgerError,
+    NaiveDatetimeError as NaiveDatetimeError,
+    PayoutExceedsBalanceError as PayoutExceedsBalanceError,
+    RecordNotFoundError as RecordNotFoundError,
+    RefundExceedsCapturedError as RefundExceedsCapturedError,
+    SchemaOutOfDateError as SchemaOutOfDateError,
+    TransferCurrencyMismatchError as TransferCurrencyMismatchError,
+    TransferExceedsShareError as TransferExceedsShareError,
+    TransferNotAllowedError as TransferNotAllowedError,
+    TransitionConflictError as TransitionConflictError,
+    UnbalancedTransactionError as UnbalancedTransactionError,
+)
+from veza_ledger.machines import (
+    DISPUTE as DISPUTE,
+    INTENT as INTENT,
+    MACHINES as MACHINES,
+    ORDER as ORDER,
+    PAYOUT as PAYOUT,
+    REFUND as REFUND,
+    SUBSCRIPTION as SUBSCRIPTION,
+    TRANSFER as TRANSFER,
+    Machine as Machine,
+)
+from veza_ledger.models import (
+    Dispute as Dispute,
+    Finding as Finding,
+    JournalEntry as JournalEntry,
+    JournalTransaction as JournalTransaction,
+    Order as Order,
+    Override as Override,
+    ProcessedEvent as ProcessedEvent,
+    ProviderIntent as ProviderIntent,
+    Refund as Refund,
+    SellerPayout as SellerPayout,
+    SellerTransfer as SellerTransfer,
+    SellerTransferReversal as SellerTransferReversal,
+    Subscription as Subscription,
+    WebhookLogRow as WebhookLogRow,
+    metadata as metadata,
+)
+from veza_ledger.money import (
+    Accounts,
+    DisputeAccounts as DisputeAccounts,
+    Leg,
+    allocate_reversals as allocate_reversals,
+    bookable_capture as bookable_capture,
+    capture_amount_problem as capture_amount_problem,
+    credit,
+    debit,
+    fee_captured as fee_captured,
+    refund_split as refund_split,
+    reversal_key as reversal_key,
+    seller_share as seller_share,
+)
+from veza_ledger.providers import (
+    PARKED_RULE as PARKED_RULE,
+    LegacyTransferFinder as LegacyTransferFinder,
+    PaymentState as PaymentState,
+    PayoutCreator as PayoutCreator,
+    PayoutFinder as PayoutFinder,
+    ProviderView as ProviderView,
+    RefundState as RefundState,
+    ReversalFinder as ReversalFinder,
+    TransferCreator as TransferCreator,
+    TransferFinder as TransferFinder,
+    TransferReverser as TransferReverser,
+    TransferState as TransferState,
+    classify_provider_error as classify_provider_error,
+)
+from veza_ledger.reconcile import (
+    RULES as RULES,
+    Problem as Problem,
+    ReconcileSettings as ReconcileSettings,
+    Rule as Rule,
+    SweepItem as SweepItem,
+    SweepReport as SweepReport,
+    run_sweep as run_sweep,
+)
+from veza_ledger.schema import (
+    VERSION_TABLE as VERSION_TABLE,
+    SchemaDrift as SchemaDrift,
+    check_schema,
+    current_revision as current_revision,
+    downgrade as downgrade,
+    head_revision as head_revision,
+    schema_drift as schema_drift,
+    upgrade,
+)
+from veza_ledger.workers import (
+    DEFAULT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS,
+    WorkerReport as WorkerReport,
+    cancel_parked_payout as cancel_parked_payout,
+    retention_days_from_env as retention_days_from_env,
+    retry_transfer_now as retry_transfer_now,
+    run_forever as run_forever,
+    run_payout_worker as run_payout_worker,
+    run_reversal_worker as run_reversal_worker,
+    run_transfer_worker as run_transfer_worker,
+    sweep_webhook_log as sweep_webhook_log,
 )
 
 __all__ = [
-    "DEFAULT_RETENTION_DAYS",
-    "DISPUTE",
-    "INTENT",
-    "MACHINES",
-    "ORDER",
-    "PARKED_RULE",
-    "PAYOUT",
-    "REFUND",
-    "RULES",
-    "SUBSCRIPTION",
-    "TRANSFER",
-    "VERSION_TABLE",
     "Accounts",
-    "ActivationRefusedError",
-    "AmountMismatchError",
-    "Dispute",
-    "DisputeAccounts",
-    "DisputeMismatchError",
     "Eligibility",
     "EligibilityReason",
     "EventOutcome",
-    "Finding",
-    "FlowConflictError",
-    "IllegalTransitionError",
-    "InvalidAmountError",
-    "JournalConflictError",
-    "JournalEntry",
-    "JournalTransaction",
     "Ledger",
     "LedgerConfig",
-    "LedgerConfigurationError",
     "LedgerError",
     "Leg",
-    "LegacyTransferFinder",
-    "Machine",
-    "NaiveDatetimeError",
-    "Order",
-    "Override",
-    "PaymentState",
-    "PayoutCreator",
-    "PayoutExceedsBalanceError",
-    "PayoutFinder",
-    "Problem",
-    "ProcessedEvent",
     "ProviderEvent",
-    "ProviderIntent",
-    "ProviderView",
-    "ReconcileSettings",
-    "RecordNotFoundError",
-    "Refund",
-    "RefundExceedsCapturedError",
-    "RefundState",
-    "ReversalFinder",
-    "Rule",
     "SQLWebhookLog",
-    "SchemaDrift",
-    "SchemaOutOfDateError",
     "Secret",
-    "SellerPayout",
-    "SellerTransfer",
-    "SellerTransferReversal",
-    "Subscription",
-    "SweepItem",
-    "SweepReport",
-    "TransferCreator",
-    "TransferCurrencyMismatchError",
-    "TransferExceedsShareError",
-    "TransferFinder",
-    "TransferNotAllowedError",
-    "TransferReverser",
-    "TransferState",
-    "TransitionConflictError",
-    "UnbalancedTransactionError",
-    "WebhookLogRow",
-    "WorkerReport",
     "__version__",
-    "allocate_reversals",
-    "bookable_capture",
-    "cancel_parked_payout",
-    "capture_amount_problem",
     "check_schema",
-    "classify_provider_error",
     "configure_engine",
     "create_engine",
     "credit",
-    "current_revision",
     "debit",
-    "downgrade",
     "event_from_hyperswitch",
-    "fee_captured",
-    "head_revision",
-    "metadata",
-    "refund_split",
-    "retention_days_from_env",
-    "retry_transfer_now",
-    "reversal_key",
-    "run_forever",
-    "run_payout_worker",
-    "run_reversal_worker",
-    "run_sweep",
-    "run_transfer_worker",
-    "schema_drift",
-    "seller_share",
-    "sweep_webhook_log",
     "upgrade",
 ]
 

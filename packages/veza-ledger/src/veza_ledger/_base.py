@@ -1,4 +1,4 @@
-"""What every part of the ledger shares: sessions, compare-and-set moves, accounts.
+"""What every service of the ledger shares: sessions, compare-and-set moves, accounts.
 
 A move reads the row's status, checks the machine's table, then applies
 ``UPDATE … SET status = :to WHERE id = :id AND status = :from``. Two writers that read
@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
@@ -127,8 +127,13 @@ class Accounts:
         return f"connected_paid_out:{seller_id}"
 
 
-class LedgerBase:
-    """Engine, sessions and compare-and-set moves shared by the ledger's parts."""
+class Core:
+    """One engine, one session factory and one clock, shared by every service of a ledger.
+
+    The services hold this, not each other: what one needs from another is passed to
+    its constructor explicitly (see :class:`veza_ledger.Ledger`), so no part reaches
+    another through an overridden method.
+    """
 
     def __init__(self, engine: sa.Engine, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.engine = configure_engine(engine)
@@ -146,16 +151,22 @@ class LedgerBase:
             yield session
 
     @property
-    def _pg(self) -> bool:
+    def pg(self) -> bool:
+        """Whether the engine is PostgreSQL (row locks are taken there only)."""
         return self.engine.dialect.name == "postgresql"
 
-    def _get(self, session: Session, model: type[M], object_id: str, *, lock: bool = False) -> M:
+    def get(self, session: Session, model: type[M], object_id: str, *, lock: bool = False) -> M:
+        """The row ``object_id`` of ``model``, re-read (locked on PostgreSQL if asked).
+
+        Raises:
+            RecordNotFoundError: No such row.
+        """
         query = (
             sa.select(model)
             .where(model.id == object_id)  # type: ignore[attr-defined]
             .execution_options(populate_existing=True)  # another transaction may have moved it
         )
-        if lock and self._pg:
+        if lock and self.pg:
             query = query.with_for_update()
         row = session.scalars(query).one_or_none()
         if row is None:
@@ -163,7 +174,7 @@ class LedgerBase:
             raise RecordNotFoundError(msg)
         return row
 
-    def _move(
+    def move(
         self,
         session: Session,
         model: type[M],
@@ -177,9 +188,9 @@ class LedgerBase:
         current: str = row.status  # type: ignore[attr-defined]
         object_id: str = row.id  # type: ignore[attr-defined]
         machine.check(object_id, current, to_status)
-        self._cas(session, model, row, current, to_status, values=values)
+        self.cas(session, model, row, current, to_status, values=values)
 
-    def _cas(
+    def cas(
         self,
         session: Session,
         model: type[M],
@@ -189,6 +200,11 @@ class LedgerBase:
         *,
         values: Mapping[str, Any] | None = None,
     ) -> None:
+        """``UPDATE … WHERE status = from_status``; a lost race is a typed error.
+
+        Raises:
+            TransitionConflictError: Another writer moved the row first.
+        """
         object_id: str = row.id  # type: ignore[attr-defined]
         changes = {"status": to_status, "updated_at": self.now(), **(values or {})}
         result = session.execute(
@@ -205,3 +221,55 @@ class LedgerBase:
             raise TransitionConflictError(msg)
         for name, value in changes.items():
             set_committed_value(row, name, value)  # mirror the UPDATE; nothing left to flush
+
+
+class Service:
+    """Base of the ledger's services: the shared :class:`Core`, and nothing to override.
+
+    Args:
+        core: The engine, sessions and clock every service of one ledger shares.
+    """
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def __repr__(self) -> str:
+        url = self._core.engine.url.render_as_string(hide_password=True)
+        return f"{type(self).__name__}({url!r})"
+
+    def _now(self) -> dt.datetime:
+        return self._core.now()
+
+    def _transaction(self) -> AbstractContextManager[Session]:
+        return self._core.transaction()
+
+    @property
+    def _pg(self) -> bool:
+        return self._core.pg
+
+    def _get(self, session: Session, model: type[M], object_id: str, *, lock: bool = False) -> M:
+        return self._core.get(session, model, object_id, lock=lock)
+
+    def _move(
+        self,
+        session: Session,
+        model: type[M],
+        machine: Machine,
+        row: M,
+        to_status: str,
+        *,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._core.move(session, model, machine, row, to_status, values=values)
+
+    def _cas(
+        self,
+        session: Session,
+        model: type[M],
+        row: M,
+        from_status: str,
+        to_status: str,
+        *,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._core.cas(session, model, row, from_status, to_status, values=values)

@@ -266,7 +266,9 @@ def _reconcile(args: argparse.Namespace, engine: sa.Engine) -> int:
 
 
 def _findings(args: argparse.Namespace, engine: sa.Engine) -> int:
-    rows = Ledger(engine).findings(status="open" if args.open else None, rule=args.rule)
+    rows = Ledger(engine).reconciliation.findings(
+        status="open" if args.open else None, rule=args.rule
+    )
     if args.json:
         print(json.dumps([f.as_dict() for f in rows], indent=2))
         return 0

@@ -22,26 +22,25 @@ applied like any provider event (once, in order, with its effect in one transact
   platform losses (``platform_chargeback_losses``, ``platform_chargeback_fees``).
 
 Hyperswitch's dispute payload carries no fee (``DisputeResponse`` has none): pass
-``chargeback_fee`` to :meth:`DisputesMixin.update_dispute`, or set
+``chargeback_fee`` to :meth:`Disputes.update`, or set
 :attr:`~veza_ledger.ProviderEvent.fee` on an event you build, when the connector
 reports one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from veza_ledger import _journal
-from veza_ledger._base import Accounts, check_id, check_money, new_id
+from veza_ledger._base import Accounts, Core, Service, check_id, check_money, new_id
 from veza_ledger._errors import LedgerConfigurationError, LedgerError, RecordNotFoundError
-from veza_ledger._events import EventOutcome, EventsMixin, ProviderEvent
+from veza_ledger._events import EventOutcome, ProviderEvent
 from veza_ledger._machines import DISPUTE
-from veza_ledger._orders import OPEN_REFUND, REFUNDABLE
+from veza_ledger._orders import OPEN_REFUND, REFUNDABLE, OrderStep
 from veza_ledger._schema import Dispute, Order, Refund
-from veza_ledger._subscriptions import SubscriptionsMixin
 
 HELD = frozenset({"opened", "challenged"})
 """Statuses in which the disputed amount is held by the PSP."""
@@ -69,10 +68,37 @@ class DisputeMismatchError(LedgerError):
     """A dispute event contradicts the ledger (another order, amount or currency)."""
 
 
-class DisputesMixin(EventsMixin, SubscriptionsMixin):
-    """Disputes of orders' payments, and the events that report them."""
+OrderByPayment = Callable[[Session, str], Order]
+"""The orders' step that finds (and locks) the order of a PSP payment id."""
+BookRefund = Callable[[Session, Refund], None]
+"""The refunds' step that books a succeeded refund (journal, claw-back, order status)."""
 
-    def open_dispute(
+
+class Disputes(Service):
+    """Disputes of orders' payments, and the events that report them (``ledger.disputes``).
+
+    Args:
+        core: The ledger's shared engine, sessions and clock.
+        order_by_payment: How a dispute event finds its order.
+        book_refund: How a lost dispute books the refunds it turned into.
+        follow_order: What a dispute sets off on its order, in its transaction (the
+            subscriptions it paid for pause, and resume when the dispute is won).
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        order_by_payment: OrderByPayment,
+        book_refund: BookRefund,
+        follow_order: OrderStep,
+    ) -> None:
+        super().__init__(core)
+        self._order_by_payment = order_by_payment
+        self._book_refund = book_refund
+        self._follow_order = follow_order
+
+    def open(
         self,
         order_id: str,
         psp_dispute_id: str,
@@ -91,7 +117,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
             RecordNotFoundError: No such order.
         """
         check_id(psp_dispute_id, "psp_dispute_id")
-        with self.transaction() as session:
+        with self._transaction() as session:
             # the dispute's lock before the order's, as update_dispute and events take them
             existing = self._dispute_by_provider(session, psp_dispute_id)
             if existing is not None:
@@ -114,7 +140,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
                 dispute_id=dispute_id,
             )
 
-    def update_dispute(self, dispute_id: str, status: str, *, chargeback_fee: int = 0) -> Dispute:
+    def update(self, dispute_id: str, status: str, *, chargeback_fee: int = 0) -> Dispute:
         """Move a dispute to ``status`` with its money effect (see the module).
 
         A repeated status changes nothing (Hyperswitch repeats them too).
@@ -128,29 +154,29 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         Raises:
             IllegalTransitionError: Not allowed by :data:`~veza_ledger.DISPUTE`.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             dispute = self._get(session, Dispute, dispute_id, lock=True)
             if dispute.status != status:
                 self._settle(session, dispute, status, chargeback_fee)
             return dispute
 
-    def dispute(self, dispute_id: str) -> Dispute:
+    def get(self, dispute_id: str) -> Dispute:
         """Read a dispute."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._get(session, Dispute, dispute_id)
 
-    def dispute_by_provider_id(self, psp_dispute_id: str) -> Dispute:
+    def by_provider_id(self, psp_dispute_id: str) -> Dispute:
         """Read the dispute a PSP dispute id belongs to."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             row = self._dispute_by_provider(session, psp_dispute_id)
             if row is None:
                 msg = f"no dispute with PSP id {psp_dispute_id!r}"
                 raise RecordNotFoundError(msg)
             return row
 
-    def disputes_of(self, order_id: str) -> list[Dispute]:
+    def of_order(self, order_id: str) -> list[Dispute]:
         """An order's disputes, oldest first."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return list(
                 session.scalars(
                     sa.select(Dispute)
@@ -183,7 +209,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         if code != order.currency:
             msg = f"dispute {psp_dispute_id} is in {code}, order {order.id} in {order.currency}"
             raise DisputeMismatchError(msg)
-        now = self.now()
+        now = self._now()
         dispute = Dispute(
             id=check_id(dispute_id or new_id(), "dispute_id"),
             psp_dispute_id=psp_dispute_id,
@@ -206,7 +232,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
             _journal.credit(Accounts.PSP_CLEARING, code, value),
         ]
         _journal.post(session, f"dispute:{dispute.id}:opened", "dispute", legs)
-        self._subscriptions_follow_order(session, order)
+        self._follow_order(session, order)
         return dispute
 
     def _settle(self, session: Session, dispute: Dispute, status: str, fee: object) -> None:
@@ -216,7 +242,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         DISPUTE.check(dispute.id, dispute.status, status)
         order = self._get(session, Order, dispute.order_id, lock=True)
         final = status in RELEASED | LOST
-        values: dict[str, object] = {"closed_at": self.now()} if final else {}
+        values: dict[str, object] = {"closed_at": self._now()} if final else {}
         code, value = dispute.currency, dispute.amount
         if final:  # the hold ends either way
             legs = [
@@ -227,7 +253,7 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
         if status in LOST:
             values |= self._lose(session, dispute, order, fee)
         self._move(session, Dispute, DISPUTE, dispute, status, values=values)
-        self._subscriptions_follow_order(session, order)
+        self._follow_order(session, order)
 
     def _lose(
         self, session: Session, dispute: Dispute, order: Order, fee: int
@@ -254,12 +280,12 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
                 status="pending",
                 hyperswitch_refund_id=dispute.psp_dispute_id,
                 reason=f"chargeback {dispute.psp_dispute_id}"[:255],
-                created_at=self.now(),
-                updated_at=self.now(),
+                created_at=self._now(),
+                updated_at=self._now(),
             )
             session.add(refund)
             session.flush()
-            self._refund_succeeded(session, refund)  # the refund path: journal + claw-back
+            self._book_refund(session, refund)  # the refund path: journal + claw-back
             refund_id = refund.id
         if over:
             legs = [
@@ -275,8 +301,8 @@ class DisputesMixin(EventsMixin, SubscriptionsMixin):
             _journal.post(session, f"dispute:{dispute.id}:fee", "dispute", legs)
         return {"refund_id": refund_id, "unrefundable_amount": over, "fee_amount": fee}
 
-    def _dispute_event(self, session: Session, event: ProviderEvent) -> EventOutcome:
-        """Apply a ``dispute_*`` event (see :meth:`EventsMixin._dispute_event`)."""
+    def _apply_event(self, session: Session, event: ProviderEvent) -> EventOutcome:
+        """Apply a ``dispute_*`` event (``ledger.events`` hands them over)."""
         status = DISPUTE_EVENTS.get(event.event_type)
         if status is None:
             return EventOutcome.IGNORED

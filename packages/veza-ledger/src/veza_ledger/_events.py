@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from veza_ledger._base import LedgerBase, check_aware, check_id
+from veza_ledger._base import Core, Service, check_aware, check_id
 from veza_ledger._errors import AmountMismatchError, LedgerConfigurationError, LedgerError
 from veza_ledger._findings import upsert_finding
-from veza_ledger._late_captures import CLOSED_ORDER_STATUSES, LateCapturesMixin
+from veza_ledger._late_captures import CLOSED_ORDER_STATUSES
 from veza_ledger._machines import MACHINES
 from veza_ledger._schema import (
     Order,
@@ -200,10 +200,37 @@ def _parse_time(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-class EventsMixin(LateCapturesMixin, LedgerBase):
-    """Provider events and manual overrides."""
+class Events(Service):
+    """Provider events, each applied exactly once (``ledger.events``).
 
-    def apply_event(self, event: ProviderEvent) -> EventOutcome:
+    Args:
+        core: The ledger's shared engine, sessions and clock.
+        order_by_payment: The orders' step that finds (and locks) a payment's order.
+        refund_by_provider: The refunds' step that finds (and locks) a PSP refund's row.
+        book_refund: The refunds' step that books a succeeded refund, at the PSP's amount.
+        apply_capture: The captures' step that books or flags a capture, whatever the
+            order's status.
+        dispute_event: The disputes' step for ``dispute_*`` events.
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        order_by_payment: Callable[[Session, str], Order],
+        refund_by_provider: Callable[[Session, str], Refund],
+        book_refund: Callable[[Session, Refund, int | None], None],
+        apply_capture: Callable[[Session, Order, int | None], str],
+        dispute_event: Callable[[Session, ProviderEvent], EventOutcome],
+    ) -> None:
+        super().__init__(core)
+        self._order_by_payment = order_by_payment
+        self._refund_by_provider = refund_by_provider
+        self._book_refund = book_refund
+        self._apply_capture = apply_capture
+        self._dispute_event = dispute_event
+
+    def apply(self, event: ProviderEvent) -> EventOutcome:
         """Apply ``event`` once; see the module's documentation for the rules.
 
         Raises:
@@ -216,7 +243,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
             msg = f"event_id must be 1 to {MAX_EVENT_ID} characters, got {event.event_id!r}"
             raise LedgerConfigurationError(msg)
         try:
-            with self.transaction() as session:
+            with self._transaction() as session:
                 inserted = insert_ignore(
                     session,
                     ProcessedEvent,
@@ -225,7 +252,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
                         "event_type": event.event_type,
                         "object_id": event.object_id,
                         "outcome": "applying",
-                        "processed_at": self.now(),
+                        "processed_at": self._now(),
                     },
                     index_elements=["event_id"],
                 )
@@ -240,7 +267,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
                 return outcome
         except IntegrityError:
             # A concurrent delivery of the same event committed first.
-            with self.transaction() as session:
+            with self._transaction() as session:
                 if session.get(ProcessedEvent, event.event_id) is not None:
                     return EventOutcome.DUPLICATE
             raise
@@ -267,10 +294,6 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
             )
         if event.event_type.startswith("dispute_"):
             return self._dispute_event(session, event)
-        return EventOutcome.IGNORED
-
-    def _dispute_event(self, session: Session, event: ProviderEvent) -> EventOutcome:  # noqa: ARG002 - a hook
-        """Hook for the disputes part (``DisputesMixin``); without it disputes are ignored."""
         return EventOutcome.IGNORED
 
     def _apply_to(
@@ -317,7 +340,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
         if target == "succeeded":
             try:
                 with session.begin_nested():
-                    self._refund_succeeded(session, refund, event.amount)
+                    self._book_refund(session, refund, event.amount)
             except AmountMismatchError:
                 session.expire(refund)
                 self._flag_refund_amount(session, refund, event.amount or 0)
@@ -346,15 +369,17 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
             },
             proposed_action=None,
             applied_action=None,
-            now=self.now(),
+            now=self._now(),
         )
 
-    def processed_event(self, event_id: str) -> ProcessedEvent | None:
+    def processed(self, event_id: str) -> ProcessedEvent | None:
         """The record of an applied event, if any."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return session.get(ProcessedEvent, event_id)
 
-    # ------------------------------------------------------------------ overrides
+
+class Operator(Service):
+    """Manual overrides with their audit trail (``ledger.operator``)."""
 
     def force_transition(
         self, machine: str, object_id: str, to_status: str, *, reason: str, actor: str
@@ -362,7 +387,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
         """Move a row to any status of its machine, bypassing the table, with an audit row.
 
         The only bypass. It changes the status only: money effects of the override
-        (if any) are posted separately with :meth:`post_correction`. The schema still
+        (if any) are posted separately with ``ledger.journal.post_correction``. The schema still
         refuses an active subscription without a paying order, even here.
 
         Raises:
@@ -380,7 +405,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
             raise LedgerConfigurationError(msg)
         model = MODELS[machine]
         try:
-            with self.transaction() as session:
+            with self._transaction() as session:
                 row = self._get(session, model, object_id, lock=True)
                 from_status = row.status
                 self._cas(session, model, row, from_status, to_status)
@@ -391,7 +416,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
                     to_status=to_status,
                     reason=reason.strip()[:1000],
                     actor=actor.strip()[:128],
-                    at=self.now(),
+                    at=self._now(),
                 )
                 session.add(override)
                 session.flush()
@@ -402,7 +427,7 @@ class EventsMixin(LateCapturesMixin, LedgerBase):
 
     def overrides(self, object_id: str | None = None) -> list[Override]:
         """The audit trail, newest first (optionally for one object)."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             query = sa.select(Override).order_by(Override.id.desc())
             if object_id is not None:
                 query = query.where(Override.object_id == object_id)

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from veza_ledger._base import Service
+from veza_ledger._errors import LedgerConfigurationError, RecordNotFoundError
 from veza_ledger._schema import Finding
 
 MAX_SUMMARY = 500
@@ -183,3 +185,34 @@ def open_finding_objects(session: Session, rule: str, limit: int) -> list[str]:
             .limit(limit)
         )
     )
+
+
+class Reconciliation(Service):
+    """Reconciliation findings and their suppression (``ledger.reconciliation``)."""
+
+    def findings(
+        self, *, status: str | None = None, rule: str | None = None, limit: int = 500
+    ) -> list[Finding]:
+        """Reconciliation findings, most recently seen first."""
+        query = sa.select(Finding).order_by(Finding.last_seen.desc(), Finding.id.desc())
+        if status is not None:
+            query = query.where(Finding.status == status)
+        if rule is not None:
+            query = query.where(Finding.rule == rule)
+        with self._transaction() as session:
+            return list(session.scalars(query.limit(limit)))
+
+    def suppress(self, finding_id: int, *, reason: str, actor: str) -> Finding:
+        """Silence a known finding (kept, with who and why; it resolves when fixed)."""
+        if not reason.strip() or not actor.strip():
+            msg = "suppressing a finding needs a reason and an actor"
+            raise LedgerConfigurationError(msg)
+        with self._transaction() as session:
+            finding = session.get(Finding, finding_id)
+            if finding is None:
+                msg = f"no finding {finding_id}"
+                raise RecordNotFoundError(msg)
+            finding.status = "suppressed"
+            finding.suppressed_reason = reason.strip()[:500]
+            finding.suppressed_by = actor.strip()[:128]
+            return finding

@@ -6,30 +6,31 @@ The outcome is recorded against it: ``succeeded`` with the provider's object id,
 after a permanent error or the retry budget, ``parked``: a terminal state for the
 workers, with an open finding (rule ``parked_intents``) and the
 ``veza_ledger_parked_intents`` gauge. Nothing calls the provider for a parked intent
-until an operator acts, each action audited (``ledger.overrides()``):
+until an operator acts, each action audited (``ledger.operator.overrides()``):
 
-* :meth:`IntentsMixin.retry_intent`: back to ``pending``; the next worker run calls
+* :meth:`ProviderIntents.retry`: back to ``pending``; the next worker run calls
   again with the same key and amount.
-* :meth:`IntentsMixin.write_off_intent` (reversals): the platform gives up the seller's
+* :meth:`ProviderIntents.write_off` (reversals): the platform gives up the seller's
   debt; the journal moves it from ``seller_payable`` to ``platform_write_offs``.
-* :meth:`IntentsMixin.net_intent` (reversals): the amount is withheld from the seller's
+* :meth:`ProviderIntents.net` (reversals): the amount is withheld from the seller's
   next transfer (:meth:`~veza_ledger.Ledger.create_transfer`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from veza_ledger import _journal
-from veza_ledger._base import Accounts
+from veza_ledger._base import Accounts, Core, Service
 from veza_ledger._errors import LedgerConfigurationError
 from veza_ledger._findings import resolve_finding, upsert_finding
 from veza_ledger._machines import INTENT
 from veza_ledger._schema import Override, ProviderIntent, SellerTransfer
-from veza_ledger._transfers import MAX_ERROR, TransfersMixin
+from veza_ledger._transfers import MAX_ERROR
 
 PARKED_RULE = "parked_intents"
 """The findings rule under which parked intents are reported."""
@@ -55,10 +56,24 @@ def classify_provider_error(exc: BaseException) -> str:
     return TRANSIENT
 
 
-class IntentsMixin(TransfersMixin):
-    """Reads of intents and the operator's actions on parked ones."""
+SettleTransfer = Callable[[Session, SellerTransfer, dict[str, object]], None]
+"""The transfers' step that moves a transfer once its reversal intents are settled."""
 
-    def intents(
+
+class ProviderIntents(Service):
+    """Reads of intents and the operator's actions on parked ones (``ledger.provider_intents``).
+
+    Args:
+        core: The ledger's shared engine, sessions and clock.
+        settle_transfer: The transfers' step a written-off or netted reversal intent
+            needs (the transfer may be done once its last intent is settled).
+    """
+
+    def __init__(self, core: Core, *, settle_transfer: SettleTransfer) -> None:
+        super().__init__(core)
+        self._settle_transfer = settle_transfer
+
+    def find(
         self,
         *,
         status: str | None = None,
@@ -75,17 +90,17 @@ class IntentsMixin(TransfersMixin):
             query = query.where(ProviderIntent.kind == kind)
         if object_id is not None:
             query = query.where(ProviderIntent.object_id == object_id)
-        with self.transaction() as session:
+        with self._transaction() as session:
             return list(session.scalars(query))
 
-    def intent(self, intent_id: str) -> ProviderIntent:
+    def get(self, intent_id: str) -> ProviderIntent:
         """Read one intent."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._get(session, ProviderIntent, intent_id)
 
-    def retry_intent(self, intent_id: str, *, actor: str, reason: str) -> ProviderIntent:
+    def retry(self, intent_id: str, *, actor: str, reason: str) -> ProviderIntent:
         """``parked -> pending``: the next worker run calls again, same key and amount."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             intent, transfer = self._operator_lock(session, intent_id, "pending", actor, reason)
             self._move(
                 session,
@@ -96,11 +111,11 @@ class IntentsMixin(TransfersMixin):
                 values={"attempts": 0, "error_class": None},
             )
             if transfer is not None:
-                due_now = self.now() if transfer.status == "failed" else None
+                due_now = self._now() if transfer.status == "failed" else None
                 session.execute(
                     sa.update(SellerTransfer)
                     .where(SellerTransfer.id == transfer.id)
-                    .values(attempts=0, next_attempt_at=due_now, updated_at=self.now())
+                    .values(attempts=0, next_attempt_at=due_now, updated_at=self._now())
                 )
             self._operator_done(
                 session,
@@ -112,7 +127,7 @@ class IntentsMixin(TransfersMixin):
             )
             return intent
 
-    def write_off_intent(
+    def write_off(
         self, intent_id: str, *, actor: str, reason: str, provider_checked: bool = False
     ) -> ProviderIntent:
         """``parked -> written_off`` (reversals): the platform absorbs the seller's debt.
@@ -128,7 +143,7 @@ class IntentsMixin(TransfersMixin):
                 (a transient failure, a timeout): you checked at Stripe that no
                 reversal carries the intent's id in its metadata.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             intent, transfer = self._operator_lock(
                 session, intent_id, "written_off", actor, reason, provider_checked
             )
@@ -154,7 +169,7 @@ class IntentsMixin(TransfersMixin):
             )
             return intent
 
-    def net_intent(
+    def net(
         self, intent_id: str, *, actor: str, reason: str, provider_checked: bool = False
     ) -> ProviderIntent:
         """``parked -> netted`` (reversals): withhold it from the seller's next transfer.
@@ -164,7 +179,7 @@ class IntentsMixin(TransfersMixin):
         journal needs no posting (the seller's payable stays negative until then).
         ``provider_checked`` as for :meth:`write_off_intent`.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             intent, transfer = self._operator_lock(
                 session, intent_id, "netted", actor, reason, provider_checked
             )
@@ -232,11 +247,11 @@ class IntentsMixin(TransfersMixin):
                 to_status=to_status,
                 reason=reason.strip()[:1000],
                 actor=actor.strip()[:128],
-                at=self.now(),
+                at=self._now(),
             )
         )
         resolve_finding(
-            session, rule=PARKED_RULE, object_type="intent", object_id=intent.id, now=self.now()
+            session, rule=PARKED_RULE, object_type="intent", object_id=intent.id, now=self._now()
         )
 
     def _park(

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from veza_ledger._base import Service
 from veza_ledger._errors import JournalConflictError, UnbalancedTransactionError
 from veza_ledger._schema import JournalEntry, JournalTransaction
 from veza_ledger._upsert import insert_ignore
@@ -250,3 +251,39 @@ def balances(session: Session, *, prefix: str = "") -> Mapping[tuple[str, str], 
     if prefix:
         query = query.where(JournalEntry.account.startswith(prefix, autoescape=True))
     return {(a, c): int(t) for a, c, t in session.execute(query)}
+
+
+class Journal(Service):
+    """The journal's reads and manual corrections (``ledger.journal``)."""
+
+    def balance(self, account: str, currency: str) -> int:
+        """Debits minus credits of ``account`` in ``currency`` (derived from entries)."""
+        with self._transaction() as session:
+            return balance(session, account, currency)
+
+    def trial_balance(self) -> Mapping[str, int]:
+        """Net of all entries per currency: every value is zero, or the books are broken."""
+        with self._transaction() as session:
+            return trial_balance(session)
+
+    def balances(self, *, prefix: str = "") -> Mapping[tuple[str, str], int]:
+        """Every account's balance by ``(account, currency)``."""
+        with self._transaction() as session:
+            return balances(session, prefix=prefix)
+
+    def post_correction(
+        self, transaction_id: str, legs: Iterable[Leg], *, description: str
+    ) -> bool:
+        """Post a manual, balanced correction (entries are never edited; see the guide).
+
+        Returns:
+            Whether it was posted (``False``: the same correction was already there).
+        """
+        with self._transaction() as session:
+            return post(
+                session,
+                f"correction:{transaction_id}",
+                "correction",
+                legs,
+                description=description,
+            )

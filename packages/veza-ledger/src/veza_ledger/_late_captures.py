@@ -7,7 +7,7 @@ flag**: the money the PSP holds is posted to the journal at once (the books foll
 money), the order moves to ``paid`` remembering the closed status it came from
 (``late_capture_from``), subscriptions are *not* activated, and an open
 ``late_captures`` finding asks an operator to ``fulfil`` or ``refund``
-(:meth:`LateCapturesMixin.decide_late_capture`). Refunding automatically was rejected:
+(:meth:`Captures.decide`). Refunding automatically was rejected:
 a retried payment is usually a buyer who still wants the goods, and a refund is a
 money-moving decision the host's business rules own.
 
@@ -19,15 +19,16 @@ a capture of 0 books nothing; more than the order books the order's amount and o
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from veza_ledger._base import LedgerBase
+from veza_ledger._base import Core, Service
 from veza_ledger._errors import LedgerConfigurationError, RefundExceedsCapturedError
 from veza_ledger._findings import resolve_finding, upsert_finding
-from veza_ledger._orders import OrdersMixin
+from veza_ledger._orders import Refunds
 from veza_ledger._schema import Order, Override, Refund
 
 CLOSED_ORDER_STATUSES = frozenset({"failed", "cancelled", "expired"})
@@ -74,8 +75,40 @@ def bookable_capture(order_amount: int, received: int | None) -> int | None:
     return min(received, order_amount)
 
 
-class LateCapturesMixin(OrdersMixin, LedgerBase):
-    """Booking captures whatever the order's state, and the operator's decision."""
+class BookCapture(Protocol):
+    """The orders' step that moves an order to ``paid`` and posts the capture."""
+
+    def __call__(
+        self,
+        session: Session,
+        order: Order,
+        captured_amount: int | None,
+        *,
+        values: dict[str, object] | None = None,
+    ) -> None: ...
+
+
+MarkPaid = Callable[[Session, Order, int | None], None]
+"""The orders' ``pending_payment -> paid`` step (what a paid order sets off included)."""
+
+
+class Captures(Service):
+    """Captures booked whatever the order's state, and late-capture decisions (``ledger.captures``).
+
+    Args:
+        core: The ledger's shared engine, sessions and clock.
+        book_capture: The orders' step that books a capture (``late_capture_*`` values).
+        mark_paid: The orders' step for an ordinary capture of a pending order.
+        refunds: Where a ``refund`` decision creates its refund.
+    """
+
+    def __init__(
+        self, core: Core, *, book_capture: BookCapture, mark_paid: MarkPaid, refunds: Refunds
+    ) -> None:
+        super().__init__(core)
+        self._book_capture = book_capture
+        self._mark_paid = mark_paid
+        self._refunds = refunds
 
     def _book_late_capture(self, session: Session, order: Order, captured: int | None) -> None:
         """Book a capture on a closed order: ``<closed> -> paid``, flagged for an operator."""
@@ -88,7 +121,7 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
             captured,
             values={
                 "late_capture_from": order.status,
-                "late_capture_at": self.now(),
+                "late_capture_at": self._now(),
                 "late_capture_decision": None,
             },
         )
@@ -114,10 +147,10 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
             evidence=evidence,
             proposed_action=None,
             applied_action=None,
-            now=self.now(),
+            now=self._now(),
         )
 
-    def _apply_capture(self, session: Session, order: Order, received: int | None) -> str:
+    def _apply(self, session: Session, order: Order, received: int | None) -> str:
         """Apply a provider's capture to ``order``, whatever its status.
 
         Returns:
@@ -187,17 +220,15 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
 
     # ------------------------------------------------------------------ operators
 
-    def late_captures(self, *, undecided_only: bool = True) -> list[Order]:
+    def late(self, *, undecided_only: bool = True) -> list[Order]:
         """Orders paid by a late capture (by default, those still waiting for a decision)."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             query = sa.select(Order).where(Order.late_capture_from.is_not(None))
             if undecided_only:
                 query = query.where(Order.late_capture_decision.is_(None))
             return list(session.scalars(query.order_by(Order.late_capture_at, Order.id)))
 
-    def decide_late_capture(
-        self, order_id: str, decision: str, *, actor: str, reason: str
-    ) -> Refund | None:
+    def decide(self, order_id: str, decision: str, *, actor: str, reason: str) -> Refund | None:
         """Record an operator's decision on a late capture (audited, resolves its finding).
 
         ``fulfil`` keeps the money: the order is an ordinary paid order from now on.
@@ -220,7 +251,7 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
         if not actor or not actor.strip() or not reason or not reason.strip():
             msg = "a late-capture decision needs an actor and a reason (audit trail)"
             raise LedgerConfigurationError(msg)
-        with self.transaction() as session:
+        with self._transaction() as session:
             order = self._get(session, Order, order_id, lock=True)
             if order.late_capture_from is None or order.late_capture_decision is not None:
                 msg = f"order {order_id} has no late capture waiting for a decision"
@@ -228,7 +259,7 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
             session.execute(
                 sa.update(Order)
                 .where(Order.id == order.id)
-                .values(late_capture_decision=decision, updated_at=self.now())
+                .values(late_capture_decision=decision, updated_at=self._now())
             )
             session.add(
                 Override(
@@ -238,7 +269,7 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
                     to_status=order.status,
                     reason=f"late capture: {decision}: {reason.strip()}"[:1000],
                     actor=actor.strip()[:128],
-                    at=self.now(),
+                    at=self._now(),
                 )
             )
             resolve_finding(
@@ -246,11 +277,11 @@ class LateCapturesMixin(OrdersMixin, LedgerBase):
                 rule=LATE_CAPTURES_RULE,
                 object_type="order",
                 object_id=order.id,
-                now=self.now(),
+                now=self._now(),
             )
         if decision == "refund":
             try:
-                return self.create_refund(order_id, reason="late capture refunded")
+                return self._refunds.create(order_id, reason="late capture refunded")
             except RefundExceedsCapturedError:  # refunded already (by hand, or in the PSP)
                 return None
         return None

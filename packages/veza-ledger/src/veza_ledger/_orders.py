@@ -11,13 +11,15 @@ more from either side than its proportion plus one minor unit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from veza_ledger import _journal
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
-from veza_ledger._base import Accounts, LedgerBase, check_id, check_money, new_id
+from veza_ledger._base import Accounts, Core, Service, check_id, check_money, new_id
 from veza_ledger._errors import (
     AmountMismatchError,
     IllegalTransitionError,
@@ -68,12 +70,25 @@ def refund_split(order: Order, refund_amount: int) -> tuple[int, int]:
     return fee_share, refund_amount - fee_share
 
 
-class OrdersMixin(LedgerBase):
-    """Orders and their refunds."""
+OrderStep = Callable[[Session, Order], None]
+"""A step another service takes on an order, in the transaction that changed it."""
 
-    # ------------------------------------------------------------------ orders
 
-    def create_order(
+class Orders(Service):
+    """Orders and their payment (``ledger.orders``).
+
+    Args:
+        core: The ledger's shared engine, sessions and clock.
+        on_paid: What a paid order sets off, in the payment's transaction (the
+            subscriptions it pays for become active); the ledger passes the
+            subscriptions' step, so orders need not know subscriptions.
+    """
+
+    def __init__(self, core: Core, *, on_paid: OrderStep) -> None:
+        super().__init__(core)
+        self._on_paid = on_paid
+
+    def create(
         self,
         *,
         buyer_id: str,
@@ -110,24 +125,24 @@ class OrdersMixin(LedgerBase):
             captured_amount=0,
             refunded_amount=0,
             fee_refunded=0,
-            created_at=self.now(),
-            updated_at=self.now(),
+            created_at=self._now(),
+            updated_at=self._now(),
         )
-        with self.transaction() as session:
+        with self._transaction() as session:
             session.add(order)
         return order
 
-    def order(self, order_id: str) -> Order:
+    def get(self, order_id: str) -> Order:
         """Read an order."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._get(session, Order, order_id)
 
-    def order_by_payment_id(self, psp_payment_id: str) -> Order:
+    def by_payment_id(self, psp_payment_id: str) -> Order:
         """Read the order a PSP payment id belongs to."""
-        with self.transaction() as session:
-            return self._order_by_payment(session, psp_payment_id)
+        with self._transaction() as session:
+            return self._by_payment(session, psp_payment_id)
 
-    def _order_by_payment(self, session: Session, psp_payment_id: str) -> Order:
+    def _by_payment(self, session: Session, psp_payment_id: str) -> Order:
         query = sa.select(Order).where(Order.psp_payment_id == psp_payment_id)
         if self._pg:
             query = query.with_for_update()
@@ -139,10 +154,10 @@ class OrdersMixin(LedgerBase):
 
     def set_psp_payment_id(self, order_id: str, psp_payment_id: str) -> Order:
         """Record the PSP's payment id (unique across orders)."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             order = self._get(session, Order, order_id, lock=True)
             order.psp_payment_id = check_id(psp_payment_id, "psp_payment_id")
-            order.updated_at = self.now()
+            order.updated_at = self._now()
             return order
 
     def mark_paid(self, order_id: str, *, captured_amount: int | None = None) -> Order:
@@ -152,7 +167,7 @@ class OrdersMixin(LedgerBase):
             order_id: The order.
             captured_amount: What the PSP captured (default: the order's amount).
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             order = self._get(session, Order, order_id, lock=True)
             self._mark_paid(session, order, captured_amount)
             return order
@@ -161,7 +176,7 @@ class OrdersMixin(LedgerBase):
         if order.status != ORDER.initial:  # closed -> paid is a late capture only
             raise IllegalTransitionError("order", order.id, order.status, "paid")
         self._book_capture(session, order, captured_amount)
-        self._activate_subscriptions_paid_by(session, order)
+        self._on_paid(session, order)
 
     def _book_capture(
         self,
@@ -197,30 +212,39 @@ class OrdersMixin(LedgerBase):
         ]
         _journal.post(session, f"order:{order.id}:captured", "payment", legs)
 
-    def _activate_subscriptions_paid_by(self, session: Session, order: Order) -> None:
-        """Hook for the subscriptions part (a paid order activates its subscription)."""
-
     def mark_failed(self, order_id: str) -> Order:
         """``pending_payment -> failed``."""
-        return self._order_to(order_id, "failed")
+        return self._to(order_id, "failed")
 
-    def cancel_order(self, order_id: str) -> Order:
+    def cancel(self, order_id: str) -> Order:
         """``pending_payment -> cancelled``."""
-        return self._order_to(order_id, "cancelled")
+        return self._to(order_id, "cancelled")
 
-    def expire_order(self, order_id: str) -> Order:
+    def expire(self, order_id: str) -> Order:
         """``pending_payment -> expired``."""
-        return self._order_to(order_id, "expired")
+        return self._to(order_id, "expired")
 
-    def _order_to(self, order_id: str, status: str) -> Order:
-        with self.transaction() as session:
+    def _to(self, order_id: str, status: str) -> Order:
+        with self._transaction() as session:
             order = self._get(session, Order, order_id, lock=True)
             self._move(session, Order, ORDER, order, status)
             return order
 
-    # ------------------------------------------------------------------ refunds
 
-    def create_refund(
+class Refunds(Service):
+    """Refunds with the amounts the PSP really refunded (``ledger.refunds``).
+
+    Args:
+        core: The ledger's shared engine, sessions and clock.
+        on_refunded: What a succeeded refund sets off on its order, in the refund's
+            transaction (subscriptions the order no longer pays for stop at once).
+    """
+
+    def __init__(self, core: Core, *, on_refunded: OrderStep) -> None:
+        super().__init__(core)
+        self._on_refunded = on_refunded
+
+    def create(
         self,
         order_id: str,
         amount: int | None = None,
@@ -244,7 +268,7 @@ class OrdersMixin(LedgerBase):
             RefundExceedsCapturedError: The refund does not fit.
             IllegalTransitionError: The order is not refundable (not paid).
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             order = self._get(session, Order, order_id, lock=True)
             if order.status not in REFUNDABLE:
                 raise IllegalTransitionError("order", order.id, order.status, "partially_refunded")
@@ -271,39 +295,39 @@ class OrdersMixin(LedgerBase):
                 currency=order.currency,
                 status=REFUND.initial,
                 reason=reason,
-                created_at=self.now(),
-                updated_at=self.now(),
+                created_at=self._now(),
+                updated_at=self._now(),
             )
             session.add(refund)
             return refund
 
-    def refund(self, refund_id: str) -> Refund:
+    def get(self, refund_id: str) -> Refund:
         """Read a refund."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._get(session, Refund, refund_id)
 
-    def refunds_of(self, order_id: str) -> list[Refund]:
+    def of_order(self, order_id: str) -> list[Refund]:
         """An order's refunds, oldest first."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             rows = session.scalars(
                 sa.select(Refund).where(Refund.order_id == order_id).order_by(Refund.created_at)
             )
             return list(rows)
 
-    def set_refund_provider_id(self, refund_id: str, hyperswitch_refund_id: str) -> Refund:
+    def set_provider_id(self, refund_id: str, hyperswitch_refund_id: str) -> Refund:
         """Record the PSP's refund id (unique across refunds)."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             refund = self._get(session, Refund, refund_id, lock=True)
             refund.hyperswitch_refund_id = check_id(hyperswitch_refund_id, "hyperswitch_refund_id")
-            refund.updated_at = self.now()
+            refund.updated_at = self._now()
             return refund
 
-    def refund_by_provider_id(self, hyperswitch_refund_id: str) -> Refund:
+    def by_provider_id(self, hyperswitch_refund_id: str) -> Refund:
         """Read the refund a PSP refund id belongs to."""
-        with self.transaction() as session:
-            return self._refund_by_provider(session, hyperswitch_refund_id)
+        with self._transaction() as session:
+            return self._by_provider(session, hyperswitch_refund_id)
 
-    def _refund_by_provider(self, session: Session, provider_id: str) -> Refund:
+    def _by_provider(self, session: Session, provider_id: str) -> Refund:
         query = sa.select(Refund).where(Refund.hyperswitch_refund_id == provider_id)
         if self._pg:
             query = query.with_for_update()
@@ -313,7 +337,7 @@ class OrdersMixin(LedgerBase):
             raise RecordNotFoundError(msg)
         return row
 
-    def refund_succeeded(self, refund_id: str) -> Refund:
+    def succeeded(self, refund_id: str) -> Refund:
         """``pending -> succeeded``: journal, order status, and the seller transfer.
 
         The fee and seller shares leave the books in proportion (see the fee policy);
@@ -321,12 +345,12 @@ class OrdersMixin(LedgerBase):
         which moves to ``reversal_pending`` for the reversal worker. The buyer's refund
         never waits for that reversal.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             refund = self._get(session, Refund, refund_id, lock=True)
-            self._refund_succeeded(session, refund)
+            self._succeeded(session, refund)
             return refund
 
-    def _refund_succeeded(
+    def _succeeded(
         self, session: Session, refund: Refund, provider_amount: int | None = None
     ) -> None:
         order = self._get(session, Order, refund.order_id, lock=True)
@@ -349,11 +373,8 @@ class OrdersMixin(LedgerBase):
             _journal.debit(Accounts.PLATFORM_FEES, order.currency, fee_share),
         ]
         _journal.post(session, f"refund:{refund.id}:succeeded", "refund", legs)
-        self._claw_back(session, order, seller_share)
-        self._order_refunded(session, order)
-
-    def _order_refunded(self, session: Session, order: Order) -> None:
-        """Hook for the subscriptions part (a refunded order stops activating at once)."""
+        self._claw_back(session, order)
+        self._on_refunded(session, order)
 
     def _take_provider_refund_amount(
         self, session: Session, order: Order, refund: Refund, provider_amount: int | None
@@ -392,12 +413,12 @@ class OrdersMixin(LedgerBase):
         session.execute(
             sa.update(Refund)
             .where(Refund.id == refund.id)
-            .values(amount=provider_amount, requested_amount=requested, updated_at=self.now())
+            .values(amount=provider_amount, requested_amount=requested, updated_at=self._now())
         )
         set_committed_value(refund, "amount", provider_amount)
         set_committed_value(refund, "requested_amount", requested)
 
-    def _claw_back(self, session: Session, order: Order, seller_share: int) -> None:  # noqa: ARG002 - kept for subclasses; the allocation is cumulative
+    def _claw_back(self, session: Session, order: Order) -> None:
         """Make the order's refunded seller share due on its transfers (one rule).
 
         Every transfer of the order is locked (in id order, as the workers lock them)
@@ -435,13 +456,13 @@ class OrdersMixin(LedgerBase):
                 session.execute(
                     sa.update(SellerTransfer)
                     .where(SellerTransfer.id == transfer.id)
-                    .values(reversal_due=due, updated_at=self.now())
+                    .values(reversal_due=due, updated_at=self._now())
                 )
                 set_committed_value(transfer, "reversal_due", due)
 
-    def refund_failed(self, refund_id: str) -> Refund:
+    def failed(self, refund_id: str) -> Refund:
         """``pending -> failed`` (the amount becomes refundable again)."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             refund = self._get(session, Refund, refund_id, lock=True)
             self._move(session, Refund, REFUND, refund, "failed")
             return refund

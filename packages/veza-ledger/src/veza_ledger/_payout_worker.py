@@ -233,7 +233,7 @@ def _succeeded(ledger: Ledger, session: Session, job: _PayoutJob, provider_id: s
         )
         raise LedgerConfigurationError(msg)
     done = {"leased_until": None, "next_attempt_at": None, "last_error": None}
-    latest = ledger._payout_intents(session, payout.id)[-1]
+    latest = ledger.payouts._payout_intents(session, payout.id)[-1]
     if payout.status == "pending" and latest.id == intent.id:
         values = {"external_payout_id": provider_id, **done}
         ledger._move(session, SellerPayout, PAYOUT, payout, "in_transit", values=values)
@@ -422,7 +422,7 @@ def cancel_parked_payout(
         raise LedgerConfigurationError(msg)
     with ledger.transaction() as session:
         payout = ledger._get(session, SellerPayout, payout_id, lock=True)
-        intents = ledger._payout_intents(session, payout.id)
+        intents = ledger.payouts._payout_intents(session, payout.id)
         intent = intents[-1] if intents else None
         if intent is None or intent.status != "parked" or intent.error_class == "transient":
             msg = (

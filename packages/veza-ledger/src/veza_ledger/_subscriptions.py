@@ -30,10 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from veza_ledger._base import check_id, check_money, new_id
+from veza_ledger._base import Core, Service, check_id, check_money, new_id
 from veza_ledger._errors import IllegalTransitionError, LedgerConfigurationError
 from veza_ledger._machines import SUBSCRIPTION
-from veza_ledger._orders import OrdersMixin
 from veza_ledger._schema import Dispute, Order, Subscription
 from veza_ledger._subscription_guards import DISPUTED_STATUSES
 
@@ -64,7 +63,7 @@ class EligibilityReason(enum.StrEnum):
 
 @attrs.frozen
 class Eligibility:
-    """The answer of :meth:`SubscriptionsMixin.distribution_eligibility`.
+    """The answer of :meth:`Subscriptions.distribution_eligibility`.
 
     Attributes:
         eligible: Whether the feature is available.
@@ -109,13 +108,28 @@ def order_problem(
     return None
 
 
-class SubscriptionsMixin(OrdersMixin):
-    """Subscriptions: pending until their own payment, and the eligibility gate."""
+class Subscriptions(Service):
+    """Subscriptions, pending until paid for; the eligibility gate (``ledger.subscriptions``).
 
-    plan_ranks: Mapping[str, int] = DEFAULT_PLAN_RANKS
-    plan_prices: Mapping[str, tuple[int, str]] = {}
+    Args:
+        core: The ledger's shared engine, sessions and clock.
+        plan_ranks: Subscription plans and their order, for eligibility checks.
+        plan_prices: ``{plan: (amount, currency)}``: what an activating order must
+            cover (see :meth:`create`).
+    """
 
-    def create_subscription(
+    def __init__(
+        self,
+        core: Core,
+        *,
+        plan_ranks: Mapping[str, int] = DEFAULT_PLAN_RANKS,
+        plan_prices: Mapping[str, tuple[int, str]] | None = None,
+    ) -> None:
+        super().__init__(core)
+        self.plan_ranks = dict(plan_ranks)
+        self.plan_prices = dict(plan_prices or {})
+
+    def create(
         self,
         *,
         user_id: str,
@@ -143,7 +157,7 @@ class SubscriptionsMixin(OrdersMixin):
             raise LedgerConfigurationError(msg)
         row_id = check_id(subscription_id or new_id(), "subscription_id")
         check_id(user_id, "user_id")
-        with self.transaction() as session:
+        with self._transaction() as session:
             order = None if order_id is None else self._get(session, Order, order_id, lock=True)
             amount, code = self._plan_price(plan, price, currency, order)
             subscription = Subscription(
@@ -154,8 +168,8 @@ class SubscriptionsMixin(OrdersMixin):
                 pending_order_id=order_id,
                 price_amount=amount,
                 price_currency=code,
-                created_at=self.now(),
-                updated_at=self.now(),
+                created_at=self._now(),
+                updated_at=self._now(),
             )
             session.add(subscription)
             session.flush()
@@ -182,12 +196,12 @@ class SubscriptionsMixin(OrdersMixin):
             return order.amount, order.currency
         return 0, None
 
-    def subscription(self, subscription_id: str) -> Subscription:
+    def get(self, subscription_id: str) -> Subscription:
         """Read a subscription."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._get(session, Subscription, subscription_id)
 
-    def activate_subscription(self, subscription_id: str, *, order_id: str) -> Subscription:
+    def activate(self, subscription_id: str, *, order_id: str) -> Subscription:
         """Activate with the subscriber's own paid order (the only way to ``active``).
 
         Raises:
@@ -197,7 +211,7 @@ class SubscriptionsMixin(OrdersMixin):
             IllegalTransitionError: The subscription cannot move to ``active``.
         """
         try:
-            with self.transaction() as session:
+            with self._transaction() as session:
                 # the order's lock first, as refunds and disputes take it (then the rows
                 # it activated): the same order everywhere, so never a deadlock
                 order = self._get(session, Order, order_id, lock=True)
@@ -206,7 +220,7 @@ class SubscriptionsMixin(OrdersMixin):
                 return subscription
         except IntegrityError:
             # The unique index (both databases) or the trigger (PostgreSQL) refused it.
-            with self.transaction() as session:
+            with self._transaction() as session:
                 current = self._get(session, Subscription, subscription_id)
             reason = f"the schema refuses order {order_id} for it (used or unfit)"
             raise ActivationRefusedError(subscription_id, current.status, reason) from None
@@ -249,7 +263,7 @@ class SubscriptionsMixin(OrdersMixin):
             values={"payment_order_id": order.id, "pending_order_id": None},
         )
 
-    def _activate_subscriptions_paid_by(self, session: Session, order: Order) -> None:
+    def _activate_paid_by(self, session: Session, order: Order) -> None:
         """Activate what ``order`` pays for; an unfit order leaves them pending.
 
         Never raises for an unfit order: the payment that called this must be booked
@@ -268,15 +282,12 @@ class SubscriptionsMixin(OrdersMixin):
             if self._activation_problem(session, subscription, order) is None:
                 self._activate(session, subscription, order)
 
-    def _order_refunded(self, session: Session, order: Order) -> None:
-        self._subscriptions_follow_order(session, order)
-
-    def _subscriptions_follow_order(self, session: Session, order: Order) -> None:
+    def _follow_order(self, session: Session, order: Order) -> None:
         """Make the subscriptions ``order`` activated follow its state, now.
 
         ``active`` ones whose order no longer qualifies move to ``past_due``: with the
         order as ``pending_order_id`` while only a dispute stands in the way (a dispute
-        won or cancelled re-activates them through :meth:`_activate_subscriptions_paid_by`),
+        won or cancelled re-activates them through :meth:`_activate_paid_by`),
         without one after a refund (a refund is final). Called in the transaction that
         changed the order (refund, dispute), so eligibility never waits for a sweep.
         """
@@ -299,7 +310,7 @@ class SubscriptionsMixin(OrdersMixin):
                 values={"pending_order_id": order.id if only_dispute else None},
             )
         if not disputed:
-            self._activate_subscriptions_paid_by(session, order)
+            self._activate_paid_by(session, order)
 
     def mark_past_due(
         self, subscription_id: str, *, renewal_order_id: str | None = None
@@ -307,18 +318,18 @@ class SubscriptionsMixin(OrdersMixin):
         """``active -> past_due`` (a renewal failed); ``renewal_order_id`` re-activates it."""
         return self._subscription_to(subscription_id, "past_due", pending_order_id=renewal_order_id)
 
-    def cancel_subscription(self, subscription_id: str) -> Subscription:
+    def cancel(self, subscription_id: str) -> Subscription:
         """``-> canceled``."""
         return self._subscription_to(subscription_id, "canceled")
 
-    def expire_subscription(self, subscription_id: str) -> Subscription:
+    def expire(self, subscription_id: str) -> Subscription:
         """``-> expired``."""
         return self._subscription_to(subscription_id, "expired")
 
     def _subscription_to(
         self, subscription_id: str, status: str, *, pending_order_id: str | None = None
     ) -> Subscription:
-        with self.transaction() as session:
+        with self._transaction() as session:
             subscription = self._get(session, Subscription, subscription_id, lock=True)
             values = {"pending_order_id": pending_order_id} if pending_order_id else None
             self._move(session, Subscription, SUBSCRIPTION, subscription, status, values=values)
@@ -332,7 +343,7 @@ class SubscriptionsMixin(OrdersMixin):
             msg = f"unknown plan {required_plan!r}"
             raise LedgerConfigurationError(msg)
         needed = self.plan_ranks[required_plan]
-        with self.transaction() as session:
+        with self._transaction() as session:
             subscriptions = session.scalars(
                 sa.select(Subscription)
                 .where(

@@ -140,14 +140,14 @@ def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None
     """Apply a rule's fix through the state machines and the journal."""
     action, params = problem.action, problem.params
     if action == "mark_paid":
-        ledger._mark_paid(session, row, params.get("captured_amount"))
+        ledger.orders._mark_paid(session, row, params.get("captured_amount"))
     elif action in ("mark_failed", "cancel_order", "expire_order"):
         target = {"mark_failed": "failed", "cancel_order": "cancelled", "expire_order": "expired"}
         ledger._move(session, Order, ORDER, row, target[action])
     elif action == "refund_succeeded":
-        ledger._refund_succeeded(session, row, params.get("amount"))
+        ledger.refunds._succeeded(session, row, params.get("amount"))
     elif action == "book_late_capture":
-        ledger._book_late_capture(session, row, params.get("captured_amount"))
+        ledger.captures._book_late_capture(session, row, params.get("captured_amount"))
     elif action == "refund_failed":
         ledger._move(session, Refund, REFUND, row, "failed")
     elif action == "set_refund_provider_id":

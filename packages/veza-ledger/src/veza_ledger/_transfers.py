@@ -26,7 +26,7 @@ from veza_ledger import _journal
 from veza_ledger._allocation import allocate_reversals, refunded_seller_share
 from veza_ledger._base import (
     Accounts,
-    LedgerBase,
+    Service,
     check_aware,
     check_id,
     check_money,
@@ -69,7 +69,7 @@ class ReversalFacts:
     The reversal worker records up to a batch of outcomes in one transaction; reading
     these per outcome cost three statements each. Read *after* the transfers' row locks
     are taken (every write to them happens under those locks), they stay true for the
-    transaction; :meth:`TransfersMixin._record_reversal` keeps them current.
+    transaction; :meth:`Transfers._record_reversal` keeps them current.
 
     Attributes:
         reversals: Recorded reversals by provider id: every one of the locked transfers
@@ -95,12 +95,12 @@ def reversal_key(transfer: SellerTransfer) -> str:
     return f"{transfer.id}-r{transfer.reversed_amount}"
 
 
-class TransfersMixin(LedgerBase):
-    """Seller transfers and payouts."""
+class Transfers(Service):
+    """Seller transfers and their reversals (``ledger.transfers``)."""
 
     # ------------------------------------------------------------------ transfers
 
-    def create_transfer(
+    def create(
         self,
         *,
         seller_id: str,
@@ -136,7 +136,7 @@ class TransfersMixin(LedgerBase):
         """
         amount, currency = check_money(amount, currency)
         row_id = check_id(transfer_id or new_id(), "transfer_id")
-        with self.transaction() as session:
+        with self._transaction() as session:
             order = (
                 None
                 if order_id is None
@@ -226,7 +226,7 @@ class TransfersMixin(LedgerBase):
                 continue  # it does not fit; a later (larger) transfer takes it
             taken += intent.amount
             intent.netted_into = into
-            intent.updated_at = self.now()
+            intent.updated_at = self._now()
         return taken
 
     def _new_transfer(  # noqa: PLR0917 - private, the row's fields in order
@@ -250,13 +250,13 @@ class TransfersMixin(LedgerBase):
             reversed_amount=0,
             netted_amount=0,
             attempts=0,
-            created_at=self.now(),
-            updated_at=self.now(),
+            created_at=self._now(),
+            updated_at=self._now(),
         )
 
     def reversals_of(self, transfer_id: str) -> list[SellerTransferReversal]:
         """The reversals recorded for a transfer, oldest first."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return list(
                 session.scalars(
                     sa.select(SellerTransferReversal)
@@ -268,14 +268,14 @@ class TransfersMixin(LedgerBase):
                 )
             )
 
-    def transfer(self, transfer_id: str) -> SellerTransfer:
+    def get(self, transfer_id: str) -> SellerTransfer:
         """Read a transfer."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._get(session, SellerTransfer, transfer_id)
 
-    def transfers_of(self, order_id: str) -> list[SellerTransfer]:
+    def of_order(self, order_id: str) -> list[SellerTransfer]:
         """An order's transfers, oldest first."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return list(
                 session.scalars(
                     sa.select(SellerTransfer)
@@ -284,13 +284,13 @@ class TransfersMixin(LedgerBase):
                 )
             )
 
-    def transfer_completed(self, transfer_id: str, stripe_transfer_id: str) -> SellerTransfer:
+    def completed(self, transfer_id: str, stripe_transfer_id: str) -> SellerTransfer:
         """``pending -> completed`` with the Stripe id, posting the payment to the seller.
 
         If refunds made part of it due for reversal meanwhile, the transfer moves on to
         ``reversal_pending`` in the same transaction.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             self._transfer_completed(session, transfer, stripe_transfer_id)
             return transfer
@@ -328,12 +328,12 @@ class TransfersMixin(LedgerBase):
         if transfer.reversal_due > transfer.reversed_amount:
             self._move(session, SellerTransfer, TRANSFER, transfer, "reversal_pending")
 
-    def transfer_failed(
+    def failed(
         self, transfer_id: str, error: str, *, retry_at: dt.datetime | None = None
     ) -> SellerTransfer:
         """``pending -> failed``, counting the attempt; ``retry_transfer`` re-queues it."""
         retry_at = check_aware(retry_at, "retry_at")
-        with self.transaction() as session:
+        with self._transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             self._move(
                 session,
@@ -349,9 +349,9 @@ class TransfersMixin(LedgerBase):
             )
             return transfer
 
-    def retry_transfer(self, transfer_id: str) -> SellerTransfer:
+    def retry(self, transfer_id: str) -> SellerTransfer:
         """``failed -> pending``: the next attempt reuses the same key (the row id)."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             self._move(session, SellerTransfer, TRANSFER, transfer, "pending")
             return transfer
@@ -366,7 +366,7 @@ class TransfersMixin(LedgerBase):
         is due, ``partially_reversed`` otherwise. Recording the same reversal again
         changes nothing, in the journal or on the row.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             self._record_reversal(session, transfer, stripe_reversal_id, amount)
             return transfer
@@ -422,7 +422,7 @@ class TransfersMixin(LedgerBase):
             intent_id=intent_id,
             amount=amount,
             currency=transfer.currency,
-            created_at=self.now(),
+            created_at=self._now(),
         )
         session.add(reversal)
         covered = None
@@ -510,7 +510,7 @@ class TransfersMixin(LedgerBase):
                 target = transfer.status
         path = _path(transfer.status, target)
         if not path:
-            changes = {**values, "updated_at": self.now()}
+            changes = {**values, "updated_at": self._now()}
             session.execute(
                 sa.update(SellerTransfer).where(SellerTransfer.id == transfer.id).values(**changes)
             )
@@ -532,7 +532,7 @@ class TransfersMixin(LedgerBase):
     ) -> SellerTransfer:
         """Keep the transfer ``reversal_pending``, counting the attempt and backing off."""
         retry_at = check_aware(retry_at, "retry_at")
-        with self.transaction() as session:
+        with self._transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             if transfer.status != "reversal_pending":
                 TRANSFER.check(transfer.id, transfer.status, "reversal_pending")
@@ -545,19 +545,28 @@ class TransfersMixin(LedgerBase):
                     attempts=SellerTransfer.attempts + 1,
                     last_error=error[:MAX_ERROR],
                     next_attempt_at=retry_at,
-                    updated_at=self.now(),
+                    updated_at=self._now(),
                 )
             )
             return self._get(session, SellerTransfer, transfer_id)
 
-    # ------------------------------------------------------------------ payouts
+
+class Payouts(Service):
+    """Seller payouts from the connected account to the bank (``ledger.payouts``).
+
+    A payout is a row (its status follows Stripe's payout) plus its intents: the
+    first one (id = the row id, the key payouts always had) is written with the row,
+    a retry after a failed payout writes the next (a fresh id: Stripe replays a key's
+    first answer, the failed payout, for 24 h). ``run_payout_worker`` makes the calls.
+    """
+
     #
     # A payout is a row (its status follows Stripe's payout) plus its intents: the
     # first one (id = the row id, the key payouts always had) is written with the row,
     # a retry after a failed payout writes the next (a fresh id: Stripe replays a key's
     # first answer, the failed payout, for 24 h). ``run_payout_worker`` makes the calls.
 
-    def create_payout(
+    def create(
         self,
         *,
         seller_id: str,
@@ -581,7 +590,7 @@ class TransfersMixin(LedgerBase):
         row_id = check_id(payout_id or new_id(), "payout_id")
         seller = check_id(seller_id, "seller_id")
         account = check_id(stripe_account, "stripe_account")
-        with self.transaction() as session:
+        with self._transaction() as session:
             self._check_payable(session, seller, currency, amount)
             if session.get(ProviderIntent, row_id) is not None:
                 msg = f"payout_id {row_id!r} already keys a provider intent; use another id"
@@ -594,14 +603,14 @@ class TransfersMixin(LedgerBase):
                 currency=currency,
                 status=PAYOUT.initial,
                 attempts=0,
-                created_at=self.now(),
-                updated_at=self.now(),
+                created_at=self._now(),
+                updated_at=self._now(),
             )
             session.add(payout)
             session.add(self._payout_intent(payout, intent_id=row_id, seq=1))
         return payout
 
-    def payout_available(self, seller_id: str, currency: str) -> int:
+    def available(self, seller_id: str, currency: str) -> int:
         """What the seller may pay out now, in minor units (see :meth:`create_payout`).
 
         The seller's connected balance in the journal, less payouts not yet journaled
@@ -610,7 +619,7 @@ class TransfersMixin(LedgerBase):
         must keep them for the reversals; written-off or netted ones excepted).
         """
         _, currency = check_money(1, currency)
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._payout_available(session, seller_id, currency)
 
     def _check_payable(self, session: Session, seller: str, currency: str, amount: int) -> None:
@@ -664,8 +673,8 @@ class TransfersMixin(LedgerBase):
             currency=payout.currency,
             status=INTENT.initial,
             attempts=0,
-            created_at=self.now(),
-            updated_at=self.now(),
+            created_at=self._now(),
+            updated_at=self._now(),
         )
 
     @staticmethod
@@ -695,14 +704,14 @@ class TransfersMixin(LedgerBase):
                 values={"provider_object_id": external_id, "last_error": None},
             )
 
-    def payout(self, payout_id: str) -> SellerPayout:
+    def get(self, payout_id: str) -> SellerPayout:
         """Read a payout."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             return self._get(session, SellerPayout, payout_id)
 
-    def payout_submitted(self, payout_id: str, external_payout_id: str) -> SellerPayout:
+    def submitted(self, payout_id: str, external_payout_id: str) -> SellerPayout:
         """``pending -> in_transit`` with Stripe's payout id (recorded on its intent)."""
-        with self.transaction() as session:
+        with self._transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
             external = check_id(external_payout_id, "external_payout_id")
             self._move(
@@ -727,14 +736,14 @@ class TransfersMixin(LedgerBase):
         )
         return int(count or 0)
 
-    def payout_paid(self, payout_id: str, external_payout_id: str | None = None) -> SellerPayout:
+    def paid(self, payout_id: str, external_payout_id: str | None = None) -> SellerPayout:
         """``pending|in_transit -> paid``, posting the payout to the seller's memo accounts.
 
         The first payment is journaled as ``payout:<id>:paid``; a payment after ``n``
         bank returns (the row retried) as ``payout:<id>:paid:<n + 1>``, so each is
         posted once and none is mistaken for a replay of the one before.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
             self._payout_paid(session, payout, external_payout_id)
             return payout
@@ -757,7 +766,7 @@ class TransfersMixin(LedgerBase):
         suffix = "" if returns == 0 else f":{returns + 1}"
         _journal.post(session, f"payout:{payout.id}:paid{suffix}", "payout", legs)
 
-    def payout_failed(self, payout_id: str, error: str) -> SellerPayout:
+    def failed(self, payout_id: str, error: str) -> SellerPayout:
         """``pending|in_transit|paid -> failed``, counting the attempt.
 
         From ``paid`` it is a bank return: the money came back to the connected
@@ -765,7 +774,7 @@ class TransfersMixin(LedgerBase):
         debit ``connected_balance``, credit ``connected_paid_out``). ``retry_payout``
         re-queues the row either way.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
             self._payout_failed(session, payout, error)
             return payout
@@ -789,7 +798,7 @@ class TransfersMixin(LedgerBase):
             number = self._payout_returns(session, payout.id) + 1
             _journal.post(session, f"payout:{payout.id}:returned:{number}", "payout", legs)
 
-    def retry_payout(self, payout_id: str) -> SellerPayout:
+    def retry(self, payout_id: str) -> SellerPayout:
         """``failed -> pending`` with the payout's next intent, if the seller can pay it.
 
         A failed payout cannot be retried with its old key (Stripe would replay the
@@ -801,7 +810,7 @@ class TransfersMixin(LedgerBase):
             LedgerConfigurationError: The last call's outcome is still unknown (its
                 intent was sent and nothing recorded): record it first.
         """
-        with self.transaction() as session:
+        with self._transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
             PAYOUT.check(payout.id, payout.status, "pending")
             intents = self._payout_intents(session, payout.id)
@@ -828,7 +837,7 @@ class TransfersMixin(LedgerBase):
             )
             return payout
 
-    def apply_payout_event(self, event: Mapping[str, Any]) -> SellerPayout | None:
+    def apply_event(self, event: Mapping[str, Any]) -> SellerPayout | None:
         """Apply a Stripe ``payout.paid`` / ``payout.failed`` / ``payout.canceled`` event.
 
         The payout is found by Stripe's id or, while the worker's call is still in
@@ -849,7 +858,7 @@ class TransfersMixin(LedgerBase):
         if parsed is None:
             return None
         target, external_id, key, error = parsed
-        with self.transaction() as session:
+        with self._transaction() as session:
             intent = session.scalars(
                 sa.select(ProviderIntent).where(
                     ProviderIntent.kind == "payout",
@@ -880,7 +889,7 @@ class TransfersMixin(LedgerBase):
                 session.execute(
                     sa.update(SellerPayout)
                     .where(SellerPayout.id == payout.id)
-                    .values(external_payout_id=external_id, updated_at=self.now())
+                    .values(external_payout_id=external_id, updated_at=self._now())
                 )
                 setattr_committed(payout, "external_payout_id", external_id)
             if payout.status == target or not PAYOUT.allows(payout.status, target):

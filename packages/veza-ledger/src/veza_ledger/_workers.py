@@ -634,7 +634,7 @@ def _succeeded(
             values={"provider_object_id": provider_id, "last_error": None},
         )
     if job.kind == "reversal":
-        if ledger._record_reversal(
+        if ledger.transfers._record_reversal(
             session,
             transfer,
             provider_id,
@@ -645,7 +645,9 @@ def _succeeded(
         ):
             return
     elif transfer.status == "pending":
-        ledger._transfer_completed(session, transfer, provider_id, extra={"leased_until": None})
+        ledger.transfers._transfer_completed(
+            session, transfer, provider_id, extra={"leased_until": None}
+        )
         return
     _release(session, transfer)
 
@@ -690,7 +692,7 @@ def _failed(
             .values(**values, updated_at=policy.at)
         )
     if park and intent.status == "pending":
-        ledger._park(session, intent, error, error_class, policy.at)
+        ledger.provider_intents._park(session, intent, error, error_class, policy.at)
     _release(session, transfer)
     return park
 
@@ -1157,7 +1159,7 @@ def retry_transfer_now(
         parked = session.get(ProviderIntent, transfer.id, populate_existing=True)
         retry_parked = parked is not None and parked.status == "parked"
     if retry_parked:
-        ledger.retry_intent(transfer_id, actor="retry_transfer_now", reason="admin retry")
+        ledger.provider_intents.retry(transfer_id, actor="retry_transfer_now", reason="admin retry")
     with ledger.transaction() as session:
         transfer = ledger._get(session, SellerTransfer, transfer_id, lock=True)
         job = _intend_transfer(ledger, session, transfer, policy)
@@ -1167,9 +1169,9 @@ def retry_transfer_now(
         ledger, job, lambda j, p: _call_transfer(creator, j, p), policy, WorkerReport()
     )
     if not ok:
-        msg = f"transfer {transfer_id} failed again: {ledger.transfer(transfer_id).last_error}"
+        msg = f"transfer {transfer_id} failed again: {ledger.transfers.get(transfer_id).last_error}"
         raise LedgerError(msg)
-    return ledger.transfer(transfer_id)
+    return ledger.transfers.get(transfer_id)
 
 
 def run_forever(

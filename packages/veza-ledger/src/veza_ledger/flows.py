@@ -23,7 +23,7 @@ Example::
         ledger, hyperswitch, buyer_id="b", seller_id="s", amount=1999, currency="EUR",
         fee_amount=300,
     )
-    # ... the payment webhook marks the order paid (ledger.apply_event) ...
+    # ... the payment webhook marks the order paid (ledger.events.apply) ...
     queue_seller_transfer(ledger, started.order.id, destination="acct_s")
     start_refund(ledger, hyperswitch, order_id=started.order.id)  # all that is left, or amount=
 
@@ -53,8 +53,8 @@ from veza_payments import (
     HyperswitchClient,
     InvalidRequestError,
     Payment,
+    Refund as ProviderRefund,
 )
-from veza_payments import Refund as ProviderRefund
 
 __all__ = [
     "PAYABLE",
@@ -177,7 +177,7 @@ def _order_for_payment(
     """The order row with its provider payment id, written before any provider call."""
     payment_id = hyperswitch.payment_id_for(order_id)
     try:
-        return ledger.create_order(
+        return ledger.orders.create(
             order_id=order_id,
             psp_payment_id=payment_id,
             buyer_id=buyer_id,
@@ -202,7 +202,7 @@ def _same_order(
 ) -> Order:
     """The existing order, when it is the one asked for (a retry); else a conflict."""
     try:
-        order = ledger.order(order_id)
+        order = ledger.orders.get(order_id)
     except RecordNotFoundError:  # the unique violation was another order's payment id
         msg = f"payment id {payment_id!r} of order {order_id!r} belongs to another order"
         raise FlowConflictError(msg) from None
@@ -260,7 +260,7 @@ def start_refund(
             row.id, payment_id=payment_id, amount=row.amount, reason=reason
         )
     except InvalidRequestError:
-        ledger.refund_failed(row.id)
+        ledger.refunds.failed(row.id)
         raise
     return RefundStarted(row, provider_refund)
 
@@ -275,12 +275,12 @@ def _refund_row(
     refund_id: str | None,
 ) -> tuple[str, Refund]:
     """The order's payment id and the new refund row, its provider id already stored."""
-    order = ledger.order(order_id)
+    order = ledger.orders.get(order_id)
     if not order.psp_payment_id:
         msg = f"order {order_id!r} has no provider payment id; start its payment first"
         raise FlowConflictError(msg)
-    row = ledger.create_refund(order.id, amount, refund_id=refund_id, reason=reason)
-    return order.psp_payment_id, ledger.set_refund_provider_id(
+    row = ledger.refunds.create(order.id, amount, refund_id=refund_id, reason=reason)
+    return order.psp_payment_id, ledger.refunds.set_provider_id(
         row.id, hyperswitch.refund_id_for(row.id)
     )
 
@@ -355,7 +355,7 @@ async def astart_refund(
             row.id, payment_id=payment_id, amount=row.amount, reason=reason
         )
     except InvalidRequestError:
-        await asyncio.to_thread(ledger.refund_failed, row.id)
+        await asyncio.to_thread(ledger.refunds.failed, row.id)
         raise
     return RefundStarted(row, provider_refund)
 
@@ -395,15 +395,15 @@ def queue_seller_transfer(
         refunded, or its share already paid by other transfers).
     """
     row_id = transfer_id or seller_transfer_id(order_id)
-    order = ledger.order(order_id)
-    existing = {t.id: t for t in ledger.transfers_of(order.id)}
+    order = ledger.orders.get(order_id)
+    existing = {t.id: t for t in ledger.transfers.of_order(order.id)}
     if row_id in existing:
         return existing[row_id]
     room = seller_share(order) - sum(t.amount + t.netted_amount for t in existing.values())
     if order.status not in PAYABLE or room <= 0:
         return None
     try:
-        return ledger.create_transfer(
+        return ledger.transfers.create(
             seller_id=order.seller_id,
             destination=destination,
             amount=room,
@@ -414,6 +414,6 @@ def queue_seller_transfer(
     except (TransferExceedsShareError, IntegrityError):
         # another caller queued it between the read and the order's lock
         try:
-            return ledger.transfer(row_id)
+            return ledger.transfers.get(row_id)
         except RecordNotFoundError:
             return None

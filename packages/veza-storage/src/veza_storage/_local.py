@@ -42,8 +42,7 @@ from veza_storage._errors import (
     RangeNotSatisfiableError,
     StorageConfigurationError,
 )
-from veza_storage._fs import DIR_FLAGS as _DIR_FLAGS
-from veza_storage._fs import SymlinkRefusedError, open_file_at, walk
+from veza_storage._fs import DIR_FLAGS as _DIR_FLAGS, SymlinkRefusedError, open_file_at, walk
 from veza_storage._keys import RESERVED_PREFIX, is_reserved_name, validate_key
 from veza_storage._signing import LocalURLSigner
 from veza_storage._stream import BLOCK, ObjectReader, Source

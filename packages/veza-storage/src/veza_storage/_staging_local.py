@@ -43,8 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from veza_storage._buffers import zeroed
-from veza_storage._copy import BUFFER as COPY_BUFFER
-from veza_storage._copy import start_write_back, write_all
+from veza_storage._copy import BUFFER as COPY_BUFFER, start_write_back, write_all
 from veza_storage._errors import UploadIncompleteError, UploadNotFoundError
 from veza_storage._fs import walk
 from veza_storage._local import XATTR, LocalStorage, publish_at
