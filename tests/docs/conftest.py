@@ -278,7 +278,7 @@ def _raw_get(base: str, target: str) -> tuple[int, bytes]:
 
 @setup_for("docs/cdn/testing.md")
 def _cdn_testing(request: pytest.FixtureRequest) -> Page:
-    from veza_cdn import CDN
+    from veza_cdn import CDN, BunnySigner
     from veza_cdn.testing import LocalEdge
 
     port = _free_port()
@@ -290,7 +290,9 @@ def _cdn_testing(request: pytest.FixtureRequest) -> Page:
         """The reader's edge: here veza's own, serving until the test ends."""
         edge = LocalEdge(cdn, f"http://127.0.0.1:{port}", "http://127.0.0.1:9/origin", secret)
         base = _enter(request, edge.serve(port=port))
-        signed = cdn.signer.scoped(f"{base}/hls/1", expires=2_000_000_000)(f"{base}/hls/1/a.ts")
+        signer = cdn.signer
+        assert isinstance(signer, BunnySigner)  # CDN_PROVIDER=bunny: scoped URLs exist
+        signed = signer.scoped(f"{base}/hls/1", expires=2_000_000_000)(f"{base}/hls/1/a.ts")
         ns.update(
             raw_get=_raw_get,
             edge_base=base,
@@ -869,13 +871,16 @@ def _tracing(request: pytest.FixtureRequest) -> Page:
     monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
 
     def after(ns: Namespace) -> None:
+        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
         from veza_cdn import BunnySigner
 
         with trace.get_tracer("docs").start_as_current_span("docs.example"):
             BunnySigner(BUNNY_KEY).sign_url(f"{CDN_BASE}/a.mp3", expires=1_900_000_000)
-        assert trace.get_tracer_provider() is ns["provider"]
-        assert ns["provider"].force_flush()
-        ns["provider"].shutdown()
+        provider: SdkTracerProvider = ns["provider"]  # the SDK's, which the page built
+        assert trace.get_tracer_provider() is provider
+        assert provider.force_flush()
+        provider.shutdown()
         assert received and all(path == "/v1/traces" and size for path, size in received)
 
     return Page(after=after)
