@@ -91,21 +91,19 @@ def _tmp(request: pytest.FixtureRequest) -> Path:
 
 
 def _local_storage(request: pytest.FixtureRequest) -> Any:
-    from veza_storage import StorageConfig, build_storage
+    from veza_storage import StorageConfig
 
     root = _tmp(request) / "objects"
     root.mkdir()
-    return build_storage(
-        StorageConfig.from_env(
-            {
-                "VEZA_STORAGE_BACKEND": "local",
-                "VEZA_STORAGE_LOCAL_ROOT": str(root),
-                "VEZA_STORAGE_SIGNING_KEY": "docs-local-signing-key",
-                "VEZA_STORAGE_PUBLIC_URL": "http://127.0.0.1:8000/files",
-            },
-            production=False,
-        )
-    )
+    return StorageConfig.from_env(
+        {
+            "VEZA_STORAGE_BACKEND": "local",
+            "VEZA_STORAGE_LOCAL_ROOT": str(root),
+            "VEZA_STORAGE_SIGNING_KEY": "docs-local-signing-key",
+            "VEZA_STORAGE_PUBLIC_URL": "http://127.0.0.1:8000/files",
+        },
+        production=False,
+    ).build()
 
 
 def _ledger(request: pytest.FixtureRequest) -> tuple[Any, Any, str]:
@@ -280,7 +278,7 @@ def _raw_get(base: str, target: str) -> tuple[int, bytes]:
 
 @setup_for("docs/cdn/testing.md")
 def _cdn_testing(request: pytest.FixtureRequest) -> Page:
-    from veza_cdn import CDN
+    from veza_cdn import CDN, BunnySigner
     from veza_cdn.testing import LocalEdge
 
     port = _free_port()
@@ -292,7 +290,9 @@ def _cdn_testing(request: pytest.FixtureRequest) -> Page:
         """The reader's edge: here veza's own, serving until the test ends."""
         edge = LocalEdge(cdn, f"http://127.0.0.1:{port}", "http://127.0.0.1:9/origin", secret)
         base = _enter(request, edge.serve(port=port))
-        signed = cdn.signer.scoped(f"{base}/hls/1", expires=2_000_000_000)(f"{base}/hls/1/a.ts")
+        signer = cdn.signer
+        assert isinstance(signer, BunnySigner)  # CDN_PROVIDER=bunny: scoped URLs exist
+        signed = signer.scoped(f"{base}/hls/1", expires=2_000_000_000)(f"{base}/hls/1/a.ts")
         ns.update(
             raw_get=_raw_get,
             edge_base=base,
@@ -543,7 +543,7 @@ def _payments_probe(request: pytest.FixtureRequest) -> Page:
     class Endpoint(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
-            outcome = intake.handle(self.headers.items(), body, self.client_address[0])
+            outcome = intake.handle(self.headers.items(), body, source_ip=self.client_address[0])
             self.send_response(outcome.status)
             self.send_header("content-length", str(len(outcome.body)))
             self.end_headers()
@@ -571,6 +571,22 @@ def _stripe_connect(request: pytest.FixtureRequest) -> Page:
     stripe = _enter(request, FakeStripe())
     seller = _row(stripe_account="acct_docs_seller")
 
+    @contextlib.contextmanager
+    def async_alternative(ns: Namespace) -> Iterator[None]:
+        """The async block is an alternative: its own row and seller, then the sync names back.
+
+        Reusing the first block's row would be ``idempotency_error`` (same key, other
+        parameters), and its 1700 would stay on the first seller's balance.
+        """
+        kept = {name: ns[name] for name in ("connect", "transfer", "transfer_row", "seller")}
+        ns["transfer_row"] = _row(id="tr-async-1", stripe_transfer_id=None)
+        ns["seller"] = _row(stripe_account="acct_docs_async_seller")
+        yield
+        made = ns["transfer"]
+        assert stripe.transfers[made.id]["destination"] == "acct_docs_async_seller"
+        assert stripe.balance("acct_docs_async_seller", "eur") == 1700
+        ns.update(kept)
+
     def after(ns: Namespace) -> None:
         ns["connect"].close()
         assert ns["transfer_row"].stripe_transfer_id == ns["transfer"].id
@@ -590,6 +606,7 @@ def _stripe_connect(request: pytest.FixtureRequest) -> Page:
             "intent_id": "rv-1",
         },
         after=after,
+        around={1: async_alternative},
     )
 
 
@@ -623,6 +640,25 @@ def _payments_webhooks(request: pytest.FixtureRequest) -> Page:
         apps.append(ns["app"])
         ns["app"] = FastAPI()  # the second endpoint is an alternative to the first
 
+    def signed_request(ns: Namespace) -> None:
+        """The async block's delivery: a request as Starlette hands it over, and its peer."""
+        headers = {
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign_payload(payload, WEBHOOK_KEY),
+        }
+        ns["request"] = _starlette_request(payload, headers)
+        ns["peer"] = "127.0.0.1"
+
+    @contextlib.contextmanager
+    def async_alternative(ns: Namespace) -> Iterator[None]:
+        """The async intake is an alternative: the endpoints above keep their sync one."""
+        kept = ns["intake"]
+        yield
+        assert ns["outcome"].status == 200, ns["outcome"].body
+        assert ns["outcome"].processing_result == "ok"  # the handler ran, in the thread
+        assert [payment for payment, _ in orders.paid] == ["pay_docs_1"]
+        ns["intake"] = kept
+
     def body_request(ns: Namespace) -> None:
         ns["request"] = _starlette_request(payload)
 
@@ -641,7 +677,8 @@ def _payments_webhooks(request: pytest.FixtureRequest) -> Page:
             "orders": orders,
             "open_dispute_case": lambda event: None,
         },
-        before={1: fresh_app, 2: body_request},
+        before={1: fresh_app, 2: signed_request, 3: body_request},
+        around={2: async_alternative},
         after=after,
     )
 
@@ -651,7 +688,11 @@ def _payments_webhooks(request: pytest.FixtureRequest) -> Page:
 
 @setup_for("docs/storage/guide.md")
 def _storage_guide(request: pytest.FixtureRequest) -> Page:
+    import hashlib
+
     from sqlalchemy.orm import DeclarativeBase
+
+    from veza_storage import ByteRange, InMemoryUploadSessionStore
 
     class Base(DeclarativeBase):
         """The reader's declarative base."""
@@ -672,12 +713,25 @@ def _storage_guide(request: pytest.FixtureRequest) -> Page:
         ns["storage"].put(ns["key"], io.BytesIO(b"other"), content_type="audio/flac")
         ns["storage"].put("a", io.BytesIO(b"a"), content_type="text/plain")
 
-    def after(ns: Namespace) -> None:
+    def async_names(ns: Namespace) -> None:
+        """Check the sync block, then give the async one its request, range and store."""
         assert ns["first_kib"] == body[:1024]
-        assert ns["info"].size == len(body) or ns["info"].key
-        assert not ns["storage"].exists(ns["key"])
+        assert not ns["storage"].exists(ns["key"])  # deleted: the async block writes it again
         with ns["storage"].open("b") as reader:
             assert reader.read() == b"a"
+        ns["request"] = _starlette_request(body)
+        ns["r"] = ByteRange(0, 1023)
+        ns["size"] = len(body)
+        ns["digest"] = hashlib.sha256(body).hexdigest()
+        ns["store"] = InMemoryUploadSessionStore()
+
+    def after(ns: Namespace) -> None:
+        assert ns["data"] == body  # the async put streamed the request's body whole
+        assert ns["url"].startswith("http://127.0.0.1:8000/files/tracks/8f3a/other.flac?")
+        assert (ns["info"].key, ns["info"].size) == (ns["key"], len(body))
+        assert ns["info"].sha256 == ns["digest"]  # the resumable upload, completed
+        with ns["storage"].open(ns["key"]) as reader:
+            assert reader.read() == body
 
     return Page(
         {
@@ -686,7 +740,7 @@ def _storage_guide(request: pytest.FixtureRequest) -> Page:
             "key": "tracks/8f3a/other.flac",
             "Base": Base,
         },
-        before={1: objects_it_names},
+        before={1: objects_it_names, 2: async_names},
         after=after,
     )
 
@@ -738,7 +792,7 @@ def _webrtc_probe(request: pytest.FixtureRequest) -> Page:
     return Page({"password": "docs-turn-password"})
 
 
-def _starlette_request(body: bytes) -> Any:
+def _starlette_request(body: bytes, headers: dict[str, str] | None = None) -> Any:
     """A Starlette request whose body is ``body``, as the server would hand it over."""
     from starlette.requests import Request
 
@@ -752,7 +806,10 @@ def _starlette_request(body: bytes) -> Any:
         "method": "PUT",
         "path": "/",
         "query_string": b"",
-        "headers": [(b"content-length", str(len(body)).encode())],
+        "headers": [
+            (b"content-length", str(len(body)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+        ],
         "client": ("127.0.0.1", 50000),
     }
     return Request(scope, receive)
@@ -814,13 +871,16 @@ def _tracing(request: pytest.FixtureRequest) -> Page:
     monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
 
     def after(ns: Namespace) -> None:
+        from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
         from veza_cdn import BunnySigner
 
         with trace.get_tracer("docs").start_as_current_span("docs.example"):
             BunnySigner(BUNNY_KEY).sign_url(f"{CDN_BASE}/a.mp3", expires=1_900_000_000)
-        assert trace.get_tracer_provider() is ns["provider"]
-        assert ns["provider"].force_flush()
-        ns["provider"].shutdown()
+        provider: SdkTracerProvider = ns["provider"]  # the SDK's, which the page built
+        assert trace.get_tracer_provider() is provider
+        assert provider.force_flush()
+        provider.shutdown()
         assert received and all(path == "/v1/traces" and size for path, size in received)
 
     return Page(after=after)

@@ -151,7 +151,10 @@ def _id(command: Command) -> str:
 
 
 def _parser(program: str) -> argparse.ArgumentParser:
-    return import_module(program.replace("-", "_") + "._cli").build_parser()
+    parser: argparse.ArgumentParser = import_module(
+        program.replace("-", "_") + "._cli"
+    ).build_parser()
+    return parser
 
 
 def _argv(command: Command) -> list[str]:

@@ -33,7 +33,7 @@ from sybil.parsers.markdown import CodeBlockParser
 ROOT = Path(__file__).resolve().parents[2]
 # the examples counted when this suite was written: a page may add blocks, never lose
 # them unnoticed (a renamed fence such as ```py would silently stop running)
-KNOWN_PYTHON_BLOCKS = 47
+KNOWN_PYTHON_BLOCKS = 50
 _INCLUDE = re.compile(r'^```\{\.python\}\n--8<-- "([^":]+)(?::(\d+):(\d+))?"\n```', re.MULTILINE)
 _TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _CO_COROUTINE = inspect.CO_COROUTINE
