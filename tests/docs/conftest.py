@@ -306,7 +306,7 @@ def _cdn_testing(request: pytest.FixtureRequest) -> Page:
 
 
 def _paid_order(ledger: Any, order_id: str) -> Any:
-    ledger.create_order(
+    ledger.orders.create(
         buyer_id="b1",
         seller_id="s1",
         amount=1999,
@@ -314,7 +314,7 @@ def _paid_order(ledger: Any, order_id: str) -> Any:
         fee_amount=300,
         order_id=order_id,
     )
-    return ledger.mark_paid(order_id)
+    return ledger.orders.mark_paid(order_id)
 
 
 @setup_for("docs/ledger/disputes.md")
@@ -323,7 +323,7 @@ def _ledger_disputes(request: pytest.FixtureRequest) -> Page:
     _paid_order(ledger, "order-1")
 
     def after(ns: Namespace) -> None:
-        (dispute,) = ledger.disputes_of("order-1")
+        (dispute,) = ledger.disputes.of_order("order-1")
         assert dispute.status == "lost", dispute
 
     return Page({"ledger": ledger}, after=after)
@@ -347,21 +347,21 @@ def _ledger_guide(request: pytest.FixtureRequest) -> Page:
 
     def buyer_pays_before_mark_paid(ns: Namespace) -> None:
         reader_ledger = ns["ledger"]
-        original = reader_ledger.mark_paid
+        original = reader_ledger.orders.mark_paid
 
         def mark_paid(order_id: str, **kw: Any) -> Any:
-            order = reader_ledger.order(order_id)
+            order = reader_ledger.orders.get(order_id)
             psp.set_payment_status(order.psp_payment_id or "", "succeeded")  # the buyer paid
             return original(order_id, **kw)
 
-        reader_ledger.mark_paid = mark_paid
+        reader_ledger.orders.mark_paid = mark_paid
 
     def after(ns: Namespace) -> None:
-        order = ns["ledger"].order("o-42")
+        order = ns["ledger"].orders.get("o-42")
         assert order.psp_payment_id == payment_id_for("o-42", namespace=namespace)
         assert order.psp_payment_id != payment_id_for("o-42")
         assert list(psp.payments) == [order.psp_payment_id]
-        (refund,) = ns["ledger"].refunds_of("o-42")
+        (refund,) = ns["ledger"].refunds.of_order("o-42")
         assert (refund.status, refund.hyperswitch_refund_id) == ("succeeded", *psp.refunds)
         ns["engine"].dispose()
 
