@@ -22,10 +22,12 @@ defence after Stripe forgets a key (24 hours).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import reduce
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from veza_payments import _tracing
@@ -51,7 +53,7 @@ from veza_payments._stripe_core import (
 
 if TYPE_CHECKING:
     import stripe
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.trace import Span, TracerProvider
 
 __all__ = [
     "MAX_KEY",
@@ -67,7 +69,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _stripe_module() -> Any:  # noqa: ANN401 - the stripe module
+def _stripe_module() -> ModuleType:
     try:
         import stripe
     except ImportError as exc:  # pragma: no cover - exercised without the extra
@@ -126,7 +128,7 @@ class _ConnectBase:
         """The ``Idempotency-Key`` sent for ``operation`` (``transfer``, ``reversal``, …)."""
         return self._core.stripe_key(operation, idempotency_key)
 
-    def _span(self, what: str) -> Any:  # noqa: ANN401 - a span context
+    def _span(self, what: str) -> contextlib.AbstractContextManager[Span | None]:
         attributes = {"veza.provider": "stripe", "veza.operation": what}
         return _tracing.span(
             self._tracer,
@@ -136,7 +138,9 @@ class _ConnectBase:
         )
 
     @staticmethod
-    def _method(client: Any, invoke: Invoke, suffix: str = "") -> Callable[..., Any]:  # noqa: ANN401
+    def _method(
+        client: stripe.StripeClient, invoke: Invoke, suffix: str = ""
+    ) -> Callable[..., Any]:
         service = reduce(getattr, invoke.service, client.v1)
         method: Callable[..., Any] = getattr(service, invoke.method + suffix)
         return method
@@ -146,7 +150,7 @@ class _ConnectBase:
         return {} if invoke.options is None else {"options": dict(invoke.options)}
 
     @staticmethod
-    def _failed(current: Any, exc: Exception) -> Outcome:  # noqa: ANN401 - a span or None
+    def _failed(current: Span | None, exc: Exception) -> Outcome:
         if current is not None:
             current.add_event("attempt failed", {"error.type": type(exc).__name__})
         return Outcome(error=exc)
