@@ -101,7 +101,9 @@ class ProviderIntents(Service):
     def retry(self, intent_id: str, *, actor: str, reason: str) -> ProviderIntent:
         """``parked -> pending``: the next worker run calls again, same key and amount."""
         with self._transaction() as session:
-            intent, transfer = self._operator_lock(session, intent_id, "pending", actor, reason)
+            intent, transfer = self._operator_lock(
+                session, intent_id, to_status="pending", actor=actor, reason=reason
+            )
             self._move(
                 session,
                 ProviderIntent,
@@ -145,7 +147,12 @@ class ProviderIntents(Service):
         """
         with self._transaction() as session:
             intent, transfer = self._operator_lock(
-                session, intent_id, "written_off", actor, reason, provider_checked
+                session,
+                intent_id,
+                to_status="written_off",
+                actor=actor,
+                reason=reason,
+                provider_checked=provider_checked,
             )
             self._move(session, ProviderIntent, INTENT, intent, "written_off")
             legs = [
@@ -181,7 +188,12 @@ class ProviderIntents(Service):
         """
         with self._transaction() as session:
             intent, transfer = self._operator_lock(
-                session, intent_id, "netted", actor, reason, provider_checked
+                session,
+                intent_id,
+                to_status="netted",
+                actor=actor,
+                reason=reason,
+                provider_checked=provider_checked,
             )
             self._move(session, ProviderIntent, INTENT, intent, "netted")
             if transfer is not None:
@@ -198,10 +210,11 @@ class ProviderIntents(Service):
 
     # ------------------------------------------------------------------ internals
 
-    def _operator_lock(  # noqa: PLR0917 - private
+    def _operator_lock(
         self,
         session: Session,
         intent_id: str,
+        *,
         to_status: str,
         actor: str,
         reason: str,

@@ -144,7 +144,12 @@ class Transfers(Service):
             )
             netted = self._net_parked(session, seller_id, currency, amount, row_id)
             transfer = self._new_transfer(
-                row_id, order_id, seller_id, destination, amount - netted, currency
+                row_id,
+                order_id,
+                seller_id=seller_id,
+                destination=destination,
+                amount=amount - netted,
+                currency=currency,
             )
             transfer.netted_amount = netted
             if order is not None:
@@ -229,10 +234,11 @@ class Transfers(Service):
             intent.updated_at = self._now()
         return taken
 
-    def _new_transfer(  # noqa: PLR0917 - private, the row's fields in order
+    def _new_transfer(
         self,
         row_id: str,
         order_id: str | None,
+        *,
         seller_id: str,
         destination: str,
         amount: int,
