@@ -510,6 +510,20 @@ def test_a_bad_max_body_error_starts_with_the_setting_name(bad: object) -> None:
     assert str(info.value) == f"max_body must be a positive int of bytes, got {bad!r}"
 
 
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_a_bad_max_headers_error_starts_with_the_setting_name(bad: object) -> None:
+    with pytest.raises(PaymentsConfigurationError) as info:
+        WebhookIntake(InMemoryWebhookLog(), KEY, max_headers=bad)  # type: ignore[arg-type]
+    assert str(info.value) == f"max_headers must be a positive int of bytes, got {bad!r}"
+
+
+@pytest.mark.parametrize("keys", [[], [""], ["whsec_ok", b""]], ids=["none", "empty", "one-empty"])
+def test_no_usable_webhook_key_is_refused_with_a_sentence(keys: list[str | bytes]) -> None:
+    with pytest.raises(ValueError) as info:
+        verify_signature(b"{}", "00", keys=keys)
+    assert str(info.value) == "at least one non-empty webhook key is required"
+
+
 # --------------------------------------------------------------------------- core deadline
 # The sans-IO core driven by hand with a settable clock: the deadline's arithmetic, which
 # the slow trickling-server tests (left out of the mutation run) check end to end. No
