@@ -41,9 +41,6 @@ EXCEPTIONS = {
     "veza_ledger.debit": "a journal leg: debit(account, currency, amount), like Leg itself",
     # defined in the Ledger's mixins and called throughout them, which the Ledger split into
     # services (issue 18, in progress on another branch) rewrites: changed there
-    "veza_ledger.Ledger.force_transition": "Ledger mixin, reshaped by the services split",
-    "veza_ledger.Ledger.reversal_completed": "Ledger mixin, reshaped by the services split",
-    "veza_ledger.Machine.check": "called inside the Ledger mixins; changed with the split",
     # the asyncio twins are being reworked on the async branch (issue 18); their sync
     # counterparts (handle, handle_stream) are keyword-only from the third parameter
     "veza_payments.WebhookIntake.ahandle": "async twin, reworked on the async branch",

@@ -138,7 +138,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
         """
         balances = [
             {"account": account, "currency": currency, "amount": amount}
-            for (account, currency), amount in sorted(services.ledger.balances().items())
+            for (account, currency), amount in sorted(services.ledger.journal.balances().items())
         ]
         flows_query = (
             sa.select(
