@@ -535,3 +535,53 @@ def test_a_refund_webhook_carries_the_refunded_amount() -> None:
         }
     )
     assert event is not None and (event.object_id, event.amount) == ("hr_1", 450)
+
+
+# ------------------------------------------------------------------ over-captures: the excess
+
+
+@pytest.mark.parametrize("path", ["webhook", "sweep"])
+def test_a_late_over_capture_refunded_by_the_operator_keeps_its_excess_flagged(
+    ledger: Ledger, clock: Clock, path: str
+) -> None:
+    """The model's minimal case: the part above the order stays an open finding.
+
+    The PSP holds 1007 for a 1000 order that had failed. The ledger books 1000 (the
+    schema keeps ``captured <= amount``) and the operator's ``refund`` returns those
+    1000: the 7 the buyer paid on top is booked nowhere, so an open ``money_mismatch``
+    finding must carry it, whichever path saw the capture.
+    """
+    view = View()
+    _order(ledger, "o1")
+    ledger.orders.mark_failed("o1")
+    view.payments["p_o1"] = PaymentState("p_o1", "succeeded", 1000, 1007, "EUR")
+    if path == "webhook":
+        ledger.events.apply(ev("e1", "payment_succeeded", "p_o1", amount=1007))
+    else:
+        clock.advance(hours=1)
+        run_sweep(ledger, view, rules=["late_captures"], now=clock.now)
+    assert ledger.orders.get("o1").captured_amount == 1000
+    [finding] = _open(ledger, "money_mismatch", "o1")
+    evidence = finding["evidence"]
+    assert (evidence["psp_received"], evidence["booked"]) == (1007, 1000)  # type: ignore[index]
+    refund = ledger.captures.decide("o1", "refund", actor="ops", reason="sold out")
+    assert refund is not None and refund.amount == 1000
+    assert not _open(ledger, "late_captures", "o1")  # the decision is made ...
+    assert _open(ledger, "money_mismatch", "o1")  # ... the 7 above the order is not
+
+
+def test_the_sweep_flags_the_excess_of_an_over_capture_on_a_pending_order(
+    ledger: Ledger, clock: Clock
+) -> None:
+    """``stuck_orders`` books the order's amount and resolves its own finding: the excess
+    the PSP holds must stay an open ``money_mismatch`` finding with both amounts."""
+    view = View()
+    _order(ledger, "o1")
+    view.payments["p_o1"] = PaymentState("p_o1", "succeeded", 1000, 1200, "EUR")
+    clock.advance(hours=1)
+    run_sweep(ledger, view, rules=["stuck_orders"], now=clock.now)
+    order = ledger.orders.get("o1")
+    assert (order.status, order.captured_amount) == ("paid", 1000)
+    [finding] = _open(ledger, "money_mismatch", "o1")
+    evidence = finding["evidence"]
+    assert (evidence["psp_received"], evidence["booked"]) == (1200, 1000)  # type: ignore[index]
