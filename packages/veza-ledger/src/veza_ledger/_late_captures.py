@@ -19,7 +19,7 @@ a capture of 0 books nothing; more than the order books the order's amount and o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -207,16 +207,44 @@ class Captures(Service):
         else:
             self._mark_paid(session, order, booked)
         if problem is not None:
-            self._flag(
-                session,
-                "money_mismatch",
-                order,
-                severity="critical",
-                summary=f"{problem}: the order's amount was booked, refund the excess",
-                evidence=evidence | {"booked": booked},
-            )
+            self._flag_excess(session, order, received=received, booked=booked, evidence=evidence)
             return "flagged"
         return "applied"
+
+    def _flag_excess(
+        self,
+        session: Session,
+        order: Order,
+        *,
+        received: int | None,
+        booked: int | None,
+        evidence: Mapping[str, Any],
+    ) -> bool:
+        """Open a ``money_mismatch`` finding for captured money the journal cannot hold.
+
+        The schema keeps ``captured_amount <= amount``, so the part of an over-capture
+        above the order is booked nowhere: this finding is its only record, on every
+        path that books a capture (webhook or sweep). It is a separate rule from
+        ``late_captures`` on purpose: an operator's decision resolves the late capture,
+        while the excess is money the buyer paid that stays at the PSP until someone
+        refunds it there (a ``refund`` decision returns only what was booked).
+
+        Returns:
+            Whether a finding was opened (the PSP captured more than was booked).
+        """
+        if received is None or booked is None or received <= booked:
+            return False
+        self._flag(
+            session,
+            "money_mismatch",
+            order,
+            severity="critical",
+            summary=f"the PSP captured {received}, {booked} booked: "
+            f"refund the excess {received - booked} at the PSP",
+            evidence=dict(evidence)
+            | {"psp_received": received, "booked": booked, "excess": received - booked},
+        )
+        return True
 
     # ------------------------------------------------------------------ operators
 
@@ -234,6 +262,9 @@ class Captures(Service):
         ``fulfil`` keeps the money: the order is an ordinary paid order from now on.
         ``refund`` creates a ``pending`` refund of everything not yet refunded and
         returns it: send it to the PSP as any refund (its id is the idempotency key).
+        Only the late capture's finding is resolved: the part of an over-capture above
+        the order was never booked, so it cannot be in that refund and its
+        ``money_mismatch`` finding stays open until the excess is refunded at the PSP.
 
         Args:
             order_id: The late-captured order.

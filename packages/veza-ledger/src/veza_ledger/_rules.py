@@ -206,7 +206,10 @@ def check_stuck_order(
                 f"{problem}: book the order's amount, refund the excess",
                 evidence | {"psp_received": received},
                 "mark_paid",
-                {"captured_amount": bookable_capture(order.amount, received)},
+                {
+                    "captured_amount": bookable_capture(order.amount, received),
+                    "psp_received": received,
+                },
             )
     if payment.status in targets:
         params = (
@@ -710,7 +713,7 @@ def check_late_capture(
         f"the PSP captured money for a {order.status} order: booked, fulfil or refund",
         evidence,
         "book_late_capture",
-        {"captured_amount": bookable_capture(order.amount, received)},
+        {"captured_amount": bookable_capture(order.amount, received), "psp_received": received},
         keep_open=True,
     )
 

@@ -136,11 +136,28 @@ class SweepReport:
         }
 
 
+def _flag_excess(ledger: Ledger, session: Session, order: Order, problem: Problem) -> None:
+    """Keep the part of a capture above what was booked an open ``money_mismatch`` finding.
+
+    The rule's own finding cannot carry it: ``stuck_orders`` resolves once the order is
+    paid, and an operator's decision resolves ``late_captures``.
+    """
+    params = problem.params
+    ledger.captures._flag_excess(
+        session,
+        order,
+        received=params.get("psp_received"),
+        booked=params.get("captured_amount"),
+        evidence=problem.evidence,
+    )
+
+
 def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None:  # noqa: ANN401 - the rule's row (Order, Refund, …), checked by the action
     """Apply a rule's fix through the state machines and the journal."""
     action, params = problem.action, problem.params
     if action == "mark_paid":
         ledger.orders._mark_paid(session, row, params.get("captured_amount"))
+        _flag_excess(ledger, session, row, problem)
     elif action in ("mark_failed", "cancel_order", "expire_order"):
         target = {"mark_failed": "failed", "cancel_order": "cancelled", "expire_order": "expired"}
         ledger._move(session, Order, ORDER, row, target[action])
@@ -148,6 +165,7 @@ def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None
         ledger.refunds._succeeded(session, row, params.get("amount"))
     elif action == "book_late_capture":
         ledger.captures._book_late_capture(session, row, params.get("captured_amount"))
+        _flag_excess(ledger, session, row, problem)
     elif action == "refund_failed":
         ledger._move(session, Refund, REFUND, row, "failed")
     elif action == "set_refund_provider_id":
