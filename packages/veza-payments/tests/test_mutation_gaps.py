@@ -519,7 +519,7 @@ def test_a_bad_max_headers_error_starts_with_the_setting_name(bad: object) -> No
 
 @pytest.mark.parametrize("keys", [[], [""], ["whsec_ok", b""]], ids=["none", "empty", "one-empty"])
 def test_no_usable_webhook_key_is_refused_with_a_sentence(keys: list[str | bytes]) -> None:
-    with pytest.raises(ValueError, match="^at least one non-empty webhook key is required$"):
+    with pytest.raises(ValueError, match=r"^at least one non-empty webhook key is required$"):
         verify_signature(b"{}", "00", keys=keys)
 
 
