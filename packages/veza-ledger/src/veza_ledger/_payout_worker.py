@@ -414,7 +414,7 @@ def cancel_parked_payout(
     Raises:
         LedgerConfigurationError: No reason or actor, the intent is not parked, or
             its outcome is unknown (a transient last error: check at Stripe, then
-            :meth:`Ledger.retry_intent`).
+            ``ledger.provider_intents.retry()``).
     """
     ledger = _ledger(engine)
     if not reason.strip() or not actor.strip():
