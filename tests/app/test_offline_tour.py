@@ -300,14 +300,8 @@ def _creator_visit(app: Any, creator: Tour, anonymous: Tour, order_id: str) -> N
     creator.shot(shares, "11-shares-revoked")
 
 
-def _admin_visit(app: Any, admin: Tour) -> None:
-    # 4. the admin: the player (plain and HLS), the books with their chart, findings and
-    # webhook deliveries, the API viewer and the metrics
-    page = admin.page()
-    page.goto(app.url + "/")
-    _login_form(page, "admin", app.services.extra["demo_passwords"]["admin"])
-    assert page.is_visible("#nav-admin")
-    _wait(page, "document.querySelectorAll('#tracks tr').length >= 3")
+def _play_plain(page: Any) -> None:
+    """Play demo-1 and wait until it plays."""
     page.click("tr[data-track-id='demo-1'] button.play")
     started = "document.getElementById('player').currentTime > 0.5"
     try:
@@ -323,6 +317,17 @@ def _admin_visit(app: Any, admin: Tour) -> None:
         except AssertionError as exc:
             player = page.evaluate(state + "(document.getElementById('player'))")
             raise AssertionError(f"{exc}; player {player}") from None
+
+
+def _admin_visit(app: Any, admin: Tour) -> None:
+    # 4. the admin: the player (plain and HLS), the books with their chart, findings and
+    # webhook deliveries, the API viewer and the metrics
+    page = admin.page()
+    page.goto(app.url + "/")
+    _login_form(page, "admin", app.services.extra["demo_passwords"]["admin"])
+    assert page.is_visible("#nav-admin")
+    _wait(page, "document.querySelectorAll('#tracks tr').length >= 3")
+    _play_plain(page)
     admin.shot(page, "12-index-play")
 
     # HLS: the background job cuts the seeded tracks' renditions; the page shows it
