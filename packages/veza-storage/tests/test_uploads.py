@@ -371,9 +371,9 @@ def test_complete_hashes_once_unless_the_host_rebooted(local_storage, tmp_path, 
     calls = []
     real = module._verify_staged
 
-    def spy(session, fd, *, flush, per_chunk):
+    def spy(session, fd, *, flush, per_chunk, **more):
         calls.append(per_chunk)
-        return real(session, fd, flush=flush, per_chunk=per_chunk)
+        return real(session, fd, flush=flush, per_chunk=per_chunk, **more)
 
     monkeypatch.setattr(module, "_verify_staged", spy)
     store = FileUploadSessionStore(tmp_path / "s")
