@@ -15,6 +15,15 @@ Targets (issue #5): put at least 80% of cp's throughput; peak RSS under 64 MiB.
 Targets (issue #12): at 1 GiB, put >= 80 % and resumable (8 MiB chunks) >= 60 % of
 ``cp + sync FILE``, peak RSS flat.
 
+Reading the ``cp + sync FILE`` row on a virtual machine: its speed swings by 3x from one
+run to the next (339 to 763 MiB/s medians in one afternoon, single runs 1.5 to 0.2 GiB/s)
+because it writes through the page cache, and a GiB of fresh page-cache pages is cheap
+when the host still backs the guest's free memory and costly (2-4 CPU-seconds of system
+time) when it has reclaimed it (free page reporting; ``perf`` shows the time in
+``copy_folio_from_iter_atomic``). veza's durable writes go around the page cache
+(``O_DIRECT``, see ``veza_storage._direct``) and no longer swing with it. Every row
+prints its fastest and slowest run beside the median, so the spread is in the output.
+
 ``python bench/storage.py --quick`` measures only the issue #12 rows: 1 GiB, ``cp + sync
 FILE``, ``LocalStorage.put (fsync)`` and the resumable upload, interleaved, 3 rounds
 (``VEZA_BENCH_ROUNDS``), no S3: under a minute on a quiet disk.
@@ -144,8 +153,8 @@ def settle() -> None:
 
 def interleaved(
     variants: dict[str, list[str]], rounds: int, before: Callable[[], None]
-) -> dict[str, tuple[float, float, float]]:
-    """Median seconds, max peak RSS and median CPU seconds per variant, interleaved.
+) -> dict[str, tuple[float, float, float, float, float]]:
+    """Median seconds, max peak RSS, median CPU seconds, fastest and slowest seconds.
 
     Disk write-back on a shared machine drifts over a run; interleaving spreads that
     drift over every variant instead of penalising whichever ran last.
@@ -161,6 +170,8 @@ def interleaved(
             statistics.median(r[0] for r in results),
             max(r[1] for r in results),
             statistics.median(r[2] for r in results),
+            min(r[0] for r in results),
+            max(r[0] for r in results),
         )
         for name, results in runs.items()
     }
@@ -229,13 +240,15 @@ def main() -> None:
                 variants = {name: variants[name] for name in QUICK_ROWS}
             results = interleaved(variants, rounds, clean)
             baseline = {"LocalStorage.put (no fsync)": "cp"}
-            for name, (seconds, rss, cpu) in results.items():
+            for name, (seconds, rss, cpu, fastest, slowest) in results.items():
                 base = (
                     baseline.get(name, "cp + sync FILE")
                     if name not in ("cp", "cp + sync FILE")
                     else None
                 )
                 ratio = f"{results[base][0] / seconds:.0%} of {base}" if base else ""
+                spread = f"runs {mib / slowest:.0f}-{mib / fastest:.0f} MiB/s"
+                ratio = f"{ratio}; {spread}" if ratio else spread
                 rows.append((f"{name} [{mib:.0f} MiB]", mib / seconds, rss, cpu, ratio))
             source.unlink()
             clean()

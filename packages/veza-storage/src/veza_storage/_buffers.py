@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import mmap
 
+#: Alignment of direct I/O (``O_DIRECT``) offsets, lengths and memory: a page covers the
+#: logical block sizes disks report (512 B or 4 KiB). Maps from :func:`zeroed` start on one.
+ALIGN = 4096
+
 
 def zeroed(size: int) -> memoryview:
     """A writable, zero-filled buffer of ``size`` bytes, backed by an anonymous map.

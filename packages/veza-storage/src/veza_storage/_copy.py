@@ -14,14 +14,15 @@ Two paths, both in constant memory and both hashing exactly the bytes that were 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from veza_storage._buffers import zeroed
+from veza_storage._buffers import ALIGN, zeroed
 from veza_storage._stream import BufferedSource, Source, iter_blocks
 
 BUFFER = 4 * 1024 * 1024
@@ -59,11 +60,17 @@ def start_write_back(fd: int, offset: int, count: int) -> None:
     os.posix_fadvise(fd, offset, count, os.POSIX_FADV_DONTNEED)
 
 
-def copy_into(source: Source, out_fd: int) -> tuple[str, int]:
+def copy_into(source: Source, out_fd: int, *, direct_fd: int | None = None) -> tuple[str, int]:
     """Copy ``source`` into ``out_fd``; returns (hex SHA-256 of what was written, size).
 
-    ``out_fd`` must be open for reading too: the hash reads back what was written.
+    ``out_fd`` must be open for reading too: the kernel-copy path hashes what it wrote
+    by reading it back. ``direct_fd`` (the same file opened ``O_DIRECT``) sends a
+    readable source through pooled aligned buffers instead, hashed there and written
+    around the page cache: for durable writes, where fresh page-cache pages cost more
+    than the disk (see ``_direct``). Their unaligned tail goes through ``out_fd``.
     """
+    if direct_fd is not None and getattr(source, "readinto", None) is not None:
+        return _pipeline(source, out_fd, direct_fd=direct_fd)
     fd = _regular_file_fd(source)
     if fd is not None:
         try:
@@ -186,40 +193,122 @@ def _blocks(
         yield memoryview(gathered)[:filled], gathered
 
 
-def _pipeline(source: Source, out_fd: int) -> tuple[str, int]:
-    free: queue.Queue[memoryview] = queue.Queue()
-    for _ in range(3):
-        free.put(zeroed(BUFFER))  # not bytearray(BUFFER): no 12 MiB zero-filled under the GIL
-    filled: queue.Queue[tuple[memoryview, memoryview | None] | None] = queue.Queue(maxsize=3)
-    digest = hashlib.sha256()
-    total = [0]
-    failure: list[BaseException] = []
+class _Placed:
+    """Writes pieces at their offsets: whole aligned blocks direct while that works."""
 
-    def consume() -> None:
+    def __init__(self, out_fd: int, direct_fd: int) -> None:
+        self._out_fd = out_fd
+        self._direct_fd: int | None = direct_fd
+        self.offset = 0
+
+    def write(self, view: memoryview, *, aligned_memory: bool) -> None:
+        offset = self.offset
+        self.offset += len(view)
+        direct_fd = self._direct_fd
+        if direct_fd is not None and aligned_memory and offset % ALIGN == 0:
+            blocks = len(view) - len(view) % ALIGN
+            if blocks and self._direct(direct_fd, view[:blocks], offset):
+                view, offset = view[blocks:], offset + blocks
+        if view:
+            write_all(self._out_fd, view, offset=offset)
+
+    def _direct(self, fd: int, view: memoryview, offset: int) -> bool:
         try:
-            while (item := filled.get()) is not None:
-                view, buffer = item
-                digest.update(view)
-                write_all(out_fd, view)
-                total[0] += len(view)
-                if buffer is not None:
-                    free.put(buffer)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            write_all(fd, view, offset=offset)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or offset:
+                raise
+            self._direct_fd = None  # this filesystem wants other alignments: buffered
+            return False
+        return True
+
+
+_Item = tuple[memoryview, memoryview | None]  # a view, and the pooled buffer it lives in
+
+
+def _stage(
+    work: Callable[[memoryview, memoryview | None], None],
+    inbox: queue.Queue[_Item | None],
+    outbox: queue.Queue[_Item | None] | None,
+    free: queue.Queue[memoryview],
+    failure: list[BaseException],
+) -> threading.Thread:
+    """A thread applying ``work`` to each item, then passing it on (or freeing its buffer).
+
+    After a failure it keeps draining its inbox, returning buffers to ``free``, so no
+    other stage and not the producer ever waits for a buffer that will not come back.
+    """
+
+    def run() -> None:
+        try:
+            while (item := inbox.get()) is not None:
+                work(*item)
+                if outbox is not None:
+                    outbox.put(item)
+                elif item[1] is not None:
+                    free.put(item[1])
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller by _pipeline
             failure.append(exc)
-            while (item := filled.get()) is not None:  # drain so the producer never blocks
+            while (item := inbox.get()) is not None:
                 if item[1] is not None:
                     free.put(item[1])
+        finally:
+            if outbox is not None:
+                outbox.put(None)
 
-    worker = threading.Thread(target=consume, name="veza-storage-write")
-    worker.start()
+    return threading.Thread(target=run, name="veza-storage-copy")
+
+
+def _pipeline(source: Source, out_fd: int, *, direct_fd: int | None = None) -> tuple[str, int]:
+    """Read ``source`` into pooled buffers; hash and write them on other threads.
+
+    Buffered, one thread hashes and writes each buffer. Direct (``direct_fd``), hashing
+    and writing run on two threads, one buffer apart: a direct write waits for the
+    disk, and the hash of the next buffer then runs meanwhile instead of after it.
+    """
+    stages: list[Callable[[memoryview, memoryview | None], None]]
+    digest = hashlib.sha256()
+    total = [0]
+
+    def hash_and_count(view: memoryview, _buffer: memoryview | None) -> None:
+        digest.update(view)
+        total[0] += len(view)
+
+    if direct_fd is None:
+
+        def hash_and_write(view: memoryview, buffer: memoryview | None) -> None:
+            hash_and_count(view, buffer)
+            write_all(out_fd, view)
+
+        stages = [hash_and_write]
+    else:
+        placed = _Placed(out_fd, direct_fd)
+
+        def write_placed(view: memoryview, buffer: memoryview | None) -> None:
+            placed.write(view, aligned_memory=buffer is not None)
+
+        stages = [hash_and_count, write_placed]
+    free: queue.Queue[memoryview] = queue.Queue()
+    for _ in range(len(stages) + 2):
+        free.put(zeroed(BUFFER))  # not bytearray(BUFFER): no 12 MiB zero-filled under the GIL
+    failure: list[BaseException] = []
+    boxes: list[queue.Queue[_Item | None]] = [queue.Queue(maxsize=3)]
+    boxes += [queue.Queue() for _ in stages[1:]]
+    workers = [
+        _stage(work, boxes[i], boxes[i + 1] if i + 1 < len(stages) else None, free, failure)
+        for i, work in enumerate(stages)
+    ]
+    for worker in workers:
+        worker.start()
     try:
         for block in _blocks(source, free):
             if failure:
                 break
-            filled.put(block)
+            boxes[0].put(block)
     finally:
-        filled.put(None)
-        worker.join()
+        boxes[0].put(None)
+        for worker in workers:
+            worker.join()
     if failure:
         raise failure[0]
     return digest.hexdigest(), total[0]

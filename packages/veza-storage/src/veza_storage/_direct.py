@@ -27,12 +27,10 @@ import os
 import threading
 from collections.abc import Iterator
 
-from veza_storage._buffers import zeroed
+from veza_storage._buffers import ALIGN, zeroed
 from veza_storage._copy import write_all
 
-#: Alignment of direct I/O offsets, lengths and memory: a page covers the logical block
-#: sizes disks report (512 B or 4 KiB).
-ALIGN = 4096
+__all__ = ["ALIGN", "PIECE", "DirectWriter"]
 #: Bytes copied into one aligned buffer and written per system call.
 PIECE = 4 * 1024 * 1024
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from veza_storage._copy import copy_into
+from veza_storage._direct import DirectWriter
 from veza_storage._errors import (
     InvalidKeyError,
     ObjectExistsError,
@@ -55,6 +56,7 @@ XATTR = "user.veza"
 TEMP_PREFIX = f"{RESERVED_PREFIX}tmp-"
 # read and write: the hash-behind-copy thread reads back what the kernel copied
 _NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIRECT_WRITE = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _split(key: str) -> tuple[list[str], str]:
@@ -126,6 +128,7 @@ class LocalStorage:
         self._root = path.resolve()
         self._signer = signer
         self._fsync = fsync
+        self._direct = DirectWriter()
         self._check_xattrs()
 
     def __repr__(self) -> str:
@@ -206,15 +209,20 @@ class LocalStorage:
             parent = chain[-1]
             temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
             fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=parent)
+            direct = None
             try:
                 try:
-                    sha256, _ = copy_into(stream, fd)
+                    if self._fsync:  # durable: around the page cache (see ``_direct``)
+                        direct = self._direct.open_direct(parent, temp, _DIRECT_WRITE)
+                    sha256, _ = copy_into(stream, fd, direct_fd=direct)
                     record = {"content_type": content_type, "sha256": sha256, "metadata": meta}
                     os.setxattr(fd, XATTR, json.dumps(record).encode())
                     if self._fsync:
                         os.fsync(fd)
                 finally:
                     os.close(fd)
+                    if direct is not None:
+                        os.close(direct)
                 publish_at(parent, temp, parent, name, key=key, if_absent=if_absent)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):

@@ -1,4 +1,7 @@
-"""Staged chunks written around the page cache (``_direct``): same bytes, any alignment.
+"""Durable writes around the page cache (``O_DIRECT``): same bytes, any alignment, no loss.
+
+Resumable chunks (``_direct``) and durable ``put`` (``_copy``) both write whole aligned
+blocks direct.
 
 Direct I/O only takes whole aligned blocks, so each chunk is split into a buffered head,
 direct blocks and a buffered tail. These tests publish objects whose chunk sizes and
@@ -127,3 +130,102 @@ def test_other_errors_of_a_direct_open_are_not_swallowed(tmp_path):
     finally:
         os.close(folder)
     assert writer.supported
+
+
+# --- LocalStorage.put (fsync on): a readable source through aligned buffers, direct ---
+
+
+def _put_file(storage: LocalStorage, tmp_path, data: bytes) -> str:
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    with source.open("rb") as stream:
+        info = storage.put("p/object.bin", stream, content_type="x/y")
+    with storage.open("p/object.bin") as reader:
+        assert reader.read() == data
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    return info.sha256
+
+
+@pytest.mark.parametrize("size", [1, ALIGN - 1, ALIGN, 5 * 1024 * 1024 + 3, 8 * 1024 * 1024])
+def test_a_durable_put_writes_whole_blocks_direct_and_the_tail_buffered(
+    tmp_path, monkeypatch, size
+):
+    import veza_storage._copy as copy_module
+
+    direct_writes: list[tuple[int, int]] = []
+    real_write = copy_module.write_all
+
+    def spy(fd, data, offset=None):
+        if fcntl_flags(fd) & os.O_DIRECT:
+            direct_writes.append((offset, len(data)))
+        return real_write(fd, data, offset=offset)
+
+    monkeypatch.setattr(copy_module, "write_all", spy)
+    _put_file(LocalStorage(tmp_path / "root"), tmp_path, os.urandom(size))
+    assert all(offset % ALIGN == 0 and count % ALIGN == 0 for offset, count in direct_writes)
+    assert sum(count for _, count in direct_writes) == size - size % ALIGN
+
+
+def test_a_put_without_fsync_stays_buffered(tmp_path, monkeypatch):
+    opened = []
+    real_open = os.open
+
+    def spy(path, flags, *args, **kwargs):
+        opened.append(flags & os.O_DIRECT)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(direct_module.os, "open", spy)
+    _put_file(LocalStorage(tmp_path / "root", fsync=False), tmp_path, os.urandom(3 * ALIGN))
+    assert not any(opened)
+
+
+def test_a_put_whose_first_direct_write_is_refused_falls_back(tmp_path, monkeypatch):
+    import veza_storage._copy as copy_module
+
+    real_write = copy_module.write_all
+    refused = []
+
+    def refusing(fd, data, offset=None):
+        if fcntl_flags(fd) & os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data, offset=offset)
+
+    monkeypatch.setattr(copy_module, "write_all", refusing)
+    _put_file(LocalStorage(tmp_path / "root"), tmp_path, os.urandom(9 * 1024 * 1024 + 1))
+    assert refused == [0]
+
+
+def test_a_disk_error_in_a_direct_put_fails_the_put_and_leaves_nothing(tmp_path, monkeypatch):
+    """An I/O error mid-way stops the reader, the hasher and the writer: no object, no temp."""
+    import threading
+
+    import veza_storage._copy as copy_module
+
+    real_write = copy_module.write_all
+
+    def failing(fd, data, offset=None):
+        if fcntl_flags(fd) & os.O_DIRECT and offset and offset >= 8 * 1024 * 1024:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_write(fd, data, offset=offset)
+
+    monkeypatch.setattr(copy_module, "write_all", failing)
+    storage = LocalStorage(tmp_path / "root")
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(32 * 1024 * 1024))
+    outcome: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            with source.open("rb") as stream:
+                storage.put("p/object.bin", stream, content_type="x/y")
+        except OSError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=put)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the put hung after the disk error"
+    assert [exc.errno for exc in outcome] == [errno.EIO]
+    assert not storage.exists("p/object.bin")
+    assert sorted(p.name for p in (tmp_path / "root" / "p").iterdir()) == []
