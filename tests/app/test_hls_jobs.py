@@ -244,3 +244,31 @@ def test_off_means_nothing_runs() -> None:
         "jobs": {},
     }
     assert calls == []
+
+
+def test_transcoding_runs_below_the_servers_cpu_priority(tmp_path):
+    """ffmpeg is batch work: it gets the CPU the server leaves (``run_below_the_server``)."""
+    import os
+    import sys
+
+    from veza_reference._media import TRANSCODE_NICE, run_below_the_server
+
+    script = "import os, time; time.sleep(0.3); print(os.getpriority(os.PRIO_PROCESS, 0))"
+    output = run_below_the_server([sys.executable, "-c", script], timeout=30)
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRANSCODE_NICE)
+    assert int(output) == expected
+
+
+def test_a_failing_or_hanging_transcode_raises_and_leaves_no_process():
+    import subprocess
+    import sys
+
+    import pytest
+
+    from veza_reference._media import run_below_the_server
+
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        run_below_the_server([sys.executable, "-c", "import sys; sys.exit(3)"], timeout=30)
+    assert failed.value.returncode == 3
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_below_the_server([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
