@@ -144,11 +144,11 @@ def test_payments_with_remote_providers_and_a_worker_pass(
     payment = fake.set_payment_status(order["payment_id"], "succeeded")
     body = fake.webhook_body("payment_succeeded", payment, event_id=f"evt_{order['order_id']}")
     delivered = fake.deliver_webhook(
-        f"{prod_like.url}/webhooks/hyperswitch", extra["webhook_key"], body
+        f"{prod_like.url}/webhooks/hyperswitch", extra["webhook_key"], body=body
     )
     assert delivered.status_code == 200
     again = fake.deliver_webhook(
-        f"{prod_like.url}/webhooks/hyperswitch", extra["webhook_key"], body
+        f"{prod_like.url}/webhooks/hyperswitch", extra["webhook_key"], body=body
     )
     assert again.json() == {"result": "skipped"}  # Hyperswitch's retry of the same event
     assert http.get(f"/api/v1/orders/{order['order_id']}").json()["status"] == "paid"
@@ -394,7 +394,7 @@ def test_a_webhook_delivered_to_both_at_once_is_applied_once(two_processes: Inst
                 barrier.wait()
                 answers.append(
                     fake.deliver_webhook(
-                        f"{url}/webhooks/hyperswitch", two_processes.webhook_key, body
+                        f"{url}/webhooks/hyperswitch", two_processes.webhook_key, body=body
                     )
                 )
 

@@ -288,7 +288,12 @@ def _cdn_testing(request: pytest.FixtureRequest) -> Page:
 
     def edge_under_test(ns: Namespace) -> None:
         """The reader's edge: here veza's own, serving until the test ends."""
-        edge = LocalEdge(cdn, f"http://127.0.0.1:{port}", "http://127.0.0.1:9/origin", secret)
+        edge = LocalEdge(
+            cdn,
+            f"http://127.0.0.1:{port}",
+            origin_url="http://127.0.0.1:9/origin",
+            origin_secret=secret,
+        )
         base = _enter(request, edge.serve(port=port))
         signer = cdn.signer
         assert isinstance(signer, BunnySigner)  # CDN_PROVIDER=bunny: scoped URLs exist

@@ -81,7 +81,12 @@ def origin() -> Iterator[_Origin]:
 def _edge(origin: _Origin, signer: object) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    edge = LocalEdge(CDN(CDNConfig(enabled=False), signer=signer), base, origin.url, SECRET)  # type: ignore[arg-type]
+    edge = LocalEdge(
+        CDN(CDNConfig(enabled=False), signer=signer),  # type: ignore[arg-type]
+        base,
+        origin_url=origin.url,
+        origin_secret=SECRET,
+    )
     with edge.serve(port=port) as url:
         yield url
 

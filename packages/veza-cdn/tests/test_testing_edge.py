@@ -143,7 +143,7 @@ def test_no_hostile_path_escapes_through_the_edge(origin, ec_key, provider):
     probe.close()
     base = f"http://127.0.0.1:{port}"
     cdn, target = _folder_tokens(base, ec_key)[provider]
-    edge = LocalEdge(cdn, base, origin.url, SECRET)
+    edge = LocalEdge(cdn, base, origin_url=origin.url, origin_secret=SECRET)
     corpus = hostile_paths("/hls/1")
     with edge.serve(port=port) as url:
         assert url == base
@@ -175,7 +175,7 @@ def test_edge_caches_ranges_heads_and_counts(origin):
     base = f"http://127.0.0.1:{port}"
     signer = BunnySigner("k")
     cdn = CDN(CDNConfig(enabled=False), signer=signer)
-    edge = LocalEdge(cdn, base, origin.url, SECRET, registry)
+    edge = LocalEdge(cdn, base, origin_url=origin.url, origin_secret=SECRET, registry=registry)
     signed = signer.sign_url(f"{base}/hls/1/a.ts", expires=2_000_000_000)
     with edge.serve(port=port):
         first = httpx.get(signed)
@@ -202,7 +202,10 @@ def test_edge_app_is_plain_asgi(origin):
 
     signer = BunnySigner("k")
     edge = LocalEdge(
-        CDN(CDNConfig(enabled=False), signer=signer), "http://edge", origin.url, SECRET
+        CDN(CDNConfig(enabled=False), signer=signer),
+        "http://edge",
+        origin_url=origin.url,
+        origin_secret=SECRET,
     )
     signed = signer.sign_url("http://edge/hls/1/a.ts", expires=2_000_000_000)
     path, _, query = signed.removeprefix("http://edge").partition("?")

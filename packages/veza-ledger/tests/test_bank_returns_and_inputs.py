@@ -187,5 +187,5 @@ def test_seller_payable_is_positive_after_a_refund_of_a_transferred_order(ledger
     refund = ledger.refunds.create(order.id, 400)
     ledger.refunds.succeeded(refund.id)
     assert ledger.journal.balance(payable, "EUR") == 340  # the seller owes 340: positive
-    ledger.transfers.reversal_completed(transfer.id, "trr_1", 340)
+    ledger.transfers.reversal_completed(transfer.id, "trr_1", amount=340)
     assert ledger.journal.balance(payable, "EUR") == 0

@@ -72,10 +72,12 @@ def test_recording_a_reversal_twice_changes_nothing(ledger: Ledger) -> None:
     )
     ledger.transfers.completed(t.id, "tr_1")
     ledger.refunds.succeeded(ledger.refunds.create(order.id, 400).id)  # 340 due
-    ledger.transfers.reversal_completed(t.id, "trr_1", 340)
+    ledger.transfers.reversal_completed(t.id, "trr_1", amount=340)
     ledger.refunds.succeeded(ledger.refunds.create(order.id, 100).id)  # 85 more due
     assert ledger.transfers.get(t.id).status == "reversal_pending"
-    again = ledger.transfers.reversal_completed(t.id, "trr_1", 340)  # a replayed webhook, a retry
+    again = ledger.transfers.reversal_completed(
+        t.id, "trr_1", amount=340
+    )  # a replayed webhook, a retry
     assert (again.reversed_amount, again.reversal_due, again.status) == (
         340,
         425,
@@ -86,12 +88,14 @@ def test_recording_a_reversal_twice_changes_nothing(ledger: Ledger) -> None:
     ]
     assert ledger.journal.balance(Accounts.seller_payable("s"), "EUR") == 85  # the seller owes 85
     with pytest.raises(LedgerConfigurationError, match="recorded for transfer"):
-        ledger.transfers.reversal_completed(t.id, "trr_1", 85)  # one provider id, one amount
-    done = ledger.transfers.reversal_completed(t.id, "trr_2", 85)
+        ledger.transfers.reversal_completed(t.id, "trr_1", amount=85)  # one provider id, one amount
+    done = ledger.transfers.reversal_completed(t.id, "trr_2", amount=85)
     assert (done.reversed_amount, done.status) == (425, "partially_reversed")
     pending = ledger.transfers.create(seller_id="s", destination="acct_s", amount=5, currency="EUR")
     with pytest.raises(IllegalTransitionError):
-        ledger.transfers.reversal_completed(pending.id, "trr_3", 5)  # nothing was paid to reverse
+        ledger.transfers.reversal_completed(
+            pending.id, "trr_3", amount=5
+        )  # nothing was paid to reverse
 
 
 def test_a_permanent_failure_is_parked_with_a_finding_and_written_off(

@@ -200,7 +200,7 @@ def test_a_subscription_is_never_created_active_and_only_payment_activates(ledge
     assert "complete payment" in eligibility.message and "requires" not in eligibility.message
     with pytest.raises(LedgerError):  # even an admin override cannot activate it unpaid
         ledger.operator.force_transition(
-            "subscription", sub.id, "active", reason="customer asked", actor="ops"
+            "subscription", sub.id, to_status="active", reason="customer asked", actor="ops"
         )
     ledger.events.apply(ev("sub-paid", "payment_succeeded", "pay_sub"))
     active = ledger.subscriptions.get(sub.id)
@@ -244,7 +244,7 @@ def test_past_due_renewal_reactivates_only_with_payment(ledger: Ledger) -> None:
 def test_force_transition_writes_an_audit_row(ledger: Ledger) -> None:
     order = ledger.orders.create(buyer_id="b", seller_id="s", amount=5, currency="EUR")
     override = ledger.operator.force_transition(
-        "order", order.id, "expired", reason="stuck 30 days", actor="alice"
+        "order", order.id, to_status="expired", reason="stuck 30 days", actor="alice"
     )
     assert (override.from_status, override.to_status, override.actor) == (
         "pending_payment",
@@ -256,12 +256,16 @@ def test_force_transition_writes_an_audit_row(ledger: Ledger) -> None:
     for bad in ({"reason": ""}, {"actor": " "}):
         with pytest.raises(LedgerConfigurationError):
             ledger.operator.force_transition(
-                "order", order.id, "failed", **{"reason": "r", "actor": "a", **bad}
+                "order", order.id, to_status="failed", **{"reason": "r", "actor": "a", **bad}
             )
     with pytest.raises(LedgerConfigurationError):
-        ledger.operator.force_transition("order", order.id, "teleported", reason="r", actor="a")
+        ledger.operator.force_transition(
+            "order", order.id, to_status="teleported", reason="r", actor="a"
+        )
     with pytest.raises(LedgerConfigurationError):
-        ledger.operator.force_transition("invoice", order.id, "paid", reason="r", actor="a")
+        ledger.operator.force_transition(
+            "invoice", order.id, to_status="paid", reason="r", actor="a"
+        )
 
 
 @settings(max_examples=25, deadline=None)

@@ -167,14 +167,14 @@ def test_transfer_then_refund_makes_the_seller_share_due_for_reversal(ledger: Le
     due = ledger.transfers.get(transfer.id)
     assert due.status == "reversal_pending" and due.reversal_due == 340  # 400 - 60 fee
     assert reversal_key(due) == "tr-row-1"  # the first reversal is keyed by the row id
-    done = ledger.transfers.reversal_completed(transfer.id, "trr_1", 340)
+    done = ledger.transfers.reversal_completed(transfer.id, "trr_1", amount=340)
     assert (done.status, done.reversed_amount) == ("partially_reversed", 340)
     assert reversal_key(done) == "tr-row-1-r340"  # the next one has its own stable key
     rest = ledger.refunds.create(order.id)
     ledger.refunds.succeeded(rest.id)
     again = ledger.transfers.get(transfer.id)
     assert again.status == "reversal_pending" and again.reversal_due == 850
-    final = ledger.transfers.reversal_completed(transfer.id, "trr_2", 510)
+    final = ledger.transfers.reversal_completed(transfer.id, "trr_2", amount=510)
     assert (final.status, final.reversed_amount) == ("reversed", 850)
     for account in (
         Accounts.seller_payable("seller"),

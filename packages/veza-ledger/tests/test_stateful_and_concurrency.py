@@ -172,7 +172,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         amount = row.reversal_due - row.reversed_amount
         self.ledger.transfers.reversal_completed(
-            transfer, f"trr_{transfer}_{row.reversed_amount}", amount
+            transfer, f"trr_{transfer}_{row.reversed_amount}", amount=amount
         )
 
     @rule(amount=st.integers(1, 10**6), paid=st.booleans())

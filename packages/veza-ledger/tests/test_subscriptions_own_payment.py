@@ -195,7 +195,9 @@ def test_pg_trigger_refuses_an_unfit_active_row(
             {"i": sub.id},
         )
     with pytest.raises(LedgerError):  # the audited override cannot either
-        ledger.operator.force_transition("subscription", sub.id, "active", reason="r", actor="a")
+        ledger.operator.force_transition(
+            "subscription", sub.id, to_status="active", reason="r", actor="a"
+        )
 
 
 def test_pg_trigger_accepts_the_subscribers_own_paid_order(pg_only: sa.Engine) -> None:

@@ -94,7 +94,7 @@ def test_a_status_change_is_delivered_once_signed(
 ) -> None:
     hyperswitch.reset()
     receiver.reset()
-    emitter = WebhookEmitter(hyperswitch, receiver.url, KEY)
+    emitter = WebhookEmitter(hyperswitch, receiver.url, key=KEY)
     _payment(hyperswitch, "pay_a")
     assert emitter.tick() == []  # requires_payment_method: Hyperswitch sends nothing
     hyperswitch.set_payment_status("pay_a", "succeeded")
@@ -108,7 +108,7 @@ def test_a_status_change_is_delivered_once_signed(
 def test_errors_are_retried_then_given_up(hyperswitch: FakeHyperswitch, receiver: Receiver) -> None:
     hyperswitch.reset()
     receiver.reset([503, 500])
-    emitter = WebhookEmitter(hyperswitch, receiver.url, KEY, max_attempts=3)
+    emitter = WebhookEmitter(hyperswitch, receiver.url, key=KEY, max_attempts=3)
     _payment(hyperswitch, "pay_r", "failed")
     assert [d.status for d in emitter.tick()] == [503]
     assert [d.status for d in emitter.tick()] == [500]
@@ -116,7 +116,7 @@ def test_errors_are_retried_then_given_up(hyperswitch: FakeHyperswitch, receiver
     assert emitter.pending == 0 and emitter.given_up == []
     hyperswitch.reset()
     receiver.reset([500, 500, 500])
-    emitter = WebhookEmitter(hyperswitch, receiver.url, KEY, max_attempts=2)
+    emitter = WebhookEmitter(hyperswitch, receiver.url, key=KEY, max_attempts=2)
     _payment(hyperswitch, "pay_g", "cancelled")
     emitter.tick()
     emitter.tick()
@@ -129,7 +129,7 @@ def test_errors_are_retried_then_given_up(hyperswitch: FakeHyperswitch, receiver
 
 def test_an_endpoint_that_is_down_is_retried(hyperswitch: FakeHyperswitch) -> None:
     hyperswitch.reset()
-    emitter = WebhookEmitter(hyperswitch, "http://127.0.0.1:9/nothing", KEY, timeout=1)
+    emitter = WebhookEmitter(hyperswitch, "http://127.0.0.1:9/nothing", key=KEY, timeout=1)
     event_id = emitter.emit("dispute_opened", {"dispute_id": "dp_1"})
     made = emitter.tick()
     assert [(d.event_id, d.status) for d in made] == [(event_id, 0)] and emitter.pending == 1
@@ -140,7 +140,7 @@ def test_duplicates_send_the_same_event_again(
 ) -> None:
     hyperswitch.reset()
     receiver.reset()
-    emitter = WebhookEmitter(hyperswitch, receiver.url, KEY, duplicates=2)
+    emitter = WebhookEmitter(hyperswitch, receiver.url, key=KEY, duplicates=2)
     _payment(hyperswitch, "pay_d", "succeeded")
     emitter.tick()
     assert [r[0] for r in receiver.received] == ["evt_payment_pay_d_succeeded"] * 3
@@ -154,7 +154,7 @@ def test_reorder_shuffles_a_ticks_deliveries(
     for seed in range(6):
         hyperswitch.reset()
         receiver.reset()
-        emitter = WebhookEmitter(hyperswitch, receiver.url, KEY, reorder=True, seed=seed)
+        emitter = WebhookEmitter(hyperswitch, receiver.url, key=KEY, reorder=True, seed=seed)
         for index in range(5):
             emitter.emit("mandate_revoked", {"mandate_id": f"m{index}"}, event_id=f"evt_{index}")
         emitter.tick()
@@ -164,7 +164,7 @@ def test_reorder_shuffles_a_ticks_deliveries(
     assert len(orders) > 1  # the seeds give different orders
     hyperswitch.reset()
     receiver.reset()
-    emitter = WebhookEmitter(hyperswitch, receiver.url, KEY)
+    emitter = WebhookEmitter(hyperswitch, receiver.url, key=KEY)
     for index in range(5):
         emitter.emit("mandate_revoked", {"mandate_id": f"m{index}"}, event_id=f"evt_{index}")
     emitter.tick()
@@ -174,7 +174,7 @@ def test_reorder_shuffles_a_ticks_deliveries(
 def test_the_thread_delivers_and_stops(hyperswitch: FakeHyperswitch, receiver: Receiver) -> None:
     hyperswitch.reset()
     receiver.reset()
-    with WebhookEmitter(hyperswitch, receiver.url, KEY, interval=0.02) as emitter:
+    with WebhookEmitter(hyperswitch, receiver.url, key=KEY, interval=0.02) as emitter:
         _payment(hyperswitch, "pay_t", "succeeded")
         emitter.tick()
         assert emitter.wait_idle(5)
@@ -183,9 +183,9 @@ def test_the_thread_delivers_and_stops(hyperswitch: FakeHyperswitch, receiver: R
 
 def test_invalid_options_are_refused(hyperswitch: FakeHyperswitch) -> None:
     with pytest.raises(ValueError, match="duplicates"):
-        WebhookEmitter(hyperswitch, "http://127.0.0.1:9", KEY, duplicates=-1)
+        WebhookEmitter(hyperswitch, "http://127.0.0.1:9", key=KEY, duplicates=-1)
     with pytest.raises(ValueError, match="max_attempts"):
-        WebhookEmitter(hyperswitch, "http://127.0.0.1:9", KEY, max_attempts=0)
+        WebhookEmitter(hyperswitch, "http://127.0.0.1:9", key=KEY, max_attempts=0)
 
 
 STATUSES = ["requires_payment_method", "processing", "succeeded", "failed", "cancelled"]
@@ -215,7 +215,7 @@ def test_every_reported_change_is_accepted_exactly_one_plus_duplicates_times(
     hyperswitch.reset()
     receiver.reset(failures)
     emitter = WebhookEmitter(
-        hyperswitch, receiver.url, KEY, duplicates=duplicates, reorder=reorder, seed=1
+        hyperswitch, receiver.url, key=KEY, duplicates=duplicates, reorder=reorder, seed=1
     )
     expected: dict[str, int] = {}
     for payment_id, status in changes:

@@ -83,9 +83,9 @@ def test_every_entry_point_records_time_peer_and_request_id(mode: str) -> None:
     elif mode == "handle_stream":
         outcome = intake.handle_stream(headers, iter([body]), source_ip=PEER)
     elif mode == "ahandle":
-        outcome = asyncio.run(intake.ahandle(headers, body, PEER))
+        outcome = asyncio.run(intake.ahandle(headers, body, source_ip=PEER))
     else:
-        outcome = asyncio.run(intake.ahandle_stream(headers, _stream(body), PEER))
+        outcome = asyncio.run(intake.ahandle_stream(headers, _stream(body), source_ip=PEER))
     assert (outcome.status, outcome.processing_result) == (200, "ok")
     _assert_record(outcome, log, "req-ok")
 
@@ -101,7 +101,7 @@ def test_every_refusal_records_time_peer_request_id_and_escaped_first_bytes(mode
     elif mode == "handle_stream":
         outcome = intake.handle_stream(headers, iter([body]), source_ip=PEER)
     else:
-        outcome = asyncio.run(intake.ahandle_stream(headers, _stream(body), PEER))
+        outcome = asyncio.run(intake.ahandle_stream(headers, _stream(body), source_ip=PEER))
     assert outcome.status == 413
     _assert_record(outcome, log, "req-big")
     record = log.records[-1]
@@ -131,7 +131,7 @@ def test_header_refusals_on_the_streaming_paths_are_recorded(mode: str) -> None:
     if mode == "handle_stream":
         outcome = intake.handle_stream(headers, chunks(), source_ip=PEER)
     else:
-        outcome = asyncio.run(intake.ahandle_stream(headers, achunks(), PEER))
+        outcome = asyncio.run(intake.ahandle_stream(headers, achunks(), source_ip=PEER))
     assert outcome.status == 431 and pulled == []  # refused before the body is read
     _assert_record(outcome, log, "req-hdr")
 
@@ -152,7 +152,7 @@ def test_a_broken_body_stream_is_a_recorded_500_never_an_exception(mode: str) ->
     if mode == "handle_stream":
         outcome = intake.handle_stream({}, chunks(), source_ip=PEER)
     else:
-        outcome = asyncio.run(intake.ahandle_stream({}, achunks(), PEER))
+        outcome = asyncio.run(intake.ahandle_stream({}, achunks(), source_ip=PEER))
     assert outcome.status == 500
     assert outcome.processing_result == "error: intake failure: ConnectionResetError"
     record = log.records[0]
@@ -172,7 +172,7 @@ def test_a_declared_length_refusal_on_the_async_path_is_recorded() -> None:
     log = InMemoryWebhookLog()
     outcome = asyncio.run(
         _intake(log, max_body=10).ahandle_stream(
-            {"content-length": "11", "x-request-id": "r"}, _stream(b"x" * 11), PEER
+            {"content-length": "11", "x-request-id": "r"}, _stream(b"x" * 11), source_ip=PEER
         )
     )
     assert outcome.status == 413
@@ -354,7 +354,9 @@ def test_headers_that_fail_to_read_are_a_recorded_500_with_time_and_peer(mode: s
     if mode == "handle_stream":
         outcome = intake.handle_stream(broken_headers(), iter([b"{}"]), source_ip=PEER)
     else:
-        outcome = asyncio.run(intake.ahandle_stream(broken_headers(), _stream(b"{}"), PEER))
+        outcome = asyncio.run(
+            intake.ahandle_stream(broken_headers(), _stream(b"{}"), source_ip=PEER)
+        )
     assert outcome.status == 500
     assert outcome.processing_result == "error: intake failure: ConnectionResetError"
     (record,) = log.records
@@ -452,7 +454,7 @@ def test_a_failing_log_call_is_a_recorded_500_never_an_exception(
     elif mode == "handle_stream":
         outcome = intake.handle_stream({}, iter([body]), source_ip=PEER)
     else:
-        outcome = asyncio.run(intake.ahandle_stream({}, _stream(body), PEER))
+        outcome = asyncio.run(intake.ahandle_stream({}, _stream(body), source_ip=PEER))
     assert broken_log_pipeline.failed
     assert (outcome.status, outcome.processing_result) == (
         500,

@@ -215,7 +215,7 @@ def test_one_shot_header_iterables_work_on_the_streaming_paths() -> None:
     log = InMemoryWebhookLog()
     intake = _intake(log)
     assert intake.handle_stream(_one_shot(body), [body], source_ip=PEER).record.signature_valid  # type: ignore[union-attr]
-    outcome = asyncio.run(intake.ahandle_stream(_one_shot(body), _chunks(body), PEER))
+    outcome = asyncio.run(intake.ahandle_stream(_one_shot(body), _chunks(body), source_ip=PEER))
     assert outcome.record is not None
     assert outcome.record.signature_valid
 
@@ -238,7 +238,9 @@ def test_broken_headers_are_a_recorded_500_never_an_exception(
         elif mode == "handle_stream":
             outcome = intake.handle_stream(_broken_headers(), [body], source_ip=PEER)
         else:
-            outcome = asyncio.run(intake.ahandle_stream(_broken_headers(), _chunks(body), PEER))
+            outcome = asyncio.run(
+                intake.ahandle_stream(_broken_headers(), _chunks(body), source_ip=PEER)
+            )
     assert outcome.status == 500
     record = log.records[-1]
     assert outcome.record is record

@@ -255,7 +255,7 @@ def build_router(services: Services, access: Access) -> APIRouter:  # noqa: C901
         """
         peer = request.client.host if request.client else None
         outcome = await services.intake.ahandle_stream(
-            request.headers.items(), request.stream(), peer
+            request.headers.items(), request.stream(), source_ip=peer
         )
         services.metrics.webhooks.labels(str(outcome.status)).inc()
         return Response(outcome.body, status_code=outcome.status, media_type="application/json")

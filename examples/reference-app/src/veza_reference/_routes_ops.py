@@ -72,7 +72,7 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
         override = services.ledger.operator.force_transition(
             request.machine,
             request.object_id,
-            request.to_status,
+            to_status=request.to_status,
             reason=request.reason,
             actor=actor(principal, services),
         )

@@ -33,7 +33,7 @@ class Sandbox:
         self.stripe = stripe
         self.webhook_url = webhook_url
         self.webhook_key = webhook_key
-        self.emitter = WebhookEmitter(hyperswitch, webhook_url, webhook_key, interval=interval)
+        self.emitter = WebhookEmitter(hyperswitch, webhook_url, key=webhook_key, interval=interval)
 
     @classmethod
     def start(cls, *, webhook_url: str) -> Sandbox:

@@ -130,9 +130,9 @@ def start(services: Services) -> Running:
         edge = LocalEdge(
             services.cdn,
             services.edge_url,
-            f"{config.public_url}/origin",
-            config.origin_secret.reveal(),
-            services.registry,
+            origin_url=f"{config.public_url}/origin",
+            origin_secret=config.origin_secret.reveal(),
+            registry=services.registry,
         )
         servers.append(_serve_in_thread(edge.app, config.host, config.edge_port, "edge"))
     servers.append(_serve_in_thread(create_app(services), config.host, config.port, "app"))

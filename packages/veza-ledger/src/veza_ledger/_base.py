@@ -187,7 +187,7 @@ class Core:
         """Compare-and-set ``row`` to ``to_status`` (checked against ``machine``)."""
         current: str = row.status  # type: ignore[attr-defined]
         object_id: str = row.id  # type: ignore[attr-defined]
-        machine.check(object_id, current, to_status)
+        machine.check(object_id, current, to_status=to_status)
         self.cas(session, model, row, current, to_status, values=values)
 
     def cas(

@@ -239,7 +239,7 @@ class Disputes(Service):
         if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
             msg = f"chargeback_fee must be an int >= 0, got {fee!r}"
             raise LedgerConfigurationError(msg)
-        DISPUTE.check(dispute.id, dispute.status, status)
+        DISPUTE.check(dispute.id, dispute.status, to_status=status)
         order = self._get(session, Order, dispute.order_id, lock=True)
         final = status in RELEASED | LOST
         values: dict[str, object] = {"closed_at": self._now()} if final else {}

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from veza_ledger._base import Core, Service, check_aware, check_id
+from veza_ledger._compat import positional_deprecated
 from veza_ledger._errors import AmountMismatchError, LedgerConfigurationError, LedgerError
 from veza_ledger._findings import upsert_finding
 from veza_ledger._late_captures import CLOSED_ORDER_STATUSES
@@ -381,8 +382,9 @@ class Events(Service):
 class Operator(Service):
     """Manual overrides with their audit trail (``ledger.operator``)."""
 
+    @positional_deprecated
     def force_transition(
-        self, machine: str, object_id: str, to_status: str, *, reason: str, actor: str
+        self, machine: str, object_id: str, *, to_status: str, reason: str, actor: str
     ) -> Override:
         """Move a row to any status of its machine, bypassing the table, with an audit row.
 

@@ -228,7 +228,7 @@ class ProviderIntents(Service):
         if intent.kind in ("transfer", "reversal"):  # the transfer row's lock first, always
             transfer = self._get(session, SellerTransfer, intent.object_id, lock=True)
         intent = self._get(session, ProviderIntent, intent_id, lock=True)
-        INTENT.check(intent.id, intent.status, to_status)
+        INTENT.check(intent.id, intent.status, to_status=to_status)
         if to_status in ("written_off", "netted") and intent.kind != "reversal":
             what = to_status.replace("_", " ")
             msg = f"only a reversal can be {what}; {intent.id} is a {intent.kind}"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from veza_ledger._compat import positional_deprecated
 from veza_ledger._errors import IllegalTransitionError
 
 
@@ -46,7 +47,8 @@ class Machine:
         """Whether the table has ``from_status -> to_status``."""
         return to_status in self.transitions.get(from_status, frozenset())
 
-    def check(self, object_id: str, from_status: str, to_status: str) -> None:
+    @positional_deprecated
+    def check(self, object_id: str, from_status: str, *, to_status: str) -> None:
         """Raise :class:`IllegalTransitionError` unless the table allows the move."""
         if not self.allows(from_status, to_status):
             raise IllegalTransitionError(self.name, object_id, from_status, to_status)

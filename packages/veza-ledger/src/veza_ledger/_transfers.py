@@ -32,6 +32,7 @@ from veza_ledger._base import (
     check_money,
     new_id,
 )
+from veza_ledger._compat import positional_deprecated
 from veza_ledger._errors import (
     IllegalTransitionError,
     LedgerConfigurationError,
@@ -362,8 +363,9 @@ class Transfers(Service):
             self._move(session, SellerTransfer, TRANSFER, transfer, "pending")
             return transfer
 
+    @positional_deprecated
     def reversal_completed(
-        self, transfer_id: str, stripe_reversal_id: str, amount: int
+        self, transfer_id: str, stripe_reversal_id: str, *, amount: int
     ) -> SellerTransfer:
         """Record a Stripe reversal of ``amount`` (once: keyed by ``stripe_reversal_id``).
 
@@ -541,7 +543,7 @@ class Transfers(Service):
         with self._transaction() as session:
             transfer = self._get(session, SellerTransfer, transfer_id, lock=True)
             if transfer.status != "reversal_pending":
-                TRANSFER.check(transfer.id, transfer.status, "reversal_pending")
+                TRANSFER.check(transfer.id, transfer.status, to_status="reversal_pending")
             session.execute(
                 sa.update(SellerTransfer)
                 .where(
@@ -818,7 +820,7 @@ class Payouts(Service):
         """
         with self._transaction() as session:
             payout = self._get(session, SellerPayout, payout_id, lock=True)
-            PAYOUT.check(payout.id, payout.status, "pending")
+            PAYOUT.check(payout.id, payout.status, to_status="pending")
             intents = self._payout_intents(session, payout.id)
             last = intents[-1] if intents else None
             if last is not None and last.status in ("pending", "parked"):
@@ -974,5 +976,5 @@ def _path(start: str, end: str) -> list[str]:
                     return list(reversed(chain))
                 nxt.append(target)
         frontier = nxt
-    TRANSFER.check("?", start, end)  # raises IllegalTransitionError
+    TRANSFER.check("?", start, to_status=end)  # raises IllegalTransitionError
     return []

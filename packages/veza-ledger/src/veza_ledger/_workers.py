@@ -454,7 +454,7 @@ def _intend_transfers(
             amount, currency = intent.amount, intent.currency
             first_sent = intent.first_sent_at or policy.at
         if transfer.status == "failed":
-            TRANSFER.check(transfer.id, transfer.status, "pending")
+            TRANSFER.check(transfer.id, transfer.status, to_status="pending")
             revive.append(transfer)
         jobs.append(
             _job_for(
@@ -902,7 +902,7 @@ def _record_all(
             continue
         transfer, intent = _locked(ledger, session, job, cache)
         if intent.status == "pending":
-            INTENT.check(intent.id, intent.status, "succeeded")
+            INTENT.check(intent.id, intent.status, to_status="succeeded")
             writes.intents.append({"b_id": intent.id, "b_object": outcome})
         if job.kind == "reversal":
             _plan_reversal(
@@ -919,10 +919,10 @@ def _record_all(
 def _plan_completed(transfer: SellerTransfer, provider_id: str, writes: _Writes) -> None:
     """:meth:`Ledger._transfer_completed` as rows: ``completed`` (or on to reversal)."""
     check_id(provider_id, "stripe_transfer_id")
-    TRANSFER.check(transfer.id, transfer.status, "completed")
+    TRANSFER.check(transfer.id, transfer.status, to_status="completed")
     target = "completed"
     if transfer.reversal_due > transfer.reversed_amount:  # a refund landed meanwhile
-        TRANSFER.check(transfer.id, target, "reversal_pending")
+        TRANSFER.check(transfer.id, target, to_status="reversal_pending")
         target = "reversal_pending"
     writes.completed.append(
         {"b_id": transfer.id, "b_from": transfer.status, "b_to": target, "b_object": provider_id}
@@ -1155,7 +1155,7 @@ def retry_transfer_now(
     with ledger.transaction() as session:
         transfer = ledger._get(session, SellerTransfer, transfer_id, lock=True)
         if transfer.status not in ("pending", "failed"):
-            TRANSFER.check(transfer.id, transfer.status, "completed")
+            TRANSFER.check(transfer.id, transfer.status, to_status="completed")
         parked = session.get(ProviderIntent, transfer.id, populate_existing=True)
         retry_parked = parked is not None and parked.status == "parked"
     if retry_parked:

@@ -92,7 +92,7 @@ class AsyncWebhookIntake:
         source_ip: str | None = None,
     ) -> WebhookOutcome:
         """:meth:`WebhookIntake.handle`, awaited; never raises (the worst is a 500)."""
-        return await self.intake.ahandle(headers, body, source_ip)
+        return await self.intake.ahandle(headers, body, source_ip=source_ip)
 
     async def handle_stream(
         self,
@@ -105,4 +105,4 @@ class AsyncWebhookIntake:
 
         The body is read on the loop up to ``max_body``; the rest runs in a thread.
         """
-        return await self.intake.ahandle_stream(headers, chunks, source_ip)
+        return await self.intake.ahandle_stream(headers, chunks, source_ip=source_ip)

@@ -23,6 +23,7 @@ from typing import Any, Self
 import attrs
 import httpx
 
+from veza_payments._compat import positional_deprecated
 from veza_payments._fake_hyperswitch import FakeHyperswitch
 
 _log = logging.getLogger("veza_payments.testing")
@@ -100,18 +101,19 @@ class WebhookEmitter:
     Example:
         >>> from veza_payments.testing import FakeHyperswitch, WebhookEmitter
         >>> with FakeHyperswitch() as fake:
-        ...     emitter = WebhookEmitter(fake, "http://127.0.0.1:9/webhooks", "whsec")
+        ...     emitter = WebhookEmitter(fake, "http://127.0.0.1:9/webhooks", key="whsec")
         ...     emitter.emit("payment_succeeded", {"payment_id": "pay_1"}, event_id="evt_1")
         ...     emitter.pending
         1
     """
 
+    @positional_deprecated
     def __init__(
         self,
         hyperswitch: FakeHyperswitch,
         url: str,
-        key: str,
         *,
+        key: str,
         interval: float = 0.2,
         duplicates: int = 0,
         reorder: bool = False,
@@ -204,7 +206,7 @@ class WebhookEmitter:
             for item in batch:
                 try:
                     status = self.hyperswitch.deliver_webhook(
-                        self.url, self._key, item.body, timeout=self.timeout
+                        self.url, self._key, body=item.body, timeout=self.timeout
                     ).status_code
                 except httpx.HTTPError:
                     status = 0

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from veza_payments._compat import positional_deprecated
 from veza_payments._fakeserver import FakeServer, Fault, Request, Response, counter
 from veza_payments._signatures import SIGNATURE_HEADER, sign_payload
 
@@ -451,8 +452,9 @@ class FakeHyperswitch(FakeServer):
         }
         return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
+    @positional_deprecated
     def deliver_webhook(
-        self, url: str, key: str, body: bytes, *, timeout: float = 10.0
+        self, url: str, key: str, *, body: bytes, timeout: float = 10.0
     ) -> httpx.Response:
         """POST a signed webhook ``body`` to ``url``, as Hyperswitch does."""
         headers = {

@@ -392,10 +392,12 @@ class WebhookIntake:
 
         return self._guarded(received_at, source_ip, run)
 
+    @positional_deprecated
     async def ahandle(
         self,
         headers: RawHeaders,
         body: bytes | bytearray | memoryview,
+        *,
         source_ip: str | None = None,
     ) -> WebhookOutcome:
         """The asyncio twin of :meth:`handle`.
@@ -406,10 +408,12 @@ class WebhookIntake:
         """
         return await asyncio.to_thread(self.handle, headers, body, source_ip=source_ip)
 
+    @positional_deprecated
     async def ahandle_stream(
         self,
         headers: RawHeaders,
         chunks: AsyncIterable[bytes],
+        *,
         source_ip: str | None = None,
     ) -> WebhookOutcome:
         """The asyncio twin of :meth:`handle_stream` (Starlette's ``request.stream()``).

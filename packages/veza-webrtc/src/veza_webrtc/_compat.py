@@ -10,7 +10,7 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,30 +39,44 @@ def positional_deprecated(func: Callable[P, R]) -> Callable[P, R]:
     positional = sum(1 for p in parameters if p.kind in _POSITIONAL)
     keyword_only = [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
+    def split(args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[object, ...]:
+        """Move positional values past ``positional`` into ``kwargs``, with the warning."""
+        if len(args) <= positional:
+            return args
+        extra = args[positional:]
+        if len(extra) > len(keyword_only):
+            msg = (
+                f"{func.__qualname__}() takes at most "
+                f"{positional + len(keyword_only)} positional arguments ({len(args)} given)"
+            )
+            raise TypeError(msg)
+        names = keyword_only[: len(extra)]
+        for name, value in zip(names, extra, strict=True):
+            if name in kwargs:
+                msg = f"{func.__qualname__}() got multiple values for argument {name!r}"
+                raise TypeError(msg)
+            kwargs[name] = value
+        warnings.warn(
+            f"{func.__qualname__}(): pass {', '.join(names)} by keyword; passing "
+            "it positionally is deprecated since 0.2.0 and stops working in 0.3.0",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return args[:positional]
+
+    unchecked = cast("Callable[..., Any]", func)  # args are re-split by split()
+    if inspect.iscoroutinefunction(func):  # stays a coroutine function for inspect
+
+        @functools.wraps(func)
+        async def awrapper(*args: object, **kwargs: object) -> object:
+            return await unchecked(*split(args, kwargs), **kwargs)
+
+        return cast("Callable[P, R]", awrapper)
+
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if len(args) > positional:
-            extra = args[positional:]
-            if len(extra) > len(keyword_only):
-                msg = (
-                    f"{func.__qualname__}() takes at most "
-                    f"{positional + len(keyword_only)} positional arguments ({len(args)} given)"
-                )
-                raise TypeError(msg)
-            names = keyword_only[: len(extra)]
-            for name, value in zip(names, extra, strict=True):
-                if name in kwargs:
-                    msg = f"{func.__qualname__}() got multiple values for argument {name!r}"
-                    raise TypeError(msg)
-                kwargs[name] = value
-            warnings.warn(
-                f"{func.__qualname__}(): pass {', '.join(names)} by keyword; passing "
-                "it positionally is deprecated since 0.2.0 and stops working in 0.3.0",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            unchecked = cast("Callable[..., R]", func)  # args were re-split above
-            return unchecked(*args[:positional], **kwargs)
+            return cast("R", unchecked(*split(args, kwargs), **kwargs))
         return func(*args, **kwargs)
 
     return wrapper

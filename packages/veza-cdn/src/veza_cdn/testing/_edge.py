@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import attrs
 
+from veza_cdn._compat import positional_deprecated
 from veza_cdn._errors import CDNConfigurationError
 from veza_cdn._hls import UnknownMediaTypeError, cache_control_for
 
@@ -119,14 +120,15 @@ class LocalEdge:
         app: The ASGI application (``/_edge/stats`` and every other path).
     """
 
+    @positional_deprecated
     def __init__(
         self,
         cdn: CDN,
         base_url: str,
+        *,
         origin_url: str,
         origin_secret: str,
         registry: CollectorRegistry | None = None,
-        *,
         max_bytes: int = 256 * 2**20,
     ) -> None:
         if not origin_url.startswith(("http://", "https://")):
@@ -166,13 +168,14 @@ class LocalEdge:
 
     # ------------------------------------------------------------------ the edge itself
 
+    @positional_deprecated
     def handle(
         self,
         method: str,
         raw_path: str,
+        *,
         query: str,
         headers: Mapping[str, str],
-        *,
         client_ip: str | None = None,
     ) -> EdgeResponse:
         """Answer one request: the whole edge, independent of any HTTP server.
@@ -314,8 +317,8 @@ class LocalEdge:
                 self.handle,
                 scope["method"],
                 _wire_path(raw),
-                scope.get("query_string", b"").decode("latin-1"),
-                headers,
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
                 client_ip=client[0] if client else None,
             )
         )
@@ -351,8 +354,8 @@ class LocalEdge:
                 answer = edge.handle(
                     self.command,
                     _wire_path(path.encode("latin-1")),
-                    query,
-                    {k.lower(): v for k, v in self.headers.items()},
+                    query=query,
+                    headers={k.lower(): v for k, v in self.headers.items()},
                     client_ip=self.client_address[0],
                 )
                 self.send_response(answer.status)
