@@ -229,3 +229,22 @@ def test_a_disk_error_in_a_direct_put_fails_the_put_and_leaves_nothing(tmp_path,
     assert [exc.errno for exc in outcome] == [errno.EIO]
     assert not storage.exists("p/object.bin")
     assert sorted(p.name for p in (tmp_path / "root" / "p").iterdir()) == []
+
+
+def test_a_direct_read_refused_at_complete_falls_back_to_buffered_reads(tmp_path, monkeypatch):
+    """Another process may complete an upload it never wrote to: a refused read is not fatal."""
+    import veza_storage._staging_local as staging_module
+
+    real_preadv = os.preadv
+    refused = []
+
+    def refusing(fd, buffers, offset):
+        if fcntl_flags(fd) & os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(staging_module.os, "preadv", refusing)
+    data = os.urandom(3 * ALIGN + 17)
+    _upload(LocalStorage(tmp_path / "root"), "k.bin", data, 2 * ALIGN, [1, 0])
+    assert refused == [0]

@@ -31,6 +31,7 @@ truncated meanwhile.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -406,7 +407,13 @@ def _read_direct(session: UploadSession, fd: int, behind: _Behind) -> int:
     size = 0
     while size < session.total_size:
         buffer = behind.free.get()
-        count = min(os.preadv(fd, [buffer], size), session.total_size - size)
+        try:
+            count = min(os.preadv(fd, [buffer], size), session.total_size - size)
+        except OSError as exc:
+            behind.free.put(buffer)
+            if exc.errno != errno.EINVAL:
+                raise
+            break  # alignments this filesystem refuses: the caller reads the rest buffered
         if count <= 0:
             behind.free.put(buffer)
             break
