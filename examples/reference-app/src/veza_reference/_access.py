@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -56,7 +56,7 @@ class Access:
     def __repr__(self) -> str:
         return f"Access(ttl={self.ttl}, size={self.size})"
 
-    def _keep(self, cache: collections.OrderedDict, key: object, value: object) -> None:  # type: ignore[type-arg]
+    def _keep(self, cache: collections.OrderedDict[Any, Any], key: object, value: object) -> None:
         with self._lock:
             cache[key] = value
             cache.move_to_end(key)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -67,16 +67,17 @@ _HASHES: dict[str, type[hashes.SHA1 | hashes.SHA256]] = {
 
 
 def _check_key(key: PrivateKey | PublicKey, what: str) -> None:
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        if key.key_size != 2048:
-            msg = f"{what}: CloudFront accepts RSA-2048 keys only, got RSA-{key.key_size}"
+    anything = cast("object", key)  # untyped callers may pass anything
+    if isinstance(anything, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        if anything.key_size != 2048:
+            msg = f"{what}: CloudFront accepts RSA-2048 keys only, got RSA-{anything.key_size}"
             raise CDNConfigurationError(msg)
-    elif isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, ec.SECP256R1):
-            msg = f"{what}: CloudFront accepts ECDSA P-256 keys only, got {key.curve.name}"
+    elif isinstance(anything, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        if not isinstance(anything.curve, ec.SECP256R1):
+            msg = f"{what}: CloudFront accepts ECDSA P-256 keys only, got {anything.curve.name}"
             raise CDNConfigurationError(msg)
-    else:  # untyped callers may pass anything
-        msg = f"{what}: expected an RSA-2048 or ECDSA P-256 key"  # type: ignore[unreachable]
+    else:
+        msg = f"{what}: expected an RSA-2048 or ECDSA P-256 key"
         raise CDNConfigurationError(msg)
 
 

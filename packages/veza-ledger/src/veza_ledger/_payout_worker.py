@@ -341,7 +341,7 @@ def _record(
                 _succeeded(ledger, session, job, outcome)
                 report.done.append(job.payout_id)
     except Exception as exc:  # noqa: BLE001 - logged; the intent replays on the next run
-        logger.error(  # noqa: TRY400 - the intent replays; no traceback needed
+        logger.warning(  # the intent replays: a warning, and no traceback needed
             "intent %s: recording the outcome failed (%s); the next run replays it",
             job.intent_id,
             type(exc).__name__,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import sqlalchemy as sa
@@ -503,8 +503,8 @@ class Transfers(Service):
         if transfer.status in ("pending", "failed"):
             target = transfer.status
         else:
-            reversed_amount = int(values.get("reversed_amount", transfer.reversed_amount))  # type: ignore[call-overload]
-            due = int(values.get("reversal_due", transfer.reversal_due))  # type: ignore[call-overload]
+            reversed_amount = _as_int(values.get("reversed_amount", transfer.reversed_amount))
+            due = _as_int(values.get("reversal_due", transfer.reversal_due))
             if covered is None:
                 covered = self._covered(session, transfer.id)
             settled = reversed_amount + covered
@@ -978,3 +978,8 @@ def _path(start: str, end: str) -> list[str]:
         frontier = nxt
     TRANSFER.check("?", start, to_status=end)  # raises IllegalTransitionError
     return []
+
+
+def _as_int(value: object) -> int:
+    """An amount from a column or from the values about to be written to it (ints)."""
+    return int(cast("int", value))

@@ -797,7 +797,7 @@ def _record(
                         facts=None,
                     )
             except (LedgerError, IntegrityError) as exc:
-                logger.error(  # noqa: TRY400 - the intent replays; no traceback needed
+                logger.warning(  # the intent replays: a warning, and no traceback needed
                     "intent %s: recording the outcome failed (%s); the next run replays it",
                     job.intent_id,
                     type(exc).__name__,

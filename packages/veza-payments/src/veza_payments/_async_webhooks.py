@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterable, Callable
-from typing import Any
+from typing import overload
 
 from veza_payments._signatures import HYPERSWITCH_RETRY_WINDOW, Keys
 from veza_payments._webhooks import (
     MAX_BODY,
     MAX_HEADERS,
+    H,
     Handler,
     RawHeaders,
     WebhookIntake,
@@ -72,7 +73,13 @@ class AsyncWebhookIntake:
         """Where records go."""
         return self.intake.log
 
-    def on(self, event_type: str, handler: Handler | None = None) -> Any:  # noqa: ANN401
+    @overload
+    def on(self, event_type: str, handler: None = None) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event_type: str, handler: H) -> H: ...
+
+    def on(self, event_type: str, handler: Handler | None = None) -> Handler | Callable[[H], H]:
         """Register a (synchronous) handler: :meth:`WebhookIntake.on`.
 
         Handlers run in the worker thread with the log write, so they may do blocking

@@ -54,7 +54,8 @@ METADATA_KEY = "veza_idempotency_key"
 MAX_KEY = 200
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:  # noqa: ANN401 - a StripeObject or a dict
+def _as_dict(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict of a ``StripeObject`` (a dict subclass with ``to_dict``) or a dict."""
     to_dict = getattr(obj, "to_dict", None)
     if callable(to_dict):
         result: dict[str, Any] = to_dict()
@@ -93,7 +94,7 @@ class Transfer:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @classmethod
-    def from_stripe(cls, obj: Any) -> Transfer:  # noqa: ANN401
+    def from_stripe(cls, obj: Mapping[str, Any]) -> Transfer:
         """Build from a ``stripe.Transfer`` (or its dict)."""
         data = _as_dict(obj)
         destination = data.get("destination")
@@ -137,7 +138,7 @@ class TransferReversal:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @classmethod
-    def from_stripe(cls, obj: Any) -> TransferReversal:  # noqa: ANN401
+    def from_stripe(cls, obj: Mapping[str, Any]) -> TransferReversal:
         """Build from a ``stripe.TransferReversal``."""
         data = _as_dict(obj)
         return cls(
@@ -180,7 +181,7 @@ class Payout:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @classmethod
-    def from_stripe(cls, obj: Any, stripe_account: str) -> Payout:  # noqa: ANN401
+    def from_stripe(cls, obj: Mapping[str, Any], stripe_account: str) -> Payout:
         """Build from a ``stripe.Payout``."""
         data = _as_dict(obj)
         return cls(
@@ -494,7 +495,7 @@ class StripeCore:
             params["created"] = _created(created)
         wanted = _wanted(metadata)
 
-        def build(obj: Any) -> Transfer | None:  # noqa: ANN401 - a StripeObject
+        def build(obj: Mapping[str, Any]) -> Transfer | None:
             transfer = Transfer.from_stripe(obj)
             return transfer if _matches(transfer.metadata, wanted) else None
 
@@ -555,7 +556,7 @@ class StripeCore:
             params["status"] = status
         wanted = _wanted(metadata)
 
-        def build(obj: Any) -> Payout | None:  # noqa: ANN401 - a StripeObject
+        def build(obj: Mapping[str, Any]) -> Payout | None:
             payout = Payout.from_stripe(obj, stripe_account)
             return payout if _matches(payout.metadata, wanted) else None
 

@@ -30,7 +30,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from typing import Any, Protocol, overload, runtime_checkable
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 import attrs
 
@@ -207,6 +207,7 @@ class WebhookOutcome:
 
 
 Handler = Callable[[WebhookEvent], object]
+H = TypeVar("H", bound=Handler)  # a handler, its own type kept by ``on`` as a decorator
 RawHeaders = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
@@ -287,7 +288,13 @@ class WebhookIntake:
 
     # ------------------------------------------------------------------ registration
 
-    def on(self, event_type: str, handler: Handler | None = None) -> Any:  # noqa: ANN401
+    @overload
+    def on(self, event_type: str, handler: None = None) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event_type: str, handler: H) -> H: ...
+
+    def on(self, event_type: str, handler: Handler | None = None) -> Handler | Callable[[H], H]:
         """Register ``handler`` for ``event_type`` (``"dispute_*"`` matches a family).
 
         Usable directly (``intake.on("refund_succeeded", fn)``) or as a decorator
@@ -299,7 +306,7 @@ class WebhookIntake:
         """
         if handler is None:
 
-            def register(fn: Handler) -> Handler:
+            def register(fn: H) -> H:
                 self.on(event_type, fn)
                 return fn
 

@@ -21,9 +21,10 @@ import queue
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from veza_storage._buffers import ALIGN, zeroed
-from veza_storage._stream import BufferedSource, Source, iter_blocks
+from veza_storage._stream import BufferedSource, Seekable, Source, iter_blocks
 
 BUFFER = 4 * 1024 * 1024
 STEP = 16 * 1024 * 1024
@@ -39,8 +40,11 @@ def write_all(fd: int, data: memoryview, offset: int | None = None) -> None:
 
 
 def _regular_file_fd(source: Source) -> int | None:
+    fileno = getattr(source, "fileno", None)
+    if fileno is None:
+        return None
     try:
-        fd = source.fileno()  # type: ignore[union-attr]
+        fd = fileno()
         if stat.S_ISREG(os.fstat(fd).st_mode):
             return int(fd)
     except (AttributeError, OSError, ValueError):
@@ -126,7 +130,8 @@ class _HashBehind:
 
 
 def _kernel_copy(source: Source, in_fd: int, out_fd: int) -> tuple[str, int]:
-    start = source.tell()  # type: ignore[union-attr]
+    seekable = cast("Seekable", source)  # a regular file (``_regular_file_fd``)
+    start = seekable.tell()
     hasher = _HashBehind(out_fd)
     copied = 0
     try:
@@ -137,7 +142,7 @@ def _kernel_copy(source: Source, in_fd: int, out_fd: int) -> tuple[str, int]:
         hasher.finish()
     if hasher.failure is not None:
         raise hasher.failure
-    source.seek(start + copied)  # type: ignore[union-attr]
+    seekable.seek(start + copied)
     return hasher.digest.hexdigest(), copied
 
 

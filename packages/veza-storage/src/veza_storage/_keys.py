@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import cast
 from urllib.parse import unquote
 
 from veza_storage._errors import InvalidKeyError
@@ -62,7 +63,7 @@ def validate_key(key: str) -> str:
     Raises:
         InvalidKeyError: Why not, quoting (a truncation of) the key.
     """
-    if not isinstance(key, str) or not key:  # type: ignore[redundant-expr]  # untyped callers
+    if not isinstance(cast("object", key), str) or not key:  # untyped callers pass anything
         raise _fail(key, "keys are non-empty strings")
     try:
         encoded = key.encode("utf-8")

@@ -29,7 +29,7 @@ import attrs
 
 from veza_storage._errors import ObjectNotFoundError
 from veza_storage._protocol import Storage
-from veza_storage._stream import BLOCK
+from veza_storage._stream import BLOCK, Readable
 from veza_storage._types import ObjectInfo
 
 Status = Literal["copied", "already-there", "checkpointed", "failed", "dry-run"]
@@ -123,13 +123,13 @@ class Checkpoint:
 class _Hashing:
     """Wraps a reader, hashing what passes through."""
 
-    def __init__(self, raw: object) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
         self.size = 0
 
     def read(self, size: int = -1, /) -> bytes:
-        data: bytes = self._raw.read(size)  # type: ignore[attr-defined]
+        data = self._raw.read(size)
         self.digest.update(data)
         self.size += len(data)
         return data

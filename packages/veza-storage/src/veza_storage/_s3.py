@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from veza_storage._disposition import content_disposition
 from veza_storage._errors import (
@@ -35,7 +35,7 @@ from veza_storage._errors import (
     StorageError,
 )
 from veza_storage._keys import is_reserved_name, validate_key
-from veza_storage._stream import BufferedSource, ObjectReader, Source, seekable_size
+from veza_storage._stream import BufferedSource, ObjectReader, Seekable, Source, seekable_size
 from veza_storage._types import ByteRange, ObjectInfo, validate_metadata
 
 if TYPE_CHECKING:
@@ -73,13 +73,14 @@ class _Prefixed:
 
 def _hash_and_rewind(stream: Source) -> str:
     """SHA-256 of a seekable file from its current position, then seek back."""
-    start = stream.tell()  # type: ignore[union-attr]
+    seekable = cast("Seekable", stream)  # the caller checked (``seekable_size``)
+    start = seekable.tell()
     digest = hashlib.sha256()
     source = BufferedSource(stream)
     buffer = bytearray(4 * 1024 * 1024)
     while count := source.fill(buffer):
         digest.update(memoryview(buffer)[:count])
-    stream.seek(start)  # type: ignore[union-attr]
+    seekable.seek(start)
     return digest.hexdigest()
 
 

@@ -21,6 +21,23 @@ class Readable(Protocol):
         ...
 
 
+@runtime_checkable
+class Seekable(Protocol):
+    """A file-like source that can say and change its position (``tell``/``seek``)."""
+
+    def seekable(self) -> bool:
+        """Whether ``seek`` works (a pipe or socket says no)."""
+        ...
+
+    def tell(self) -> int:
+        """The current position."""
+        ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        """Move to ``offset``; returns the new position."""
+        ...
+
+
 Source = bytes | bytearray | memoryview | Readable | Iterable[bytes]
 
 
@@ -55,7 +72,8 @@ class BufferedSource:
         self._readinto = getattr(source, "readinto", None)
         if isinstance(source, bytes | bytearray | memoryview):
             self._readinto = io.BytesIO(source).readinto
-        self._blocks = None if self._readinto is not None else iter_blocks(source)
+        # with readinto, blocks are never pulled: an empty iterator, not an Optional
+        self._blocks = iter(()) if self._readinto is not None else iter_blocks(source)
         self._leftover = memoryview(b"")
 
     def fill(self, buffer: bytearray | memoryview) -> int:
@@ -70,7 +88,6 @@ class BufferedSource:
                 filled += count
                 continue
             if not self._leftover:
-                assert self._blocks is not None  # noqa: S101
                 try:
                     self._leftover = memoryview(next(self._blocks))
                 except StopIteration:
@@ -84,12 +101,14 @@ class BufferedSource:
 
 def seekable_size(source: Source) -> int | None:
     """Bytes left in a seekable file-like source, or ``None`` when it cannot tell."""
+    if not isinstance(source, Seekable):
+        return None
     try:
-        if not source.seekable():  # type: ignore[union-attr]
+        if not source.seekable():
             return None
-        position = source.tell()  # type: ignore[union-attr]
-        end = source.seek(0, io.SEEK_END)  # type: ignore[union-attr]
-        source.seek(position)  # type: ignore[union-attr]
+        position = source.tell()
+        end = source.seek(0, io.SEEK_END)
+        source.seek(position)
     except (AttributeError, OSError, ValueError):
         return None
     return int(end) - int(position)

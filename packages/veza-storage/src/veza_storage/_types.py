@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from typing import cast
 
 import attrs
 
@@ -75,7 +76,7 @@ def validate_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
         if not _META_NAME.match(str(name)):
             msg = f"metadata name {name!r}: use 1-64 of a-z, 0-9, '-' and '_' (lower case)"
             raise InvalidMetadataError(msg)
-        if not isinstance(value, str) or not _META_VALUE.match(value):  # type: ignore[redundant-expr]
+        if not isinstance(cast("object", value), str) or not _META_VALUE.match(value):
             msg = f"metadata {name!r}: values must be printable ASCII"
             raise InvalidMetadataError(msg)
         if name == "sha256":
