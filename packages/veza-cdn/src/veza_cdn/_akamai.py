@@ -35,6 +35,8 @@ from veza_cdn._verification import (
 
 AkamaiAlgorithm = Literal["sha256", "sha1", "md5"]
 _ALGORITHMS = ("sha256", "sha1", "md5")
+AKAMAI_QUERY_FIELD = "__token__"
+"""The default query parameter (or cookie) that carries an Akamai token."""
 _LOWER_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _ACL_SAFE = "=~!*/:,;@$'()+-._"
 
@@ -71,7 +73,7 @@ class AkamaiSigner:
         key: str | Secret[str],
         *,
         algorithm: AkamaiAlgorithm = "sha256",
-        token_name: str = "__token__",  # noqa: S107 - a parameter name, not a secret
+        token_name: str = AKAMAI_QUERY_FIELD,
         salt: str | Secret[str] | None = None,
         escape_early: bool = False,
         field_delimiter: str = "~",

@@ -52,6 +52,7 @@ from veza_cdn._verification import (
 BunnyScheme = Literal["hs256", "sha256", "md5"]
 _SCHEMES: tuple[str, ...] = ("hs256", "sha256", "md5")
 _DIR_PREFIX = "/bcdn_token="
+_IGNORE_PARAMS_FLAG = "token_ignore_params"
 _DIGEST_CHARS = 43  # base64url of a 32-byte digest, unpadded
 
 
@@ -277,7 +278,7 @@ class BunnySigner:
                     "Bunny's SDKs silently drop them in that case; veza refuses instead"
                 )
                 raise SigningError(msg)
-            params["token_ignore_params"] = "true"  # noqa: S105 - a flag, not a secret
+            params[_IGNORE_PARAMS_FLAG] = "true"
         else:
             for name, value in parse_query(query):
                 if name in params:

@@ -49,6 +49,7 @@ _REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+_BUNNY_DEFAULT_SCHEME = "hs256"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -128,7 +129,7 @@ class CDNConfig:
     base_url: str | None = None
     security_key: Secret[str] | None = None
     verify_keys: tuple[Secret[str], ...] = ()
-    token_scheme: str = "hs256"  # noqa: S105 - a scheme name, not a secret
+    token_scheme: str = _BUNNY_DEFAULT_SCHEME
     key_pair_id: str | None = None
     private_key_path: Path | None = None
     key_name: str | None = None

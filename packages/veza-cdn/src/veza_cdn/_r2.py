@@ -7,7 +7,7 @@ extra stays optional. Verification (:meth:`R2Presigner.verify`) needs no boto3.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Protocol
 from urllib.parse import unquote
 
 from veza_cdn._encoding import normalize_url, split_url
@@ -15,6 +15,14 @@ from veza_cdn._errors import CDNConfigurationError, SigningError
 from veza_cdn._secret import Secret
 from veza_cdn._sigv4 import MAX_EXPIRES, string_to_sign, verify_presigned_url
 from veza_cdn._verification import Verification
+
+
+class PresigningClient(Protocol):
+    """The one boto3 S3 client method :class:`R2Presigner` calls (boto3 ships no types)."""
+
+    def generate_presigned_url(self, client_method: str, /, **arguments: object) -> str:
+        """A presigned URL for ``client_method`` (``Params``, ``ExpiresIn``)."""
+        ...
 
 
 class R2Presigner:
@@ -41,7 +49,7 @@ class R2Presigner:
         secret_access_key: str | Secret[str],
         bucket: str,
         endpoint_url: str | None = None,
-        client: Any = None,  # noqa: ANN401 - boto3 clients have no static type
+        client: PresigningClient | None = None,
     ) -> None:
         secret = (
             secret_access_key
