@@ -44,8 +44,8 @@ def include_object(
     obj: object,  # any schema item
     name: str | None,
     type_: str,
-    reflected: bool,  # noqa: ARG001 - Alembic's hook signature
-    compare_to: object,  # noqa: ARG001 - Alembic's hook signature
+    _reflected: bool,  # Alembic passes the hook's five arguments by position
+    _compare_to: object,
 ) -> bool:
     """Alembic's ``include_object`` hook: ``False`` for every ledger table and its parts.
 

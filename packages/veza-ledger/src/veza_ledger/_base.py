@@ -33,6 +33,20 @@ from veza_ledger._types import utcnow
 
 M = TypeVar("M", bound=Base)
 
+
+def _text_column(row: Base, name: str) -> str:
+    """``row``'s loaded value of the string column ``name`` (the moves are generic over models).
+
+    Read through SQLAlchemy's inspection API rather than ``getattr`` so a model without
+    the column fails loudly (``KeyError``) instead of reading some other attribute.
+    """
+    value = sa.inspect(row).attrs[name].value
+    if not isinstance(value, str):
+        msg = f"{type(row).__name__}.{name} is {value!r}, not a string"
+        raise TypeError(msg)
+    return value
+
+
 CURRENCY_LENGTH = 3
 
 MAX_AMOUNT = 2**63 - 1
@@ -161,14 +175,12 @@ class Core:
         Raises:
             RecordNotFoundError: No such row.
         """
-        query = (
-            sa.select(model)
-            .where(model.id == object_id)  # type: ignore[attr-defined]
-            .execution_options(populate_existing=True)  # another transaction may have moved it
+        row = session.get(
+            model,
+            object_id,
+            populate_existing=True,  # another transaction may have moved it
+            with_for_update=lock and self.pg,
         )
-        if lock and self.pg:
-            query = query.with_for_update()
-        row = session.scalars(query).one_or_none()
         if row is None:
             msg = f"no {model.__name__} with id {object_id!r}"
             raise RecordNotFoundError(msg)
@@ -185,8 +197,8 @@ class Core:
         values: Mapping[str, Any] | None = None,
     ) -> None:
         """Compare-and-set ``row`` to ``to_status`` (checked against ``machine``)."""
-        current: str = row.status  # type: ignore[attr-defined]
-        object_id: str = row.id  # type: ignore[attr-defined]
+        current = _text_column(row, "status")
+        object_id = _text_column(row, "id")
         machine.check(object_id, current, to_status=to_status)
         self.cas(session, model, row, current, to_status, values=values)
 
@@ -205,11 +217,12 @@ class Core:
         Raises:
             TransitionConflictError: Another writer moved the row first.
         """
-        object_id: str = row.id  # type: ignore[attr-defined]
+        object_id = _text_column(row, "id")
+        columns = sa.inspect(model).columns
         changes = {"status": to_status, "updated_at": self.now(), **(values or {})}
         result = session.execute(
             sa.update(model)
-            .where(model.id == object_id, model.status == from_status)  # type: ignore[attr-defined]
+            .where(columns["id"] == object_id, columns["status"] == from_status)
             .values(**changes)
             .execution_options(synchronize_session=False)
         )

@@ -219,7 +219,7 @@ def _sweep(args: argparse.Namespace, engine: sa.Engine) -> int:
 def _provider_from_env() -> ProviderView:
     """veza-payments' clients from the environment (``HYPERSWITCH_*``, ``STRIPE_*``)."""
     try:
-        from veza_ledger.adapters import PaymentsProviderView  # noqa: PLC0415
+        from veza_ledger.adapters import PaymentsProviderView  # noqa: PLC0415 - the [payments] extra
         from veza_payments import PaymentsConfig  # noqa: PLC0415 - the [payments] extra
     except ImportError as exc:
         msg = "reconcile needs veza-ledger[payments] (or --no-provider)"

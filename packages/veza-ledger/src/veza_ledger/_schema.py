@@ -12,11 +12,12 @@ unique index and the second row without an id fails).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from veza_ledger._guards import JOURNAL_GUARDS, attach_triggers
 from veza_ledger._machines import (
     DISPUTE,
     INTENT,
@@ -27,6 +28,7 @@ from veza_ledger._machines import (
     TRANSFER,
     Machine,
 )
+from veza_ledger._subscription_guards import SUBSCRIPTION_GUARDS
 from veza_ledger._types import BigIntPK, UTCDateTime, utcnow
 
 NAMING = {
@@ -42,7 +44,7 @@ class Base(DeclarativeBase):
     """Declarative base of the ledger's tables (its own ``MetaData``)."""
 
     metadata = sa.MetaData(naming_convention=NAMING)
-    type_annotation_map = {dt.datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy's API
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
 
 
 def _status_check(machine: Machine) -> sa.CheckConstraint:
@@ -510,12 +512,7 @@ metadata = Base.metadata
 
 # --------------------------------------------------------------------------------------
 # Trigger DDL hooks for ``metadata.create_all`` (the migrations create the same triggers;
-# ``check_schema`` compares the live database with this list). Kept apart from the
-# models above on purpose: the definitions live in ``_guards``.
-from veza_ledger._guards import JOURNAL_GUARDS, attach_triggers  # noqa: E402 - see above
-
+# ``check_schema`` compares the live database with this list). The definitions live in
+# ``_guards`` and ``_subscription_guards``, apart from the models above.
 attach_triggers(metadata, JOURNAL_GUARDS)
-
-from veza_ledger._subscription_guards import SUBSCRIPTION_GUARDS  # noqa: E402 - see above
-
 attach_triggers(metadata, SUBSCRIPTION_GUARDS)

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -152,48 +152,78 @@ def _flag_excess(ledger: Ledger, session: Session, order: Order, problem: Proble
     )
 
 
-def _apply(ledger: Ledger, session: Session, row: Any, problem: Problem) -> None:  # noqa: ANN401 - the rule's row (Order, Refund, …), checked by the action
+_T = TypeVar("_T")
+
+
+def _narrow(model: type[_T], row: object, action: str) -> _T:
+    """``row`` as a ``model``: a rule proposing ``action`` for another kind of row is a bug."""
+    if not isinstance(row, model):
+        msg = f"{action!r} applies to {model.__name__}, not {type(row).__name__}"
+        raise LedgerConfigurationError(msg)
+    return row
+
+
+_ORDER_TARGETS = {"mark_failed": "failed", "cancel_order": "cancelled", "expire_order": "expired"}
+
+
+def _apply(ledger: Ledger, session: Session, row: object, problem: Problem) -> None:
     """Apply a rule's fix through the state machines and the journal."""
-    action, params = problem.action, problem.params
+    action, params = problem.action or "", problem.params
     if action == "mark_paid":
-        ledger.orders._mark_paid(session, row, params.get("captured_amount"))
-        _flag_excess(ledger, session, row, problem)
-    elif action in ("mark_failed", "cancel_order", "expire_order"):
-        target = {"mark_failed": "failed", "cancel_order": "cancelled", "expire_order": "expired"}
-        ledger._move(session, Order, ORDER, row, target[action])
-    elif action == "refund_succeeded":
-        ledger.refunds._succeeded(session, row, params.get("amount"))
+        order = _narrow(Order, row, action)
+        ledger.orders._mark_paid(session, order, params.get("captured_amount"))
+        _flag_excess(ledger, session, order, problem)
+    elif action in _ORDER_TARGETS:
+        ledger._move(session, Order, ORDER, _narrow(Order, row, action), _ORDER_TARGETS[action])
     elif action == "book_late_capture":
-        ledger.captures._book_late_capture(session, row, params.get("captured_amount"))
-        _flag_excess(ledger, session, row, problem)
-    elif action == "refund_failed":
-        ledger._move(session, Refund, REFUND, row, "failed")
-    elif action == "set_refund_provider_id":
+        order = _narrow(Order, row, action)
+        ledger.captures._book_late_capture(session, order, params.get("captured_amount"))
+        _flag_excess(ledger, session, order, problem)
+    elif action in ("refund_succeeded", "refund_failed", "set_refund_provider_id"):
+        _apply_to_refund(ledger, session, _narrow(Refund, row, action), problem)
+    elif action in ("set_stripe_transfer_id", "request_reversal"):
+        _apply_to_transfer(ledger, session, _narrow(SellerTransfer, row, action), problem)
+    elif action == "mark_past_due":
+        ledger._move(
+            session, Subscription, SUBSCRIPTION, _narrow(Subscription, row, action), "past_due"
+        )
+    else:  # pragma: no cover - the rules only propose the actions above
+        msg = f"unknown action {action!r}"
+        raise LedgerConfigurationError(msg)
+
+
+def _apply_to_refund(ledger: Ledger, session: Session, refund: Refund, problem: Problem) -> None:
+    if problem.action == "refund_succeeded":
+        ledger.refunds._succeeded(session, refund, problem.params.get("amount"))
+    elif problem.action == "refund_failed":
+        ledger._move(session, Refund, REFUND, refund, "failed")
+    else:
         session.execute(
             sa.update(Refund)
-            .where(Refund.id == row.id)
-            .values(hyperswitch_refund_id=params["provider_id"], updated_at=ledger.now())
+            .where(Refund.id == refund.id)
+            .values(hyperswitch_refund_id=problem.params["provider_id"], updated_at=ledger.now())
         )
-    elif action == "set_stripe_transfer_id":
+
+
+def _apply_to_transfer(
+    ledger: Ledger, session: Session, transfer: SellerTransfer, problem: Problem
+) -> None:
+    params = problem.params
+    if problem.action == "set_stripe_transfer_id":
         session.execute(
             sa.update(SellerTransfer)
-            .where(SellerTransfer.id == row.id)
+            .where(SellerTransfer.id == transfer.id)
             .values(stripe_transfer_id=params["stripe_transfer_id"], updated_at=ledger.now())
         )
-    elif action == "request_reversal":
+    else:
         ledger._move(
             session,
             SellerTransfer,
             TRANSFER,
-            row,
+            transfer,
             "reversal_pending",
             values={"reversal_due": params["reversal_due"], "attempts": 0, "next_attempt_at": None},
         )
-    elif action == "mark_past_due":
-        ledger._move(session, Subscription, SUBSCRIPTION, row, "past_due")
-    else:  # pragma: no cover - the rules only propose the actions above
-        msg = f"unknown action {action!r}"
-        raise LedgerConfigurationError(msg)
 
 
 def _unchecked(rule: Rule, since: dt.datetime) -> sa.ColumnElement[bool]:

@@ -32,7 +32,7 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     def process_result_value(
         self,
         value: dt.datetime | None,
-        dialect: Dialect,  # noqa: ARG002 - SQLAlchemy's signature
+        _dialect: Dialect,
     ) -> dt.datetime | None:
         """Return aware UTC datetimes on every backend."""
         if value is None:

@@ -317,7 +317,7 @@ def _write_intents(
 
 
 def _intend_reversals(
-    ledger: Ledger,  # noqa: ARG001 - the shape every intend step shares
+    _ledger: Ledger,  # the shape every intend step shares
     session: Session,
     transfers: list[SellerTransfer],
     policy: _Policy,
