@@ -268,9 +268,10 @@ class Core:
             except APIConnectionError as exc:
                 error = exc
             else:
-                assert reply is not None  # noqa: S101 - the driver always answers a Call
+                if reply is None:
+                    msg = f"{call.method} {call.path}: the driver answered a Call with nothing"
+                    raise TypeError(msg)
                 retry_after = reply.headers.get("retry-after")
-                error = None
                 body = reply.json()
                 if not 200 <= reply.status < 300:
                     error = error_from(reply)
@@ -289,7 +290,6 @@ class Core:
                         if body is not None
                         else reply.body[:200].decode("utf-8", "replace"),
                     )
-            assert error is not None  # noqa: S101 - every other branch returned
             can_retry = is_retryable(error) and not policy.exhausted
             if (
                 resolve is not None

@@ -50,13 +50,12 @@ def require_key(idempotency_key: object) -> str:
         MissingIdempotencyKeyError: ``None``, not a string, empty or only whitespace.
         InvalidIdempotencyKeyError: Outside the alphabet, or longer than 255.
     """
-    if is_blank(idempotency_key):
+    if not isinstance(idempotency_key, str) or is_blank(idempotency_key):
         msg = (
             "an idempotency key is required for every money-moving call (use the row id "
             f"that stands for this operation), got {idempotency_key!r}"
         )
         raise MissingIdempotencyKeyError(msg)
-    assert isinstance(idempotency_key, str)  # noqa: S101 - is_blank checked it
     if not _KEY.fullmatch(idempotency_key):
         msg = (
             f"an idempotency key is 1 to {MAX_KEY_LENGTH} visible ASCII characters "

@@ -75,4 +75,4 @@ def _retry_after_seconds(value: str) -> float | None:
         if when.tzinfo is None:
             return None
         return max(0.0, when.timestamp() - time.time())
-    return seconds if seconds >= 0 and seconds == seconds else None  # noqa: PLR0124 - NaN
+    return seconds if seconds >= 0 else None  # NaN compares false, so it is refused too

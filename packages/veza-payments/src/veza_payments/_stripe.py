@@ -219,7 +219,7 @@ class StripeConnect(_ConnectBase):
 
     # ------------------------------------------------------------------ driving
 
-    def _perform(self, request: Request) -> Any:  # noqa: ANN401 - a StripeObject
+    def _perform(self, request: Request) -> object:
         """One call with its retries, in one span."""
         with self._span(request.what) as current:
             attempts = self._core.attempts(request)
@@ -227,7 +227,7 @@ class StripeConnect(_ConnectBase):
             while True:
                 if isinstance(step, Sleep):
                     self._sleep(step.seconds)
-                    outcome: Outcome | None = None
+                    outcome = Outcome()  # the core ignores what a Sleep is answered with
                 else:
                     try:
                         value = self._method(self._client, step)(*step.args, **self._options(step))
@@ -235,7 +235,7 @@ class StripeConnect(_ConnectBase):
                     except Exception as exc:  # noqa: BLE001 - the core maps or re-raises it
                         outcome = self._failed(current, exc)
                 try:
-                    step = attempts.send(outcome)  # type: ignore[arg-type]
+                    step = attempts.send(outcome)
                 except StopIteration as stop:
                     return stop.value
 
@@ -480,7 +480,7 @@ class AsyncStripeConnect(_ConnectBase):
 
     # ------------------------------------------------------------------ driving
 
-    async def _perform(self, request: Request) -> Any:  # noqa: ANN401 - a StripeObject
+    async def _perform(self, request: Request) -> object:
         """One call with its retries, in one span."""
         with self._span(request.what) as current:
             attempts = self._core.attempts(request)
@@ -488,7 +488,7 @@ class AsyncStripeConnect(_ConnectBase):
             while True:
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
-                    outcome: Outcome | None = None
+                    outcome = Outcome()  # the core ignores what a Sleep is answered with
                 else:
                     try:
                         value = await self._method(self._client, step, "_async")(
@@ -498,7 +498,7 @@ class AsyncStripeConnect(_ConnectBase):
                     except Exception as exc:  # noqa: BLE001 - the core maps or re-raises it
                         outcome = self._failed(current, exc)
                 try:
-                    step = attempts.send(outcome)  # type: ignore[arg-type]
+                    step = attempts.send(outcome)
                 except StopIteration as stop:
                     return stop.value
 

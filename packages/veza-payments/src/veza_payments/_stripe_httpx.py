@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.parse
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Mapping
+from typing import NoReturn
 
 import httpx
 import stripe
@@ -51,16 +51,16 @@ class AsyncHTTPXTransport(stripe.HTTPClient):
         method: str,
         url: str,
         headers: Mapping[str, str],
-        post_data: Any = None,  # noqa: ANN401 - stripe-python's encoded form (str) or None
+        post_data: object = None,
     ) -> tuple[bytes, int, Mapping[str, str]]:
         """Send one request; a transport failure is stripe-python's ``APIConnectionError``."""
         try:
             response = await self._client.request(
-                method, _as_urllib3_sends(url), headers=dict(headers), content=post_data or None
+                method, _as_urllib3_sends(url), headers=dict(headers), content=_form(post_data)
             )
         except httpx.HTTPError as exc:
             msg = f"Unexpected error communicating with Stripe ({type(exc).__name__})"
-            raise stripe.APIConnectionError(msg, should_retry=True) from exc  # type: ignore[no-untyped-call]  # stripe leaves its error constructors untyped
+            raise stripe.APIConnectionError(msg, should_retry=True) from exc
         return response.content, response.status_code, response.headers
 
     async def request_stream_async(
@@ -68,7 +68,7 @@ class AsyncHTTPXTransport(stripe.HTTPClient):
         method: str,
         url: str,
         headers: Mapping[str, str],
-        post_data: Any = None,  # noqa: ANN401 - stripe-python's encoded form (str) or None
+        post_data: object = None,
     ) -> NoReturn:
         """Not used by ``AsyncStripeConnect`` (no streamed Stripe endpoints)."""
         msg = "AsyncStripeConnect does not stream Stripe responses"
@@ -78,9 +78,19 @@ class AsyncHTTPXTransport(stripe.HTTPClient):
         """Close the connection pool."""
         await self._client.aclose()
 
-    def sleep_async(self, secs: float) -> asyncio.Future[None] | Any:  # noqa: ANN401
+    def sleep_async(self, secs: float) -> Awaitable[None]:
         """stripe-python's own retries are off (``max_network_retries=0``); kept for the ABC."""
         return asyncio.sleep(secs)
+
+
+def _form(post_data: object) -> str | bytes | None:
+    """stripe-python's encoded form body (a ``str``), or ``None`` for a request without one."""
+    if post_data is None or post_data in ("", b""):
+        return None
+    if isinstance(post_data, str | bytes):
+        return post_data
+    msg = f"stripe-python passed a {type(post_data).__name__} body; expected an encoded form"
+    raise TypeError(msg)
 
 
 __all__ = ["AsyncHTTPXTransport"]

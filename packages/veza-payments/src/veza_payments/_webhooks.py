@@ -85,13 +85,37 @@ EVENT_FAMILIES = (
 """Hyperswitch event type families (``payment_succeeded``, ``dispute_opened``, …)."""
 
 EVENT_TYPES = frozenset(
-    """payment_succeeded payment_failed payment_processing payment_cancelled
-    payment_cancelled_post_capture payment_authorized payment_partially_authorized
-    payment_captured payment_expired action_required refund_succeeded refund_failed
-    dispute_opened dispute_expired dispute_accepted dispute_cancelled dispute_challenged
-    dispute_won dispute_lost mandate_active mandate_revoked payout_success payout_failed
-    payout_initiated payout_processing payout_cancelled payout_expired payout_reversed
-    invoice_paid""".split()  # noqa: SIM905
+    {
+        "payment_succeeded",
+        "payment_failed",
+        "payment_processing",
+        "payment_cancelled",
+        "payment_cancelled_post_capture",
+        "payment_authorized",
+        "payment_partially_authorized",
+        "payment_captured",
+        "payment_expired",
+        "action_required",
+        "refund_succeeded",
+        "refund_failed",
+        "dispute_opened",
+        "dispute_expired",
+        "dispute_accepted",
+        "dispute_cancelled",
+        "dispute_challenged",
+        "dispute_won",
+        "dispute_lost",
+        "mandate_active",
+        "mandate_revoked",
+        "payout_success",
+        "payout_failed",
+        "payout_initiated",
+        "payout_processing",
+        "payout_cancelled",
+        "payout_expired",
+        "payout_reversed",
+        "invoice_paid",
+    }
 )
 """Every event type the router sends (``common_enums::EventType``, snake_case)."""
 
@@ -669,7 +693,7 @@ class WebhookIntake:
             )
 
     def _serialised(self, event_id: str | None) -> _EventLock:
-        return _EventLock(self, event_id)
+        return _EventLock(self._inflight, self._inflight_guard, event_id)
 
 
 class _EventLock:
@@ -681,9 +705,14 @@ class _EventLock:
     or waits for it, so no count has to be kept in step.
     """
 
-    def __init__(self, intake: WebhookIntake, event_id: str | None) -> None:
-        self._table = intake._inflight  # noqa: SLF001 - a helper of the intake
-        self._guard = intake._inflight_guard  # noqa: SLF001
+    def __init__(
+        self,
+        table: weakref.WeakValueDictionary[str, threading.Lock],
+        guard: threading.Lock,
+        event_id: str | None,
+    ) -> None:
+        self._table = table
+        self._guard = guard
         self._event_id = event_id
         self._lock: threading.Lock | None = None
 
