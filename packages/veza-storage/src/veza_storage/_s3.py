@@ -132,6 +132,13 @@ def _code(exc: Exception) -> tuple[str, int]:
     return str(error.get("Code", "")), int(status)
 
 
+def _check_part_number(number: int) -> None:
+    """Refuse a part past S3's limit of 10,000 per multipart upload."""
+    if number > MAX_PARTS:
+        msg = f"the object needs more than {MAX_PARTS:,} parts"
+        raise StorageError(msg)
+
+
 class S3Storage:
     """Objects in an S3 bucket, optionally under a key prefix.
 
@@ -244,10 +251,7 @@ class S3Storage:
                     {**meta, "sha256": expected},
                     conditional,
                 )
-                if sha256 != expected:
-                    self.client.delete_object(Bucket=self.bucket, Key=full)
-                    msg = f"the source of {key!r} changed while it was being uploaded"
-                    raise ChecksumMismatchError(msg)  # noqa: TRY301 - passed through below
+                self._drop_if_changed(full, key, uploaded=sha256, expected=expected)
                 return self.stat(key)
             source = BufferedSource(stream)
             head = bytearray(self.multipart_threshold + 1)
@@ -282,6 +286,17 @@ class S3Storage:
             raise self._error(exc, key) from exc
         return self.stat(key)
 
+    def _drop_if_changed(self, full: str, key: str, *, uploaded: str, expected: str) -> None:
+        """Delete an object whose bytes are not the ones hashed before the upload.
+
+        Raises:
+            ChecksumMismatchError: The source changed while it was being uploaded.
+        """
+        if uploaded != expected:
+            self.client.delete_object(Bucket=self.bucket, Key=full)
+            msg = f"the source of {key!r} changed while it was being uploaded"
+            raise ChecksumMismatchError(msg)
+
     def _multipart(
         self,
         full: str,
@@ -302,9 +317,7 @@ class S3Storage:
         buffer = bytearray(part_size)
         try:
             while count := source.fill(memoryview(buffer)[:part_size]):
-                if number > MAX_PARTS:
-                    msg = "the object needs more than 10,000 parts"
-                    raise StorageError(msg)  # noqa: TRY301 - the handler aborts the upload
+                _check_part_number(number)  # raises; the handler below aborts the upload
                 # a full part is sent from the reused buffer; only the short last part is copied
                 body = buffer if count == len(buffer) else buffer[:count]
                 checksum = _b64_sha256(body)

@@ -44,10 +44,11 @@ class StorageColumnsMixin:
         String(16), nullable=False, default="local", server_default="local"
     )
     storage_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    __tablename__: str  # the model's own; names the constraints below
 
     @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805 - SQLAlchemy's declared_attr
-        table = cls.__tablename__  # type: ignore[attr-defined]
+    def __table_args__(cls) -> tuple[Any, ...]:
+        table = cls.__tablename__
         condition = text("storage_backend = 's3'")
         return (
             CheckConstraint(

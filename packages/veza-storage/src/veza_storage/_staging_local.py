@@ -235,7 +235,9 @@ class LocalStaging:
         """Remove staging folders no session remembers, older than ``older_than``."""
         removed = 0
         with contextlib.suppress(FileNotFoundError), self._walk(None, create=False) as chain:
-            for name in os.listdir(chain[-1]):  # noqa: PTH208 - a descriptor, not a path
+            with os.scandir(chain[-1]) as entries:
+                names = [entry.name for entry in entries]
+            for name in names:
                 status = os.stat(name, dir_fd=chain[-1], follow_symlinks=False)
                 if not stat.S_ISDIR(status.st_mode) or known(name):
                     continue

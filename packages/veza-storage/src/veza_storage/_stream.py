@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from veza_storage._compat import positional_deprecated
 from veza_storage._types import ObjectInfo
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+
+class RawSource(Protocol):
+    """What :class:`ObjectReader` reads from: an open file, or botocore's ``StreamingBody``.
+
+    A ``readinto`` method, when the source has one, is used to fill the caller's buffer
+    without a copy.
+    """
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes; ``b""`` at the end."""
+        ...
+
+    def close(self) -> None:
+        """Release the file or the connection."""
+        ...
+
 
 BLOCK = 1 << 20  # 1 MiB reads: large enough for throughput, small enough for memory
 
@@ -124,7 +144,7 @@ class ObjectReader(io.RawIOBase):
     """
 
     @positional_deprecated
-    def __init__(self, raw: IO[bytes] | Any, info: ObjectInfo, *, start: int, length: int) -> None:  # noqa: ANN401
+    def __init__(self, raw: RawSource, info: ObjectInfo, *, start: int, length: int) -> None:
         super().__init__()
         self._raw = raw
         self.info = info
@@ -135,7 +155,7 @@ class ObjectReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:  # noqa: ANN401 - a writable buffer
+    def readinto(self, buffer: WriteableBuffer) -> int:
         if self._remaining <= 0:
             return 0
         view = memoryview(buffer).cast("B")

@@ -211,7 +211,7 @@ def _already_denied(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
     return None
 
 
-def coturn_config(  # noqa: C901, PLR0912, PLR0915 - one check per option
+def coturn_config(
     *,
     realm: str,
     secrets: Sequence[str | Secret[str]],
@@ -270,92 +270,119 @@ def coturn_config(  # noqa: C901, PLR0912, PLR0915 - one check per option
             names it (a secret's value is never repeated).
         WebRTCConfigurationError: A contradictory or unsupported combination.
     """
-    _check_text("realm", realm, ascii_only=True)
-    if isinstance(secrets, str | Secret):
+    options = _Options(
+        realm=realm,
+        secrets=secrets,
+        external_ip=external_ip,
+        listening_ip=listening_ip,
+        relay_ip=relay_ip,
+        listening_port=listening_port,
+        tls_listening_port=tls_listening_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        min_port=min_port,
+        max_port=max_port,
+        user_quota=user_quota,
+        total_quota=total_quota,
+        prometheus=prometheus,
+        allow_loopback_peers=allow_loopback_peers,
+        separator=separator,
+        log_file=log_file,
+        pidfile=pidfile,
+        build=build,
+    )
+    clean, own = _validated(options)
+    return "\n".join(_render(options, clean, own)) + "\n"
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@attrs.frozen(kw_only=True)
+class _Options:
+    """:func:`coturn_config`'s arguments, as given (validated by :func:`_validated`)."""
+
+    realm: str
+    secrets: Sequence[str | Secret[str]]
+    external_ip: str | None
+    listening_ip: str | None
+    relay_ip: str | None
+    listening_port: int
+    tls_listening_port: int
+    tls_cert: str | None
+    tls_key: str | None
+    min_port: int
+    max_port: int
+    user_quota: int
+    total_quota: int
+    prometheus: bool
+    allow_loopback_peers: bool
+    separator: str
+    log_file: str | None
+    pidfile: str | None
+    build: CoturnBuild | None
+
+
+def _validated(o: _Options) -> tuple[list[str], list[tuple[str, Address]]]:
+    """Every option checked on its own: the clean secrets and the server's own addresses."""
+    _check_text("realm", o.realm, ascii_only=True)
+    if isinstance(o.secrets, str | Secret):
         raise CoturnOptionError("secrets", "expected a list of secrets, got a single value")
-    clean = [_check_secret(s) for s in secrets]
+    clean = [_check_secret(s) for s in o.secrets]
     if not clean or not all(clean):
         msg = "at least one TURN secret is required (use-auth-secret), none may be empty"
         raise CoturnOptionError("secrets", msg)
-    own = _own_addresses(external_ip, relay_ip, listening_ip)
-    for option, port in (
-        ("listening_port", listening_port),
-        ("tls_listening_port", tls_listening_port),
-        ("min_port", min_port),
-        ("max_port", max_port),
-    ):
-        _check_int(option, port, 1, _MAX_PORT)
-    _check_int("user_quota", user_quota, 0, _MAX_QUOTA)
-    _check_int("total_quota", total_quota, 0, _MAX_QUOTA)
-    for option, path in (
-        ("tls_cert", tls_cert),
-        ("tls_key", tls_key),
-        ("log_file", log_file),
-        ("pidfile", pidfile),
-    ):
+    own = _own_addresses(o.external_ip, o.relay_ip, o.listening_ip)
+    for option in ("listening_port", "tls_listening_port", "min_port", "max_port"):
+        _check_int(option, getattr(o, option), 1, _MAX_PORT)
+    _check_int("user_quota", o.user_quota, 0, _MAX_QUOTA)
+    _check_int("total_quota", o.total_quota, 0, _MAX_QUOTA)
+    for option in ("tls_cert", "tls_key", "log_file", "pidfile"):
+        path = getattr(o, option)
         if path is not None:
             _check_text(option, path)
-    _check_text("separator", separator, ascii_only=True)
-    if len(separator) != 1 or separator.isalnum():
+    _check_text("separator", o.separator, ascii_only=True)
+    if len(o.separator) != 1 or o.separator.isalnum():
         raise CoturnOptionError(
-            "separator", f"must be one non-alphanumeric character: {separator!r}"
+            "separator", f"must be one non-alphanumeric character: {o.separator!r}"
         )
-    for option, flag in (
-        ("prometheus", prometheus),
-        ("allow_loopback_peers", allow_loopback_peers),
-    ):
+    for option in ("prometheus", "allow_loopback_peers"):
+        flag = getattr(o, option)
         if not isinstance(flag, bool):
             raise CoturnOptionError(option, f"must be True or False, got {flag!r}")
-    if build is not None and not isinstance(build, CoturnBuild):
-        raise CoturnOptionError("build", f"expected a CoturnBuild, got {type(build).__name__}")
-    if (tls_cert is None) != (tls_key is None):
+    if o.build is not None and not isinstance(o.build, CoturnBuild):
+        raise CoturnOptionError("build", f"expected a CoturnBuild, got {type(o.build).__name__}")
+    _check_combination(o)
+    return clean, own
+
+
+def _check_combination(o: _Options) -> None:
+    """The checks across options, once each one is valid on its own."""
+    if (o.tls_cert is None) != (o.tls_key is None):
         msg = "--tls-cert and --tls-key go together"
         raise WebRTCConfigurationError(msg)
-    if not min_port <= max_port:
-        msg = f"the relay port range {min_port}-{max_port} is invalid"
+    if not o.min_port <= o.max_port:
+        msg = f"the relay port range {o.min_port}-{o.max_port} is invalid"
         raise WebRTCConfigurationError(msg)
-    if prometheus and build is not None and not build.prometheus:
-        version = ".".join(map(str, build.version))
+    if o.prometheus and o.build is not None and not o.build.prometheus:
+        version = ".".join(map(str, o.build.version))
         msg = (
             f"this coturn ({version}) was built without Prometheus support (Debian's package "
             "is): drop --prometheus or install a build that has it"
         )
         raise WebRTCConfigurationError(msg)
 
+
+def _render(o: _Options, clean: list[str], own: list[tuple[str, Address]]) -> list[str]:
+    """The file's lines, each option after the comment that says why it is there."""
     stamp = datetime.now(tz=UTC).strftime("%Y-%m-%d")
-    target = ".".join(map(str, build.version)) if build else "unknown (not detected)"
-    lines = [
+    target = ".".join(map(str, o.build.version)) if o.build else "unknown (not detected)"
+    return [
         f"# turnserver.conf generated by veza-webrtc {__version__} on {stamp}",
         f"# target coturn: {target}",
         "# Contains TURN secrets: keep this file readable by coturn only (chmod 600).",
         "",
-        "# --- listeners ---",
-        "# STUN and TURN over UDP and TCP.",
-        f"listening-port={listening_port}",
-    ]
-    if listening_ip:
-        lines += ["# Bind to one address only.", f"listening-ip={listening_ip}"]
-    if relay_ip:
-        lines += ["# Relayed traffic leaves from this address.", f"relay-ip={relay_ip}"]
-    if external_ip:
-        lines += [
-            "# The public address clients see (coturn behind 1:1 NAT, e.g. a cloud VM).",
-            f"external-ip={external_ip}",
-        ]
-    if tls_cert:
-        lines += [
-            "# TURNS (TURN over TLS) gets through firewalls that only allow HTTPS-like traffic.",
-            f"tls-listening-port={tls_listening_port}",
-            f"cert={tls_cert}",
-            f"pkey={tls_key}",
-            "# TLS 1.0 and 1.1 are broken and unsupported by browsers.",
-            "no-tlsv1",
-            "no-tlsv1_1",
-        ]
-    lines += [
-        "# Relay ports: open this UDP range in the firewall.",
-        f"min-port={min_port}",
-        f"max-port={max_port}",
+        *_listener_lines(o),
         "",
         "# --- authentication: TURN REST API (ephemeral credentials) ---",
         "# Only time-limited credentials signed with a shared secret are accepted.",
@@ -363,9 +390,9 @@ def coturn_config(  # noqa: C901, PLR0912, PLR0915 - one check per option
         "# coturn tries every secret: rotate by adding the new one, rolling the",
         "# application, then removing the old one after its credentials expired.",
         *(f"static-auth-secret={secret}" for secret in clean),
-        f"realm={realm}",
+        f"realm={o.realm}",
         "# Must match the separator the credentials are issued with.",
-        f"rest-api-separator={separator}",
+        f"rest-api-separator={o.separator}",
         "# Message integrity fingerprints (RFC 8489), expected by browsers.",
         "fingerprint",
         "# Nonces expire: a captured request cannot be replayed for long.",
@@ -373,47 +400,91 @@ def coturn_config(  # noqa: C901, PLR0912, PLR0915 - one check per option
         "",
         "# --- abuse limits ---",
         "# Concurrent allocations per user and in total.",
-        f"user-quota={user_quota}",
-        f"total-quota={total_quota}",
+        f"user-quota={o.user_quota}",
+        f"total-quota={o.total_quota}",
         "",
+        *_peer_lines(o, own),
+        "",
+        *_operations_lines(o),
+    ]
+
+
+def _listener_lines(o: _Options) -> list[str]:
+    lines = [
+        "# --- listeners ---",
+        "# STUN and TURN over UDP and TCP.",
+        f"listening-port={o.listening_port}",
+    ]
+    if o.listening_ip:
+        lines += ["# Bind to one address only.", f"listening-ip={o.listening_ip}"]
+    if o.relay_ip:
+        lines += ["# Relayed traffic leaves from this address.", f"relay-ip={o.relay_ip}"]
+    if o.external_ip:
+        lines += [
+            "# The public address clients see (coturn behind 1:1 NAT, e.g. a cloud VM).",
+            f"external-ip={o.external_ip}",
+        ]
+    if o.tls_cert:
+        lines += [
+            "# TURNS (TURN over TLS) gets through firewalls that only allow HTTPS-like traffic.",
+            f"tls-listening-port={o.tls_listening_port}",
+            f"cert={o.tls_cert}",
+            f"pkey={o.tls_key}",
+            "# TLS 1.0 and 1.1 are broken and unsupported by browsers.",
+            "no-tlsv1",
+            "no-tlsv1_1",
+        ]
+    return [
+        *lines,
+        "# Relay ports: open this UDP range in the firewall.",
+        f"min-port={o.min_port}",
+        f"max-port={o.max_port}",
+    ]
+
+
+def _peer_lines(o: _Options, own: list[tuple[str, Address]]) -> list[str]:
+    lines = [
         "# --- SSRF protection: never relay to internal or special addresses ---",
         "no-multicast-peers",
     ]
     for cidr, reason in DENIED_PEER_RANGES:
-        if allow_loopback_peers and cidr in _LOOPBACK:
+        if o.allow_loopback_peers and cidr in _LOOPBACK:
             continue
         lines += [f"# {cidr}: {reason}", f"denied-peer-ip={_range(cidr)}"]
-    seen: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    seen: set[Address] = set()
     for option, address in own:
         if address in seen or address.is_unspecified:
             continue  # "::" means "listen everywhere"; coturn reads a denied "::" as deny-all
         seen.add(address)
-        if (allow_loopback_peers and address.is_loopback) or _already_denied(address):
+        if (o.allow_loopback_peers and address.is_loopback) or _already_denied(address):
             continue
         lines += [
             f"# {address}: this server's own address ({option}): a client must not reach",
             "# services bound to it (or the relay itself) through the relay",
             f"denied-peer-ip={address}",
         ]
-    if allow_loopback_peers:
+    if o.allow_loopback_peers:
         lines += [
             "# DEVELOPMENT ONLY: peers on loopback are allowed (tests on one machine).",
             "allow-loopback-peers",
         ]
-    lines += [
-        "",
+    return lines
+
+
+def _operations_lines(o: _Options) -> list[str]:
+    lines = [
         "# --- operations ---",
         "# The telnet CLI has an empty password by default: keep it off.",
         "no-cli",
     ]
-    if prometheus:
+    if o.prometheus:
         lines += ["# Prometheus exporter on port 9641 (/metrics).", "prometheus"]
-    if log_file:
+    if o.log_file:
         lines += [
             "# One log file, no rotation by coturn (use logrotate).",
-            f"log-file={log_file}",
+            f"log-file={o.log_file}",
             "simple-log",
         ]
-    if pidfile:
-        lines += [f"pidfile={pidfile}"]
-    return "\n".join(lines) + "\n"
+    if o.pidfile:
+        lines += [f"pidfile={o.pidfile}"]
+    return lines

@@ -27,7 +27,7 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypedDict
 
 import attrs
 
@@ -192,13 +192,27 @@ def _credential_failure(username: str, separator: str, now: float) -> _FailedErr
     )
 
 
-def _refusal(exc: TurnRefusedError, username: str, separator: str, peer: Address) -> _FailedError:
+class _Found(TypedDict, total=False):
+    """What a probe learnt so far: the :class:`ProbeResult` fields it fills in."""
+
+    reachable: bool
+    authenticated: bool | None
+    relayed_address: str | None
+    mapped_address: str | None
+    rtt_ms: float | None
+    bytes_echoed: int
+
+
+def _refusal(
+    exc: TurnRefusedError, username: str, separator: str, peer: Address | None
+) -> _FailedError:
     if exc.code == _UNAUTHORIZED and exc.authenticated:
         return _credential_failure(username, separator, time.time())
     if exc.method == CREATE_PERMISSION and exc.code == _FORBIDDEN:
+        target = _fmt(peer) if peer else "the peer"
         return _FailedError(
             FORBIDDEN_PEER,
-            f"the server refuses to relay to {_fmt(peer)} (403 {exc.reason}): its "
+            f"the server refuses to relay to {target} (403 {exc.reason}): its "
             "denied-peer-ip list covers that address, as it should for internal ones",
             exc.code,
         )
@@ -229,7 +243,7 @@ class _Probe:
     channel_data: bool
     payload_size: int
     separator: str
-    found: dict[str, object] = attrs.field(factory=dict)
+    found: _Found = attrs.field(factory=_Found)
 
     def run(self) -> None:
         transport = _transport_of(self.url)
@@ -282,7 +296,7 @@ class _Probe:
         except TurnRefusedError as exc:
             if exc.authenticated or exc.code != _UNAUTHORIZED:
                 self.found["authenticated"] = exc.code != _UNAUTHORIZED
-            raise _refusal(exc, self.username, self.separator, ("0.0.0.0", 0)) from None  # noqa: S104 - no peer yet
+            raise _refusal(exc, self.username, self.separator, None) from None  # no peer yet
         self.found["authenticated"] = True
         # coturn 4.6.1 adds "0.0.0.0:0" for a family it refused earlier in the session
         usable = [
@@ -318,7 +332,9 @@ class _Probe:
             return
         family = socket.AF_INET6 if ":" in relayed[0] else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as own:
-            own.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))  # noqa: S104 - the relay must reach it
+            own.bind(
+                ("::" if family == socket.AF_INET6 else "", 0)
+            )  # all interfaces: the relay must reach it
             port = own.getsockname()[1]
             host = mapped[0] if mapped is not None else session.channel.local_address[0]
             self._echo_through(session, (host, port), payload, own=own)
@@ -466,7 +482,7 @@ def _probe_url(
         diagnosis=failure.diagnosis if failure else None,
         error_code=failure.error_code if failure else None,
         elapsed_ms=elapsed,
-        **probe.found,  # type: ignore[arg-type]  # keys are ProbeResult fields
+        **probe.found,
     )
 
 
