@@ -17,7 +17,7 @@ import threading
 from importlib.resources import files
 from pathlib import Path
 
-import swagger_ui_bundle  # type: ignore[import-untyped]  # ships no type information
+import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles

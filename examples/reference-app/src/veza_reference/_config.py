@@ -61,6 +61,54 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return parse_bool(name, env.get(name), default=default)
 
 
+def _secret(
+    env: Mapping[str, str],
+    name: str,
+    *,
+    required: bool,
+    why: str,
+    minimum: int,
+    generated: list[str],
+) -> str:
+    """``name``'s value; without one, a random one (noted in ``generated``) unless required."""
+    value = env.get(name, "").strip()
+    if not value:
+        if required:
+            msg = f"{name} is required in production ({why})"
+            raise AppConfigurationError(msg)
+        value = secrets.token_urlsafe(max(24, minimum))
+        generated.append(name)
+    if len(value) < minimum:
+        msg = f"{name} must be at least {minimum} characters"
+        raise AppConfigurationError(msg)
+    return value
+
+
+def _payments_sandbox(env: Mapping[str, str], *, production: bool) -> bool:
+    """``VEZA_PAYMENTS_SANDBOX``: on by default without a Hyperswitch key, never in production."""
+    has_psp = bool(env.get("HYPERSWITCH_API_KEY", "").strip())
+    sandbox = _flag(env, "VEZA_PAYMENTS_SANDBOX", default=not has_psp and not production)
+    if sandbox and production:
+        msg = "VEZA_PAYMENTS_SANDBOX cannot be on in production"
+        raise AppConfigurationError(msg)
+    if not sandbox and not has_psp:
+        msg = "HYPERSWITCH_API_KEY is required when VEZA_PAYMENTS_SANDBOX is off"
+        raise AppConfigurationError(msg)
+    return sandbox
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: str) -> float:
+    raw = env.get(name, "").strip() or default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:  # NaN too
+        msg = f"{name} must be positive seconds, got {raw!r}"
+        raise AppConfigurationError(msg)
+    return seconds
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -175,7 +223,7 @@ class AppConfig:
     generated: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:  # noqa: C901, PLR0912, PLR0915 - one branch per variable
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
         """Read and validate the application's variables.
 
         Raises:
@@ -197,26 +245,22 @@ class AppConfig:
         if not public_url.startswith(("http://", "https://")):
             msg = f"VEZA_PUBLIC_URL must be an http(s) URL, got {public_url!r}"
             raise AppConfigurationError(msg)
-        admin_token = env.get("VEZA_ADMIN_TOKEN", "").strip()
-        if not admin_token:
-            if production:
-                msg = "VEZA_ADMIN_TOKEN is required in production (the admin routes' bearer token)"
-                raise AppConfigurationError(msg)
-            admin_token = secrets.token_urlsafe(24)
-            generated.append("VEZA_ADMIN_TOKEN")
-        if len(admin_token) < 16:
-            msg = "VEZA_ADMIN_TOKEN must be at least 16 characters"
-            raise AppConfigurationError(msg)
-        session_secret = env.get("VEZA_SESSION_SECRET", "").strip()
-        if not session_secret:
-            if production:
-                msg = "VEZA_SESSION_SECRET is required in production (it signs session cookies)"
-                raise AppConfigurationError(msg)
-            session_secret = secrets.token_urlsafe(32)
-            generated.append("VEZA_SESSION_SECRET")
-        if len(session_secret) < 32:
-            msg = "VEZA_SESSION_SECRET must be at least 32 characters"
-            raise AppConfigurationError(msg)
+        admin_token = _secret(
+            env,
+            "VEZA_ADMIN_TOKEN",
+            required=production,
+            why="the admin routes' bearer token",
+            minimum=16,
+            generated=generated,
+        )
+        session_secret = _secret(
+            env,
+            "VEZA_SESSION_SECRET",
+            required=production,
+            why="it signs session cookies",
+            minimum=32,
+            generated=generated,
+        )
         fast_hashing = _flag(env, "VEZA_FAST_PASSWORD_HASHING", default=False)
         if fast_hashing and production:
             msg = "VEZA_FAST_PASSWORD_HASHING cannot be on in production"
@@ -226,29 +270,16 @@ class AppConfig:
             msg = "VEZA_REDIS_URL must be a redis://, rediss:// or unix:// URL"
             raise AppConfigurationError(msg)
         local_edge = _flag(env, "VEZA_LOCAL_EDGE", default=not production)
-        origin_secret = env.get("VEZA_ORIGIN_SECRET", "").strip()
-        if not origin_secret:
-            if production and local_edge:
-                msg = "VEZA_ORIGIN_SECRET is required in production when VEZA_LOCAL_EDGE is on"
-                raise AppConfigurationError(msg)
-            origin_secret = secrets.token_urlsafe(24)
-            generated.append("VEZA_ORIGIN_SECRET")
-        has_psp = bool(env.get("HYPERSWITCH_API_KEY", "").strip())
-        sandbox = _flag(env, "VEZA_PAYMENTS_SANDBOX", default=not has_psp and not production)
-        if sandbox and production:
-            msg = "VEZA_PAYMENTS_SANDBOX cannot be on in production"
-            raise AppConfigurationError(msg)
-        if not sandbox and not has_psp:
-            msg = "HYPERSWITCH_API_KEY is required when VEZA_PAYMENTS_SANDBOX is off"
-            raise AppConfigurationError(msg)
-        raw_interval = env.get("VEZA_WORKER_INTERVAL", "").strip() or "5"
-        try:
-            interval = float(raw_interval)
-        except ValueError:
-            interval = -1.0
-        if not interval > 0:
-            msg = f"VEZA_WORKER_INTERVAL must be positive seconds, got {raw_interval!r}"
-            raise AppConfigurationError(msg)
+        origin_secret = _secret(
+            env,
+            "VEZA_ORIGIN_SECRET",
+            required=production and local_edge,
+            why="VEZA_LOCAL_EDGE is on",
+            minimum=1,
+            generated=generated,
+        )
+        sandbox = _payments_sandbox(env, production=production)
+        interval = _positive_seconds(env, "VEZA_WORKER_INTERVAL", "5")
         hls_js = env.get("VEZA_HLS_JS_PATH", "").strip()
         if hls_js and not Path(hls_js).is_file():
             msg = f"VEZA_HLS_JS_PATH does not name a file: {hls_js!r}"

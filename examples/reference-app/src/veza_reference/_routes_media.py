@@ -181,12 +181,20 @@ def chunk_target(services: Services, principal: Principal, upload_id: str) -> Up
     return expected
 
 
-def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
-    services: Services, access: Access, hls_jobs: HlsJobs | None = None
-) -> APIRouter:
+def build_router(services: Services, access: Access, hls_jobs: HlsJobs | None = None) -> APIRouter:
     """The media routes; ``hls_jobs`` cuts a rendition of each completed audio upload."""
     router = APIRouter()
     jobs = hls_jobs if hls_jobs is not None else HlsJobs(services, enabled=False)
+    _upload_routes(router, services, jobs)
+    _track_routes(router, services, access, jobs)
+    if isinstance(services.storage, LocalStorage):
+        _local_files(router, services)
+    _origin(router, services)
+    return router
+
+
+def _upload_routes(router: APIRouter, services: Services, jobs: HlsJobs) -> None:
+    """Resumable uploads: begin, chunks, status and complete (creators)."""
 
     @router.post("/api/v1/uploads", status_code=201, tags=["uploads"])
     def begin_upload(request: UploadRequest, principal: Creator) -> dict[str, Any]:
@@ -297,6 +305,10 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
         if not track.hls_key and track.content_type.startswith(AUDIO_PREFIX):
             jobs.submit(track.id)  # a background job: this answer does not wait for ffmpeg
         return _track_json(track)
+
+
+def _track_routes(router: APIRouter, services: Services, access: Access, jobs: HlsJobs) -> None:
+    """Tracks, streaming, downloads, share links and HLS playlists."""
 
     @router.get("/api/v1/hls/status", tags=["playback"])
     def hls_status() -> dict[str, Any]:
@@ -411,11 +423,6 @@ def build_router(  # noqa: C901, PLR0915 - mccabe counts each nested route
             media_type="application/vnd.apple.mpegurl",
             headers={"Cache-Control": "private, max-age=30"},
         )
-
-    if isinstance(services.storage, LocalStorage):
-        _local_files(router, services)
-    _origin(router, services)
-    return router
 
 
 def _serve_object(

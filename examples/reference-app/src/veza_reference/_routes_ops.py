@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path as PathParam, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from veza_ledger import (
     RULES,
@@ -26,11 +26,26 @@ from veza_reference._users import Role
 from veza_webrtc import ICE_CACHE_CONTROL
 
 
+def _known_rule(name: str) -> str:
+    if name not in RULES:
+        msg = f"unknown rule {name!r}"
+        raise ValueError(msg)
+    return name
+
+
+RuleName = Annotated[
+    str,
+    AfterValidator(_known_rule),
+    WithJsonSchema({"type": "string", "enum": list(RULES)}),
+]
+"""One of veza-ledger's reconciliation rules, by name (an enum in the OpenAPI schema)."""
+
+
 class ReconcileRequest(BaseModel):
     """Run the reconciliation rules once."""
 
     dry_run: bool = True
-    rules: list[Literal[tuple(RULES)]] | None = None  # type: ignore[valid-type]
+    rules: list[RuleName] | None = None
 
 
 class TransitionRequest(BaseModel):
@@ -42,11 +57,20 @@ class TransitionRequest(BaseModel):
     reason: str = Field(min_length=3, max_length=1000)
 
 
-def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mccabe counts each nested route
+def build_router(services: Services) -> APIRouter:
     """The admin and operations routes."""
     router = APIRouter()
     admin = role_required(Role.ADMIN)
     guarded = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(admin)])
+    _ledger_admin_routes(guarded, services)
+    _operations_admin_routes(guarded, services)
+    router.include_router(guarded)
+    _service_routes(router, services)
+    return router
+
+
+def _ledger_admin_routes(guarded: APIRouter, services: Services) -> None:
+    """Findings, reconciliation, forced transitions and transfer retries (admin only)."""
 
     @guarded.get("/findings")
     def findings(
@@ -97,6 +121,10 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
             "status": transfer.status,
             "stripe_transfer_id": transfer.stripe_transfer_id,
         }
+
+
+def _operations_admin_routes(guarded: APIRouter, services: Services) -> None:
+    """Upload reaping, the webhook log and the books at a glance (admin only)."""
 
     @guarded.post("/uploads/reap")
     def reap_uploads() -> dict[str, int]:
@@ -161,7 +189,9 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
             orders = {status: int(count) for status, count in session.execute(orders_query)}
         return {"balances": balances, "flows": flows, "orders": orders}
 
-    router.include_router(guarded)
+
+def _service_routes(router: APIRouter, services: Services) -> None:
+    """WebRTC configuration, metrics and the health probes."""
 
     @router.get("/api/v1/config/webrtc", tags=["calls"])
     def webrtc(
@@ -228,5 +258,3 @@ def build_router(services: Services) -> APIRouter:  # noqa: C901, PLR0915 - mcca
         ready = all(v == "ok" for v in checks.values())
         response.status_code = 200 if ready else 503
         return {"ready": ready, "checks": checks}
-
-    return router

@@ -36,6 +36,7 @@ from veza_reference._redis_limits import RedisRateLimiter
 from veza_reference._sandbox import Sandbox
 from veza_reference._sessions import RateLimiter, SessionCodec
 from veza_reference._users import Users
+from veza_reference._webhooks import register_handlers
 from veza_storage import LocalStorage, ResumableUploads, S3Storage, StorageConfig
 from veza_storage.sql import SQLUploadSessionStore
 from veza_webrtc import CachedIceProbe, IceConfig, IceServers
@@ -289,8 +290,6 @@ def build_services(
         # one TURN allocation per minute at most, whatever the readiness polling rate
         ice_probe=CachedIceProbe(ice, ttl=60.0, timeout=3.0) if ice.config.turn_urls else None,
     )
-    from veza_reference._webhooks import register_handlers  # noqa: PLC0415 - wiring
-
     register_handlers(services)
     return services
 
