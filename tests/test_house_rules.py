@@ -14,6 +14,7 @@ import enum
 import importlib
 import inspect
 import pickle
+import re
 import subprocess
 import sys
 import tomllib
@@ -307,3 +308,30 @@ def test_the_shim_keeps_coroutine_functions_coroutine_functions_and_warns_on_awa
     assert [str(w.message) for w in caught if w.category is DeprecationWarning] == [expected]
     with pytest.raises(TypeError, match="multiple values"):
         asyncio.run(route("h", "b", "x", source_ip="y"))
+
+
+# Lint and type suppressions in shipped source: 178 when issue 18 was filed; the issue asks
+# for at least three quarters fewer. Lower the budget when you remove one; raising it needs
+# a reviewer who accepts the new suppression's reason.
+SUPPRESSION_BUDGET = 33
+_SUPPRESSION = re.compile(r"#\s*(noqa|type:\s*ignore)\b(?P<rest>.*)$")
+
+
+def _shipped_suppressions() -> list[tuple[str, str]]:
+    roots = [*sorted((ROOT / "packages").glob("*/src")), ROOT / "examples/reference-app/src"]
+    found = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                match = _SUPPRESSION.search(line)
+                if match:
+                    found.append((f"{path.relative_to(ROOT)}:{number}", match["rest"]))
+    return found
+
+
+def test_suppressions_stay_within_budget_and_each_says_why():
+    found = _shipped_suppressions()
+    assert len(found) <= SUPPRESSION_BUDGET, "\n".join(place for place, _ in found)
+    # each names its reason after the codes (" - reason", or a second "# reason"); bare ones fail
+    bare = [place for place, rest in found if not re.search(r"(\s-\s|#)\s*\w", rest)]
+    assert bare == []
