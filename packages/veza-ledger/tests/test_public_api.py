@@ -38,6 +38,7 @@ EXPECTED_SUBMODULES = {
         "AmountMismatchError",
         "DisputeMismatchError",
         "FlowConflictError",
+        "FrozenRowError",
         "IllegalTransitionError",
         "InvalidAmountError",
         "JournalConflictError",

@@ -28,7 +28,7 @@ from veza_ledger._errors import (
     TransitionConflictError,
 )
 from veza_ledger._machines import Machine
-from veza_ledger._schema import Base
+from veza_ledger._schema import Base, freeze
 from veza_ledger._types import utcnow
 
 M = TypeVar("M", bound=Base)
@@ -161,8 +161,11 @@ class Core:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+            # committed: every row it loaded or wrote is now a frozen snapshot
+            freeze(session.identity_map.values())
 
     @property
     def pg(self) -> bool:

@@ -46,6 +46,16 @@ class RecordNotFoundError(LedgerError, LookupError):
     """No row with that id (or provider id)."""
 
 
+class FrozenRowError(LedgerError, AttributeError):
+    """A row the ledger returned was written to.
+
+    What a service returns is a frozen snapshot of the row as its transaction committed:
+    setting an attribute would change nothing in the database (the row is detached) and
+    would let the object disagree with the books, so it is refused. Change a row through
+    the service that owns its state machine; read it again for its new state.
+    """
+
+
 class IllegalTransitionError(LedgerError, ValueError):
     """The transition is not in the machine's table.
 

@@ -12,11 +12,13 @@ unique index and the second row without an id fails).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from veza_ledger._errors import FrozenRowError
 from veza_ledger._guards import JOURNAL_GUARDS, attach_triggers
 from veza_ledger._machines import (
     DISPUTE,
@@ -40,11 +42,45 @@ NAMING = {
 }
 
 
+FROZEN = "_veza_frozen"
+"""Key a committed row's ``__dict__`` carries once the ledger handed it out (see ``freeze``)."""
+
+
 class Base(DeclarativeBase):
-    """Declarative base of the ledger's tables (its own ``MetaData``)."""
+    """Declarative base of the ledger's tables (its own ``MetaData``).
+
+    A row stays writable inside the transaction that loads it (the services' steps set
+    values there); once the transaction commits, every row it touched is frozen: what the
+    services return are read-only snapshots (:class:`FrozenRowError` on a write).
+    """
 
     metadata = sa.MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if FROZEN in self.__dict__:
+            raise _frozen(self, name)
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if FROZEN in self.__dict__:
+            raise _frozen(self, name)
+        super().__delattr__(name)
+
+
+def _frozen(row: Base, name: str) -> FrozenRowError:
+    kind = type(row).__name__
+    return FrozenRowError(
+        f"{kind}.{name}: rows the ledger returns are read-only snapshots of the committed "
+        f"row; change a {kind} through its service (ledger.<service>.<step>) and read it again"
+    )
+
+
+def freeze(rows: Iterable[object]) -> None:
+    """Mark committed rows read-only (``Base.__setattr__`` then refuses writes)."""
+    for row in rows:
+        if isinstance(row, Base):
+            row.__dict__[FROZEN] = True
 
 
 def _status_check(machine: Machine) -> sa.CheckConstraint:

@@ -8,6 +8,7 @@ from veza_ledger._disputes import DisputeMismatchError
 from veza_ledger._errors import (
     AmountMismatchError,
     FlowConflictError,
+    FrozenRowError,
     IllegalTransitionError,
     InvalidAmountError,
     JournalConflictError,
@@ -31,6 +32,7 @@ __all__ = [
     "AmountMismatchError",
     "DisputeMismatchError",
     "FlowConflictError",
+    "FrozenRowError",
     "IllegalTransitionError",
     "InvalidAmountError",
     "JournalConflictError",

@@ -1,7 +1,9 @@
 """The ledger's tables as SQLAlchemy models, and their ``metadata``.
 
-The services return these rows, detached from their session (read them freely; change
-them only through the services, whose compare-and-set moves keep the machines honest).
+The services return these rows as frozen snapshots: detached from their session, holding
+what their transaction committed, and read-only (a write raises
+:class:`~veza_ledger.errors.FrozenRowError`). Change them only through the services,
+whose compare-and-set moves keep the machines honest, and read them again.
 """
 
 from veza_ledger._schema import (
