@@ -388,7 +388,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         services.users.create(f"m-{role}", password, {"buyer2": "buyer"}.get(role, role))
     # no background HLS job: the matrix compares the storage before and after each call
     app = create_app(services, render_hls=False)
-    server = _serve_in_thread(app, "127.0.0.1", services.config.port, "matrix")
+    server = _serve_in_thread(
+        app, "127.0.0.1", services.config.port, "matrix", services.listeners.get("app")
+    )
     url = services.public_url
     clients = {"anonymous": httpx.Client(base_url=url, timeout=30)}
     world = World(services, url, clients, passwords, audio=tone([330.0, 440.0] * 8))

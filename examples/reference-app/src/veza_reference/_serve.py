@@ -49,14 +49,18 @@ class _Server(uvicorn.Server):
 
 
 def _serve_in_thread(
-    app: ASGIApp, host: str, port: int, name: str
+    app: ASGIApp, host: str, port: int, name: str, sock: socket.socket | None = None
 ) -> tuple[_Server, threading.Thread]:
+    """Run ``app`` on ``host:port`` in a thread (on ``sock`` when it already listens there)."""
     server = _Server(
         uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
         )
     )
-    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    sockets = [sock] if sock is not None else None
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": sockets}, name=name, daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -134,8 +138,24 @@ def start(services: Services) -> Running:
             origin_secret=config.origin_secret.reveal(),
             registry=services.registry,
         )
-        servers.append(_serve_in_thread(edge.app, config.host, config.edge_port, "edge"))
-    servers.append(_serve_in_thread(create_app(services), config.host, config.port, "app"))
+        servers.append(
+            _serve_in_thread(
+                edge.app,
+                config.host,
+                config.edge_port,
+                "edge",
+                services.listeners.get("edge"),
+            )
+        )
+    servers.append(
+        _serve_in_thread(
+            create_app(services),
+            config.host,
+            config.port,
+            "app",
+            services.listeners.get("app"),
+        )
+    )
     if services.sandbox is not None:
         services.sandbox.run_emitter()
     cancel = threading.Event()

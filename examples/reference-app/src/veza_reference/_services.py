@@ -42,12 +42,21 @@ from veza_storage.sql import SQLUploadSessionStore
 from veza_webrtc import CachedIceProbe, IceConfig, IceServers
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for ``VEZA_PORT=0`` / ``VEZA_EDGE_PORT=0``)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def listen_on_any_port(host: str) -> socket.socket:
+    """A socket listening on a port the kernel chose (``VEZA_PORT=0``, ``VEZA_EDGE_PORT=0``).
+
+    The server is handed this socket: picking a free port, closing it and binding it again
+    later would leave a window in which an outgoing connection (the app's own, to
+    PostgreSQL, say) can take the port as its source port, and the server fails to start.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.bind((host, 0))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @attrs.define
@@ -153,9 +162,13 @@ class Services:
     ice_probe: CachedIceProbe | None = None
     """``/readyz``'s TURN check (``None`` when no TURN URL is configured)."""
     extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    listeners: dict[str, socket.socket] = attrs.field(factory=dict, repr=False)
+    """Sockets already listening for the ``app`` and ``edge`` servers (ports chosen by the
+    kernel); :func:`~veza_reference._serve.start` hands them to uvicorn."""
 
     def close(self) -> None:
         """Release connections and stop the sandbox providers."""
+        _close_all(self.listeners)
         self.hyperswitch.close()
         if self.limits.client is not None:
             self.limits.client.close()
@@ -201,96 +214,111 @@ def _ice_config(env: Mapping[str, str]) -> IceConfig:
     return ice
 
 
+def _close_all(listeners: Mapping[str, socket.socket]) -> None:
+    for sock in listeners.values():
+        sock.close()
+
+
 def build_services(
     environ: Mapping[str, str], *, registry: CollectorRegistry | None = None
 ) -> Services:
     """Build every service from ``environ`` (validated; errors name the variable)."""
     config = AppConfig.from_env(environ)
-    if config.port == 0:
-        port = free_port()
-        config = attrs.evolve(
-            config,
-            port=port,
-            public_url=environ.get("VEZA_PUBLIC_URL") or f"http://{config.host}:{port}",
+    listeners: dict[str, socket.socket] = {}
+    with contextlib.ExitStack() as on_failure:  # a half-built app keeps no socket open
+        on_failure.callback(_close_all, listeners)
+        if config.port == 0:
+            listeners["app"] = listen_on_any_port(config.host)
+            port = int(listeners["app"].getsockname()[1])
+            config = attrs.evolve(
+                config,
+                port=port,
+                public_url=environ.get("VEZA_PUBLIC_URL") or f"http://{config.host}:{port}",
+            )
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        edge_url = None
+        if config.local_edge:
+            if not config.edge_port:
+                listeners["edge"] = listen_on_any_port(config.host)
+            edge_port = config.edge_port or int(listeners["edge"].getsockname()[1])
+            config = attrs.evolve(config, edge_port=edge_port)
+            edge_url = f"http://{config.host}:{edge_port}"
+        env = MaskedEnvironment(environ)
+
+        engine = create_engine(config.database_url.reveal())
+        if config.production:
+            check_schema(engine)  # production runs `veza-ledger db upgrade` as a release step
+        else:
+            upgrade(engine)
+        create_app_tables(engine)
+        users = Users(
+            engine,
+            argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+            if config.fast_password_hashing
+            else None,
         )
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    edge_url = None
-    if config.local_edge:
-        edge_port = config.edge_port or free_port()
-        config = attrs.evolve(config, edge_port=edge_port)
-        edge_url = f"http://{config.host}:{edge_port}"
-    env = MaskedEnvironment(environ)
+        if config.production and (demo := users.demo_accounts()):
+            engine.dispose()
+            msg = (
+                f"the database holds veza-demo accounts ({', '.join(sorted(demo))}) with known "
+                "passwords: production refuses to start until they are deleted"
+            )
+            raise AppConfigurationError(msg)
 
-    engine = create_engine(config.database_url.reveal())
-    if config.production:
-        check_schema(engine)  # production runs `veza-ledger db upgrade` as a release step
-    else:
-        upgrade(engine)
-    create_app_tables(engine)
-    users = Users(
-        engine,
-        argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
-        if config.fast_password_hashing
-        else None,
-    )
-    if config.production and (demo := users.demo_accounts()):
-        engine.dispose()
-        msg = (
-            f"the database holds veza-demo accounts ({', '.join(sorted(demo))}) with known "
-            "passwords: production refuses to start until they are deleted"
+        registry = registry or CollectorRegistry()
+        storage_config = _storage_config(config, env)
+        storage = storage_config.build()
+        uploads = ResumableUploads(storage, SQLUploadSessionStore(engine, UPLOAD_SESSIONS))
+        cdn_metrics = CDNMetrics(registry)
+        cdn_config = _cdn_config(config, env, edge_url)
+        cdn = CDN(cdn_config, metrics=cdn_metrics)
+        resolver = PlaybackResolver(
+            cdn, lambda key: storage.presign_get(key, expires_in=3600), metrics=cdn_metrics
         )
-        raise AppConfigurationError(msg)
+        ice = _ice_config(env).build()
 
-    registry = registry or CollectorRegistry()
-    storage_config = _storage_config(config, env)
-    storage = storage_config.build()
-    uploads = ResumableUploads(storage, SQLUploadSessionStore(engine, UPLOAD_SESSIONS))
-    cdn_metrics = CDNMetrics(registry)
-    cdn_config = _cdn_config(config, env, edge_url)
-    cdn = CDN(cdn_config, metrics=cdn_metrics)
-    resolver = PlaybackResolver(
-        cdn, lambda key: storage.presign_get(key, expires_in=3600), metrics=cdn_metrics
-    )
-    ice = _ice_config(env).build()
-
-    sandbox = None
-    if config.payments_sandbox:
-        sandbox = Sandbox.start(webhook_url=f"{config.public_url}/webhooks/hyperswitch")
-    payments = sandbox.payments_config() if sandbox is not None else PaymentsConfig.from_env(env)
-    hyperswitch = payments.build()
-    stripe = payments.stripe_connect() if payments.stripe_secret_key else None
-    ledger = Ledger(engine)
-    intake = payments.webhook_intake(ledger.webhook_log)
-    LedgerMetrics(engine, registry)
-    services = Services(
-        config=config,
-        env=env,
-        engine=engine,
-        ledger=ledger,
-        storage=storage,
-        storage_config=storage_config,
-        uploads=uploads,
-        cdn=cdn,
-        cdn_config=cdn_config,
-        resolver=resolver,
-        ice=ice,
-        payments=payments,
-        hyperswitch=hyperswitch,
-        stripe=stripe,
-        intake=intake,
-        registry=registry,
-        metrics=AppMetrics.create(registry),
-        provider_view=PaymentsProviderView(hyperswitch, stripe),
-        public_url=config.public_url,
-        edge_url=edge_url,
-        users=users,
-        sessions=SessionCodec(config.session_secret.reveal()),
-        limits=Limits.from_config(config),
-        sandbox=sandbox,
-        # one TURN allocation per minute at most, whatever the readiness polling rate
-        ice_probe=CachedIceProbe(ice, ttl=60.0, timeout=3.0) if ice.config.turn_urls else None,
-    )
-    register_handlers(services)
+        sandbox = None
+        if config.payments_sandbox:
+            sandbox = Sandbox.start(webhook_url=f"{config.public_url}/webhooks/hyperswitch")
+        payments = (
+            sandbox.payments_config() if sandbox is not None else PaymentsConfig.from_env(env)
+        )
+        hyperswitch = payments.build()
+        stripe = payments.stripe_connect() if payments.stripe_secret_key else None
+        ledger = Ledger(engine)
+        intake = payments.webhook_intake(ledger.webhook_log)
+        LedgerMetrics(engine, registry)
+        services = Services(
+            config=config,
+            env=env,
+            engine=engine,
+            ledger=ledger,
+            storage=storage,
+            storage_config=storage_config,
+            uploads=uploads,
+            cdn=cdn,
+            cdn_config=cdn_config,
+            resolver=resolver,
+            ice=ice,
+            payments=payments,
+            hyperswitch=hyperswitch,
+            stripe=stripe,
+            intake=intake,
+            registry=registry,
+            metrics=AppMetrics.create(registry),
+            provider_view=PaymentsProviderView(hyperswitch, stripe),
+            public_url=config.public_url,
+            edge_url=edge_url,
+            users=users,
+            sessions=SessionCodec(config.session_secret.reveal()),
+            limits=Limits.from_config(config),
+            listeners=listeners,
+            sandbox=sandbox,
+            # one TURN allocation per minute at most, whatever the readiness polling rate
+            ice_probe=CachedIceProbe(ice, ttl=60.0, timeout=3.0) if ice.config.turn_urls else None,
+        )
+        register_handlers(services)
+        on_failure.pop_all()
     return services
 
 
