@@ -1,4 +1,4 @@
-"""Four worker processes sweep 10,000 candidates on PostgreSQL: each handled exactly once."""
+"""Four worker processes sweep 5,000 candidates on PostgreSQL: each handled exactly once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from veza_ledger import Accounts, Ledger
 from veza_ledger._schema import Order
 
-CANDIDATES = 10_000
+CANDIDATES = 5_000
 
 
 def test_four_processes_share_a_sweep(pg_only: sa.Engine, tmp_path: Path) -> None:
