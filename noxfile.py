@@ -342,7 +342,7 @@ def bench(session: nox.Session) -> None:
         *(_with_extras(wheels[d], _extras(d)) for d in dirs),
         *(arg for d in dirs for arg in _test_group(d)),
     )
-    scripts = sorted((ROOT / "bench").glob("*.py"))
+    scripts = sorted(s for s in (ROOT / "bench").glob("*.py") if not s.name.startswith("_"))
     if session.posargs:
         scripts = [s for s in scripts if s.stem in session.posargs]
     if not scripts:

@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 import uvicorn
+from _ports import free_port
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -41,7 +42,6 @@ from veza_payments import sign_payload
 from veza_reference import build_services
 from veza_reference._demo import seed
 from veza_reference._serve import start
-from veza_reference._services import free_port
 
 BASE_URL = os.environ.get(
     "VEZA_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

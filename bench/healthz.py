@@ -54,11 +54,11 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from _ports import free_port
 
 from veza_payments import SIGNATURE_HEADER, sign_payload
 from veza_payments.testing import FakeHyperswitch
 from veza_reference._media import tone
-from veza_reference._services import free_port
 from veza_reference._users import Users
 
 BASE_URL = os.environ.get(

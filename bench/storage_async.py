@@ -49,6 +49,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+from _ports import free_port
+
 from veza_storage import AsyncStorage, LocalStorage, S3Storage, Storage
 
 MiB = 1024 * 1024
@@ -67,16 +69,9 @@ Op = Callable[[str, bytes], Awaitable[None]]
 Get = Callable[[str], Awaitable[bytes]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _moto() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
