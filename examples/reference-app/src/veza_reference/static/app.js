@@ -281,18 +281,22 @@ async function ownedTracks() {
   return new Set(orders.filter((o) => o.buyer_id === session.user && ["paid", "partially_refunded"].includes(o.status)).map((o) => o.track_id));
 }
 
+let ownedIds = new Set();  // the tracks the logged-in user bought, as of the last loadTracks
+
 async function loadTracks() {
   const [tracks, owned] = await Promise.all([api("GET", "/api/v1/tracks"), ownedTracks()]);
+  ownedIds = owned;
   const rows = tracks.map((track) => {
     const cell = el("td");
     // the server decides (a 401/403 otherwise), but the page knows the answer already:
     // say it rather than send a request the browser would log as an error
-    const mayPlay = track.price === 0 || session.role === "admin" || session.user === track.owner_id || owned.has(track.id);
+    // decided at click time: a row rendered before a login must not keep refusing after it
+    const mayPlay = () => track.price === 0 || session.role === "admin" || session.user === track.owner_id || ownedIds.has(track.id);
     const refuse = () => {
       $("player-error").textContent = session.user ? "Buy this track to play it." : "Log in and buy this track to play it.";
     };
-    cell.append(button("Play", "play", () => (mayPlay ? playUrl(track.stream_url, track.title) : refuse())));
-    if (track.hls) cell.append(button("Play HLS", "play-hls", () => (mayPlay ? playHls(track).catch((e) => log(`hls: ${e.message}`)) : refuse())));
+    cell.append(button("Play", "play", () => (mayPlay() ? playUrl(track.stream_url, track.title) : refuse())));
+    if (track.hls) cell.append(button("Play HLS", "play-hls", () => (mayPlay() ? playHls(track).catch((e) => log(`hls: ${e.message}`)) : refuse())));
     cell.append(el("span", { className: "hls-state" }));
     if (owned.has(track.id)) {
       cell.append(el("span", { className: "owned ok" }, "Bought"));
