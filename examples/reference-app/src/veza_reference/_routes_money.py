@@ -60,8 +60,12 @@ class SubscriptionRequest(BaseModel):
 
 def _order_json(services: Services, order_id: str) -> dict[str, Any]:
     order = services.ledger.orders.get(order_id)
+    with Session(services.engine) as session:
+        purchase = session.get(Purchase, order_id)
     return {
         "order_id": order.id,
+        # which track this order buys (None for an order that is not a track purchase)
+        "track_id": purchase.track_id if purchase is not None else None,
         "buyer_id": order.buyer_id,
         "seller_id": order.seller_id,
         "status": order.status,

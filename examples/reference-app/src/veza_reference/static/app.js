@@ -168,6 +168,9 @@ function button(text, className, onclick) {
   return node;
 }
 
+// The tracks the logged-in user owns: set by loadTracks, kept current by renderOrder.
+let ownedIds = new Set();
+
 // Only the buttons that make sense for this order, for this user, now: Pay for its
 // buyer while it waits for payment; Refund for its seller or an admin while something is
 // left to refund and no refund is still pending.
@@ -194,17 +197,26 @@ function renderOrder(order) {
     ...buttons,
   );
   $("order").dataset.orderId = order.order_id;
+  // what Play decides from follows the state just shown: a Play clicked the moment "Paid"
+  // appears plays, without waiting for the track list to reload (and a full refund stops it)
+  if (session.user && session.user === order.buyer_id && order.track_id) {
+    if (["paid", "partially_refunded"].includes(order.status)) ownedIds.add(order.track_id);
+    else ownedIds.delete(order.track_id);
+  }
   // the same order in "My orders", if listed, says the same thing
   const listed = document.querySelector(`li[data-order-id="${CSS.escape(order.order_id)}"] .order-state`);
   if (listed) listed.textContent = orderWords(order.status);
 }
 
+// Polls until `until` holds: every half second for 20 s, then every 2 s up to two
+// minutes, so a provider that confirms late (a webhook retried under load) still
+// reaches the page rather than leaving it on a state that is no longer true.
 async function refreshOrder(orderId, until) {
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 90; i++) {
     const order = await api("GET", `/api/v1/orders/${encodeURIComponent(orderId)}`);
     renderOrder(order);
     if (!until || until(order)) return order;
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, i < 40 ? 500 : 2000));
   }
 }
 
@@ -280,8 +292,6 @@ async function ownedTracks() {
   const orders = await api("GET", "/api/v1/orders");
   return new Set(orders.filter((o) => o.buyer_id === session.user && ["paid", "partially_refunded"].includes(o.status)).map((o) => o.track_id));
 }
-
-let ownedIds = new Set();  // the tracks the logged-in user bought, as of the last loadTracks
 
 async function loadTracks() {
   const [tracks, owned] = await Promise.all([api("GET", "/api/v1/tracks"), ownedTracks()]);
