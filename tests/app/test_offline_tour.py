@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,17 +106,43 @@ class Tour:
         page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
 
-def _wait(page: Any, expression: str, timeout: float = 20.0) -> Any:
-    """Poll ``expression`` through DevTools (the pages' CSP forbids wait_for_function's eval)."""
+def _wait(
+    page: Any, expression: str, timeout: float = 20.0, explain: Callable[[], str] | None = None
+) -> Any:
+    """Poll ``expression`` through DevTools (the pages' CSP forbids wait_for_function's eval).
+
+    On a timeout the error carries what the page said (its message and log lines) and,
+    with ``explain``, the server's side, so a failure in CI can be understood from its
+    output alone.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = page.evaluate(expression)
         if value:
             return value
         if time.monotonic() > deadline:
-            msg = f"timed out waiting for {expression!r}"
+            said = page.evaluate(
+                "[document.getElementById('order-message'), document.getElementById('log')]"
+                ".map((n) => n ? n.innerText : '').join(' | ')"
+            )
+            msg = f"timed out waiting for {expression!r}; the page says: {said!r}"
+            if explain is not None:
+                msg += f"; the server: {explain()}"
             raise AssertionError(msg)
         time.sleep(0.1)
+
+
+def _money_state(app: Any, order_id: str) -> str:
+    """The order, its refunds and the sandbox's webhook deliveries, for a failure message."""
+    ledger = app.services.ledger
+    order = ledger.orders.get(order_id)
+    refunds = [(r.id, r.amount, r.status) for r in ledger.refunds.of_order(order_id)]
+    emitter = app.services.sandbox.emitter
+    return (
+        f"order {order.status} refunded={order.refunded_amount}/{order.captured_amount}; "
+        f"refunds {refunds}; emitter pending={emitter.pending} "
+        f"given_up={emitter.given_up[-5:]} last={emitter.delivered[-8:]}"
+    )
 
 
 def _login_form(page: Any, user: str, password: str) -> None:
@@ -272,13 +298,17 @@ def _creator_visit(app: Any, creator: Tour, anonymous: Tour, order_id: str) -> N
     _wait(page, "document.querySelector('#order button.refund-part') !== null")
     page.click("#order button.refund-part")
     status = "document.getElementById('order-status').dataset.status"
-    _wait(page, f"{status} === 'partially_refunded'", 30)
-    _wait(page, "document.querySelector('#order button.refund-all') !== null", 30)
+
+    def server() -> str:
+        return _money_state(app, order_id)
+
+    _wait(page, f"{status} === 'partially_refunded'", 30, server)
+    _wait(page, "document.querySelector('#order button.refund-all') !== null", 30, server)
     assert page.inner_text("#order-status") == "partly refunded"
     assert page.inner_text("#order-message") == f"Refund of {_intl(page, 100)} sent to the buyer."
     page.click("#order button.refund-all")
-    _wait(page, f"{status} === 'refunded'", 30)
-    _wait(page, "document.querySelectorAll('#order button').length === 0", 30)
+    _wait(page, f"{status} === 'refunded'", 30, server)
+    _wait(page, "document.querySelectorAll('#order button').length === 0", 30, server)
     assert "->" not in page.inner_text("#order") and "_" not in page.inner_text("#order-status")
     creator.shot(page, "09-creator-refunded")
     shares = creator.page()
