@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
-import signal
-import warnings
 from pathlib import Path
 
 import pytest
@@ -198,49 +195,4 @@ def test_whatever_wrote_the_file_only_the_uploaded_bytes_are_published(
         return
     assert instances[0].complete(session).sha256 == hashlib.sha256(data).hexdigest()
     with storage.open("k.bin") as reader:
-        assert reader.read() == data
-
-
-def _upload_whole(uploads: ResumableUploads, key: str, data: bytes, chunk: int) -> str:
-    session = uploads.begin(key, len(data), chunk_size=chunk, content_type="x/y")
-    for index in range(-(-len(data) // chunk)):
-        uploads.put_chunk(session, index, data=data[index * chunk : (index + 1) * chunk])
-    return uploads.complete(session).sha256
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
-def test_a_process_forked_after_uploads_still_hashes_its_chunks(tmp_path):
-    """A pre-forking server that warmed up first: the child gets helper threads of its own.
-
-    The helper threads (chunk records, running hash) exist in the parent when it forks;
-    the child inherits the pool but not its threads, and must not queue work nobody runs.
-    """
-    mib = 1024 * 1024
-    storage = LocalStorage(tmp_path / "root")
-    uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
-    data = os.urandom(3 * mib)  # 1 MiB chunks: hashed on the helper threads
-    assert _upload_whole(uploads, "parent.bin", data, mib) == hashlib.sha256(data).hexdigest()
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        pid = os.fork()
-    if pid == 0:  # the child: report, never return into pytest
-        verdict = b"error"
-        try:
-            digest = _upload_whole(uploads, "child.bin", data, mib)
-            verdict = b"ok" if digest == hashlib.sha256(data).hexdigest() else b"wrong"
-        finally:
-            os.write(write_end, verdict)
-            os._exit(0)
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], 30)
-        verdict = os.read(read_end, 16) if ready else b"hung"
-    finally:
-        os.close(read_end)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert verdict == b"ok"
-    with storage.open("child.bin") as reader:
         assert reader.read() == data

@@ -35,6 +35,7 @@ import secrets
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, cast
 
 import attrs
@@ -55,7 +56,6 @@ from veza_storage._protocol import Storage
 from veza_storage._sessions import UploadSession, UploadSessionStore
 from veza_storage._staging import LostChunksError
 from veza_storage._staging_local import boot_id
-from veza_storage._threads import BesideThreads
 from veza_storage._types import ObjectInfo, validate_metadata
 
 MIN_CHUNK = 64 * 1024
@@ -146,7 +146,7 @@ class ResumableUploads:
         # chunk records are computed beside the write on these threads (started on first
         # use, ended with this object): a thread started per chunk made each chunk wait
         # about 1.5 ms for it to be scheduled on a busy two-core machine
-        self._beside = BesideThreads(2, "veza-storage-chunk")
+        self._beside = ThreadPoolExecutor(max_workers=2, thread_name_prefix="veza-storage-chunk")
         self.storage: Storage = storage
         self._store = store
         self._ttl = ttl
@@ -497,7 +497,9 @@ def _record_part(number: int, state: dict[str, str]) -> Callable[[UploadSession]
     return change
 
 
-def _hashing_while(data: bytes, write: Callable[[], _T], beside: BesideThreads) -> tuple[str, _T]:
+def _hashing_while(
+    data: bytes, write: Callable[[], _T], beside: ThreadPoolExecutor
+) -> tuple[str, _T]:
     """SHA-256 of ``data`` computed on a second thread while ``write`` runs; both results.
 
     ``hashlib`` releases the GIL on large buffers and so do ``pwrite`` and socket sends:
@@ -508,7 +510,7 @@ def _hashing_while(data: bytes, write: Callable[[], _T], beside: BesideThreads) 
 
 
 def _computing_while(
-    compute: Callable[[], str], write: Callable[[], _T], size: int, beside: BesideThreads
+    compute: Callable[[], str], write: Callable[[], _T], size: int, beside: ThreadPoolExecutor
 ) -> tuple[str, _T]:
     """``compute()`` on a ``beside`` thread while ``write`` runs (from 1 MiB); both results."""
     if size < _OVERLAP_FROM:

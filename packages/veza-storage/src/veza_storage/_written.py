@@ -36,10 +36,8 @@ import collections
 import hashlib
 import os
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
-
-from veza_storage._threads import BesideThreads
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -98,7 +96,7 @@ class _Prefix:
             self._behind.exception()
             self._behind = None
 
-    def extend(self, data: bytes, hasher: BesideThreads) -> None:
+    def extend(self, data: bytes, hasher: ThreadPoolExecutor) -> None:
         """Hash ``data`` after what came before, on the staging area's hashing thread.
 
         ``hashlib`` releases the GIL on large buffers: chunk ``i`` is hashed while the
@@ -137,7 +135,7 @@ class WrittenPrefixes:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # its one thread starts with the first chunk it hashes and ends with this object
-        self._hasher = BesideThreads(1, "veza-storage-hash")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veza-storage-hash")
         self._prefixes: collections.OrderedDict[str, _Prefix] = collections.OrderedDict()
 
     def start(self, session_id: str, fd: int) -> None:
