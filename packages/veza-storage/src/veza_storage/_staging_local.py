@@ -17,13 +17,13 @@ chunk got its own SHA-256 on arrival: a second full SHA-256 pass, about 0.35
 CPU-seconds more per GiB than the CRC-32 (user CPU 1.16-1.35 s against 0.80-0.89 s
 per GiB in four interleaved runs).
 
-When one process staged the chunks in index order and can prove nothing else changed
-the file since (``_written``: the file's change time is checked around every chunk
-write and at ``complete``), the digest of the bytes it wrote is the digest of the
-assembled file, and ``complete`` reads nothing back; chunks after a gap in the order
-are read back from where the known prefix ends. Before, a running digest was measured
-and not kept because nothing proved the file unchanged, so every chunk still had to
-be checked against its record at ``complete`` (a third pass). ``mmap`` for the
+Measured and not kept: keeping the whole digest running over in-order chunks while
+they are written, then checking each chunk against its record at ``complete`` on
+several threads. It is the only safe form of "hash while receiving" (the check is
+what catches a chunk changed on disk), so it costs a third pass. Side by side with
+the two-SHA-256 code on the shared machine (load average 12 to 17) it was slower in
+three of four interleaved runs (medians 18.0 against 14.8 s, 19.1 against 17.8 s,
+20.8 against 16.7 s per GiB; faster once, 19.4 against 21.6 s). ``mmap`` for the
 read-back saved 0.03 CPU-seconds per GiB: not worth a ``SIGBUS`` if the file were
 truncated meanwhile.
 """
@@ -43,7 +43,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from veza_storage._buffers import zeroed
 from veza_storage._copy import BUFFER as COPY_BUFFER, start_write_back
@@ -54,10 +54,6 @@ from veza_storage._local import XATTR, LocalStorage, publish_at
 from veza_storage._sessions import UploadSession
 from veza_storage._staging import STAGING, LostChunksError, assembled, check_whole
 from veza_storage._types import ObjectInfo
-from veza_storage._written import WrittenPrefixes, changes_are_stamped
-
-if TYPE_CHECKING:
-    from hashlib import _Hash
 
 
 class LocalStaging:
@@ -77,8 +73,6 @@ class LocalStaging:
     def __init__(self, storage: LocalStorage) -> None:
         self._storage = storage
         self._direct = DirectWriter()
-        self._written = WrittenPrefixes()
-        self._stamped: bool | None = None  # decided by the first begin (see _written)
 
     def _walk(
         self, session: UploadSession | None, *, create: bool
@@ -96,13 +90,9 @@ class LocalStaging:
         with self._walk(session, create=True) as chain:
             fd = os.open("data", _STAGED, 0o600, dir_fd=chain[-1])
             try:
-                if self._stamped is None:
-                    self._stamped = changes_are_stamped(fd)
                 os.ftruncate(fd, session.total_size)  # sparse until chunks arrive
                 if self._storage.durable:
                     os.fsync(fd)
-                if self._stamped:
-                    self._written.start(session.id, fd)
             finally:
                 os.close(fd)
             if self._storage.durable:
@@ -139,13 +129,7 @@ class LocalStaging:
                 os.close(fd)
                 raise
         try:
-            self._written.extend(session.id, index, fd, data)
-            try:
-                self._direct.write(fd, direct, data, offset)
-            except BaseException:
-                self._written.forget(session.id)  # the file may hold part of the chunk
-                raise
-            self._written.written(session.id, fd)
+            self._direct.write(fd, direct, data, offset)
             if direct is None and self._storage.durable:
                 # start writing this chunk back now (asynchronously): complete()'s fsync
                 # then finds most of the object on disk instead of a GiB of dirty pages
@@ -208,15 +192,12 @@ class LocalStaging:
                 os.close(fd)
                 raise
             try:
-                # what this process wrote in order, if the file is provably still that
-                known = self._written.take(session.id, fd)
                 sha256 = _verify_staged(
                     session,
                     fd,
                     flush=self._storage.durable,
                     per_chunk=_may_have_lost(session),
                     direct_fd=direct,
-                    known=known,
                 )
                 record = {
                     "content_type": session.content_type,
@@ -244,7 +225,6 @@ class LocalStaging:
         return self._storage.stat(session.key)
 
     def cleanup(self, session: UploadSession) -> None:
-        self._written.forget(session.id)
         with contextlib.suppress(FileNotFoundError), self._walk(None, create=False) as chain:
             shutil.rmtree(session.id, dir_fd=chain[-1], ignore_errors=True)
 
@@ -385,24 +365,19 @@ def _verify_staged(
     flush: bool,
     per_chunk: bool,
     direct_fd: int | None = None,
-    known: tuple[_Hash, int] | None = None,
 ) -> str:
     """Hash the assembled bytes; check each chunk's digest if ``per_chunk`` or if they fail.
 
     When the whole object does not match the declared SHA-256, the chunks are checked
     one by one to tell lost chunks (send them again) from a wrong declared checksum.
     With ``direct_fd`` (the file opened ``O_DIRECT``) the whole-object pass reads the
-    disk in aligned pieces, without filling the page cache (see ``_direct``). ``known``
-    is the digest of the file's first chunks as this process wrote them (see
-    ``_written``): only the rest is read; unused when ``per_chunk``.
+    disk in aligned pieces, without filling the page cache (see ``_direct``).
 
     Raises:
         LostChunksError: Chunks whose bytes are not the recorded ones.
         UploadIncompleteError, ChecksumMismatchError: See ``check_whole``.
     """
-    digest, lost, start = hashlib.sha256(), list[int](), 0
-    if known is not None and not per_chunk:
-        digest, start = known[0], min(known[1] * session.chunk_size, session.total_size)
+    digest, lost = hashlib.sha256(), list[int]()
     # no buffer larger than the object: a 0.6 MiB track needs no 3 x 4 MiB; a multiple
     # of ALIGN, as direct reads need
     buffer_size = -(-max(1, min(COPY_BUFFER, session.total_size)) // ALIGN) * ALIGN
@@ -411,9 +386,7 @@ def _verify_staged(
         if per_chunk:
             size, lost = _read_chunks(session, fd, behind, check=True)
         else:
-            size = start
-            if direct_fd is not None and start < session.total_size:
-                size = _read_direct(session, direct_fd, behind, start=start)
+            size = _read_direct(session, direct_fd, behind) if direct_fd is not None else 0
             if size < session.total_size:  # buffered: no direct I/O, or an unaligned stop
                 size, lost = _read_chunks(session, fd, behind, check=False, start=size)
     finally:
@@ -427,13 +400,13 @@ def _verify_staged(
     return digest.hexdigest()
 
 
-def _read_direct(session: UploadSession, fd: int, behind: _Behind, *, start: int = 0) -> int:
-    """Feed the file from ``start`` to ``behind`` in aligned direct reads; returns the end.
+def _read_direct(session: UploadSession, fd: int, behind: _Behind) -> int:
+    """Feed the file to ``behind`` in aligned direct reads; returns the bytes read.
 
-    Stops early (returning an offset short of the size) if the kernel refuses the
-    alignment or returns a short read before the end: the caller reads the rest buffered.
+    Stops early (returning an aligned count short of the size) only if the kernel
+    returns a short read before the end: the caller reads the rest buffered.
     """
-    size = start
+    size = 0
     while size < session.total_size:
         buffer = behind.free.get()
         try:

@@ -32,10 +32,10 @@ import functools
 import hashlib
 import re
 import secrets
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, cast
 
 import attrs
@@ -143,10 +143,6 @@ class ResumableUploads:
             raise StorageConfigurationError(msg)
         self._staging: UploadStaging = storage.upload_staging()
         self._compares = self._staging if isinstance(self._staging, ComparesStagedChunks) else None
-        # chunk records are computed beside the write on these threads (started on first
-        # use, ended with this object): a thread started per chunk made each chunk wait
-        # about 1.5 ms for it to be scheduled on a busy two-core machine
-        self._beside = ThreadPoolExecutor(max_workers=2, thread_name_prefix="veza-storage-chunk")
         self.storage: Storage = storage
         self._store = store
         self._ttl = ttl
@@ -314,9 +310,9 @@ class ResumableUploads:
         write = functools.partial(self._staging.write_chunk, session, index, data)
         if self._compares is not None:
             record_of = functools.partial(self._compares.chunk_record, data)
-            recorded, part = _computing_while(record_of, write, len(data), self._beside)
+            recorded, part = _computing_while(record_of, write, len(data))
         elif digest is None:
-            recorded, part = _hashing_while(data, write, self._beside)
+            recorded, part = _hashing_while(data, write)
         else:
             part = write()  # durable before recorded
             recorded = digest
@@ -497,30 +493,32 @@ def _record_part(number: int, state: dict[str, str]) -> Callable[[UploadSession]
     return change
 
 
-def _hashing_while(
-    data: bytes, write: Callable[[], _T], beside: ThreadPoolExecutor
-) -> tuple[str, _T]:
+def _hashing_while(data: bytes, write: Callable[[], _T]) -> tuple[str, _T]:
     """SHA-256 of ``data`` computed on a second thread while ``write`` runs; both results.
 
     ``hashlib`` releases the GIL on large buffers and so do ``pwrite`` and socket sends:
-    an 8 MiB chunk costs the longer of the two instead of their sum. The hash is
-    waited for before returning, even when ``write`` raises.
+    an 8 MiB chunk costs the longer of the two instead of their sum. The thread is
+    joined before returning, even when ``write`` raises.
     """
-    return _computing_while(lambda: hashlib.sha256(data).hexdigest(), write, len(data), beside)
+    return _computing_while(lambda: hashlib.sha256(data).hexdigest(), write, len(data))
 
 
 def _computing_while(
-    compute: Callable[[], str], write: Callable[[], _T], size: int, beside: ThreadPoolExecutor
+    compute: Callable[[], str], write: Callable[[], _T], size: int
 ) -> tuple[str, _T]:
-    """``compute()`` on a ``beside`` thread while ``write`` runs (from 1 MiB); both results."""
+    """``compute()`` on a second thread while ``write`` runs (from 1 MiB); both results."""
     if size < _OVERLAP_FROM:
         return compute(), write()
-    record = beside.submit(compute)
+    result: list[str] = []
+    worker = threading.Thread(
+        target=lambda: result.append(compute()), name="veza-storage-chunk-hash"
+    )
+    worker.start()
     try:
         written = write()
     finally:
-        failure = record.exception()  # waits
-    if failure is not None:  # never record nothing
+        worker.join()
+    if not result:  # compute() raised on its thread (reported there): never record nothing
         msg = "the chunk's digest could not be computed"
-        raise UploadError(msg) from failure
-    return record.result(), written
+        raise UploadError(msg)
+    return result[0], written
