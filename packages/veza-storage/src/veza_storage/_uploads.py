@@ -32,10 +32,10 @@ import functools
 import hashlib
 import re
 import secrets
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from concurrent import futures
 from typing import TypeVar, cast
 
 import attrs
@@ -56,6 +56,7 @@ from veza_storage._protocol import Storage
 from veza_storage._sessions import UploadSession, UploadSessionStore
 from veza_storage._staging import LostChunksError
 from veza_storage._staging_local import boot_id
+from veza_storage._threads import BesideThreads
 from veza_storage._types import ObjectInfo, validate_metadata
 
 MIN_CHUNK = 64 * 1024
@@ -143,6 +144,10 @@ class ResumableUploads:
             raise StorageConfigurationError(msg)
         self._staging: UploadStaging = storage.upload_staging()
         self._compares = self._staging if isinstance(self._staging, ComparesStagedChunks) else None
+        # chunk records are computed beside the write on these threads (started on first
+        # use, ended with this object, started afresh in a forked child): a thread started
+        # per chunk made each chunk wait for it to be scheduled on a busy two-core machine
+        self._beside = BesideThreads(2, "veza-storage-chunk")
         self.storage: Storage = storage
         self._store = store
         self._ttl = ttl
@@ -310,9 +315,9 @@ class ResumableUploads:
         write = functools.partial(self._staging.write_chunk, session, index, data)
         if self._compares is not None:
             record_of = functools.partial(self._compares.chunk_record, data)
-            recorded, part = _computing_while(record_of, write, len(data))
+            recorded, part = _computing_while(record_of, write, len(data), self._beside)
         elif digest is None:
-            recorded, part = _hashing_while(data, write)
+            recorded, part = _hashing_while(data, write, self._beside)
         else:
             part = write()  # durable before recorded
             recorded = digest
@@ -493,32 +498,32 @@ def _record_part(number: int, state: dict[str, str]) -> Callable[[UploadSession]
     return change
 
 
-def _hashing_while(data: bytes, write: Callable[[], _T]) -> tuple[str, _T]:
-    """SHA-256 of ``data`` computed on a second thread while ``write`` runs; both results.
+def _hashing_while(data: bytes, write: Callable[[], _T], beside: BesideThreads) -> tuple[str, _T]:
+    """SHA-256 of ``data`` computed on a helper thread while ``write`` runs; both results.
 
     ``hashlib`` releases the GIL on large buffers and so do ``pwrite`` and socket sends:
-    an 8 MiB chunk costs the longer of the two instead of their sum. The thread is
-    joined before returning, even when ``write`` raises.
+    an 8 MiB chunk costs the longer of the two instead of their sum. The hash is
+    finished before returning, even when ``write`` raises.
     """
-    return _computing_while(lambda: hashlib.sha256(data).hexdigest(), write, len(data))
+    return _computing_while(lambda: hashlib.sha256(data).hexdigest(), write, len(data), beside)
 
 
 def _computing_while(
-    compute: Callable[[], str], write: Callable[[], _T], size: int
+    compute: Callable[[], str], write: Callable[[], _T], size: int, beside: BesideThreads
 ) -> tuple[str, _T]:
-    """``compute()`` on a second thread while ``write`` runs (from 1 MiB); both results."""
+    """``compute()`` on a helper thread while ``write`` runs (from 1 MiB); both results.
+
+    Raises:
+        UploadError: ``compute()`` failed: a chunk is never recorded without its digest.
+    """
     if size < _OVERLAP_FROM:
         return compute(), write()
-    result: list[str] = []
-    worker = threading.Thread(
-        target=lambda: result.append(compute()), name="veza-storage-chunk-hash"
-    )
-    worker.start()
+    future = beside.submit(compute)
     try:
         written = write()
     finally:
-        worker.join()
-    if not result:  # compute() raised on its thread (reported there): never record nothing
+        futures.wait([future])
+    if future.exception() is not None:
         msg = "the chunk's digest could not be computed"
-        raise UploadError(msg)
-    return result[0], written
+        raise UploadError(msg) from future.exception()
+    return future.result(), written

@@ -1,0 +1,48 @@
+"""Long-lived helper threads for work beside a chunk write, safe across ``fork``.
+
+Why not a thread per chunk: on a busy two-core machine ``Thread.start`` waited about
+1.5 ms per chunk for the new thread to be scheduled. Why not a bare
+``ThreadPoolExecutor``: a process forked after its thread started (a pre-forking
+server that warmed up first) inherits an executor that believes its idle thread exists
+and would queue work that nobody runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+
+class BesideThreads:
+    """A thread pool started on first use, and started afresh in a forked child.
+
+    Its threads end when it is garbage-collected (``ThreadPoolExecutor`` semantics).
+
+    Args:
+        workers: The most threads running at once. One worker runs work in the order
+            it was submitted.
+        name: The threads' name prefix (seen in ``py-spy`` and thread dumps).
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._workers = workers
+        self._name = name
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._executor: ThreadPoolExecutor | None = None
+
+    def submit(self, work: Callable[[], _T]) -> Future[_T]:
+        """Run ``work`` on one of the threads; its future."""
+        with self._lock:
+            if self._executor is None or self._pid != os.getpid():
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._workers, thread_name_prefix=self._name
+                )
+                self._pid = os.getpid()
+            executor = self._executor
+        return executor.submit(work)
