@@ -27,7 +27,7 @@ from veza_reference._config import MaskedMapping
 from veza_reference._db import Track
 from veza_reference._media import ffmpeg_available, publish_hls, tone
 from veza_reference._routes_media import add_track
-from veza_reference._serve import Running, start
+from veza_reference._serve import Running, settle_heap, start
 from veza_reference._services import Services, build_services
 from veza_reference._users import Role
 
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     running = run_demo(demo_environment(os.environ, args.data_dir, args.port))
+    settle_heap()  # start-up's objects out of the full collection's way (see there)
     config = running.services.config
     with Session(running.services.engine) as session:
         tracks = session.scalar(sa.select(sa.func.count()).select_from(Track))

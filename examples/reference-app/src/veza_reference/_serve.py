@@ -10,6 +10,7 @@ run the workers as their own processes instead (``VEZA_WORKERS=false`` here, and
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -177,6 +178,22 @@ def start(services: Services) -> Running:
     return Running(services, url, services.edge_url, edge, servers, cancel, workers)
 
 
+def settle_heap() -> None:
+    """Move everything start-up allocated out of the garbage collector's sight.
+
+    The process's main entry points call it once the server answers. Why: the cyclic
+    garbage collector's full (generation 2) pass walks every tracked object, and a
+    started app holds hundreds of thousands of them (FastAPI's routes and models,
+    SQLAlchemy's metadata, pydantic's validators), none of which will ever be garbage.
+    Measured with ``bench/healthz.py``: one full pass took 103 ms, during which no
+    thread of the process ran and every request, ``/healthz`` included, waited.
+    ``gc.freeze()`` moves the objects alive now into a permanent generation that
+    collections skip; later garbage is collected as before.
+    """
+    gc.collect()  # what start-up left as garbage goes now, not frozen for ever
+    gc.freeze()
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Whether ``host:port`` cannot be bound now (another server holds it)."""
     if port == 0:
@@ -248,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         running = start(build_services(environ))
+        settle_heap()
     except (AppConfigurationError, UserError, ValueError) as exc:
         print(f"veza-reference: {exc}", file=sys.stderr)
         return 2
