@@ -21,7 +21,10 @@ load average at the start and the end of the run.
 
 Goal (issue 16): loaded p99 within 2x of idle. On a machine with fewer cores than
 processes, the load competes with the probe for the CPU as well; the output prints the
-CPU count beside the numbers.
+CPU count beside the numbers, and a *control* row: a bare FastAPI ``/healthz`` in its
+own uvicorn process, sent no load, probed in the same rounds right after the app. Its
+loaded/idle ratio is what the machine's load alone does to a server that has nothing
+to do; the app's ratio beyond it is the app's own.
 
 The load generators are not the server under test: they run at a lower CPU priority
 (``nice`` ``VEZA_BENCH_LOAD_NICE``, 10 by default; 0 gives them the app's priority), so
@@ -34,6 +37,7 @@ priority the load had.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -72,23 +76,51 @@ BURST = 20  # webhooks per burst
 CHUNK = 256 * 1024
 
 
+CONTROL = r"""
+import sys, uvicorn
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def probe(url: str, count: int) -> list[float]:
-    """Milliseconds of ``count`` sequential ``GET /healthz``."""
-    timings = []
+    """Milliseconds of ``count`` sequential ``GET /healthz``.
+
+    The probe's own garbage collector is off while it times: one full pass of this
+    process (sqlalchemy, veza and httpx loaded) took 85-97 ms and was the idle phase's
+    maximum in every run until this was done, a pause of the instrument, not the app.
+    """
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(50):  # warm the connection
             client.get("/healthz")
-        for _ in range(count):
-            started = time.perf_counter()
-            answer = client.get("/healthz")
-            timings.append((time.perf_counter() - started) * 1000)
-            if answer.status_code != 200:
-                raise SystemExit(f"/healthz answered {answer.status_code}")
+        gc.collect()
+        gc.disable()
+        try:
+            timings = _timed(client, count)
+        finally:
+            gc.enable()
+    return timings
+
+
+def _timed(client: httpx.Client, count: int) -> list[float]:
+    timings = []
+    for _ in range(count):
+        started = time.perf_counter()
+        answer = client.get("/healthz")
+        timings.append((time.perf_counter() - started) * 1000)
+        if answer.status_code != 200:
+            raise SystemExit(f"/healthz answered {answer.status_code}")
     return timings
 
 
@@ -246,6 +278,12 @@ def main() -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    control_url = f"http://127.0.0.1:{free_port()}"
+    control = subprocess.Popen(  # same stack, no load sent to it: the machine's share
+        [sys.executable, "-c", CONTROL, control_url.rsplit(":", 1)[1]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     context = multiprocessing.get_context("spawn")  # fresh interpreters, no forked state
     gate = Gate(context)
     gate.go.set()
@@ -254,6 +292,7 @@ def main() -> None:
     delivered = context.Value("i", 0)
     try:
         _wait_healthy(url, server, log)
+        _wait_healthy(control_url, control, log)
         engine = sa.create_engine(database_url)
         users = Users(engine)
         accounts = []
@@ -278,16 +317,20 @@ def main() -> None:
             time.sleep(0.1)
         idle: list[float] = []
         loaded: list[float] = []
+        control_idle: list[float] = []
+        control_loaded: list[float] = []
         elapsed, done_uploads, done_webhooks = 0.0, 0, 0
         for _ in range(ROUNDS):
             gate.pause()
             idle += probe(url, PROBES // ROUNDS)
+            control_idle += probe(control_url, PROBES // ROUNDS)
             gate.go.set()
             time.sleep(0.5)  # the load in full swing again: every loader back in a request
             before = (uploads.value, delivered.value)
             started = time.monotonic()
             loaded += probe(url, PROBES // ROUNDS)
             elapsed += time.monotonic() - started
+            control_loaded += probe(control_url, PROBES // ROUNDS)
             done_uploads += uploads.value - before[0]
             done_webhooks += delivered.value - before[1]
         load_after = os.getloadavg()
@@ -300,6 +343,8 @@ def main() -> None:
             process.join(timeout=60)
             if process.is_alive():
                 process.terminate()
+        control.terminate()
+        control.wait(timeout=20)
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=20)
@@ -313,7 +358,12 @@ def main() -> None:
     dead = [p.exitcode for p in loaders if p.exitcode not in (0, None)]
     if dead:
         raise SystemExit(f"a load process failed (exit codes {dead})")
-    rows = [("idle", idle), ("loaded", loaded)]
+    rows = [
+        ("idle", idle),
+        ("loaded", loaded),
+        ("control idle", control_idle),
+        ("control loaded", control_loaded),
+    ]
     print(
         f"# /healthz latency: {platform.python_implementation()} {sys.version.split()[0]}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs; app in its own process (uvicorn, "
@@ -325,10 +375,10 @@ def main() -> None:
         f"256 KiB chunks) + 1 process of {BURST}-webhook bursts (64 KiB, signed); "
         f"load processes at nice {LOAD_NICE} (app, probe and PostgreSQL at nice 0)"
     )
-    print(f"{'phase':8} {'p50':>9} {'p99':>9} {'max':>9}")
+    print(f"{'phase':15} {'p50':>9} {'p99':>9} {'max':>9}")
     for label, values in rows:
         print(
-            f"{label:8} {statistics.median(values):7.2f}ms {_percentile(values, 0.99):7.2f}ms "
+            f"{label:15} {statistics.median(values):7.2f}ms {_percentile(values, 0.99):7.2f}ms "
             f"{max(values):7.2f}ms"
         )
     ratio = _percentile(loaded, 0.99) / _percentile(idle, 0.99)
@@ -336,6 +386,11 @@ def main() -> None:
         f"loaded p99 / idle p99: {ratio:.2f} (goal <= 2); during the loaded phase "
         f"({elapsed:.1f} s): {done_uploads} uploads completed, "
         f"{done_webhooks} webhooks accepted"
+    )
+    control_ratio = _percentile(control_loaded, 0.99) / _percentile(control_idle, 0.99)
+    print(
+        f"control (a bare FastAPI /healthz, no load sent to it) loaded p99 / idle p99: "
+        f"{control_ratio:.2f}: what the machine's load alone does to an idle server"
     )
     print(
         "# load average (1, 5, 15 min) at the start: "
