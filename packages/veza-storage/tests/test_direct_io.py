@@ -47,6 +47,10 @@ def _upload(storage: LocalStorage, key: str, data: bytes, chunk: int, order: lis
     seed=st.randoms(use_true_random=False),
 )
 def test_any_chunk_alignment_and_order_publishes_the_uploaded_bytes(tmp_path, size, chunk, seed):
+    # at most 600 chunks: each put_chunk reads the whole session, so 20,000 one-byte
+    # chunks took 94-123 s (quadratic); a one-byte chunk never holds a whole aligned
+    # block, so larger sizes at that chunk size cover nothing more of the direct path
+    size = min(size, 600 * chunk)
     data = os.urandom(size)
     order = list(range(-(-size // chunk)))
     seed.shuffle(order)
