@@ -20,7 +20,11 @@ ALIGN = 4096
 def zeroed(size: int) -> memoryview:
     """A writable, zero-filled buffer of ``size`` bytes, backed by an anonymous map.
 
-    The map is unmapped when the last view of it is garbage-collected.
+    The map is unmapped when the last view of it is garbage-collected. It is private
+    (``MAP_PRIVATE``, not ``mmap``'s default ``MAP_SHARED``): a process forked while
+    buffers exist (a pre-forking server that warmed up first) gets copies of them, not
+    the same pages, so two processes writing chunks through pooled buffers never write
+    into each other's.
 
     Raises:
         ValueError: ``size`` is below 1 (an empty map cannot be created).
@@ -28,4 +32,4 @@ def zeroed(size: int) -> memoryview:
     if size < 1:
         msg = f"a buffer holds at least 1 byte, not {size}"
         raise ValueError(msg)
-    return memoryview(mmap.mmap(-1, size))
+    return memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))

@@ -36,8 +36,11 @@ class BesideThreads:
         self._pid = -1
         self._executor: ThreadPoolExecutor | None = None
 
-    def submit(self, work: Callable[[], _T]) -> Future[_T]:
-        """Run ``work`` on one of the threads; its future."""
+    def submit(self, work: Callable[[], _T]) -> Future[_T] | None:
+        """Run ``work`` on one of the threads; its future, or ``None`` if none will run it.
+
+        ``None`` only while the interpreter ends: the caller then runs ``work`` itself.
+        """
         with self._lock:
             if self._executor is None or self._pid != os.getpid():
                 self._executor = ThreadPoolExecutor(
@@ -45,4 +48,10 @@ class BesideThreads:
                 )
                 self._pid = os.getpid()
             executor = self._executor
-        return executor.submit(work)
+        try:
+            return executor.submit(work)
+        except RuntimeError:
+            # The interpreter is ending: concurrent.futures stops accepting work when the
+            # main thread returns, before Python joins the non-daemon threads that may
+            # still be uploading. The caller runs the work itself instead of failing.
+            return None

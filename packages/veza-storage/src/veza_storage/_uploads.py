@@ -519,6 +519,8 @@ def _computing_while(
     if size < _OVERLAP_FROM:
         return compute(), write()
     future = beside.submit(compute)
+    if future is None:  # the interpreter is ending and its pools with it: compute here
+        return compute(), write()
     try:
         written = write()
     finally:
