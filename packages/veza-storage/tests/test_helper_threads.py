@@ -203,3 +203,42 @@ def test_uploads_still_running_when_the_main_thread_returns_all_finish(tmp_path)
         check=True,
     )
     assert done.stdout.split() == ["20", "[]"], done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_child_forked_while_another_thread_holds_the_pools_locks_still_uploads(tmp_path):
+    """``fork`` copies a held lock as held, and the thread that held it is not in the child.
+
+    Deterministic: the parent holds the buffer pool's and the helper pool's locks across
+    the fork (as a thread inside ``put_chunk`` would for an instant); the child must
+    still upload, not wait for ever.
+    """
+    storage = LocalStorage(tmp_path / "root")
+    uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
+    data = os.urandom(3 * MiB)
+    assert _upload_whole(uploads, "warm.bin", data, MiB) == hashlib.sha256(data).hexdigest()
+    staging = uploads._staging
+    read_end, write_end = os.pipe()
+    with staging._direct._lock.held(), uploads._beside._lock.held():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # the child: report, never return into pytest
+            verdict = b"error"
+            try:
+                digest = _upload_whole(uploads, "child.bin", data, MiB)
+                verdict = b"ok" if digest == hashlib.sha256(data).hexdigest() else b"wrong"
+            finally:
+                os.write(write_end, verdict)
+                os._exit(0)
+    os.close(write_end)
+    ready: list[int] = []
+    try:
+        ready, _, _ = select.select([read_end], [], [], 30)
+        verdict = os.read(read_end, 16) if ready else b"hung"
+    finally:
+        os.close(read_end)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert verdict == b"ok"

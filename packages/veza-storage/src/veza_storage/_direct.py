@@ -24,11 +24,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import threading
 from collections.abc import Iterator
 
 from veza_storage._buffers import ALIGN, zeroed
 from veza_storage._copy import write_all
+from veza_storage._threads import ForkAwareLock
 
 __all__ = ["ALIGN", "PIECE", "DirectWriter"]
 #: Bytes copied into one aligned buffer and written per system call.
@@ -45,7 +45,7 @@ class DirectWriter:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = ForkAwareLock()  # a pre-forking server's workers inherit the pool
         self._free: list[memoryview] = []
         self._supported = bool(_O_DIRECT)
 
@@ -56,14 +56,14 @@ class DirectWriter:
 
     @contextlib.contextmanager
     def _buffer(self) -> Iterator[memoryview]:
-        with self._lock:
+        with self._lock.held():
             buffer = self._free.pop() if self._free else None
         if buffer is None:
             buffer = zeroed(PIECE)  # mmap: page-aligned
         try:
             yield buffer
         finally:
-            with self._lock:
+            with self._lock.held():
                 if len(self._free) < _KEEP:
                     self._free.append(buffer)
 

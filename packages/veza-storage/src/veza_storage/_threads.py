@@ -9,13 +9,37 @@ and would queue work that nobody runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 _T = TypeVar("_T")
+
+
+class ForkAwareLock:
+    """A lock that a forked child takes afresh.
+
+    Why: ``fork`` copies a lock in the state it had, and a lock another thread held at
+    that instant stays held for ever in the child, where that thread does not exist: a
+    pre-forking server's worker would hang on its first upload. The child notices the
+    new process id and uses a new lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock of this process for the ``with`` block."""
+        if self._pid != os.getpid():
+            self._lock, self._pid = threading.Lock(), os.getpid()
+        lock = self._lock  # release the very lock acquired
+        with lock:
+            yield
 
 
 class BesideThreads:
@@ -32,7 +56,7 @@ class BesideThreads:
     def __init__(self, workers: int, name: str) -> None:
         self._workers = workers
         self._name = name
-        self._lock = threading.Lock()
+        self._lock = ForkAwareLock()
         self._pid = -1
         self._executor: ThreadPoolExecutor | None = None
 
@@ -41,7 +65,7 @@ class BesideThreads:
 
         ``None`` only while the interpreter ends: the caller then runs ``work`` itself.
         """
-        with self._lock:
+        with self._lock.held():
             if self._executor is None or self._pid != os.getpid():
                 self._executor = ThreadPoolExecutor(
                     max_workers=self._workers, thread_name_prefix=self._name
