@@ -68,22 +68,30 @@ def test_a_process_forked_after_uploads_still_records_its_chunks(tmp_path):
         assert reader.read() == data
 
 
-def test_a_chunk_whose_record_fails_is_refused_and_not_recorded(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("chunk", "pool"),
+    [(MiB, "running"), (MiB, "ended"), (64 * 1024, "running")],
+    ids=["pool", "interpreter-ending", "small-chunk"],
+)
+def test_a_chunk_whose_record_fails_is_refused_and_not_recorded(tmp_path, monkeypatch, chunk, pool):
+    """Whichever thread computes the record, a failure is an ``UploadError`` and no record."""
     storage = LocalStorage(tmp_path / "root")
     uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
-    data = os.urandom(2 * MiB)
-    session = uploads.begin("k.bin", len(data), chunk_size=MiB, content_type="x/y")
+    data = os.urandom(2 * chunk)
+    session = uploads.begin("k.bin", len(data), chunk_size=chunk, content_type="x/y")
+    if pool == "ended":  # what submit answers once concurrent.futures stopped its pools
+        monkeypatch.setattr(uploads._beside, "submit", lambda work: None)
 
     def broken(chunk: bytes) -> str:
         raise MemoryError("no memory for the record")
 
     monkeypatch.setattr(uploads._staging, "chunk_record", broken)
     with pytest.raises(UploadError, match="could not be computed"):
-        uploads.put_chunk(session, 0, data=data[:MiB])
+        uploads.put_chunk(session, 0, data=data[:chunk])
     assert uploads.status(session).received == ()
     monkeypatch.undo()
-    uploads.put_chunk(session, 0, data=data[:MiB])  # the next attempt succeeds
-    uploads.put_chunk(session, 1, data=data[MiB:])
+    uploads.put_chunk(session, 0, data=data[:chunk])  # the next attempt succeeds
+    uploads.put_chunk(session, 1, data=data[chunk:])
     assert uploads.complete(session).sha256 == hashlib.sha256(data).hexdigest()
 
 

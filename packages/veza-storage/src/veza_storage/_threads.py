@@ -29,15 +29,20 @@ class ForkAwareLock:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._locks: dict[int, threading.Lock] = {os.getpid(): threading.Lock()}
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Hold the lock of this process for the ``with`` block."""
-        if self._pid != os.getpid():
-            self._lock, self._pid = threading.Lock(), os.getpid()
-        lock = self._lock  # release the very lock acquired
+        """Hold the lock of this process for the ``with`` block.
+
+        One lock per process id: ``dict.setdefault`` is atomic, so two threads of a
+        child that arrive first at once both get the one lock it stored (replacing an
+        attribute instead let each make its own, and both held "the" lock at once).
+        """
+        pid = os.getpid()
+        lock = self._locks.get(pid)
+        if lock is None:
+            lock = self._locks.setdefault(pid, threading.Lock())
         with lock:
             yield
 

@@ -516,16 +516,18 @@ def _computing_while(
     Raises:
         UploadError: ``compute()`` failed: a chunk is never recorded without its digest.
     """
-    if size < _OVERLAP_FROM:
-        return compute(), write()
-    future = beside.submit(compute)
-    if future is None:  # the interpreter is ending and its pools with it: compute here
-        return compute(), write()
+    msg = "the chunk's digest could not be computed"
+    future = beside.submit(compute) if size >= _OVERLAP_FROM else None
+    if future is None:  # a small chunk, or the interpreter is ending (no pool): compute here
+        try:
+            digest = compute()
+        except Exception as exc:
+            raise UploadError(msg) from exc
+        return digest, write()
     try:
         written = write()
     finally:
         futures.wait([future])
     if future.exception() is not None:
-        msg = "the chunk's digest could not be computed"
         raise UploadError(msg) from future.exception()
     return future.result(), written
