@@ -30,22 +30,17 @@ def _upload_whole(uploads: ResumableUploads, key: str, data: bytes, chunk: int) 
     return uploads.complete(session).sha256
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
-def test_a_process_forked_after_uploads_still_records_its_chunks(tmp_path):
-    """A pre-forking server that warmed up first: the child gets helper threads of its own.
+def _child_uploads(uploads: ResumableUploads, data: bytes) -> bytes:
+    """Fork; the child uploads ``data`` as ``child.bin``; its verdict, or ``b"hung"``.
 
-    The child inherits the pool object but not its threads; queuing work there would
-    hang ``put_chunk`` forever (red with a bare ``ThreadPoolExecutor``).
+    The child reports ``b"ok"`` if the digest is ``data``'s, and never returns into
+    pytest. The parent waits 30 s at most, then kills it.
     """
-    storage = LocalStorage(tmp_path / "root")
-    uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
-    data = os.urandom(3 * MiB)  # 1 MiB chunks: recorded on the helper threads
-    assert _upload_whole(uploads, "parent.bin", data, MiB) == hashlib.sha256(data).hexdigest()
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
         pid = os.fork()
-    if pid == 0:  # the child: report, never return into pytest
+    if pid == 0:
         verdict = b"error"
         try:
             digest = _upload_whole(uploads, "child.bin", data, MiB)
@@ -57,12 +52,26 @@ def test_a_process_forked_after_uploads_still_records_its_chunks(tmp_path):
     ready: list[int] = []
     try:
         ready, _, _ = select.select([read_end], [], [], 30)
-        verdict = os.read(read_end, 16) if ready else b"hung"
+        return os.read(read_end, 16) if ready else b"hung"
     finally:
         os.close(read_end)
         if not ready:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_process_forked_after_uploads_still_records_its_chunks(tmp_path):
+    """A pre-forking server that warmed up first: the child gets helper threads of its own.
+
+    The child inherits the pool object but not its threads; queuing work there would
+    hang ``put_chunk`` forever (red with a bare ``ThreadPoolExecutor``).
+    """
+    storage = LocalStorage(tmp_path / "root")
+    uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
+    data = os.urandom(3 * MiB)  # 1 MiB chunks: recorded on the helper threads
+    assert _upload_whole(uploads, "parent.bin", data, MiB) == hashlib.sha256(data).hexdigest()
+    verdict = _child_uploads(uploads, data)
     assert verdict == b"ok"
     with storage.open("child.bin") as reader:
         assert reader.read() == data
@@ -226,27 +235,6 @@ def test_a_child_forked_while_another_thread_holds_the_pools_locks_still_uploads
     data = os.urandom(3 * MiB)
     assert _upload_whole(uploads, "warm.bin", data, MiB) == hashlib.sha256(data).hexdigest()
     staging = uploads._staging
-    read_end, write_end = os.pipe()
     with staging._direct._lock.held(), uploads._beside._lock.held():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-            pid = os.fork()
-        if pid == 0:  # the child: report, never return into pytest
-            verdict = b"error"
-            try:
-                digest = _upload_whole(uploads, "child.bin", data, MiB)
-                verdict = b"ok" if digest == hashlib.sha256(data).hexdigest() else b"wrong"
-            finally:
-                os.write(write_end, verdict)
-                os._exit(0)
-    os.close(write_end)
-    ready: list[int] = []
-    try:
-        ready, _, _ = select.select([read_end], [], [], 30)
-        verdict = os.read(read_end, 16) if ready else b"hung"
-    finally:
-        os.close(read_end)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        verdict = _child_uploads(uploads, data)
     assert verdict == b"ok"
