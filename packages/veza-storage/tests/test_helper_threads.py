@@ -223,18 +223,18 @@ def test_uploads_still_running_when_the_main_thread_returns_all_finish(tmp_path)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
-def test_a_child_forked_while_another_thread_holds_the_pools_locks_still_uploads(tmp_path):
+def test_a_child_forked_while_another_thread_holds_the_pools_lock_still_uploads(tmp_path):
     """``fork`` copies a held lock as held, and the thread that held it is not in the child.
 
-    Deterministic: the parent holds the buffer pool's and the helper pool's locks across
-    the fork (as a thread inside ``put_chunk`` would for an instant); the child must
-    still upload, not wait for ever.
+    Deterministic: the parent holds the buffer pool's lock across the fork (as a thread
+    inside ``put_chunk`` would for an instant); the child must still upload, not wait
+    for ever. (The helper-thread pool keeps no lock: one executor per process id.)
     """
     storage = LocalStorage(tmp_path / "root")
     uploads = ResumableUploads(storage, InMemoryUploadSessionStore())
     data = os.urandom(3 * MiB)
     assert _upload_whole(uploads, "warm.bin", data, MiB) == hashlib.sha256(data).hexdigest()
     staging = uploads._staging
-    with staging._direct._lock.held(), uploads._beside._lock.held():
+    with staging._direct._lock.held():
         verdict = _child_uploads(uploads, data)
     assert verdict == b"ok"

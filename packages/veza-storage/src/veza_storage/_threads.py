@@ -61,22 +61,20 @@ class BesideThreads:
     def __init__(self, workers: int, name: str) -> None:
         self._workers = workers
         self._name = name
-        self._lock = ForkAwareLock()
-        self._pid = -1
-        self._executor: ThreadPoolExecutor | None = None
+        # one executor per process id, like ForkAwareLock's locks: a child never uses
+        # the parent's; an executor starts no thread before its first submit
+        self._executors: dict[int, ThreadPoolExecutor] = {}
 
     def submit(self, work: Callable[[], _T]) -> Future[_T] | None:
         """Run ``work`` on one of the threads; its future, or ``None`` if none will run it.
 
         ``None`` only while the interpreter ends: the caller then runs ``work`` itself.
         """
-        with self._lock.held():
-            if self._executor is None or self._pid != os.getpid():
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self._workers, thread_name_prefix=self._name
-                )
-                self._pid = os.getpid()
-            executor = self._executor
+        pid = os.getpid()
+        executor = self._executors.get(pid)
+        if executor is None:
+            fresh = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix=self._name)
+            executor = self._executors.setdefault(pid, fresh)
         try:
             return executor.submit(work)
         except RuntimeError:

@@ -35,7 +35,6 @@ import secrets
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent import futures
 from typing import TypeVar, cast
 
 import attrs
@@ -527,7 +526,7 @@ def _computing_while(
     try:
         written = write()
     finally:
-        futures.wait([future])
-    if future.exception() is not None:
-        raise UploadError(msg) from future.exception()
+        failure = future.exception()  # waits for compute(), even when write() raised
+    if failure is not None:
+        raise UploadError(msg) from failure
     return future.result(), written
