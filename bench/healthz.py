@@ -279,11 +279,13 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
     control_url = f"http://127.0.0.1:{free_port()}"
-    control = subprocess.Popen(  # same stack, no load sent to it: the machine's share
-        [sys.executable, "-c", CONTROL, control_url.rsplit(":", 1)[1]],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    control_log = data / "control.log"
+    with control_log.open("wb") as out:
+        control = subprocess.Popen(  # same stack, no load sent to it: the machine's share
+            [sys.executable, "-c", CONTROL, control_url.rsplit(":", 1)[1]],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     context = multiprocessing.get_context("spawn")  # fresh interpreters, no forked state
     gate = Gate(context)
     gate.go.set()
@@ -292,7 +294,7 @@ def main() -> None:
     delivered = context.Value("i", 0)
     try:
         _wait_healthy(url, server, log)
-        _wait_healthy(control_url, control, log)
+        _wait_healthy(control_url, control, control_log)
         engine = sa.create_engine(database_url)
         users = Users(engine)
         accounts = []
@@ -330,9 +332,9 @@ def main() -> None:
             started = time.monotonic()
             loaded += probe(url, PROBES // ROUNDS)
             elapsed += time.monotonic() - started
-            control_loaded += probe(control_url, PROBES // ROUNDS)
-            done_uploads += uploads.value - before[0]
+            done_uploads += uploads.value - before[0]  # while the app was probed
             done_webhooks += delivered.value - before[1]
+            control_loaded += probe(control_url, PROBES // ROUNDS)
         load_after = os.getloadavg()
     finally:
         gate.stop.set()
